@@ -1,0 +1,295 @@
+//! Per-listing signals and their combination.
+
+use rayon::prelude::*;
+
+use crate::text::brands::MentionKind;
+use crate::text::normalize_text;
+use crate::text::replica::FAMILIES;
+
+use super::kb::KnowledgeBase;
+use super::weights::{noisy_or, Action};
+
+/// What the scan knows of one listing.
+#[derive(Debug, Clone, Default)]
+pub struct ListingInput<'a> {
+    pub title: &'a str,
+    pub description: Option<&'a str>,
+    pub declared_brand: Option<&'a str>,
+    pub category: Option<&'a str>,
+    pub price_cents: Option<i64>,
+    pub seller_id: i64,
+    pub link: Option<SellerLink>,
+}
+
+/// Identity attributes the listing's seller shares with sellers closed for
+/// counterfeiting: `(attribute column, closed seller id)` pairs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SellerLink {
+    pub shared: Vec<(String, i64)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reason {
+    pub code: &'static str,
+    pub detail: String,
+    pub weight: f32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assessment {
+    pub score: f32,
+    pub action: Action,
+    pub reasons: Vec<Reason>,
+    pub brand_id: Option<i64>,
+}
+
+/// Assess many listings in parallel (rayon), preserving order.
+pub fn assess_batch(kb: &KnowledgeBase, inputs: &[ListingInput<'_>]) -> Vec<Assessment> {
+    inputs.par_iter().with_min_len(256).map(|l| kb.assess(l)).collect()
+}
+
+fn yuan(cents: i64) -> String {
+    format!("¥{}.{:02}", cents / 100, (cents % 100).abs())
+}
+
+impl KnowledgeBase {
+    /// All signals of one listing, its score and action.
+    pub fn assess(&self, l: &ListingInput<'_>) -> Assessment {
+        let w = &self.weights;
+        let mut reasons: Vec<Reason> = Vec::new();
+
+        let title = normalize_text(l.title);
+        let desc = l.description.map(normalize_text).unwrap_or_default();
+        let texts = [("title", title.as_str()), ("description", desc.as_str())];
+
+        // Brand: the first direct mention in the title, then the description,
+        // then the declared brand column.
+        let mut brand: Option<usize> = None;
+        let mut compat_only: Option<usize> = None;
+        for (_, text) in texts {
+            for m in self.brand_matcher.find(text) {
+                match m.kind {
+                    MentionKind::Direct if brand.is_none() => brand = Some(m.brand),
+                    MentionKind::Compatibility if compat_only.is_none() => compat_only = Some(m.brand),
+                    _ => {}
+                }
+            }
+        }
+        let mut via_declared = false;
+        if brand.is_none() && compat_only.is_none() {
+            if let Some(b) = l.declared_brand.and_then(|d| self.by_name.get(&normalize_text(d))) {
+                brand = Some(*b);
+                via_declared = true;
+            }
+        }
+
+        if let Some(bi) = brand {
+            let b = &self.brands[bi];
+            if b.protected {
+                reasons.push(Reason {
+                    code: "brand_mention",
+                    detail: format!(
+                        "protected brand {} (id {}) {}",
+                        b.name,
+                        b.id,
+                        if via_declared { "declared by the seller" } else { "named in the text" }
+                    ),
+                    weight: w.brand_mention,
+                });
+                if !b.authorized_sellers.contains(&l.seller_id) {
+                    reasons.push(Reason {
+                        code: "unauthorized_seller",
+                        detail: format!("seller {} is not authorised to sell {}", l.seller_id, b.name),
+                        weight: w.unauthorized_seller,
+                    });
+                }
+            }
+            if let (Some(floor), Some(price)) = (b.min_price_cents, l.price_cents) {
+                let in_category = b.categories.is_empty()
+                    || l.category.is_some_and(|c| {
+                        b.categories.iter().any(|bc| c.contains(bc.as_str()) || bc.contains(c))
+                    });
+                let ratio = price as f64 / floor.max(1) as f64;
+                if in_category && price >= 0 && ratio < w.floor_ratio as f64 {
+                    let depth = 1.0 - (ratio / w.floor_ratio as f64) as f32;
+                    reasons.push(Reason {
+                        code: "price_below_floor",
+                        detail: format!(
+                            "{} is {:.0}% of {}'s floor {}",
+                            yuan(price),
+                            ratio * 100.0,
+                            b.name,
+                            yuan(floor)
+                        ),
+                        weight: w.price_min + (w.price_max - w.price_min) * depth,
+                    });
+                }
+            }
+        }
+
+        for (source, text) in texts {
+            for hit in self.replica.find(text) {
+                let f = &FAMILIES[hit.family];
+                reasons.push(Reason {
+                    code: "replica_vocabulary",
+                    detail: format!("{source}: \"{}\" ({})", hit.spelling, f.name),
+                    weight: (f.weight * w.replica_factor).min(1.0),
+                });
+            }
+            for hit in self.contact.find(text) {
+                reasons.push(Reason {
+                    code: "contact_diversion",
+                    detail: format!("{source}: {} contact {} offered off-platform", hit.channel, mask(&hit.id)),
+                    weight: w.contact_diversion,
+                });
+            }
+        }
+
+        if let Some(link) = &l.link {
+            if let Some(r) = self.link_reason(link) {
+                reasons.push(r);
+            }
+        }
+
+        let score = noisy_or(reasons.iter().map(|r| r.weight));
+        Assessment {
+            score,
+            action: self.thresholds.action(score),
+            brand_id: brand.or(compat_only).map(|b| self.brands[b].id),
+            reasons,
+        }
+    }
+
+    fn link_reason(&self, link: &SellerLink) -> Option<Reason> {
+        let mut attrs: Vec<&str> = link.shared.iter().map(|(a, _)| a.as_str()).collect();
+        attrs.sort();
+        attrs.dedup();
+        let weight = noisy_or(attrs.iter().map(|a| self.weights.link_weight(a))).min(0.95);
+        if weight <= 0.0 {
+            return None;
+        }
+        let mut closed: Vec<i64> = link.shared.iter().map(|(_, s)| *s).collect();
+        closed.sort();
+        closed.dedup();
+        let shown: Vec<String> = closed.iter().take(5).map(|s| s.to_string()).collect();
+        Some(Reason {
+            code: "linked_to_closed_seller",
+            detail: format!(
+                "shares {} with seller{} {}{} closed for counterfeiting",
+                attrs.join(", "),
+                if closed.len() > 1 { "s" } else { "" },
+                shown.join(", "),
+                if closed.len() > 5 { format!(" and {} more", closed.len() - 5) } else { String::new() }
+            ),
+            weight,
+        })
+    }
+}
+
+/// Contact ids are personal data: show enough for a reviewer to recognise
+/// the pattern, not the whole id.
+fn mask(id: &str) -> String {
+    let n = id.chars().count();
+    let keep = (n / 3).clamp(2, 4);
+    let head: String = id.chars().take(keep).collect();
+    let tail: String = id.chars().skip(n.saturating_sub(2)).collect();
+    format!("{head}{}{tail}", "*".repeat(n.saturating_sub(keep + 2)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::risk::{Brand, Thresholds, Weights};
+
+    fn kb() -> KnowledgeBase {
+        KnowledgeBase::new(
+            vec![
+                Brand {
+                    id: 1,
+                    name: "Gucci".into(),
+                    aliases: vec!["古驰".into(), "古奇".into()],
+                    categories: vec!["箱包".into()],
+                    min_price_cents: Some(500_000),
+                    protected: true,
+                    authorized_sellers: [7].into_iter().collect(),
+                },
+                Brand {
+                    id: 2,
+                    name: "Apple".into(),
+                    aliases: vec!["苹果".into(), "iPhone".into()],
+                    categories: vec!["手机".into()],
+                    min_price_cents: Some(300_000),
+                    protected: true,
+                    authorized_sellers: [8].into_iter().collect(),
+                },
+            ],
+            Weights::default(),
+            Thresholds::default(),
+        )
+    }
+
+    fn codes(a: &Assessment) -> Vec<&'static str> {
+        a.reasons.iter().map(|r| r.code).collect()
+    }
+
+    fn listing<'a>(title: &'a str, category: &'a str, price: i64, seller: i64) -> ListingInput<'a> {
+        ListingInput {
+            title,
+            category: Some(if category.is_empty() { "箱包/女包" } else { category }),
+            price_cents: Some(price),
+            seller_id: seller,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn signals_table() {
+        use Action::*;
+        let kb = kb();
+        // (name, listing, codes that must fire, expected action)
+        let cases: Vec<(&str, ListingInput, Vec<&str>, Action)> = vec![
+            ("replica word", listing("高仿古驰女包 新款", "", 60_000, 1), vec!["replica_vocabulary", "unauthorized_seller"], Takedown),
+            ("price far below floor", listing("Gucci 马衔扣 手提包", "", 20_000, 1), vec!["price_below_floor", "unauthorized_seller"], Takedown),
+            ("contact diversion", listing("古驰 包包 加V信 lux8888a 看实物", "", 600_000, 1), vec!["contact_diversion"], Review),
+            ("authorised seller at full price", listing("Gucci 马衔扣 手提包 正品", "", 800_000, 7), vec!["brand_mention"], Allow),
+            ("genuine discount", listing("Gucci 专柜正品 清仓折扣", "", 420_000, 1), vec!["unauthorized_seller"], Allow),
+            ("accessory for iPhone", listing("适用于苹果iPhone15手机壳 透明", "手机配件", 1_900, 1), vec![], Allow),
+            ("wechat pay", listing("支持微信支付 棉麻 女包", "", 9_900, 1), vec![], Allow),
+            ("scale model", listing("1:18 合金车模 收藏", "玩具", 9_900, 1), vec![], Allow),
+            ("obfuscated brand and low price", listing("G.U.C.C.I 女包 特价", "", 30_000, 1), vec!["price_below_floor"], Takedown),
+        ];
+        for (name, l, want, action) in cases {
+            let a = kb.assess(&l);
+            let got = codes(&a);
+            for w in &want {
+                assert!(got.contains(w), "{name}: {got:?} lacks {w}");
+            }
+            if want.is_empty() {
+                assert!(!got.iter().any(|c| *c != "brand_mention"), "{name}: {got:?}");
+            }
+            assert_eq!(a.action, action, "{name}: score {} reasons {:?}", a.score, a.reasons);
+        }
+    }
+
+    #[test]
+    fn linked_seller() {
+        let kb = kb();
+        let mut l = listing("棉麻 女包", "", 9_900, 3);
+        l.link = Some(SellerLink {
+            shared: vec![("id_photo_hash".into(), 99), ("id_name_hash".into(), 99)],
+        });
+        let a = kb.assess(&l);
+        assert_eq!(codes(&a), vec!["linked_to_closed_seller"]);
+        assert!(a.reasons[0].detail.contains("99"));
+        assert_eq!(a.action, Action::Review);
+        // Sharing only an address is weak evidence.
+        l.link = Some(SellerLink { shared: vec![("address_hash".into(), 99)] });
+        assert_eq!(kb.assess(&l).action, Action::Allow);
+    }
+
+    #[test]
+    fn contact_ids_are_masked() {
+        assert_eq!(mask("13800138000"), "138******00");
+        assert_eq!(mask("abc12345"), "ab****45");
+    }
+}

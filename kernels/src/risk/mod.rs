@@ -1,0 +1,10 @@
+//! Risk assessment of one listing: the knowledge base, the signals and how
+//! their reasons combine into a score and an action.
+
+mod assess;
+mod kb;
+mod weights;
+
+pub use assess::{assess_batch, Assessment, ListingInput, Reason, SellerLink};
+pub use kb::{Brand, KnowledgeBase};
+pub use weights::{Action, Thresholds, Weights, MODEL_VERSION};

@@ -1,0 +1,126 @@
+//! Reason weights and action thresholds. These are the documented defaults
+//! (README, "Scoring"); `model_version` changes whenever they do, so a score
+//! can always be traced to the rules that produced it.
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the rules and weights written with every score.
+pub const MODEL_VERSION: &str = "rules-2026.11.1";
+
+/// Weight of each signal: the probability, on its own, that the listing is
+/// counterfeit. Reasons combine by noisy-OR: score = 1 − Π(1 − wᵢ).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Weights {
+    /// A protected brand is named (informational on its own).
+    pub brand_mention: f32,
+    /// Replica vocabulary: the family's own weight (see `text::replica`) times this factor.
+    pub replica_factor: f32,
+    /// A contact id or number offered off-platform.
+    pub contact_diversion: f32,
+    /// Price below `floor_ratio` × the brand's floor: weight rises linearly
+    /// from `price_min` at the ratio to `price_max` at a price of zero.
+    pub price_min: f32,
+    pub price_max: f32,
+    pub floor_ratio: f32,
+    /// A protected brand sold by a seller not on its authorised list.
+    pub unauthorized_seller: f32,
+    /// Identity attributes shared with a seller closed for counterfeiting,
+    /// per attribute; several attributes combine by noisy-OR, capped at 0.95.
+    pub link_id_number: f32,
+    pub link_id_photo: f32,
+    pub link_bank_account: f32,
+    pub link_phone: f32,
+    pub link_device: f32,
+    pub link_address: f32,
+    pub link_id_name: f32,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Weights {
+            brand_mention: 0.1,
+            replica_factor: 1.0,
+            contact_diversion: 0.75,
+            price_min: 0.45,
+            price_max: 0.9,
+            floor_ratio: 0.5,
+            unauthorized_seller: 0.3,
+            link_id_number: 0.8,
+            link_id_photo: 0.7,
+            link_bank_account: 0.7,
+            link_phone: 0.6,
+            link_device: 0.5,
+            link_address: 0.25,
+            link_id_name: 0.2,
+        }
+    }
+}
+
+impl Weights {
+    /// Weight of sharing one identity attribute (column name) with a closed seller.
+    pub fn link_weight(&self, attribute: &str) -> f32 {
+        match attribute {
+            "id_number_hash" => self.link_id_number,
+            "id_photo_hash" => self.link_id_photo,
+            "bank_account_hash" => self.link_bank_account,
+            "phone_hash" => self.link_phone,
+            "device_hash" => self.link_device,
+            "address_hash" => self.link_address,
+            "id_name_hash" => self.link_id_name,
+            _ => 0.0,
+        }
+    }
+}
+
+/// Score thresholds of the actions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Thresholds {
+    /// At or above: a person reviews the listing.
+    pub review: f32,
+    /// At or above: the listing is taken down.
+    pub takedown: f32,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds { review: 0.5, takedown: 0.85 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Allow,
+    Review,
+    Takedown,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Review => "review",
+            Action::Takedown => "takedown",
+        }
+    }
+}
+
+impl Thresholds {
+    pub fn action(&self, score: f32) -> Action {
+        if score >= self.takedown {
+            Action::Takedown
+        } else if score >= self.review {
+            Action::Review
+        } else {
+            Action::Allow
+        }
+    }
+}
+
+/// Noisy-OR of independent reason weights, in [0, 1].
+pub fn noisy_or(weights: impl IntoIterator<Item = f32>) -> f32 {
+    let keep: f32 = weights.into_iter().map(|w| 1.0 - w.clamp(0.0, 1.0)).product();
+    (1.0 - keep).clamp(0.0, 1.0)
+}

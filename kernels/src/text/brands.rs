@@ -1,0 +1,171 @@
+//! Brand mentions: Aho-Corasick over the normalised names and aliases of the
+//! knowledge base, with word boundaries for Latin names and a compatibility
+//! context ("适用于 iPhone", "for iPhone") that marks accessories.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+
+use super::{is_latin_word, normalize_text};
+
+/// How a brand is mentioned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MentionKind {
+    /// The listing presents itself as the brand's product.
+    Direct,
+    /// The listing names the brand as what it fits ("for iPhone", "华为专用"):
+    /// an accessory, not a claim to be the brand.
+    Compatibility,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mention {
+    /// Index of the brand in the list the matcher was built from.
+    pub brand: usize,
+    /// The alias as it matched (normalised).
+    pub alias: String,
+    pub kind: MentionKind,
+    /// Byte offset in the normalised text.
+    pub start: usize,
+}
+
+/// Words that turn a following brand name into a compatibility statement.
+const COMPAT_BEFORE: &[&str] = &["适用于", "适用", "适配", "兼容", "for ", "fit ", "fits ", "compatible with ", "用于", "配"];
+/// Words that do the same right after the brand name.
+const COMPAT_AFTER: &[&str] = &["专用", "通用", "适用", "兼容", "配件", "手机壳", "保护壳", "保护套", "钢化膜", "贴膜", "充电器", "数据线", "表带", "替换", "case", "charger", "cable", "strap"];
+
+pub struct BrandMatcher {
+    ac: AhoCorasick,
+    /// Pattern index → (brand index, normalised alias).
+    patterns: Vec<(usize, String)>,
+}
+
+impl BrandMatcher {
+    /// Build from `(brand index, names and aliases)`. Names shorter than two
+    /// characters after normalisation are skipped (they match everywhere).
+    pub fn new<'a>(brands: impl IntoIterator<Item = (usize, Vec<&'a str>)>) -> Self {
+        let mut patterns: Vec<(usize, String)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (idx, names) in brands {
+            for name in names {
+                let norm = normalize_text(name);
+                if norm.chars().count() < 2 || !seen.insert((idx, norm.clone())) {
+                    continue;
+                }
+                patterns.push((idx, norm));
+            }
+        }
+        let ac = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(patterns.iter().map(|(_, p)| p.as_str()))
+            .expect("brand patterns build an automaton");
+        BrandMatcher { ac, patterns }
+    }
+
+    pub fn len(&self) -> usize {
+        self.patterns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+
+    /// Brand mentions in normalised text, left to right.
+    pub fn find(&self, text: &str) -> Vec<Mention> {
+        let mut out = Vec::new();
+        for m in self.ac.find_iter(text) {
+            let (brand, alias) = &self.patterns[m.pattern().as_usize()];
+            if !latin_boundaries_ok(text, m.start(), m.end(), alias) {
+                continue;
+            }
+            let kind = if is_compat_context(text, m.start(), m.end()) {
+                MentionKind::Compatibility
+            } else {
+                MentionKind::Direct
+            };
+            out.push(Mention { brand: *brand, alias: alias.clone(), kind, start: m.start() });
+        }
+        out
+    }
+}
+
+/// A Latin alias must not sit inside a longer Latin word ("lv" in "silver");
+/// a digit may follow (model numbers: "iphone15").
+fn latin_boundaries_ok(text: &str, start: usize, end: usize, alias: &str) -> bool {
+    let first_latin = alias.chars().next().is_some_and(is_latin_word);
+    let last_latin = alias.chars().last().is_some_and(is_latin_word);
+    if first_latin {
+        if let Some(p) = text[..start].chars().next_back() {
+            if is_latin_word(p) {
+                return false;
+            }
+        }
+    }
+    if last_latin {
+        if let Some(n) = text[end..].chars().next() {
+            if n.is_ascii_alphabetic() {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+fn is_compat_context(text: &str, start: usize, end: usize) -> bool {
+    let before = tail_chars(&text[..start], 12);
+    let after = head_chars(&text[end..], 12);
+    COMPAT_BEFORE.iter().any(|w| before.contains(w)) || COMPAT_AFTER.iter().any(|w| after.contains(w))
+}
+
+fn tail_chars(s: &str, n: usize) -> &str {
+    match s.char_indices().rev().nth(n.saturating_sub(1)) {
+        Some((i, _)) => &s[i..],
+        None => s,
+    }
+}
+
+fn head_chars(s: &str, n: usize) -> &str {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matcher() -> BrandMatcher {
+        BrandMatcher::new(vec![
+            (0, vec!["Louis Vuitton", "LV", "路易威登", "驴牌"]),
+            (1, vec!["Apple", "iPhone", "苹果"]),
+            (2, vec!["Gucci", "古驰", "古馳"]),
+            (3, vec!["X"]),
+        ])
+    }
+
+    fn found(text: &str) -> Vec<(usize, MentionKind)> {
+        matcher().find(&normalize_text(text)).into_iter().map(|m| (m.brand, m.kind)).collect()
+    }
+
+    #[test]
+    fn table() {
+        use MentionKind::*;
+        let cases: &[(&str, &str, Vec<(usize, MentionKind)>)] = &[
+            ("plain latin", "LV 老花 手袋", vec![(0, Direct)]),
+            ("inside a latin word", "silver necklace", vec![]),
+            ("chinese alias", "路易威登男士皮带", vec![(0, Direct)]),
+            ("nickname", "驴牌包包", vec![(0, Direct)]),
+            ("obfuscated with dots", "G.U.C.C.I 包", vec![(2, Direct)]),
+            ("full-width", "ＧＵＣＣＩ包", vec![(2, Direct)]),
+            ("traditional alias", "古馳包", vec![(2, Direct)]),
+            ("homoglyph", "Guссi bag", vec![(2, Direct)]),
+            ("model number after latin", "iPhone15 Pro", vec![(1, Direct)]),
+            ("compat before", "适用于苹果iPhone15手机壳", vec![(1, Compatibility), (1, Compatibility)]),
+            ("compat english", "Case for iPhone 15", vec![(1, Compatibility)]),
+            ("compat after", "苹果专用充电线", vec![(1, Compatibility)]),
+            ("single-letter alias skipped", "X 光片", vec![]),
+        ];
+        for (name, text, want) in cases {
+            assert_eq!(&found(text), want, "{name}: {text}");
+        }
+    }
+}

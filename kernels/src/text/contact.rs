@@ -1,0 +1,215 @@
+//! Contact diversion: an off-platform contact (WeChat/QQ id, phone number)
+//! offered in the listing, however it is disguised. The mere mention of a
+//! messenger ("支持微信支付", "WeChat Pay accepted") is not diversion: an id or
+//! a number must follow the keyword, or a mobile number stands on its own.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+
+use super::normalize_text;
+
+/// Keywords that introduce a contact, with the channel they name. Variant
+/// words (V信, 薇信, 威信, 扣扣, 企鹅, ...) are the ones sellers use to dodge
+/// the literal "微信"/"QQ" filters.
+const KEYWORDS: &[(&str, &str)] = &[
+    ("微信", "wechat"), ("威信", "wechat"), ("薇信", "wechat"), ("徽信", "wechat"),
+    ("维信", "wechat"), ("卫信", "wechat"), ("魏信", "wechat"), ("危信", "wechat"),
+    ("伟信", "wechat"), ("v信", "wechat"), ("vx", "wechat"), ("wx", "wechat"),
+    ("weixin", "wechat"), ("wechat", "wechat"), ("加v", "wechat"), ("+v", "wechat"),
+    ("加微", "wechat"), ("薇", "wechat"), ("嶶", "wechat"), ("溦", "wechat"), ("wei信", "wechat"),
+    ("qq", "qq"), ("扣扣", "qq"), ("企鹅", "qq"), ("球球", "qq"), ("口口", "qq"), ("抠抠", "qq"),
+    ("电话", "phone"), ("手机", "phone"), ("tel", "phone"), ("热线", "phone"), ("联系", "phone"),
+    ("whatsapp", "whatsapp"), ("telegram", "telegram"), ("line", "line"),
+];
+
+/// Characters allowed between a keyword and the id: punctuation became
+/// spaces in normalisation; these are the filler words.
+const FILLERS: &[char] = &[' ', ':', '号', '是', '为', '加', '搜', '同', '+', '码', '我', '私', '聊', '联', '系', '哦', '@', '-', '咨', '询', '信', '微'];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContactHit {
+    pub channel: &'static str,
+    /// The id as written after normalisation (digits folded).
+    pub id: String,
+}
+
+pub struct ContactMatcher {
+    ac: AhoCorasick,
+}
+
+impl Default for ContactMatcher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ContactMatcher {
+    pub fn new() -> Self {
+        let ac = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(KEYWORDS.iter().map(|(k, _)| normalize_text(k)))
+            .expect("contact keywords build an automaton");
+        ContactMatcher { ac }
+    }
+
+    /// Contacts offered in normalised text.
+    pub fn find(&self, text: &str) -> Vec<ContactHit> {
+        let mut hits = Vec::new();
+        for m in self.ac.find_iter(text) {
+            let kw = KEYWORDS[m.pattern().as_usize()].0;
+            let channel = KEYWORDS[m.pattern().as_usize()].1;
+            // Latin keywords must be words of their own ("tel" not in "hotel").
+            if kw.is_ascii() {
+                let prev = text[..m.start()].chars().next_back();
+                if prev.is_some_and(|c| c.is_ascii_alphabetic()) {
+                    continue;
+                }
+            }
+            if let Some(id) = id_after(&text[m.end()..], channel) {
+                if !hits.iter().any(|h: &ContactHit| h.id == id) {
+                    hits.push(ContactHit { channel, id });
+                }
+            }
+        }
+        // A mobile number on its own is an offer of contact too.
+        for id in mobile_numbers(text) {
+            if !hits.iter().any(|h| h.id == id) {
+                hits.push(ContactHit { channel: "phone", id });
+            }
+        }
+        hits
+    }
+}
+
+/// The id right after a keyword: skip fillers, then read a digit id (5-15
+/// digits, groups joined across spaces and dashes; o/l read as 0/1 once there
+/// are three real digits) or, for messengers, an account name of 6-20 letters,
+/// digits, `_` or `-` starting with a letter and holding a digit.
+fn id_after(rest: &str, channel: &str) -> Option<String> {
+    let chars: Vec<char> = rest.chars().take(40).collect();
+    let mut i = 0;
+    let mut skipped = 0;
+    while i < chars.len() && FILLERS.contains(&chars[i]) && skipped < 6 {
+        i += 1;
+        skipped += 1;
+    }
+    // A keyword right inside a word (微信支付) has no id.
+    let tok: String = chars[i..]
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ' '))
+        .collect();
+    let tok = tok.trim_end();
+    if tok.is_empty() {
+        return None;
+    }
+    // Digit id, possibly written in groups.
+    let compact: String = tok.chars().filter(|c| *c != ' ' && *c != '-').collect();
+    let real_digits = compact.chars().filter(|c| c.is_ascii_digit()).count();
+    let folded: String = compact
+        .chars()
+        .map(|c| match c {
+            'o' if real_digits >= 3 => '0',
+            'l' | 'i' if real_digits >= 3 => '1',
+            c => c,
+        })
+        .collect();
+    let digit_prefix: String = folded.chars().take_while(|c| c.is_ascii_digit()).collect();
+    if (5..=15).contains(&digit_prefix.len()) {
+        return Some(digit_prefix);
+    }
+    if channel == "phone" {
+        return None;
+    }
+    // Account names: the first space-free word.
+    let word: String = tok.chars().take_while(|c| *c != ' ').collect();
+    let ok = (6..=20).contains(&word.len())
+        && word.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && word.chars().any(|c| c.is_ascii_digit())
+        && word.chars().any(|c| c.is_ascii_alphabetic());
+    ok.then_some(word)
+}
+
+/// Chinese mobile numbers (1[3-9] and nine more digits) standing alone,
+/// possibly written as 3-4-4 groups.
+fn mobile_numbers(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if !chars[i].is_ascii_digit() || (i > 0 && chars[i - 1].is_ascii_alphanumeric()) {
+            i += 1;
+            continue;
+        }
+        let mut digits = String::new();
+        let mut j = i;
+        while j < chars.len() && digits.len() <= 11 {
+            let c = chars[j];
+            if c.is_ascii_digit() {
+                digits.push(c);
+                j += 1;
+            } else if (c == ' ' || c == '-') && j + 1 < chars.len() && chars[j + 1].is_ascii_digit() && !digits.is_empty() {
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        let ends_clean = j >= chars.len() || !chars[j].is_ascii_alphanumeric();
+        let b = digits.as_bytes();
+        if digits.len() == 11 && ends_clean && b[0] == b'1' && (b'3'..=b'9').contains(&b[1]) {
+            out.push(digits);
+        }
+        i = j.max(i + 1);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(text: &str) -> Vec<String> {
+        ContactMatcher::new().find(&normalize_text(text)).into_iter().map(|h| h.id).collect()
+    }
+
+    #[test]
+    fn disguised_contacts_are_found() {
+        let cases: &[(&str, &str)] = &[
+            ("加微信: abc12345 看实物", "abc12345"),
+            ("V信 tb8888x 咨询", "tb8888x"),
+            ("薇信号 shop_2024a", "shop_2024a"),
+            ("➕V：lux9988", "lux9988"),
+            ("vx 13800138000", "13800138000"),
+            ("QQ 12345678", "12345678"),
+            ("扣扣 ①②③④⑤⑥⑦⑧", "12345678"),
+            ("企鹅 壹贰叁肆伍陆", "123456"),
+            ("微 信 一三八零零一三八零零零", "13800138000"),
+            ("威信 138 0013 8000", "13800138000"),
+            ("电话 138-0013-8000", "13800138000"),
+            ("联系我 13800138000", "13800138000"),
+            ("正品 13912345678 看图", "13912345678"),
+            ("wx: 138OO138OOO", "13800138000"),
+            ("WhatsApp +8613800138000", "8613800138000"),
+        ];
+        for (text, want) in cases {
+            let got = ids(text);
+            assert!(got.iter().any(|g| g == want), "{text}: got {got:?}, want {want}");
+        }
+    }
+
+    #[test]
+    fn mentions_without_an_id_are_not_diversion() {
+        for text in [
+            "支持微信支付 支付宝",
+            "可微信付款 顺丰包邮",
+            "微信扫码 领券",
+            "WeChat Pay accepted",
+            "手机壳 iPhone15 透明",
+            "QQ音乐 会员",
+            "hotel 12345678 room",
+            "戴森 v8 吸尘器",
+            "条码 6901234567890",
+            "加微信群享优惠",
+        ] {
+            assert!(ids(text).is_empty(), "{text}: {:?}", ids(text));
+        }
+    }
+}

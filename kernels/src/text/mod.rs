@@ -1,0 +1,34 @@
+//! Text normalisation and the matchers that run on normalised text.
+
+pub mod brands;
+pub mod contact;
+mod numerals;
+pub mod normalize;
+pub mod replica;
+
+pub use normalize::normalize_text;
+
+/// Han ideographs, kana and hangul: scripts written without spaces between words.
+pub fn is_cjk(c: char) -> bool {
+    matches!(c as u32,
+        0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F
+        | 0x3040..=0x30FF | 0xAC00..=0xD7AF | 0x3005 | 0x3007)
+}
+
+/// Latin letters and digits after normalisation (ASCII only: homoglyphs and
+/// full-width forms are folded to ASCII first).
+pub fn is_latin_word(c: char) -> bool {
+    c.is_ascii_alphanumeric()
+}
+
+/// The first `max_bytes` of `s`, cut at a character boundary.
+pub fn truncate_at_char(s: &str, max_bytes: usize) -> &str {
+    if s.len() <= max_bytes {
+        return s;
+    }
+    let mut end = max_bytes;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

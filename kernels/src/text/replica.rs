@@ -1,0 +1,233 @@
+//! Replica vocabulary: the words sellers use to say "this is a copy", with
+//! their variant spellings, and the contexts in which they mean something else
+//! (高仿真花 is an artificial flower, 1:18 a scale model, AAA电池 a battery).
+//!
+//! Patterns are matched on normalised text, so spacing, emoji, full-width,
+//! traditional and homoglyph variants need no entries of their own; entries
+//! here are the *lexical* variants: homophones, pinyin, abbreviations.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+
+use super::{is_latin_word, normalize_text};
+
+/// One vocabulary family: spellings that mean the same thing, with a weight.
+pub struct Family {
+    pub name: &'static str,
+    pub weight: f32,
+    pub spellings: &'static [&'static str],
+    /// The match is ignored when one of these follows it closely.
+    pub not_before: &'static [&'static str],
+    /// The match is ignored when one of these precedes it closely.
+    pub not_after: &'static [&'static str],
+}
+
+/// Contexts in which "1:1" describes size, not a copy.
+const SCALE_CONTEXT: &[&str] = &["比例", "模型", "scale", "model", "手办", "等身", "雕像", "车模", "实物大小", "尺寸", "打印", "图纸"];
+
+pub const FAMILIES: &[Family] = &[
+    Family {
+        name: "高仿 (high imitation)",
+        weight: 0.9,
+        spellings: &["高仿", "搞仿", "膏仿", "稿仿", "高彷", "高fang", "gao仿", "gaofang", "高访货", "高仿货", "高f货"],
+        not_before: &["真"],
+        not_after: &[],
+    },
+    Family {
+        name: "仿品 (imitation goods)",
+        weight: 0.85,
+        spellings: &["仿品", "仿牌", "仿货", "精仿", "超仿", "顶仿", "原仿", "仿款", "山寨", "shanzhai", "彷品", "仿版"],
+        not_before: &["真"],
+        not_after: &[],
+    },
+    Family {
+        name: "复刻 (replica)",
+        weight: 0.65,
+        spellings: &["复刻", "覆刻", "复克", "付刻", "腹刻", "复k", "fuke", "复刻版", "顶级复刻"],
+        not_before: &[],
+        not_after: &[],
+    },
+    Family {
+        name: "A货 (A-grade copy)",
+        weight: 0.85,
+        spellings: &["a货", "aa货", "aaa货", "a+货", "超a", "顶级a", "超级a", "a级货", "a版", "4a", "5a货", "顶a"],
+        not_before: &["股", "级景区", "景区"],
+        not_after: &[],
+    },
+    Family {
+        name: "AAA (grade)",
+        weight: 0.55,
+        spellings: &["aaa", "aaaa", "aaaaa"],
+        not_before: &["电池", "号", "battery", "级", "景区", "级景区", "纸", "game"],
+        not_after: &["电池", "号", "7号", "5号", "南孚", "gp"],
+    },
+    Family {
+        name: "原单 (factory surplus)",
+        weight: 0.7,
+        spellings: &["原单", "外贸原单", "原单货", "yuandan", "跟单货", "尾单货", "工厂尾单"],
+        not_before: &[],
+        not_after: &[],
+    },
+    Family {
+        name: "1:1 (one-to-one copy)",
+        weight: 0.85,
+        spellings: &["1:1", "1比1", "一比一", "1:1原版", "1:1复刻"],
+        not_before: SCALE_CONTEXT,
+        not_after: SCALE_CONTEXT,
+    },
+    Family {
+        name: "莆田 (Putian copies)",
+        weight: 0.8,
+        spellings: &["莆田鞋", "莆田货", "莆田纯原", "莆田工厂", "蒲田鞋", "甫田鞋", "putian", "莆田版", "莆田"],
+        not_before: &["特产", "市", "桂圆", "荔枝", "龙眼", "卤面", "小吃", "美食", "学院", "大学"],
+        not_after: &["福建省"],
+    },
+    Family {
+        name: "纯原/公司级 (factory-grade copy)",
+        weight: 0.75,
+        spellings: &["纯原", "公司级", "顶级版本", "原厂版", "过验版", "过验", "真标", "原鞋开模", "原版开模"],
+        not_before: &[],
+        not_after: &[],
+    },
+    Family {
+        name: "replica (English)",
+        weight: 0.9,
+        spellings: &["replica", "rep1ica", "repl1ca", "superfake", "super fake", "mirror quality", "1:1 quality", "top quality copy", "fake"],
+        not_before: &[],
+        not_after: &[],
+    },
+    Family {
+        name: "非正品 (not genuine)",
+        weight: 0.7,
+        spellings: &["非正品", "不是正品", "非原装正品", "假一赔十假", "不保真"],
+        not_before: &[],
+        not_after: &[],
+    },
+];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicaHit {
+    pub family: usize,
+    pub spelling: String,
+}
+
+pub struct ReplicaMatcher {
+    ac: AhoCorasick,
+    patterns: Vec<(usize, String)>,
+}
+
+impl Default for ReplicaMatcher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ReplicaMatcher {
+    pub fn new() -> Self {
+        let mut patterns = Vec::new();
+        for (i, f) in FAMILIES.iter().enumerate() {
+            for s in f.spellings {
+                patterns.push((i, normalize_text(s)));
+            }
+        }
+        let ac = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(patterns.iter().map(|(_, p)| p.as_str()))
+            .expect("replica patterns build an automaton");
+        ReplicaMatcher { ac, patterns }
+    }
+
+    /// Replica vocabulary in normalised text (at most one hit per family).
+    pub fn find(&self, text: &str) -> Vec<ReplicaHit> {
+        let mut hits: Vec<ReplicaHit> = Vec::new();
+        for m in self.ac.find_iter(text) {
+            let (family, spelling) = &self.patterns[m.pattern().as_usize()];
+            let f = &FAMILIES[*family];
+            let before = &text[..m.start()];
+            let after = &text[m.end()..];
+            // Latin spellings must stand as words; "1:1" must not be "1:18".
+            if spelling.chars().next().is_some_and(is_latin_word)
+                && before.chars().next_back().is_some_and(|c| c.is_ascii_alphabetic())
+            {
+                continue;
+            }
+            if spelling.chars().last().is_some_and(is_latin_word)
+                && after.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            {
+                continue;
+            }
+            let near_after: String = after.chars().take(8).collect();
+            let near_before: String = {
+                let v: Vec<char> = before.chars().rev().take(8).collect();
+                v.into_iter().rev().collect()
+            };
+            if f.not_before.iter().any(|w| near_after.starts_with(w) || (w.chars().count() > 1 && near_after.contains(w)))
+                || f.not_after.iter().any(|w| near_before.ends_with(w) || (w.chars().count() > 1 && near_before.contains(w)))
+            {
+                continue;
+            }
+            if !hits.iter().any(|h| h.family == *family) {
+                hits.push(ReplicaHit { family: *family, spelling: spelling.clone() });
+            }
+        }
+        hits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn families(text: &str) -> Vec<&'static str> {
+        ReplicaMatcher::new()
+            .find(&normalize_text(text))
+            .into_iter()
+            .map(|h| FAMILIES[h.family].name.split(' ').next().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn variants_are_found() {
+        let cases: &[(&str, &str)] = &[
+            ("高仿LV包", "高仿"),
+            ("高 仿 包", "高仿"),
+            ("高🔥仿 女包", "高仿"),
+            ("搞仿名表", "高仿"),
+            ("gao仿 手表", "高仿"),
+            ("ＧＡＯＦＡＮＧ watch", "高仿"),
+            ("復刻 aj1", "复刻"),
+            ("A货 包包", "A货"),
+            ("超A 手表", "A货"),
+            ("AAA 包包", "AAA"),
+            ("1:1 做工 女包", "1:1"),
+            ("一比一 原版", "1:1"),
+            ("１：１版本", "1:1"),
+            ("莆田纯原 空军一号", "莆田"),
+            ("外贸原单 羽绒服", "原单"),
+            ("Replica watch", "replica"),
+            ("R E P L I C A bag", "replica"),
+            ("精仿 名表", "仿品"),
+        ];
+        for (text, want) in cases {
+            let got = families(text);
+            assert!(got.contains(want), "{text}: got {got:?}, want {want}");
+        }
+    }
+
+    #[test]
+    fn hard_negatives_are_not_found() {
+        for text in [
+            "高仿真绿植 假花 客厅摆件",
+            "仿真花 高仿真玫瑰",
+            "1:18 合金车模 法拉利",
+            "1:1 比例 仿真 模型 手办",
+            "南孚 AAA 7号电池 4粒",
+            "AAA级景区 门票",
+            "福建莆田特产 桂圆干 500g",
+            "1:12 娃娃屋",
+            "正品 专柜 新款",
+            "rep movement 健身",
+        ] {
+            assert!(families(text).is_empty(), "{text}: {:?}", families(text));
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! Table definitions: one function per table, each column with a doc string.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+
+/// The logical type of a column, as the contract states it. `to_arrow` gives
+/// the canonical Arrow type dajia writes; `accepts` the family it reads.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ty {
+    Int64,
+    Float32,
+    Boolean,
+    Utf8,
+    Binary,
+    /// Timestamp in microseconds, UTC.
+    Timestamp,
+    ListUtf8,
+    ListInt64,
+    /// `List<Struct<code Utf8, detail Utf8, weight Float32>>`.
+    Reasons,
+}
+
+impl Ty {
+    pub fn to_arrow(&self) -> DataType {
+        match self {
+            Ty::Int64 => DataType::Int64,
+            Ty::Float32 => DataType::Float32,
+            Ty::Boolean => DataType::Boolean,
+            Ty::Utf8 => DataType::Utf8,
+            Ty::Binary => DataType::Binary,
+            Ty::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            Ty::ListUtf8 => DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))),
+            Ty::ListInt64 => {
+                DataType::List(Arc::new(Field::new_list_field(DataType::Int64, true)))
+            }
+            Ty::Reasons => DataType::List(Arc::new(Field::new_list_field(
+                DataType::Struct(reason_fields()),
+                true,
+            ))),
+        }
+    }
+
+    /// Does a column stored as `dt` read as this type without loss?
+    pub fn accepts(&self, dt: &DataType) -> bool {
+        use DataType as D;
+        let is_str = |d: &D| matches!(d, D::Utf8 | D::LargeUtf8 | D::Utf8View);
+        let is_list_of = |d: &D, inner: &dyn Fn(&D) -> bool| match d {
+            D::List(f) | D::LargeList(f) | D::ListView(f) | D::LargeListView(f) => {
+                inner(f.data_type())
+            }
+            _ => false,
+        };
+        let is_int = |d: &D| {
+            matches!(
+                d,
+                D::Int8 | D::Int16 | D::Int32 | D::Int64 | D::UInt8 | D::UInt16 | D::UInt32
+            )
+        };
+        match self {
+            Ty::Int64 => is_int(dt),
+            Ty::Float32 => matches!(dt, D::Float16 | D::Float32 | D::Float64),
+            Ty::Boolean => matches!(dt, D::Boolean),
+            Ty::Utf8 => is_str(dt),
+            Ty::Binary => matches!(dt, D::Binary | D::LargeBinary | D::BinaryView),
+            Ty::Timestamp => matches!(dt, D::Timestamp(_, _)),
+            Ty::ListUtf8 => is_list_of(dt, &is_str),
+            Ty::ListInt64 => is_list_of(dt, &is_int),
+            Ty::Reasons => is_list_of(dt, &|d| matches!(d, D::Struct(_))),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Ty::Int64 => "Int64",
+            Ty::Float32 => "Float32",
+            Ty::Boolean => "Boolean",
+            Ty::Utf8 => "Utf8",
+            Ty::Binary => "Binary",
+            Ty::Timestamp => "Timestamp(µs, UTC)",
+            Ty::ListUtf8 => "List<Utf8>",
+            Ty::ListInt64 => "List<Int64>",
+            Ty::Reasons => "List<Struct<code Utf8, detail Utf8, weight Float32>>",
+        }
+    }
+}
+
+/// Fields of one reason: a code, a human-readable detail and its weight.
+pub fn reason_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("code", DataType::Utf8, false),
+        Field::new("detail", DataType::Utf8, false),
+        Field::new("weight", DataType::Float32, false),
+    ])
+}
+
+#[derive(Debug, Clone)]
+pub struct ColumnDef {
+    pub name: &'static str,
+    pub ty: Ty,
+    pub nullable: bool,
+    /// A required column must exist in every file; optional ones may be absent.
+    pub required: bool,
+    pub doc: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableKind {
+    /// Read from a catalog.
+    Input,
+    /// Written by dajia under an output prefix (Delta Lake, partitioned by `dt`).
+    Output,
+}
+
+#[derive(Debug, Clone)]
+pub struct TableDef {
+    pub name: &'static str,
+    pub kind: TableKind,
+    pub doc: &'static str,
+    pub columns: Vec<ColumnDef>,
+}
+
+impl TableDef {
+    /// The canonical Arrow schema, with each column's doc in field metadata.
+    pub fn schema(&self) -> SchemaRef {
+        let fields: Vec<Field> = self
+            .columns
+            .iter()
+            .map(|c| {
+                Field::new(c.name, c.ty.to_arrow(), c.nullable).with_metadata(
+                    [("doc".to_string(), c.doc.to_string())].into_iter().collect(),
+                )
+            })
+            .collect();
+        Arc::new(Schema::new(fields))
+    }
+
+    pub fn column(&self, name: &str) -> Option<&ColumnDef> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+}
+
+fn col(name: &'static str, ty: Ty, nullable: bool, doc: &'static str) -> ColumnDef {
+    ColumnDef { name, ty, nullable, required: true, doc }
+}
+
+fn opt(name: &'static str, ty: Ty, doc: &'static str) -> ColumnDef {
+    ColumnDef { name, ty, nullable: true, required: false, doc }
+}
+
+/// Every table of the contract, inputs first.
+pub fn tables() -> Vec<TableDef> {
+    use TableKind::*;
+    use Ty::*;
+    vec![
+        TableDef {
+            name: "listings",
+            kind: Input,
+            doc: "One row per product listing of the snapshot (hive partition dt=YYYY-MM-DD optional).",
+            columns: vec![
+                col("listing_id", Int64, false, "Platform-wide listing id."),
+                col("seller_id", Int64, false, "The seller offering the listing (sellers.seller_id)."),
+                col("title", Utf8, false, "Listing title as the seller wrote it."),
+                opt("description", Utf8, "Free-text description."),
+                col("category", Utf8, true, "Category path or name, e.g. 箱包/女包."),
+                opt("brand", Utf8, "Brand the seller declared (may be missing or wrong)."),
+                col("price_cents", Int64, true, "Price in minor units (fen for CNY)."),
+                opt("currency", Utf8, "ISO 4217 code, e.g. CNY."),
+                opt("ship_from", Utf8, "Shipping region, e.g. 福建省莆田市."),
+                opt("image_ids", ListUtf8, "Images of the listing (images.image_id)."),
+                opt("updated_at", Timestamp, "Last modification of the listing."),
+            ],
+        },
+        TableDef {
+            name: "images",
+            kind: Input,
+            doc: "Listing images: bytes inline or an object-store key.",
+            columns: vec![
+                col("image_id", Utf8, false, "Image id."),
+                col("listing_id", Int64, true, "Listing the image belongs to."),
+                col("content", Binary, true, "JPEG/PNG/WebP bytes; null when `uri` is set."),
+                opt("uri", Utf8, "Object-store key of the image when `content` is null."),
+            ],
+        },
+        TableDef {
+            name: "sellers",
+            kind: Input,
+            doc: "Seller accounts with platform-hashed identity attributes.",
+            columns: vec![
+                col("seller_id", Int64, false, "Seller id."),
+                opt("registered_at", Timestamp, "Account registration time."),
+                col("status", Utf8, true, "active or closed."),
+                opt("closed_reason", Utf8, "Why a closed account was closed, e.g. counterfeit."),
+                opt("region", Utf8, "Seller's region."),
+                opt("id_name_hash", Utf8, "Hash of the name on the identity document."),
+                opt("id_number_hash", Utf8, "Hash of the identity document number."),
+                opt("id_photo_hash", Utf8, "Perceptual hash of the identity photo."),
+                opt("phone_hash", Utf8, "Hash of the registered phone number."),
+                opt("device_hash", Utf8, "Hash of the device fingerprint."),
+                opt("bank_account_hash", Utf8, "Hash of the settlement bank account."),
+                opt("address_hash", Utf8, "Hash of the return/shipping address."),
+            ],
+        },
+        TableDef {
+            name: "brands",
+            kind: Input,
+            doc: "The brand knowledge base.",
+            columns: vec![
+                col("brand_id", Int64, false, "Brand id."),
+                col("name", Utf8, false, "Canonical brand name."),
+                opt("aliases", ListUtf8, "Other scripts, translations, nicknames, misspellings."),
+                opt("categories", ListUtf8, "Categories the brand sells in."),
+                opt("min_price_cents", Int64, "Lowest plausible genuine price (minor units)."),
+                col("protected", Boolean, true, "Brand has registered IP protection on the platform."),
+                opt("authorized_sellers", ListInt64, "Sellers authorised to sell the brand."),
+            ],
+        },
+        TableDef {
+            name: "brand_images",
+            kind: Input,
+            doc: "Official product photos and logos of brands.",
+            columns: vec![
+                col("brand_id", Int64, false, "Brand id."),
+                col("image_id", Utf8, false, "Image id."),
+                col("content", Binary, true, "Image bytes."),
+            ],
+        },
+        TableDef {
+            name: "test_purchases",
+            kind: Input,
+            doc: "Optional labels: results of test purchases.",
+            columns: vec![
+                col("listing_id", Int64, false, "Listing bought."),
+                opt("purchased_at", Timestamp, "Purchase time."),
+                col("verdict", Utf8, false, "counterfeit or genuine."),
+            ],
+        },
+        TableDef {
+            name: "complaints",
+            kind: Input,
+            doc: "Optional labels: rights-holder complaints.",
+            columns: vec![
+                col("complaint_id", Int64, false, "Complaint id."),
+                col("listing_id", Int64, false, "Listing complained about."),
+                opt("brand_id", Int64, "Brand of the rights holder."),
+                opt("filed_at", Timestamp, "Filing time."),
+                opt("resolved_at", Timestamp, "Resolution time."),
+                opt("outcome", Utf8, "Outcome of the complaint."),
+            ],
+        },
+        TableDef {
+            name: "risk_scores",
+            kind: Output,
+            doc: "One row per scanned listing and date: score, action and reasons (Delta Lake, partition dt).",
+            columns: vec![
+                col("listing_id", Int64, false, "Listing scanned."),
+                col("seller_id", Int64, false, "Its seller."),
+                col("score", Float32, false, "Risk in [0,1]: noisy-OR of the reason weights."),
+                col("action", Utf8, false, "allow, review or takedown (thresholds in README)."),
+                col("reasons", Reasons, false, "Signals that fired: code, human-readable detail, weight."),
+                col("brand_id", Int64, true, "Brand the listing is about, when one was found."),
+                col("model_version", Utf8, false, "Version of the rules and weights that scored it."),
+                col("dt", Utf8, false, "Snapshot date YYYY-MM-DD (partition column)."),
+            ],
+        },
+        TableDef {
+            name: "rejects",
+            kind: Output,
+            doc: "Inputs that could not be processed, with the reason (Delta Lake, partition dt).",
+            columns: vec![
+                col("table_name", Utf8, false, "Input table of the bad input."),
+                col("file", Utf8, true, "File it came from, when known."),
+                col("row_key", Utf8, true, "Key of the bad row (e.g. listing_id), when readable."),
+                col("reason", Utf8, false, "Why it was rejected."),
+                col("dt", Utf8, false, "Snapshot date YYYY-MM-DD (partition column)."),
+            ],
+        },
+    ]
+}
+
+/// One table by name.
+pub fn table(name: &str) -> Option<TableDef> {
+    tables().into_iter().find(|t| t.name == name)
+}
