@@ -11,5 +11,5 @@
 mod tables;
 mod validate;
 
-pub use tables::{table, tables, ColumnDef, TableDef, TableKind, Ty};
+pub use tables::{reason_fields, table, tables, ColumnDef, TableDef, TableKind, Ty};
 pub use validate::{validate_schema, SchemaError};

@@ -1,0 +1,374 @@
+//! `dajia gen`: a synthetic catalog in the contract, deterministic for a
+//! seed, with ground-truth labels in `ground_truth/` beside the tables.
+//!
+//! Mix (fractions of listings): 80% benign background (real titles from
+//! `jobs/data/`), 5% genuine brand listings by authorised sellers, 5% hard
+//! negatives, 10% counterfeits made with one technique of the evasion
+//! catalogue (`evasion.rs`, documented in README "Generated catalogs").
+
+mod evasion;
+mod sellers;
+mod vocab;
+mod write;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Result;
+use chrono::NaiveDate;
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use dajia_kernels::text::brands::{BrandMatcher, MentionKind};
+use dajia_kernels::text::normalize_text;
+
+pub use vocab::{GenBrand, CATEGORIES};
+
+#[derive(Debug, Clone)]
+pub struct GenOptions {
+    pub out: PathBuf,
+    pub listings: usize,
+    pub seed: u64,
+    pub date: NaiveDate,
+    /// Rows per listings Parquet file.
+    pub rows_per_file: usize,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GenSummary {
+    pub listings: usize,
+    pub sellers: usize,
+    pub brands: usize,
+    pub counterfeit: usize,
+    pub hard_negatives: usize,
+    pub files: usize,
+    pub seconds: f64,
+}
+
+/// One generated listing with its label.
+#[derive(Debug, Clone, Default)]
+pub struct Row {
+    pub listing_id: i64,
+    pub seller_id: i64,
+    pub title: String,
+    pub description: Option<String>,
+    pub category: String,
+    pub brand: Option<String>,
+    pub price_cents: i64,
+    pub ship_from: String,
+    pub updated_at_us: i64,
+    // labels
+    pub counterfeit: bool,
+    pub technique: Option<&'static str>,
+    pub evasion: Option<String>,
+    pub hard_negative: Option<&'static str>,
+    pub brand_id: Option<i64>,
+}
+
+pub const TECHNIQUES: &[&str] = &["replica_vocabulary", "contact_diversion", "brand_obfuscation", "price_below_floor", "linked_seller"];
+pub const HARD_NEGATIVES: &[&str] = &["accessory_for_brand", "wechat_pay", "scale_model", "genuine_discount", "artificial_flowers", "aaa_battery", "putian_specialty", "shared_address_seller"];
+
+const REGIONS: &[&str] = &["浙江省杭州市", "广东省广州市", "广东省深圳市", "江苏省苏州市", "上海市", "北京市", "福建省泉州市", "山东省青岛市", "四川省成都市", "湖北省武汉市"];
+const PUTIAN: &str = "福建省莆田市";
+
+/// Everything the row generator reads; built once.
+struct Ctx {
+    titles: Vec<(vocab::RealTitle, Option<usize>)>,
+    brands: Vec<GenBrand>,
+    /// Indexes of protected brands with products and a floor.
+    counterfeitable: Vec<usize>,
+    /// Apple and Samsung: brands accessories are made "for".
+    device_brands: Vec<usize>,
+    sellers: sellers::SellerPlan,
+    snapshot_us: i64,
+}
+
+pub fn generate(opts: &GenOptions) -> Result<GenSummary> {
+    let start = std::time::Instant::now();
+    anyhow::ensure!(opts.listings > 0, "--listings must be at least 1");
+    anyhow::ensure!(opts.rows_per_file > 0, "rows per file must be at least 1");
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    let plan = sellers::plan(opts.listings, &mut rng);
+    let brands = vocab::brands(&mut rng, &plan.flagship);
+    let matcher = BrandMatcher::new(brands.iter().enumerate().map(|(i, b)| {
+        let mut n = vec![b.name.as_str()];
+        n.extend(b.aliases.iter().map(String::as_str));
+        (i, n)
+    }));
+    // Real titles that name a brand with a floor are priced as genuine goods.
+    let titles = vocab::real_titles()
+        .into_iter()
+        .map(|t| {
+            let b = matcher
+                .find(&normalize_text(&t.title))
+                .into_iter()
+                .find(|m| m.kind == MentionKind::Direct && brands[m.brand].min_price_cents.is_some())
+                .map(|m| m.brand);
+            (t, b)
+        })
+        .collect();
+    let counterfeitable = (0..brands.len()).filter(|&i| brands[i].protected && !brands[i].products.is_empty()).collect();
+    let device_brands = (0..brands.len()).filter(|&i| matches!(brands[i].name.as_str(), "Apple" | "Samsung")).collect();
+    let snapshot_us = opts.date.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_micros();
+    let ctx = Arc::new(Ctx { titles, brands, counterfeitable, device_brands, sellers: plan, snapshot_us });
+
+    let root = &opts.out;
+    std::fs::create_dir_all(root)?;
+    let mut labels: Vec<Row> = Vec::new();
+    let mut files = 0;
+    let mut counterfeit = 0;
+    let mut hard = 0;
+    let n_files = opts.listings.div_ceil(opts.rows_per_file);
+    write::clear_table(root, "listings")?;
+    for f in 0..n_files {
+        let lo = f * opts.rows_per_file;
+        let hi = ((f + 1) * opts.rows_per_file).min(opts.listings);
+        const CHUNK: usize = 4096;
+        let rows: Vec<Row> = (lo..hi)
+            .step_by(CHUNK)
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .flat_map_iter(|c| {
+                let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ (c as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                let ctx = ctx.clone();
+                (c..(c + CHUNK).min(hi)).map(move |i| make_row(&ctx, i as i64 + 1, &mut rng)).collect::<Vec<_>>()
+            })
+            .collect();
+        counterfeit += rows.iter().filter(|r| r.counterfeit).count();
+        hard += rows.iter().filter(|r| r.hard_negative.is_some()).count();
+        write::listings(&root.join("listings").join(format!("part-{f:05}.parquet")), &rows)?;
+        files += 1;
+        labels.extend(rows.into_iter().map(|r| Row { title: String::new(), description: None, ..r }));
+    }
+    write::sellers(root, &ctx.sellers, ctx.snapshot_us)?;
+    write::brands(root, &ctx.brands)?;
+    write::labels(root, &labels)?;
+    write::test_purchases(root, &labels, opts.seed, ctx.snapshot_us)?;
+    Ok(GenSummary {
+        listings: opts.listings,
+        sellers: ctx.sellers.count(),
+        brands: ctx.brands.len(),
+        counterfeit,
+        hard_negatives: hard,
+        files: files + 4,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Where labels live for a generated catalog.
+pub fn labels_path(catalog: &Path) -> PathBuf {
+    catalog.join("ground_truth")
+}
+
+fn make_row(ctx: &Ctx, id: i64, rng: &mut ChaCha8Rng) -> Row {
+    let mut row = Row {
+        listing_id: id,
+        ship_from: REGIONS.choose(rng).unwrap().to_string(),
+        updated_at_us: ctx.snapshot_us - rng.random_range(0..86_400_000_000i64 * 30),
+        ..Default::default()
+    };
+    let r: f64 = rng.random();
+    if r < 0.10 {
+        counterfeit(ctx, &mut row, rng);
+    } else if r < 0.15 {
+        hard_negative(ctx, &mut row, rng);
+    } else if r < 0.20 {
+        genuine(ctx, &mut row, rng, 1.0, 2.5);
+    } else {
+        background(ctx, &mut row, rng);
+    }
+    row
+}
+
+fn background(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
+    let (t, brand) = ctx.titles.choose(rng).unwrap();
+    row.title = t.title.clone();
+    row.category = t.category.to_string();
+    row.seller_id = *ctx.sellers.regular.choose(rng).unwrap();
+    row.price_cents = match brand.and_then(|b| ctx.brands[b].min_price_cents) {
+        Some(floor) => (floor as f64 * rng.random_range(1.0..1.6)) as i64,
+        None => rng.random_range(990..50_000),
+    };
+    if rng.random_bool(0.3) {
+        row.description = Some(format!("{} {}", vocab::SUFFIXES.choose(rng).unwrap(), "欢迎选购"));
+    }
+}
+
+fn brand_alias<'a>(b: &'a GenBrand, rng: &mut ChaCha8Rng) -> &'a str {
+    if b.aliases.is_empty() || rng.random_bool(0.4) {
+        &b.name
+    } else {
+        b.aliases.choose(rng).unwrap()
+    }
+}
+
+fn product_category(b: &GenBrand, product: &str) -> String {
+    let c = vocab::category_of(product);
+    if c == "其他" { b.categories.first().copied().unwrap_or("其他").to_string() } else { c.to_string() }
+}
+
+fn genuine(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng, lo: f64, hi: f64) {
+    let bi = *ctx.counterfeitable.choose(rng).unwrap();
+    let b = &ctx.brands[bi];
+    let product = *b.products.choose(rng).unwrap();
+    row.title = format!("{} {} {} {}", brand_alias(b, rng), product, vocab::GENUINE_WORDS.choose(rng).unwrap(), vocab::SUFFIXES.choose(rng).unwrap());
+    row.category = product_category(b, product);
+    row.brand = Some(b.name.clone());
+    row.seller_id = *b.authorized.choose(rng).unwrap();
+    row.price_cents = (b.min_price_cents.unwrap() as f64 * rng.random_range(lo..hi)) as i64;
+    row.brand_id = Some(b.id);
+}
+
+fn counterfeit(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
+    let technique = *TECHNIQUES.choose(rng).unwrap();
+    row.counterfeit = true;
+    row.technique = Some(technique);
+    let bi = *ctx.counterfeitable.choose(rng).unwrap();
+    let b = &ctx.brands[bi];
+    let floor = b.min_price_cents.unwrap() as f64;
+    let product = *b.products.choose(rng).unwrap();
+    let alias = brand_alias(b, rng).to_string();
+    let suffix = *vocab::SUFFIXES.choose(rng).unwrap();
+    row.brand_id = Some(b.id);
+    row.category = product_category(b, product);
+    row.seller_id = *ctx.sellers.regular.choose(rng).unwrap();
+    if rng.random_bool(0.3) {
+        row.ship_from = PUTIAN.to_string();
+    }
+    match technique {
+        "replica_vocabulary" => {
+            let word = *vocab::REPLICA_WORDS.choose(rng).unwrap();
+            let (word, how) = evasion::disguise(word, rng);
+            row.evasion = Some(format!("replica word {how}"));
+            if rng.random_bool(0.75) {
+                row.title = format!("{word}{alias} {product} {suffix}");
+            } else {
+                row.title = format!("{alias} {product} {suffix}");
+                row.description = Some(format!("{word} 做工精细 实物拍摄"));
+            }
+            row.price_cents = (floor * rng.random_range(0.05..1.0)) as i64;
+        }
+        "contact_diversion" => {
+            let kw = *vocab::CONTACT_KEYWORDS.choose(rng).unwrap();
+            let (id, how) = match rng.random_range(0..3) {
+                0 => evasion::disguise_digits(&evasion::phone(rng), rng),
+                1 => (evasion::wechat_id(rng), "account_name"),
+                _ => evasion::disguise_digits(&rng.random_range(10_000_000u64..3_000_000_000).to_string(), rng),
+            };
+            let phrase = format!("{kw} {id}");
+            row.evasion = Some(format!("contact {how}"));
+            if rng.random_bool(0.6) {
+                row.title = format!("{alias} {product} {phrase} 看实物");
+            } else {
+                row.title = format!("{alias} {product} {suffix}");
+                row.description = Some(format!("更多款式 {phrase}"));
+            }
+            row.price_cents = (floor * rng.random_range(0.5..1.2)) as i64;
+        }
+        "brand_obfuscation" => {
+            let (disguised, how) = loop {
+                let (d, h) = evasion::disguise(&alias, rng);
+                if d != alias || alias.is_ascii() == false {
+                    break (d, h);
+                }
+            };
+            row.evasion = Some(format!("brand {how}"));
+            row.title = format!("{disguised} {product} {} {suffix}", vocab::CHEAP_WORDS.choose(rng).unwrap());
+            row.price_cents = (floor * rng.random_range(0.03..0.4)) as i64;
+        }
+        "price_below_floor" => {
+            row.evasion = Some("price".into());
+            row.title = format!("{alias} {product} {} {}", vocab::GENUINE_WORDS.choose(rng).unwrap(), vocab::CHEAP_WORDS.choose(rng).unwrap());
+            row.price_cents = (floor * rng.random_range(0.03..0.35)) as i64;
+        }
+        _ => {
+            // linked_seller: a new account of a seller closed for counterfeiting.
+            let (seller, how) = ctx.sellers.reopeners.choose(rng).unwrap();
+            row.seller_id = *seller;
+            row.evasion = Some(format!("seller {how}"));
+            if rng.random_bool(0.5) {
+                row.title = format!("{alias} {product} {suffix}");
+                row.price_cents = (floor * rng.random_range(0.5..1.0)) as i64;
+            } else {
+                let (t, _) = ctx.titles.choose(rng).unwrap();
+                row.title = t.title.clone();
+                row.category = t.category.to_string();
+                row.brand_id = None;
+                row.price_cents = rng.random_range(990..50_000);
+            }
+        }
+    }
+}
+
+fn hard_negative(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
+    let kind = *HARD_NEGATIVES.choose(rng).unwrap();
+    row.hard_negative = Some(kind);
+    row.seller_id = *ctx.sellers.regular.choose(rng).unwrap();
+    match kind {
+        "accessory_for_brand" => {
+            let b = &ctx.brands[*ctx.device_brands.choose(rng).unwrap()];
+            let alias = brand_alias(b, rng);
+            let model = rng.random_range(11..17);
+            row.title = match rng.random_range(0..4) {
+                0 => format!("适用于{alias}{model}手机壳 透明防摔"),
+                1 => format!("Case for {alias} {model} Pro Max 硅胶"),
+                2 => format!("{alias}专用充电线 快充 1米"),
+                _ => format!("兼容{alias}耳机保护套 可爱"),
+            };
+            row.category = "手机配件".into();
+            row.price_cents = rng.random_range(990..5_900);
+        }
+        "wechat_pay" => {
+            let (t, _) = ctx.titles.choose(rng).unwrap();
+            let pay = ["支持微信支付", "可微信付款", "微信扫码领券", "WeChat Pay accepted", "加微信群享优惠"].choose(rng).unwrap();
+            row.title = format!("{} {pay}", t.title);
+            row.category = t.category.into();
+            row.price_cents = rng.random_range(990..30_000);
+        }
+        "scale_model" => {
+            let b = &ctx.brands[*ctx.counterfeitable.choose(rng).unwrap()];
+            row.title = match rng.random_range(0..3) {
+                0 => format!("1:18 合金车模 {} 收藏摆件", ["法拉利", "保时捷", "兰博基尼"].choose(rng).unwrap()),
+                1 => "1:1 比例 仿真模型 手办 摆件".to_string(),
+                _ => format!("{} 1:12 场景模型 娃娃屋", ["复古", "迷你"].choose(rng).unwrap()),
+            };
+            let _ = b;
+            row.category = "玩具".into();
+            row.price_cents = rng.random_range(2_900..60_000);
+        }
+        "genuine_discount" => {
+            genuine(ctx, row, rng, 0.75, 1.0);
+            row.title = format!("{} 清仓折扣", row.title);
+            if rng.random_bool(0.5) {
+                row.seller_id = *ctx.sellers.regular.choose(rng).unwrap();
+            }
+            row.hard_negative = Some(kind);
+        }
+        "artificial_flowers" => {
+            row.title = ["高仿真绿植 假花 客厅摆件", "仿真花 高仿真玫瑰 婚庆", "高仿真 多肉 盆栽 装饰"].choose(rng).unwrap().to_string();
+            row.category = "家居".into();
+            row.price_cents = rng.random_range(990..9_900);
+        }
+        "aaa_battery" => {
+            row.title = format!("南孚 AAA 7号电池 {}粒 碱性", rng.random_range(2..40));
+            row.category = "数码".into();
+            row.price_cents = rng.random_range(990..5_900);
+        }
+        "putian_specialty" => {
+            row.title = ["福建莆田特产 桂圆干 500g", "莆田荔枝干 新货 特产", "莆田卤面 手工 小吃"].choose(rng).unwrap().to_string();
+            row.category = "食品".into();
+            row.ship_from = PUTIAN.into();
+            row.price_cents = rng.random_range(1_990..9_900);
+        }
+        _ => {
+            // A benign seller at the same address as a closed counterfeiter.
+            let (t, _) = ctx.titles.choose(rng).unwrap();
+            row.title = t.title.clone();
+            row.category = t.category.into();
+            row.seller_id = *ctx.sellers.address_sharers.choose(rng).unwrap();
+            row.price_cents = rng.random_range(990..30_000);
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! dajia's jobs and DataFusion functions. The `dajia` binary (`main.rs`) only
+//! parses options and calls into these modules.
+//!
+//! - [`catalog`]: find, validate and register a catalog's tables;
+//! - [`udf`]: the SQL functions (`normalize_text`, `assess_listing`, ...),
+//!   registered in one place for every session;
+//! - [`scan`]: the nightly job; [`gen`], [`eval`], [`sql`]: the others.
+
+pub mod catalog;
+pub mod delta;
+pub mod eval;
+pub mod gen;
+pub mod kb;
+pub mod scan;
+pub mod session;
+pub mod sql;
+pub mod udf;

@@ -1,0 +1,239 @@
+//! `dajia scan`: the nightly job. Reads a catalog snapshot, assesses every
+//! listing on DataFusion, and publishes `risk_scores` and `rejects` (Delta
+//! Lake, partition `dt`) and a run manifest in `runs/`.
+
+mod links;
+mod manifest;
+mod progress;
+mod summary;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use chrono::NaiveDate;
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::datasource::MemTable;
+use datafusion::execution::context::SessionContext;
+
+use dajia_kernels::risk::{Thresholds, Weights, MODEL_VERSION};
+
+use crate::catalog::{local_path, register_files, Catalog};
+use crate::{delta, kb, session, udf};
+
+pub use manifest::Manifest;
+pub use summary::ScanSummary;
+
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    pub catalog: String,
+    pub out: String,
+    pub date: NaiveDate,
+    /// Titles or descriptions longer than this (bytes) are rejected, not scored.
+    pub max_text_bytes: usize,
+    pub progress: bool,
+    pub weights: Weights,
+    pub thresholds: Thresholds,
+}
+
+impl ScanOptions {
+    pub fn new(catalog: &str, out: &str, date: NaiveDate) -> Self {
+        ScanOptions {
+            catalog: catalog.into(),
+            out: out.into(),
+            date,
+            max_text_bytes: 16 * 1024,
+            progress: false,
+            weights: Weights::default(),
+            thresholds: Thresholds::default(),
+        }
+    }
+}
+
+/// Run the scan; on failure the manifest records the error and nothing is
+/// published.
+pub async fn run(opts: &ScanOptions) -> Result<ScanSummary> {
+    let out = local_path(&opts.out)?;
+    let mut manifest = Manifest::start(opts);
+    let result = run_inner(opts, &out, &mut manifest).await;
+    match &result {
+        Ok(s) => manifest.finish_ok(s),
+        Err(e) => manifest.finish_err(e),
+    }
+    manifest.write(&out.join("runs")).context("writing the run manifest")?;
+    result
+}
+
+async fn run_inner(opts: &ScanOptions, out: &std::path::Path, manifest: &mut Manifest) -> Result<ScanSummary> {
+    let started = Instant::now();
+    let dt = opts.date.to_string();
+
+    let t = Instant::now();
+    let catalog = Catalog::open(&opts.catalog, Some(opts.date))?;
+    catalog.require(&["listings", "sellers", "brands"])?;
+    let ctx = session::new_session(None);
+    catalog.register(&ctx).await?;
+    let kb = Arc::new(kb::load(&ctx, opts.weights.clone(), opts.thresholds.clone()).await?);
+    let counter = progress::Counter::default();
+    udf::register_all(&ctx, Some(kb.clone()));
+    ctx.register_udf(progress::counting_assess(kb.clone(), counter.clone()));
+    if catalog.table("images").is_none() {
+        tracing::info!("catalog has no images table: scanning without image signals");
+    }
+    links::register_seller_links(&ctx).await?;
+    manifest.stage("load", t.elapsed());
+    manifest.inputs(&catalog);
+
+    let mut rejects: Vec<[Option<String>; 4]> = Vec::new();
+    for t in &catalog.tables {
+        for (file, reason) in &t.corrupt {
+            rejects.push([Some(t.name.clone()), Some(file.display().to_string()), None, Some(reason.clone())]);
+        }
+    }
+
+    // Score and publish. A file that fails mid-read (e.g. bytes that are not
+    // UTF-8 in a string column) fails the write, which commits nothing; the
+    // scan then finds such files, rejects them whole and tries once more.
+    let t = Instant::now();
+    let listings = catalog.table("listings").expect("required above");
+    let total_rows = listings.rows;
+    let bar = progress::Bar::start(opts.progress, total_rows, counter.clone());
+    let risk_dir = delta::output_dir(out, "risk_scores");
+    let mut files = listings.files.clone();
+    let version = match publish_scores(&ctx, opts, &risk_dir, &dt).await {
+        Ok(v) => v,
+        Err(first) => {
+            let bad = find_unreadable(&files);
+            if bad.is_empty() {
+                bar.abandon();
+                return Err(first);
+            }
+            tracing::warn!("{} listings file(s) unreadable, rejected whole: retrying without them", bad.len());
+            for (file, reason) in &bad {
+                rejects.push([Some("listings".into()), Some(file.display().to_string()), None, Some(reason.clone())]);
+            }
+            files.retain(|f| !bad.iter().any(|(b, _)| b == f));
+            ctx.deregister_table("listings")?;
+            register_files(&ctx, "listings", &files).await?;
+            counter.reset();
+            publish_scores(&ctx, opts, &risk_dir, &dt).await?
+        }
+    };
+    bar.finish();
+    manifest.stage("score_and_publish", t.elapsed());
+
+    let t = Instant::now();
+    let rejects_dir = delta::output_dir(out, "rejects");
+    let n_rejects = publish_rejects(&ctx, opts, &rejects_dir, &dt, rejects).await?;
+    manifest.stage("rejects", t.elapsed());
+
+    let t = Instant::now();
+    delta::register(&ctx, "risk_scores", &risk_dir).await?;
+    let mut summary = summary::summarize(&ctx, &dt).await?;
+    summary.rejects = n_rejects;
+    summary.table_version = version;
+    summary.seconds = started.elapsed().as_secs_f64();
+    summary.rows_per_second = summary.scored as f64 / summary.seconds.max(1e-9);
+    manifest.stage("summary", t.elapsed());
+    Ok(summary)
+}
+
+async fn has_col(ctx: &SessionContext, table: &str, c: &str) -> bool {
+    ctx.table(table).await.map(|t| t.schema().field_with_unqualified_name(c).is_ok()).unwrap_or(false)
+}
+
+/// The condition a listings row must meet to be scored.
+fn valid_row(max: usize, has_desc: bool) -> String {
+    let desc = if has_desc { format!(" AND (l.description IS NULL OR octet_length(l.description) <= {max})") } else { String::new() };
+    format!("l.listing_id IS NOT NULL AND l.seller_id IS NOT NULL AND l.title IS NOT NULL AND octet_length(l.title) <= {max}{desc}")
+}
+
+async fn publish_scores(ctx: &SessionContext, opts: &ScanOptions, dir: &std::path::Path, dt: &str) -> Result<i64> {
+    let has_desc = has_col(ctx, "listings", "description").await;
+    let has_brand = has_col(ctx, "listings", "brand").await;
+    let sql = format!(
+        "SELECT listing_id, seller_id, a['score'] AS score, a['action'] AS action, a['reasons'] AS reasons, \
+                a['brand_id'] AS brand_id, '{MODEL_VERSION}' AS model_version, '{dt}' AS dt \
+         FROM (SELECT CAST(l.listing_id AS BIGINT) AS listing_id, CAST(l.seller_id AS BIGINT) AS seller_id, \
+                      dajia_assess_counted(l.title, {desc}, {brand}, l.category, l.price_cents, l.seller_id, sl.link_attrs, sl.link_sellers) AS a \
+               FROM listings l LEFT JOIN seller_links sl ON l.seller_id = sl.seller_id \
+               WHERE {valid})",
+        desc = if has_desc { "l.description" } else { "NULL" },
+        brand = if has_brand { "l.brand" } else { "NULL" },
+        valid = valid_row(opts.max_text_bytes, has_desc),
+    );
+    let df = ctx.sql(&sql).await?;
+    let plan = df.into_optimized_plan()?;
+    delta::replace_partition(ctx, dir, plan, dt).await
+}
+
+/// Decode each file fully; return the ones that fail, with the error.
+fn find_unreadable(files: &[PathBuf]) -> Vec<(PathBuf, String)> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let mut bad = Vec::new();
+    for f in files {
+        let res = (|| -> Result<()> {
+            let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f)?)?.build()?;
+            for b in reader {
+                b?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = res {
+            bad.push((f.clone(), format!("unreadable data: {e:#}")));
+        }
+    }
+    bad
+}
+
+async fn publish_rejects(
+    ctx: &SessionContext,
+    opts: &ScanOptions,
+    dir: &std::path::Path,
+    dt: &str,
+    extra: Vec<[Option<String>; 4]>,
+) -> Result<usize> {
+    let has_desc = has_col(ctx, "listings", "description").await;
+    let max = opts.max_text_bytes;
+    let desc_reason = if has_desc {
+        format!("WHEN octet_length(l.description) > {max} THEN concat('description is ', octet_length(l.description), ' bytes, over max_text_bytes=', {max})")
+    } else {
+        String::new()
+    };
+    let sql = format!(
+        "SELECT 'listings' AS table_name, CAST(NULL AS VARCHAR) AS file, CAST(l.listing_id AS VARCHAR) AS row_key, \
+           CASE WHEN l.listing_id IS NULL THEN 'listing_id is null' \
+                WHEN l.seller_id IS NULL THEN 'seller_id is null' \
+                WHEN l.title IS NULL THEN 'title is null' \
+                WHEN octet_length(l.title) > {max} THEN concat('title is ', octet_length(l.title), ' bytes, over max_text_bytes=', {max}) \
+                {desc_reason} ELSE 'invalid row' END AS reason, '{dt}' AS dt \
+         FROM listings l WHERE NOT ({valid})",
+        valid = valid_row(max, has_desc)
+    );
+    let mut batches = ctx.sql(&sql).await?.collect().await?;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("table_name", DataType::Utf8, true),
+        Field::new("file", DataType::Utf8, true),
+        Field::new("row_key", DataType::Utf8, true),
+        Field::new("reason", DataType::Utf8, true),
+        Field::new("dt", DataType::Utf8, false),
+    ]));
+    if !extra.is_empty() {
+        let col = |i: usize| -> ArrayRef { Arc::new(StringArray::from(extra.iter().map(|r| r[i].clone()).collect::<Vec<_>>())) };
+        batches.push(RecordBatch::try_new(
+            schema.clone(),
+            vec![col(0), col(1), col(2), col(3), Arc::new(StringArray::from(vec![dt; extra.len()]))],
+        )?);
+    }
+    let batches: Vec<RecordBatch> = batches
+        .into_iter()
+        .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()).map_err(anyhow::Error::from))
+        .collect::<Result<_>>()?;
+    let n: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let mem = MemTable::try_new(schema, vec![batches])?;
+    let df = ctx.read_table(Arc::new(mem))?;
+    delta::replace_partition(ctx, dir, df.into_optimized_plan()?, dt).await?;
+    Ok(n)
+}

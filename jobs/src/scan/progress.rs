@@ -1,0 +1,114 @@
+//! Progress of the scan: the assessment UDF counts rows as it goes, and a
+//! thread draws an indicatif bar from that count on a terminal.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::Result;
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature};
+
+use dajia_kernels::risk::KnowledgeBase;
+
+use crate::udf::AssessListing;
+
+#[derive(Clone, Default, Debug)]
+pub struct Counter(Arc<AtomicU64>);
+
+impl Counter {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+    pub fn reset(&self) {
+        self.0.store(0, Ordering::Relaxed)
+    }
+}
+
+/// `assess_listing` under the name `dajia_assess_counted`, counting rows.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Counted {
+    inner: AssessListing,
+    counter: CounterId,
+}
+
+#[derive(Debug, Clone)]
+struct CounterId(Counter);
+impl PartialEq for CounterId {
+    fn eq(&self, o: &Self) -> bool {
+        Arc::ptr_eq(&self.0 .0, &o.0 .0)
+    }
+}
+impl Eq for CounterId {}
+impl std::hash::Hash for CounterId {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        (Arc::as_ptr(&self.0 .0) as usize).hash(h)
+    }
+}
+
+impl ScalarUDFImpl for Counted {
+    fn name(&self) -> &str {
+        "dajia_assess_counted"
+    }
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+    fn coerce_types(&self, t: &[DataType]) -> Result<Vec<DataType>> {
+        self.inner.coerce_types(t)
+    }
+    fn return_type(&self, t: &[DataType]) -> Result<DataType> {
+        self.inner.return_type(t)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let n = args.number_rows as u64;
+        let out = self.inner.invoke_with_args(args)?;
+        self.counter.0 .0.fetch_add(n, Ordering::Relaxed);
+        Ok(out)
+    }
+}
+
+pub fn counting_assess(kb: Arc<KnowledgeBase>, counter: Counter) -> ScalarUDF {
+    ScalarUDF::from(Counted { inner: AssessListing::new(kb), counter: CounterId(counter) })
+}
+
+pub struct Bar {
+    bar: Option<indicatif::ProgressBar>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Bar {
+    /// Draw a bar when `enabled` and stderr is a terminal.
+    pub fn start(enabled: bool, total: u64, counter: Counter) -> Bar {
+        use std::io::IsTerminal;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if !enabled || !std::io::stderr().is_terminal() {
+            return Bar { bar: None, stop };
+        }
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} scoring [{bar:40}] {human_pos}/{human_len} listings {per_sec} eta {eta}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        let (b, s) = (bar.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                b.set_position(counter.get());
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        Bar { bar: Some(bar), stop }
+    }
+    pub fn finish(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+    pub fn abandon(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(b) = &self.bar {
+            b.abandon();
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! `dajia sql`: ad-hoc SQL over a catalog and dajia's outputs, with every
+//! dajia function. A REPL (rustyline: history, multi-line statements ending
+//! in `;`), or `-c SQL` / `-f FILE` for scripts; `COPY ... TO` works as in
+//! DataFusion.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::execution::context::SessionContext;
+
+use crate::catalog::{local_path, Catalog};
+use crate::{delta, kb, session, udf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+/// A session with the catalog's tables, the output tables and every function.
+pub async fn session_for(catalog: Option<&str>, out: Option<&str>) -> Result<SessionContext> {
+    let ctx = session::new_session(None);
+    if let Some(c) = catalog {
+        let cat = Catalog::open(c, None)?;
+        cat.register(&ctx).await?;
+        for t in &cat.tables {
+            for (f, why) in &t.corrupt {
+                eprintln!("warning: {} file {} skipped: {why}", t.name, f.display());
+            }
+        }
+        if cat.table("brands").is_some() {
+            let kb = kb::load(&ctx, Default::default(), Default::default()).await?;
+            udf::register_all(&ctx, Some(Arc::new(kb)));
+        }
+    }
+    if let Some(o) = out {
+        let root = local_path(o)?;
+        for t in ["risk_scores", "rejects"] {
+            delta::register(&ctx, t, &root.join(t)).await?;
+        }
+    }
+    Ok(ctx)
+}
+
+pub fn help_text() -> String {
+    let mut s = String::from("dajia functions (plus every DataFusion function):\n");
+    for (sig, what, example) in udf::FUNCTION_HELP {
+        s.push_str(&format!("\n  {sig}\n    {what}\n    e.g. {example}\n"));
+    }
+    s.push_str("\nCommands: \\d lists tables, \\d TABLE describes one, \\h this help, \\q quits. Statements end with ';'.\n");
+    s
+}
+
+pub async fn run_statement(ctx: &SessionContext, sql: &str, format: Format, w: &mut dyn std::io::Write) -> Result<()> {
+    let df = ctx.sql(sql).await?;
+    let batches = df.collect().await?;
+    print_batches(&batches, format, w)
+}
+
+pub fn print_batches(batches: &[RecordBatch], format: Format, w: &mut dyn std::io::Write) -> Result<()> {
+    match format {
+        Format::Table => {
+            if !batches.is_empty() {
+                writeln!(w, "{}", datafusion::arrow::util::pretty::pretty_format_batches(batches)?)?;
+            }
+            let n: usize = batches.iter().map(|b| b.num_rows()).sum();
+            writeln!(w, "{n} row(s)")?;
+        }
+        Format::Csv => {
+            let mut cw = datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(&mut *w);
+            for b in batches {
+                cw.write(b)?;
+            }
+        }
+        Format::Json => {
+            let mut jw = datafusion::arrow::json::LineDelimitedWriter::new(&mut *w);
+            for b in batches {
+                jw.write(b)?;
+            }
+            jw.finish()?;
+        }
+    }
+    Ok(())
+}
+
+/// Split a script into statements at `;` outside quotes and `--` comments.
+pub fn split_statements(script: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    let mut chars = script.chars().peekable();
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) => {
+                cur.push(c);
+                if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '\'' | '"' => {
+                    quote = Some(c);
+                    cur.push(c);
+                }
+                '-' if chars.peek() == Some(&'-') => {
+                    for c in chars.by_ref() {
+                        if c == '\n' {
+                            cur.push('\n');
+                            break;
+                        }
+                    }
+                }
+                ';' => {
+                    if !cur.trim().is_empty() {
+                        out.push(cur.trim().to_string());
+                    }
+                    cur.clear();
+                }
+                _ => cur.push(c),
+            },
+        }
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur.trim().to_string());
+    }
+    out
+}
+
+async fn meta(ctx: &SessionContext, cmd: &str, format: Format) -> Result<bool> {
+    let mut out = std::io::stdout();
+    let parts: Vec<&str> = cmd.split_whitespace().collect();
+    match parts.as_slice() {
+        ["\\q"] | ["quit"] | ["exit"] => return Ok(false),
+        ["\\h"] | ["help"] | ["\\?"] => print!("{}", help_text()),
+        ["\\d"] => run_statement(ctx, "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1", format, &mut out).await?,
+        ["\\d", t] => run_statement(ctx, &format!("DESCRIBE {t}"), format, &mut out).await?,
+        _ => eprintln!("unknown command {cmd}; \\h for help"),
+    }
+    Ok(true)
+}
+
+pub async fn repl(ctx: &SessionContext, format: Format) -> Result<()> {
+    use rustyline::error::ReadlineError;
+    let mut rl = rustyline::DefaultEditor::new()?;
+    let history: Option<PathBuf> = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".dajia_history"));
+    if let Some(h) = &history {
+        let _ = rl.load_history(h);
+    }
+    println!("dajia sql — \\h for help, \\q to quit; statements end with ';'");
+    let mut buf = String::new();
+    loop {
+        let prompt = if buf.is_empty() { "dajia> " } else { "   ..> " };
+        match rl.readline(prompt) {
+            Ok(line) => {
+                let t = line.trim();
+                if buf.is_empty() && t.starts_with('\\') || buf.is_empty() && matches!(t, "help" | "quit" | "exit") {
+                    let _ = rl.add_history_entry(t);
+                    if !meta(ctx, t, format).await? {
+                        break;
+                    }
+                    continue;
+                }
+                buf.push_str(&line);
+                buf.push('\n');
+                if t.ends_with(';') {
+                    let _ = rl.add_history_entry(buf.trim());
+                    for stmt in split_statements(&buf) {
+                        if let Err(e) = run_statement(ctx, &stmt, format, &mut std::io::stdout()).await {
+                            eprintln!("error: {e:#}");
+                        }
+                    }
+                    buf.clear();
+                }
+            }
+            Err(ReadlineError::Interrupted) => buf.clear(),
+            Err(ReadlineError::Eof) => break,
+            Err(e) => bail!("reading input: {e}"),
+        }
+    }
+    if let Some(h) = &history {
+        let _ = rl.save_history(h);
+    }
+    Ok(())
+}
+
+/// Run a script: every statement, stopping at the first error.
+pub async fn run_script(ctx: &SessionContext, script: &str, format: Format) -> Result<()> {
+    for stmt in split_statements(script) {
+        run_statement(ctx, &stmt, format, &mut std::io::stdout()).await.with_context(|| format!("in statement: {}", stmt.lines().next().unwrap_or("")))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,150 @@
+use std::sync::Arc;
+
+use datafusion::arrow::array::*;
+use datafusion::arrow::datatypes::{DataType, Field, Fields};
+use datafusion::common::Result;
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
+
+use dajia_kernels::risk::{assess_batch, KnowledgeBase, ListingInput, Reason, SellerLink};
+use dajia_schemas::Ty;
+
+use super::{coerce_string, kb_identity, string_arg};
+
+/// `assess_listing(title, description, brand, category, price_cents,
+/// seller_id, link_attrs, link_sellers)`: the scan's per-listing assessment
+/// as `Struct<score Float32, action Utf8, reasons List<Struct>, brand_id Int64>`.
+pub struct AssessListing {
+    kb: Arc<KnowledgeBase>,
+    signature: Signature,
+}
+kb_identity!(AssessListing);
+
+impl AssessListing {
+    pub fn new(kb: Arc<KnowledgeBase>) -> Self {
+        Self { kb, signature: Signature::user_defined(Volatility::Immutable) }
+    }
+}
+
+pub fn assess_return_type() -> DataType {
+    DataType::Struct(Fields::from(vec![
+        Field::new("score", DataType::Float32, false),
+        Field::new("action", DataType::Utf8, false),
+        Field::new("reasons", Ty::Reasons.to_arrow(), false),
+        Field::new("brand_id", DataType::Int64, true),
+    ]))
+}
+
+fn list_of(t: DataType) -> DataType {
+    DataType::List(Arc::new(Field::new_list_field(t, true)))
+}
+
+/// Append reasons as one list entry.
+pub(crate) fn append_reasons(b: &mut ListBuilder<StructBuilder>, reasons: &[Reason]) {
+    let sb = b.values();
+    for r in reasons {
+        sb.field_builder::<StringBuilder>(0).unwrap().append_value(r.code);
+        sb.field_builder::<StringBuilder>(1).unwrap().append_value(&r.detail);
+        sb.field_builder::<Float32Builder>(2).unwrap().append_value(r.weight);
+        sb.append(true);
+    }
+    b.append(true);
+}
+
+pub(crate) fn reasons_builder(capacity: usize) -> ListBuilder<StructBuilder> {
+    let fields = dajia_schemas::reason_fields();
+    let sb = StructBuilder::from_fields(fields, capacity);
+    ListBuilder::new(sb).with_field(Arc::new(Field::new_list_field(
+        DataType::Struct(dajia_schemas::reason_fields()),
+        true,
+    )))
+}
+
+impl ScalarUDFImpl for AssessListing {
+    fn name(&self) -> &str {
+        "assess_listing"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn coerce_types(&self, t: &[DataType]) -> Result<Vec<DataType>> {
+        let f = "assess_listing";
+        if t.len() != 8 {
+            return datafusion::common::plan_err!("{f} takes 8 arguments (title, description, brand, category, price_cents, seller_id, link_attrs, link_sellers), got {}", t.len());
+        }
+        Ok(vec![
+            coerce_string(&t[0], f, 1)?,
+            coerce_string(&t[1], f, 2)?,
+            coerce_string(&t[2], f, 3)?,
+            coerce_string(&t[3], f, 4)?,
+            DataType::Int64,
+            DataType::Int64,
+            list_of(DataType::Utf8),
+            list_of(DataType::Int64),
+        ])
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(assess_return_type())
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let n = args.number_rows;
+        let title = string_arg(&args.args[0], n)?;
+        let desc = string_arg(&args.args[1], n)?;
+        let brand = string_arg(&args.args[2], n)?;
+        let category = string_arg(&args.args[3], n)?;
+        let price = args.args[4].to_array(n)?;
+        let price = price.as_any().downcast_ref::<Int64Array>().expect("coerced to Int64");
+        let seller = args.args[5].to_array(n)?;
+        let seller = seller.as_any().downcast_ref::<Int64Array>().expect("coerced to Int64");
+        let attrs = args.args[6].to_array(n)?;
+        let attrs = attrs.as_any().downcast_ref::<ListArray>().expect("coerced to List<Utf8>");
+        let sellers = args.args[7].to_array(n)?;
+        let sellers = sellers.as_any().downcast_ref::<ListArray>().expect("coerced to List<Int64>");
+
+        fn opt(a: &StringArray, i: usize) -> Option<&str> {
+            if a.is_null(i) { None } else { Some(a.value(i)) }
+        }
+        let inputs: Vec<ListingInput> = (0..n)
+            .map(|i| {
+                let link = if attrs.is_null(i) || sellers.is_null(i) {
+                    None
+                } else {
+                    let a = attrs.value(i);
+                    let a = a.as_any().downcast_ref::<StringArray>().expect("Utf8 list");
+                    let s = sellers.value(i);
+                    let s = s.as_any().downcast_ref::<Int64Array>().expect("Int64 list");
+                    let shared: Vec<(String, i64)> =
+                        (0..a.len().min(s.len())).filter(|&j| !a.is_null(j) && !s.is_null(j)).map(|j| (a.value(j).to_string(), s.value(j))).collect();
+                    (!shared.is_empty()).then_some(SellerLink { shared })
+                };
+                ListingInput {
+                    title: opt(&title, i).unwrap_or(""),
+                    description: opt(&desc, i),
+                    declared_brand: opt(&brand, i),
+                    category: opt(&category, i),
+                    price_cents: (!price.is_null(i)).then(|| price.value(i)),
+                    seller_id: if seller.is_null(i) { -1 } else { seller.value(i) },
+                    link,
+                }
+            })
+            .collect();
+        let out = assess_batch(&self.kb, &inputs);
+
+        let mut score = Float32Builder::with_capacity(n);
+        let mut action = StringBuilder::with_capacity(n, n * 6);
+        let mut reasons = reasons_builder(n);
+        let mut brand_id = Int64Builder::with_capacity(n);
+        for a in &out {
+            score.append_value(a.score);
+            action.append_value(a.action.as_str());
+            append_reasons(&mut reasons, &a.reasons);
+            brand_id.append_option(a.brand_id);
+        }
+        let DataType::Struct(fields) = assess_return_type() else { unreachable!() };
+        let arr = StructArray::try_new(
+            fields,
+            vec![Arc::new(score.finish()), Arc::new(action.finish()), Arc::new(reasons.finish()), Arc::new(brand_id.finish())],
+            None,
+        )?;
+        Ok(ColumnarValue::Array(Arc::new(arr)))
+    }
+}

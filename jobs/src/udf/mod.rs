@@ -1,0 +1,83 @@
+//! dajia's SQL functions, registered by [`register_all`] for the scan, the
+//! REPL and the tests alike. Each is a `ScalarUDFImpl` that takes scalar and
+//! array arguments and accepts every string encoding (Utf8, LargeUtf8,
+//! Utf8View).
+
+mod assess;
+mod brand_mentions;
+mod normalize;
+mod text_signals;
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, StringArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::Result;
+use datafusion::execution::context::SessionContext;
+use datafusion::logical_expr::{ColumnarValue, ScalarUDF};
+
+use dajia_kernels::risk::KnowledgeBase;
+
+pub use assess::{assess_return_type, AssessListing};
+pub use brand_mentions::BrandMentions;
+pub use normalize::NormalizeText;
+pub use text_signals::TextSignals;
+
+/// Name, synopsis and example of each function, for `dajia sql` help.
+pub const FUNCTION_HELP: &[(&str, &str, &str)] = &[
+    ("normalize_text(text) -> Utf8", "NFKC, full-width→half-width, traditional→simplified, case folding, homoglyph skeletons, separators inside words removed, disguised digits read as digits.", "SELECT normalize_text('高.仿 ＧＵＣＣＩ 壹叁捌');  -- 高仿 gucci 138"),
+    ("text_signals(text) -> List<Struct<code, detail, weight>>", "Replica vocabulary, contact diversion and protected brand mentions found in one text.", "SELECT text_signals('加V信 lux8888a 高仿包');"),
+    ("brand_mentions(text) -> List<Int64>", "Brand ids of the knowledge base named directly in a text (not \"for iPhone\" accessories). Needs a catalog with brands.", "SELECT listing_id, brand_mentions(title) FROM listings LIMIT 5;"),
+    ("assess_listing(title, description, brand, category, price_cents, seller_id, link_attrs, link_sellers) -> Struct<score, action, reasons, brand_id>", "The scan's full per-listing assessment; link_attrs/link_sellers are the identity attributes shared with sellers closed for counterfeiting (NULL when none). Needs brands.", "SELECT listing_id, assess_listing(title, description, brand, category, price_cents, seller_id, NULL, NULL)['score'] FROM listings LIMIT 5;"),
+];
+
+/// Register every dajia function on `ctx`. Functions needing the knowledge
+/// base are registered only when `kb` is given.
+pub fn register_all(ctx: &SessionContext, kb: Option<Arc<KnowledgeBase>>) {
+    ctx.register_udf(ScalarUDF::from(NormalizeText::new()));
+    let kb = kb.unwrap_or_else(|| Arc::new(KnowledgeBase::new(Vec::new(), Default::default(), Default::default())));
+    ctx.register_udf(ScalarUDF::from(TextSignals::new(kb.clone())));
+    ctx.register_udf(ScalarUDF::from(BrandMentions::new(kb.clone())));
+    ctx.register_udf(ScalarUDF::from(AssessListing::new(kb)));
+}
+
+/// The argument as a plain `StringArray` of `rows` rows (scalars expanded,
+/// other string encodings cast).
+pub(crate) fn string_arg(v: &ColumnarValue, rows: usize) -> Result<StringArray> {
+    let arr: ArrayRef = v.to_array(rows)?;
+    let arr = if arr.data_type() == &DataType::Utf8 { arr } else { cast(&arr, &DataType::Utf8)? };
+    Ok(arr.as_any().downcast_ref::<StringArray>().expect("cast to Utf8").clone())
+}
+
+/// Canonical string type for coercion: any string (or null) becomes Utf8.
+pub(crate) fn coerce_string(t: &DataType, fname: &str, pos: usize) -> Result<DataType> {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => Ok(DataType::Utf8),
+        other => datafusion::common::plan_err!("{fname}: argument {pos} must be a string, got {other}"),
+    }
+}
+
+/// Identity of a function that carries a knowledge base: two instances are
+/// equal when they share the same knowledge base.
+macro_rules! kb_identity {
+    ($t:ty) => {
+        impl PartialEq for $t {
+            fn eq(&self, other: &Self) -> bool {
+                Arc::ptr_eq(&self.kb, &other.kb)
+            }
+        }
+        impl Eq for $t {}
+        impl std::hash::Hash for $t {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                (Arc::as_ptr(&self.kb) as usize).hash(state)
+            }
+        }
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($t)).field("brands", &self.kb.brands.len()).finish()
+            }
+        }
+    };
+}
+pub(crate) use kb_identity;
