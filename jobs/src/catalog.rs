@@ -154,8 +154,9 @@ pub async fn register_files(ctx: &SessionContext, name: &str, files: &[PathBuf])
             ListingTableUrl::parse(abs.to_string_lossy()).map_err(anyhow::Error::from)
         })
         .collect::<Result<Vec<_>>>()?;
-    let opts = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let state = ctx.state();
+    let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
+    let opts = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
     let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(opts).infer_schema(&state).await?;
     ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
     Ok(())

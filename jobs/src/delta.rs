@@ -4,7 +4,6 @@
 //! leaves only unreferenced Parquet files that no reader of the table sees.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use datafusion::execution::context::SessionContext;
@@ -27,15 +26,14 @@ pub async fn open(dir: &Path) -> Result<DeltaTable> {
 
 /// Replace partition `dt` of the table at `dir` with the rows of `plan`, in
 /// one commit. Returns the new table version.
-pub async fn replace_partition(ctx: &SessionContext, dir: &Path, plan: LogicalPlan, dt: &str) -> Result<i64> {
+pub async fn replace_partition(_ctx: &SessionContext, dir: &Path, plan: LogicalPlan, dt: &str) -> Result<i64> {
     let table = open(dir).await?;
     let exists = table.version().is_some();
     let mut write = table
         .write(vec![])
         .with_input_plan(plan)
         .with_save_mode(SaveMode::Overwrite)
-        .with_partition_columns(["dt"])
-        .with_session_state(Arc::new(ctx.state()));
+        .with_partition_columns(["dt"]);
     if exists {
         write = write.with_replace_where(col("dt").eq(lit(dt.to_string())));
     }

@@ -93,11 +93,14 @@ struct ConfigFile {
 
 fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("DAJIA_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("DAJIA_LOG").unwrap_or_else(|_| "warn,buoyant_kernel=off,deltalake_core=error".into()))
         .with_writer(std::io::stderr)
         .init();
     if let Err(e) = run() {
-        eprintln!("dajia: {e:#}");
+        // One line: engines can put whole query plans in their errors.
+        let msg = format!("{e:#}").replace('\n', " ");
+        let msg = if msg.chars().count() > 600 { format!("{}…", msg.chars().take(600).collect::<String>()) } else { msg };
+        eprintln!("dajia: {msg}");
         std::process::exit(1);
     }
 }
