@@ -128,7 +128,7 @@ impl KnowledgeBase {
         }
 
         for (source, text) in texts {
-            for hit in self.replica.find(text) {
+            for hit in self.replica.find_glued(text, |pos| self.brand_matcher.starts_at(text, pos)) {
                 let f = &FAMILIES[hit.family];
                 reasons.push(Reason {
                     code: "replica_vocabulary",

@@ -47,14 +47,21 @@ impl BrandMatcher {
         for (idx, names) in brands {
             for name in names {
                 let norm = normalize_text(name);
-                if norm.chars().count() < 2 || !seen.insert((idx, norm.clone())) {
-                    continue;
+                // Multi-word names also match with the spaces gone: letters
+                // spaced out one by one ("A.l.e.x.a.n.d.e.r w.a.n.g") join
+                // into one word in normalisation.
+                let joined: String = norm.chars().filter(|c| *c != ' ').collect();
+                for p in [norm, joined] {
+                    if p.chars().count() < 2 || !seen.insert((idx, p.clone())) {
+                        continue;
+                    }
+                    patterns.push((idx, p));
                 }
-                patterns.push((idx, norm));
             }
         }
         let ac = AhoCorasickBuilder::new()
             .match_kind(MatchKind::LeftmostLongest)
+            .start_kind(aho_corasick::StartKind::Both)
             .build(patterns.iter().map(|(_, p)| p.as_str()))
             .expect("brand patterns build an automaton");
         BrandMatcher { ac, patterns }
@@ -66,6 +73,13 @@ impl BrandMatcher {
 
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()
+    }
+
+    /// Does a brand name start at byte `pos` (no boundary checks)? For
+    /// matchers that accept a brand glued to a word ("replicaGucci").
+    pub fn starts_at(&self, text: &str, pos: usize) -> bool {
+        let input = aho_corasick::Input::new(text).range(pos..).anchored(aho_corasick::Anchored::Yes);
+        self.ac.find(input).is_some()
     }
 
     /// Brand mentions in normalised text, left to right.
@@ -163,6 +177,7 @@ mod tests {
             ("compat english", "Case for iPhone 15", vec![(1, Compatibility)]),
             ("compat after", "苹果专用充电线", vec![(1, Compatibility)]),
             ("single-letter alias skipped", "X 光片", vec![]),
+            ("multi-word spaced out", "L.o.u.i.s V.u.i.t.t.o.n 包", vec![(0, Direct)]),
         ];
         for (name, text, want) in cases {
             assert_eq!(&found(text), want, "{name}: {text}");

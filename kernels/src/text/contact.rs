@@ -17,7 +17,7 @@ const KEYWORDS: &[(&str, &str)] = &[
     ("weixin", "wechat"), ("wechat", "wechat"), ("加v", "wechat"), ("+v", "wechat"),
     ("加微", "wechat"), ("薇", "wechat"), ("嶶", "wechat"), ("溦", "wechat"), ("wei信", "wechat"),
     ("qq", "qq"), ("扣扣", "qq"), ("企鹅", "qq"), ("球球", "qq"), ("口口", "qq"), ("抠抠", "qq"),
-    ("电话", "phone"), ("手机", "phone"), ("tel", "phone"), ("热线", "phone"), ("联系", "phone"),
+    ("电话", "phone"), ("手机", "mobile"), ("tel", "phone"), ("热线", "phone"), ("联系", "contact"),
     ("whatsapp", "whatsapp"), ("telegram", "telegram"), ("line", "line"),
 ];
 
@@ -116,7 +116,9 @@ fn id_after(rest: &str, channel: &str) -> Option<String> {
     if (5..=15).contains(&digit_prefix.len()) {
         return Some(digit_prefix);
     }
-    if channel == "phone" {
+    // "手机 iphone15pro" is a product, not an account: after 手机 only
+    // numbers count.
+    if channel == "mobile" {
         return None;
     }
     // Account names: the first space-free word.
@@ -186,6 +188,7 @@ mod tests {
             ("电话 138-0013-8000", "13800138000"),
             ("联系我 13800138000", "13800138000"),
             ("正品 13912345678 看图", "13912345678"),
+            ("联系 mall3807x", "mall3807x"),
             ("wx: 138OO138OOO", "13800138000"),
             ("WhatsApp +8613800138000", "8613800138000"),
         ];
@@ -203,6 +206,7 @@ mod tests {
             "微信扫码 领券",
             "WeChat Pay accepted",
             "手机壳 iPhone15 透明",
+            "苹果手机 iphone15pro 256g",
             "QQ音乐 会员",
             "hotel 12345678 room",
             "戴森 v8 吸尘器",

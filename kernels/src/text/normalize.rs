@@ -104,6 +104,11 @@ fn remove_separators(chars: &[char]) -> Vec<char> {
         if start == 0 || i == n {
             continue; // leading/trailing separators vanish
         }
+        // A ratio written with noise around its colon ("1 : 1", "1✨:✨1").
+        if chars[start..i].contains(&':') && chars[start - 1].is_ascii_digit() && chars[i].is_ascii_digit() {
+            out.push(':');
+            continue;
+        }
         let left_joinable = joinable_left(&chars[..start]);
         let right_joinable = joinable_right(&chars[i..]);
         if !(left_joinable && right_joinable) {
@@ -156,6 +161,7 @@ mod tests {
             ("latin word boundary kept", "高仿 LV 包", "高仿 lv 包"),
             ("latin words kept apart", "iPhone 15 Pro", "iphone 15 pro"),
             ("ratio kept", "1:1 复刻", "1:1复刻"),
+            ("ratio with noise", "1✨:✨1", "1:1"),
             ("decimal kept", "0.15mm", "0.15mm"),
             ("financial numerals", "壹叁捌", "138"),
             ("chinese numeral run", "一三八零零一三八零零零", "13800138000"),

@@ -138,6 +138,13 @@ impl ReplicaMatcher {
 
     /// Replica vocabulary in normalised text (at most one hit per family).
     pub fn find(&self, text: &str) -> Vec<ReplicaHit> {
+        self.find_glued(text, |_| false)
+    }
+
+    /// As [`find`](Self::find), also accepting a Latin word glued to what
+    /// follows when `glued_ok(end)` says a brand name starts there
+    /// ("replicaGucci", "1:1Prada").
+    pub fn find_glued(&self, text: &str, glued_ok: impl Fn(usize) -> bool) -> Vec<ReplicaHit> {
         let mut hits: Vec<ReplicaHit> = Vec::new();
         for m in self.ac.find_iter(text) {
             let (family, spelling) = &self.patterns[m.pattern().as_usize()];
@@ -150,8 +157,12 @@ impl ReplicaMatcher {
             {
                 continue;
             }
-            if spelling.chars().last().is_some_and(is_latin_word)
-                && after.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            // A digit must not continue a number ("1:18"); a letter must not
+            // continue a word ("rep" in "report") unless a brand starts there.
+            let last = spelling.chars().last().unwrap_or(' ');
+            let next = after.chars().next().unwrap_or(' ');
+            if (last.is_ascii_digit() && next.is_ascii_digit())
+                || (last.is_ascii_alphabetic() && next.is_ascii_alphabetic() && !glued_ok(m.end()))
             {
                 continue;
             }
