@@ -321,11 +321,9 @@ fn hard_negative(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
             row.price_cents = rng.random_range(990..5_900);
         }
         "wechat_pay" => {
-            let (t, _) = ctx.titles.choose(rng).unwrap();
+            background(ctx, row, rng);
             let pay = ["支持微信支付", "可微信付款", "微信扫码领券", "WeChat Pay accepted", "加微信群享优惠"].choose(rng).unwrap();
-            row.title = format!("{} {pay}", t.title);
-            row.category = t.category.into();
-            row.price_cents = rng.random_range(990..30_000);
+            row.title = format!("{} {pay}", row.title);
         }
         "scale_model" => {
             let b = &ctx.brands[*ctx.counterfeitable.choose(rng).unwrap()];

@@ -51,7 +51,7 @@ impl Default for Weights {
             link_bank_account: 0.7,
             link_phone: 0.6,
             link_device: 0.5,
-            link_address: 0.25,
+            link_address: 0.15,
             link_id_name: 0.2,
         }
     }

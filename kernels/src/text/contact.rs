@@ -113,7 +113,9 @@ fn id_after(rest: &str, channel: &str) -> Option<String> {
         })
         .collect();
     let digit_prefix: String = folded.chars().take_while(|c| c.is_ascii_digit()).collect();
-    if (5..=15).contains(&digit_prefix.len()) {
+    // Digits running into letters are a part number (vx28123100j0g), not a contact.
+    let glued = folded[digit_prefix.len()..].chars().next().is_some_and(|c| c.is_ascii_alphabetic());
+    if (5..=15).contains(&digit_prefix.len()) && !glued {
         return Some(digit_prefix);
     }
     // "手机 iphone15pro" is a product, not an account: after 手机 only
@@ -212,6 +214,7 @@ mod tests {
             "戴森 v8 吸尘器",
             "条码 6901234567890",
             "加微信群享优惠",
+            "vx28123100j0g 平板电脑零部件",
         ] {
             assert!(ids(text).is_empty(), "{text}: {:?}", ids(text));
         }

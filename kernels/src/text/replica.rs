@@ -41,17 +41,20 @@ pub const FAMILIES: &[Family] = &[
     },
     Family {
         name: "复刻 (replica)",
-        weight: 0.65,
-        spellings: &["复刻", "覆刻", "复克", "付刻", "腹刻", "复k", "fuke", "复刻版", "顶级复刻"],
+        // Also a legitimate "retro re-release" (红白机复刻, AJ1 复刻): weak alone.
+        weight: 0.45,
+        spellings: &["复刻", "覆刻", "复克", "付刻", "腹刻", "复k", "fuke", "复刻版"],
         not_before: &[],
         not_after: &[],
     },
     Family {
         name: "A货 (A-grade copy)",
         weight: 0.85,
-        spellings: &["a货", "aa货", "aaa货", "a+货", "超a", "顶级a", "超级a", "a级货", "a版", "4a", "5a货", "顶a"],
-        not_before: &["股", "级景区", "景区"],
-        not_after: &[],
+        // Not "4a"/"a级货": model numbers (红米 4a) and material grades.
+        spellings: &["a货", "aa货", "aaa货", "a+货", "超a", "顶级a", "超级a", "a版", "5a货", "顶a", "顶级复刻"],
+        // In jade trade "A货" is untreated natural jadeite: genuine.
+        not_before: &["股", "级景区", "景区", "翡翠", "冰种", "玉"],
+        not_after: &["翡翠", "缅甸", "天然", "玉", "冰种"],
     },
     Family {
         name: "AAA (grade)",
@@ -62,7 +65,8 @@ pub const FAMILIES: &[Family] = &[
     },
     Family {
         name: "原单 (factory surplus)",
-        weight: 0.7,
+        // Export surplus is a grey market: weak alone, strong with a brand.
+        weight: 0.45,
         spellings: &["原单", "外贸原单", "原单货", "yuandan", "跟单货", "尾单货", "工厂尾单"],
         not_before: &[],
         not_after: &[],
@@ -97,8 +101,8 @@ pub const FAMILIES: &[Family] = &[
     },
     Family {
         name: "非正品 (not genuine)",
-        weight: 0.7,
-        spellings: &["非正品", "不是正品", "非原装正品", "假一赔十假", "不保真"],
+        weight: 0.45,
+        spellings: &["非正品", "不是正品", "非原装正品", "不保真"],
         not_before: &[],
         not_after: &[],
     },
@@ -237,6 +241,9 @@ mod tests {
             "1:12 娃娃屋",
             "正品 专柜 新款",
             "rep movement 健身",
+            "缅甸a货天然翡翠 冰种阳绿心形戒面",
+            "天然a货冰种翡翠金龟子",
+            "红米 4a手游无线游戏手柄",
         ] {
             assert!(families(text).is_empty(), "{text}: {:?}", families(text));
         }
