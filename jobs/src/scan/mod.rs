@@ -229,7 +229,16 @@ async fn publish_rejects(
     }
     let batches: Vec<RecordBatch> = batches
         .into_iter()
-        .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()).map_err(anyhow::Error::from))
+        .map(|b| {
+            // SQL strings may come back as Utf8View; the table stores Utf8.
+            let cols = b
+                .columns()
+                .iter()
+                .zip(schema.fields())
+                .map(|(c, f)| datafusion::arrow::compute::cast(c, f.data_type()))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            RecordBatch::try_new(schema.clone(), cols).map_err(anyhow::Error::from)
+        })
         .collect::<Result<_>>()?;
     let n: usize = batches.iter().map(|b| b.num_rows()).sum();
     let mem = MemTable::try_new(schema, vec![batches])?;

@@ -13,6 +13,9 @@ use dajia_kernels::risk::KnowledgeBase;
 
 use crate::udf::AssessListing;
 
+static ABORT_AFTER_ROWS: std::sync::LazyLock<Option<u64>> =
+    std::sync::LazyLock::new(|| std::env::var("DAJIA_FAILPOINT_ABORT_AFTER_ROWS").ok().and_then(|v| v.parse().ok()));
+
 #[derive(Clone, Default, Debug)]
 pub struct Counter(Arc<AtomicU64>);
 
@@ -62,7 +65,15 @@ impl ScalarUDFImpl for Counted {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let n = args.number_rows as u64;
         let out = self.inner.invoke_with_args(args)?;
-        self.counter.0 .0.fetch_add(n, Ordering::Relaxed);
+        let done = self.counter.0 .0.fetch_add(n, Ordering::Relaxed) + n;
+        // Fault injection for the "killed mid-scan" test: die like SIGKILL
+        // (no unwinding, no cleanup) once this many rows are scored.
+        if let Some(limit) = *ABORT_AFTER_ROWS {
+            if done >= limit {
+                eprintln!("dajia: DAJIA_FAILPOINT_ABORT_AFTER_ROWS={limit} reached, aborting");
+                std::process::abort();
+            }
+        }
         Ok(out)
     }
 }

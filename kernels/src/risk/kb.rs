@@ -64,6 +64,9 @@ impl KnowledgeBase {
     pub fn mentioned_brand_ids(&self, text: &str) -> Vec<i64> {
         let mut ids: Vec<i64> = Vec::new();
         for m in self.brand_matcher.find(&normalize_text(text)) {
+            if m.kind != crate::text::brands::MentionKind::Direct {
+                continue;
+            }
             let id = self.brands[m.brand].id;
             if !ids.contains(&id) {
                 ids.push(id);

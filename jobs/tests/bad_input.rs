@@ -1,0 +1,170 @@
+//! Bad input: the night goes on (rejects with reasons) or, for a broken
+//! contract, fails with one line naming table, file and column, publishing
+//! nothing.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::*;
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use common::*;
+
+fn write_parquet(path: &Path, batch: &RecordBatch) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let f = std::fs::File::create(path).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(f, batch.schema(), None).unwrap();
+    w.write(batch).unwrap();
+    w.close().unwrap();
+}
+
+/// A listings batch of `titles` (None = null title), ids from `first_id`.
+fn listings(first_id: i64, titles: Vec<Option<String>>, seller: Option<i64>) -> RecordBatch {
+    let n = titles.len();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("listing_id", DataType::Int64, true),
+        Field::new("seller_id", DataType::Int64, true),
+        Field::new("title", DataType::Utf8, true),
+        Field::new("category", DataType::Utf8, true),
+        Field::new("price_cents", DataType::Int64, true),
+        Field::new("extra_column", DataType::Float64, true),
+    ]));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from_iter_values(first_id..first_id + n as i64)),
+            Arc::new(Int64Array::from(vec![seller; n])),
+            Arc::new(StringArray::from(titles)),
+            Arc::new(StringArray::from(vec![Some("箱包"); n])),
+            Arc::new(Int64Array::from(vec![Some(10_000); n])),
+            Arc::new(Float64Array::from(vec![Some(1.0); n])),
+        ],
+    )
+    .unwrap()
+}
+
+/// A generated catalog whose listings are replaced by `files`.
+fn catalog_with(dir: &Path, files: &[(&str, RecordBatch)]) -> std::path::PathBuf {
+    let cat = dir.join("catalog");
+    gen(&cat, 500, 1);
+    std::fs::remove_dir_all(cat.join("listings")).unwrap();
+    for (name, b) in files {
+        write_parquet(&cat.join("listings").join(name), b);
+    }
+    cat
+}
+
+fn scan(cat: &Path, out: &Path) -> (bool, String, String) {
+    run(&["scan", "--catalog", cat.to_str().unwrap(), "--out", out.to_str().unwrap(), "--date", DATE, "--no-progress"])
+}
+
+fn rejects(out: &Path) -> String {
+    let (ok, stdout, stderr) = run(&["sql", "--out", out.to_str().unwrap(), "--format", "csv", "-c", "SELECT table_name, file, row_key, reason FROM rejects ORDER BY row_key, file"]);
+    assert!(ok, "{stderr}");
+    stdout
+}
+
+fn good(n: usize) -> Vec<Option<String>> {
+    (0..n).map(|i| Some(format!("棉麻 女包 款式{i}"))).collect()
+}
+
+#[test]
+fn missing_required_column_is_a_one_line_error_and_publishes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = listings(1, good(3), Some(300));
+    let b = b.project(&[0, 1, 3, 4]).unwrap(); // no title
+    let cat = catalog_with(dir.path(), &[("part-0.parquet", b)]);
+    let out = dir.path().join("out");
+    let (ok, _, err) = scan(&cat, &out);
+    assert!(!ok);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("`listings`") && err.contains("part-0.parquet") && err.contains("`title`"), "{err}");
+    assert!(!out.join("risk_scores/_delta_log").exists());
+    // The failed run is recorded.
+    let m = std::fs::read_dir(out.join("runs")).unwrap().next().unwrap().unwrap().path();
+    assert!(std::fs::read_to_string(m).unwrap().contains("\"outcome\": \"failed\""));
+}
+
+#[test]
+fn wrong_type_is_a_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = listings(1, good(3), Some(300));
+    let mut cols = b.columns().to_vec();
+    cols[4] = Arc::new(StringArray::from(vec!["100", "200", "x"]));
+    let mut fields: Vec<Field> = b.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields[4] = Field::new("price_cents", DataType::Utf8, true);
+    let b = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap();
+    let cat = catalog_with(dir.path(), &[("part-0.parquet", b)]);
+    let (ok, _, err) = scan(&cat, &dir.path().join("out"));
+    assert!(!ok);
+    assert!(err.contains("`price_cents` has type Utf8, expected Int64"), "{err}");
+}
+
+#[test]
+fn corrupt_truncated_and_empty_files_are_rejected_and_the_rest_scored() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = catalog_with(dir.path(), &[("part-0.parquet", listings(1, good(10), Some(300)))]);
+    let valid = std::fs::read(cat.join("listings/part-0.parquet")).unwrap();
+    std::fs::write(cat.join("listings/part-1.parquet"), &valid[..valid.len() / 2]).unwrap();
+    std::fs::write(cat.join("listings/part-2.parquet"), b"this is not parquet at all").unwrap();
+    std::fs::write(cat.join("listings/part-3.parquet"), b"").unwrap();
+    let out = dir.path().join("out");
+    let (ok, stdout, err) = scan(&cat, &out);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("10 listings scored"), "{stdout}");
+    let r = rejects(&out);
+    for f in ["part-1.parquet", "part-2.parquet", "part-3.parquet"] {
+        assert!(r.lines().any(|l| l.contains(f) && l.contains("not a readable Parquet file")), "{f} missing from rejects:\n{r}");
+    }
+}
+
+#[test]
+fn null_keys_and_oversized_titles_go_to_rejects_with_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut titles = good(5);
+    titles[1] = None;
+    titles[2] = Some("长".repeat(100_000 / 3 + 1)); // ~100 kB
+    let with_null_seller = listings(100, good(1), None);
+    let cat = catalog_with(dir.path(), &[("part-0.parquet", listings(1, titles, Some(300))), ("part-1.parquet", with_null_seller)]);
+    let out = dir.path().join("out");
+    let (ok, stdout, err) = scan(&cat, &out);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("3 listings scored"), "{stdout}");
+    let r = rejects(&out);
+    assert!(r.contains("2,title is null"), "{r}");
+    assert!(r.contains("3,\"title is 100002 bytes, over max_text_bytes=16384\""), "{r}");
+    assert!(r.contains("100,seller_id is null"), "{r}");
+}
+
+#[test]
+fn a_file_with_non_utf8_text_is_rejected_whole_and_the_night_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    // Build a Utf8 column holding invalid bytes, as a buggy producer would.
+    let bytes: Vec<u8> = b"ok title\xff\xfe broken".to_vec();
+    let offsets = arrow::buffer::OffsetBuffer::new(vec![0i32, bytes.len() as i32].into());
+    // SAFETY: deliberately invalid UTF-8, only written to disk, never read as str here.
+    let bad = unsafe { StringArray::new_unchecked(offsets, bytes.into(), None) };
+    let base = listings(50, vec![Some(String::new())], Some(300));
+    let mut cols = base.columns().to_vec();
+    cols[2] = Arc::new(bad);
+    let bad_batch = RecordBatch::try_new(base.schema(), cols).unwrap();
+    let cat = catalog_with(dir.path(), &[("part-0.parquet", listings(1, good(4), Some(300))), ("part-9.parquet", bad_batch)]);
+    let out = dir.path().join("out");
+    let (ok, stdout, err) = scan(&cat, &out);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("4 listings scored"), "{stdout}");
+    let r = rejects(&out);
+    assert!(r.lines().any(|l| l.contains("part-9.parquet") && l.contains("unreadable data")), "{r}");
+}
+
+#[test]
+fn catalog_without_required_table_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = catalog_with(dir.path(), &[("part-0.parquet", listings(1, good(2), Some(300)))]);
+    std::fs::remove_dir_all(cat.join("brands")).unwrap();
+    let (ok, _, err) = scan(&cat, &dir.path().join("out"));
+    assert!(!ok);
+    assert!(err.contains("no readable `brands` table"), "{err}");
+}

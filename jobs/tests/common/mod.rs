@@ -1,0 +1,50 @@
+#![allow(dead_code)]
+//! Helpers shared by the integration tests.
+
+use std::path::Path;
+use std::process::Command;
+
+use chrono::NaiveDate;
+
+pub const DATE: &str = "2026-11-28";
+
+pub fn date() -> NaiveDate {
+    DATE.parse().unwrap()
+}
+
+pub fn gen(dir: &Path, listings: usize, seed: u64) {
+    dajia::gen::generate(&dajia::gen::GenOptions {
+        out: dir.to_path_buf(),
+        listings,
+        seed,
+        date: date(),
+        rows_per_file: listings.div_ceil(3).max(1),
+    })
+    .expect("generate a catalog");
+}
+
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_dajia"))
+}
+
+/// Run the binary, returning (success, stdout, stderr).
+pub fn run(args: &[&str]) -> (bool, String, String) {
+    let out = bin().args(args).output().expect("run dajia");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+/// All rows of partition `dt` of risk_scores as sorted CSV lines.
+pub fn scores_csv(out: &Path) -> String {
+    let (ok, stdout, stderr) = run(&[
+        "sql", "--out", out.to_str().unwrap(), "--format", "csv", "-c",
+        &format!("SELECT listing_id, seller_id, score, action, brand_id, model_version FROM risk_scores WHERE dt = '{DATE}' ORDER BY listing_id"),
+    ]);
+    assert!(ok, "{stderr}");
+    stdout
+}
+
+pub fn delta_version(out: &Path) -> usize {
+    std::fs::read_dir(out.join("risk_scores/_delta_log"))
+        .map(|d| d.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".json")).count())
+        .unwrap_or(0)
+}
