@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Scan throughput: `dajia scan` (release build) against the same rules in
+# DuckDB SQL over the same 1M-listing Parquet catalog, side by side.
+# Prints listings/s, per core, the ratio, and writes benchmarks/results/scan_vs_duckdb.json.
+#   usage: benchmarks/scan_vs_duckdb.sh [LISTINGS]   (default 1000000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-1000000}
+WORK=${DAJIA_BENCH_DIR:-/tmp/dajia-bench}
+CORES=$(nproc)
+cargo build --release -p dajia >&2
+BIN=target/release/dajia
+python3 -c "import duckdb" 2>/dev/null || pip install --quiet "duckdb==2.0.0"
+
+rm -rf "$WORK"; mkdir -p "$WORK"
+echo "generating $N listings..." >&2
+GEN=$("$BIN" gen --out "$WORK/catalog" --listings "$N" --seed 1)
+echo "$GEN"
+GEN_RATE=$(echo "$GEN" | sed -E 's/.*\(([0-9]+) listings\/s\).*/\1/')
+
+echo "dajia scan..." >&2
+T0=$(date +%s.%N)
+"$BIN" scan --catalog "$WORK/catalog" --out "$WORK/out" --date 2026-11-28 --no-progress | tee "$WORK/scan.txt"
+T1=$(date +%s.%N)
+DAJIA_S=$(echo "$T1 - $T0" | bc -l)
+
+echo "duckdb rules..." >&2
+DUCK=$(python3 benchmarks/duckdb_rules.py "$WORK/catalog" "$WORK/duckdb_scores.parquet")
+DUCK_S=$(echo "$DUCK" | python3 -c 'import json,sys; print(json.load(sys.stdin)["seconds"])')
+
+EVAL=$("$BIN" eval --scores "$WORK/out" --labels "$WORK/catalog" --json "$WORK/eval.json")
+echo "$EVAL" | head -3
+
+python3 - "$N" "$CORES" "$DAJIA_S" "$DUCK" "$GEN_RATE" "$WORK/eval.json" <<'PY'
+import json, sys
+n, cores, dajia_s = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+duck = json.loads(sys.argv[4]); gen_rate = float(sys.argv[5]); ev = json.load(open(sys.argv[6]))
+d_rate, k_rate = n / dajia_s, n / duck["seconds"]
+res = {
+    "listings": n, "cores": cores,
+    "dajia_scan": {"seconds": round(dajia_s, 3), "listings_per_s": round(d_rate), "per_core": round(d_rate / cores),
+                   "precision": ev["precision"], "recall": ev["recall"]},
+    "duckdb_rules": {"seconds": round(duck["seconds"], 3), "listings_per_s": round(k_rate), "per_core": round(k_rate / cores),
+                     "threads": duck["threads"], "version": duck["duckdb"], "flagged": duck["flagged"]},
+    "ratio_dajia_over_duckdb": round(d_rate / k_rate, 3),
+    "gen_listings_per_s": gen_rate,
+}
+print(f"dajia scan : {d_rate:>10.0f} listings/s ({d_rate/cores:.0f}/core), end to end incl. Delta commit")
+print(f"duckdb SQL : {k_rate:>10.0f} listings/s ({k_rate/cores:.0f}/core)")
+print(f"ratio dajia/duckdb: {d_rate/k_rate:.2f}x   gen: {gen_rate:.0f} listings/s")
+json.dump(res, open("benchmarks/results/scan_vs_duckdb.json", "w"), indent=2)
+print("wrote benchmarks/results/scan_vs_duckdb.json")
+PY

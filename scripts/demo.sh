@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Build dajia, generate a demo catalog, run the nightly scan on it, and show
+# its summary and its accuracy against the generated ground truth.
+#   usage: scripts/demo.sh [LISTINGS]   (default 100000; output under ./demo/)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-100000}
+cargo build -p dajia
+BIN=target/debug/dajia
+rm -rf demo
+"$BIN" gen --out demo/catalog --listings "$N" --seed 42
+"$BIN" scan --catalog demo/catalog --out demo/out --date 2026-11-28
+"$BIN" eval --scores demo/out --labels demo/catalog
+echo
+echo "Query the results: $BIN sql --catalog demo/catalog --out demo/out"
