@@ -14,7 +14,9 @@ use anyhow::{bail, Context, Result};
 use chrono::NaiveDate;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::execution::context::SessionContext;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::sync::Arc;
@@ -40,7 +42,9 @@ pub fn local_path(uri: &str) -> Result<PathBuf> {
         return Ok(PathBuf::from(rest));
     }
     if let Some((scheme, _)) = uri.split_once("://") {
-        bail!("catalog URI scheme `{scheme}://` is not supported yet (use a local path or file://)");
+        bail!(
+            "catalog URI scheme `{scheme}://` is not supported yet (use a local path or file://)"
+        );
     }
     Ok(PathBuf::from(uri))
 }
@@ -73,12 +77,17 @@ fn table_dir(root: &Path, table: &str, date: Option<NaiveDate>) -> Result<Option
     if !dir.is_dir() {
         return Ok(None);
     }
-    let partitioned = std::fs::read_dir(&dir)?.filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy().starts_with("dt="));
+    let partitioned = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().starts_with("dt="));
     if partitioned {
         let Some(d) = date else { return Ok(Some(dir)) };
         let p = dir.join(format!("dt={d}"));
         if !p.is_dir() {
-            bail!("table `{table}` is partitioned by dt but has no partition dt={d} under {}", dir.display());
+            bail!(
+                "table `{table}` is partitioned by dt but has no partition dt={d} under {}",
+                dir.display()
+            );
         }
         return Ok(Some(p));
     }
@@ -88,8 +97,12 @@ fn table_dir(root: &Path, table: &str, date: Option<NaiveDate>) -> Result<Option
 /// Read a file's footer and schema, or say why it cannot be read.
 fn footer(path: &Path) -> std::result::Result<(SchemaRef, u64), String> {
     let f = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    let b = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| format!("not a readable Parquet file: {e}"))?;
-    Ok((b.schema().clone(), b.metadata().file_metadata().num_rows() as u64))
+    let b = ParquetRecordBatchReaderBuilder::try_new(f)
+        .map_err(|e| format!("not a readable Parquet file: {e}"))?;
+    Ok((
+        b.schema().clone(),
+        b.metadata().file_metadata().num_rows() as u64,
+    ))
 }
 
 impl Catalog {
@@ -100,16 +113,34 @@ impl Catalog {
             bail!("catalog {} is not a directory", root.display());
         }
         let mut tables = Vec::new();
-        for def in dajia_schemas::tables().into_iter().filter(|t| t.kind == dajia_schemas::TableKind::Input) {
-            let Some(dir) = table_dir(&root, def.name, date)? else { continue };
-            let mut t = TableFiles { name: def.name.to_string(), files: vec![], rows: 0, corrupt: vec![] };
+        for def in dajia_schemas::tables()
+            .into_iter()
+            .filter(|t| t.kind == dajia_schemas::TableKind::Input)
+        {
+            let Some(dir) = table_dir(&root, def.name, date)? else {
+                continue;
+            };
+            let mut t = TableFiles {
+                name: def.name.to_string(),
+                files: vec![],
+                rows: 0,
+                corrupt: vec![],
+            };
             for file in parquet_files(&dir)? {
                 match footer(&file) {
                     Err(reason) => t.corrupt.push((file, reason)),
                     Ok((schema, rows)) => {
-                        let errs = dajia_schemas::validate_schema(&def, &file.display().to_string(), &schema);
+                        let errs = dajia_schemas::validate_schema(
+                            &def,
+                            &file.display().to_string(),
+                            &schema,
+                        );
                         if let Some(first) = errs.first() {
-                            let more = if errs.len() > 1 { format!(" (and {} more problems)", errs.len() - 1) } else { String::new() };
+                            let more = if errs.len() > 1 {
+                                format!(" (and {} more problems)", errs.len() - 1)
+                            } else {
+                                String::new()
+                            };
                             bail!("{first}{more}");
                         }
                         t.rows += rows;
@@ -123,14 +154,20 @@ impl Catalog {
     }
 
     pub fn table(&self, name: &str) -> Option<&TableFiles> {
-        self.tables.iter().find(|t| t.name == name && !t.files.is_empty())
+        self.tables
+            .iter()
+            .find(|t| t.name == name && !t.files.is_empty())
     }
 
     /// Fail unless the tables the scan needs are present.
     pub fn require(&self, names: &[&str]) -> Result<()> {
         for n in names {
             if self.table(n).is_none() {
-                bail!("catalog {} has no readable `{n}` table (expected Parquet files under {}/{n}/)", self.root.display(), self.root.display());
+                bail!(
+                    "catalog {} has no readable `{n}` table (expected Parquet files under {}/{n}/)",
+                    self.root.display(),
+                    self.root.display()
+                );
             }
         }
         Ok(())
@@ -150,14 +187,18 @@ pub async fn register_files(ctx: &SessionContext, name: &str, files: &[PathBuf])
     let urls = files
         .iter()
         .map(|f| {
-            let abs = std::fs::canonicalize(f).with_context(|| format!("resolving {}", f.display()))?;
+            let abs =
+                std::fs::canonicalize(f).with_context(|| format!("resolving {}", f.display()))?;
             ListingTableUrl::parse(abs.to_string_lossy()).map_err(anyhow::Error::from)
         })
         .collect::<Result<Vec<_>>>()?;
     let state = ctx.state();
     let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
     let opts = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
-    let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(opts).infer_schema(&state).await?;
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(opts)
+        .infer_schema(&state)
+        .await?;
     ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
     Ok(())
 }

@@ -15,18 +15,26 @@ use deltalake::DeltaTable;
 fn url_of(dir: &Path) -> Result<url::Url> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let abs = std::fs::canonicalize(dir)?;
-    url::Url::from_directory_path(&abs).map_err(|_| anyhow::anyhow!("cannot make a URL of {}", abs.display()))
+    url::Url::from_directory_path(&abs)
+        .map_err(|_| anyhow::anyhow!("cannot make a URL of {}", abs.display()))
 }
 
 /// Open a table, or an empty handle for one that does not exist yet.
 pub async fn open(dir: &Path) -> Result<DeltaTable> {
     let url = url_of(dir)?;
-    DeltaTable::try_from_url(url).await.with_context(|| format!("opening Delta table {}", dir.display()))
+    DeltaTable::try_from_url(url)
+        .await
+        .with_context(|| format!("opening Delta table {}", dir.display()))
 }
 
 /// Replace partition `dt` of the table at `dir` with the rows of `plan`, in
 /// one commit. Returns the new table version.
-pub async fn replace_partition(_ctx: &SessionContext, dir: &Path, plan: LogicalPlan, dt: &str) -> Result<i64> {
+pub async fn replace_partition(
+    _ctx: &SessionContext,
+    dir: &Path,
+    plan: LogicalPlan,
+    dt: &str,
+) -> Result<i64> {
     let table = open(dir).await?;
     let exists = table.version().is_some();
     let mut write = table
@@ -37,7 +45,9 @@ pub async fn replace_partition(_ctx: &SessionContext, dir: &Path, plan: LogicalP
     if exists {
         write = write.with_replace_where(col("dt").eq(lit(dt.to_string())));
     }
-    let table = write.await.with_context(|| format!("writing Delta table {}", dir.display()))?;
+    let table = write
+        .await
+        .with_context(|| format!("writing Delta table {}", dir.display()))?;
     Ok(table.version().unwrap_or(0) as i64)
 }
 

@@ -32,12 +32,20 @@ impl Counts {
     }
     pub fn f1(&self) -> f64 {
         let (p, r) = (self.precision(), self.recall());
-        if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) }
+        if p + r == 0.0 {
+            0.0
+        } else {
+            2.0 * p * r / (p + r)
+        }
     }
 }
 
 fn ratio(a: u64, b: u64) -> f64 {
-    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -65,19 +73,29 @@ fn scores_dir(uri: &str) -> Result<std::path::PathBuf> {
     if p.join("risk_scores/_delta_log").is_dir() {
         return Ok(p.join("risk_scores"));
     }
-    bail!("no risk_scores Delta table at {} (run `dajia scan` first)", p.display())
+    bail!(
+        "no risk_scores Delta table at {} (run `dajia scan` first)",
+        p.display()
+    )
 }
 
 fn label_files(uri: &str) -> Result<Vec<std::path::PathBuf>> {
     let p = local_path(uri)?;
-    let dir = if p.join("ground_truth").is_dir() { p.join("ground_truth") } else { p.clone() };
+    let dir = if p.join("ground_truth").is_dir() {
+        p.join("ground_truth")
+    } else {
+        p.clone()
+    };
     if dir.is_file() {
         return Ok(vec![dir]);
     }
     if !dir.is_dir() {
         bail!("labels not found at {}", p.display());
     }
-    let mut v: Vec<_> = std::fs::read_dir(&dir)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "parquet")).collect();
+    let mut v: Vec<_> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
     v.sort();
     if v.is_empty() {
         bail!("no Parquet label files under {}", dir.display());
@@ -93,16 +111,36 @@ pub async fn run(scores: &str, labels: &str, date: Option<&str>) -> Result<EvalR
     let has = |c: &str| schema.field_with_unqualified_name(c).is_ok();
     // Ground truth from `dajia gen` (label, technique, hard_negative) or from
     // test purchases (verdict).
-    let label = if has("label") { "l.label" } else if has("verdict") { "l.verdict" } else { bail!("labels need a `label` or `verdict` column") };
-    let technique = if has("technique") { "l.technique" } else { "CAST(NULL AS VARCHAR)" };
-    let hard = if has("hard_negative") { "l.hard_negative" } else { "CAST(NULL AS VARCHAR)" };
+    let label = if has("label") {
+        "l.label"
+    } else if has("verdict") {
+        "l.verdict"
+    } else {
+        bail!("labels need a `label` or `verdict` column")
+    };
+    let technique = if has("technique") {
+        "l.technique"
+    } else {
+        "CAST(NULL AS VARCHAR)"
+    };
+    let hard = if has("hard_negative") {
+        "l.hard_negative"
+    } else {
+        "CAST(NULL AS VARCHAR)"
+    };
     let date = match date {
         Some(d) => d.to_string(),
         None => {
-            let b = ctx.sql("SELECT max(dt) FROM risk_scores").await?.collect().await?;
+            let b = ctx
+                .sql("SELECT max(dt) FROM risk_scores")
+                .await?
+                .collect()
+                .await?;
             let v = cast(b[0].column(0), &DataType::Utf8)?;
             let v = v.as_string::<i32>();
-            if v.is_null(0) { bail!("risk_scores is empty") }
+            if v.is_null(0) {
+                bail!("risk_scores is empty")
+            }
             v.value(0).to_string()
         }
     };
@@ -110,7 +148,10 @@ pub async fn run(scores: &str, labels: &str, date: Option<&str>) -> Result<EvalR
         "SELECT {label} = 'counterfeit' AS positive, {technique} AS technique, {hard} AS hard, s.action \
          FROM labels l JOIN risk_scores s ON l.listing_id = s.listing_id WHERE s.dt = '{date}'"
     );
-    let mut r = EvalReport { date: Some(date), ..Default::default() };
+    let mut r = EvalReport {
+        date: Some(date),
+        ..Default::default()
+    };
     let mut takedown = Counts::default();
     for b in ctx.sql(&sql).await?.collect().await? {
         let pos = b.column(0).as_boolean();
@@ -131,24 +172,41 @@ pub async fn run(scores: &str, labels: &str, date: Option<&str>) -> Result<EvalR
                 (false, false) => r.overall.tn += 1,
             }
             if action.value(i) == "takedown" {
-                if positive { takedown.tp += 1 } else { takedown.fp += 1 }
+                if positive {
+                    takedown.tp += 1
+                } else {
+                    takedown.fp += 1
+                }
             }
             if positive && !tech.is_null(i) {
-                let e = r.per_technique.entry(tech.value(i).to_string()).or_default();
+                let e = r
+                    .per_technique
+                    .entry(tech.value(i).to_string())
+                    .or_default();
                 e.0 += 1;
                 e.1 += flagged as u64;
             }
             if !positive && !hard.is_null(i) {
-                let e = r.hard_negatives.entry(hard.value(i).to_string()).or_default();
+                let e = r
+                    .hard_negatives
+                    .entry(hard.value(i).to_string())
+                    .or_default();
                 e.0 += 1;
                 e.1 += flagged as u64;
             }
         }
     }
-    for v in r.per_technique.values_mut().chain(r.hard_negatives.values_mut()) {
+    for v in r
+        .per_technique
+        .values_mut()
+        .chain(r.hard_negatives.values_mut())
+    {
         v.2 = ratio(v.1, v.0);
     }
-    let (hn, hf) = r.hard_negatives.values().fold((0, 0), |a, v| (a.0 + v.0, a.1 + v.1));
+    let (hn, hf) = r
+        .hard_negatives
+        .values()
+        .fold((0, 0), |a, v| (a.0 + v.0, a.1 + v.1));
     r.hard_negative_fpr = ratio(hf, hn);
     r.precision = r.overall.precision();
     r.recall = r.overall.recall();
@@ -160,14 +218,27 @@ pub async fn run(scores: &str, labels: &str, date: Option<&str>) -> Result<EvalR
 impl std::fmt::Display for EvalReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let c = &self.overall;
-        writeln!(f, "dajia eval {}: {} labelled listings", self.date.as_deref().unwrap_or("?"), self.listings)?;
-        writeln!(f, "  precision {:.4}  recall {:.4}  F1 {:.4}  (tp {} fp {} fn {} tn {})", self.precision, self.recall, self.f1, c.tp, c.fp, c.fn_, c.tn)?;
+        writeln!(
+            f,
+            "dajia eval {}: {} labelled listings",
+            self.date.as_deref().unwrap_or("?"),
+            self.listings
+        )?;
+        writeln!(
+            f,
+            "  precision {:.4}  recall {:.4}  F1 {:.4}  (tp {} fp {} fn {} tn {})",
+            self.precision, self.recall, self.f1, c.tp, c.fp, c.fn_, c.tn
+        )?;
         writeln!(f, "  takedown precision {:.4}", self.takedown_precision)?;
         writeln!(f, "  per technique (listings, flagged, recall):")?;
         for (k, (n, d, r)) in &self.per_technique {
             writeln!(f, "    {k:<22} {n:>8} {d:>8}  {r:.4}")?;
         }
-        writeln!(f, "  hard negatives (listings, flagged, false-positive rate): overall {:.4}", self.hard_negative_fpr)?;
+        writeln!(
+            f,
+            "  hard negatives (listings, flagged, false-positive rate): overall {:.4}",
+            self.hard_negative_fpr
+        )?;
         for (k, (n, d, r)) in &self.hard_negatives {
             writeln!(f, "    {k:<22} {n:>8} {d:>8}  {r:.4}")?;
         }

@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand};
 use dajia::{eval, gen, scan, sql};
 
 #[derive(Parser)]
-#[command(name = "dajia", version, about = "dajia (打假): nightly counterfeit-risk scan of a marketplace catalog")]
+#[command(
+    name = "dajia",
+    version,
+    about = "dajia (打假): nightly counterfeit-risk scan of a marketplace catalog"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -93,13 +97,20 @@ struct ConfigFile {
 
 fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("DAJIA_LOG").unwrap_or_else(|_| "warn,buoyant_kernel=off,deltalake_core=error".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DAJIA_LOG")
+                .unwrap_or_else(|_| "warn,buoyant_kernel=off,deltalake_core=error".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     if let Err(e) = run() {
         // One line: engines can put whole query plans in their errors.
         let msg = format!("{e:#}").replace('\n', " ");
-        let msg = if msg.chars().count() > 600 { format!("{}…", msg.chars().take(600).collect::<String>()) } else { msg };
+        let msg = if msg.chars().count() > 600 {
+            format!("{}…", msg.chars().take(600).collect::<String>())
+        } else {
+            msg
+        };
         eprintln!("dajia: {msg}");
         std::process::exit(1);
     }
@@ -107,11 +118,14 @@ fn main() {
 
 fn run() -> Result<()> {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.cmd {
         Cmd::Schema { table } => {
             let tables = match table {
-                Some(t) => vec![dajia_schemas::table(&t).with_context(|| format!("unknown table `{t}` (try `dajia schema`)"))?],
+                Some(t) => vec![dajia_schemas::table(&t)
+                    .with_context(|| format!("unknown table `{t}` (try `dajia schema`)"))?],
                 None => dajia_schemas::tables(),
             };
             for t in tables {
@@ -119,47 +133,88 @@ fn run() -> Result<()> {
                 for c in &t.columns {
                     let req = if c.required { "required" } else { "optional" };
                     let null = if c.nullable { "nullable" } else { "not null" };
-                    println!("  {:<20} {:<48} {req}, {null}  {}", c.name, c.ty.name(), c.doc);
+                    println!(
+                        "  {:<20} {:<48} {req}, {null}  {}",
+                        c.name,
+                        c.ty.name(),
+                        c.doc
+                    );
                 }
                 println!();
             }
         }
-        Cmd::Gen { out, listings, seed, date, rows_per_file } => {
-            let s = gen::generate(&gen::GenOptions { out: out.clone(), listings, seed, date, rows_per_file })?;
+        Cmd::Gen {
+            out,
+            listings,
+            seed,
+            date,
+            rows_per_file,
+        } => {
+            let s = gen::generate(&gen::GenOptions {
+                out: out.clone(),
+                listings,
+                seed,
+                date,
+                rows_per_file,
+            })?;
             println!(
                 "generated {} listings ({} counterfeit, {} hard negatives), {} sellers, {} brands in {:.2}s ({:.0} listings/s) under {}; labels in {}",
                 s.listings, s.counterfeit, s.hard_negatives, s.sellers, s.brands, s.seconds, s.listings as f64 / s.seconds.max(1e-9), out.display(),
                 gen::labels_path(&out).display()
             );
         }
-        Cmd::Scan { catalog, out, date, max_text_bytes, config, no_progress } => {
+        Cmd::Scan {
+            catalog,
+            out,
+            date,
+            max_text_bytes,
+            config,
+            no_progress,
+        } => {
             let mut o = scan::ScanOptions::new(&catalog, &out, date);
             o.max_text_bytes = max_text_bytes;
             o.progress = !no_progress;
             if let Some(p) = config {
-                let text = std::fs::read_to_string(&p).with_context(|| format!("reading config {}", p.display()))?;
-                let c: ConfigFile = toml::from_str(&text).with_context(|| format!("parsing config {}", p.display()))?;
+                let text = std::fs::read_to_string(&p)
+                    .with_context(|| format!("reading config {}", p.display()))?;
+                let c: ConfigFile = toml::from_str(&text)
+                    .with_context(|| format!("parsing config {}", p.display()))?;
                 o.weights = c.weights;
                 o.thresholds = c.thresholds;
             }
-            anyhow::ensure!(o.thresholds.review <= o.thresholds.takedown, "thresholds.review must not exceed thresholds.takedown");
+            anyhow::ensure!(
+                o.thresholds.review <= o.thresholds.takedown,
+                "thresholds.review must not exceed thresholds.takedown"
+            );
             let s = rt.block_on(scan::run(&o))?;
             println!("{s}");
         }
-        Cmd::Eval { scores, labels, date, json } => {
+        Cmd::Eval {
+            scores,
+            labels,
+            date,
+            json,
+        } => {
             let r = rt.block_on(eval::run(&scores, &labels, date.as_deref()))?;
             print!("{r}");
             if let Some(p) = json {
                 eval::write_json(&r, &p)?;
             }
         }
-        Cmd::Sql { catalog, out, command, file, format } => {
+        Cmd::Sql {
+            catalog,
+            out,
+            command,
+            file,
+            format,
+        } => {
             rt.block_on(async {
                 let ctx = sql::session_for(catalog.as_deref(), out.as_deref()).await?;
                 if let Some(c) = command {
                     sql::run_script(&ctx, &c, format).await
                 } else if let Some(f) = file {
-                    let script = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+                    let script = std::fs::read_to_string(&f)
+                        .with_context(|| format!("reading {}", f.display()))?;
                     sql::run_script(&ctx, &script, format).await
                 } else {
                     sql::repl(&ctx, format).await

@@ -14,10 +14,18 @@ use dajia_kernels::risk::KnowledgeBase;
 pub fn new_session(kb: Option<Arc<KnowledgeBase>>) -> SessionContext {
     let mut config = SessionConfig::new()
         .with_information_schema(true)
-        .with_target_partitions(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+        .with_target_partitions(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+        );
     // Read strings as Utf8 (not Utf8View): Delta Lake and most readers of
     // our outputs expect plain strings, and the UDFs accept both anyway.
-    config.options_mut().execution.parquet.schema_force_view_types = false;
+    config
+        .options_mut()
+        .execution
+        .parquet
+        .schema_force_view_types = false;
     let ctx = SessionContext::new_with_config(config);
     crate::udf::register_all(&ctx, kb);
     ctx

@@ -54,23 +54,38 @@ pub fn help_text() -> String {
     s
 }
 
-pub async fn run_statement(ctx: &SessionContext, sql: &str, format: Format, w: &mut dyn std::io::Write) -> Result<()> {
+pub async fn run_statement(
+    ctx: &SessionContext,
+    sql: &str,
+    format: Format,
+    w: &mut dyn std::io::Write,
+) -> Result<()> {
     let df = ctx.sql(sql).await?;
     let batches = df.collect().await?;
     print_batches(&batches, format, w)
 }
 
-pub fn print_batches(batches: &[RecordBatch], format: Format, w: &mut dyn std::io::Write) -> Result<()> {
+pub fn print_batches(
+    batches: &[RecordBatch],
+    format: Format,
+    w: &mut dyn std::io::Write,
+) -> Result<()> {
     match format {
         Format::Table => {
             if !batches.is_empty() {
-                writeln!(w, "{}", datafusion::arrow::util::pretty::pretty_format_batches(batches)?)?;
+                writeln!(
+                    w,
+                    "{}",
+                    datafusion::arrow::util::pretty::pretty_format_batches(batches)?
+                )?;
             }
             let n: usize = batches.iter().map(|b| b.num_rows()).sum();
             writeln!(w, "{n} row(s)")?;
         }
         Format::Csv => {
-            let mut cw = datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(&mut *w);
+            let mut cw = datafusion::arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut *w);
             for b in batches {
                 cw.write(b)?;
             }
@@ -145,7 +160,8 @@ async fn meta(ctx: &SessionContext, cmd: &str, format: Format) -> Result<bool> {
 pub async fn repl(ctx: &SessionContext, format: Format) -> Result<()> {
     use rustyline::error::ReadlineError;
     let mut rl = rustyline::DefaultEditor::new()?;
-    let history: Option<PathBuf> = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".dajia_history"));
+    let history: Option<PathBuf> =
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".dajia_history"));
     if let Some(h) = &history {
         let _ = rl.load_history(h);
     }
@@ -156,7 +172,9 @@ pub async fn repl(ctx: &SessionContext, format: Format) -> Result<()> {
         match rl.readline(prompt) {
             Ok(line) => {
                 let t = line.trim();
-                if buf.is_empty() && t.starts_with('\\') || buf.is_empty() && matches!(t, "help" | "quit" | "exit") {
+                if buf.is_empty() && t.starts_with('\\')
+                    || buf.is_empty() && matches!(t, "help" | "quit" | "exit")
+                {
                     let _ = rl.add_history_entry(t);
                     if !meta(ctx, t, format).await? {
                         break;
@@ -168,7 +186,9 @@ pub async fn repl(ctx: &SessionContext, format: Format) -> Result<()> {
                 if t.ends_with(';') {
                     let _ = rl.add_history_entry(buf.trim());
                     for stmt in split_statements(&buf) {
-                        if let Err(e) = run_statement(ctx, &stmt, format, &mut std::io::stdout()).await {
+                        if let Err(e) =
+                            run_statement(ctx, &stmt, format, &mut std::io::stdout()).await
+                        {
                             eprintln!("error: {e:#}");
                         }
                     }
@@ -189,7 +209,9 @@ pub async fn repl(ctx: &SessionContext, format: Format) -> Result<()> {
 /// Run a script: every statement, stopping at the first error.
 pub async fn run_script(ctx: &SessionContext, script: &str, format: Format) -> Result<()> {
     for stmt in split_statements(script) {
-        run_statement(ctx, &stmt, format, &mut std::io::stdout()).await.with_context(|| format!("in statement: {}", stmt.lines().next().unwrap_or("")))?;
+        run_statement(ctx, &stmt, format, &mut std::io::stdout())
+            .await
+            .with_context(|| format!("in statement: {}", stmt.lines().next().unwrap_or("")))?;
     }
     Ok(())
 }

@@ -57,11 +57,28 @@ fn catalog_with(dir: &Path, files: &[(&str, RecordBatch)]) -> std::path::PathBuf
 }
 
 fn scan(cat: &Path, out: &Path) -> (bool, String, String) {
-    run(&["scan", "--catalog", cat.to_str().unwrap(), "--out", out.to_str().unwrap(), "--date", DATE, "--no-progress"])
+    run(&[
+        "scan",
+        "--catalog",
+        cat.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--date",
+        DATE,
+        "--no-progress",
+    ])
 }
 
 fn rejects(out: &Path) -> String {
-    let (ok, stdout, stderr) = run(&["sql", "--out", out.to_str().unwrap(), "--format", "csv", "-c", "SELECT table_name, file, row_key, reason FROM rejects ORDER BY row_key, file"]);
+    let (ok, stdout, stderr) = run(&[
+        "sql",
+        "--out",
+        out.to_str().unwrap(),
+        "--format",
+        "csv",
+        "-c",
+        "SELECT table_name, file, row_key, reason FROM rejects ORDER BY row_key, file",
+    ]);
     assert!(ok, "{stderr}");
     stdout
 }
@@ -80,11 +97,21 @@ fn missing_required_column_is_a_one_line_error_and_publishes_nothing() {
     let (ok, _, err) = scan(&cat, &out);
     assert!(!ok);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("`listings`") && err.contains("part-0.parquet") && err.contains("`title`"), "{err}");
+    assert!(
+        err.contains("`listings`") && err.contains("part-0.parquet") && err.contains("`title`"),
+        "{err}"
+    );
     assert!(!out.join("risk_scores/_delta_log").exists());
     // The failed run is recorded.
-    let m = std::fs::read_dir(out.join("runs")).unwrap().next().unwrap().unwrap().path();
-    assert!(std::fs::read_to_string(m).unwrap().contains("\"outcome\": \"failed\""));
+    let m = std::fs::read_dir(out.join("runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert!(std::fs::read_to_string(m)
+        .unwrap()
+        .contains("\"outcome\": \"failed\""));
 }
 
 #[test]
@@ -93,22 +120,41 @@ fn wrong_type_is_a_one_line_error() {
     let b = listings(1, good(3), Some(300));
     let mut cols = b.columns().to_vec();
     cols[4] = Arc::new(StringArray::from(vec!["100", "200", "x"]));
-    let mut fields: Vec<Field> = b.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut fields: Vec<Field> = b
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     fields[4] = Field::new("price_cents", DataType::Utf8, true);
     let b = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap();
     let cat = catalog_with(dir.path(), &[("part-0.parquet", b)]);
     let (ok, _, err) = scan(&cat, &dir.path().join("out"));
     assert!(!ok);
-    assert!(err.contains("`price_cents` has type Utf8, expected Int64"), "{err}");
+    assert!(
+        err.contains("`price_cents` has type Utf8, expected Int64"),
+        "{err}"
+    );
 }
 
 #[test]
 fn corrupt_truncated_and_empty_files_are_rejected_and_the_rest_scored() {
     let dir = tempfile::tempdir().unwrap();
-    let cat = catalog_with(dir.path(), &[("part-0.parquet", listings(1, good(10), Some(300)))]);
+    let cat = catalog_with(
+        dir.path(),
+        &[("part-0.parquet", listings(1, good(10), Some(300)))],
+    );
     let valid = std::fs::read(cat.join("listings/part-0.parquet")).unwrap();
-    std::fs::write(cat.join("listings/part-1.parquet"), &valid[..valid.len() / 2]).unwrap();
-    std::fs::write(cat.join("listings/part-2.parquet"), b"this is not parquet at all").unwrap();
+    std::fs::write(
+        cat.join("listings/part-1.parquet"),
+        &valid[..valid.len() / 2],
+    )
+    .unwrap();
+    std::fs::write(
+        cat.join("listings/part-2.parquet"),
+        b"this is not parquet at all",
+    )
+    .unwrap();
     std::fs::write(cat.join("listings/part-3.parquet"), b"").unwrap();
     let out = dir.path().join("out");
     let (ok, stdout, err) = scan(&cat, &out);
@@ -116,7 +162,11 @@ fn corrupt_truncated_and_empty_files_are_rejected_and_the_rest_scored() {
     assert!(stdout.contains("10 listings scored"), "{stdout}");
     let r = rejects(&out);
     for f in ["part-1.parquet", "part-2.parquet", "part-3.parquet"] {
-        assert!(r.lines().any(|l| l.contains(f) && l.contains("not a readable Parquet file")), "{f} missing from rejects:\n{r}");
+        assert!(
+            r.lines()
+                .any(|l| l.contains(f) && l.contains("not a readable Parquet file")),
+            "{f} missing from rejects:\n{r}"
+        );
     }
 }
 
@@ -127,14 +177,23 @@ fn null_keys_and_oversized_titles_go_to_rejects_with_reasons() {
     titles[1] = None;
     titles[2] = Some("长".repeat(100_000 / 3 + 1)); // ~100 kB
     let with_null_seller = listings(100, good(1), None);
-    let cat = catalog_with(dir.path(), &[("part-0.parquet", listings(1, titles, Some(300))), ("part-1.parquet", with_null_seller)]);
+    let cat = catalog_with(
+        dir.path(),
+        &[
+            ("part-0.parquet", listings(1, titles, Some(300))),
+            ("part-1.parquet", with_null_seller),
+        ],
+    );
     let out = dir.path().join("out");
     let (ok, stdout, err) = scan(&cat, &out);
     assert!(ok, "{err}");
     assert!(stdout.contains("3 listings scored"), "{stdout}");
     let r = rejects(&out);
     assert!(r.contains("2,title is null"), "{r}");
-    assert!(r.contains("3,\"title is 100002 bytes, over max_text_bytes=16384\""), "{r}");
+    assert!(
+        r.contains("3,\"title is 100002 bytes, over max_text_bytes=16384\""),
+        "{r}"
+    );
     assert!(r.contains("100,seller_id is null"), "{r}");
 }
 
@@ -150,19 +209,32 @@ fn a_file_with_non_utf8_text_is_rejected_whole_and_the_night_goes_on() {
     let mut cols = base.columns().to_vec();
     cols[2] = Arc::new(bad);
     let bad_batch = RecordBatch::try_new(base.schema(), cols).unwrap();
-    let cat = catalog_with(dir.path(), &[("part-0.parquet", listings(1, good(4), Some(300))), ("part-9.parquet", bad_batch)]);
+    let cat = catalog_with(
+        dir.path(),
+        &[
+            ("part-0.parquet", listings(1, good(4), Some(300))),
+            ("part-9.parquet", bad_batch),
+        ],
+    );
     let out = dir.path().join("out");
     let (ok, stdout, err) = scan(&cat, &out);
     assert!(ok, "{err}");
     assert!(stdout.contains("4 listings scored"), "{stdout}");
     let r = rejects(&out);
-    assert!(r.lines().any(|l| l.contains("part-9.parquet") && l.contains("unreadable data")), "{r}");
+    assert!(
+        r.lines()
+            .any(|l| l.contains("part-9.parquet") && l.contains("unreadable data")),
+        "{r}"
+    );
 }
 
 #[test]
 fn catalog_without_required_table_names_it() {
     let dir = tempfile::tempdir().unwrap();
-    let cat = catalog_with(dir.path(), &[("part-0.parquet", listings(1, good(2), Some(300)))]);
+    let cat = catalog_with(
+        dir.path(),
+        &[("part-0.parquet", listings(1, good(2), Some(300)))],
+    );
     std::fs::remove_dir_all(cat.join("brands")).unwrap();
     let (ok, _, err) = scan(&cat, &dir.path().join("out"));
     assert!(!ok);

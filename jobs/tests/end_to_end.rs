@@ -11,18 +11,35 @@ fn generate_scan_eval_meets_precision_and_recall() {
     gen(&cat, 30_000, 11);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let s = rt
-        .block_on(dajia::scan::run(&dajia::scan::ScanOptions::new(cat.to_str().unwrap(), out.to_str().unwrap(), date())))
+        .block_on(dajia::scan::run(&dajia::scan::ScanOptions::new(
+            cat.to_str().unwrap(),
+            out.to_str().unwrap(),
+            date(),
+        )))
         .unwrap();
     assert_eq!(s.scored, 30_000);
     assert_eq!(s.rejects, 0);
-    let r = rt.block_on(dajia::eval::run(out.to_str().unwrap(), cat.to_str().unwrap(), None)).unwrap();
+    let r = rt
+        .block_on(dajia::eval::run(
+            out.to_str().unwrap(),
+            cat.to_str().unwrap(),
+            None,
+        ))
+        .unwrap();
     println!("{r}");
     assert!(r.precision >= 0.95, "precision {}", r.precision);
     assert!(r.recall >= 0.95, "recall {}", r.recall);
     for (t, (n, _, recall)) in &r.per_technique {
-        assert!(*n > 100 && *recall >= 0.9, "technique {t}: recall {recall} on {n}");
+        assert!(
+            *n > 100 && *recall >= 0.9,
+            "technique {t}: recall {recall} on {n}"
+        );
     }
-    assert!(r.hard_negative_fpr <= 0.02, "hard-negative FPR {}", r.hard_negative_fpr);
+    assert!(
+        r.hard_negative_fpr <= 0.02,
+        "hard-negative FPR {}",
+        r.hard_negative_fpr
+    );
     // A manifest per run, marked succeeded.
     let manifests: Vec<_> = std::fs::read_dir(out.join("runs")).unwrap().collect();
     assert_eq!(manifests.len(), 1);
@@ -36,7 +53,8 @@ fn generation_is_deterministic_for_a_seed() {
     gen(&dir.path().join("a"), 3_000, 5);
     gen(&dir.path().join("b"), 3_000, 5);
     gen(&dir.path().join("c"), 3_000, 6);
-    let read = |p: &str| std::fs::read(dir.path().join(p).join("listings/part-00000.parquet")).unwrap();
+    let read =
+        |p: &str| std::fs::read(dir.path().join(p).join("listings/part-00000.parquet")).unwrap();
     assert_eq!(read("a"), read("b"));
     assert_ne!(read("a"), read("c"));
 }
@@ -46,13 +64,25 @@ fn rerun_of_a_date_replaces_the_partition_with_the_same_rows() {
     let dir = tempfile::tempdir().unwrap();
     let (cat, out) = (dir.path().join("catalog"), dir.path().join("out"));
     gen(&cat, 5_000, 3);
-    let args = ["scan", "--catalog", cat.to_str().unwrap(), "--out", out.to_str().unwrap(), "--date", DATE, "--no-progress"];
+    let args = [
+        "scan",
+        "--catalog",
+        cat.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--date",
+        DATE,
+        "--no-progress",
+    ];
     assert!(run(&args).0);
     let first = scores_csv(&out);
     assert!(run(&args).0);
     let second = scores_csv(&out);
     assert_eq!(first.lines().count(), 5_001, "header + one row per listing");
-    assert_eq!(first, second, "a rerun gives the same rows, not twice the rows");
+    assert_eq!(
+        first, second,
+        "a rerun gives the same rows, not twice the rows"
+    );
     // Another date is a separate partition: both stay queryable.
     let mut other = args.to_vec();
     other[6] = "2026-11-29";
@@ -65,17 +95,38 @@ fn a_run_killed_halfway_leaves_risk_scores_as_before() {
     let dir = tempfile::tempdir().unwrap();
     let (cat, out) = (dir.path().join("catalog"), dir.path().join("out"));
     gen(&cat, 20_000, 4);
-    let args = ["scan", "--catalog", cat.to_str().unwrap(), "--out", out.to_str().unwrap(), "--date", DATE, "--no-progress"];
+    let args = [
+        "scan",
+        "--catalog",
+        cat.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--date",
+        DATE,
+        "--no-progress",
+    ];
     assert!(run(&args).0);
     let before = scores_csv(&out);
     let version = delta_version(&out);
     // Change the catalog so a completed rerun would differ, then kill the
     // rerun halfway (abort(): no unwinding, no cleanup, like SIGKILL).
     gen(&cat, 20_000, 99);
-    let status = bin().args(args).env("DAJIA_FAILPOINT_ABORT_AFTER_ROWS", "10000").status().unwrap();
+    let status = bin()
+        .args(args)
+        .env("DAJIA_FAILPOINT_ABORT_AFTER_ROWS", "10000")
+        .status()
+        .unwrap();
     assert!(!status.success());
-    assert_eq!(delta_version(&out), version, "no commit from the killed run");
-    assert_eq!(scores_csv(&out), before, "readers see exactly the previous result");
+    assert_eq!(
+        delta_version(&out),
+        version,
+        "no commit from the killed run"
+    );
+    assert_eq!(
+        scores_csv(&out),
+        before,
+        "readers see exactly the previous result"
+    );
     // The next run publishes normally.
     assert!(run(&args).0);
     assert_ne!(scores_csv(&out), before);

@@ -21,19 +21,27 @@ impl sqllogictest::AsyncDB for Db {
         let df = self.0.sql(sql).await?;
         let ncols = df.schema().fields().len();
         let batches = df.collect().await?;
-        let is_stmt = sql.trim_start().to_lowercase().starts_with("create") || sql.trim_start().to_lowercase().starts_with("copy");
+        let is_stmt = sql.trim_start().to_lowercase().starts_with("create")
+            || sql.trim_start().to_lowercase().starts_with("copy");
         if is_stmt {
             return Ok(DBOutput::StatementComplete(0));
         }
         let opts = FormatOptions::default().with_null("NULL");
         let mut rows = Vec::new();
         for b in &batches {
-            let fmts: Vec<_> = b.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &opts)).collect::<Result<_, _>>()?;
+            let fmts: Vec<_> = b
+                .columns()
+                .iter()
+                .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts))
+                .collect::<Result<_, _>>()?;
             for r in 0..b.num_rows() {
                 rows.push(fmts.iter().map(|f| f.value(r).to_string()).collect());
             }
         }
-        Ok(DBOutput::Rows { types: vec![DefaultColumnType::Any; ncols], rows })
+        Ok(DBOutput::Rows {
+            types: vec![DefaultColumnType::Any; ncols],
+            rows,
+        })
     }
 
     async fn shutdown(&mut self) {}
@@ -45,9 +53,15 @@ fn slt_files() {
     let cat = dir.path().join("catalog");
     common::gen(&cat, 2_000, 21);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let ctx = Arc::new(rt.block_on(dajia::sql::session_for(Some(cat.to_str().unwrap()), None)).unwrap());
+    let ctx = Arc::new(
+        rt.block_on(dajia::sql::session_for(Some(cat.to_str().unwrap()), None))
+            .unwrap(),
+    );
     let slt_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/slt");
-    let mut files: Vec<_> = std::fs::read_dir(&slt_dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&slt_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     assert!(!files.is_empty());
     for f in files {
@@ -55,7 +69,10 @@ fn slt_files() {
             let ctx = ctx.clone();
             async move { Ok::<_, datafusion::error::DataFusionError>(Db(ctx)) }
         });
-        let script = std::fs::read_to_string(&f).unwrap().replace("__TMP__", dir.path().to_str().unwrap());
-        rt.block_on(runner.run_script_async(&script)).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let script = std::fs::read_to_string(&f)
+            .unwrap()
+            .replace("__TMP__", dir.path().to_str().unwrap());
+        rt.block_on(runner.run_script_async(&script))
+            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
     }
 }

@@ -31,9 +31,7 @@ impl Ty {
             Ty::Binary => DataType::Binary,
             Ty::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
             Ty::ListUtf8 => DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))),
-            Ty::ListInt64 => {
-                DataType::List(Arc::new(Field::new_list_field(DataType::Int64, true)))
-            }
+            Ty::ListInt64 => DataType::List(Arc::new(Field::new_list_field(DataType::Int64, true))),
             Ty::Reasons => DataType::List(Arc::new(Field::new_list_field(
                 DataType::Struct(reason_fields()),
                 true,
@@ -128,7 +126,9 @@ impl TableDef {
             .iter()
             .map(|c| {
                 Field::new(c.name, c.ty.to_arrow(), c.nullable).with_metadata(
-                    [("doc".to_string(), c.doc.to_string())].into_iter().collect(),
+                    [("doc".to_string(), c.doc.to_string())]
+                        .into_iter()
+                        .collect(),
                 )
             })
             .collect();
@@ -141,11 +141,23 @@ impl TableDef {
 }
 
 fn col(name: &'static str, ty: Ty, nullable: bool, doc: &'static str) -> ColumnDef {
-    ColumnDef { name, ty, nullable, required: true, doc }
+    ColumnDef {
+        name,
+        ty,
+        nullable,
+        required: true,
+        doc,
+    }
 }
 
 fn opt(name: &'static str, ty: Ty, doc: &'static str) -> ColumnDef {
-    ColumnDef { name, ty, nullable: true, required: false, doc }
+    ColumnDef {
+        name,
+        ty,
+        nullable: true,
+        required: false,
+        doc,
+    }
 }
 
 /// Every table of the contract, inputs first.

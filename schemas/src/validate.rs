@@ -9,8 +9,15 @@ use crate::TableDef;
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum SchemaError {
     #[error("table `{table}`, file {file}: required column `{column}` ({expected}) is missing")]
-    MissingColumn { table: String, file: String, column: String, expected: String },
-    #[error("table `{table}`, file {file}: column `{column}` has type {found}, expected {expected}")]
+    MissingColumn {
+        table: String,
+        file: String,
+        column: String,
+        expected: String,
+    },
+    #[error(
+        "table `{table}`, file {file}: column `{column}` has type {found}, expected {expected}"
+    )]
     WrongType {
         table: String,
         file: String,
@@ -57,14 +64,22 @@ mod tests {
         let t = table("listings").unwrap();
         let s = t.schema();
         Schema::new(
-            s.fields().iter().filter(|f| f.name() != col).map(|f| f.as_ref().clone()).collect::<Vec<_>>(),
+            s.fields()
+                .iter()
+                .filter(|f| f.name() != col)
+                .map(|f| f.as_ref().clone())
+                .collect::<Vec<_>>(),
         )
     }
 
     #[test]
     fn canonical_schemas_validate() {
         for t in crate::tables() {
-            assert!(validate_schema(&t, "f", &t.schema()).is_empty(), "{}", t.name);
+            assert!(
+                validate_schema(&t, "f", &t.schema()).is_empty(),
+                "{}",
+                t.name
+            );
         }
     }
 
@@ -74,7 +89,10 @@ mod tests {
         let errs = validate_schema(&t, "part-0.parquet", &listings_schema_without("title"));
         assert_eq!(errs.len(), 1);
         let msg = errs[0].to_string();
-        assert!(msg.contains("listings") && msg.contains("part-0.parquet") && msg.contains("`title`"), "{msg}");
+        assert!(
+            msg.contains("listings") && msg.contains("part-0.parquet") && msg.contains("`title`"),
+            "{msg}"
+        );
         assert!(!msg.contains('\n'));
     }
 
@@ -87,7 +105,12 @@ mod tests {
     #[test]
     fn wrong_type_is_reported_and_extra_columns_ignored() {
         let t = table("listings").unwrap();
-        let mut fields: Vec<Field> = t.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut fields: Vec<Field> = t
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
         for f in fields.iter_mut() {
             if f.name() == "price_cents" {
                 *f = Field::new("price_cents", DataType::Utf8, true);
@@ -96,7 +119,13 @@ mod tests {
         fields.push(Field::new("extra", DataType::Float64, true));
         let errs = validate_schema(&t, "f", &Schema::new(fields));
         assert_eq!(errs.len(), 1);
-        assert!(errs[0].to_string().contains("`price_cents` has type Utf8, expected Int64"), "{}", errs[0]);
+        assert!(
+            errs[0]
+                .to_string()
+                .contains("`price_cents` has type Utf8, expected Int64"),
+            "{}",
+            errs[0]
+        );
     }
 
     #[test]

@@ -67,10 +67,36 @@ pub struct Row {
     pub brand_id: Option<i64>,
 }
 
-pub const TECHNIQUES: &[&str] = &["replica_vocabulary", "contact_diversion", "brand_obfuscation", "price_below_floor", "linked_seller"];
-pub const HARD_NEGATIVES: &[&str] = &["accessory_for_brand", "wechat_pay", "scale_model", "genuine_discount", "artificial_flowers", "aaa_battery", "putian_specialty", "shared_address_seller"];
+pub const TECHNIQUES: &[&str] = &[
+    "replica_vocabulary",
+    "contact_diversion",
+    "brand_obfuscation",
+    "price_below_floor",
+    "linked_seller",
+];
+pub const HARD_NEGATIVES: &[&str] = &[
+    "accessory_for_brand",
+    "wechat_pay",
+    "scale_model",
+    "genuine_discount",
+    "artificial_flowers",
+    "aaa_battery",
+    "putian_specialty",
+    "shared_address_seller",
+];
 
-const REGIONS: &[&str] = &["浙江省杭州市", "广东省广州市", "广东省深圳市", "江苏省苏州市", "上海市", "北京市", "福建省泉州市", "山东省青岛市", "四川省成都市", "湖北省武汉市"];
+const REGIONS: &[&str] = &[
+    "浙江省杭州市",
+    "广东省广州市",
+    "广东省深圳市",
+    "江苏省苏州市",
+    "上海市",
+    "北京市",
+    "福建省泉州市",
+    "山东省青岛市",
+    "四川省成都市",
+    "湖北省武汉市",
+];
 const PUTIAN: &str = "福建省莆田市";
 
 /// Everything the row generator reads; built once.
@@ -104,15 +130,33 @@ pub fn generate(opts: &GenOptions) -> Result<GenSummary> {
             let b = matcher
                 .find(&normalize_text(&t.title))
                 .into_iter()
-                .find(|m| m.kind == MentionKind::Direct && brands[m.brand].min_price_cents.is_some())
+                .find(|m| {
+                    m.kind == MentionKind::Direct && brands[m.brand].min_price_cents.is_some()
+                })
                 .map(|m| m.brand);
             (t, b)
         })
         .collect();
-    let counterfeitable = (0..brands.len()).filter(|&i| brands[i].protected && !brands[i].products.is_empty()).collect();
-    let device_brands = (0..brands.len()).filter(|&i| matches!(brands[i].name.as_str(), "Apple" | "Samsung")).collect();
-    let snapshot_us = opts.date.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_micros();
-    let ctx = Arc::new(Ctx { titles, brands, counterfeitable, device_brands, sellers: plan, snapshot_us });
+    let counterfeitable = (0..brands.len())
+        .filter(|&i| brands[i].protected && !brands[i].products.is_empty())
+        .collect();
+    let device_brands = (0..brands.len())
+        .filter(|&i| matches!(brands[i].name.as_str(), "Apple" | "Samsung"))
+        .collect();
+    let snapshot_us = opts
+        .date
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp_micros();
+    let ctx = Arc::new(Ctx {
+        titles,
+        brands,
+        counterfeitable,
+        device_brands,
+        sellers: plan,
+        snapshot_us,
+    });
 
     let root = &opts.out;
     std::fs::create_dir_all(root)?;
@@ -131,16 +175,27 @@ pub fn generate(opts: &GenOptions) -> Result<GenSummary> {
             .collect::<Vec<_>>()
             .into_par_iter()
             .flat_map_iter(|c| {
-                let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ (c as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                let mut rng = ChaCha8Rng::seed_from_u64(
+                    opts.seed ^ (c as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                );
                 let ctx = ctx.clone();
-                (c..(c + CHUNK).min(hi)).map(move |i| make_row(&ctx, i as i64 + 1, &mut rng)).collect::<Vec<_>>()
+                (c..(c + CHUNK).min(hi))
+                    .map(move |i| make_row(&ctx, i as i64 + 1, &mut rng))
+                    .collect::<Vec<_>>()
             })
             .collect();
         counterfeit += rows.iter().filter(|r| r.counterfeit).count();
         hard += rows.iter().filter(|r| r.hard_negative.is_some()).count();
-        write::listings(&root.join("listings").join(format!("part-{f:05}.parquet")), &rows)?;
+        write::listings(
+            &root.join("listings").join(format!("part-{f:05}.parquet")),
+            &rows,
+        )?;
         files += 1;
-        labels.extend(rows.into_iter().map(|r| Row { title: String::new(), description: None, ..r }));
+        labels.extend(rows.into_iter().map(|r| Row {
+            title: String::new(),
+            description: None,
+            ..r
+        }));
     }
     write::sellers(root, &ctx.sellers, ctx.snapshot_us)?;
     write::brands(root, &ctx.brands)?;
@@ -192,7 +247,11 @@ fn background(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
         None => rng.random_range(990..50_000),
     };
     if rng.random_bool(0.3) {
-        row.description = Some(format!("{} {}", vocab::SUFFIXES.choose(rng).unwrap(), "欢迎选购"));
+        row.description = Some(format!(
+            "{} {}",
+            vocab::SUFFIXES.choose(rng).unwrap(),
+            "欢迎选购"
+        ));
     }
 }
 
@@ -206,14 +265,24 @@ fn brand_alias<'a>(b: &'a GenBrand, rng: &mut ChaCha8Rng) -> &'a str {
 
 fn product_category(b: &GenBrand, product: &str) -> String {
     let c = vocab::category_of(product);
-    if c == "其他" { b.categories.first().copied().unwrap_or("其他").to_string() } else { c.to_string() }
+    if c == "其他" {
+        b.categories.first().copied().unwrap_or("其他").to_string()
+    } else {
+        c.to_string()
+    }
 }
 
 fn genuine(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng, lo: f64, hi: f64) {
     let bi = *ctx.counterfeitable.choose(rng).unwrap();
     let b = &ctx.brands[bi];
     let product = *b.products.choose(rng).unwrap();
-    row.title = format!("{} {} {} {}", brand_alias(b, rng), product, vocab::GENUINE_WORDS.choose(rng).unwrap(), vocab::SUFFIXES.choose(rng).unwrap());
+    row.title = format!(
+        "{} {} {} {}",
+        brand_alias(b, rng),
+        product,
+        vocab::GENUINE_WORDS.choose(rng).unwrap(),
+        vocab::SUFFIXES.choose(rng).unwrap()
+    );
     row.category = product_category(b, product);
     row.brand = Some(b.name.clone());
     row.seller_id = *b.authorized.choose(rng).unwrap();
@@ -255,7 +324,10 @@ fn counterfeit(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
             let (id, how) = match rng.random_range(0..3) {
                 0 => evasion::disguise_digits(&evasion::phone(rng), rng),
                 1 => (evasion::wechat_id(rng), "account_name"),
-                _ => evasion::disguise_digits(&rng.random_range(10_000_000u64..3_000_000_000).to_string(), rng),
+                _ => evasion::disguise_digits(
+                    &rng.random_range(10_000_000u64..3_000_000_000).to_string(),
+                    rng,
+                ),
             };
             let phrase = format!("{kw} {id}");
             row.evasion = Some(format!("contact {how}"));
@@ -275,12 +347,19 @@ fn counterfeit(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
                 }
             };
             row.evasion = Some(format!("brand {how}"));
-            row.title = format!("{disguised} {product} {} {suffix}", vocab::CHEAP_WORDS.choose(rng).unwrap());
+            row.title = format!(
+                "{disguised} {product} {} {suffix}",
+                vocab::CHEAP_WORDS.choose(rng).unwrap()
+            );
             row.price_cents = (floor * rng.random_range(0.03..0.4)) as i64;
         }
         "price_below_floor" => {
             row.evasion = Some("price".into());
-            row.title = format!("{alias} {product} {} {}", vocab::GENUINE_WORDS.choose(rng).unwrap(), vocab::CHEAP_WORDS.choose(rng).unwrap());
+            row.title = format!(
+                "{alias} {product} {} {}",
+                vocab::GENUINE_WORDS.choose(rng).unwrap(),
+                vocab::CHEAP_WORDS.choose(rng).unwrap()
+            );
             row.price_cents = (floor * rng.random_range(0.03..0.35)) as i64;
         }
         _ => {
@@ -322,15 +401,29 @@ fn hard_negative(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
         }
         "wechat_pay" => {
             background(ctx, row, rng);
-            let pay = ["支持微信支付", "可微信付款", "微信扫码领券", "WeChat Pay accepted", "加微信群享优惠"].choose(rng).unwrap();
+            let pay = [
+                "支持微信支付",
+                "可微信付款",
+                "微信扫码领券",
+                "WeChat Pay accepted",
+                "加微信群享优惠",
+            ]
+            .choose(rng)
+            .unwrap();
             row.title = format!("{} {pay}", row.title);
         }
         "scale_model" => {
             let b = &ctx.brands[*ctx.counterfeitable.choose(rng).unwrap()];
             row.title = match rng.random_range(0..3) {
-                0 => format!("1:18 合金车模 {} 收藏摆件", ["法拉利", "保时捷", "兰博基尼"].choose(rng).unwrap()),
+                0 => format!(
+                    "1:18 合金车模 {} 收藏摆件",
+                    ["法拉利", "保时捷", "兰博基尼"].choose(rng).unwrap()
+                ),
                 1 => "1:1 比例 仿真模型 手办 摆件".to_string(),
-                _ => format!("{} 1:12 场景模型 娃娃屋", ["复古", "迷你"].choose(rng).unwrap()),
+                _ => format!(
+                    "{} 1:12 场景模型 娃娃屋",
+                    ["复古", "迷你"].choose(rng).unwrap()
+                ),
             };
             let _ = b;
             row.category = "玩具".into();
@@ -345,7 +438,14 @@ fn hard_negative(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
             row.hard_negative = Some(kind);
         }
         "artificial_flowers" => {
-            row.title = ["高仿真绿植 假花 客厅摆件", "仿真花 高仿真玫瑰 婚庆", "高仿真 多肉 盆栽 装饰"].choose(rng).unwrap().to_string();
+            row.title = [
+                "高仿真绿植 假花 客厅摆件",
+                "仿真花 高仿真玫瑰 婚庆",
+                "高仿真 多肉 盆栽 装饰",
+            ]
+            .choose(rng)
+            .unwrap()
+            .to_string();
             row.category = "家居".into();
             row.price_cents = rng.random_range(990..9_900);
         }
@@ -355,7 +455,14 @@ fn hard_negative(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
             row.price_cents = rng.random_range(990..5_900);
         }
         "putian_specialty" => {
-            row.title = ["福建莆田特产 桂圆干 500g", "莆田荔枝干 新货 特产", "莆田卤面 手工 小吃"].choose(rng).unwrap().to_string();
+            row.title = [
+                "福建莆田特产 桂圆干 500g",
+                "莆田荔枝干 新货 特产",
+                "莆田卤面 手工 小吃",
+            ]
+            .choose(rng)
+            .unwrap()
+            .to_string();
             row.category = "食品".into();
             row.ship_from = PUTIAN.into();
             row.price_cents = rng.random_range(1_990..9_900);

@@ -6,11 +6,22 @@
 use rand::seq::IndexedRandom;
 use rand::Rng;
 
-pub const ATTRS: &[&str] = &["id_name_hash", "id_number_hash", "id_photo_hash", "phone_hash", "device_hash", "bank_account_hash", "address_hash"];
+pub const ATTRS: &[&str] = &[
+    "id_name_hash",
+    "id_number_hash",
+    "id_photo_hash",
+    "phone_hash",
+    "device_hash",
+    "bank_account_hash",
+    "address_hash",
+];
 
 /// Attribute sets a reopened account shares with its closed original.
 const REOPEN_PATTERNS: &[(&str, &[&str])] = &[
-    ("forged_id_same_name_and_photo", &["id_name_hash", "id_photo_hash"]),
+    (
+        "forged_id_same_name_and_photo",
+        &["id_name_hash", "id_photo_hash"],
+    ),
     ("same_phone_and_device", &["phone_hash", "device_hash"]),
     ("same_bank_account", &["bank_account_hash"]),
     ("same_id_number", &["id_number_hash"]),
@@ -52,7 +63,15 @@ pub fn plan(listings: usize, rng: &mut impl Rng) -> SellerPlan {
     let n = (listings / 40).max(200);
     let n_flagship = (n / 20).max(40);
     let n_closed = (n / 30).max(5);
-    let regions = ["浙江省", "广东省", "福建省", "江苏省", "上海市", "北京市", "山东省"];
+    let regions = [
+        "浙江省",
+        "广东省",
+        "福建省",
+        "江苏省",
+        "上海市",
+        "北京市",
+        "山东省",
+    ];
     let mut sellers: Vec<Seller> = (1..=n as i64)
         .map(|id| Seller {
             id,
@@ -105,5 +124,11 @@ pub fn plan(listings: usize, rng: &mut impl Rng) -> SellerPlan {
         }
     }
     let regular = (next as i64 + 1..=n as i64).collect();
-    SellerPlan { sellers, flagship, regular, reopeners, address_sharers }
+    SellerPlan {
+        sellers,
+        flagship,
+        regular,
+        reopeners,
+        address_sharers,
+    }
 }

@@ -7,7 +7,21 @@ pub const TITLES_TSV: &str = include_str!("../../data/product_titles_train.tsv")
 pub const BRANDS_TSV: &str = include_str!("../../data/brands_en_zh.tsv");
 
 /// Categories used for listings and brand price floors.
-pub const CATEGORIES: &[&str] = &["箱包", "鞋靴", "服饰", "手表", "手机", "配饰", "美妆", "手机配件", "玩具", "食品", "家居", "数码", "其他"];
+pub const CATEGORIES: &[&str] = &[
+    "箱包",
+    "鞋靴",
+    "服饰",
+    "手表",
+    "手机",
+    "配饰",
+    "美妆",
+    "手机配件",
+    "玩具",
+    "食品",
+    "家居",
+    "数码",
+    "其他",
+];
 
 /// A real title with the category inferred from its words.
 pub struct RealTitle {
@@ -21,7 +35,10 @@ pub fn real_titles() -> Vec<RealTitle> {
         .skip(1)
         .filter_map(|l| l.split('\t').nth(1))
         .filter(|t| t.chars().count() >= 4)
-        .map(|t| RealTitle { title: t.to_string(), category: category_of(t) })
+        .map(|t| RealTitle {
+            title: t.to_string(),
+            category: category_of(t),
+        })
         .collect()
 }
 
@@ -29,11 +46,17 @@ pub fn real_titles() -> Vec<RealTitle> {
 pub fn category_of(title: &str) -> &'static str {
     let t = title.replace("包邮", "");
     let rules: &[(&[&str], &str)] = &[
-        (&["手机壳", "保护套", "钢化膜", "充电", "数据线", "耳机"], "手机配件"),
+        (
+            &["手机壳", "保护套", "钢化膜", "充电", "数据线", "耳机"],
+            "手机配件",
+        ),
         (&["鞋", "靴"], "鞋靴"),
         (&["手表", "腕表", "表带"], "手表"),
         (&["包", "箱"], "箱包"),
-        (&["衣", "裤", "裙", "衫", "外套", "马甲", "帽", "袜"], "服饰"),
+        (
+            &["衣", "裤", "裙", "衫", "外套", "马甲", "帽", "袜"],
+            "服饰",
+        ),
         (&["项链", "戒指", "手链", "耳环", "饰品", "墨镜"], "配饰"),
         (&["口红", "面膜", "香水", "精华", "护肤"], "美妆"),
         (&["手机"], "手机"),
@@ -69,7 +92,10 @@ pub struct GenBrand {
 /// scripts (traditional Chinese), nicknames and common misspellings.
 fn known_aliases() -> HashMap<&'static str, &'static [&'static str]> {
     [
-        ("Louis Vuitton", &["LV", "路易威登", "路易威頓", "驴牌", "LouisVuitton"][..]),
+        (
+            "Louis Vuitton",
+            &["LV", "路易威登", "路易威頓", "驴牌", "LouisVuitton"][..],
+        ),
         ("Gucci", &["古驰", "古馳", "古奇", "GUCCl"][..]),
         ("Chanel", &["香奈儿", "香奈兒", "夏奈尔"][..]),
         ("Hermes", &["爱马仕", "愛馬仕", "Hermès", "HERMES"][..]),
@@ -80,7 +106,10 @@ fn known_aliases() -> HashMap<&'static str, &'static [&'static str]> {
         ("Burberry", &["博柏利", "巴宝莉", "巴寶莉"][..]),
         ("NIKE", &["耐克", "Nike"][..]),
         ("Adidas", &["阿迪达斯", "阿迪達斯", "阿迪"][..]),
-        ("Apple", &["苹果", "蘋果", "iPhone", "iPad", "MacBook", "AirPods"][..]),
+        (
+            "Apple",
+            &["苹果", "蘋果", "iPhone", "iPad", "MacBook", "AirPods"][..],
+        ),
         ("Air Jordan", &["AJ", "乔丹篮球鞋"][..]),
         ("Balenciaga", &["巴黎世家"][..]),
         ("Bvlgari", &["宝格丽", "寶格麗", "Bulgari"][..]),
@@ -94,12 +123,23 @@ fn known_aliases() -> HashMap<&'static str, &'static [&'static str]> {
 fn known_profile(name: &str) -> Option<(&'static [&'static str], i64, &'static [&'static str])> {
     let bags: &[&str] = &["手提包", "单肩包", "钱包", "双肩包", "腰带", "丝巾"];
     Some(match name {
-        "Louis Vuitton" | "Gucci" | "Prada" | "Hermes" | "Chanel" | "Dior" | "Balenciaga" | "Burberry" => {
-            (&["箱包", "服饰", "配饰"][..], 3000, bags)
-        }
-        "Rolex" | "Cartier" | "Bvlgari" | "Audemars Piguet" => (&["手表", "配饰"][..], 20000, &["手表", "腕表", "机械表"][..]),
-        "NIKE" | "Adidas" | "Air Jordan" => (&["鞋靴", "服饰"][..], 400, &["运动鞋", "篮球鞋", "跑鞋", "板鞋"][..]),
-        "Apple" | "Samsung" => (&["手机", "数码"][..], 2500, &["手机", "平板电脑", "笔记本电脑"][..]),
+        "Louis Vuitton" | "Gucci" | "Prada" | "Hermes" | "Chanel" | "Dior" | "Balenciaga"
+        | "Burberry" => (&["箱包", "服饰", "配饰"][..], 3000, bags),
+        "Rolex" | "Cartier" | "Bvlgari" | "Audemars Piguet" => (
+            &["手表", "配饰"][..],
+            20000,
+            &["手表", "腕表", "机械表"][..],
+        ),
+        "NIKE" | "Adidas" | "Air Jordan" => (
+            &["鞋靴", "服饰"][..],
+            400,
+            &["运动鞋", "篮球鞋", "跑鞋", "板鞋"][..],
+        ),
+        "Apple" | "Samsung" => (
+            &["手机", "数码"][..],
+            2500,
+            &["手机", "平板电脑", "笔记本电脑"][..],
+        ),
         _ => return None,
     })
 }
@@ -161,13 +201,36 @@ pub fn brands(rng: &mut impl rand::Rng, authorized_pool: &[i64]) -> Vec<GenBrand
 
 /// Replica vocabulary as sellers write it, before obfuscation.
 pub const REPLICA_WORDS: &[&str] = &[
-    "高仿", "搞仿", "gao仿", "A货", "超A", "顶级A货", "1:1", "一比一", "1比1", "复刻", "覆刻", "原单", "外贸原单",
-    "精仿", "仿品", "莆田纯原", "莆田鞋", "纯原", "公司级", "顶级复刻", "replica", "AAA", "高仿货", "山寨",
+    "高仿",
+    "搞仿",
+    "gao仿",
+    "A货",
+    "超A",
+    "顶级A货",
+    "1:1",
+    "一比一",
+    "1比1",
+    "复刻",
+    "覆刻",
+    "原单",
+    "外贸原单",
+    "精仿",
+    "仿品",
+    "莆田纯原",
+    "莆田鞋",
+    "纯原",
+    "公司级",
+    "顶级复刻",
+    "replica",
+    "AAA",
+    "高仿货",
+    "山寨",
 ];
 
 /// Contact keywords with variant words.
 pub const CONTACT_KEYWORDS: &[&str] = &[
-    "加V信", "薇信", "威信", "V信", "vx", "VX:", "wx", "➕V", "+v", "微 信", "扣扣", "企鹅", "QQ", "电话", "联系",
+    "加V信", "薇信", "威信", "V信", "vx", "VX:", "wx", "➕V", "+v", "微 信", "扣扣", "企鹅", "QQ",
+    "电话", "联系",
 ];
 
 /// Low-price words of price-led counterfeits.
@@ -175,4 +238,13 @@ pub const CHEAP_WORDS: &[&str] = &["特价", "清仓", "工厂直销", "亏本",
 
 pub const GENUINE_WORDS: &[&str] = &["正品", "官方旗舰店", "专柜正品", "国行", "授权", "全球购"];
 
-pub const SUFFIXES: &[&str] = &["2024新款", "男女同款", "包邮", "送礼", "现货", "经典款", "潮流", "时尚"];
+pub const SUFFIXES: &[&str] = &[
+    "2024新款",
+    "男女同款",
+    "包邮",
+    "送礼",
+    "现货",
+    "经典款",
+    "潮流",
+    "时尚",
+];

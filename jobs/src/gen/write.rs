@@ -28,8 +28,11 @@ pub fn write_batch(path: &Path, batch: &RecordBatch) -> Result<()> {
         std::fs::create_dir_all(p)?;
     }
     let tmp = path.with_extension("parquet.tmp");
-    let file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+    let file =
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build();
     let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
     w.write(batch)?;
     w.close()?;
@@ -40,7 +43,12 @@ pub fn write_batch(path: &Path, batch: &RecordBatch) -> Result<()> {
 fn table_schema(name: &str) -> Arc<Schema> {
     let t = dajia_schemas::table(name).expect("known table");
     let s = t.schema();
-    Arc::new(Schema::new(s.fields().iter().map(|f| f.as_ref().clone().with_metadata(Default::default())).collect::<Vec<_>>()))
+    Arc::new(Schema::new(
+        s.fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_metadata(Default::default()))
+            .collect::<Vec<_>>(),
+    ))
 }
 
 fn ts(values: impl IntoIterator<Item = Option<i64>>) -> ArrayRef {
@@ -49,22 +57,39 @@ fn ts(values: impl IntoIterator<Item = Option<i64>>) -> ArrayRef {
 
 pub fn listings(path: &Path, rows: &[Row]) -> Result<()> {
     let schema = table_schema("listings");
-    let mut image_ids = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new_list_field(DataType::Utf8, true)));
+    let mut image_ids = ListBuilder::new(StringBuilder::new())
+        .with_field(Arc::new(Field::new_list_field(DataType::Utf8, true)));
     for _ in rows {
         image_ids.append(true);
     }
     let batch = RecordBatch::try_new(
         schema,
         vec![
-            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.listing_id))),
-            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.seller_id))),
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.title.as_str()))),
-            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.description.as_deref()))),
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.category.as_str()))),
-            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.brand.as_deref()))),
-            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.price_cents))),
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|r| r.listing_id),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|r| r.seller_id),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r.title.as_str()),
+            )),
+            Arc::new(StringArray::from_iter(
+                rows.iter().map(|r| r.description.as_deref()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r.category.as_str()),
+            )),
+            Arc::new(StringArray::from_iter(
+                rows.iter().map(|r| r.brand.as_deref()),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|r| r.price_cents),
+            )),
             Arc::new(StringArray::from_iter_values(rows.iter().map(|_| "CNY"))),
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.ship_from.as_str()))),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r.ship_from.as_str()),
+            )),
             Arc::new(image_ids.finish()),
             ts(rows.iter().map(|r| Some(r.updated_at_us))),
         ],
@@ -77,13 +102,16 @@ pub fn sellers(root: &Path, plan: &SellerPlan, now_us: i64) -> Result<()> {
     let s = &plan.sellers;
     let mut cols: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from_iter_values(s.iter().map(|x| x.id))),
-        ts(s.iter().map(|x| Some(now_us - x.registered_days_ago * 86_400_000_000))),
+        ts(s.iter()
+            .map(|x| Some(now_us - x.registered_days_ago * 86_400_000_000))),
         Arc::new(StringArray::from_iter_values(s.iter().map(|x| x.status))),
         Arc::new(StringArray::from_iter(s.iter().map(|x| x.closed_reason))),
         Arc::new(StringArray::from_iter_values(s.iter().map(|x| x.region))),
     ];
     for i in 0..7 {
-        cols.push(Arc::new(StringArray::from_iter(s.iter().map(|x| x.attrs[i].as_deref()))));
+        cols.push(Arc::new(StringArray::from_iter(
+            s.iter().map(|x| x.attrs[i].as_deref()),
+        )));
     }
     let batch = RecordBatch::try_new(table_schema("sellers"), cols)?;
     write_batch(&root.join("sellers/part-00000.parquet"), &batch)
@@ -92,7 +120,8 @@ pub fn sellers(root: &Path, plan: &SellerPlan, now_us: i64) -> Result<()> {
 pub fn brands(root: &Path, brands: &[GenBrand]) -> Result<()> {
     clear_table(root, "brands")?;
     let list_utf8 = |f: &dyn Fn(&GenBrand) -> Vec<String>| -> ArrayRef {
-        let mut b = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new_list_field(DataType::Utf8, true)));
+        let mut b = ListBuilder::new(StringBuilder::new())
+            .with_field(Arc::new(Field::new_list_field(DataType::Utf8, true)));
         for x in brands {
             for v in f(x) {
                 b.values().append_value(v);
@@ -101,7 +130,8 @@ pub fn brands(root: &Path, brands: &[GenBrand]) -> Result<()> {
         }
         Arc::new(b.finish())
     };
-    let mut auth = ListBuilder::new(Int64Builder::new()).with_field(Arc::new(Field::new_list_field(DataType::Int64, true)));
+    let mut auth = ListBuilder::new(Int64Builder::new())
+        .with_field(Arc::new(Field::new_list_field(DataType::Int64, true)));
     for x in brands {
         for v in &x.authorized {
             auth.values().append_value(*v);
@@ -112,11 +142,17 @@ pub fn brands(root: &Path, brands: &[GenBrand]) -> Result<()> {
         table_schema("brands"),
         vec![
             Arc::new(Int64Array::from_iter_values(brands.iter().map(|b| b.id))),
-            Arc::new(StringArray::from_iter_values(brands.iter().map(|b| b.name.as_str()))),
+            Arc::new(StringArray::from_iter_values(
+                brands.iter().map(|b| b.name.as_str()),
+            )),
             list_utf8(&|b| b.aliases.clone()),
             list_utf8(&|b| b.categories.iter().map(|c| c.to_string()).collect()),
-            Arc::new(Int64Array::from_iter(brands.iter().map(|b| b.min_price_cents))),
-            Arc::new(BooleanArray::from_iter(brands.iter().map(|b| Some(b.protected)))),
+            Arc::new(Int64Array::from_iter(
+                brands.iter().map(|b| b.min_price_cents),
+            )),
+            Arc::new(BooleanArray::from_iter(
+                brands.iter().map(|b| Some(b.protected)),
+            )),
             Arc::new(auth.finish()),
         ],
     )?;
@@ -137,10 +173,20 @@ pub fn labels(root: &Path, rows: &[Row]) -> Result<()> {
     let batch = RecordBatch::try_new(
         schema,
         vec![
-            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.listing_id))),
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| if r.counterfeit { "counterfeit" } else { "genuine" }))),
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|r| r.listing_id),
+            )),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| {
+                if r.counterfeit {
+                    "counterfeit"
+                } else {
+                    "genuine"
+                }
+            }))),
             Arc::new(StringArray::from_iter(rows.iter().map(|r| r.technique))),
-            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.evasion.as_deref()))),
+            Arc::new(StringArray::from_iter(
+                rows.iter().map(|r| r.evasion.as_deref()),
+            )),
             Arc::new(StringArray::from_iter(rows.iter().map(|r| r.hard_negative))),
             Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.brand_id))),
         ],
@@ -157,9 +203,19 @@ pub fn test_purchases(root: &Path, rows: &[Row], seed: u64, now_us: i64) -> Resu
     let batch = RecordBatch::try_new(
         table_schema("test_purchases"),
         vec![
-            Arc::new(Int64Array::from_iter_values(picked.iter().map(|r| r.listing_id))),
-            ts(picked.iter().map(|_| Some(now_us - rng.random_range(0..86_400_000_000i64 * 90)))),
-            Arc::new(StringArray::from_iter_values(picked.iter().map(|r| if r.counterfeit { "counterfeit" } else { "genuine" }))),
+            Arc::new(Int64Array::from_iter_values(
+                picked.iter().map(|r| r.listing_id),
+            )),
+            ts(picked
+                .iter()
+                .map(|_| Some(now_us - rng.random_range(0..86_400_000_000i64 * 90)))),
+            Arc::new(StringArray::from_iter_values(picked.iter().map(|r| {
+                if r.counterfeit {
+                    "counterfeit"
+                } else {
+                    "genuine"
+                }
+            }))),
         ],
     )?;
     write_batch(&root.join("test_purchases/part-00000.parquet"), &batch)

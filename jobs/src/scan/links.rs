@@ -5,15 +5,31 @@
 use anyhow::Result;
 use datafusion::execution::context::SessionContext;
 
-pub const ATTRS: &[&str] = &["id_name_hash", "id_number_hash", "id_photo_hash", "phone_hash", "device_hash", "bank_account_hash", "address_hash"];
+pub const ATTRS: &[&str] = &[
+    "id_name_hash",
+    "id_number_hash",
+    "id_photo_hash",
+    "phone_hash",
+    "device_hash",
+    "bank_account_hash",
+    "address_hash",
+];
 
 /// Register the view `seller_links(seller_id, link_attrs List<Utf8>,
 /// link_sellers List<Int64>)`: one row per linked seller.
 pub async fn register_seller_links(ctx: &SessionContext) -> Result<()> {
     let schema = ctx.table("sellers").await?.schema().clone();
-    let present: Vec<&str> = ATTRS.iter().copied().filter(|a| schema.field_with_unqualified_name(a).is_ok()).collect();
+    let present: Vec<&str> = ATTRS
+        .iter()
+        .copied()
+        .filter(|a| schema.field_with_unqualified_name(a).is_ok())
+        .collect();
     let has = |c: &str| schema.field_with_unqualified_name(c).is_ok();
-    let closed_filter = if has("closed_reason") { "AND closed_reason = 'counterfeit'" } else { "" };
+    let closed_filter = if has("closed_reason") {
+        "AND closed_reason = 'counterfeit'"
+    } else {
+        ""
+    };
     let sql = if present.is_empty() {
         "CREATE VIEW seller_links AS SELECT CAST(NULL AS BIGINT) AS seller_id, CAST(NULL AS VARCHAR[]) AS link_attrs, CAST(NULL AS BIGINT[]) AS link_sellers WHERE false".to_string()
     } else {

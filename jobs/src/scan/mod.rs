@@ -62,11 +62,17 @@ pub async fn run(opts: &ScanOptions) -> Result<ScanSummary> {
         Ok(s) => manifest.finish_ok(s),
         Err(e) => manifest.finish_err(e),
     }
-    manifest.write(&out.join("runs")).context("writing the run manifest")?;
+    manifest
+        .write(&out.join("runs"))
+        .context("writing the run manifest")?;
     result
 }
 
-async fn run_inner(opts: &ScanOptions, out: &std::path::Path, manifest: &mut Manifest) -> Result<ScanSummary> {
+async fn run_inner(
+    opts: &ScanOptions,
+    out: &std::path::Path,
+    manifest: &mut Manifest,
+) -> Result<ScanSummary> {
     let started = Instant::now();
     let dt = opts.date.to_string();
 
@@ -89,7 +95,12 @@ async fn run_inner(opts: &ScanOptions, out: &std::path::Path, manifest: &mut Man
     let mut rejects: Vec<[Option<String>; 4]> = Vec::new();
     for t in &catalog.tables {
         for (file, reason) in &t.corrupt {
-            rejects.push([Some(t.name.clone()), Some(file.display().to_string()), None, Some(reason.clone())]);
+            rejects.push([
+                Some(t.name.clone()),
+                Some(file.display().to_string()),
+                None,
+                Some(reason.clone()),
+            ]);
         }
     }
 
@@ -110,9 +121,17 @@ async fn run_inner(opts: &ScanOptions, out: &std::path::Path, manifest: &mut Man
                 bar.abandon();
                 return Err(first);
             }
-            tracing::warn!("{} listings file(s) unreadable, rejected whole: retrying without them", bad.len());
+            tracing::warn!(
+                "{} listings file(s) unreadable, rejected whole: retrying without them",
+                bad.len()
+            );
             for (file, reason) in &bad {
-                rejects.push([Some("listings".into()), Some(file.display().to_string()), None, Some(reason.clone())]);
+                rejects.push([
+                    Some("listings".into()),
+                    Some(file.display().to_string()),
+                    None,
+                    Some(reason.clone()),
+                ]);
             }
             files.retain(|f| !bad.iter().any(|(b, _)| b == f));
             ctx.deregister_table("listings")?;
@@ -141,16 +160,28 @@ async fn run_inner(opts: &ScanOptions, out: &std::path::Path, manifest: &mut Man
 }
 
 async fn has_col(ctx: &SessionContext, table: &str, c: &str) -> bool {
-    ctx.table(table).await.map(|t| t.schema().field_with_unqualified_name(c).is_ok()).unwrap_or(false)
+    ctx.table(table)
+        .await
+        .map(|t| t.schema().field_with_unqualified_name(c).is_ok())
+        .unwrap_or(false)
 }
 
 /// The condition a listings row must meet to be scored.
 fn valid_row(max: usize, has_desc: bool) -> String {
-    let desc = if has_desc { format!(" AND (l.description IS NULL OR octet_length(l.description) <= {max})") } else { String::new() };
+    let desc = if has_desc {
+        format!(" AND (l.description IS NULL OR octet_length(l.description) <= {max})")
+    } else {
+        String::new()
+    };
     format!("l.listing_id IS NOT NULL AND l.seller_id IS NOT NULL AND l.title IS NOT NULL AND octet_length(l.title) <= {max}{desc}")
 }
 
-async fn publish_scores(ctx: &SessionContext, opts: &ScanOptions, dir: &std::path::Path, dt: &str) -> Result<i64> {
+async fn publish_scores(
+    ctx: &SessionContext,
+    opts: &ScanOptions,
+    dir: &std::path::Path,
+    dt: &str,
+) -> Result<i64> {
     let has_desc = has_col(ctx, "listings", "description").await;
     let has_brand = has_col(ctx, "listings", "brand").await;
     let sql = format!(
@@ -175,7 +206,8 @@ fn find_unreadable(files: &[PathBuf]) -> Vec<(PathBuf, String)> {
     let mut bad = Vec::new();
     for f in files {
         let res = (|| -> Result<()> {
-            let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f)?)?.build()?;
+            let reader =
+                ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f)?)?.build()?;
             for b in reader {
                 b?;
             }
@@ -221,10 +253,20 @@ async fn publish_rejects(
         Field::new("dt", DataType::Utf8, false),
     ]));
     if !extra.is_empty() {
-        let col = |i: usize| -> ArrayRef { Arc::new(StringArray::from(extra.iter().map(|r| r[i].clone()).collect::<Vec<_>>())) };
+        let col = |i: usize| -> ArrayRef {
+            Arc::new(StringArray::from(
+                extra.iter().map(|r| r[i].clone()).collect::<Vec<_>>(),
+            ))
+        };
         batches.push(RecordBatch::try_new(
             schema.clone(),
-            vec![col(0), col(1), col(2), col(3), Arc::new(StringArray::from(vec![dt; extra.len()]))],
+            vec![
+                col(0),
+                col(1),
+                col(2),
+                col(3),
+                Arc::new(StringArray::from(vec![dt; extra.len()])),
+            ],
         )?);
     }
     let batches: Vec<RecordBatch> = batches

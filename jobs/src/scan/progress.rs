@@ -7,14 +7,19 @@ use std::time::Duration;
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Result;
-use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+};
 
 use dajia_kernels::risk::KnowledgeBase;
 
 use crate::udf::AssessListing;
 
-static ABORT_AFTER_ROWS: std::sync::LazyLock<Option<u64>> =
-    std::sync::LazyLock::new(|| std::env::var("DAJIA_FAILPOINT_ABORT_AFTER_ROWS").ok().and_then(|v| v.parse().ok()));
+static ABORT_AFTER_ROWS: std::sync::LazyLock<Option<u64>> = std::sync::LazyLock::new(|| {
+    std::env::var("DAJIA_FAILPOINT_ABORT_AFTER_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+});
 
 #[derive(Clone, Default, Debug)]
 pub struct Counter(Arc<AtomicU64>);
@@ -79,7 +84,10 @@ impl ScalarUDFImpl for Counted {
 }
 
 pub fn counting_assess(kb: Arc<KnowledgeBase>, counter: Counter) -> ScalarUDF {
-    ScalarUDF::from(Counted { inner: AssessListing::new(kb), counter: CounterId(counter) })
+    ScalarUDF::from(Counted {
+        inner: AssessListing::new(kb),
+        counter: CounterId(counter),
+    })
 }
 
 pub struct Bar {
@@ -97,9 +105,11 @@ impl Bar {
         }
         let bar = indicatif::ProgressBar::new(total);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} scoring [{bar:40}] {human_pos}/{human_len} listings {per_sec} eta {eta}")
-                .expect("valid template")
-                .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} scoring [{bar:40}] {human_pos}/{human_len} listings {per_sec} eta {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         let (b, s) = (bar.clone(), stop.clone());
         std::thread::spawn(move || {
@@ -108,7 +118,10 @@ impl Bar {
                 std::thread::sleep(Duration::from_millis(100));
             }
         });
-        Bar { bar: Some(bar), stop }
+        Bar {
+            bar: Some(bar),
+            stop,
+        }
     }
     pub fn finish(&self) {
         self.stop.store(true, Ordering::Relaxed);

@@ -30,15 +30,30 @@ async fn pairs(ctx: &SessionContext, sql: &str) -> Result<Vec<(String, u64)>> {
         let v = cast(b.column(1), &DataType::Int64)?;
         let v = v.as_primitive::<Int64Type>();
         for i in 0..b.num_rows() {
-            out.push((if k.is_null(i) { "NULL".into() } else { k.value(i).to_string() }, v.value(i) as u64));
+            out.push((
+                if k.is_null(i) {
+                    "NULL".into()
+                } else {
+                    k.value(i).to_string()
+                },
+                v.value(i) as u64,
+            ));
         }
     }
     Ok(out)
 }
 
 pub async fn summarize(ctx: &SessionContext, dt: &str) -> Result<ScanSummary> {
-    let mut s = ScanSummary { date: dt.into(), ..Default::default() };
-    for (action, n) in pairs(ctx, &format!("SELECT action, count(*) FROM risk_scores WHERE dt = '{dt}' GROUP BY action")).await? {
+    let mut s = ScanSummary {
+        date: dt.into(),
+        ..Default::default()
+    };
+    for (action, n) in pairs(
+        ctx,
+        &format!("SELECT action, count(*) FROM risk_scores WHERE dt = '{dt}' GROUP BY action"),
+    )
+    .await?
+    {
         s.scored += n;
         match action.as_str() {
             "allow" => s.allow = n,
@@ -60,11 +75,36 @@ pub async fn summarize(ctx: &SessionContext, dt: &str) -> Result<ScanSummary> {
 
 impl std::fmt::Display for ScanSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let pct = |n: u64| if self.scored == 0 { 0.0 } else { 100.0 * n as f64 / self.scored as f64 };
-        writeln!(f, "dajia scan {}: {} listings scored in {:.1}s ({:.0} listings/s)", self.date, self.scored, self.seconds, self.rows_per_second)?;
-        writeln!(f, "  allow     {:>10}  {:5.1}%", self.allow, pct(self.allow))?;
-        writeln!(f, "  review    {:>10}  {:5.1}%", self.review, pct(self.review))?;
-        writeln!(f, "  takedown  {:>10}  {:5.1}%", self.takedown, pct(self.takedown))?;
+        let pct = |n: u64| {
+            if self.scored == 0 {
+                0.0
+            } else {
+                100.0 * n as f64 / self.scored as f64
+            }
+        };
+        writeln!(
+            f,
+            "dajia scan {}: {} listings scored in {:.1}s ({:.0} listings/s)",
+            self.date, self.scored, self.seconds, self.rows_per_second
+        )?;
+        writeln!(
+            f,
+            "  allow     {:>10}  {:5.1}%",
+            self.allow,
+            pct(self.allow)
+        )?;
+        writeln!(
+            f,
+            "  review    {:>10}  {:5.1}%",
+            self.review,
+            pct(self.review)
+        )?;
+        writeln!(
+            f,
+            "  takedown  {:>10}  {:5.1}%",
+            self.takedown,
+            pct(self.takedown)
+        )?;
         writeln!(f, "  rejects   {:>10}", self.rejects)?;
         writeln!(f, "  top reasons:")?;
         for (code, n) in &self.top_reasons {

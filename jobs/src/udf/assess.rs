@@ -3,7 +3,9 @@ use std::sync::Arc;
 use datafusion::arrow::array::*;
 use datafusion::arrow::datatypes::{DataType, Field, Fields};
 use datafusion::common::Result;
-use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
 
 use dajia_kernels::risk::{assess_batch, KnowledgeBase, ListingInput, Reason, SellerLink};
 use dajia_schemas::Ty;
@@ -21,7 +23,10 @@ kb_identity!(AssessListing);
 
 impl AssessListing {
     pub fn new(kb: Arc<KnowledgeBase>) -> Self {
-        Self { kb, signature: Signature::user_defined(Volatility::Immutable) }
+        Self {
+            kb,
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
     }
 }
 
@@ -42,9 +47,15 @@ fn list_of(t: DataType) -> DataType {
 pub(crate) fn append_reasons(b: &mut ListBuilder<StructBuilder>, reasons: &[Reason]) {
     let sb = b.values();
     for r in reasons {
-        sb.field_builder::<StringBuilder>(0).unwrap().append_value(r.code);
-        sb.field_builder::<StringBuilder>(1).unwrap().append_value(&r.detail);
-        sb.field_builder::<Float32Builder>(2).unwrap().append_value(r.weight);
+        sb.field_builder::<StringBuilder>(0)
+            .unwrap()
+            .append_value(r.code);
+        sb.field_builder::<StringBuilder>(1)
+            .unwrap()
+            .append_value(&r.detail);
+        sb.field_builder::<Float32Builder>(2)
+            .unwrap()
+            .append_value(r.weight);
         sb.append(true);
     }
     b.append(true);
@@ -92,16 +103,32 @@ impl ScalarUDFImpl for AssessListing {
         let brand = string_arg(&args.args[2], n)?;
         let category = string_arg(&args.args[3], n)?;
         let price = args.args[4].to_array(n)?;
-        let price = price.as_any().downcast_ref::<Int64Array>().expect("coerced to Int64");
+        let price = price
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("coerced to Int64");
         let seller = args.args[5].to_array(n)?;
-        let seller = seller.as_any().downcast_ref::<Int64Array>().expect("coerced to Int64");
+        let seller = seller
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("coerced to Int64");
         let attrs = args.args[6].to_array(n)?;
-        let attrs = attrs.as_any().downcast_ref::<ListArray>().expect("coerced to List<Utf8>");
+        let attrs = attrs
+            .as_any()
+            .downcast_ref::<ListArray>()
+            .expect("coerced to List<Utf8>");
         let sellers = args.args[7].to_array(n)?;
-        let sellers = sellers.as_any().downcast_ref::<ListArray>().expect("coerced to List<Int64>");
+        let sellers = sellers
+            .as_any()
+            .downcast_ref::<ListArray>()
+            .expect("coerced to List<Int64>");
 
         fn opt(a: &StringArray, i: usize) -> Option<&str> {
-            if a.is_null(i) { None } else { Some(a.value(i)) }
+            if a.is_null(i) {
+                None
+            } else {
+                Some(a.value(i))
+            }
         }
         let inputs: Vec<ListingInput> = (0..n)
             .map(|i| {
@@ -112,8 +139,10 @@ impl ScalarUDFImpl for AssessListing {
                     let a = a.as_any().downcast_ref::<StringArray>().expect("Utf8 list");
                     let s = sellers.value(i);
                     let s = s.as_any().downcast_ref::<Int64Array>().expect("Int64 list");
-                    let shared: Vec<(String, i64)> =
-                        (0..a.len().min(s.len())).filter(|&j| !a.is_null(j) && !s.is_null(j)).map(|j| (a.value(j).to_string(), s.value(j))).collect();
+                    let shared: Vec<(String, i64)> = (0..a.len().min(s.len()))
+                        .filter(|&j| !a.is_null(j) && !s.is_null(j))
+                        .map(|j| (a.value(j).to_string(), s.value(j)))
+                        .collect();
                     (!shared.is_empty()).then_some(SellerLink { shared })
                 };
                 ListingInput {
@@ -122,7 +151,11 @@ impl ScalarUDFImpl for AssessListing {
                     declared_brand: opt(&brand, i),
                     category: opt(&category, i),
                     price_cents: (!price.is_null(i)).then(|| price.value(i)),
-                    seller_id: if seller.is_null(i) { -1 } else { seller.value(i) },
+                    seller_id: if seller.is_null(i) {
+                        -1
+                    } else {
+                        seller.value(i)
+                    },
                     link,
                 }
             })
@@ -139,10 +172,17 @@ impl ScalarUDFImpl for AssessListing {
             append_reasons(&mut reasons, &a.reasons);
             brand_id.append_option(a.brand_id);
         }
-        let DataType::Struct(fields) = assess_return_type() else { unreachable!() };
+        let DataType::Struct(fields) = assess_return_type() else {
+            unreachable!()
+        };
         let arr = StructArray::try_new(
             fields,
-            vec![Arc::new(score.finish()), Arc::new(action.finish()), Arc::new(reasons.finish()), Arc::new(brand_id.finish())],
+            vec![
+                Arc::new(score.finish()),
+                Arc::new(action.finish()),
+                Arc::new(reasons.finish()),
+                Arc::new(brand_id.finish()),
+            ],
             None,
         )?;
         Ok(ColumnarValue::Array(Arc::new(arr)))

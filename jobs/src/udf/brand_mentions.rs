@@ -3,7 +3,9 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, Int64Builder, ListBuilder};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Result;
-use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
 
 use dajia_kernels::risk::KnowledgeBase;
 use dajia_schemas::Ty;
@@ -19,7 +21,10 @@ kb_identity!(BrandMentions);
 
 impl BrandMentions {
     pub fn new(kb: Arc<KnowledgeBase>) -> Self {
-        Self { kb, signature: Signature::user_defined(Volatility::Immutable) }
+        Self {
+            kb,
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
     }
 }
 
@@ -32,7 +37,10 @@ impl ScalarUDFImpl for BrandMentions {
     }
     fn coerce_types(&self, t: &[DataType]) -> Result<Vec<DataType>> {
         if t.len() != 1 {
-            return datafusion::common::plan_err!("brand_mentions takes 1 argument, got {}", t.len());
+            return datafusion::common::plan_err!(
+                "brand_mentions takes 1 argument, got {}",
+                t.len()
+            );
         }
         Ok(vec![coerce_string(&t[0], "brand_mentions", 1)?])
     }
@@ -55,7 +63,9 @@ impl ScalarUDFImpl for BrandMentions {
         }
         let arr: datafusion::arrow::array::ArrayRef = Arc::new(b.finish());
         if is_scalar {
-            Ok(ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&arr, 0)?))
+            Ok(ColumnarValue::Scalar(
+                datafusion::common::ScalarValue::try_from_array(&arr, 0)?,
+            ))
         } else {
             Ok(ColumnarValue::Array(arr))
         }

@@ -36,7 +36,13 @@ pub const FUNCTION_HELP: &[(&str, &str, &str)] = &[
 /// base are registered only when `kb` is given.
 pub fn register_all(ctx: &SessionContext, kb: Option<Arc<KnowledgeBase>>) {
     ctx.register_udf(ScalarUDF::from(NormalizeText::new()));
-    let kb = kb.unwrap_or_else(|| Arc::new(KnowledgeBase::new(Vec::new(), Default::default(), Default::default())));
+    let kb = kb.unwrap_or_else(|| {
+        Arc::new(KnowledgeBase::new(
+            Vec::new(),
+            Default::default(),
+            Default::default(),
+        ))
+    });
     ctx.register_udf(ScalarUDF::from(TextSignals::new(kb.clone())));
     ctx.register_udf(ScalarUDF::from(BrandMentions::new(kb.clone())));
     ctx.register_udf(ScalarUDF::from(AssessListing::new(kb)));
@@ -46,15 +52,27 @@ pub fn register_all(ctx: &SessionContext, kb: Option<Arc<KnowledgeBase>>) {
 /// other string encodings cast).
 pub(crate) fn string_arg(v: &ColumnarValue, rows: usize) -> Result<StringArray> {
     let arr: ArrayRef = v.to_array(rows)?;
-    let arr = if arr.data_type() == &DataType::Utf8 { arr } else { cast(&arr, &DataType::Utf8)? };
-    Ok(arr.as_any().downcast_ref::<StringArray>().expect("cast to Utf8").clone())
+    let arr = if arr.data_type() == &DataType::Utf8 {
+        arr
+    } else {
+        cast(&arr, &DataType::Utf8)?
+    };
+    Ok(arr
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .expect("cast to Utf8")
+        .clone())
 }
 
 /// Canonical string type for coercion: any string (or null) becomes Utf8.
 pub(crate) fn coerce_string(t: &DataType, fname: &str, pos: usize) -> Result<DataType> {
     match t {
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => Ok(DataType::Utf8),
-        other => datafusion::common::plan_err!("{fname}: argument {pos} must be a string, got {other}"),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => {
+            Ok(DataType::Utf8)
+        }
+        other => {
+            datafusion::common::plan_err!("{fname}: argument {pos} must be a string, got {other}")
+        }
     }
 }
 
@@ -75,7 +93,9 @@ macro_rules! kb_identity {
         }
         impl std::fmt::Debug for $t {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.debug_struct(stringify!($t)).field("brands", &self.kb.brands.len()).finish()
+                f.debug_struct(stringify!($t))
+                    .field("brands", &self.kb.brands.len())
+                    .finish()
             }
         }
     };

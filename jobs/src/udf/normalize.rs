@@ -3,7 +3,9 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, StringArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result, ScalarValue};
-use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
 use rayon::prelude::*;
 
 use dajia_kernels::text::normalize_text;
@@ -24,7 +26,9 @@ impl Default for NormalizeText {
 
 impl NormalizeText {
     pub fn new() -> Self {
-        Self { signature: Signature::user_defined(Volatility::Immutable) }
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
     }
 }
 
@@ -37,7 +41,10 @@ impl ScalarUDFImpl for NormalizeText {
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         if arg_types.len() != 1 {
-            return datafusion::common::plan_err!("normalize_text takes 1 argument, got {}", arg_types.len());
+            return datafusion::common::plan_err!(
+                "normalize_text takes 1 argument, got {}",
+                arg_types.len()
+            );
         }
         Ok(vec![coerce_string(&arg_types[0], "normalize_text", 1)?])
     }
@@ -47,7 +54,9 @@ impl ScalarUDFImpl for NormalizeText {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         if let ColumnarValue::Scalar(s) = &args.args[0] {
             let v = match s {
-                ScalarValue::Utf8(v) | ScalarValue::LargeUtf8(v) | ScalarValue::Utf8View(v) => v.as_deref().map(normalize_text),
+                ScalarValue::Utf8(v) | ScalarValue::LargeUtf8(v) | ScalarValue::Utf8View(v) => {
+                    v.as_deref().map(normalize_text)
+                }
                 _ => None,
             };
             return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(v)));
@@ -56,7 +65,13 @@ impl ScalarUDFImpl for NormalizeText {
         let out: Vec<Option<String>> = (0..input.len())
             .into_par_iter()
             .with_min_len(512)
-            .map(|i| if input.is_null(i) { None } else { Some(normalize_text(input.value(i))) })
+            .map(|i| {
+                if input.is_null(i) {
+                    None
+                } else {
+                    Some(normalize_text(input.value(i)))
+                }
+            })
             .collect();
         Ok(ColumnarValue::Array(Arc::new(StringArray::from(out))))
     }

@@ -3,7 +3,9 @@ use std::sync::Arc;
 use datafusion::arrow::array::Array;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Result;
-use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
 
 use dajia_kernels::risk::{KnowledgeBase, ListingInput};
 use dajia_schemas::Ty;
@@ -21,7 +23,10 @@ kb_identity!(TextSignals);
 
 impl TextSignals {
     pub fn new(kb: Arc<KnowledgeBase>) -> Self {
-        Self { kb, signature: Signature::user_defined(Volatility::Immutable) }
+        Self {
+            kb,
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
     }
 }
 
@@ -52,13 +57,23 @@ impl ScalarUDFImpl for TextSignals {
             }
             // Price and seller unknown: only text reasons remain (the
             // unauthorised-seller reason needs a seller, so it is dropped).
-            let a = self.kb.assess(&ListingInput { title: text.value(i), seller_id: -1, ..Default::default() });
-            let reasons: Vec<_> = a.reasons.into_iter().filter(|r| r.code != "unauthorized_seller").collect();
+            let a = self.kb.assess(&ListingInput {
+                title: text.value(i),
+                seller_id: -1,
+                ..Default::default()
+            });
+            let reasons: Vec<_> = a
+                .reasons
+                .into_iter()
+                .filter(|r| r.code != "unauthorized_seller")
+                .collect();
             append_reasons(&mut b, &reasons);
         }
         let arr: datafusion::arrow::array::ArrayRef = Arc::new(b.finish());
         if is_scalar {
-            Ok(ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&arr, 0)?))
+            Ok(ColumnarValue::Scalar(
+                datafusion::common::ScalarValue::try_from_array(&arr, 0)?,
+            ))
         } else {
             Ok(ColumnarValue::Array(arr))
         }

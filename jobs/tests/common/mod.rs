@@ -30,7 +30,11 @@ pub fn bin() -> Command {
 /// Run the binary, returning (success, stdout, stderr).
 pub fn run(args: &[&str]) -> (bool, String, String) {
     let out = bin().args(args).output().expect("run dajia");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 /// All rows of partition `dt` of risk_scores as sorted CSV lines.
@@ -45,6 +49,10 @@ pub fn scores_csv(out: &Path) -> String {
 
 pub fn delta_version(out: &Path) -> usize {
     std::fs::read_dir(out.join("risk_scores/_delta_log"))
-        .map(|d| d.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".json")).count())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+                .count()
+        })
         .unwrap_or(0)
 }

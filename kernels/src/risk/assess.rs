@@ -45,7 +45,11 @@ pub struct Assessment {
 
 /// Assess many listings in parallel (rayon), preserving order.
 pub fn assess_batch(kb: &KnowledgeBase, inputs: &[ListingInput<'_>]) -> Vec<Assessment> {
-    inputs.par_iter().with_min_len(256).map(|l| kb.assess(l)).collect()
+    inputs
+        .par_iter()
+        .with_min_len(256)
+        .map(|l| kb.assess(l))
+        .collect()
 }
 
 fn yuan(cents: i64) -> String {
@@ -70,14 +74,19 @@ impl KnowledgeBase {
             for m in self.brand_matcher.find(text) {
                 match m.kind {
                     MentionKind::Direct if brand.is_none() => brand = Some(m.brand),
-                    MentionKind::Compatibility if compat_only.is_none() => compat_only = Some(m.brand),
+                    MentionKind::Compatibility if compat_only.is_none() => {
+                        compat_only = Some(m.brand)
+                    }
                     _ => {}
                 }
             }
         }
         let mut via_declared = false;
         if brand.is_none() && compat_only.is_none() {
-            if let Some(b) = l.declared_brand.and_then(|d| self.by_name.get(&normalize_text(d))) {
+            if let Some(b) = l
+                .declared_brand
+                .and_then(|d| self.by_name.get(&normalize_text(d)))
+            {
                 brand = Some(*b);
                 via_declared = true;
             }
@@ -92,14 +101,21 @@ impl KnowledgeBase {
                         "protected brand {} (id {}) {}",
                         b.name,
                         b.id,
-                        if via_declared { "declared by the seller" } else { "named in the text" }
+                        if via_declared {
+                            "declared by the seller"
+                        } else {
+                            "named in the text"
+                        }
                     ),
                     weight: w.brand_mention,
                 });
                 if !b.authorized_sellers.contains(&l.seller_id) {
                     reasons.push(Reason {
                         code: "unauthorized_seller",
-                        detail: format!("seller {} is not authorised to sell {}", l.seller_id, b.name),
+                        detail: format!(
+                            "seller {} is not authorised to sell {}",
+                            l.seller_id, b.name
+                        ),
                         weight: w.unauthorized_seller,
                     });
                 }
@@ -107,7 +123,9 @@ impl KnowledgeBase {
             if let (Some(floor), Some(price)) = (b.min_price_cents, l.price_cents) {
                 let in_category = b.categories.is_empty()
                     || l.category.is_some_and(|c| {
-                        b.categories.iter().any(|bc| c.contains(bc.as_str()) || bc.contains(c))
+                        b.categories
+                            .iter()
+                            .any(|bc| c.contains(bc.as_str()) || bc.contains(c))
                     });
                 let ratio = price as f64 / floor.max(1) as f64;
                 if in_category && price >= 0 && ratio < w.floor_ratio as f64 {
@@ -128,7 +146,10 @@ impl KnowledgeBase {
         }
 
         for (source, text) in texts {
-            for hit in self.replica.find_glued(text, |pos| self.brand_matcher.starts_at(text, pos)) {
+            for hit in self
+                .replica
+                .find_glued(text, |pos| self.brand_matcher.starts_at(text, pos))
+            {
                 let f = &FAMILIES[hit.family];
                 reasons.push(Reason {
                     code: "replica_vocabulary",
@@ -139,7 +160,11 @@ impl KnowledgeBase {
             for hit in self.contact.find(text) {
                 reasons.push(Reason {
                     code: "contact_diversion",
-                    detail: format!("{source}: {} contact {} offered off-platform", hit.channel, mask(&hit.id)),
+                    detail: format!(
+                        "{source}: {} contact {} offered off-platform",
+                        hit.channel,
+                        mask(&hit.id)
+                    ),
                     weight: w.contact_diversion,
                 });
             }
@@ -179,7 +204,11 @@ impl KnowledgeBase {
                 attrs.join(", "),
                 if closed.len() > 1 { "s" } else { "" },
                 shown.join(", "),
-                if closed.len() > 5 { format!(" and {} more", closed.len() - 5) } else { String::new() }
+                if closed.len() > 5 {
+                    format!(" and {} more", closed.len() - 5)
+                } else {
+                    String::new()
+                }
             ),
             weight,
         })
@@ -235,7 +264,11 @@ mod tests {
     fn listing<'a>(title: &'a str, category: &'a str, price: i64, seller: i64) -> ListingInput<'a> {
         ListingInput {
             title,
-            category: Some(if category.is_empty() { "箱包/女包" } else { category }),
+            category: Some(if category.is_empty() {
+                "箱包/女包"
+            } else {
+                category
+            }),
             price_cents: Some(price),
             seller_id: seller,
             ..Default::default()
@@ -248,15 +281,60 @@ mod tests {
         let kb = kb();
         // (name, listing, codes that must fire, expected action)
         let cases: Vec<(&str, ListingInput, Vec<&str>, Action)> = vec![
-            ("replica word", listing("高仿古驰女包 新款", "", 60_000, 1), vec!["replica_vocabulary", "unauthorized_seller"], Takedown),
-            ("price far below floor", listing("Gucci 马衔扣 手提包", "", 20_000, 1), vec!["price_below_floor", "unauthorized_seller"], Takedown),
-            ("contact diversion", listing("古驰 包包 加V信 lux8888a 看实物", "", 600_000, 1), vec!["contact_diversion"], Review),
-            ("authorised seller at full price", listing("Gucci 马衔扣 手提包 正品", "", 800_000, 7), vec!["brand_mention"], Allow),
-            ("genuine discount", listing("Gucci 专柜正品 清仓折扣", "", 420_000, 1), vec!["unauthorized_seller"], Allow),
-            ("accessory for iPhone", listing("适用于苹果iPhone15手机壳 透明", "手机配件", 1_900, 1), vec![], Allow),
-            ("wechat pay", listing("支持微信支付 棉麻 女包", "", 9_900, 1), vec![], Allow),
-            ("scale model", listing("1:18 合金车模 收藏", "玩具", 9_900, 1), vec![], Allow),
-            ("obfuscated brand and low price", listing("G.U.C.C.I 女包 特价", "", 30_000, 1), vec!["price_below_floor"], Takedown),
+            (
+                "replica word",
+                listing("高仿古驰女包 新款", "", 60_000, 1),
+                vec!["replica_vocabulary", "unauthorized_seller"],
+                Takedown,
+            ),
+            (
+                "price far below floor",
+                listing("Gucci 马衔扣 手提包", "", 20_000, 1),
+                vec!["price_below_floor", "unauthorized_seller"],
+                Takedown,
+            ),
+            (
+                "contact diversion",
+                listing("古驰 包包 加V信 lux8888a 看实物", "", 600_000, 1),
+                vec!["contact_diversion"],
+                Review,
+            ),
+            (
+                "authorised seller at full price",
+                listing("Gucci 马衔扣 手提包 正品", "", 800_000, 7),
+                vec!["brand_mention"],
+                Allow,
+            ),
+            (
+                "genuine discount",
+                listing("Gucci 专柜正品 清仓折扣", "", 420_000, 1),
+                vec!["unauthorized_seller"],
+                Allow,
+            ),
+            (
+                "accessory for iPhone",
+                listing("适用于苹果iPhone15手机壳 透明", "手机配件", 1_900, 1),
+                vec![],
+                Allow,
+            ),
+            (
+                "wechat pay",
+                listing("支持微信支付 棉麻 女包", "", 9_900, 1),
+                vec![],
+                Allow,
+            ),
+            (
+                "scale model",
+                listing("1:18 合金车模 收藏", "玩具", 9_900, 1),
+                vec![],
+                Allow,
+            ),
+            (
+                "obfuscated brand and low price",
+                listing("G.U.C.C.I 女包 特价", "", 30_000, 1),
+                vec!["price_below_floor"],
+                Takedown,
+            ),
         ];
         for (name, l, want, action) in cases {
             let a = kb.assess(&l);
@@ -265,9 +343,16 @@ mod tests {
                 assert!(got.contains(w), "{name}: {got:?} lacks {w}");
             }
             if want.is_empty() {
-                assert!(!got.iter().any(|c| *c != "brand_mention"), "{name}: {got:?}");
+                assert!(
+                    !got.iter().any(|c| *c != "brand_mention"),
+                    "{name}: {got:?}"
+                );
             }
-            assert_eq!(a.action, action, "{name}: score {} reasons {:?}", a.score, a.reasons);
+            assert_eq!(
+                a.action, action,
+                "{name}: score {} reasons {:?}",
+                a.score, a.reasons
+            );
         }
     }
 
@@ -283,7 +368,9 @@ mod tests {
         assert!(a.reasons[0].detail.contains("99"));
         assert_eq!(a.action, Action::Review);
         // Sharing only an address is weak evidence.
-        l.link = Some(SellerLink { shared: vec![("address_hash".into(), 99)] });
+        l.link = Some(SellerLink {
+            shared: vec![("address_hash".into(), 99)],
+        });
         assert_eq!(kb.assess(&l).action, Action::Allow);
     }
 

@@ -85,7 +85,10 @@ pub struct Thresholds {
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Thresholds { review: 0.5, takedown: 0.85 }
+        Thresholds {
+            review: 0.5,
+            takedown: 0.85,
+        }
     }
 }
 
@@ -121,6 +124,9 @@ impl Thresholds {
 
 /// Noisy-OR of independent reason weights, in [0, 1].
 pub fn noisy_or(weights: impl IntoIterator<Item = f32>) -> f32 {
-    let keep: f32 = weights.into_iter().map(|w| 1.0 - w.clamp(0.0, 1.0)).product();
+    let keep: f32 = weights
+        .into_iter()
+        .map(|w| 1.0 - w.clamp(0.0, 1.0))
+        .product();
     (1.0 - keep).clamp(0.0, 1.0)
 }

@@ -28,9 +28,39 @@ pub struct Mention {
 }
 
 /// Words that turn a following brand name into a compatibility statement.
-const COMPAT_BEFORE: &[&str] = &["适用于", "适用", "适配", "兼容", "for ", "fit ", "fits ", "compatible with ", "用于", "配"];
+const COMPAT_BEFORE: &[&str] = &[
+    "适用于",
+    "适用",
+    "适配",
+    "兼容",
+    "for ",
+    "fit ",
+    "fits ",
+    "compatible with ",
+    "用于",
+    "配",
+];
 /// Words that do the same right after the brand name.
-const COMPAT_AFTER: &[&str] = &["专用", "通用", "适用", "兼容", "配件", "手机壳", "保护壳", "保护套", "钢化膜", "贴膜", "充电器", "数据线", "表带", "替换", "case", "charger", "cable", "strap"];
+const COMPAT_AFTER: &[&str] = &[
+    "专用",
+    "通用",
+    "适用",
+    "兼容",
+    "配件",
+    "手机壳",
+    "保护壳",
+    "保护套",
+    "钢化膜",
+    "贴膜",
+    "充电器",
+    "数据线",
+    "表带",
+    "替换",
+    "case",
+    "charger",
+    "cable",
+    "strap",
+];
 
 pub struct BrandMatcher {
     ac: AhoCorasick,
@@ -78,7 +108,9 @@ impl BrandMatcher {
     /// Does a brand name start at byte `pos` (no boundary checks)? For
     /// matchers that accept a brand glued to a word ("replicaGucci").
     pub fn starts_at(&self, text: &str, pos: usize) -> bool {
-        let input = aho_corasick::Input::new(text).range(pos..).anchored(aho_corasick::Anchored::Yes);
+        let input = aho_corasick::Input::new(text)
+            .range(pos..)
+            .anchored(aho_corasick::Anchored::Yes);
         self.ac.find(input).is_some()
     }
 
@@ -95,7 +127,12 @@ impl BrandMatcher {
             } else {
                 MentionKind::Direct
             };
-            out.push(Mention { brand: *brand, alias: alias.clone(), kind, start: m.start() });
+            out.push(Mention {
+                brand: *brand,
+                alias: alias.clone(),
+                kind,
+                start: m.start(),
+            });
         }
         out
     }
@@ -126,7 +163,8 @@ fn latin_boundaries_ok(text: &str, start: usize, end: usize, alias: &str) -> boo
 fn is_compat_context(text: &str, start: usize, end: usize) -> bool {
     let before = tail_chars(&text[..start], 12);
     let after = head_chars(&text[end..], 12);
-    COMPAT_BEFORE.iter().any(|w| before.contains(w)) || COMPAT_AFTER.iter().any(|w| after.contains(w))
+    COMPAT_BEFORE.iter().any(|w| before.contains(w))
+        || COMPAT_AFTER.iter().any(|w| after.contains(w))
 }
 
 fn tail_chars(s: &str, n: usize) -> &str {
@@ -157,7 +195,11 @@ mod tests {
     }
 
     fn found(text: &str) -> Vec<(usize, MentionKind)> {
-        matcher().find(&normalize_text(text)).into_iter().map(|m| (m.brand, m.kind)).collect()
+        matcher()
+            .find(&normalize_text(text))
+            .into_iter()
+            .map(|m| (m.brand, m.kind))
+            .collect()
     }
 
     #[test]
@@ -172,12 +214,28 @@ mod tests {
             ("full-width", "ＧＵＣＣＩ包", vec![(2, Direct)]),
             ("traditional alias", "古馳包", vec![(2, Direct)]),
             ("homoglyph", "Guссi bag", vec![(2, Direct)]),
-            ("model number after latin", "iPhone15 Pro", vec![(1, Direct)]),
-            ("compat before", "适用于苹果iPhone15手机壳", vec![(1, Compatibility), (1, Compatibility)]),
-            ("compat english", "Case for iPhone 15", vec![(1, Compatibility)]),
+            (
+                "model number after latin",
+                "iPhone15 Pro",
+                vec![(1, Direct)],
+            ),
+            (
+                "compat before",
+                "适用于苹果iPhone15手机壳",
+                vec![(1, Compatibility), (1, Compatibility)],
+            ),
+            (
+                "compat english",
+                "Case for iPhone 15",
+                vec![(1, Compatibility)],
+            ),
             ("compat after", "苹果专用充电线", vec![(1, Compatibility)]),
             ("single-letter alias skipped", "X 光片", vec![]),
-            ("multi-word spaced out", "L.o.u.i.s V.u.i.t.t.o.n 包", vec![(0, Direct)]),
+            (
+                "multi-word spaced out",
+                "L.o.u.i.s V.u.i.t.t.o.n 包",
+                vec![(0, Direct)],
+            ),
         ];
         for (name, text, want) in cases {
             assert_eq!(&found(text), want, "{name}: {text}");

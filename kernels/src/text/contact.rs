@@ -11,19 +11,49 @@ use super::normalize_text;
 /// words (V信, 薇信, 威信, 扣扣, 企鹅, ...) are the ones sellers use to dodge
 /// the literal "微信"/"QQ" filters.
 const KEYWORDS: &[(&str, &str)] = &[
-    ("微信", "wechat"), ("威信", "wechat"), ("薇信", "wechat"), ("徽信", "wechat"),
-    ("维信", "wechat"), ("卫信", "wechat"), ("魏信", "wechat"), ("危信", "wechat"),
-    ("伟信", "wechat"), ("v信", "wechat"), ("vx", "wechat"), ("wx", "wechat"),
-    ("weixin", "wechat"), ("wechat", "wechat"), ("加v", "wechat"), ("+v", "wechat"),
-    ("加微", "wechat"), ("薇", "wechat"), ("嶶", "wechat"), ("溦", "wechat"), ("wei信", "wechat"),
-    ("qq", "qq"), ("扣扣", "qq"), ("企鹅", "qq"), ("球球", "qq"), ("口口", "qq"), ("抠抠", "qq"),
-    ("电话", "phone"), ("手机", "mobile"), ("tel", "phone"), ("热线", "phone"), ("联系", "contact"),
-    ("whatsapp", "whatsapp"), ("telegram", "telegram"), ("line", "line"),
+    ("微信", "wechat"),
+    ("威信", "wechat"),
+    ("薇信", "wechat"),
+    ("徽信", "wechat"),
+    ("维信", "wechat"),
+    ("卫信", "wechat"),
+    ("魏信", "wechat"),
+    ("危信", "wechat"),
+    ("伟信", "wechat"),
+    ("v信", "wechat"),
+    ("vx", "wechat"),
+    ("wx", "wechat"),
+    ("weixin", "wechat"),
+    ("wechat", "wechat"),
+    ("加v", "wechat"),
+    ("+v", "wechat"),
+    ("加微", "wechat"),
+    ("薇", "wechat"),
+    ("嶶", "wechat"),
+    ("溦", "wechat"),
+    ("wei信", "wechat"),
+    ("qq", "qq"),
+    ("扣扣", "qq"),
+    ("企鹅", "qq"),
+    ("球球", "qq"),
+    ("口口", "qq"),
+    ("抠抠", "qq"),
+    ("电话", "phone"),
+    ("手机", "mobile"),
+    ("tel", "phone"),
+    ("热线", "phone"),
+    ("联系", "contact"),
+    ("whatsapp", "whatsapp"),
+    ("telegram", "telegram"),
+    ("line", "line"),
 ];
 
 /// Characters allowed between a keyword and the id: punctuation became
 /// spaces in normalisation; these are the filler words.
-const FILLERS: &[char] = &[' ', ':', '号', '是', '为', '加', '搜', '同', '+', '码', '我', '私', '聊', '联', '系', '哦', '@', '-', '咨', '询', '信', '微'];
+const FILLERS: &[char] = &[
+    ' ', ':', '号', '是', '为', '加', '搜', '同', '+', '码', '我', '私', '聊', '联', '系', '哦',
+    '@', '-', '咨', '询', '信', '微',
+];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContactHit {
@@ -73,7 +103,10 @@ impl ContactMatcher {
         // A mobile number on its own is an offer of contact too.
         for id in mobile_numbers(text) {
             if !hits.iter().any(|h| h.id == id) {
-                hits.push(ContactHit { channel: "phone", id });
+                hits.push(ContactHit {
+                    channel: "phone",
+                    id,
+                });
             }
         }
         hits
@@ -114,7 +147,10 @@ fn id_after(rest: &str, channel: &str) -> Option<String> {
         .collect();
     let digit_prefix: String = folded.chars().take_while(|c| c.is_ascii_digit()).collect();
     // Digits running into letters are a part number (vx28123100j0g), not a contact.
-    let glued = folded[digit_prefix.len()..].chars().next().is_some_and(|c| c.is_ascii_alphabetic());
+    let glued = folded[digit_prefix.len()..]
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic());
     if (5..=15).contains(&digit_prefix.len()) && !glued {
         return Some(digit_prefix);
     }
@@ -150,7 +186,11 @@ fn mobile_numbers(text: &str) -> Vec<String> {
             if c.is_ascii_digit() {
                 digits.push(c);
                 j += 1;
-            } else if (c == ' ' || c == '-') && j + 1 < chars.len() && chars[j + 1].is_ascii_digit() && !digits.is_empty() {
+            } else if (c == ' ' || c == '-')
+                && j + 1 < chars.len()
+                && chars[j + 1].is_ascii_digit()
+                && !digits.is_empty()
+            {
                 j += 1;
             } else {
                 break;
@@ -171,7 +211,11 @@ mod tests {
     use super::*;
 
     fn ids(text: &str) -> Vec<String> {
-        ContactMatcher::new().find(&normalize_text(text)).into_iter().map(|h| h.id).collect()
+        ContactMatcher::new()
+            .find(&normalize_text(text))
+            .into_iter()
+            .map(|h| h.id)
+            .collect()
     }
 
     #[test]
@@ -196,7 +240,10 @@ mod tests {
         ];
         for (text, want) in cases {
             let got = ids(text);
-            assert!(got.iter().any(|g| g == want), "{text}: got {got:?}, want {want}");
+            assert!(
+                got.iter().any(|g| g == want),
+                "{text}: got {got:?}, want {want}"
+            );
         }
     }
 

@@ -2,8 +2,8 @@
 
 pub mod brands;
 pub mod contact;
-mod numerals;
 pub mod normalize;
+mod numerals;
 pub mod replica;
 
 pub use normalize::normalize_text;

@@ -60,7 +60,8 @@ fn map_char(c: char, out: &mut Vec<char>) {
     // A non-ASCII letter or digit: fold it to ASCII when its UTS #39 skeleton
     // is plain ASCII (Cyrillic 'о' → 'o'); keep it otherwise (é, ß, ж).
     let mut buf = [0u8; 4];
-    let skel: String = unicode_security::confusable_detection::skeleton(c.encode_utf8(&mut buf)).collect();
+    let skel: String =
+        unicode_security::confusable_detection::skeleton(c.encode_utf8(&mut buf)).collect();
     if !skel.is_empty() && skel.chars().all(|s| s.is_ascii_alphanumeric()) {
         out.extend(skel.chars().map(|s| s.to_ascii_lowercase()));
     } else {
@@ -105,7 +106,10 @@ fn remove_separators(chars: &[char]) -> Vec<char> {
             continue; // leading/trailing separators vanish
         }
         // A ratio written with noise around its colon ("1 : 1", "1✨:✨1").
-        if chars[start..i].contains(&':') && chars[start - 1].is_ascii_digit() && chars[i].is_ascii_digit() {
+        if chars[start..i].contains(&':')
+            && chars[start - 1].is_ascii_digit()
+            && chars[i].is_ascii_digit()
+        {
             out.push(':');
             continue;
         }
@@ -164,7 +168,11 @@ mod tests {
             ("ratio with noise", "1✨:✨1", "1:1"),
             ("decimal kept", "0.15mm", "0.15mm"),
             ("financial numerals", "壹叁捌", "138"),
-            ("chinese numeral run", "一三八零零一三八零零零", "13800138000"),
+            (
+                "chinese numeral run",
+                "一三八零零一三八零零零",
+                "13800138000",
+            ),
             ("isolated numeral stays a word", "三星手机", "三星手机"),
             ("short numeral run stays", "一次性", "一次性"),
             ("plus sign variant", "➕V", "+v"),
@@ -180,7 +188,14 @@ mod tests {
 
     #[test]
     fn total_on_odd_input() {
-        for s in ["\u{0}", "\u{FFFF}", "🔥🔥🔥", "a\u{301}", "ǅ", &"长".repeat(100_000)] {
+        for s in [
+            "\u{0}",
+            "\u{FFFF}",
+            "🔥🔥🔥",
+            "a\u{301}",
+            "ǅ",
+            &"长".repeat(100_000),
+        ] {
             let _ = n(s);
         }
     }

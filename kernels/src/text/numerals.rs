@@ -58,7 +58,13 @@ pub const MIN_NUMERAL_RUN: usize = 4;
 /// least two Chinese numerals or ASCII digits that are not colloquial stand-ins
 /// (洞/拐/勾/幺/么 alone never make a run).
 pub fn fold_numeral_runs(chars: &mut [char]) {
-    let strong = |c: char| c.is_ascii_digit() || matches!(c, '〇' | '零' | '一' | '二' | '两' | '三' | '四' | '五' | '六' | '七' | '八' | '九');
+    let strong = |c: char| {
+        c.is_ascii_digit()
+            || matches!(
+                c,
+                '〇' | '零' | '一' | '二' | '两' | '三' | '四' | '五' | '六' | '七' | '八' | '九'
+            )
+    };
     let mut i = 0;
     while i < chars.len() {
         if chars[i].is_ascii_digit() || run_digit(chars[i]).is_some() {

@@ -22,20 +22,48 @@ pub struct Family {
 }
 
 /// Contexts in which "1:1" describes size, not a copy.
-const SCALE_CONTEXT: &[&str] = &["比例", "模型", "scale", "model", "手办", "等身", "雕像", "车模", "实物大小", "尺寸", "打印", "图纸"];
+const SCALE_CONTEXT: &[&str] = &[
+    "比例",
+    "模型",
+    "scale",
+    "model",
+    "手办",
+    "等身",
+    "雕像",
+    "车模",
+    "实物大小",
+    "尺寸",
+    "打印",
+    "图纸",
+];
 
 pub const FAMILIES: &[Family] = &[
     Family {
         name: "高仿 (high imitation)",
         weight: 0.9,
-        spellings: &["高仿", "搞仿", "膏仿", "稿仿", "高彷", "高fang", "gao仿", "gaofang", "高访货", "高仿货", "高f货"],
+        spellings: &[
+            "高仿",
+            "搞仿",
+            "膏仿",
+            "稿仿",
+            "高彷",
+            "高fang",
+            "gao仿",
+            "gaofang",
+            "高访货",
+            "高仿货",
+            "高f货",
+        ],
         not_before: &["真"],
         not_after: &[],
     },
     Family {
         name: "仿品 (imitation goods)",
         weight: 0.85,
-        spellings: &["仿品", "仿牌", "仿货", "精仿", "超仿", "顶仿", "原仿", "仿款", "山寨", "shanzhai", "彷品", "仿版"],
+        spellings: &[
+            "仿品", "仿牌", "仿货", "精仿", "超仿", "顶仿", "原仿", "仿款", "山寨", "shanzhai",
+            "彷品", "仿版",
+        ],
         not_before: &["真"],
         not_after: &[],
     },
@@ -43,7 +71,16 @@ pub const FAMILIES: &[Family] = &[
         name: "复刻 (replica)",
         // Also a legitimate "retro re-release" (红白机复刻, AJ1 复刻): weak alone.
         weight: 0.45,
-        spellings: &["复刻", "覆刻", "复克", "付刻", "腹刻", "复k", "fuke", "复刻版"],
+        spellings: &[
+            "复刻",
+            "覆刻",
+            "复克",
+            "付刻",
+            "腹刻",
+            "复k",
+            "fuke",
+            "复刻版",
+        ],
         not_before: &[],
         not_after: &[],
     },
@@ -51,7 +88,19 @@ pub const FAMILIES: &[Family] = &[
         name: "A货 (A-grade copy)",
         weight: 0.85,
         // Not "4a"/"a级货": model numbers (红米 4a) and material grades.
-        spellings: &["a货", "aa货", "aaa货", "a+货", "超a", "顶级a", "超级a", "a版", "5a货", "顶a", "顶级复刻"],
+        spellings: &[
+            "a货",
+            "aa货",
+            "aaa货",
+            "a+货",
+            "超a",
+            "顶级a",
+            "超级a",
+            "a版",
+            "5a货",
+            "顶a",
+            "顶级复刻",
+        ],
         // In jade trade "A货" is untreated natural jadeite: genuine.
         not_before: &["股", "级景区", "景区", "翡翠", "冰种", "玉"],
         not_after: &["翡翠", "缅甸", "天然", "玉", "冰种"],
@@ -60,14 +109,31 @@ pub const FAMILIES: &[Family] = &[
         name: "AAA (grade)",
         weight: 0.55,
         spellings: &["aaa", "aaaa", "aaaaa"],
-        not_before: &["电池", "号", "battery", "级", "景区", "级景区", "纸", "game"],
+        not_before: &[
+            "电池",
+            "号",
+            "battery",
+            "级",
+            "景区",
+            "级景区",
+            "纸",
+            "game",
+        ],
         not_after: &["电池", "号", "7号", "5号", "南孚", "gp"],
     },
     Family {
         name: "原单 (factory surplus)",
         // Export surplus is a grey market: weak alone, strong with a brand.
         weight: 0.45,
-        spellings: &["原单", "外贸原单", "原单货", "yuandan", "跟单货", "尾单货", "工厂尾单"],
+        spellings: &[
+            "原单",
+            "外贸原单",
+            "原单货",
+            "yuandan",
+            "跟单货",
+            "尾单货",
+            "工厂尾单",
+        ],
         not_before: &[],
         not_after: &[],
     },
@@ -81,21 +147,53 @@ pub const FAMILIES: &[Family] = &[
     Family {
         name: "莆田 (Putian copies)",
         weight: 0.8,
-        spellings: &["莆田鞋", "莆田货", "莆田纯原", "莆田工厂", "蒲田鞋", "甫田鞋", "putian", "莆田版", "莆田"],
-        not_before: &["特产", "市", "桂圆", "荔枝", "龙眼", "卤面", "小吃", "美食", "学院", "大学"],
+        spellings: &[
+            "莆田鞋",
+            "莆田货",
+            "莆田纯原",
+            "莆田工厂",
+            "蒲田鞋",
+            "甫田鞋",
+            "putian",
+            "莆田版",
+            "莆田",
+        ],
+        not_before: &[
+            "特产", "市", "桂圆", "荔枝", "龙眼", "卤面", "小吃", "美食", "学院", "大学",
+        ],
         not_after: &["福建省"],
     },
     Family {
         name: "纯原/公司级 (factory-grade copy)",
         weight: 0.75,
-        spellings: &["纯原", "公司级", "顶级版本", "原厂版", "过验版", "过验", "真标", "原鞋开模", "原版开模"],
+        spellings: &[
+            "纯原",
+            "公司级",
+            "顶级版本",
+            "原厂版",
+            "过验版",
+            "过验",
+            "真标",
+            "原鞋开模",
+            "原版开模",
+        ],
         not_before: &[],
         not_after: &[],
     },
     Family {
         name: "replica (English)",
         weight: 0.9,
-        spellings: &["replica", "rep1ica", "repl1ca", "superfake", "super fake", "mirror quality", "1:1 quality", "top quality copy", "fake"],
+        spellings: &[
+            "replica",
+            "rep1ica",
+            "repl1ca",
+            "superfake",
+            "super fake",
+            "mirror quality",
+            "1:1 quality",
+            "top quality copy",
+            "fake",
+        ],
         not_before: &[],
         not_after: &[],
     },
@@ -157,7 +255,10 @@ impl ReplicaMatcher {
             let after = &text[m.end()..];
             // Latin spellings must stand as words; "1:1" must not be "1:18".
             if spelling.chars().next().is_some_and(is_latin_word)
-                && before.chars().next_back().is_some_and(|c| c.is_ascii_alphabetic())
+                && before
+                    .chars()
+                    .next_back()
+                    .is_some_and(|c| c.is_ascii_alphabetic())
             {
                 continue;
             }
@@ -175,13 +276,18 @@ impl ReplicaMatcher {
                 let v: Vec<char> = before.chars().rev().take(8).collect();
                 v.into_iter().rev().collect()
             };
-            if f.not_before.iter().any(|w| near_after.starts_with(w) || (w.chars().count() > 1 && near_after.contains(w)))
-                || f.not_after.iter().any(|w| near_before.ends_with(w) || (w.chars().count() > 1 && near_before.contains(w)))
-            {
+            if f.not_before.iter().any(|w| {
+                near_after.starts_with(w) || (w.chars().count() > 1 && near_after.contains(w))
+            }) || f.not_after.iter().any(|w| {
+                near_before.ends_with(w) || (w.chars().count() > 1 && near_before.contains(w))
+            }) {
                 continue;
             }
             if !hits.iter().any(|h| h.family == *family) {
-                hits.push(ReplicaHit { family: *family, spelling: spelling.clone() });
+                hits.push(ReplicaHit {
+                    family: *family,
+                    spelling: spelling.clone(),
+                });
             }
         }
         hits
