@@ -8,8 +8,11 @@ cd "$(dirname "$0")/.."
 N=${1:-1000000}
 WORK=${DAJIA_BENCH_DIR:-/tmp/dajia-bench}
 CORES=$(nproc)
-cargo build --release -p dajia >&2
-BIN=target/release/dajia
+# DAJIA_BENCH_PROFILE=dev measures the debug build (DataFusion unoptimised,
+# dajia-kernels at opt-level 3) when a release build is not available.
+PROFILE=${DAJIA_BENCH_PROFILE:-release}
+if [ "$PROFILE" = release ]; then cargo build --release -p dajia >&2; BIN=target/release/dajia
+else cargo build -p dajia >&2; BIN=target/debug/dajia; fi
 python3 -c "import duckdb" 2>/dev/null || pip install --quiet "duckdb==2.0.0"
 
 rm -rf "$WORK"; mkdir -p "$WORK"
@@ -37,7 +40,7 @@ n, cores, dajia_s = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 duck = json.loads(sys.argv[4]); gen_rate = float(sys.argv[5]); ev = json.load(open(sys.argv[6]))
 d_rate, k_rate = n / dajia_s, n / duck["seconds"]
 res = {
-    "listings": n, "cores": cores,
+    "listings": n, "cores": cores, "profile": __import__("os").environ.get("DAJIA_BENCH_PROFILE", "release"),
     "dajia_scan": {"seconds": round(dajia_s, 3), "listings_per_s": round(d_rate), "per_core": round(d_rate / cores),
                    "precision": ev["precision"], "recall": ev["recall"]},
     "duckdb_rules": {"seconds": round(duck["seconds"], 3), "listings_per_s": round(k_rate), "per_core": round(k_rate / cores),

@@ -116,6 +116,12 @@ fn main() {
     }
 }
 
+/// Print to stdout; a closed pipe (`dajia ... | head`) is not an error.
+fn say(args: std::fmt::Arguments) {
+    use std::io::Write;
+    let _ = std::io::stdout().write_fmt(args);
+}
+
 fn run() -> Result<()> {
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -187,7 +193,7 @@ fn run() -> Result<()> {
                 "thresholds.review must not exceed thresholds.takedown"
             );
             let s = rt.block_on(scan::run(&o))?;
-            println!("{s}");
+            say(format_args!("{s}\n"));
         }
         Cmd::Eval {
             scores,
@@ -196,7 +202,7 @@ fn run() -> Result<()> {
             json,
         } => {
             let r = rt.block_on(eval::run(&scores, &labels, date.as_deref()))?;
-            print!("{r}");
+            say(format_args!("{r}"));
             if let Some(p) = json {
                 eval::write_json(&r, &p)?;
             }

@@ -26,7 +26,8 @@ pub fn new_session(kb: Option<Arc<KnowledgeBase>>) -> SessionContext {
         .execution
         .parquet
         .schema_force_view_types = false;
-    let ctx = SessionContext::new_with_config(config);
+    // Files can be queried by path, as in datafusion-cli: SELECT * FROM 'x.parquet'.
+    let ctx = SessionContext::new_with_config(config).enable_url_table();
     crate::udf::register_all(&ctx, kb);
     ctx
 }
