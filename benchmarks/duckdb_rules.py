@@ -37,9 +37,10 @@ def main():
            OR s.address_hash = c.address_hash)
       GROUP BY s.seller_id;
     """)
-    alias_re = "(" + "|".join(
-        sorted({a for (a,) in con.execute("SELECT alias FROM aliases").fetchall()}, key=len, reverse=True)
-    ).replace("+", r"\+").replace(".", r"\.").replace("(", r"\(").replace(")", r"\)") + ")"
+    def esc(a):
+        return "".join("\\" + c if c in ".^$*+?()[]{}|\\" else c for c in a).replace("'", "''")
+    aliases = sorted({a for (a,) in con.execute("SELECT alias FROM aliases").fetchall()}, key=len, reverse=True)
+    alias_re = "(" + "|".join(esc(a) for a in aliases) + ")"
     con.execute(f"""
     COPY (
       WITH l AS (
