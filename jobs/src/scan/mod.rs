@@ -184,13 +184,19 @@ async fn publish_scores(
 ) -> Result<i64> {
     let has_desc = has_col(ctx, "listings", "description").await;
     let has_brand = has_col(ctx, "listings", "brand").await;
+    // `unnest(a)` splits the assessment struct into columns in one Unnest
+    // node. Selecting `a['score']`, `a['action']`, ... instead would let
+    // DataFusion 55's optimize_projections inline the UDF call into every
+    // field access (get_field counts as cheap), assessing each listing four
+    // times.
     let sql = format!(
-        "SELECT listing_id, seller_id, a['score'] AS score, a['action'] AS action, a['reasons'] AS reasons, \
-                a['brand_id'] AS brand_id, '{MODEL_VERSION}' AS model_version, '{dt}' AS dt \
-         FROM (SELECT CAST(l.listing_id AS BIGINT) AS listing_id, CAST(l.seller_id AS BIGINT) AS seller_id, \
-                      dajia_assess_counted(l.title, {desc}, {brand}, l.category, l.price_cents, l.seller_id, sl.link_attrs, sl.link_sellers) AS a \
-               FROM listings l LEFT JOIN seller_links sl ON l.seller_id = sl.seller_id \
-               WHERE {valid})",
+        "SELECT listing_id, seller_id, \"a.score\" AS score, \"a.action\" AS action, \"a.reasons\" AS reasons, \
+                \"a.brand_id\" AS brand_id, '{MODEL_VERSION}' AS model_version, '{dt}' AS dt \
+         FROM (SELECT listing_id, seller_id, unnest(a) FROM \
+               (SELECT CAST(l.listing_id AS BIGINT) AS listing_id, CAST(l.seller_id AS BIGINT) AS seller_id, \
+                       dajia_assess_counted(l.title, {desc}, {brand}, l.category, l.price_cents, l.seller_id, sl.link_attrs, sl.link_sellers) AS a \
+                FROM listings l LEFT JOIN seller_links sl ON l.seller_id = sl.seller_id \
+                WHERE {valid}))",
         desc = if has_desc { "l.description" } else { "NULL" },
         brand = if has_brand { "l.brand" } else { "NULL" },
         valid = valid_row(opts.max_text_bytes, has_desc),
