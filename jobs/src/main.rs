@@ -37,6 +37,10 @@ enum Cmd {
         date: NaiveDate,
         #[arg(long, default_value_t = 250_000)]
         rows_per_file: usize,
+        /// Share of listings given an image (JPEG bytes in `images`, plus
+        /// official brand photos in `brand_images`); 0 writes no images.
+        #[arg(long, default_value_t = 0.0)]
+        image_share: f64,
     },
     /// The nightly scan: score every listing of a snapshot.
     Scan {
@@ -155,6 +159,7 @@ fn run() -> Result<()> {
             seed,
             date,
             rows_per_file,
+            image_share,
         } => {
             let s = gen::generate(&gen::GenOptions {
                 out: out.clone(),
@@ -162,10 +167,11 @@ fn run() -> Result<()> {
                 seed,
                 date,
                 rows_per_file,
+                image_share,
             })?;
             println!(
-                "generated {} listings ({} counterfeit, {} hard negatives), {} sellers, {} brands in {:.2}s ({:.0} listings/s) under {}; labels in {}",
-                s.listings, s.counterfeit, s.hard_negatives, s.sellers, s.brands, s.seconds, s.listings as f64 / s.seconds.max(1e-9), out.display(),
+                "generated {} listings ({} counterfeit, {} hard negatives, {} images), {} sellers, {} brands in {:.2}s ({:.0} listings/s) under {}; labels in {}",
+                s.listings, s.counterfeit, s.hard_negatives, s.images, s.sellers, s.brands, s.seconds, s.listings as f64 / s.seconds.max(1e-9), out.display(),
                 gen::labels_path(&out).display()
             );
         }

@@ -131,3 +131,62 @@ fn a_run_killed_halfway_leaves_risk_scores_as_before() {
     assert!(run(&args).0);
     assert_ne!(scores_csv(&out), before);
 }
+
+#[test]
+fn generated_images_are_official_copies_fakes_and_overlays() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().join("catalog");
+    let s = dajia::gen::generate(&dajia::gen::GenOptions {
+        out: cat.clone(),
+        listings: 4_000,
+        seed: 8,
+        date: date(),
+        rows_per_file: 4_000,
+        image_share: 0.5,
+    })
+    .unwrap();
+    assert!((1_700..2_300).contains(&s.images), "{} images", s.images);
+    let q = |sql: &str| {
+        let (ok, out, err) = run(&[
+            "sql",
+            "--catalog",
+            cat.to_str().unwrap(),
+            "--format",
+            "csv",
+            "-c",
+            sql,
+        ]);
+        assert!(ok, "{err}");
+        out
+    };
+    // Every image decodes as a JPEG and belongs to a listing that lists it.
+    let n = q("SELECT count(*) FROM images i JOIN listings l ON i.listing_id = l.listing_id WHERE array_has(l.image_ids, i.image_id) AND substr(i.content, 1, 3) = X'FFD8FF'");
+    assert_eq!(
+        n.lines().nth(1).unwrap().parse::<usize>().unwrap(),
+        s.images
+    );
+    let official = q("SELECT count(*) FROM brand_images");
+    assert!(official.lines().nth(1).unwrap().parse::<usize>().unwrap() >= 100);
+    // Ground truth says which images are reused or carry drawn text.
+    let kinds = q(&format!(
+        "SELECT image_technique, count(*) FROM '{}/ground_truth/labels.parquet' WHERE image_technique IS NOT NULL GROUP BY 1 ORDER BY 1",
+        cat.display()
+    ));
+    for k in ["fake_image_reuse", "official_image_reuse", "text_overlay"] {
+        assert!(kinds.contains(k), "{kinds}");
+    }
+    // The scan accepts a catalog with images.
+    let out = dir.path().join("out");
+    let (ok, stdout, err) = run(&[
+        "scan",
+        "--catalog",
+        cat.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--date",
+        DATE,
+        "--no-progress",
+    ]);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("4000 listings scored"), "{stdout}");
+}

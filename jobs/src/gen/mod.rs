@@ -7,6 +7,7 @@
 //! catalogue (`evasion.rs`, documented in README "Generated catalogs").
 
 mod evasion;
+pub mod images;
 mod sellers;
 mod vocab;
 mod write;
@@ -34,6 +35,8 @@ pub struct GenOptions {
     pub date: NaiveDate,
     /// Rows per listings Parquet file.
     pub rows_per_file: usize,
+    /// Share of listings with an image (JPEG bytes in the `images` table).
+    pub image_share: f64,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -44,6 +47,7 @@ pub struct GenSummary {
     pub counterfeit: usize,
     pub hard_negatives: usize,
     pub files: usize,
+    pub images: usize,
     pub seconds: f64,
 }
 
@@ -65,6 +69,11 @@ pub struct Row {
     pub evasion: Option<String>,
     pub hard_negative: Option<&'static str>,
     pub brand_id: Option<i64>,
+    /// (image_id, JPEG bytes) of the listing's images.
+    pub images: Vec<(String, Vec<u8>)>,
+    pub image_technique: Option<&'static str>,
+    /// ASCII text a seller could draw over a photo (contact id, replica words).
+    pub overlay: Option<String>,
 }
 
 pub const TECHNIQUES: &[&str] = &[
@@ -109,6 +118,16 @@ struct Ctx {
     device_brands: Vec<usize>,
     sellers: sellers::SellerPlan,
     snapshot_us: i64,
+    image_share: f64,
+}
+
+/// Seed of official image `k` of a brand, and of a counterfeiter's photo
+/// shared among fakes of that brand.
+fn official_seed(brand_id: i64, k: u64) -> u64 {
+    brand_id as u64 * 1000 + k
+}
+fn fake_seed(brand_id: i64, k: u64) -> u64 {
+    brand_id as u64 * 1000 + 500 + k
 }
 
 pub fn generate(opts: &GenOptions) -> Result<GenSummary> {
@@ -149,6 +168,10 @@ pub fn generate(opts: &GenOptions) -> Result<GenSummary> {
         .unwrap()
         .and_utc()
         .timestamp_micros();
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&opts.image_share),
+        "--image-share must be within [0, 1]"
+    );
     let ctx = Arc::new(Ctx {
         titles,
         brands,
@@ -156,16 +179,19 @@ pub fn generate(opts: &GenOptions) -> Result<GenSummary> {
         device_brands,
         sellers: plan,
         snapshot_us,
+        image_share: opts.image_share,
     });
 
     let root = &opts.out;
     std::fs::create_dir_all(root)?;
     let mut labels: Vec<Row> = Vec::new();
     let mut files = 0;
+    let mut n_images = 0;
     let mut counterfeit = 0;
     let mut hard = 0;
     let n_files = opts.listings.div_ceil(opts.rows_per_file);
     write::clear_table(root, "listings")?;
+    write::clear_table(root, "images")?;
     for f in 0..n_files {
         let lo = f * opts.rows_per_file;
         let hi = ((f + 1) * opts.rows_per_file).min(opts.listings);
@@ -191,14 +217,40 @@ pub fn generate(opts: &GenOptions) -> Result<GenSummary> {
             &rows,
         )?;
         files += 1;
+        if rows.iter().any(|r| !r.images.is_empty()) {
+            n_images += write::images(
+                &root.join("images").join(format!("part-{f:05}.parquet")),
+                &rows,
+            )?;
+            files += 1;
+        }
         labels.extend(rows.into_iter().map(|r| Row {
             title: String::new(),
             description: None,
+            images: Vec::new(),
             ..r
         }));
     }
     write::sellers(root, &ctx.sellers, ctx.snapshot_us)?;
     write::brands(root, &ctx.brands)?;
+    if opts.image_share > 0.0 {
+        let official: Vec<(i64, String, Vec<u8>)> = ctx
+            .counterfeitable
+            .par_iter()
+            .flat_map_iter(|&b| {
+                let id = ctx.brands[b].id;
+                (0..2).map(move |k| {
+                    (
+                        id,
+                        format!("brand-{id}-{k}"),
+                        images::jpeg(&images::photo(official_seed(id, k)), 92),
+                    )
+                })
+            })
+            .collect();
+        write::brand_images(root, &official)?;
+        files += 1;
+    }
     write::labels(root, &labels)?;
     write::test_purchases(root, &labels, opts.seed, ctx.snapshot_us)?;
     Ok(GenSummary {
@@ -207,6 +259,7 @@ pub fn generate(opts: &GenOptions) -> Result<GenSummary> {
         brands: ctx.brands.len(),
         counterfeit,
         hard_negatives: hard,
+        images: n_images,
         files: files + 4,
         seconds: start.elapsed().as_secs_f64(),
     })
@@ -234,7 +287,60 @@ fn make_row(ctx: &Ctx, id: i64, rng: &mut ChaCha8Rng) -> Row {
     } else {
         background(ctx, &mut row, rng);
     }
+    if ctx.image_share > 0.0 && rng.random_bool(ctx.image_share) {
+        attach_image(ctx, &mut row, rng);
+    }
     row
+}
+
+/// One image for a listing: authorised sellers use the brand's official
+/// photo; counterfeiters reuse it (or each other's photos) or draw their
+/// contact id or replica words over a photo; everyone else has their own.
+fn attach_image(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
+    let brand = row
+        .brand_id
+        .and_then(|id| ctx.brands.iter().find(|b| b.id == id));
+    let authorised = brand.is_some_and(|b| b.authorized.contains(&row.seller_id));
+    let (img, technique) = match (row.counterfeit, brand) {
+        (false, Some(b)) if authorised => (
+            images::photo(official_seed(b.id, rng.random_range(0..2))),
+            None,
+        ),
+        (true, Some(b)) => {
+            let r: f64 = rng.random();
+            if r < 0.4 {
+                (
+                    images::reuse(
+                        &images::photo(official_seed(b.id, rng.random_range(0..2))),
+                        rng,
+                    ),
+                    Some("official_image_reuse"),
+                )
+            } else if r < 0.6 {
+                (
+                    images::reuse(&images::photo(fake_seed(b.id, rng.random_range(0..2))), rng),
+                    Some("fake_image_reuse"),
+                )
+            } else if let Some(text) = row.overlay.clone() {
+                let mut img = images::photo(rng.random());
+                images::overlay_text(&mut img, &text, 3);
+                (img, Some("text_overlay"))
+            } else {
+                (images::photo(rng.random()), None)
+            }
+        }
+        _ => (images::photo(rng.random()), None),
+    };
+    let quality = if technique.is_some() {
+        rng.random_range(60..90)
+    } else {
+        88
+    };
+    row.images.push((
+        format!("img-{}-0", row.listing_id),
+        images::jpeg(&img, quality),
+    ));
+    row.image_technique = technique;
 }
 
 fn background(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
@@ -311,6 +417,8 @@ fn counterfeit(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
             let word = *vocab::REPLICA_WORDS.choose(rng).unwrap();
             let (word, how) = evasion::disguise(word, rng);
             row.evasion = Some(format!("replica word {how}"));
+            row.overlay =
+                Some(["1:1 AAA", "REPLICA", "TOP 1:1", "AAA+"][rng.random_range(0..4)].to_string());
             if rng.random_bool(0.75) {
                 row.title = format!("{word}{alias} {product} {suffix}");
             } else {
@@ -331,6 +439,9 @@ fn counterfeit(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
             };
             let phrase = format!("{kw} {id}");
             row.evasion = Some(format!("contact {how}"));
+            if id.is_ascii() {
+                row.overlay = Some(format!("VX {id}"));
+            }
             if rng.random_bool(0.6) {
                 row.title = format!("{alias} {product} {phrase} 看实物");
             } else {

@@ -59,7 +59,10 @@ pub fn listings(path: &Path, rows: &[Row]) -> Result<()> {
     let schema = table_schema("listings");
     let mut image_ids = ListBuilder::new(StringBuilder::new())
         .with_field(Arc::new(Field::new_list_field(DataType::Utf8, true)));
-    for _ in rows {
+    for r in rows {
+        for (id, _) in &r.images {
+            image_ids.values().append_value(id);
+        }
         image_ids.append(true);
     }
     let batch = RecordBatch::try_new(
@@ -159,6 +162,47 @@ pub fn brands(root: &Path, brands: &[GenBrand]) -> Result<()> {
     write_batch(&root.join("brands/part-00000.parquet"), &batch)
 }
 
+/// The `images` rows of a part: one per listing image. Returns the count.
+pub fn images(path: &Path, rows: &[Row]) -> Result<usize> {
+    let imgs: Vec<(&str, i64, &[u8])> = rows
+        .iter()
+        .flat_map(|r| {
+            r.images
+                .iter()
+                .map(move |(id, b)| (id.as_str(), r.listing_id, b.as_slice()))
+        })
+        .collect();
+    let batch = RecordBatch::try_new(
+        table_schema("images"),
+        vec![
+            Arc::new(StringArray::from_iter_values(imgs.iter().map(|i| i.0))),
+            Arc::new(Int64Array::from_iter_values(imgs.iter().map(|i| i.1))),
+            Arc::new(BinaryArray::from_iter_values(imgs.iter().map(|i| i.2))),
+            Arc::new(StringArray::from(vec![None::<&str>; imgs.len()])),
+        ],
+    )?;
+    write_batch(path, &batch)?;
+    Ok(imgs.len())
+}
+
+/// Official images of brands.
+pub fn brand_images(root: &Path, imgs: &[(i64, String, Vec<u8>)]) -> Result<()> {
+    clear_table(root, "brand_images")?;
+    let batch = RecordBatch::try_new(
+        table_schema("brand_images"),
+        vec![
+            Arc::new(Int64Array::from_iter_values(imgs.iter().map(|i| i.0))),
+            Arc::new(StringArray::from_iter_values(
+                imgs.iter().map(|i| i.1.as_str()),
+            )),
+            Arc::new(BinaryArray::from_iter_values(
+                imgs.iter().map(|i| i.2.as_slice()),
+            )),
+        ],
+    )?;
+    write_batch(&root.join("brand_images/part-00000.parquet"), &batch)
+}
+
 /// Ground truth, beside the catalog: one row per listing.
 pub fn labels(root: &Path, rows: &[Row]) -> Result<()> {
     clear_table(root, "ground_truth")?;
@@ -169,6 +213,7 @@ pub fn labels(root: &Path, rows: &[Row]) -> Result<()> {
         Field::new("evasion", DataType::Utf8, true),
         Field::new("hard_negative", DataType::Utf8, true),
         Field::new("brand_id", DataType::Int64, true),
+        Field::new("image_technique", DataType::Utf8, true),
     ]));
     let batch = RecordBatch::try_new(
         schema,
@@ -189,6 +234,9 @@ pub fn labels(root: &Path, rows: &[Row]) -> Result<()> {
             )),
             Arc::new(StringArray::from_iter(rows.iter().map(|r| r.hard_negative))),
             Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.brand_id))),
+            Arc::new(StringArray::from_iter(
+                rows.iter().map(|r| r.image_technique),
+            )),
         ],
     )?;
     write_batch(&root.join("ground_truth/labels.parquet"), &batch)

@@ -19,6 +19,7 @@ pub fn gen(dir: &Path, listings: usize, seed: u64) {
         seed,
         date: date(),
         rows_per_file: listings.div_ceil(3).max(1),
+        image_share: 0.0,
     })
     .expect("generate a catalog");
 }
