@@ -91,6 +91,8 @@ impl BrandMatcher {
         }
         let ac = AhoCorasickBuilder::new()
             .match_kind(MatchKind::LeftmostLongest)
+            // A full DFA: a few MB at most, and the fastest search.
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
             .start_kind(aho_corasick::StartKind::Both)
             .build(patterns.iter().map(|(_, p)| p.as_str()))
             .expect("brand patterns build an automaton");

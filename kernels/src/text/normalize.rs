@@ -14,48 +14,133 @@
 //! 5. Runs of four or more Chinese numerals and digits read as digits
 //!    (一三八零零 → 13800); isolated numerals stay words (三星).
 
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
 use unicode_normalization::{is_nfkc_quick, IsNormalized, UnicodeNormalization};
 
-use super::numerals::{always_digit, fold_numeral_runs};
+use super::numerals::{always_digit, fold_numeral_runs, run_digit};
 use super::{is_cjk, is_latin_word};
 
 /// Normalise text for matching. Total: never fails, whatever the input.
 pub fn normalize_text(input: &str) -> String {
-    let nfkc: std::borrow::Cow<str> = match is_nfkc_quick(input.chars()) {
-        IsNormalized::Yes => input.into(),
-        _ => input.nfkc().collect::<String>().into(),
+    let nfkc = nfkc(input);
+    // Step 2 happens per character in `map_char` through `HAN`, except for
+    // the few strings that need fast2s's context rules (see `HAN`).
+    let simplified: Cow<str> = if needs_fast2s(&nfkc) {
+        fast2s::convert(&nfkc).into()
+    } else {
+        nfkc
     };
-    let simplified = fast2s::convert(&nfkc);
 
     let mut chars: Vec<char> = Vec::with_capacity(simplified.len());
+    let mut numerals = false;
     for c in simplified.chars() {
-        map_char(c, &mut chars);
+        numerals |= map_char(c, &mut chars);
     }
     let mut out = remove_separators(&chars);
-    fold_numeral_runs(&mut out);
+    if numerals {
+        fold_numeral_runs(&mut out);
+    }
     out.into_iter().collect()
 }
 
-/// Step 3 for one character, pushing its replacement(s).
-fn map_char(c: char, out: &mut Vec<char>) {
+fn nfkc(input: &str) -> Cow<'_, str> {
+    // Common CJK ideographs and ASCII are NFKC-stable: skip the table lookups.
+    if input
+        .chars()
+        .all(|c| c.is_ascii() || (HAN_BASE..=HAN_END).contains(&(c as u32)))
+    {
+        return input.into();
+    }
+    match is_nfkc_quick(input.chars()) {
+        IsNormalized::Yes => input.into(),
+        _ => input.nfkc().collect::<String>().into(),
+    }
+}
+
+const HAN_BASE: u32 = 0x4E00;
+const HAN_END: u32 = 0x9FFF;
+/// `HAN` flags.
+const CONTEXTUAL: u8 = 1;
+const RUN_DIGIT: u8 = 2;
+const ALWAYS_DIGIT: u8 = 4;
+
+/// Per character of the CJK Unified Ideographs block: its simplified form and
+/// flags. `fast2s` owns the traditional→simplified mapping; calling it per
+/// string costs two or three hash lookups per Han character, so its
+/// single-character mapping is read once into this dense table. Characters it
+/// converts depending on their neighbours (乾隆 vs 乾燥, 回覆 vs 覆盖) are
+/// flagged CONTEXTUAL: a string holding one goes through `fast2s::convert`
+/// whole. RUN_DIGIT marks numerals that may belong to a spelled-out number.
+static HAN: LazyLock<Vec<(char, u8)>> = LazyLock::new(|| {
+    const CONTEXT: &[char] = &[
+        '兒', '覆', '夥', '藉', '瞭', '麽', '幺', '於', '乾', '著', '苧', '闔', '鍾', '讎', '畫',
+    ];
+    (HAN_BASE..=HAN_END)
+        .map(|u| {
+            let c = char::from_u32(u).expect("BMP ideograph");
+            let s = fast2s::convert(c.encode_utf8(&mut [0u8; 4]))
+                .chars()
+                .next()
+                .unwrap_or(c);
+            let mut flags = 0;
+            if CONTEXT.contains(&c) {
+                flags |= CONTEXTUAL;
+            }
+            if run_digit(s).is_some() || run_digit(c).is_some() {
+                flags |= RUN_DIGIT;
+            }
+            if always_digit(s).is_some() {
+                flags |= ALWAYS_DIGIT;
+            }
+            (s, flags)
+        })
+        .collect()
+});
+
+fn needs_fast2s(s: &str) -> bool {
+    s.chars().any(|c| {
+        let u = c as u32;
+        u >= 0x3400
+            && (matches!(u, 0x3400..=0x4DBF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F)
+                || ((HAN_BASE..=HAN_END).contains(&u)
+                    && HAN[(u - HAN_BASE) as usize].1 & CONTEXTUAL != 0))
+    })
+}
+
+/// Step 3 for one character, pushing its replacement(s). Returns whether it
+/// may be part of a spelled-out number (so step 5 is needed).
+#[inline]
+fn map_char(c: char, out: &mut Vec<char>) -> bool {
     if c.is_ascii() {
         out.push(c.to_ascii_lowercase());
-        return;
+        // Step 5 rewrites only runs holding Chinese numerals.
+        return false;
+    }
+    let u = c as u32;
+    if (HAN_BASE..=HAN_END).contains(&u) {
+        let (s, flags) = HAN[(u - HAN_BASE) as usize];
+        // A CONTEXTUAL character is already converted by fast2s: keep it.
+        let s = if flags & CONTEXTUAL != 0 { c } else { s };
+        if flags & ALWAYS_DIGIT != 0 {
+            out.push(always_digit(s).unwrap_or(s));
+            return true;
+        }
+        out.push(s);
+        return flags & RUN_DIGIT != 0;
     }
     if let Some(d) = always_digit(c) {
         out.push(d);
-        return;
+        return true;
     }
-    match c {
-        '➕' | '✚' | '✙' | '﹢' => {
-            out.push('+');
-            return;
-        }
-        _ => {}
+    if matches!(c, '➕' | '✚' | '✙' | '﹢') {
+        out.push('+');
+        return false;
     }
     if is_cjk(c) || !c.is_alphanumeric() {
         out.push(c);
-        return;
+        return run_digit(c).is_some();
     }
     // A non-ASCII letter or digit: fold it to ASCII when its UTS #39 skeleton
     // is plain ASCII (Cyrillic 'о' → 'o'); keep it otherwise (é, ß, ж).
@@ -67,12 +152,18 @@ fn map_char(c: char, out: &mut Vec<char>) {
     } else {
         out.extend(c.to_lowercase());
     }
+    false
 }
 
 /// Characters that are part of words: letters, digits, CJK, and the two
 /// symbols that carry meaning in listings (`+` as in "+V", `_` inside ids).
+#[inline]
 fn is_word(c: char) -> bool {
-    c.is_alphanumeric() || c == '+' || c == '_'
+    if c.is_ascii() {
+        c.is_ascii_alphanumeric() || c == '+' || c == '_'
+    } else {
+        is_cjk(c) || c.is_alphanumeric()
+    }
 }
 
 /// Step 4.
@@ -183,6 +274,38 @@ mod tests {
         ];
         for (name, input, want) in cases {
             assert_eq!(n(input), *want, "{name}: {input:?}");
+        }
+    }
+
+    #[test]
+    fn simplified_table_agrees_with_fast2s() {
+        for t in [
+            "復刻版 愛馬仕 勞力士 古馳 貨單純級",
+            "乾隆年間 乾燥劑",
+            "回覆 覆蓋",
+            "看著 著名",
+            "㐀𠀀 繁體",
+        ] {
+            let ours: String = t
+                .chars()
+                .map(|c| {
+                    let u = c as u32;
+                    if super::needs_fast2s(t) || !(super::HAN_BASE..=super::HAN_END).contains(&u) {
+                        c
+                    } else {
+                        super::HAN[(u - super::HAN_BASE) as usize].0
+                    }
+                })
+                .collect();
+            let want = fast2s::convert(t);
+            if !super::needs_fast2s(t) {
+                assert_eq!(ours, want, "{t}");
+            }
+            assert_eq!(
+                super::normalize_text(t),
+                super::normalize_text(&want),
+                "{t}"
+            );
         }
     }
 

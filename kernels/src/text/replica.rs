@@ -233,6 +233,8 @@ impl ReplicaMatcher {
         }
         let ac = AhoCorasickBuilder::new()
             .match_kind(MatchKind::LeftmostLongest)
+            // A full DFA: a few MB at most, and the fastest search.
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
             .build(patterns.iter().map(|(_, p)| p.as_str()))
             .expect("replica patterns build an automaton");
         ReplicaMatcher { ac, patterns }
