@@ -78,6 +78,9 @@ impl ContactMatcher {
             .match_kind(MatchKind::LeftmostLongest)
             // A full DFA: a few MB at most, and the fastest search.
             .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            // CJK patterns share leading UTF-8 bytes, so a prefilter finds a
+            // candidate at almost every character: scanning the DFA is faster.
+            .prefilter(false)
             .build(KEYWORDS.iter().map(|(k, _)| normalize_text(k)))
             .expect("contact keywords build an automaton");
         ContactMatcher { ac }

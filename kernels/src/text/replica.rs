@@ -235,6 +235,9 @@ impl ReplicaMatcher {
             .match_kind(MatchKind::LeftmostLongest)
             // A full DFA: a few MB at most, and the fastest search.
             .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            // CJK patterns share leading UTF-8 bytes, so a prefilter finds a
+            // candidate at almost every character: scanning the DFA is faster.
+            .prefilter(false)
             .build(patterns.iter().map(|(_, p)| p.as_str()))
             .expect("replica patterns build an automaton");
         ReplicaMatcher { ac, patterns }
