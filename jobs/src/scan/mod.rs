@@ -149,8 +149,7 @@ async fn run_inner(
     manifest.stage("rejects", t.elapsed());
 
     let t = Instant::now();
-    delta::register(&ctx, "risk_scores", &risk_dir).await?;
-    let mut summary = summary::summarize(&ctx, &dt).await?;
+    let mut summary = ScanSummary::from_tally(&dt, &counter.tally());
     summary.rejects = n_rejects;
     summary.table_version = version;
     summary.seconds = started.elapsed().as_secs_f64();

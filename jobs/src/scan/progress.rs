@@ -21,15 +21,50 @@ static ABORT_AFTER_ROWS: std::sync::LazyLock<Option<u64>> = std::sync::LazyLock:
         .and_then(|v| v.parse().ok())
 });
 
+/// Rows assessed so far, and what was decided: counts by action and by
+/// reason code, tallied per batch as the rows stream to the writer (so the
+/// summary needs no second read of the output).
 #[derive(Clone, Default, Debug)]
-pub struct Counter(Arc<AtomicU64>);
+pub struct Counter(Arc<AtomicU64>, Arc<std::sync::Mutex<Tally>>);
+
+#[derive(Default, Debug, Clone)]
+pub struct Tally {
+    pub actions: std::collections::HashMap<String, u64>,
+    pub reasons: std::collections::HashMap<String, u64>,
+}
 
 impl Counter {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
     pub fn reset(&self) {
-        self.0.store(0, Ordering::Relaxed)
+        self.0.store(0, Ordering::Relaxed);
+        *self.1.lock().expect("tally lock") = Tally::default();
+    }
+    pub fn tally(&self) -> Tally {
+        self.1.lock().expect("tally lock").clone()
+    }
+    fn add(&self, out: &ColumnarValue) {
+        use datafusion::arrow::array::{Array, AsArray};
+        let ColumnarValue::Array(a) = out else { return };
+        let s = a.as_struct();
+        let actions = s.column(1).as_string::<i32>();
+        let reasons = s.column(2).as_list::<i32>();
+        let codes = reasons
+            .values()
+            .as_struct()
+            .column(0)
+            .as_string::<i32>()
+            .clone();
+        let mut t = self.1.lock().expect("tally lock");
+        for i in 0..actions.len() {
+            *t.actions.entry(actions.value(i).to_string()).or_default() += 1;
+        }
+        for i in 0..codes.len() {
+            if !codes.is_null(i) {
+                *t.reasons.entry(codes.value(i).to_string()).or_default() += 1;
+            }
+        }
     }
 }
 
@@ -70,6 +105,7 @@ impl ScalarUDFImpl for Counted {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let n = args.number_rows as u64;
         let out = self.inner.invoke_with_args(args)?;
+        self.counter.0.add(&out);
         let done = self.counter.0 .0.fetch_add(n, Ordering::Relaxed) + n;
         // Fault injection for the "killed mid-scan" test: die like SIGKILL
         // (no unwinding, no cleanup) once this many rows are scored.

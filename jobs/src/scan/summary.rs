@@ -1,12 +1,9 @@
-//! The summary printed at the end of a scan, read back from the committed
-//! partition (so it reports what readers see).
+//! The summary printed at the end of a scan: counts by action and reason of
+//! the rows the run published (tallied as they streamed to the writer).
 
-use anyhow::Result;
-use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Int64Type};
-use datafusion::execution::context::SessionContext;
 use serde::Serialize;
+
+use super::progress::Tally;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ScanSummary {
@@ -22,55 +19,23 @@ pub struct ScanSummary {
     pub rows_per_second: f64,
 }
 
-async fn pairs(ctx: &SessionContext, sql: &str) -> Result<Vec<(String, u64)>> {
-    let mut out = Vec::new();
-    for b in ctx.sql(sql).await?.collect().await? {
-        let k = cast(b.column(0), &DataType::Utf8)?;
-        let k = k.as_string::<i32>();
-        let v = cast(b.column(1), &DataType::Int64)?;
-        let v = v.as_primitive::<Int64Type>();
-        for i in 0..b.num_rows() {
-            out.push((
-                if k.is_null(i) {
-                    "NULL".into()
-                } else {
-                    k.value(i).to_string()
-                },
-                v.value(i) as u64,
-            ));
+impl ScanSummary {
+    /// The summary of a run from the tally of the rows it published.
+    pub fn from_tally(dt: &str, t: &Tally) -> ScanSummary {
+        let get = |a: &str| t.actions.get(a).copied().unwrap_or(0);
+        let mut top: Vec<(String, u64)> = t.reasons.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        top.truncate(8);
+        ScanSummary {
+            date: dt.into(),
+            scored: t.actions.values().sum(),
+            allow: get("allow"),
+            review: get("review"),
+            takedown: get("takedown"),
+            top_reasons: top,
+            ..Default::default()
         }
     }
-    Ok(out)
-}
-
-pub async fn summarize(ctx: &SessionContext, dt: &str) -> Result<ScanSummary> {
-    let mut s = ScanSummary {
-        date: dt.into(),
-        ..Default::default()
-    };
-    for (action, n) in pairs(
-        ctx,
-        &format!("SELECT action, count(*) FROM risk_scores WHERE dt = '{dt}' GROUP BY action"),
-    )
-    .await?
-    {
-        s.scored += n;
-        match action.as_str() {
-            "allow" => s.allow = n,
-            "review" => s.review = n,
-            "takedown" => s.takedown = n,
-            _ => {}
-        }
-    }
-    s.top_reasons = pairs(
-        ctx,
-        &format!(
-            "SELECT r['code'], count(*) AS n FROM (SELECT unnest(reasons) AS r FROM risk_scores WHERE dt = '{dt}') \
-             GROUP BY 1 ORDER BY n DESC, 1 LIMIT 8"
-        ),
-    )
-    .await?;
-    Ok(s)
 }
 
 impl std::fmt::Display for ScanSummary {
