@@ -8,7 +8,7 @@ N=${1:-100000}
 cargo build -p dajia
 BIN=target/debug/dajia
 rm -rf demo
-"$BIN" gen --out demo/catalog --listings "$N" --seed 42 --image-share 0.05
+"$BIN" gen --out demo/catalog --listings "$N" --seed 42 --image-share 0.02
 "$BIN" scan --catalog demo/catalog --out demo/out --date 2026-11-28
 "$BIN" eval --scores demo/out --labels demo/catalog
 echo
