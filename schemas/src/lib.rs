@@ -11,5 +11,7 @@
 mod tables;
 mod validate;
 
-pub use tables::{reason_fields, table, tables, ColumnDef, TableDef, TableKind, Ty};
+pub use tables::{
+    reason_fields, table, tables, ColumnDef, TableDef, TableKind, Ty, IDENTITY_ATTRIBUTES,
+};
 pub use validate::{validate_schema, SchemaError};

@@ -83,6 +83,18 @@ impl Ty {
     }
 }
 
+/// The identity attributes of `sellers`, hashed by the platform, in column
+/// order: what the "same-person" linkage compares.
+pub const IDENTITY_ATTRIBUTES: &[&str] = &[
+    "id_name_hash",
+    "id_number_hash",
+    "id_photo_hash",
+    "phone_hash",
+    "device_hash",
+    "bank_account_hash",
+    "address_hash",
+];
+
 /// Fields of one reason: a code, a human-readable detail and its weight.
 pub fn reason_fields() -> Fields {
     Fields::from(vec![

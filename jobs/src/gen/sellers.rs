@@ -6,15 +6,7 @@
 use rand::seq::IndexedRandom;
 use rand::Rng;
 
-pub const ATTRS: &[&str] = &[
-    "id_name_hash",
-    "id_number_hash",
-    "id_photo_hash",
-    "phone_hash",
-    "device_hash",
-    "bank_account_hash",
-    "address_hash",
-];
+use dajia_schemas::IDENTITY_ATTRIBUTES as ATTRS;
 
 /// Attribute sets a reopened account shares with its closed original.
 const REOPEN_PATTERNS: &[(&str, &[&str])] = &[

@@ -5,15 +5,7 @@
 use anyhow::Result;
 use datafusion::execution::context::SessionContext;
 
-pub const ATTRS: &[&str] = &[
-    "id_name_hash",
-    "id_number_hash",
-    "id_photo_hash",
-    "phone_hash",
-    "device_hash",
-    "bank_account_hash",
-    "address_hash",
-];
+use dajia_schemas::IDENTITY_ATTRIBUTES as ATTRS;
 
 /// Register the view `seller_links(seller_id, link_attrs List<Utf8>,
 /// link_sellers List<Int64>)`: one row per linked seller.
