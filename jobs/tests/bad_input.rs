@@ -198,14 +198,29 @@ fn null_keys_and_oversized_titles_go_to_rejects_with_reasons() {
 }
 
 #[test]
-fn a_file_with_non_utf8_text_is_rejected_whole_and_the_night_goes_on() {
+fn rows_with_non_utf8_text_are_rejected_and_the_rest_of_their_file_scored() {
     let dir = tempfile::tempdir().unwrap();
-    // Build a Utf8 column holding invalid bytes, as a buggy producer would.
-    let bytes: Vec<u8> = b"ok title\xff\xfe broken".to_vec();
-    let offsets = arrow::buffer::OffsetBuffer::new(vec![0i32, bytes.len() as i32].into());
+    // A Utf8 column holding invalid bytes in its middle row, as a buggy
+    // producer would write it.
+    let values: [&[u8]; 3] = [
+        b"good title one",
+        b"broken \xff\xfe title",
+        b"good title three",
+    ];
+    let bytes: Vec<u8> = values.concat();
+    let mut offsets = vec![0i32];
+    for v in values {
+        offsets.push(offsets.last().unwrap() + v.len() as i32);
+    }
     // SAFETY: deliberately invalid UTF-8, only written to disk, never read as str here.
-    let bad = unsafe { StringArray::new_unchecked(offsets, bytes.into(), None) };
-    let base = listings(50, vec![Some(String::new())], Some(300));
+    let bad = unsafe {
+        StringArray::new_unchecked(
+            arrow::buffer::OffsetBuffer::new(offsets.into()),
+            bytes.into(),
+            None,
+        )
+    };
+    let base = listings(50, vec![Some(String::new()); 3], Some(300));
     let mut cols = base.columns().to_vec();
     cols[2] = Arc::new(bad);
     let bad_batch = RecordBatch::try_new(base.schema(), cols).unwrap();
@@ -219,13 +234,32 @@ fn a_file_with_non_utf8_text_is_rejected_whole_and_the_night_goes_on() {
     let out = dir.path().join("out");
     let (ok, stdout, err) = scan(&cat, &out);
     assert!(ok, "{err}");
-    assert!(stdout.contains("4 listings scored"), "{stdout}");
     let r = rejects(&out);
     assert!(
+        stdout.contains("6 listings scored"),
+        "4 + the 2 readable rows of part-9: {stdout}{r}"
+    );
+    assert!(
         r.lines()
-            .any(|l| l.contains("part-9.parquet") && l.contains("unreadable data")),
+            .any(|l| l.contains("part-9.parquet")
+                && l.contains(",51,title is not valid UTF-8 (byte 7)")),
         "{r}"
     );
+    assert!(
+        !out.join("_staging").exists(),
+        "staging files are removed after publishing"
+    );
+    let (ok, ids, _) = run(&[
+        "sql",
+        "--out",
+        out.to_str().unwrap(),
+        "--format",
+        "csv",
+        "-c",
+        "SELECT listing_id FROM risk_scores WHERE listing_id >= 50 ORDER BY 1",
+    ]);
+    assert!(ok);
+    assert_eq!(ids.lines().skip(1).collect::<Vec<_>>(), vec!["50", "52"]);
 }
 
 #[test]

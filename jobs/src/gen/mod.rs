@@ -26,6 +26,7 @@ use dajia_kernels::text::brands::{BrandMatcher, MentionKind};
 use dajia_kernels::text::normalize_text;
 
 pub use vocab::{GenBrand, CATEGORIES};
+pub use write::write_batch as write_parquet;
 
 #[derive(Debug, Clone)]
 pub struct GenOptions {

@@ -5,6 +5,7 @@
 mod links;
 mod manifest;
 mod progress;
+mod salvage;
 mod summary;
 
 use std::path::PathBuf;
@@ -113,6 +114,8 @@ async fn run_inner(
     let bar = progress::Bar::start(opts.progress, total_rows, counter.clone());
     let risk_dir = delta::output_dir(out, "risk_scores");
     let mut files = listings.files.clone();
+    // Salvaged rows of unreadable files live here until the run is published.
+    let staging = out.join("_staging").join(&manifest.run_id);
     let version = match publish_scores(&ctx, opts, &risk_dir, &dt).await {
         Ok(v) => v,
         Err(first) => {
@@ -122,16 +125,31 @@ async fn run_inner(
                 return Err(first);
             }
             tracing::warn!(
-                "{} listings file(s) unreadable, rejected whole: retrying without them",
+                "{} listings file(s) unreadable: salvaging their readable rows, then retrying",
                 bad.len()
             );
-            for (file, reason) in &bad {
-                rejects.push([
-                    Some("listings".into()),
-                    Some(file.display().to_string()),
-                    None,
-                    Some(reason.clone()),
-                ]);
+            for (k, (file, reason)) in bad.iter().enumerate() {
+                match salvage::salvage(file) {
+                    Ok(s) => {
+                        let staged = staging.join(format!("salvaged-{k:05}.parquet"));
+                        crate::gen::write_parquet(&staged, &s.batch)?;
+                        for (id, why) in s.rejects {
+                            rejects.push([
+                                Some("listings".into()),
+                                Some(file.display().to_string()),
+                                id.map(|i| i.to_string()),
+                                Some(why),
+                            ]);
+                        }
+                        files.push(staged);
+                    }
+                    Err(e) => rejects.push([
+                        Some("listings".into()),
+                        Some(file.display().to_string()),
+                        None,
+                        Some(format!("{reason}; rows could not be salvaged: {e:#}")),
+                    ]),
+                }
             }
             files.retain(|f| !bad.iter().any(|(b, _)| b == f));
             ctx.deregister_table("listings")?;
@@ -147,6 +165,10 @@ async fn run_inner(
     let rejects_dir = delta::output_dir(out, "rejects");
     let n_rejects = publish_rejects(&ctx, opts, &rejects_dir, &dt, rejects).await?;
     manifest.stage("rejects", t.elapsed());
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)?;
+        let _ = std::fs::remove_dir(out.join("_staging")); // only when empty
+    }
 
     let t = Instant::now();
     let mut summary = ScanSummary::from_tally(&dt, &counter.tally());
