@@ -29,12 +29,7 @@ pub async fn open(dir: &Path) -> Result<DeltaTable> {
 
 /// Replace partition `dt` of the table at `dir` with the rows of `plan`, in
 /// one commit. Returns the new table version.
-pub async fn replace_partition(
-    _ctx: &SessionContext,
-    dir: &Path,
-    plan: LogicalPlan,
-    dt: &str,
-) -> Result<i64> {
+pub async fn replace_partition(dir: &Path, plan: LogicalPlan, dt: &str) -> Result<i64> {
     let table = open(dir).await?;
     let exists = table.version().is_some();
     let mut write = table

@@ -224,7 +224,7 @@ async fn publish_scores(
     );
     let df = ctx.sql(&sql).await?;
     let plan = df.into_optimized_plan()?;
-    delta::replace_partition(ctx, dir, plan, dt).await
+    delta::replace_partition(dir, plan, dt).await
 }
 
 /// Decode each file fully; return the ones that fail, with the error.
@@ -312,6 +312,6 @@ async fn publish_rejects(
     let n: usize = batches.iter().map(|b| b.num_rows()).sum();
     let mem = MemTable::try_new(schema, vec![batches])?;
     let df = ctx.read_table(Arc::new(mem))?;
-    delta::replace_partition(ctx, dir, df.into_optimized_plan()?, dt).await?;
+    delta::replace_partition(dir, df.into_optimized_plan()?, dt).await?;
     Ok(n)
 }
