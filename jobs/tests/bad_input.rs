@@ -56,31 +56,11 @@ fn catalog_with(dir: &Path, files: &[(&str, RecordBatch)]) -> std::path::PathBuf
     cat
 }
 
-fn scan(cat: &Path, out: &Path) -> (bool, String, String) {
-    run(&[
-        "scan",
-        "--catalog",
-        cat.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--date",
-        DATE,
-        "--no-progress",
-    ])
-}
-
 fn rejects(out: &Path) -> String {
-    let (ok, stdout, stderr) = run(&[
-        "sql",
-        "--out",
-        out.to_str().unwrap(),
-        "--format",
-        "csv",
-        "-c",
+    sql_csv(
+        out,
         "SELECT table_name, file, row_key, reason FROM rejects ORDER BY row_key, file",
-    ]);
-    assert!(ok, "{stderr}");
-    stdout
+    )
 }
 
 fn good(n: usize) -> Vec<Option<String>> {
@@ -249,16 +229,10 @@ fn rows_with_non_utf8_text_are_rejected_and_the_rest_of_their_file_scored() {
         !out.join("_staging").exists(),
         "staging files are removed after publishing"
     );
-    let (ok, ids, _) = run(&[
-        "sql",
-        "--out",
-        out.to_str().unwrap(),
-        "--format",
-        "csv",
-        "-c",
+    let ids = sql_csv(
+        &out,
         "SELECT listing_id FROM risk_scores WHERE listing_id >= 50 ORDER BY 1",
-    ]);
-    assert!(ok);
+    );
     assert_eq!(ids.lines().skip(1).collect::<Vec<_>>(), vec!["50", "52"]);
 }
 

@@ -64,16 +64,8 @@ fn rerun_of_a_date_replaces_the_partition_with_the_same_rows() {
     let dir = tempfile::tempdir().unwrap();
     let (cat, out) = (dir.path().join("catalog"), dir.path().join("out"));
     gen(&cat, 5_000, 3);
-    let args = [
-        "scan",
-        "--catalog",
-        cat.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--date",
-        DATE,
-        "--no-progress",
-    ];
+    let args = scan_args(&cat, &out, DATE);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     assert!(run(&args).0);
     let first = scores_csv(&out);
     assert!(run(&args).0);
@@ -84,8 +76,8 @@ fn rerun_of_a_date_replaces_the_partition_with_the_same_rows() {
         "a rerun gives the same rows, not twice the rows"
     );
     // Another date is a separate partition: both stay queryable.
-    let mut other = args.to_vec();
-    other[6] = "2026-11-29";
+    let other = scan_args(&cat, &out, "2026-11-29");
+    let other: Vec<&str> = other.iter().map(String::as_str).collect();
     assert!(run(&other).0);
     assert_eq!(scores_csv(&out), first);
 }
@@ -95,16 +87,8 @@ fn a_run_killed_halfway_leaves_risk_scores_as_before() {
     let dir = tempfile::tempdir().unwrap();
     let (cat, out) = (dir.path().join("catalog"), dir.path().join("out"));
     gen(&cat, 20_000, 4);
-    let args = [
-        "scan",
-        "--catalog",
-        cat.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--date",
-        DATE,
-        "--no-progress",
-    ];
+    let args = scan_args(&cat, &out, DATE);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     assert!(run(&args).0);
     let before = scores_csv(&out);
     let version = delta_version(&out);
@@ -112,7 +96,7 @@ fn a_run_killed_halfway_leaves_risk_scores_as_before() {
     // rerun halfway (abort(): no unwinding, no cleanup, like SIGKILL).
     gen(&cat, 20_000, 99);
     let status = bin()
-        .args(args)
+        .args(&args)
         .env("DAJIA_FAILPOINT_ABORT_AFTER_ROWS", "10000")
         .status()
         .unwrap();
@@ -177,16 +161,7 @@ fn generated_images_are_official_copies_fakes_and_overlays() {
     }
     // The scan accepts a catalog with images.
     let out = dir.path().join("out");
-    let (ok, stdout, err) = run(&[
-        "scan",
-        "--catalog",
-        cat.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--date",
-        DATE,
-        "--no-progress",
-    ]);
+    let (ok, stdout, err) = scan(&cat, &out);
     assert!(ok, "{err}");
     assert!(stdout.contains("2000 listings scored"), "{stdout}");
 }

@@ -10,7 +10,7 @@ use datafusion::logical_expr::{
 use dajia_kernels::risk::KnowledgeBase;
 use dajia_schemas::Ty;
 
-use super::{coerce_string, kb_identity, string_arg};
+use super::{kb_identity, one_string_arg, scalar_or_array, string_arg};
 
 /// `brand_mentions(text) -> List<Int64>`: brand ids named directly.
 pub struct BrandMentions {
@@ -36,13 +36,7 @@ impl ScalarUDFImpl for BrandMentions {
         &self.signature
     }
     fn coerce_types(&self, t: &[DataType]) -> Result<Vec<DataType>> {
-        if t.len() != 1 {
-            return datafusion::common::plan_err!(
-                "brand_mentions takes 1 argument, got {}",
-                t.len()
-            );
-        }
-        Ok(vec![coerce_string(&t[0], "brand_mentions", 1)?])
+        one_string_arg(t, "brand_mentions")
     }
     fn return_type(&self, _: &[DataType]) -> Result<DataType> {
         Ok(Ty::ListInt64.to_arrow())
@@ -61,13 +55,6 @@ impl ScalarUDFImpl for BrandMentions {
             }
             b.append(true);
         }
-        let arr: datafusion::arrow::array::ArrayRef = Arc::new(b.finish());
-        if is_scalar {
-            Ok(ColumnarValue::Scalar(
-                datafusion::common::ScalarValue::try_from_array(&arr, 0)?,
-            ))
-        } else {
-            Ok(ColumnarValue::Array(arr))
-        }
+        scalar_or_array(Arc::new(b.finish()), is_scalar)
     }
 }

@@ -76,6 +76,25 @@ pub(crate) fn coerce_string(t: &DataType, fname: &str, pos: usize) -> Result<Dat
     }
 }
 
+/// `coerce_types` of a function taking one string argument.
+pub(crate) fn one_string_arg(t: &[DataType], fname: &str) -> Result<Vec<DataType>> {
+    if t.len() != 1 {
+        return datafusion::common::plan_err!("{fname} takes 1 argument, got {}", t.len());
+    }
+    Ok(vec![coerce_string(&t[0], fname, 1)?])
+}
+
+/// A one-row result back as a scalar when the input was a scalar.
+pub(crate) fn scalar_or_array(arr: ArrayRef, input_was_scalar: bool) -> Result<ColumnarValue> {
+    if input_was_scalar {
+        Ok(ColumnarValue::Scalar(
+            datafusion::common::ScalarValue::try_from_array(&arr, 0)?,
+        ))
+    } else {
+        Ok(ColumnarValue::Array(arr))
+    }
+}
+
 /// Identity of a function that carries a knowledge base: two instances are
 /// equal when they share the same knowledge base.
 macro_rules! kb_identity {

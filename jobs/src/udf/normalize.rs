@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use dajia_kernels::text::normalize_text;
 
-use super::{coerce_string, string_arg};
+use super::{one_string_arg, string_arg};
 
 /// `normalize_text(text) -> Utf8`; NULL in, NULL out.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -40,13 +40,7 @@ impl ScalarUDFImpl for NormalizeText {
         &self.signature
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        if arg_types.len() != 1 {
-            return datafusion::common::plan_err!(
-                "normalize_text takes 1 argument, got {}",
-                arg_types.len()
-            );
-        }
-        Ok(vec![coerce_string(&arg_types[0], "normalize_text", 1)?])
+        one_string_arg(arg_types, "normalize_text")
     }
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
         Ok(DataType::Utf8)

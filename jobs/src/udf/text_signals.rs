@@ -11,7 +11,7 @@ use dajia_kernels::risk::{KnowledgeBase, ListingInput};
 use dajia_schemas::Ty;
 
 use super::assess::{append_reasons, reasons_builder};
-use super::{coerce_string, kb_identity, string_arg};
+use super::{kb_identity, one_string_arg, scalar_or_array, string_arg};
 
 /// `text_signals(text)`: the text reasons (replica vocabulary, contact
 /// diversion, protected brand mentions) of one text, without price or seller.
@@ -38,10 +38,7 @@ impl ScalarUDFImpl for TextSignals {
         &self.signature
     }
     fn coerce_types(&self, t: &[DataType]) -> Result<Vec<DataType>> {
-        if t.len() != 1 {
-            return datafusion::common::plan_err!("text_signals takes 1 argument, got {}", t.len());
-        }
-        Ok(vec![coerce_string(&t[0], "text_signals", 1)?])
+        one_string_arg(t, "text_signals")
     }
     fn return_type(&self, _: &[DataType]) -> Result<DataType> {
         Ok(Ty::Reasons.to_arrow())
@@ -69,13 +66,6 @@ impl ScalarUDFImpl for TextSignals {
                 .collect();
             append_reasons(&mut b, &reasons);
         }
-        let arr: datafusion::arrow::array::ArrayRef = Arc::new(b.finish());
-        if is_scalar {
-            Ok(ColumnarValue::Scalar(
-                datafusion::common::ScalarValue::try_from_array(&arr, 0)?,
-            ))
-        } else {
-            Ok(ColumnarValue::Array(arr))
-        }
+        scalar_or_array(Arc::new(b.finish()), is_scalar)
     }
 }

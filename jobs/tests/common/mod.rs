@@ -38,14 +38,49 @@ pub fn run(args: &[&str]) -> (bool, String, String) {
     )
 }
 
-/// All rows of partition `dt` of risk_scores as sorted CSV lines.
-pub fn scores_csv(out: &Path) -> String {
+/// `dajia scan` of `cat` into `out` for `date`, without a progress bar.
+pub fn scan_args(cat: &Path, out: &Path, date: &str) -> Vec<String> {
+    [
+        "scan",
+        "--catalog",
+        cat.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--date",
+        date,
+        "--no-progress",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Run `dajia scan` for [`DATE`].
+pub fn scan(cat: &Path, out: &Path) -> (bool, String, String) {
+    let args = scan_args(cat, out, DATE);
+    run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// `dajia sql --out OUT --format csv -c SQL`; panics when the query fails.
+pub fn sql_csv(out: &Path, sql: &str) -> String {
     let (ok, stdout, stderr) = run(&[
-        "sql", "--out", out.to_str().unwrap(), "--format", "csv", "-c",
-        &format!("SELECT listing_id, seller_id, score, action, brand_id, model_version FROM risk_scores WHERE dt = '{DATE}' ORDER BY listing_id"),
+        "sql",
+        "--out",
+        out.to_str().unwrap(),
+        "--format",
+        "csv",
+        "-c",
+        sql,
     ]);
     assert!(ok, "{stderr}");
     stdout
+}
+
+/// All rows of partition `dt` of risk_scores as sorted CSV lines.
+pub fn scores_csv(out: &Path) -> String {
+    sql_csv(
+        out,
+        &format!("SELECT listing_id, seller_id, score, action, brand_id, model_version FROM risk_scores WHERE dt = '{DATE}' ORDER BY listing_id"),
+    )
 }
 
 pub fn delta_version(out: &Path) -> usize {
