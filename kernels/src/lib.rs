@@ -4,10 +4,13 @@
 //!
 //! - [`text`]: `normalize_text` and the text matchers (brands, replica
 //!   vocabulary, contact diversion);
+//! - [`image`]: guarded decoding, thumbnails, the `descriptor` and
+//!   `mobilenet` embedders, exact top-k matching against reference sets;
 //! - [`risk`]: the knowledge base, per-listing signals, reasons and scoring.
 //!
 //! Everything here is CPU (rayon at batch level); it is the reference that a
 //! GPU backend must agree with.
 
+pub mod image;
 pub mod risk;
 pub mod text;

@@ -19,6 +19,47 @@ pub struct ListingInput<'a> {
     pub price_cents: Option<i64>,
     pub seller_id: i64,
     pub link: Option<SellerLink>,
+    /// Matches of the listing's images in the image indexes.
+    pub images: Vec<ImageHit>,
+}
+
+/// Which reference set an image matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageMatchKind {
+    /// A brand's official photo (`brand_images`).
+    Official,
+    /// An image of a listing confirmed counterfeit.
+    KnownFake,
+}
+
+impl ImageMatchKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageMatchKind::Official => "official",
+            ImageMatchKind::KnownFake => "known_fake",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "official" => Some(ImageMatchKind::Official),
+            "known_fake" => Some(ImageMatchKind::KnownFake),
+            _ => None,
+        }
+    }
+}
+
+/// One of the listing's images matched a reference image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageHit {
+    pub kind: ImageMatchKind,
+    /// The listing's image.
+    pub image_id: String,
+    /// The reference image it copies.
+    pub matched_image_id: String,
+    pub brand_id: Option<i64>,
+    /// For known fakes: the confirmed listing.
+    pub matched_listing_id: Option<i64>,
+    pub similarity: f32,
 }
 
 /// Identity attributes the listing's seller shares with sellers closed for
@@ -176,11 +217,50 @@ impl KnowledgeBase {
             }
         }
 
+        let mut image_brand: Option<i64> = None;
+        for (kind, hit) in best_image_hits(&l.images) {
+            match kind {
+                ImageMatchKind::Official => {
+                    let b = hit.brand_id.and_then(|id| self.by_id.get(&id)).map(|&i| &self.brands[i]);
+                    // Authorised sellers are expected to use official photos.
+                    if b.is_some_and(|b| b.authorized_sellers.contains(&l.seller_id)) {
+                        continue;
+                    }
+                    let name = b.map_or_else(|| "a brand".to_string(), |b| format!("{} (id {})", b.name, b.id));
+                    image_brand = image_brand.or(hit.brand_id);
+                    reasons.push(Reason {
+                        code: "image_matches_official",
+                        detail: format!(
+                            "image {} copies official photo {} of {name}, similarity {:.3}; seller {} is not authorised",
+                            hit.image_id, hit.matched_image_id, hit.similarity, l.seller_id
+                        ),
+                        weight: w.image_matches_official,
+                    });
+                }
+                ImageMatchKind::KnownFake => {
+                    reasons.push(Reason {
+                        code: "image_matches_known_fake",
+                        detail: format!(
+                            "image {} copies image {}{} confirmed counterfeit, similarity {:.3}",
+                            hit.image_id,
+                            hit.matched_image_id,
+                            hit.matched_listing_id.map_or(String::new(), |id| format!(" of listing {id}")),
+                            hit.similarity
+                        ),
+                        weight: w.image_matches_known_fake,
+                    });
+                }
+            }
+        }
+
         let score = noisy_or(reasons.iter().map(|r| r.weight));
         Assessment {
             score,
             action: self.thresholds.action(score),
-            brand_id: brand.or(compat_only).map(|b| self.brands[b].id),
+            brand_id: brand
+                .or(compat_only)
+                .map(|b| self.brands[b].id)
+                .or(image_brand),
             reasons,
         }
     }
@@ -213,6 +293,21 @@ impl KnowledgeBase {
             weight,
         })
     }
+}
+
+/// The most similar hit of each kind (one reason per kind, however many of
+/// the listing's images match).
+fn best_image_hits(hits: &[ImageHit]) -> Vec<(ImageMatchKind, &ImageHit)> {
+    let mut out: Vec<(ImageMatchKind, &ImageHit)> = Vec::new();
+    for h in hits {
+        match out.iter_mut().find(|(k, _)| *k == h.kind) {
+            Some(slot) if slot.1.similarity < h.similarity => slot.1 = h,
+            Some(_) => {}
+            None => out.push((h.kind, h)),
+        }
+    }
+    out.sort_by_key(|(k, _)| *k as u8);
+    out
 }
 
 /// Contact ids are personal data: show enough for a reviewer to recognise
@@ -372,6 +467,38 @@ mod tests {
             shared: vec![("address_hash".into(), 99)],
         });
         assert_eq!(kb.assess(&l).action, Action::Allow);
+    }
+
+    #[test]
+    fn image_hits_become_reasons_and_authorised_sellers_are_exempt() {
+        let kb = kb();
+        let hit = |kind, sim| ImageHit {
+            kind,
+            image_id: "img-5-0".into(),
+            matched_image_id: "brand-1-0".into(),
+            brand_id: Some(1),
+            matched_listing_id: (kind == ImageMatchKind::KnownFake).then_some(42),
+            similarity: sim,
+        };
+        let mut l = listing("棉麻 女包", "", 9_900, 3);
+        l.images = vec![
+            hit(ImageMatchKind::Official, 0.93),
+            hit(ImageMatchKind::Official, 0.97),
+        ];
+        let a = kb.assess(&l);
+        assert_eq!(codes(&a), vec!["image_matches_official"]);
+        assert!(a.reasons[0].detail.contains("similarity 0.970"), "{}", a.reasons[0].detail);
+        assert!(a.reasons[0].detail.contains("Gucci (id 1)"));
+        assert_eq!(a.brand_id, Some(1), "brand taken from the matched photo");
+        // Seller 7 is authorised for Gucci: its use of official photos is fine.
+        l.seller_id = 7;
+        assert!(codes(&kb.assess(&l)).is_empty());
+        // Known fakes count whoever the seller is.
+        l.images.push(hit(ImageMatchKind::KnownFake, 0.95));
+        let a = kb.assess(&l);
+        assert_eq!(codes(&a), vec!["image_matches_known_fake"]);
+        assert!(a.reasons[0].detail.contains("of listing 42"));
+        assert_eq!(a.action, Action::Review);
     }
 
     #[test]

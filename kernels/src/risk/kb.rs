@@ -29,6 +29,8 @@ pub struct KnowledgeBase {
     pub(crate) contact: ContactMatcher,
     /// Normalised name or alias → brand index, for the declared `brand` column.
     pub(crate) by_name: HashMap<String, usize>,
+    /// Brand id → brand index.
+    pub(crate) by_id: HashMap<i64, usize>,
 }
 
 impl KnowledgeBase {
@@ -44,7 +46,9 @@ impl KnowledgeBase {
                 by_name.entry(normalize_text(n)).or_insert(i);
             }
         }
+        let by_id = brands.iter().enumerate().map(|(i, b)| (b.id, i)).collect();
         KnowledgeBase {
+            by_id,
             brands,
             weights,
             thresholds,

@@ -5,6 +5,8 @@ mod assess;
 mod kb;
 mod weights;
 
-pub use assess::{assess_batch, Assessment, ListingInput, Reason, SellerLink};
+pub use assess::{
+    assess_batch, Assessment, ImageHit, ImageMatchKind, ListingInput, Reason, SellerLink,
+};
 pub use kb::{Brand, KnowledgeBase};
 pub use weights::{Action, Thresholds, Weights, MODEL_VERSION};

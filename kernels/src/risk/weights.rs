@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Version of the rules and weights written with every score.
-pub const MODEL_VERSION: &str = "rules-2026.11.1";
+pub const MODEL_VERSION: &str = "rules-2026.11.2";
 
 /// Weight of each signal: the probability, on its own, that the listing is
 /// counterfeit. Reasons combine by noisy-OR: score = 1 − Π(1 − wᵢ).
@@ -34,6 +34,12 @@ pub struct Weights {
     pub link_device: f32,
     pub link_address: f32,
     pub link_id_name: f32,
+    /// A listing image is a copy of a brand's official photo and the seller
+    /// is not authorised for the brand.
+    pub image_matches_official: f32,
+    /// A listing image is a copy of an image of a listing confirmed
+    /// counterfeit (test purchase or earlier takedown).
+    pub image_matches_known_fake: f32,
 }
 
 impl Default for Weights {
@@ -53,6 +59,8 @@ impl Default for Weights {
             link_device: 0.5,
             link_address: 0.15,
             link_id_name: 0.2,
+            image_matches_official: 0.6,
+            image_matches_known_fake: 0.8,
         }
     }
 }

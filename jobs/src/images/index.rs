@@ -1,0 +1,214 @@
+//! Image indexes on disk: one Parquet file per reference set and embedder,
+//! `KB/<embedder>/official.parquet` (brands' official photos) and
+//! `KB/<embedder>/known_fakes.parquet` (images of listings confirmed
+//! counterfeit). The embedder is recorded in the file's metadata, so an index
+//! is never searched with vectors of another embedder.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use arrow::array::{
+    Array, FixedSizeListArray, Float32Array, Int64Array, RecordBatch, StringArray,
+};
+use arrow::datatypes::{DataType, Field, Schema};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use parquet::file::properties::WriterProperties;
+use parquet::format::KeyValue;
+
+use dajia_kernels::image::{EmbedderKind, Match, ReferenceSet};
+use dajia_kernels::risk::ImageMatchKind;
+
+const EMBEDDER_KEY: &str = "dajia.embedder";
+
+/// What is known of one reference image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexEntry {
+    pub image_id: String,
+    pub brand_id: Option<i64>,
+    /// Listing the image came from (known fakes).
+    pub listing_id: Option<i64>,
+    /// Where it came from: brand_images, test_purchase or takedown.
+    pub source: String,
+}
+
+/// One reference set: entries and their embeddings, row for row.
+#[derive(Debug, Clone)]
+pub struct ImageIndex {
+    pub kind: ImageMatchKind,
+    pub embedder: EmbedderKind,
+    pub entries: Vec<IndexEntry>,
+    pub refs: ReferenceSet,
+}
+
+impl ImageIndex {
+    pub fn new(kind: ImageMatchKind, embedder: EmbedderKind) -> Self {
+        ImageIndex {
+            kind,
+            embedder,
+            entries: Vec::new(),
+            refs: ReferenceSet::new(embedder.dim()),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn contains(&self, image_id: &str) -> bool {
+        self.entries.iter().any(|e| e.image_id == image_id)
+    }
+
+    pub fn push(&mut self, entry: IndexEntry, embedding: &[f32]) {
+        self.refs.push(embedding);
+        self.entries.push(entry);
+    }
+
+    /// The `k` nearest references of each query (row-major, `dim` floats each).
+    pub fn search(&self, queries: &[f32], k: usize) -> Vec<Vec<Match>> {
+        dajia_kernels::image::top_k(queries, &self.refs, k)
+    }
+
+    /// File of this index under a knowledge-base directory.
+    pub fn path(dir: &Path, kind: ImageMatchKind, embedder: EmbedderKind) -> PathBuf {
+        let file = match kind {
+            ImageMatchKind::Official => "official.parquet",
+            ImageMatchKind::KnownFake => "known_fakes.parquet",
+        };
+        dir.join(embedder.name()).join(file)
+    }
+
+    fn schema(dim: usize) -> Arc<Schema> {
+        Arc::new(Schema::new(vec![
+            Field::new("image_id", DataType::Utf8, false),
+            Field::new("brand_id", DataType::Int64, true),
+            Field::new("listing_id", DataType::Int64, true),
+            Field::new("source", DataType::Utf8, false),
+            Field::new(
+                "embedding",
+                DataType::FixedSizeList(
+                    Arc::new(Field::new_list_field(DataType::Float32, false)),
+                    dim as i32,
+                ),
+                false,
+            ),
+        ]))
+    }
+
+    /// Writes the index atomically (temporary file, then rename).
+    pub fn write(&self, dir: &Path) -> Result<PathBuf> {
+        let path = Self::path(dir, self.kind, self.embedder);
+        let parent = path.parent().expect("index path has a parent");
+        std::fs::create_dir_all(parent)?;
+        let dim = self.embedder.dim();
+        let schema = Self::schema(dim);
+        let e = &self.entries;
+        let values = Float32Array::from(self.refs.data.clone());
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from_iter_values(e.iter().map(|x| &x.image_id))),
+                Arc::new(Int64Array::from_iter(e.iter().map(|x| x.brand_id))),
+                Arc::new(Int64Array::from_iter(e.iter().map(|x| x.listing_id))),
+                Arc::new(StringArray::from_iter_values(e.iter().map(|x| &x.source))),
+                Arc::new(FixedSizeListArray::try_new(
+                    Arc::new(Field::new_list_field(DataType::Float32, false)),
+                    dim as i32,
+                    Arc::new(values),
+                    None,
+                )?),
+            ],
+        )?;
+        let tmp = parent.join(format!(
+            ".{}.tmp-{}",
+            path.file_name().unwrap().to_string_lossy(),
+            std::process::id()
+        ));
+        let props = WriterProperties::builder()
+            .set_key_value_metadata(Some(vec![KeyValue::new(
+                EMBEDDER_KEY.to_string(),
+                self.embedder.name().to_string(),
+            )]))
+            .build();
+        let mut w = ArrowWriter::try_new(File::create(&tmp)?, schema, Some(props))?;
+        w.write(&batch)?;
+        w.close()?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(path)
+    }
+
+    /// Reads an index written by [`write`]; `Ok(None)` when the file does
+    /// not exist.
+    pub fn read(dir: &Path, kind: ImageMatchKind, embedder: EmbedderKind) -> Result<Option<Self>> {
+        let path = Self::path(dir, kind, embedder);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let ctx = || format!("reading image index {}", path.display());
+        let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).with_context(ctx)?)
+            .with_context(ctx)?;
+        let recorded = builder
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .and_then(|kv| kv.iter().find(|k| k.key == EMBEDDER_KEY))
+            .and_then(|k| k.value.clone());
+        if recorded.as_deref() != Some(embedder.name()) {
+            bail!(
+                "image index {} was built with embedder {}, not {embedder}",
+                path.display(),
+                recorded.as_deref().unwrap_or("(unknown)")
+            );
+        }
+        let mut index = ImageIndex::new(kind, embedder);
+        for batch in builder.build().with_context(ctx)? {
+            let batch = batch.with_context(ctx)?;
+            let col = |name: &str| batch.column_by_name(name).cloned();
+            let (Some(ids), Some(brands), Some(listings), Some(sources), Some(emb)) = (
+                col("image_id"),
+                col("brand_id"),
+                col("listing_id"),
+                col("source"),
+                col("embedding"),
+            ) else {
+                bail!("image index {} lacks one of its columns", path.display());
+            };
+            let ids = ids.as_any().downcast_ref::<StringArray>().context("image_id type")?;
+            let brands = brands.as_any().downcast_ref::<Int64Array>().context("brand_id type")?;
+            let listings = listings
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .context("listing_id type")?;
+            let sources = sources.as_any().downcast_ref::<StringArray>().context("source type")?;
+            let emb = emb
+                .as_any()
+                .downcast_ref::<FixedSizeListArray>()
+                .filter(|a| a.value_length() as usize == embedder.dim())
+                .with_context(|| format!("embedding is not {} floats", embedder.dim()))?;
+            let values = emb
+                .values()
+                .as_any()
+                .downcast_ref::<Float32Array>()
+                .context("embedding values are not Float32")?;
+            for i in 0..batch.num_rows() {
+                let d = embedder.dim();
+                index.push(
+                    IndexEntry {
+                        image_id: ids.value(i).to_string(),
+                        brand_id: (!brands.is_null(i)).then(|| brands.value(i)),
+                        listing_id: (!listings.is_null(i)).then(|| listings.value(i)),
+                        source: sources.value(i).to_string(),
+                    },
+                    &values.values()[i * d..(i + 1) * d],
+                );
+            }
+        }
+        Ok(Some(index))
+    }
+}

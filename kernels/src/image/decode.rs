@@ -1,0 +1,189 @@
+//! Decoding with guards. The header is read first: an image that declares
+//! more pixels than allowed (a decompression bomb) is refused before any
+//! pixel buffer is allocated, and the decoder itself runs under `image`'s
+//! allocation limits as a second line of defence.
+
+use std::io::Cursor;
+
+use image::{ImageFormat, ImageReader, Limits, RgbImage};
+
+use super::ImageError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Largest accepted width × height, as declared by the header.
+    pub max_pixels: u64,
+    /// Largest accepted encoded size.
+    pub max_bytes: usize,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        // 40 MP covers any product photo; 32 MiB any sane encoding of one.
+        DecodeLimits {
+            max_pixels: 40_000_000,
+            max_bytes: 32 << 20,
+        }
+    }
+}
+
+fn format_name(f: ImageFormat) -> String {
+    format!("{f:?}").to_uppercase()
+}
+
+/// Sniffs the format from the bytes (never from a file name).
+pub fn sniff(bytes: &[u8]) -> Result<ImageFormat, ImageError> {
+    if bytes.is_empty() {
+        return Err(ImageError::Empty);
+    }
+    let format = image::guess_format(bytes).map_err(|_| {
+        let head: String = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        ImageError::NotAnImage(head)
+    })?;
+    match format {
+        ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP => Ok(format),
+        other => Err(ImageError::Unsupported(format_name(other))),
+    }
+}
+
+/// Width and height declared by the header, after the format check.
+pub fn dimensions(bytes: &[u8]) -> Result<(ImageFormat, u32, u32), ImageError> {
+    let format = sniff(bytes)?;
+    let reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let (w, h) = reader.into_dimensions().map_err(|e| ImageError::Corrupt {
+        format: format_name(format),
+        detail: e.to_string(),
+    })?;
+    Ok((format, w, h))
+}
+
+/// Decodes JPEG, PNG or WebP bytes into RGB8, refusing oversized inputs
+/// before decoding.
+pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, ImageError> {
+    if bytes.len() > limits.max_bytes {
+        return Err(ImageError::TooManyBytes {
+            bytes: bytes.len(),
+            max: limits.max_bytes,
+        });
+    }
+    let (format, width, height) = dimensions(bytes)?;
+    let pixels = width as u64 * height as u64;
+    if pixels > limits.max_pixels || width == 0 || height == 0 {
+        return Err(ImageError::TooManyPixels {
+            width,
+            height,
+            pixels,
+            max: limits.max_pixels,
+        });
+    }
+    // zune-jpeg decodes a truncated JPEG leniently (the missing part comes
+    // out grey); a photo cut short is damaged data, so it is refused here.
+    if format == ImageFormat::Jpeg {
+        let tail = &bytes[bytes.len().saturating_sub(4096)..];
+        if !tail.windows(2).any(|w| w == [0xff, 0xd9]) {
+            return Err(ImageError::Corrupt {
+                format: "JPEG".into(),
+                detail: "truncated: no end-of-image marker".into(),
+            });
+        }
+    }
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut l = Limits::default();
+    // RGBA8 output plus the decoder's own buffers.
+    l.max_alloc = Some(limits.max_pixels.saturating_mul(8).max(64 << 20));
+    reader.limits(l);
+    let img = reader.decode().map_err(|e| ImageError::Corrupt {
+        format: format_name(format),
+        detail: e.to_string(),
+    })?;
+    Ok(img.into_rgb8())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::codecs::jpeg::JpegEncoder;
+    use image::{ImageEncoder, Rgb};
+
+    fn sample() -> RgbImage {
+        RgbImage::from_fn(64, 48, |x, y| Rgb([(x * 4) as u8, (y * 5) as u8, 90]))
+    }
+
+    fn encode(img: &RgbImage, format: ImageFormat) -> Vec<u8> {
+        let mut out = Vec::new();
+        match format {
+            ImageFormat::Jpeg => JpegEncoder::new_with_quality(&mut out, 90)
+                .write_image(img, img.width(), img.height(), image::ExtendedColorType::Rgb8)
+                .unwrap(),
+            f => img.write_to(&mut Cursor::new(&mut out), f).unwrap(),
+        }
+        out
+    }
+
+    #[test]
+    fn decodes_each_format() {
+        let img = sample();
+        for f in [ImageFormat::Jpeg, ImageFormat::Png, ImageFormat::WebP] {
+            let bytes = encode(&img, f);
+            let d = decode(&bytes, &DecodeLimits::default()).unwrap();
+            assert_eq!(d.dimensions(), (64, 48), "{f:?}");
+            let diff = (d.get_pixel(40, 30)[0] as i32 - img.get_pixel(40, 30)[0] as i32).abs();
+            assert!(diff < 12, "{f:?} pixel differs by {diff}");
+        }
+    }
+
+    #[test]
+    fn refuses_bad_inputs_with_reasons() {
+        let limits = DecodeLimits::default();
+        assert_eq!(decode(b"", &limits), Err(ImageError::Empty));
+        assert!(matches!(
+            decode(b"hello, not an image", &limits),
+            Err(ImageError::NotAnImage(_))
+        ));
+        let gif = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;";
+        assert_eq!(
+            decode(gif, &limits),
+            Err(ImageError::Unsupported("GIF".into()))
+        );
+        let jpeg = encode(&sample(), ImageFormat::Jpeg);
+        for cut in [jpeg.len() / 2, 20] {
+            let e = decode(&jpeg[..cut], &limits).err().expect("truncated JPEG refused");
+            assert!(matches!(e, ImageError::Corrupt { .. }), "cut {cut}: {e}");
+        }
+        let png = encode(&sample(), ImageFormat::Png);
+        let mut broken = png.clone();
+        for b in broken.iter_mut().skip(60).take(40) {
+            *b ^= 0x5a;
+        }
+        let e = decode(&broken, &limits).err().expect("damaged PNG refused");
+        assert!(matches!(e, ImageError::Corrupt { .. }), "{e}");
+        let small = DecodeLimits { max_bytes: 100, ..limits };
+        assert!(matches!(
+            decode(&png, &small),
+            Err(ImageError::TooManyBytes { .. })
+        ));
+    }
+
+    #[test]
+    fn refuses_decompression_bombs_from_the_header() {
+        // A JPEG whose frame header (SOF0) declares 60000 x 60000 pixels
+        // over a tiny body: refused from the header, nothing allocated.
+        let mut jpeg = encode(&sample(), ImageFormat::Jpeg);
+        let sof = jpeg.windows(2).position(|w| w == [0xff, 0xc0]).unwrap();
+        jpeg[sof + 5..sof + 7].copy_from_slice(&60_000u16.to_be_bytes());
+        jpeg[sof + 7..sof + 9].copy_from_slice(&60_000u16.to_be_bytes());
+        let e = decode(&jpeg, &DecodeLimits::default()).err().expect("bomb refused");
+        assert!(
+            matches!(e, ImageError::TooManyPixels { pixels: 3_600_000_000, .. }),
+            "{e}"
+        );
+        // A real 2000x2000 JPEG against a 1 MP limit.
+        let big = RgbImage::new(2000, 2000);
+        let jpeg = encode(&big, ImageFormat::Jpeg);
+        let limits = DecodeLimits { max_pixels: 1_000_000, ..Default::default() };
+        assert_eq!(
+            decode(&jpeg, &limits),
+            Err(ImageError::TooManyPixels { width: 2000, height: 2000, pixels: 4_000_000, max: 1_000_000 })
+        );
+    }
+}

@@ -1,0 +1,43 @@
+//! Image signals: decode with guards, resize into thumbnails and tensors,
+//! embed (a hand-designed `descriptor` or the learned `mobilenet`), and match
+//! embeddings against reference sets by exact top-k cosine similarity.
+//!
+//! Each stage is a plain function over batches so that a second launcher
+//! (CUDA) can run the same kernels: `decode` → `thumbnail` → `embed` →
+//! `matching`.
+
+pub mod decode;
+pub mod descriptor;
+pub mod embed;
+pub mod matching;
+pub mod mobilenet;
+pub mod thumbnail;
+
+pub use decode::{decode, DecodeLimits};
+pub use embed::{Embedder, EmbedderKind};
+pub use matching::{top_k, Match, ReferenceSet};
+
+/// Why an image could not be embedded. One line each: the scan writes them
+/// to `rejects` as they are.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ImageError {
+    #[error("image is empty (0 bytes)")]
+    Empty,
+    #[error("image is {bytes} bytes, over max_image_bytes={max}")]
+    TooManyBytes { bytes: usize, max: usize },
+    #[error("not an image (first bytes {0})")]
+    NotAnImage(String),
+    #[error("unsupported image format {0} (JPEG, PNG and WebP are accepted)")]
+    Unsupported(String),
+    #[error("image header declares {width}x{height} = {pixels} pixels, over max_image_pixels={max} (decompression bomb guard)")]
+    TooManyPixels {
+        width: u32,
+        height: u32,
+        pixels: u64,
+        max: u64,
+    },
+    #[error("corrupt or truncated {format}: {detail}")]
+    Corrupt { format: String, detail: String },
+    #[error("model {model}: {detail}")]
+    Model { model: String, detail: String },
+}
