@@ -4,12 +4,15 @@
 //! - [`catalog`]: find, validate and register a catalog's tables;
 //! - [`udf`]: the SQL functions (`normalize_text`, `assess_listing`, ...),
 //!   registered in one place for every session;
+//! - [`images`]: image indexes, matching, and the `dajia kb` job;
 //! - [`scan`]: the nightly job; [`gen`], [`eval`], [`sql`]: the others.
 
+pub mod bench;
 pub mod catalog;
 pub mod delta;
 pub mod eval;
 pub mod gen;
+pub mod images;
 pub mod kb;
 pub mod scan;
 pub mod session;

@@ -7,7 +7,8 @@ use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 
-use dajia::{eval, gen, scan, sql};
+use dajia::images::ImageOptions;
+use dajia::{bench, eval, gen, images, scan, sql};
 
 #[derive(Parser)]
 #[command(
@@ -59,6 +60,31 @@ enum Cmd {
         /// Do not draw a progress bar.
         #[arg(long)]
         no_progress: bool,
+        /// Image indexes written by `dajia kb` (default: built from the catalog's brand_images).
+        #[arg(long, env = "DAJIA_IMAGE_KB")]
+        image_kb: Option<String>,
+        #[command(flatten)]
+        images: ImageArgs,
+    },
+    /// Benchmarks (figures and JSON, not tests).
+    #[command(subcommand)]
+    Bench(BenchCmd),
+    /// Build the brand image index and update the known-fake image index.
+    Kb {
+        #[arg(long, env = "DAJIA_CATALOG")]
+        catalog: String,
+        /// Folder of the indexes (one subfolder per embedder).
+        #[arg(long, env = "DAJIA_IMAGE_KB")]
+        out: String,
+        /// A scan's output: its takedowns become known fakes.
+        #[arg(long)]
+        scores: Option<String>,
+        #[arg(long)]
+        date: Option<NaiveDate>,
+        #[arg(long, env = "DAJIA_CONFIG")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        images: ImageArgs,
     },
     /// Precision, recall and F1 of a scan against labels.
     Eval {
@@ -88,15 +114,99 @@ enum Cmd {
         file: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "table")]
         format: sql::Format,
+        /// Image indexes written by `dajia kb` for image_top_matches.
+        #[arg(long, env = "DAJIA_IMAGE_KB")]
+        image_kb: Option<String>,
+        #[arg(long, env = "DAJIA_CONFIG")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        images: ImageArgs,
+    },
+}
+
+/// Image options shared by the jobs; each overrides `[images]` of the
+/// config file, which overrides the defaults.
+#[derive(clap::Args, Debug, Clone, Default)]
+struct ImageArgs {
+    /// Image embedder: descriptor (default, no weights) or mobilenet.
+    #[arg(long, env = "DAJIA_EMBEDDER")]
+    embedder: Option<String>,
+    /// Folder of model files (scripts/setup-models.sh). Default $DAJIA_MODELS or ./models.
+    #[arg(long)]
+    models: Option<PathBuf>,
+    /// Cosine similarity at or above which an image is a copy (default per embedder).
+    #[arg(long)]
+    image_threshold: Option<f32>,
+    /// Images whose header declares more pixels are rejected (decompression-bomb guard).
+    #[arg(long)]
+    max_image_pixels: Option<u64>,
+    /// Images decoded and embedded at once.
+    #[arg(long)]
+    image_batch: Option<usize>,
+}
+
+impl ImageArgs {
+    fn apply(&self, mut o: ImageOptions) -> Result<ImageOptions> {
+        if let Some(e) = &self.embedder {
+            o.embedder = e.parse().map_err(anyhow::Error::msg)?;
+        }
+        if let Some(m) = &self.models {
+            o.models_dir = m.clone();
+        }
+        if self.image_threshold.is_some() {
+            o.threshold = self.image_threshold;
+        }
+        if let Some(p) = self.max_image_pixels {
+            o.max_pixels = p;
+        }
+        if let Some(b) = self.image_batch {
+            o.batch_rows = b;
+        }
+        o.validate()?;
+        Ok(o)
+    }
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Decode+embed images/s, matching throughput, recall@1 of transformed copies.
+    Images {
+        /// Folder for the generated JPEGs and truth.csv (a peer reads the same files).
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        refs: usize,
+        #[arg(long, default_value_t = 700)]
+        queries: usize,
+        #[arg(long, default_value_t = 2_000)]
+        throughput_images: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Also write the report here as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        #[command(flatten)]
+        images: ImageArgs,
     },
 }
 
 #[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct ConfigFile {
     #[serde(default)]
     weights: dajia_kernels::risk::Weights,
     #[serde(default)]
     thresholds: dajia_kernels::risk::Thresholds,
+    #[serde(default)]
+    images: ImageOptions,
+}
+
+impl ConfigFile {
+    fn read(path: Option<&PathBuf>) -> Result<ConfigFile> {
+        let Some(p) = path else { return Ok(ConfigFile::default()) };
+        let text = std::fs::read_to_string(p).with_context(|| format!("reading config {}", p.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config {}", p.display()))
+    }
 }
 
 fn main() {
@@ -182,24 +292,72 @@ fn run() -> Result<()> {
             max_text_bytes,
             config,
             no_progress,
+            image_kb,
+            images,
         } => {
             let mut o = scan::ScanOptions::new(&catalog, &out, date);
             o.max_text_bytes = max_text_bytes;
             o.progress = !no_progress;
-            if let Some(p) = config {
-                let text = std::fs::read_to_string(&p)
-                    .with_context(|| format!("reading config {}", p.display()))?;
-                let c: ConfigFile = toml::from_str(&text)
-                    .with_context(|| format!("parsing config {}", p.display()))?;
-                o.weights = c.weights;
-                o.thresholds = c.thresholds;
-            }
+            let c = ConfigFile::read(config.as_ref())?;
+            o.weights = c.weights;
+            o.thresholds = c.thresholds;
+            o.images = images.apply(c.images)?;
+            o.image_kb = image_kb;
             anyhow::ensure!(
                 o.thresholds.review <= o.thresholds.takedown,
                 "thresholds.review must not exceed thresholds.takedown"
             );
             let s = rt.block_on(scan::run(&o))?;
             say(format_args!("{s}\n"));
+        }
+        Cmd::Bench(BenchCmd::Images {
+            out,
+            refs,
+            queries,
+            throughput_images,
+            seed,
+            json,
+            images,
+        }) => {
+            let r = bench::images::run(&bench::images::BenchOptions {
+                out,
+                refs,
+                queries,
+                images: images.apply(ImageOptions::default())?,
+                throughput_images,
+                seed,
+            })?;
+            say(format_args!("{r}\n"));
+            if let Some(p) = json {
+                std::fs::write(&p, serde_json::to_string_pretty(&r)?)
+                    .with_context(|| format!("writing {}", p.display()))?;
+            }
+        }
+        Cmd::Kb {
+            catalog,
+            out,
+            scores,
+            date,
+            config,
+            images,
+        } => {
+            let c = ConfigFile::read(config.as_ref())?;
+            let o = images::kb_job::KbOptions {
+                catalog,
+                out,
+                scores,
+                date,
+                images: images.apply(c.images)?,
+            };
+            let s = rt.block_on(images::kb_job::run(&o))?;
+            for (id, why) in &s.rejected {
+                eprintln!("warning: reference image {id} skipped: {why}");
+            }
+            say(format_args!(
+                "dajia kb ({} embedder): {} official images -> {}; {} known fakes ({} new) -> {}; {} rejected; {:.1}s\n",
+                s.embedder, s.official, s.official_path.display(), s.known_fakes, s.known_fakes_added,
+                s.known_fakes_path.display(), s.rejected.len(), s.seconds
+            ));
         }
         Cmd::Eval {
             scores,
@@ -219,9 +377,14 @@ fn run() -> Result<()> {
             command,
             file,
             format,
+            image_kb,
+            config,
+            images,
         } => {
+            let c = ConfigFile::read(config.as_ref())?;
+            let io = images.apply(c.images)?;
             rt.block_on(async {
-                let ctx = sql::session_for(catalog.as_deref(), out.as_deref()).await?;
+                let ctx = sql::session_with_images(catalog.as_deref(), out.as_deref(), &io, image_kb.as_deref()).await?;
                 if let Some(c) = command {
                     sql::run_script(&ctx, &c, format).await
                 } else if let Some(f) = file {

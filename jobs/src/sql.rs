@@ -11,6 +11,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::context::SessionContext;
 
 use crate::catalog::{local_path, Catalog};
+use crate::images::{ImageKb, ImageOptions};
 use crate::{delta, kb, session, udf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -20,8 +21,21 @@ pub enum Format {
     Json,
 }
 
-/// A session with the catalog's tables, the output tables and every function.
+/// A session with the catalog's tables, the output tables and every
+/// function, image functions with the default options.
 pub async fn session_for(catalog: Option<&str>, out: Option<&str>) -> Result<SessionContext> {
+    session_with_images(catalog, out, &Default::default(), None).await
+}
+
+/// A session whose image functions use `images` and the indexes in
+/// `image_kb` (else the catalog's `brand_images` and counterfeit test
+/// purchases).
+pub async fn session_with_images(
+    catalog: Option<&str>,
+    out: Option<&str>,
+    images: &ImageOptions,
+    image_kb: Option<&str>,
+) -> Result<SessionContext> {
     let ctx = session::new_session(None);
     if let Some(c) = catalog {
         let cat = Catalog::open(c, None)?;
@@ -42,6 +56,17 @@ pub async fn session_for(catalog: Option<&str>, out: Option<&str>) -> Result<Ses
             delta::register(&ctx, t, &root.join(t)).await?;
         }
     }
+    let ikb = match image_kb {
+        Some(dir) => ImageKb::load(&local_path(dir)?, images)?,
+        None => {
+            let mut k = ImageKb::empty(images)?;
+            for (id, e) in k.add_from_catalog(&ctx).await? {
+                eprintln!("warning: reference image {id} skipped: {e}");
+            }
+            k
+        }
+    };
+    udf::register_images(&ctx, Arc::new(ikb));
     Ok(ctx)
 }
 

@@ -16,7 +16,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
-use parquet::format::KeyValue;
+use parquet::file::metadata::KeyValue;
 
 use dajia_kernels::image::{EmbedderKind, Match, ReferenceSet};
 use dajia_kernels::risk::ImageMatchKind;

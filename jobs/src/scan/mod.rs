@@ -2,6 +2,7 @@
 //! listing on DataFusion, and publishes `risk_scores` and `rejects` (Delta
 //! Lake, partition `dt`) and a run manifest in `runs/`.
 
+mod images;
 mod links;
 mod manifest;
 mod progress;
@@ -24,6 +25,7 @@ use dajia_kernels::risk::{Thresholds, Weights, MODEL_VERSION};
 use crate::catalog::{local_path, register_files, Catalog};
 use crate::{delta, kb, session, udf};
 
+pub use images::ImageStageSummary;
 pub use manifest::Manifest;
 pub use summary::ScanSummary;
 
@@ -37,6 +39,12 @@ pub struct ScanOptions {
     pub progress: bool,
     pub weights: Weights,
     pub thresholds: Thresholds,
+    /// Embedder, threshold and limits of the image signals.
+    pub images: crate::images::ImageOptions,
+    /// Image indexes written by `dajia kb`; without it the official index
+    /// is built from the catalog's `brand_images` and the known-fake index
+    /// from its counterfeit `test_purchases`.
+    pub image_kb: Option<String>,
 }
 
 impl ScanOptions {
@@ -49,6 +57,8 @@ impl ScanOptions {
             progress: false,
             weights: Weights::default(),
             thresholds: Thresholds::default(),
+            images: Default::default(),
+            image_kb: None,
         }
     }
 }
@@ -86,14 +96,41 @@ async fn run_inner(
     let counter = progress::Counter::default();
     udf::register_all(&ctx, Some(kb.clone()));
     ctx.register_udf(progress::counting_assess(kb.clone(), counter.clone()));
-    if catalog.table("images").is_none() {
-        tracing::info!("catalog has no images table: scanning without image signals");
-    }
     links::register_seller_links(&ctx).await?;
     manifest.stage("load", t.elapsed());
     manifest.inputs(&catalog);
 
     let mut rejects: Vec<[Option<String>; 4]> = Vec::new();
+    // Salvaged rows and image hits live here until the run is published.
+    let staging = out.join("_staging").join(&manifest.run_id);
+
+    let t = Instant::now();
+    let image_summary = if catalog.table("images").is_none() {
+        tracing::info!("catalog has no images table: scanning without image signals");
+        None
+    } else {
+        let mut ikb = match &opts.image_kb {
+            Some(dir) => crate::images::ImageKb::load(&local_path(dir)?, &opts.images)?,
+            None => crate::images::ImageKb::empty(&opts.images)?,
+        };
+        if opts.image_kb.is_none() {
+            for (id, e) in ikb.add_from_catalog(&ctx).await? {
+                rejects.push([Some("brand_images".into()), None, Some(id), Some(e.to_string())]);
+            }
+        }
+        if ikb.official.is_empty() && ikb.fakes.is_empty() {
+            tracing::warn!("no reference images (brand_images, known fakes): scanning without image signals");
+            None
+        } else {
+            let root = local_path(&opts.catalog)?;
+            let out = images::run(&ctx, &ikb, opts.images.batch_rows, &root, &staging.join("image_hits.parquet")).await?;
+            for (id, why) in out.rejects {
+                rejects.push([Some("images".into()), None, Some(id), Some(why)]);
+            }
+            Some(out.summary)
+        }
+    };
+    manifest.stage("images", t.elapsed());
     for t in &catalog.tables {
         for (file, reason) in &t.corrupt {
             rejects.push([
@@ -114,8 +151,6 @@ async fn run_inner(
     let bar = progress::Bar::start(opts.progress, total_rows, counter.clone());
     let risk_dir = delta::output_dir(out, "risk_scores");
     let mut files = listings.files.clone();
-    // Salvaged rows of unreadable files live here until the run is published.
-    let staging = out.join("_staging").join(&manifest.run_id);
     let version = match publish_scores(&ctx, opts, &risk_dir, &dt).await {
         Ok(v) => v,
         Err(first) => {
@@ -174,6 +209,7 @@ async fn run_inner(
     let mut summary = ScanSummary::from_tally(&dt, &counter.tally());
     summary.rejects = n_rejects;
     summary.table_version = version;
+    summary.images = image_summary;
     summary.seconds = started.elapsed().as_secs_f64();
     summary.rows_per_second = summary.scored as f64 / summary.seconds.max(1e-9);
     manifest.stage("summary", t.elapsed());
@@ -205,6 +241,7 @@ async fn publish_scores(
 ) -> Result<i64> {
     let has_desc = has_col(ctx, "listings", "description").await;
     let has_brand = has_col(ctx, "listings", "brand").await;
+    let has_hits = ctx.table_exist("image_hits")?;
     // `unnest(a)` splits the assessment struct into columns in one Unnest
     // node. Selecting `a['score']`, `a['action']`, ... instead would let
     // DataFusion 55's optimize_projections inline the UDF call into every
@@ -215,9 +252,11 @@ async fn publish_scores(
                 \"a.brand_id\" AS brand_id, '{MODEL_VERSION}' AS model_version, '{dt}' AS dt \
          FROM (SELECT listing_id, seller_id, unnest(a) FROM \
                (SELECT CAST(l.listing_id AS BIGINT) AS listing_id, CAST(l.seller_id AS BIGINT) AS seller_id, \
-                       dajia_assess_counted(l.title, {desc}, {brand}, l.category, l.price_cents, l.seller_id, sl.link_attrs, sl.link_sellers) AS a \
-                FROM listings l LEFT JOIN seller_links sl ON l.seller_id = sl.seller_id \
+                       dajia_assess_counted(l.title, {desc}, {brand}, l.category, l.price_cents, l.seller_id, sl.link_attrs, sl.link_sellers, {hits}) AS a \
+                FROM listings l LEFT JOIN seller_links sl ON l.seller_id = sl.seller_id{hits_join} \
                 WHERE {valid}))",
+        hits = if has_hits { "ih.hits" } else { "NULL" },
+        hits_join = if has_hits { " LEFT JOIN image_hits ih ON l.listing_id = ih.listing_id" } else { "" },
         desc = if has_desc { "l.description" } else { "NULL" },
         brand = if has_brand { "l.brand" } else { "NULL" },
         valid = valid_row(opts.max_text_bytes, has_desc),

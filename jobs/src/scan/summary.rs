@@ -17,6 +17,7 @@ pub struct ScanSummary {
     pub table_version: i64,
     pub seconds: f64,
     pub rows_per_second: f64,
+    pub images: Option<super::ImageStageSummary>,
 }
 
 impl ScanSummary {
@@ -71,6 +72,14 @@ impl std::fmt::Display for ScanSummary {
             pct(self.takedown)
         )?;
         writeln!(f, "  rejects   {:>10}", self.rejects)?;
+        if let Some(i) = &self.images {
+            writeln!(
+                f,
+                "  images    {:>10}  ({} embedder, {:.0} images/s; {} rejected; {} official and {} known-fake matches against {} + {} references)",
+                i.images, i.embedder, i.images_per_second, i.rejected, i.matched_official, i.matched_known_fake,
+                i.references_official, i.references_known_fakes
+            )?;
+        }
         writeln!(f, "  top reasons:")?;
         for (code, n) in &self.top_reasons {
             writeln!(f, "    {code:<26} {n:>10}")?;

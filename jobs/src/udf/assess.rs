@@ -7,14 +7,18 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
-use dajia_kernels::risk::{assess_batch, KnowledgeBase, ListingInput, Reason, SellerLink};
+use dajia_kernels::risk::{
+    assess_batch, ImageHit, ImageMatchKind, KnowledgeBase, ListingInput, Reason, SellerLink,
+};
 use dajia_schemas::Ty;
 
 use super::{coerce_string, kb_identity, string_arg};
 
 /// `assess_listing(title, description, brand, category, price_cents,
-/// seller_id, link_attrs, link_sellers)`: the scan's per-listing assessment
-/// as `Struct<score Float32, action Utf8, reasons List<Struct>, brand_id Int64>`.
+/// seller_id, link_attrs, link_sellers [, image_hits])`: the scan's
+/// per-listing assessment as `Struct<score Float32, action Utf8, reasons
+/// List<Struct>, brand_id Int64>`. `image_hits` ([`image_hits_type`]) are
+/// the listing's images that matched the image indexes.
 pub struct AssessListing {
     kb: Arc<KnowledgeBase>,
     signature: Signature,
@@ -37,6 +41,49 @@ pub fn assess_return_type() -> DataType {
         Field::new("reasons", Ty::Reasons.to_arrow(), false),
         Field::new("brand_id", DataType::Int64, true),
     ]))
+}
+
+/// Fields of one image hit, as the scan hands them to `assess_listing`.
+pub fn image_hit_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("image_id", DataType::Utf8, false),
+        Field::new("matched_image_id", DataType::Utf8, false),
+        Field::new("brand_id", DataType::Int64, true),
+        Field::new("matched_listing_id", DataType::Int64, true),
+        Field::new("similarity", DataType::Float32, false),
+    ])
+}
+
+pub fn image_hits_type() -> DataType {
+    list_of(DataType::Struct(image_hit_fields()))
+}
+
+/// Row `i` of an `image_hits` column.
+fn image_hits(hits: &ListArray, i: usize) -> Vec<ImageHit> {
+    if hits.is_null(i) {
+        return Vec::new();
+    }
+    let v = hits.value(i);
+    let s = v.as_any().downcast_ref::<StructArray>().expect("coerced to List<Struct>");
+    let str_col = |k: usize| s.column(k).as_any().downcast_ref::<StringArray>().expect("Utf8").clone();
+    let i64_col = |k: usize| s.column(k).as_any().downcast_ref::<Int64Array>().expect("Int64").clone();
+    let (kind, image, matched) = (str_col(0), str_col(1), str_col(2));
+    let (brand, listing) = (i64_col(3), i64_col(4));
+    let sim = s.column(5).as_any().downcast_ref::<Float32Array>().expect("Float32");
+    (0..s.len())
+        .filter(|&j| !s.is_null(j) && !kind.is_null(j))
+        .filter_map(|j| {
+            Some(ImageHit {
+                kind: ImageMatchKind::parse(kind.value(j))?,
+                image_id: image.value(j).to_string(),
+                matched_image_id: matched.value(j).to_string(),
+                brand_id: (!brand.is_null(j)).then(|| brand.value(j)),
+                matched_listing_id: (!listing.is_null(j)).then(|| listing.value(j)),
+                similarity: sim.value(j),
+            })
+        })
+        .collect()
 }
 
 fn list_of(t: DataType) -> DataType {
@@ -79,10 +126,10 @@ impl ScalarUDFImpl for AssessListing {
     }
     fn coerce_types(&self, t: &[DataType]) -> Result<Vec<DataType>> {
         let f = "assess_listing";
-        if t.len() != 8 {
-            return datafusion::common::plan_err!("{f} takes 8 arguments (title, description, brand, category, price_cents, seller_id, link_attrs, link_sellers), got {}", t.len());
+        if t.len() != 8 && t.len() != 9 {
+            return datafusion::common::plan_err!("{f} takes 8 or 9 arguments (title, description, brand, category, price_cents, seller_id, link_attrs, link_sellers [, image_hits]), got {}", t.len());
         }
-        Ok(vec![
+        let mut types = vec![
             coerce_string(&t[0], f, 1)?,
             coerce_string(&t[1], f, 2)?,
             coerce_string(&t[2], f, 3)?,
@@ -91,7 +138,11 @@ impl ScalarUDFImpl for AssessListing {
             DataType::Int64,
             list_of(DataType::Utf8),
             list_of(DataType::Int64),
-        ])
+        ];
+        if t.len() == 9 {
+            types.push(image_hits_type());
+        }
+        Ok(types)
     }
     fn return_type(&self, _: &[DataType]) -> Result<DataType> {
         Ok(assess_return_type())
@@ -122,6 +173,13 @@ impl ScalarUDFImpl for AssessListing {
             .as_any()
             .downcast_ref::<ListArray>()
             .expect("coerced to List<Int64>");
+        let hits = match args.args.get(8) {
+            Some(v) => Some(v.to_array(n)?),
+            None => None,
+        };
+        let hits = hits
+            .as_ref()
+            .map(|h| h.as_any().downcast_ref::<ListArray>().expect("coerced to List<Struct>"));
 
         fn opt(a: &StringArray, i: usize) -> Option<&str> {
             if a.is_null(i) {
@@ -157,6 +215,7 @@ impl ScalarUDFImpl for AssessListing {
                         seller.value(i)
                     },
                     link,
+                    images: hits.map(|h| image_hits(h, i)).unwrap_or_default(),
                 }
             })
             .collect();

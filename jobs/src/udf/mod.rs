@@ -5,6 +5,7 @@
 
 mod assess;
 mod brand_mentions;
+mod images;
 mod normalize;
 mod text_signals;
 
@@ -19,8 +20,9 @@ use datafusion::logical_expr::{ColumnarValue, ScalarUDF};
 
 use dajia_kernels::risk::KnowledgeBase;
 
-pub use assess::{assess_return_type, AssessListing};
+pub use assess::{assess_return_type, image_hits_type, image_hit_fields, AssessListing};
 pub use brand_mentions::BrandMentions;
+pub use images::{match_fields, CosineSimilarity, EmbedImage, ImageErrorFn, ImageTopMatches};
 pub use normalize::NormalizeText;
 pub use text_signals::TextSignals;
 
@@ -30,6 +32,10 @@ pub const FUNCTION_HELP: &[(&str, &str, &str)] = &[
     ("text_signals(text) -> List<Struct<code, detail, weight>>", "Replica vocabulary, contact diversion and protected brand mentions found in one text.", "SELECT text_signals('加V信 lux8888a 高仿包');"),
     ("brand_mentions(text) -> List<Int64>", "Brand ids of the knowledge base named directly in a text (not \"for iPhone\" accessories). Needs a catalog with brands.", "SELECT listing_id, brand_mentions(title) FROM listings LIMIT 5;"),
     ("assess_listing(title, description, brand, category, price_cents, seller_id, link_attrs, link_sellers) -> Struct<score, action, reasons, brand_id>", "The scan's full per-listing assessment; link_attrs/link_sellers are the identity attributes shared with sellers closed for counterfeiting (NULL when none). Needs brands.", "SELECT listing_id, assess_listing(title, description, brand, category, price_cents, seller_id, NULL, NULL)['score'] FROM listings LIMIT 5;"),
+    ("embed_image(content) -> FixedSizeList<Float32>", "L2-normalised embedding of JPEG/PNG/WebP bytes with the session's embedder (descriptor: 171 floats; mobilenet: 1280). NULL when the image cannot be read (see image_error).", "SELECT image_id, embed_image(content) FROM images LIMIT 3;"),
+    ("cosine_similarity(a, b) -> Float32", "Cosine similarity of two float vectors, e.g. two embeddings.", "SELECT cosine_similarity(embed_image(a.content), embed_image(b.content)) FROM images a, brand_images b LIMIT 5;"),
+    ("image_top_matches(content [, k]) -> List<Struct<kind, image_id, brand_id, listing_id, similarity>>", "The k (default 3) nearest reference images: brands' official photos (kind 'official') and images of confirmed fakes ('known_fake'), best first.", "SELECT image_id, image_top_matches(content, 1)[1] FROM images LIMIT 5;"),
+    ("image_error(content) -> Utf8", "Why an image cannot be read (empty, not an image, unsupported format, over the pixel limit, corrupt or truncated); NULL when it can.", "SELECT image_id, image_error(content) FROM images WHERE image_error(content) IS NOT NULL;"),
 ];
 
 /// Register every dajia function on `ctx`. Functions needing the knowledge
@@ -46,6 +52,18 @@ pub fn register_all(ctx: &SessionContext, kb: Option<Arc<KnowledgeBase>>) {
     ctx.register_udf(ScalarUDF::from(TextSignals::new(kb.clone())));
     ctx.register_udf(ScalarUDF::from(BrandMentions::new(kb.clone())));
     ctx.register_udf(ScalarUDF::from(AssessListing::new(kb)));
+    ctx.register_udf(ScalarUDF::from(CosineSimilarity::default()));
+    let images = crate::images::ImageKb::empty(&Default::default())
+        .expect("the descriptor embedder needs no files");
+    register_images(ctx, Arc::new(images));
+}
+
+/// Register the image functions over `images` (embedder, limits and
+/// reference indexes), replacing earlier ones.
+pub fn register_images(ctx: &SessionContext, images: Arc<crate::images::ImageKb>) {
+    ctx.register_udf(ScalarUDF::from(EmbedImage::new(images.clone())));
+    ctx.register_udf(ScalarUDF::from(ImageErrorFn::new(images.clone())));
+    ctx.register_udf(ScalarUDF::from(ImageTopMatches::new(images)));
 }
 
 /// The argument as a plain `StringArray` of `rows` rows (scalars expanded,

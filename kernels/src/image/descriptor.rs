@@ -3,18 +3,21 @@
 //! rescale, recompress, mirror, blur, stamp a watermark) while telling
 //! different photos apart.
 //!
-//! From a 32×32 RGB thumbnail it concatenates three L2-normalised blocks:
-//! - layout: the 35 lowest 2-D DCT-II frequencies of the grey thumbnail (DC
-//!   dropped, so brightness shifts do not matter; odd horizontal frequencies
-//!   as magnitudes, since mirroring only flips their sign);
-//! - colour: soft hue×saturation and grey-level histograms (28 bins) over
-//!   four mirror-symmetric regions (whole, centre, top half, bottom half);
-//! - texture: gradient-orientation histograms (6 bins, orientations folded
-//!   so θ and π−θ, mirror images of each other, share a bin) over the same
-//!   regions, weighted by gradient magnitude.
+//! From a 32×32 RGB thumbnail, every part mirror-invariant by construction:
+//! 1. layout: the 63 lowest 2-D DCT-II frequencies of the grey thumbnail (DC
+//!    dropped: brightness shifts do not matter; odd horizontal frequencies as
+//!    magnitudes, since mirroring only flips their sign), lower ones weighted
+//!    up since crops disturb the higher ones most;
+//! 2. colour layout: mean chroma (two opponent channels, brightness-free) on
+//!    a 4×4 grid, mirrored columns folded into sum and absolute difference;
+//! 3. colour histogram: soft hue×saturation and grey-level bins (28);
+//! 4. texture: gradient-orientation histograms (8 bins, θ and π−θ folded)
+//!    over four mirror-symmetric regions (whole, centre, top, bottom),
+//!    weighted by gradient magnitude.
 //!
-//! Histograms are square-rooted (Hellinger) before normalising. Every step is
-//! a fixed loop over the thumbnail's pixels: the CUDA backend mirrors it one
+//! Histograms are square-rooted (Hellinger) and centred, every block is
+//! L2-normalised and weighted, and the whole is L2-normalised. Each step is a
+//! fixed loop over the thumbnail's pixels: the CUDA backend mirrors it one
 //! image per thread block.
 
 use std::f32::consts::PI;
@@ -22,20 +25,21 @@ use std::sync::OnceLock;
 
 /// Thumbnail side the descriptor reads.
 pub const SIDE: usize = 32;
-const DCT_K: usize = 6;
+const DCT_K: usize = 8;
 const DCT_LEN: usize = DCT_K * DCT_K - 1;
+const GRID: usize = 4;
+const CHROMA_LEN: usize = GRID * GRID * 2;
 const HUE_BINS: usize = 12;
 const GREY_BINS: usize = 4;
-const COLOUR_BINS: usize = HUE_BINS * 2 + GREY_BINS;
-const ORIENT_BINS: usize = 6;
-const REGIONS: usize = 4;
-const COLOUR_LEN: usize = COLOUR_BINS * REGIONS;
-const ORIENT_LEN: usize = ORIENT_BINS * REGIONS;
+const COLOUR_LEN: usize = HUE_BINS * 2 + GREY_BINS;
+const ORIENT_BINS: usize = 8;
+const ORIENT_LEN: usize = ORIENT_BINS * 4;
 /// Length of a descriptor.
-pub const DIM: usize = DCT_LEN + COLOUR_LEN + ORIENT_LEN;
+pub const DIM: usize = DCT_LEN + CHROMA_LEN + COLOUR_LEN + ORIENT_LEN;
 
-/// Relative weights of the blocks (layout, colour, texture).
-const BLOCK_WEIGHTS: [f32; 3] = [1.0, 1.0, 0.6];
+/// Relative weights of the blocks (layout, colour layout, colour histogram,
+/// texture), chosen with `dajia bench images`.
+const BLOCK_WEIGHTS: [f32; 4] = [0.5, 1.0, 1.0, 0.5];
 
 fn cos_table() -> &'static [[f32; SIDE]; DCT_K] {
     static T: OnceLock<[[f32; SIDE]; DCT_K]> = OnceLock::new();
@@ -46,16 +50,8 @@ fn cos_table() -> &'static [[f32; SIDE]; DCT_K] {
     })
 }
 
-/// Which of the four regions a pixel belongs to (a pixel is in "whole" and
-/// in one half, and maybe in the centre).
-#[inline]
-fn regions(x: usize, y: usize) -> [bool; REGIONS] {
-    let c = SIDE / 4..SIDE * 3 / 4;
-    [true, c.contains(&x) && c.contains(&y), y < SIDE / 2, y >= SIDE / 2]
-}
-
 /// Adds `w` to a histogram at fractional position `pos` split linearly
-/// between the two nearest bins (`wrap` for circular hue).
+/// between the two nearest bins (`wrap` for circular quantities).
 #[inline]
 fn soft_add(hist: &mut [f32], pos: f32, w: f32, wrap: bool) {
     let n = hist.len();
@@ -84,50 +80,56 @@ fn normalise(v: &mut [f32]) {
     }
 }
 
+/// Hellinger-map and centre a histogram block (so that unrelated images are
+/// not similar merely because all histograms are positive).
+fn hellinger_centred(v: &mut [f32]) {
+    v.iter_mut().for_each(|x| *x = x.max(0.0).sqrt());
+    let mean = v.iter().sum::<f32>() / v.len() as f32;
+    v.iter_mut().for_each(|x| *x -= mean);
+}
+
 /// The descriptor of one `SIDE`×`SIDE` RGB8 thumbnail, L2-normalised.
 pub fn describe(thumb: &[u8]) -> Vec<f32> {
     assert_eq!(thumb.len(), SIDE * SIDE * 3, "descriptor wants a {SIDE}x{SIDE} RGB thumbnail");
+    let c = cos_table();
+    let px = |x: usize, y: usize| -> [f32; 3] {
+        let p = &thumb[(y * SIDE + x) * 3..][..3];
+        [p[0] as f32 / 255.0, p[1] as f32 / 255.0, p[2] as f32 / 255.0]
+    };
+    let luma = |p: [f32; 3]| 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];
+
     let mut grey = [[0f32; SIDE]; SIDE];
+    let mut chroma = [0f32; CHROMA_LEN];
     let mut colour = [0f32; COLOUR_LEN];
+    let cell = SIDE / GRID;
     for y in 0..SIDE {
         for x in 0..SIDE {
-            let p = &thumb[(y * SIDE + x) * 3..][..3];
-            let (r, g, b) = (p[0] as f32 / 255.0, p[1] as f32 / 255.0, p[2] as f32 / 255.0);
-            grey[y][x] = 0.299 * r + 0.587 * g + 0.114 * b;
+            let [r, g, b] = px(x, y);
+            grey[y][x] = luma([r, g, b]);
+            let k = ((y / cell) * GRID + x / cell) * 2;
+            chroma[k] += (r - g) * std::f32::consts::FRAC_1_SQRT_2;
+            chroma[k + 1] += (r + g - 2.0 * b) / 6f32.sqrt();
             let max = r.max(g).max(b);
             let min = r.min(g).min(b);
             let sat = if max > 0.0 { (max - min) / max } else { 0.0 };
-            let reg = regions(x, y);
-            for (k, inside) in reg.iter().enumerate() {
-                if !inside {
-                    continue;
-                }
-                let hist = &mut colour[k * COLOUR_BINS..][..COLOUR_BINS];
-                if sat < 0.2 || max < 0.15 {
-                    soft_add(&mut hist[HUE_BINS * 2..], max * GREY_BINS as f32, 1.0, false);
+            if sat < 0.2 || max < 0.15 {
+                soft_add(&mut colour[HUE_BINS * 2..], max * GREY_BINS as f32, 1.0, false);
+            } else {
+                let d = max - min;
+                let h6 = if max == r {
+                    ((g - b) / d).rem_euclid(6.0)
+                } else if max == g {
+                    (b - r) / d + 2.0
                 } else {
-                    let d = max - min;
-                    let h6 = if max == r {
-                        ((g - b) / d).rem_euclid(6.0)
-                    } else if max == g {
-                        (b - r) / d + 2.0
-                    } else {
-                        (r - g) / d + 4.0
-                    };
-                    let level = if sat < 0.55 { 0 } else { HUE_BINS };
-                    soft_add(
-                        &mut hist[level..level + HUE_BINS],
-                        h6 / 6.0 * HUE_BINS as f32,
-                        1.0,
-                        true,
-                    );
-                }
+                    (r - g) / d + 4.0
+                };
+                let level = if sat < 0.55 { 0 } else { HUE_BINS };
+                soft_add(&mut colour[level..level + HUE_BINS], h6 / 6.0 * HUE_BINS as f32, 1.0, true);
             }
         }
     }
 
-    // Layout: separable DCT-II of the grey thumbnail, lowest DCT_K² terms.
-    let c = cos_table();
+    // Layout: separable DCT-II of the grey thumbnail.
     let mut rows = [[0f32; DCT_K]; SIDE];
     for y in 0..SIDE {
         for u in 0..DCT_K {
@@ -141,7 +143,9 @@ pub fn describe(thumb: &[u8]) -> Vec<f32> {
                 continue;
             }
             let coef: f32 = (0..SIDE).map(|y| c[v][y] * rows[y][u]).sum();
-            layout.push(if u % 2 == 1 { coef.abs() } else { coef });
+            // Mirroring flips the sign of odd horizontal frequencies only.
+            let coef = if u % 2 == 1 { coef.abs() } else { coef };
+            layout.push(coef / (1.0 + 0.3 * (u + v) as f32));
         }
     }
 
@@ -156,27 +160,49 @@ pub fn describe(thumb: &[u8]) -> Vec<f32> {
                 continue;
             }
             let theta = gy.atan2(gx).rem_euclid(PI);
-            let folded = theta.min(PI - theta); // [0, π/2]
-            let pos = folded / (PI / 2.0) * ORIENT_BINS as f32;
-            for (k, inside) in regions(x, y).iter().enumerate() {
+            // Mirror-symmetric regions (whole, centre, top, bottom) and
+            // folded orientations: θ and π−θ are mirror images.
+            let folded = theta.min(PI - theta);
+            let c4 = SIDE / 4..SIDE * 3 / 4;
+            let regs = [true, c4.contains(&x) && c4.contains(&y), y < SIDE / 2, y >= SIDE / 2];
+            for (k, inside) in regs.iter().enumerate() {
                 if *inside {
-                    soft_add(&mut orient[k * ORIENT_BINS..][..ORIENT_BINS], pos, mag, false);
+                    soft_add(&mut orient[k * ORIENT_BINS..][..ORIENT_BINS], folded / (PI / 2.0) * ORIENT_BINS as f32, mag, false);
                 }
             }
         }
     }
 
-    let mut out = Vec::with_capacity(DIM);
-    let mut push = |mut block: Vec<f32>, w: f32, sqrt: bool| {
-        if sqrt {
-            block.iter_mut().for_each(|v| *v = v.sqrt());
+    let mut chroma = chroma.to_vec();
+    let mut colour = colour.to_vec();
+    let mut orient = orient.to_vec();
+    hellinger_centred(&mut colour);
+    for k in 0..4 {
+        hellinger_centred(&mut orient[k * ORIENT_BINS..][..ORIENT_BINS]);
+    }
+    // Chroma means are already signed and centred on grey. Mirrored columns
+    // (0,3) and (1,2) are folded into their sum and absolute difference.
+    chroma.iter_mut().for_each(|v| *v /= (cell * cell) as f32);
+    {
+        let mut folded = Vec::with_capacity(CHROMA_LEN);
+        for gy in 0..GRID {
+            for gx in 0..GRID / 2 {
+                for ch in 0..2 {
+                    let a = chroma[(gy * GRID + gx) * 2 + ch];
+                    let b = chroma[(gy * GRID + GRID - 1 - gx) * 2 + ch];
+                    folded.push(a + b);
+                    folded.push((a - b).abs());
+                }
+            }
         }
+        chroma = folded;
+    }
+
+    let mut out = Vec::with_capacity(DIM);
+    for (mut block, w) in [layout, chroma, colour, orient].into_iter().zip(BLOCK_WEIGHTS) {
         normalise(&mut block);
         out.extend(block.iter().map(|v| v * w));
-    };
-    push(layout, BLOCK_WEIGHTS[0], false);
-    push(colour.to_vec(), BLOCK_WEIGHTS[1], true);
-    push(orient.to_vec(), BLOCK_WEIGHTS[2], true);
+    }
     normalise(&mut out);
     out
 }

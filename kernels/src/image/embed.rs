@@ -40,7 +40,7 @@ impl EmbedderKind {
     /// one photo (measured by `dajia bench images`: copies vs unrelated).
     pub fn default_threshold(self) -> f32 {
         match self {
-            EmbedderKind::Descriptor => 0.90,
+            EmbedderKind::Descriptor => 0.92,
             EmbedderKind::Mobilenet => 0.85,
         }
     }

@@ -1,0 +1,342 @@
+//! Image signals on the jobs side: the indexes (`index`), the knowledge the
+//! scan and SQL match against (`ImageKb`), and the `dajia kb` job (`kb_job`).
+
+pub mod index;
+pub mod kb_job;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use datafusion::arrow::array::{Array, BinaryArray, Int64Array, StringArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::execution::context::SessionContext;
+use futures::StreamExt;
+
+use dajia_kernels::image::{self as kimage, DecodeLimits, Embedder, EmbedderKind, ImageError};
+use dajia_kernels::risk::ImageMatchKind;
+
+pub use index::{ImageIndex, IndexEntry};
+
+/// How images are embedded and matched. Flags and `[images]` in the TOML
+/// config set these.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImageOptions {
+    /// `descriptor` (default, no weights) or `mobilenet` (ONNX model).
+    #[serde(with = "kind_serde")]
+    pub embedder: EmbedderKind,
+    /// Folder of model files (`scripts/setup-models.sh` fills it).
+    pub models_dir: PathBuf,
+    /// Cosine similarity at or above which an image counts as a copy;
+    /// the embedder's default when unset.
+    pub threshold: Option<f32>,
+    /// Images whose header declares more pixels are rejected unread.
+    pub max_pixels: u64,
+    /// Images larger than this many bytes are rejected unread.
+    pub max_bytes: usize,
+    /// Images decoded and embedded at once (bounds memory).
+    pub batch_rows: usize,
+}
+
+mod kind_serde {
+    use super::EmbedderKind;
+    use serde::Deserialize;
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<EmbedderKind, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Default models folder: `$DAJIA_MODELS`, else `./models`.
+pub fn default_models_dir() -> PathBuf {
+    std::env::var_os("DAJIA_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("models"))
+}
+
+impl Default for ImageOptions {
+    fn default() -> Self {
+        let limits = DecodeLimits::default();
+        ImageOptions {
+            embedder: EmbedderKind::Descriptor,
+            models_dir: default_models_dir(),
+            threshold: None,
+            max_pixels: limits.max_pixels,
+            max_bytes: limits.max_bytes,
+            batch_rows: 1024,
+        }
+    }
+}
+
+impl ImageOptions {
+    pub fn limits(&self) -> DecodeLimits {
+        DecodeLimits {
+            max_pixels: self.max_pixels,
+            max_bytes: self.max_bytes,
+        }
+    }
+    pub fn threshold(&self) -> f32 {
+        self.threshold
+            .unwrap_or_else(|| self.embedder.default_threshold())
+    }
+    /// Checks values, apart from any I/O.
+    pub fn validate(&self) -> Result<()> {
+        let t = self.threshold();
+        anyhow::ensure!(
+            (-1.0..=1.0).contains(&t),
+            "image threshold {t} is not a cosine similarity in [-1, 1]"
+        );
+        anyhow::ensure!(self.batch_rows > 0, "image batch_rows must be at least 1");
+        anyhow::ensure!(self.max_pixels > 0, "max_pixels must be at least 1");
+        Ok(())
+    }
+}
+
+/// A match of one image against a reference set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefMatch {
+    pub kind: ImageMatchKind,
+    pub entry: IndexEntry,
+    pub similarity: f32,
+}
+
+/// What images are matched against: brands' official photos and images of
+/// confirmed fakes, embedded with one embedder.
+pub struct ImageKb {
+    pub embedder: Arc<dyn Embedder>,
+    pub limits: DecodeLimits,
+    pub threshold: f32,
+    pub official: ImageIndex,
+    pub fakes: ImageIndex,
+}
+
+impl std::fmt::Debug for ImageKb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageKb")
+            .field("embedder", &self.embedder.kind())
+            .field("official", &self.official.len())
+            .field("fakes", &self.fakes.len())
+            .finish()
+    }
+}
+
+impl ImageKb {
+    /// An empty knowledge base (embedding works, nothing to match).
+    pub fn empty(opts: &ImageOptions) -> Result<Self> {
+        opts.validate()?;
+        let embedder = kimage::embed::load(opts.embedder, &opts.models_dir)?;
+        Ok(ImageKb {
+            embedder,
+            limits: opts.limits(),
+            threshold: opts.threshold(),
+            official: ImageIndex::new(ImageMatchKind::Official, opts.embedder),
+            fakes: ImageIndex::new(ImageMatchKind::KnownFake, opts.embedder),
+        })
+    }
+
+    /// Loads the indexes `dajia kb` wrote under `dir` (a missing known-fake
+    /// index is an empty one; a missing official index is an error).
+    pub fn load(dir: &Path, opts: &ImageOptions) -> Result<Self> {
+        let mut kb = Self::empty(opts)?;
+        kb.official = ImageIndex::read(dir, ImageMatchKind::Official, opts.embedder)?
+            .with_context(|| {
+                format!(
+                    "no {} image index under {}: run `dajia kb --catalog ... --out {}{}` first",
+                    opts.embedder,
+                    dir.display(),
+                    dir.display(),
+                    if opts.embedder == EmbedderKind::Descriptor { String::new() } else { format!(" --embedder {}", opts.embedder) }
+                )
+            })?;
+        if let Some(f) = ImageIndex::read(dir, ImageMatchKind::KnownFake, opts.embedder)? {
+            kb.fakes = f;
+        }
+        Ok(kb)
+    }
+
+    /// Adds to the indexes from a catalog registered on `ctx`: official
+    /// photos from `brand_images`, known fakes from counterfeit
+    /// `test_purchases` (and takedowns, when a `risk_scores` table is
+    /// registered). Bad reference images are returned with their reasons,
+    /// not indexed.
+    pub async fn add_from_catalog(
+        &mut self,
+        ctx: &SessionContext,
+    ) -> Result<Vec<(String, ImageError)>> {
+        let mut bad = Vec::new();
+        if ctx.table_exist("brand_images")? {
+            let rows = collect_images(ctx, "SELECT image_id, content, CAST(brand_id AS BIGINT) AS brand_id, CAST(NULL AS BIGINT) AS listing_id, 'brand_images' AS source FROM brand_images").await?;
+            bad.extend(self.add(ImageMatchKind::Official, rows));
+        }
+        if let Some(src) = fake_sources(ctx).await? {
+            let sql = format!(
+                "SELECT i.image_id, i.content, CAST(NULL AS BIGINT) AS brand_id, CAST(i.listing_id AS BIGINT) AS listing_id, c.source \
+                 FROM images i JOIN ({src}) c ON i.listing_id = c.listing_id"
+            );
+            let rows = collect_images(ctx, &sql).await?;
+            bad.extend(self.add(ImageMatchKind::KnownFake, rows));
+        }
+        Ok(bad)
+    }
+
+    /// Embeds and adds reference images. Known fakes that copy an official
+    /// photo are left out: a counterfeiter reusing a brand's photo must not
+    /// turn that photo into a "known fake" that authorised sellers match.
+    pub fn add(
+        &mut self,
+        kind: ImageMatchKind,
+        rows: Vec<(IndexEntry, Option<Vec<u8>>)>,
+    ) -> Vec<(String, ImageError)> {
+        let mut bad = Vec::new();
+        let mut seen: std::collections::HashSet<String> = match kind {
+            ImageMatchKind::Official => &self.official,
+            ImageMatchKind::KnownFake => &self.fakes,
+        }
+        .entries
+        .iter()
+        .map(|e| e.image_id.clone())
+        .collect();
+        for chunk in rows.chunks(1024) {
+            let contents: Vec<&[u8]> = chunk.iter().map(|(_, c)| c.as_deref().unwrap_or(&[])).collect();
+            let embs = self.embedder.embed_batch(&contents, &self.limits);
+            for ((entry, _), emb) in chunk.iter().zip(embs) {
+                if !seen.insert(entry.image_id.clone()) {
+                    continue;
+                }
+                match emb {
+                    Ok(v) => {
+                        if kind == ImageMatchKind::KnownFake {
+                            let top = self.official.search(&v, 1);
+                            if top[0].first().is_some_and(|m| m.similarity >= self.threshold) {
+                                continue;
+                            }
+                        }
+                        match kind {
+                            ImageMatchKind::Official => self.official.push(entry.clone(), &v),
+                            ImageMatchKind::KnownFake => self.fakes.push(entry.clone(), &v),
+                        }
+                    }
+                    Err(e) => bad.push((entry.image_id.clone(), e)),
+                }
+            }
+        }
+        bad
+    }
+
+    /// The `k` nearest references of each embedding in each index, best
+    /// first, without threshold.
+    pub fn nearest(&self, embeddings: &[f32], k: usize) -> Vec<Vec<RefMatch>> {
+        let dim = self.embedder.kind().dim();
+        let n = embeddings.len() / dim;
+        let mut out: Vec<Vec<RefMatch>> = vec![Vec::new(); n];
+        for index in [&self.official, &self.fakes] {
+            for (i, top) in index.search(embeddings, k).into_iter().enumerate() {
+                out[i].extend(top.into_iter().map(|m| RefMatch {
+                    kind: index.kind,
+                    entry: index.entries[m.index as usize].clone(),
+                    similarity: m.similarity,
+                }));
+            }
+        }
+        for v in &mut out {
+            v.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
+            v.truncate(k);
+        }
+        out
+    }
+
+    /// Decodes, embeds and matches a batch of images of listings: for each,
+    /// its matches at or above the threshold (an image is not matched
+    /// against its own listing), or why it could not be read.
+    pub fn match_listing_images(
+        &self,
+        contents: &[&[u8]],
+        listing_ids: &[Option<i64>],
+    ) -> Vec<Result<Vec<RefMatch>, ImageError>> {
+        let embs = self.embedder.embed_batch(contents, &self.limits);
+        let dim = self.embedder.kind().dim();
+        let ok: Vec<usize> = (0..embs.len()).filter(|&i| embs[i].is_ok()).collect();
+        let mut flat = Vec::with_capacity(ok.len() * dim);
+        for &i in &ok {
+            flat.extend_from_slice(embs[i].as_ref().unwrap());
+        }
+        let near = self.nearest(&flat, 3);
+        let mut near = near.into_iter();
+        embs.into_iter()
+            .enumerate()
+            .map(|(i, e)| {
+                e.map(|_| {
+                    near.next()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|m| m.similarity >= self.threshold)
+                        .filter(|m| m.entry.listing_id.is_none() || m.entry.listing_id != listing_ids[i])
+                        .collect()
+                })
+            })
+            .collect()
+    }
+}
+
+/// The query of listings confirmed counterfeit, when the catalog has a
+/// source of them.
+async fn fake_sources(ctx: &SessionContext) -> Result<Option<String>> {
+    let mut parts = Vec::new();
+    if !ctx.table_exist("images")? {
+        return Ok(None);
+    }
+    if ctx.table_exist("test_purchases")? {
+        parts.push("SELECT CAST(listing_id AS BIGINT) AS listing_id, 'test_purchase' AS source FROM test_purchases WHERE verdict = 'counterfeit'".to_string());
+    }
+    if ctx.table_exist("risk_scores")? {
+        parts.push("SELECT CAST(listing_id AS BIGINT) AS listing_id, 'takedown' AS source FROM risk_scores WHERE action = 'takedown'".to_string());
+    }
+    if parts.is_empty() {
+        return Ok(None);
+    }
+    // One row per listing: test purchases win over takedowns.
+    Ok(Some(format!(
+        "SELECT listing_id, min(source) AS source FROM ({}) GROUP BY listing_id",
+        parts.join(" UNION ALL ")
+    )))
+}
+
+/// Runs a query returning (image_id, content, brand_id, listing_id, source)
+/// and collects the rows (reference sets are small: brand photos and
+/// confirmed fakes).
+async fn collect_images(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<Vec<(IndexEntry, Option<Vec<u8>>)>> {
+    let mut stream = ctx.sql(sql).await?.execute_stream().await?;
+    let mut rows = Vec::new();
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        let s = |i: usize| -> Result<StringArray> {
+            Ok(cast(batch.column(i), &DataType::Utf8)?
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .expect("cast to Utf8")
+                .clone())
+        };
+        let ids = s(0)?;
+        let content = cast(batch.column(1), &DataType::Binary)?;
+        let content = content.as_any().downcast_ref::<BinaryArray>().expect("Binary");
+        let brand = batch.column(2).as_any().downcast_ref::<Int64Array>().expect("BIGINT");
+        let listing = batch.column(3).as_any().downcast_ref::<Int64Array>().expect("BIGINT");
+        let source = s(4)?;
+        for i in 0..batch.num_rows() {
+            rows.push((
+                IndexEntry {
+                    image_id: ids.value(i).to_string(),
+                    brand_id: (!brand.is_null(i)).then(|| brand.value(i)),
+                    listing_id: (!listing.is_null(i)).then(|| listing.value(i)),
+                    source: source.value(i).to_string(),
+                },
+                (!content.is_null(i)).then(|| content.value(i).to_vec()),
+            ));
+        }
+    }
+    Ok(rows)
+}

@@ -1,0 +1,209 @@
+//! The scan's image stage: every image of the snapshot is decoded, embedded
+//! and matched against the image indexes in bounded batches
+//! (`images.batch_rows` at a time); unreadable images become rejects; the
+//! matches are staged as a Parquet file `image_hits` (one row per listing)
+//! that the scoring query joins.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use datafusion::arrow::array::*;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::execution::context::SessionContext;
+use futures::StreamExt;
+use serde::Serialize;
+
+use dajia_kernels::risk::{ImageHit, ImageMatchKind};
+
+use crate::images::ImageKb;
+use crate::udf::image_hit_fields;
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImageStageSummary {
+    pub embedder: String,
+    pub references_official: usize,
+    pub references_known_fakes: usize,
+    pub images: u64,
+    pub rejected: u64,
+    pub matched_official: u64,
+    pub matched_known_fake: u64,
+    /// Listings with at least one matched image.
+    pub listings_matched: usize,
+    pub seconds: f64,
+    pub images_per_second: f64,
+}
+
+pub struct StageOutput {
+    pub summary: ImageStageSummary,
+    /// (image_id, reason) of unreadable images.
+    pub rejects: Vec<(String, String)>,
+}
+
+/// Runs the stage; writes `hits_file` and registers it as `image_hits`.
+pub async fn run(
+    ctx: &SessionContext,
+    kb: &ImageKb,
+    batch_rows: usize,
+    catalog_root: &Path,
+    hits_file: &Path,
+) -> Result<StageOutput> {
+    let started = Instant::now();
+    let has_uri = ctx
+        .table("images")
+        .await?
+        .schema()
+        .field_with_unqualified_name("uri")
+        .is_ok();
+    let sql = format!(
+        "SELECT CAST(image_id AS VARCHAR) AS image_id, CAST(listing_id AS BIGINT) AS listing_id, content, {} AS uri FROM images",
+        if has_uri { "CAST(uri AS VARCHAR)" } else { "CAST(NULL AS VARCHAR)" }
+    );
+    // Bounded memory: the reader hands over `batch_rows` images at a time.
+    let state = ctx.state();
+    let config = state.config().clone().with_batch_size(batch_rows);
+    let small = SessionContext::new_with_state(
+        datafusion::execution::SessionStateBuilder::new_from_existing(state)
+            .with_config(config)
+            .build(),
+    );
+    let mut stream = small.sql(&sql).await?.execute_stream().await?;
+
+    let mut hits: BTreeMap<i64, Vec<ImageHit>> = BTreeMap::new();
+    let mut rejects = Vec::new();
+    let mut s = ImageStageSummary {
+        embedder: kb.embedder.kind().to_string(),
+        references_official: kb.official.len(),
+        references_known_fakes: kb.fakes.len(),
+        ..Default::default()
+    };
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        let ids = cast(batch.column(0), &DataType::Utf8)?;
+        let ids = ids.as_any().downcast_ref::<StringArray>().expect("Utf8");
+        let listing = batch.column(1).as_any().downcast_ref::<Int64Array>().expect("BIGINT");
+        let content = cast(batch.column(2), &DataType::Binary)?;
+        let content = content.as_any().downcast_ref::<BinaryArray>().expect("Binary");
+        let uri = cast(batch.column(3), &DataType::Utf8)?;
+        let uri = uri.as_any().downcast_ref::<StringArray>().expect("Utf8");
+
+        // Bytes inline, else fetched from the object store.
+        let mut fetched: Vec<Option<Vec<u8>>> = vec![None; batch.num_rows()];
+        let mut missing: Vec<Option<String>> = vec![None; batch.num_rows()];
+        for i in 0..batch.num_rows() {
+            if content.is_null(i) {
+                if uri.is_null(i) {
+                    missing[i] = Some("image has neither content nor uri".into());
+                } else {
+                    match fetch(catalog_root, uri.value(i)).await {
+                        Ok(b) => fetched[i] = Some(b),
+                        Err(e) => missing[i] = Some(format!("uri {}: {e:#}", uri.value(i))),
+                    }
+                }
+            }
+        }
+        let bytes: Vec<&[u8]> = (0..batch.num_rows())
+            .map(|i| {
+                if !content.is_null(i) {
+                    content.value(i)
+                } else {
+                    fetched[i].as_deref().unwrap_or(&[])
+                }
+            })
+            .collect();
+        let lids: Vec<Option<i64>> = (0..batch.num_rows())
+            .map(|i| (!listing.is_null(i)).then(|| listing.value(i)))
+            .collect();
+        let results = kb.match_listing_images(&bytes, &lids);
+        for (i, r) in results.into_iter().enumerate() {
+            s.images += 1;
+            let image_id = if ids.is_null(i) { "(null)" } else { ids.value(i) };
+            if let Some(why) = &missing[i] {
+                s.rejected += 1;
+                rejects.push((image_id.to_string(), why.clone()));
+                continue;
+            }
+            match r {
+                Err(e) => {
+                    s.rejected += 1;
+                    rejects.push((image_id.to_string(), e.to_string()));
+                }
+                Ok(ms) => {
+                    let Some(lid) = lids[i] else { continue };
+                    for m in ms {
+                        match m.kind {
+                            ImageMatchKind::Official => s.matched_official += 1,
+                            ImageMatchKind::KnownFake => s.matched_known_fake += 1,
+                        }
+                        hits.entry(lid).or_default().push(ImageHit {
+                            kind: m.kind,
+                            image_id: image_id.to_string(),
+                            matched_image_id: m.entry.image_id,
+                            brand_id: m.entry.brand_id,
+                            matched_listing_id: m.entry.listing_id,
+                            similarity: m.similarity,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    s.listings_matched = hits.len();
+    write_hits(hits_file, &hits)?;
+    crate::catalog::register_files(ctx, "image_hits", &[hits_file.to_path_buf()]).await?;
+    s.seconds = started.elapsed().as_secs_f64();
+    s.images_per_second = s.images as f64 / s.seconds.max(1e-9);
+    Ok(StageOutput {
+        summary: s,
+        rejects,
+    })
+}
+
+/// Image bytes behind a `uri`: an absolute URL (file://, s3://, http(s)://)
+/// through object_store, or a path relative to the catalog.
+async fn fetch(catalog_root: &Path, uri: &str) -> Result<Vec<u8>> {
+    let url = match url::Url::parse(uri) {
+        Ok(u) => u,
+        Err(_) => {
+            let p = catalog_root.join(uri);
+            return Ok(tokio::fs::read(&p).await.with_context(|| format!("reading {}", p.display()))?);
+        }
+    };
+    use object_store::ObjectStoreExt;
+    let (store, path) = object_store::parse_url(&url)?;
+    Ok(store.get(&path).await?.bytes().await?.to_vec())
+}
+
+fn write_hits(path: &Path, hits: &BTreeMap<i64, Vec<ImageHit>>) -> Result<()> {
+    let item = Arc::new(Field::new_list_field(DataType::Struct(image_hit_fields()), true));
+    let mut b = ListBuilder::new(StructBuilder::from_fields(image_hit_fields(), hits.len()))
+        .with_field(item.clone());
+    for hs in hits.values() {
+        for h in hs {
+            let s = b.values();
+            s.field_builder::<StringBuilder>(0).unwrap().append_value(h.kind.as_str());
+            s.field_builder::<StringBuilder>(1).unwrap().append_value(&h.image_id);
+            s.field_builder::<StringBuilder>(2).unwrap().append_value(&h.matched_image_id);
+            s.field_builder::<Int64Builder>(3).unwrap().append_option(h.brand_id);
+            s.field_builder::<Int64Builder>(4).unwrap().append_option(h.matched_listing_id);
+            s.field_builder::<Float32Builder>(5).unwrap().append_value(h.similarity);
+            s.append(true);
+        }
+        b.append(true);
+    }
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("listing_id", DataType::Int64, false),
+        Field::new("hits", DataType::List(item), true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from_iter_values(hits.keys().copied())),
+            Arc::new(b.finish()),
+        ],
+    )?;
+    crate::gen::write_parquet(path, &batch)
+}
