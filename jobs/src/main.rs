@@ -203,8 +203,11 @@ struct ConfigFile {
 
 impl ConfigFile {
     fn read(path: Option<&PathBuf>) -> Result<ConfigFile> {
-        let Some(p) = path else { return Ok(ConfigFile::default()) };
-        let text = std::fs::read_to_string(p).with_context(|| format!("reading config {}", p.display()))?;
+        let Some(p) = path else {
+            return Ok(ConfigFile::default());
+        };
+        let text = std::fs::read_to_string(p)
+            .with_context(|| format!("reading config {}", p.display()))?;
         toml::from_str(&text).with_context(|| format!("parsing config {}", p.display()))
     }
 }
@@ -384,7 +387,13 @@ fn run() -> Result<()> {
             let c = ConfigFile::read(config.as_ref())?;
             let io = images.apply(c.images)?;
             rt.block_on(async {
-                let ctx = sql::session_with_images(catalog.as_deref(), out.as_deref(), &io, image_kb.as_deref()).await?;
+                let ctx = sql::session_with_images(
+                    catalog.as_deref(),
+                    out.as_deref(),
+                    &io,
+                    image_kb.as_deref(),
+                )
+                .await?;
                 if let Some(c) = command {
                     sql::run_script(&ctx, &c, format).await
                 } else if let Some(f) = file {

@@ -51,7 +51,7 @@ impl sqllogictest::AsyncDB for Db {
 fn slt_files() {
     let dir = tempfile::tempdir().unwrap();
     let cat = dir.path().join("catalog");
-    common::gen(&cat, 2_000, 21);
+    common::gen_with_images(&cat, 2_000, 21, 0.05);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let ctx = Arc::new(
         rt.block_on(dajia::sql::session_for(Some(cat.to_str().unwrap()), None))

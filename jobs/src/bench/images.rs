@@ -100,7 +100,12 @@ pub fn run(o: &BenchOptions) -> Result<BenchReport> {
     std::fs::create_dir_all(&q_dir)?;
 
     // Inputs (written once; a rerun with the same seed reuses them).
-    eprintln!("generating {} reference photos and {} copies under {}", o.refs, o.queries, o.out.display());
+    eprintln!(
+        "generating {} reference photos and {} copies under {}",
+        o.refs,
+        o.queries,
+        o.out.display()
+    );
     let refs: Vec<Vec<u8>> = (0..o.refs as u64)
         .into_par_iter()
         .map(|i| reference_jpeg(o.seed * 1_000_003 + i))
@@ -116,7 +121,9 @@ pub fn run(o: &BenchOptions) -> Result<BenchReport> {
             let target = i * step;
             let kind = TRANSFORMS[i % TRANSFORMS.len()];
             let mut rng = ChaCha8Rng::seed_from_u64(o.seed ^ (i as u64 * 7919));
-            let src = image::load_from_memory(&refs[target]).expect("own JPEG").into_rgb8();
+            let src = image::load_from_memory(&refs[target])
+                .expect("own JPEG")
+                .into_rgb8();
             let (img, q) = transform(&src, kind, &mut rng);
             (target, kind, jpeg(&img, q))
         })
@@ -130,24 +137,41 @@ pub fn run(o: &BenchOptions) -> Result<BenchReport> {
     write(&o.out, "truth.csv", truth.as_bytes())?;
 
     // Throughput: decode + resize + embed, one core, then all cores.
-    let sample: Vec<&[u8]> = refs.iter().take(o.throughput_images).map(Vec::as_slice).collect();
-    let mean_bytes = sample.iter().map(|b| b.len()).sum::<usize>() as f64 / sample.len().max(1) as f64;
+    let sample: Vec<&[u8]> = refs
+        .iter()
+        .take(o.throughput_images)
+        .map(Vec::as_slice)
+        .collect();
+    let mean_bytes =
+        sample.iter().map(|b| b.len()).sum::<usize>() as f64 / sample.len().max(1) as f64;
     let mean_pixels = sample
         .iter()
-        .map(|b| kimage::decode::dimensions(b).map(|(_, w, h)| (w * h) as f64).unwrap_or(0.0))
+        .map(|b| {
+            kimage::decode::dimensions(b)
+                .map(|(_, w, h)| (w * h) as f64)
+                .unwrap_or(0.0)
+        })
         .sum::<f64>()
         / sample.len().max(1) as f64;
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
     let t = Instant::now();
     let r1 = one.install(|| embedder.embed_batch(&sample, &limits));
     let one_core = sample.len() as f64 / t.elapsed().as_secs_f64();
-    anyhow::ensure!(r1.iter().all(|r| r.is_ok()), "a benchmark image failed to embed");
+    anyhow::ensure!(
+        r1.iter().all(|r| r.is_ok()),
+        "a benchmark image failed to embed"
+    );
     let t = Instant::now();
     let _ = embedder.embed_batch(&sample, &limits);
     let all_cores = sample.len() as f64 / t.elapsed().as_secs_f64();
 
     // Accuracy: every reference and every query embedded.
-    eprintln!("embedding {} references and {} queries with {}", refs.len(), queries.len(), embedder.kind());
+    eprintln!(
+        "embedding {} references and {} queries with {}",
+        refs.len(),
+        queries.len(),
+        embedder.kind()
+    );
     let dim = embedder.kind().dim();
     let mut set = ReferenceSet::new(dim);
     let all: Vec<&[u8]> = refs.iter().map(Vec::as_slice).collect();
@@ -169,7 +193,11 @@ pub fn run(o: &BenchOptions) -> Result<BenchReport> {
         let q = &qv[i * dim..(i + 1) * dim];
         let own = dajia_kernels::image::embed::cosine(q, set.row(*target));
         copy_sims.push(own);
-        let other = top[i].iter().find(|m| m.index as usize != *target).map(|m| m.similarity).unwrap_or(-1.0);
+        let other = top[i]
+            .iter()
+            .find(|m| m.index as usize != *target)
+            .map(|m| m.similarity)
+            .unwrap_or(-1.0);
         unrelated.push(other);
         per[k].0 += 1;
         per[k].2 = per[k].2.min(own);
@@ -178,7 +206,8 @@ pub fn run(o: &BenchOptions) -> Result<BenchReport> {
         }
     }
     let hits: usize = per.iter().map(|p| p.1).sum();
-    let above = |v: &[f32]| v.iter().filter(|&&s| s >= threshold).count() as f64 / v.len().max(1) as f64;
+    let above =
+        |v: &[f32]| v.iter().filter(|&&s| s >= threshold).count() as f64 / v.len().max(1) as f64;
     let copies_above = above(&copy_sims);
     let unrelated_above = above(&unrelated);
 
@@ -226,7 +255,11 @@ pub fn run(o: &BenchOptions) -> Result<BenchReport> {
 
 impl std::fmt::Display for BenchReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "dajia bench images ({} embedder, {} floats)", self.embedder, self.dim)?;
+        writeln!(
+            f,
+            "dajia bench images ({} embedder, {} floats)",
+            self.embedder, self.dim
+        )?;
         writeln!(
             f,
             "  decode+embed: {:.0} images/s on one core, {:.0} images/s on {} cores (mean {:.0} px, {:.0} bytes)",
@@ -247,7 +280,11 @@ impl std::fmt::Display for BenchReport {
             self.recall_at_1, self.queries, self.refs
         )?;
         for t in &self.per_transform {
-            writeln!(f, "    {:<10} {:>5} copies  recall@1 {:.4}  min similarity {:.3}", t.transform, t.queries, t.recall_at_1, t.min_similarity)?;
+            writeln!(
+                f,
+                "    {:<10} {:>5} copies  recall@1 {:.4}  min similarity {:.3}",
+                t.transform, t.queries, t.recall_at_1, t.min_similarity
+            )?;
         }
         writeln!(
             f,

@@ -56,8 +56,15 @@ pub fn photo(seed: u64) -> RgbImage {
     // One or two objects: an ellipse or a box, striped or checked.
     let objects = if r.random_bool(0.5) { 1 } else { 2 };
     for k in 0..objects {
-        let colour = if k == 0 { obj } else { Rgb([r.random(), r.random(), r.random()]) };
-        let (cx, cy) = (r.random_range(0.25..0.75) * s, r.random_range(0.25..0.75) * s);
+        let colour = if k == 0 {
+            obj
+        } else {
+            Rgb([r.random(), r.random(), r.random()])
+        };
+        let (cx, cy) = (
+            r.random_range(0.25..0.75) * s,
+            r.random_range(0.25..0.75) * s,
+        );
         let scale = if k == 0 { 1.0 } else { 0.5 };
         let (rx, ry) = (
             r.random_range(0.15..0.38) * s * scale,
@@ -184,7 +191,13 @@ pub fn jpeg(img: &RgbImage, quality: u8) -> Vec<u8> {
 /// What resellers do to a photo, one kind at a time (the descriptor's
 /// invariance tests and `dajia bench images` use them).
 pub const TRANSFORMS: &[&str] = &[
-    "crop15", "rescale", "jpeg60", "mirror", "blur", "watermark", "combined",
+    "crop15",
+    "rescale",
+    "jpeg60",
+    "mirror",
+    "blur",
+    "watermark",
+    "combined",
 ];
 
 /// Applies transform `kind` (one of [`TRANSFORMS`]); returns the image and
@@ -236,7 +249,10 @@ pub fn watermark(img: &mut RgbImage, text: &str) {
     let (w, h) = img.dimensions();
     let scale = (w / 160).max(1);
     let tw = text.chars().count() as u32 * 8 * scale;
-    let (x0, y0) = (w.saturating_sub(tw + 8 * scale), h.saturating_sub(14 * scale));
+    let (x0, y0) = (
+        w.saturating_sub(tw + 8 * scale),
+        h.saturating_sub(14 * scale),
+    );
     for (i, c) in text.chars().enumerate() {
         let Some(glyph) = font8x8::BASIC_FONTS.get(c) else {
             continue;

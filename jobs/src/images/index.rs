@@ -9,14 +9,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use arrow::array::{
-    Array, FixedSizeListArray, Float32Array, Int64Array, RecordBatch, StringArray,
-};
+use arrow::array::{Array, FixedSizeListArray, Float32Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
-use parquet::file::properties::WriterProperties;
 use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
 
 use dajia_kernels::image::{EmbedderKind, Match, ReferenceSet};
 use dajia_kernels::risk::ImageMatchKind;
@@ -151,8 +149,9 @@ impl ImageIndex {
             return Ok(None);
         }
         let ctx = || format!("reading image index {}", path.display());
-        let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).with_context(ctx)?)
-            .with_context(ctx)?;
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(File::open(&path).with_context(ctx)?)
+                .with_context(ctx)?;
         let recorded = builder
             .metadata()
             .file_metadata()
@@ -179,13 +178,22 @@ impl ImageIndex {
             ) else {
                 bail!("image index {} lacks one of its columns", path.display());
             };
-            let ids = ids.as_any().downcast_ref::<StringArray>().context("image_id type")?;
-            let brands = brands.as_any().downcast_ref::<Int64Array>().context("brand_id type")?;
+            let ids = ids
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .context("image_id type")?;
+            let brands = brands
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .context("brand_id type")?;
             let listings = listings
                 .as_any()
                 .downcast_ref::<Int64Array>()
                 .context("listing_id type")?;
-            let sources = sources.as_any().downcast_ref::<StringArray>().context("source type")?;
+            let sources = sources
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .context("source type")?;
             let emb = emb
                 .as_any()
                 .downcast_ref::<FixedSizeListArray>()

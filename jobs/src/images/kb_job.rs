@@ -47,7 +47,11 @@ pub async fn run(opts: &KbOptions) -> Result<KbSummary> {
     catalog.register(&ctx).await?;
     if let Some(scores) = &opts.scores {
         let dir = local_path(scores)?;
-        let dir = if dir.join("_delta_log").is_dir() { dir } else { delta::output_dir(&dir, "risk_scores") };
+        let dir = if dir.join("_delta_log").is_dir() {
+            dir
+        } else {
+            delta::output_dir(&dir, "risk_scores")
+        };
         anyhow::ensure!(
             delta::register(&ctx, "risk_scores", &dir).await?,
             "--scores {}: no risk_scores Delta table there",
@@ -61,8 +65,14 @@ pub async fn run(opts: &KbOptions) -> Result<KbSummary> {
     }
     let before = kb.fakes.len();
     let bad = kb.add_from_catalog(&ctx).await?;
-    let official_path = kb.official.write(&out).context("writing the official image index")?;
-    let known_fakes_path = kb.fakes.write(&out).context("writing the known-fake image index")?;
+    let official_path = kb
+        .official
+        .write(&out)
+        .context("writing the official image index")?;
+    let known_fakes_path = kb
+        .fakes
+        .write(&out)
+        .context("writing the known-fake image index")?;
     Ok(KbSummary {
         embedder: opts.images.embedder.to_string(),
         official: kb.official.len(),

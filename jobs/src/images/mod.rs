@@ -44,7 +44,9 @@ mod kind_serde {
     use super::EmbedderKind;
     use serde::Deserialize;
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<EmbedderKind, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -146,7 +148,11 @@ impl ImageKb {
                     opts.embedder,
                     dir.display(),
                     dir.display(),
-                    if opts.embedder == EmbedderKind::Descriptor { String::new() } else { format!(" --embedder {}", opts.embedder) }
+                    if opts.embedder == EmbedderKind::Descriptor {
+                        String::new()
+                    } else {
+                        format!(" --embedder {}", opts.embedder)
+                    }
                 )
             })?;
         if let Some(f) = ImageIndex::read(dir, ImageMatchKind::KnownFake, opts.embedder)? {
@@ -198,7 +204,10 @@ impl ImageKb {
         .map(|e| e.image_id.clone())
         .collect();
         for chunk in rows.chunks(1024) {
-            let contents: Vec<&[u8]> = chunk.iter().map(|(_, c)| c.as_deref().unwrap_or(&[])).collect();
+            let contents: Vec<&[u8]> = chunk
+                .iter()
+                .map(|(_, c)| c.as_deref().unwrap_or(&[]))
+                .collect();
             let embs = self.embedder.embed_batch(&contents, &self.limits);
             for ((entry, _), emb) in chunk.iter().zip(embs) {
                 if !seen.insert(entry.image_id.clone()) {
@@ -208,7 +217,10 @@ impl ImageKb {
                     Ok(v) => {
                         if kind == ImageMatchKind::KnownFake {
                             let top = self.official.search(&v, 1);
-                            if top[0].first().is_some_and(|m| m.similarity >= self.threshold) {
+                            if top[0]
+                                .first()
+                                .is_some_and(|m| m.similarity >= self.threshold)
+                            {
                                 continue;
                             }
                         }
@@ -271,7 +283,9 @@ impl ImageKb {
                         .unwrap_or_default()
                         .into_iter()
                         .filter(|m| m.similarity >= self.threshold)
-                        .filter(|m| m.entry.listing_id.is_none() || m.entry.listing_id != listing_ids[i])
+                        .filter(|m| {
+                            m.entry.listing_id.is_none() || m.entry.listing_id != listing_ids[i]
+                        })
                         .collect()
                 })
             })
@@ -322,9 +336,20 @@ async fn collect_images(
         };
         let ids = s(0)?;
         let content = cast(batch.column(1), &DataType::Binary)?;
-        let content = content.as_any().downcast_ref::<BinaryArray>().expect("Binary");
-        let brand = batch.column(2).as_any().downcast_ref::<Int64Array>().expect("BIGINT");
-        let listing = batch.column(3).as_any().downcast_ref::<Int64Array>().expect("BIGINT");
+        let content = content
+            .as_any()
+            .downcast_ref::<BinaryArray>()
+            .expect("Binary");
+        let brand = batch
+            .column(2)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("BIGINT");
+        let listing = batch
+            .column(3)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("BIGINT");
         let source = s(4)?;
         for i in 0..batch.num_rows() {
             rows.push((

@@ -84,9 +84,16 @@ pub async fn run(
         let batch = batch?;
         let ids = cast(batch.column(0), &DataType::Utf8)?;
         let ids = ids.as_any().downcast_ref::<StringArray>().expect("Utf8");
-        let listing = batch.column(1).as_any().downcast_ref::<Int64Array>().expect("BIGINT");
+        let listing = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("BIGINT");
         let content = cast(batch.column(2), &DataType::Binary)?;
-        let content = content.as_any().downcast_ref::<BinaryArray>().expect("Binary");
+        let content = content
+            .as_any()
+            .downcast_ref::<BinaryArray>()
+            .expect("Binary");
         let uri = cast(batch.column(3), &DataType::Utf8)?;
         let uri = uri.as_any().downcast_ref::<StringArray>().expect("Utf8");
 
@@ -120,7 +127,11 @@ pub async fn run(
         let results = kb.match_listing_images(&bytes, &lids);
         for (i, r) in results.into_iter().enumerate() {
             s.images += 1;
-            let image_id = if ids.is_null(i) { "(null)" } else { ids.value(i) };
+            let image_id = if ids.is_null(i) {
+                "(null)"
+            } else {
+                ids.value(i)
+            };
             if let Some(why) = &missing[i] {
                 s.rejected += 1;
                 rejects.push((image_id.to_string(), why.clone()));
@@ -169,7 +180,9 @@ async fn fetch(catalog_root: &Path, uri: &str) -> Result<Vec<u8>> {
         Ok(u) => u,
         Err(_) => {
             let p = catalog_root.join(uri);
-            return Ok(tokio::fs::read(&p).await.with_context(|| format!("reading {}", p.display()))?);
+            return Ok(tokio::fs::read(&p)
+                .await
+                .with_context(|| format!("reading {}", p.display()))?);
         }
     };
     use object_store::ObjectStoreExt;
@@ -178,18 +191,33 @@ async fn fetch(catalog_root: &Path, uri: &str) -> Result<Vec<u8>> {
 }
 
 fn write_hits(path: &Path, hits: &BTreeMap<i64, Vec<ImageHit>>) -> Result<()> {
-    let item = Arc::new(Field::new_list_field(DataType::Struct(image_hit_fields()), true));
+    let item = Arc::new(Field::new_list_field(
+        DataType::Struct(image_hit_fields()),
+        true,
+    ));
     let mut b = ListBuilder::new(StructBuilder::from_fields(image_hit_fields(), hits.len()))
         .with_field(item.clone());
     for hs in hits.values() {
         for h in hs {
             let s = b.values();
-            s.field_builder::<StringBuilder>(0).unwrap().append_value(h.kind.as_str());
-            s.field_builder::<StringBuilder>(1).unwrap().append_value(&h.image_id);
-            s.field_builder::<StringBuilder>(2).unwrap().append_value(&h.matched_image_id);
-            s.field_builder::<Int64Builder>(3).unwrap().append_option(h.brand_id);
-            s.field_builder::<Int64Builder>(4).unwrap().append_option(h.matched_listing_id);
-            s.field_builder::<Float32Builder>(5).unwrap().append_value(h.similarity);
+            s.field_builder::<StringBuilder>(0)
+                .unwrap()
+                .append_value(h.kind.as_str());
+            s.field_builder::<StringBuilder>(1)
+                .unwrap()
+                .append_value(&h.image_id);
+            s.field_builder::<StringBuilder>(2)
+                .unwrap()
+                .append_value(&h.matched_image_id);
+            s.field_builder::<Int64Builder>(3)
+                .unwrap()
+                .append_option(h.brand_id);
+            s.field_builder::<Int64Builder>(4)
+                .unwrap()
+                .append_option(h.matched_listing_id);
+            s.field_builder::<Float32Builder>(5)
+                .unwrap()
+                .append_value(h.similarity);
             s.append(true);
         }
         b.append(true);

@@ -115,15 +115,29 @@ async fn run_inner(
         };
         if opts.image_kb.is_none() {
             for (id, e) in ikb.add_from_catalog(&ctx).await? {
-                rejects.push([Some("brand_images".into()), None, Some(id), Some(e.to_string())]);
+                rejects.push([
+                    Some("brand_images".into()),
+                    None,
+                    Some(id),
+                    Some(e.to_string()),
+                ]);
             }
         }
         if ikb.official.is_empty() && ikb.fakes.is_empty() {
-            tracing::warn!("no reference images (brand_images, known fakes): scanning without image signals");
+            tracing::warn!(
+                "no reference images (brand_images, known fakes): scanning without image signals"
+            );
             None
         } else {
             let root = local_path(&opts.catalog)?;
-            let out = images::run(&ctx, &ikb, opts.images.batch_rows, &root, &staging.join("image_hits.parquet")).await?;
+            let out = images::run(
+                &ctx,
+                &ikb,
+                opts.images.batch_rows,
+                &root,
+                &staging.join("image_hits.parquet"),
+            )
+            .await?;
             for (id, why) in out.rejects {
                 rejects.push([Some("images".into()), None, Some(id), Some(why)]);
             }

@@ -65,12 +65,31 @@ fn image_hits(hits: &ListArray, i: usize) -> Vec<ImageHit> {
         return Vec::new();
     }
     let v = hits.value(i);
-    let s = v.as_any().downcast_ref::<StructArray>().expect("coerced to List<Struct>");
-    let str_col = |k: usize| s.column(k).as_any().downcast_ref::<StringArray>().expect("Utf8").clone();
-    let i64_col = |k: usize| s.column(k).as_any().downcast_ref::<Int64Array>().expect("Int64").clone();
+    let s = v
+        .as_any()
+        .downcast_ref::<StructArray>()
+        .expect("coerced to List<Struct>");
+    let str_col = |k: usize| {
+        s.column(k)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("Utf8")
+            .clone()
+    };
+    let i64_col = |k: usize| {
+        s.column(k)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("Int64")
+            .clone()
+    };
     let (kind, image, matched) = (str_col(0), str_col(1), str_col(2));
     let (brand, listing) = (i64_col(3), i64_col(4));
-    let sim = s.column(5).as_any().downcast_ref::<Float32Array>().expect("Float32");
+    let sim = s
+        .column(5)
+        .as_any()
+        .downcast_ref::<Float32Array>()
+        .expect("Float32");
     (0..s.len())
         .filter(|&j| !s.is_null(j) && !kind.is_null(j))
         .filter_map(|j| {
@@ -177,9 +196,11 @@ impl ScalarUDFImpl for AssessListing {
             Some(v) => Some(v.to_array(n)?),
             None => None,
         };
-        let hits = hits
-            .as_ref()
-            .map(|h| h.as_any().downcast_ref::<ListArray>().expect("coerced to List<Struct>"));
+        let hits = hits.as_ref().map(|h| {
+            h.as_any()
+                .downcast_ref::<ListArray>()
+                .expect("coerced to List<Struct>")
+        });
 
         fn opt(a: &StringArray, i: usize) -> Option<&str> {
             if a.is_null(i) {

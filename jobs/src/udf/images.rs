@@ -31,7 +31,9 @@ macro_rules! images_identity {
         }
         impl std::fmt::Debug for $t {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.debug_struct(stringify!($t)).field("images", &self.images).finish()
+                f.debug_struct(stringify!($t))
+                    .field("images", &self.images)
+                    .finish()
             }
         }
     };
@@ -53,7 +55,11 @@ fn binary_arg(v: &ColumnarValue, rows: usize) -> Result<BinaryArray> {
     } else {
         cast(&arr, &DataType::Binary)?
     };
-    Ok(arr.as_any().downcast_ref::<BinaryArray>().expect("Binary").clone())
+    Ok(arr
+        .as_any()
+        .downcast_ref::<BinaryArray>()
+        .expect("Binary")
+        .clone())
 }
 
 fn is_scalar(v: &ColumnarValue) -> bool {
@@ -65,9 +71,14 @@ fn embed_rows(
     images: &ImageKb,
     content: &BinaryArray,
 ) -> Vec<Option<Result<Vec<f32>, dajia_kernels::image::ImageError>>> {
-    let idx: Vec<usize> = (0..content.len()).filter(|&i| !content.is_null(i)).collect();
+    let idx: Vec<usize> = (0..content.len())
+        .filter(|&i| !content.is_null(i))
+        .collect();
     let bytes: Vec<&[u8]> = idx.iter().map(|&i| content.value(i)).collect();
-    let mut embs = images.embedder.embed_batch(&bytes, &images.limits).into_iter();
+    let mut embs = images
+        .embedder
+        .embed_batch(&bytes, &images.limits)
+        .into_iter();
     let mut out: Vec<Option<_>> = (0..content.len()).map(|_| None).collect();
     for i in idx {
         out[i] = embs.next();
@@ -86,7 +97,10 @@ images_identity!(EmbedImage);
 
 impl EmbedImage {
     pub fn new(images: Arc<ImageKb>) -> Self {
-        Self { images, signature: Signature::user_defined(Volatility::Immutable) }
+        Self {
+            images,
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
     }
     fn item() -> Arc<Field> {
         Arc::new(Field::new_list_field(DataType::Float32, false))
@@ -102,12 +116,18 @@ impl ScalarUDFImpl for EmbedImage {
     }
     fn coerce_types(&self, t: &[DataType]) -> Result<Vec<DataType>> {
         if t.len() != 1 {
-            return plan_err!("embed_image takes 1 argument (image bytes), got {}", t.len());
+            return plan_err!(
+                "embed_image takes 1 argument (image bytes), got {}",
+                t.len()
+            );
         }
         Ok(vec![coerce_binary(&t[0], "embed_image", 1)?])
     }
     fn return_type(&self, _: &[DataType]) -> Result<DataType> {
-        Ok(DataType::FixedSizeList(Self::item(), self.images.embedder.kind().dim() as i32))
+        Ok(DataType::FixedSizeList(
+            Self::item(),
+            self.images.embedder.kind().dim() as i32,
+        ))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let content = binary_arg(&args.args[0], args.number_rows)?;
@@ -148,7 +168,10 @@ images_identity!(ImageErrorFn);
 
 impl ImageErrorFn {
     pub fn new(images: Arc<ImageKb>) -> Self {
-        Self { images, signature: Signature::user_defined(Volatility::Immutable) }
+        Self {
+            images,
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
     }
 }
 
@@ -161,7 +184,10 @@ impl ScalarUDFImpl for ImageErrorFn {
     }
     fn coerce_types(&self, t: &[DataType]) -> Result<Vec<DataType>> {
         if t.len() != 1 {
-            return plan_err!("image_error takes 1 argument (image bytes), got {}", t.len());
+            return plan_err!(
+                "image_error takes 1 argument (image bytes), got {}",
+                t.len()
+            );
         }
         Ok(vec![coerce_binary(&t[0], "image_error", 1)?])
     }
@@ -178,7 +204,9 @@ impl ScalarUDFImpl for ImageErrorFn {
                 if content.is_null(i) {
                     return None;
                 }
-                dajia_kernels::image::decode(content.value(i), &limits).err().map(|e| e.to_string())
+                dajia_kernels::image::decode(content.value(i), &limits)
+                    .err()
+                    .map(|e| e.to_string())
             })
             .collect();
         scalar_or_array(Arc::new(StringArray::from(out)), is_scalar(&args.args[0]))
@@ -195,7 +223,9 @@ pub struct CosineSimilarity {
 
 impl Default for CosineSimilarity {
     fn default() -> Self {
-        Self { signature: Signature::user_defined(Volatility::Immutable) }
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
     }
 }
 
@@ -212,7 +242,10 @@ impl ScalarUDFImpl for CosineSimilarity {
     }
     fn coerce_types(&self, t: &[DataType]) -> Result<Vec<DataType>> {
         if t.len() != 2 {
-            return plan_err!("cosine_similarity takes 2 arguments (two vectors), got {}", t.len());
+            return plan_err!(
+                "cosine_similarity takes 2 arguments (two vectors), got {}",
+                t.len()
+            );
         }
         for (i, ty) in t.iter().enumerate() {
             let ok = match ty {
@@ -223,7 +256,10 @@ impl ScalarUDFImpl for CosineSimilarity {
                 _ => false,
             };
             if !ok {
-                return plan_err!("cosine_similarity: argument {} must be a list of numbers, got {ty}", i + 1);
+                return plan_err!(
+                    "cosine_similarity: argument {} must be a list of numbers, got {ty}",
+                    i + 1
+                );
             }
         }
         Ok(vec![float_list(), float_list()])
@@ -235,8 +271,14 @@ impl ScalarUDFImpl for CosineSimilarity {
         let n = args.number_rows;
         let a = args.args[0].to_array(n)?;
         let b = args.args[1].to_array(n)?;
-        let a = a.as_any().downcast_ref::<ListArray>().expect("coerced to List<Float32>");
-        let b = b.as_any().downcast_ref::<ListArray>().expect("coerced to List<Float32>");
+        let a = a
+            .as_any()
+            .downcast_ref::<ListArray>()
+            .expect("coerced to List<Float32>");
+        let b = b
+            .as_any()
+            .downcast_ref::<ListArray>()
+            .expect("coerced to List<Float32>");
         let mut out = Float32Builder::with_capacity(n);
         for i in 0..n {
             if a.is_null(i) || b.is_null(i) {
@@ -247,7 +289,11 @@ impl ScalarUDFImpl for CosineSimilarity {
             let x = x.as_any().downcast_ref::<Float32Array>().expect("Float32");
             let y = y.as_any().downcast_ref::<Float32Array>().expect("Float32");
             if x.len() != y.len() {
-                return exec_err!("cosine_similarity: vectors of lengths {} and {} in row {i}", x.len(), y.len());
+                return exec_err!(
+                    "cosine_similarity: vectors of lengths {} and {} in row {i}",
+                    x.len(),
+                    y.len()
+                );
             }
             if x.null_count() > 0 || y.null_count() > 0 {
                 out.append_null();
@@ -282,7 +328,10 @@ pub fn match_fields() -> Fields {
 
 impl ImageTopMatches {
     pub fn new(images: Arc<ImageKb>) -> Self {
-        Self { images, signature: Signature::user_defined(Volatility::Immutable) }
+        Self {
+            images,
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
     }
 }
 
@@ -296,10 +345,14 @@ impl ScalarUDFImpl for ImageTopMatches {
     fn coerce_types(&self, t: &[DataType]) -> Result<Vec<DataType>> {
         match t.len() {
             1 => Ok(vec![coerce_binary(&t[0], "image_top_matches", 1)?]),
-            2 if t[1].is_integer() || t[1] == DataType::Null => {
-                Ok(vec![coerce_binary(&t[0], "image_top_matches", 1)?, DataType::Int64])
-            }
-            2 => plan_err!("image_top_matches: argument 2 (k) must be an integer, got {}", t[1]),
+            2 if t[1].is_integer() || t[1] == DataType::Null => Ok(vec![
+                coerce_binary(&t[0], "image_top_matches", 1)?,
+                DataType::Int64,
+            ]),
+            2 => plan_err!(
+                "image_top_matches: argument 2 (k) must be an integer, got {}",
+                t[1]
+            ),
             n => plan_err!("image_top_matches takes 1 or 2 arguments (content [, k]), got {n}"),
         }
     }
@@ -316,7 +369,11 @@ impl ScalarUDFImpl for ImageTopMatches {
             Some(v) => {
                 let a = v.to_array(n)?;
                 let a = a.as_any().downcast_ref::<Int64Array>().expect("Int64");
-                let k = if a.is_empty() || a.is_null(0) { 3 } else { a.value(0) };
+                let k = if a.is_empty() || a.is_null(0) {
+                    3
+                } else {
+                    a.value(0)
+                };
                 if !(1..=1000).contains(&k) {
                     return exec_err!("image_top_matches: k must be in 1..=1000, got {k}");
                 }
@@ -334,9 +391,10 @@ impl ScalarUDFImpl for ImageTopMatches {
             }
         }
         let mut near = self.images.nearest(&flat, k).into_iter();
-        let mut b = ListBuilder::new(StructBuilder::from_fields(match_fields(), n)).with_field(
-            Arc::new(Field::new_list_field(DataType::Struct(match_fields()), true)),
-        );
+        let mut b =
+            ListBuilder::new(StructBuilder::from_fields(match_fields(), n)).with_field(Arc::new(
+                Field::new_list_field(DataType::Struct(match_fields()), true),
+            ));
         for r in &rows {
             if !matches!(r, Some(Ok(_))) {
                 b.append(false);
@@ -344,11 +402,21 @@ impl ScalarUDFImpl for ImageTopMatches {
             }
             for m in near.next().unwrap_or_default() {
                 let s = b.values();
-                s.field_builder::<StringBuilder>(0).unwrap().append_value(m.kind.as_str());
-                s.field_builder::<StringBuilder>(1).unwrap().append_value(&m.entry.image_id);
-                s.field_builder::<Int64Builder>(2).unwrap().append_option(m.entry.brand_id);
-                s.field_builder::<Int64Builder>(3).unwrap().append_option(m.entry.listing_id);
-                s.field_builder::<Float32Builder>(4).unwrap().append_value(m.similarity);
+                s.field_builder::<StringBuilder>(0)
+                    .unwrap()
+                    .append_value(m.kind.as_str());
+                s.field_builder::<StringBuilder>(1)
+                    .unwrap()
+                    .append_value(&m.entry.image_id);
+                s.field_builder::<Int64Builder>(2)
+                    .unwrap()
+                    .append_option(m.entry.brand_id);
+                s.field_builder::<Int64Builder>(3)
+                    .unwrap()
+                    .append_option(m.entry.listing_id);
+                s.field_builder::<Float32Builder>(4)
+                    .unwrap()
+                    .append_value(m.similarity);
                 s.append(true);
             }
             b.append(true);

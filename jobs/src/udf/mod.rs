@@ -20,7 +20,7 @@ use datafusion::logical_expr::{ColumnarValue, ScalarUDF};
 
 use dajia_kernels::risk::KnowledgeBase;
 
-pub use assess::{assess_return_type, image_hits_type, image_hit_fields, AssessListing};
+pub use assess::{assess_return_type, image_hit_fields, image_hits_type, AssessListing};
 pub use brand_mentions::BrandMentions;
 pub use images::{match_fields, CosineSimilarity, EmbedImage, ImageErrorFn, ImageTopMatches};
 pub use normalize::NormalizeText;

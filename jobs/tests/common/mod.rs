@@ -13,13 +13,18 @@ pub fn date() -> NaiveDate {
 }
 
 pub fn gen(dir: &Path, listings: usize, seed: u64) {
+    gen_with_images(dir, listings, seed, 0.0)
+}
+
+/// A catalog where `image_share` of the listings have a photo.
+pub fn gen_with_images(dir: &Path, listings: usize, seed: u64, image_share: f64) {
     dajia::gen::generate(&dajia::gen::GenOptions {
         out: dir.to_path_buf(),
         listings,
         seed,
         date: date(),
         rows_per_file: listings.div_ceil(3).max(1),
-        image_share: 0.0,
+        image_share,
     })
     .expect("generate a catalog");
 }

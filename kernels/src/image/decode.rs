@@ -113,7 +113,12 @@ mod tests {
         let mut out = Vec::new();
         match format {
             ImageFormat::Jpeg => JpegEncoder::new_with_quality(&mut out, 90)
-                .write_image(img, img.width(), img.height(), image::ExtendedColorType::Rgb8)
+                .write_image(
+                    img,
+                    img.width(),
+                    img.height(),
+                    image::ExtendedColorType::Rgb8,
+                )
                 .unwrap(),
             f => img.write_to(&mut Cursor::new(&mut out), f).unwrap(),
         }
@@ -147,7 +152,9 @@ mod tests {
         );
         let jpeg = encode(&sample(), ImageFormat::Jpeg);
         for cut in [jpeg.len() / 2, 20] {
-            let e = decode(&jpeg[..cut], &limits).err().expect("truncated JPEG refused");
+            let e = decode(&jpeg[..cut], &limits)
+                .err()
+                .expect("truncated JPEG refused");
             assert!(matches!(e, ImageError::Corrupt { .. }), "cut {cut}: {e}");
         }
         let png = encode(&sample(), ImageFormat::Png);
@@ -157,7 +164,10 @@ mod tests {
         }
         let e = decode(&broken, &limits).err().expect("damaged PNG refused");
         assert!(matches!(e, ImageError::Corrupt { .. }), "{e}");
-        let small = DecodeLimits { max_bytes: 100, ..limits };
+        let small = DecodeLimits {
+            max_bytes: 100,
+            ..limits
+        };
         assert!(matches!(
             decode(&png, &small),
             Err(ImageError::TooManyBytes { .. })
@@ -172,18 +182,34 @@ mod tests {
         let sof = jpeg.windows(2).position(|w| w == [0xff, 0xc0]).unwrap();
         jpeg[sof + 5..sof + 7].copy_from_slice(&60_000u16.to_be_bytes());
         jpeg[sof + 7..sof + 9].copy_from_slice(&60_000u16.to_be_bytes());
-        let e = decode(&jpeg, &DecodeLimits::default()).err().expect("bomb refused");
+        let e = decode(&jpeg, &DecodeLimits::default())
+            .err()
+            .expect("bomb refused");
         assert!(
-            matches!(e, ImageError::TooManyPixels { pixels: 3_600_000_000, .. }),
+            matches!(
+                e,
+                ImageError::TooManyPixels {
+                    pixels: 3_600_000_000,
+                    ..
+                }
+            ),
             "{e}"
         );
         // A real 2000x2000 JPEG against a 1 MP limit.
         let big = RgbImage::new(2000, 2000);
         let jpeg = encode(&big, ImageFormat::Jpeg);
-        let limits = DecodeLimits { max_pixels: 1_000_000, ..Default::default() };
+        let limits = DecodeLimits {
+            max_pixels: 1_000_000,
+            ..Default::default()
+        };
         assert_eq!(
             decode(&jpeg, &limits),
-            Err(ImageError::TooManyPixels { width: 2000, height: 2000, pixels: 4_000_000, max: 1_000_000 })
+            Err(ImageError::TooManyPixels {
+                width: 2000,
+                height: 2000,
+                pixels: 4_000_000,
+                max: 1_000_000
+            })
         );
     }
 }

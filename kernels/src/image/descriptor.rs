@@ -90,11 +90,19 @@ fn hellinger_centred(v: &mut [f32]) {
 
 /// The descriptor of one `SIDE`×`SIDE` RGB8 thumbnail, L2-normalised.
 pub fn describe(thumb: &[u8]) -> Vec<f32> {
-    assert_eq!(thumb.len(), SIDE * SIDE * 3, "descriptor wants a {SIDE}x{SIDE} RGB thumbnail");
+    assert_eq!(
+        thumb.len(),
+        SIDE * SIDE * 3,
+        "descriptor wants a {SIDE}x{SIDE} RGB thumbnail"
+    );
     let c = cos_table();
     let px = |x: usize, y: usize| -> [f32; 3] {
         let p = &thumb[(y * SIDE + x) * 3..][..3];
-        [p[0] as f32 / 255.0, p[1] as f32 / 255.0, p[2] as f32 / 255.0]
+        [
+            p[0] as f32 / 255.0,
+            p[1] as f32 / 255.0,
+            p[2] as f32 / 255.0,
+        ]
     };
     let luma = |p: [f32; 3]| 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];
 
@@ -113,7 +121,12 @@ pub fn describe(thumb: &[u8]) -> Vec<f32> {
             let min = r.min(g).min(b);
             let sat = if max > 0.0 { (max - min) / max } else { 0.0 };
             if sat < 0.2 || max < 0.15 {
-                soft_add(&mut colour[HUE_BINS * 2..], max * GREY_BINS as f32, 1.0, false);
+                soft_add(
+                    &mut colour[HUE_BINS * 2..],
+                    max * GREY_BINS as f32,
+                    1.0,
+                    false,
+                );
             } else {
                 let d = max - min;
                 let h6 = if max == r {
@@ -124,7 +137,12 @@ pub fn describe(thumb: &[u8]) -> Vec<f32> {
                     (r - g) / d + 4.0
                 };
                 let level = if sat < 0.55 { 0 } else { HUE_BINS };
-                soft_add(&mut colour[level..level + HUE_BINS], h6 / 6.0 * HUE_BINS as f32, 1.0, true);
+                soft_add(
+                    &mut colour[level..level + HUE_BINS],
+                    h6 / 6.0 * HUE_BINS as f32,
+                    1.0,
+                    true,
+                );
             }
         }
     }
@@ -164,10 +182,20 @@ pub fn describe(thumb: &[u8]) -> Vec<f32> {
             // folded orientations: θ and π−θ are mirror images.
             let folded = theta.min(PI - theta);
             let c4 = SIDE / 4..SIDE * 3 / 4;
-            let regs = [true, c4.contains(&x) && c4.contains(&y), y < SIDE / 2, y >= SIDE / 2];
+            let regs = [
+                true,
+                c4.contains(&x) && c4.contains(&y),
+                y < SIDE / 2,
+                y >= SIDE / 2,
+            ];
             for (k, inside) in regs.iter().enumerate() {
                 if *inside {
-                    soft_add(&mut orient[k * ORIENT_BINS..][..ORIENT_BINS], folded / (PI / 2.0) * ORIENT_BINS as f32, mag, false);
+                    soft_add(
+                        &mut orient[k * ORIENT_BINS..][..ORIENT_BINS],
+                        folded / (PI / 2.0) * ORIENT_BINS as f32,
+                        mag,
+                        false,
+                    );
                 }
             }
         }
@@ -199,7 +227,10 @@ pub fn describe(thumb: &[u8]) -> Vec<f32> {
     }
 
     let mut out = Vec::with_capacity(DIM);
-    for (mut block, w) in [layout, chroma, colour, orient].into_iter().zip(BLOCK_WEIGHTS) {
+    for (mut block, w) in [layout, chroma, colour, orient]
+        .into_iter()
+        .zip(BLOCK_WEIGHTS)
+    {
         normalise(&mut block);
         out.extend(block.iter().map(|v| v * w));
     }

@@ -41,7 +41,7 @@ impl EmbedderKind {
     pub fn default_threshold(self) -> f32 {
         match self {
             EmbedderKind::Descriptor => 0.92,
-            EmbedderKind::Mobilenet => 0.85,
+            EmbedderKind::Mobilenet => 0.935,
         }
     }
 }
@@ -94,7 +94,10 @@ impl Embedder for DescriptorEmbedder {
         EmbedderKind::Descriptor
     }
     fn embed_rgb(&self, img: &RgbImage) -> Result<Vec<f32>, ImageError> {
-        Ok(descriptor::describe(&resize_rgb(img, descriptor::SIDE as u32)))
+        Ok(descriptor::describe(&resize_rgb(
+            img,
+            descriptor::SIDE as u32,
+        )))
     }
 }
 

@@ -14,7 +14,10 @@ pub struct ReferenceSet {
 
 impl ReferenceSet {
     pub fn new(dim: usize) -> Self {
-        ReferenceSet { dim, data: Vec::new() }
+        ReferenceSet {
+            dim,
+            data: Vec::new(),
+        }
     }
 
     pub fn push(&mut self, v: &[f32]) {
@@ -55,7 +58,10 @@ const REF_BLOCK: usize = 2048;
 /// best first. Ties keep the lower reference index.
 pub fn top_k(queries: &[f32], refs: &ReferenceSet, k: usize) -> Vec<Vec<Match>> {
     let dim = refs.dim;
-    assert!(dim > 0 && queries.len() % dim == 0, "query length is not a multiple of dim");
+    assert!(
+        dim > 0 && queries.len() % dim == 0,
+        "query length is not a multiple of dim"
+    );
     let q = queries.len() / dim;
     let n = refs.len();
     if k == 0 || n == 0 {
@@ -158,6 +164,8 @@ mod tests {
         let top = top_k(refs.row(4321), &refs, 1);
         assert_eq!(top[0][0].index, 4321);
         assert!((top[0][0].similarity - 1.0).abs() < 1e-5);
-        assert!(top_k(&queries, &ReferenceSet::new(dim), 3).iter().all(|t| t.is_empty()));
+        assert!(top_k(&queries, &ReferenceSet::new(dim), 3)
+            .iter()
+            .all(|t| t.is_empty()));
     }
 }

@@ -62,11 +62,17 @@ impl MobileNet {
         let mut chw = Vec::with_capacity(3 * SIDE * SIDE);
         imagenet_chw(rgb, SIDE, &mut chw);
         let input = Tensor::from_shape(&[1, 3, SIDE, SIDE], &chw).map_err(model_err)?;
-        let out = self.plan.run(tvec!(input.into_tvalue())).map_err(model_err)?;
+        let out = self
+            .plan
+            .run(tvec!(input.into_tvalue()))
+            .map_err(model_err)?;
         let view = out[0].to_plain_array_view::<f32>().map_err(model_err)?;
         let mut v: Vec<f32> = view.iter().copied().collect();
         if v.len() != DIM {
-            return Err(model_err(format!("embedding has {} values, expected {DIM}", v.len())));
+            return Err(model_err(format!(
+                "embedding has {} values, expected {DIM}",
+                v.len()
+            )));
         }
         let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
         v.iter_mut().for_each(|x| *x /= n);

@@ -221,12 +221,18 @@ impl KnowledgeBase {
         for (kind, hit) in best_image_hits(&l.images) {
             match kind {
                 ImageMatchKind::Official => {
-                    let b = hit.brand_id.and_then(|id| self.by_id.get(&id)).map(|&i| &self.brands[i]);
+                    let b = hit
+                        .brand_id
+                        .and_then(|id| self.by_id.get(&id))
+                        .map(|&i| &self.brands[i]);
                     // Authorised sellers are expected to use official photos.
                     if b.is_some_and(|b| b.authorized_sellers.contains(&l.seller_id)) {
                         continue;
                     }
-                    let name = b.map_or_else(|| "a brand".to_string(), |b| format!("{} (id {})", b.name, b.id));
+                    let name = b.map_or_else(
+                        || "a brand".to_string(),
+                        |b| format!("{} (id {})", b.name, b.id),
+                    );
                     image_brand = image_brand.or(hit.brand_id);
                     reasons.push(Reason {
                         code: "image_matches_official",
@@ -244,7 +250,8 @@ impl KnowledgeBase {
                             "image {} copies image {}{} confirmed counterfeit, similarity {:.3}",
                             hit.image_id,
                             hit.matched_image_id,
-                            hit.matched_listing_id.map_or(String::new(), |id| format!(" of listing {id}")),
+                            hit.matched_listing_id
+                                .map_or(String::new(), |id| format!(" of listing {id}")),
                             hit.similarity
                         ),
                         weight: w.image_matches_known_fake,
@@ -487,7 +494,11 @@ mod tests {
         ];
         let a = kb.assess(&l);
         assert_eq!(codes(&a), vec!["image_matches_official"]);
-        assert!(a.reasons[0].detail.contains("similarity 0.970"), "{}", a.reasons[0].detail);
+        assert!(
+            a.reasons[0].detail.contains("similarity 0.970"),
+            "{}",
+            a.reasons[0].detail
+        );
         assert!(a.reasons[0].detail.contains("Gucci (id 1)"));
         assert_eq!(a.brand_id, Some(1), "brand taken from the matched photo");
         // Seller 7 is authorised for Gucci: its use of official photos is fine.

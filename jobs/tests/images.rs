@@ -1,0 +1,386 @@
+//! Image signals: descriptor invariance, the mobilenet path against stored
+//! reference embeddings, model errors, index files, and the scan and `dajia
+//! kb` end to end (official-photo reuse, known fakes, bad images).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use dajia::gen::images::{jpeg, photo, transform, TRANSFORMS};
+use dajia::images::{ImageIndex, ImageKb, ImageOptions, IndexEntry};
+use dajia_kernels::image::embed::{cosine, load, Embedder};
+use dajia_kernels::image::{DecodeLimits, EmbedderKind, ReferenceSet};
+use dajia_kernels::risk::ImageMatchKind;
+use image::imageops::FilterType;
+use rand::SeedableRng;
+
+fn embed(e: &dyn Embedder, bytes: &[u8]) -> Vec<f32> {
+    e.embed_bytes(bytes, &DecodeLimits::default()).unwrap()
+}
+
+fn photo_jpeg(seed: u64) -> Vec<u8> {
+    let img = image::imageops::resize(&photo(seed), 480, 400, FilterType::Triangle);
+    jpeg(&img, 88)
+}
+
+#[test]
+fn descriptor_matches_transformed_copies_and_not_unrelated_photos() {
+    let e = load(EmbedderKind::Descriptor, Path::new("unused")).unwrap();
+    let threshold = EmbedderKind::Descriptor.default_threshold();
+    // 20 originals among 300 distractors.
+    let mut refs = ReferenceSet::new(EmbedderKind::Descriptor.dim());
+    for seed in 0..320u64 {
+        refs.push(&embed(e.as_ref(), &photo_jpeg(10_000 + seed)));
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    for i in 0..20usize {
+        let original = image::load_from_memory(&photo_jpeg(10_000 + i as u64))
+            .unwrap()
+            .into_rgb8();
+        for kind in TRANSFORMS {
+            let (img, q) = transform(&original, kind, &mut rng);
+            let v = embed(e.as_ref(), &jpeg(&img, q));
+            let top = dajia_kernels::image::top_k(&v, &refs, 1);
+            assert_eq!(
+                top[0][0].index as usize, i,
+                "copy {i} ({kind}) matched another photo"
+            );
+            let s = top[0][0].similarity;
+            let floor = if *kind == "crop15" || *kind == "combined" {
+                0.85
+            } else {
+                threshold
+            };
+            assert!(s >= floor, "copy {i} ({kind}) similarity {s} < {floor}");
+        }
+    }
+    // Unrelated photos stay below the match threshold.
+    for seed in 0..60u64 {
+        let v = embed(e.as_ref(), &photo_jpeg(90_000 + seed));
+        let best = dajia_kernels::image::top_k(&v, &refs, 1)[0][0].similarity;
+        assert!(best < threshold, "unrelated photo {seed} scores {best}");
+    }
+}
+
+fn models_dir() -> PathBuf {
+    std::env::var_os("DAJIA_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../models"))
+}
+
+#[test]
+fn mobilenet_matches_reference_embeddings_from_onnxruntime() {
+    let dir = models_dir();
+    if !dir.join("mobilenet_v2.onnx").exists() {
+        assert!(
+            std::env::var_os("DAJIA_REQUIRE_MODELS").is_none(),
+            "DAJIA_REQUIRE_MODELS is set but {} has no mobilenet_v2.onnx",
+            dir.display()
+        );
+        eprintln!(
+            "skipped: no model in {} (run scripts/setup-models.sh)",
+            dir.display()
+        );
+        return;
+    }
+    let net = dajia_kernels::image::mobilenet::MobileNet::load(&dir).unwrap();
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mobilenet");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fx.join("embeddings.json")).unwrap())
+            .unwrap();
+    let images = json["images"].as_array().unwrap();
+    assert_eq!(images.len(), 3);
+    for img in images {
+        let png = std::fs::read(fx.join(img["file"].as_str().unwrap())).unwrap();
+        let rgb = image::load_from_memory(&png).unwrap().into_rgb8();
+        assert_eq!(rgb.dimensions(), (224, 224));
+        let got = net.embed(rgb.as_raw()).unwrap();
+        let want: Vec<f32> = img["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        let norm = want.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let want: Vec<f32> = want.iter().map(|x| x / norm).collect();
+        let max_diff = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        let cos = cosine(&got, &want);
+        assert!(
+            max_diff < 1e-4 && cos > 0.99999,
+            "{}: max abs diff {max_diff}, cosine {cos}",
+            img["name"]
+        );
+    }
+}
+
+#[test]
+fn missing_or_corrupt_model_is_a_clear_error_naming_the_setup_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = ImageOptions {
+        embedder: EmbedderKind::Mobilenet,
+        models_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    let e = ImageKb::empty(&opts).unwrap_err().to_string();
+    assert!(
+        e.contains("mobilenet_v2.onnx not found") && e.contains("scripts/setup-models.sh"),
+        "{e}"
+    );
+    std::fs::write(dir.path().join("mobilenet_v2.onnx"), b"not a model").unwrap();
+    let e = ImageKb::empty(&opts).unwrap_err().to_string();
+    assert!(
+        e.contains("could not be loaded") && e.contains("scripts/setup-models.sh"),
+        "{e}"
+    );
+    // And from the command line, one line.
+    let (ok, _, err) = run(&[
+        "bench",
+        "images",
+        "--out",
+        dir.path().join("b").to_str().unwrap(),
+        "--refs",
+        "10",
+        "--queries",
+        "5",
+        "--embedder",
+        "mobilenet",
+        "--models",
+        "/nonexistent",
+    ]);
+    assert!(
+        !ok && err.lines().count() == 1 && err.contains("setup-models.sh"),
+        "{err}"
+    );
+}
+
+#[test]
+fn image_index_round_trips_and_refuses_another_embedder() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut index = ImageIndex::new(ImageMatchKind::KnownFake, EmbedderKind::Descriptor);
+    let e = load(EmbedderKind::Descriptor, Path::new("unused")).unwrap();
+    for i in 0..3i64 {
+        let entry = IndexEntry {
+            image_id: format!("img-{i}"),
+            brand_id: None,
+            listing_id: Some(i),
+            source: "test_purchase".into(),
+        };
+        index.push(entry, &embed(e.as_ref(), &photo_jpeg(i as u64)));
+    }
+    index.write(dir.path()).unwrap();
+    let back = ImageIndex::read(
+        dir.path(),
+        ImageMatchKind::KnownFake,
+        EmbedderKind::Descriptor,
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(back.entries, index.entries);
+    assert_eq!(back.refs.data, index.refs.data);
+    // A file of the other embedder's folder written with this one: refused.
+    let wrong = ImageIndex::path(
+        dir.path(),
+        ImageMatchKind::KnownFake,
+        EmbedderKind::Mobilenet,
+    );
+    std::fs::create_dir_all(wrong.parent().unwrap()).unwrap();
+    std::fs::copy(
+        ImageIndex::path(
+            dir.path(),
+            ImageMatchKind::KnownFake,
+            EmbedderKind::Descriptor,
+        ),
+        &wrong,
+    )
+    .unwrap();
+    let err = ImageIndex::read(
+        dir.path(),
+        ImageMatchKind::KnownFake,
+        EmbedderKind::Mobilenet,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("built with embedder descriptor, not mobilenet"),
+        "{err}"
+    );
+    // Corrupt file: an error naming it.
+    std::fs::write(&wrong, b"PAR1garbage").unwrap();
+    let err = format!(
+        "{:#}",
+        ImageIndex::read(
+            dir.path(),
+            ImageMatchKind::KnownFake,
+            EmbedderKind::Mobilenet
+        )
+        .unwrap_err()
+    );
+    assert!(err.contains("known_fakes.parquet"), "{err}");
+}
+
+/// Bad images added to a catalog's `images` table as one more file.
+fn add_bad_images(cat: &Path) {
+    use arrow::array::{BinaryArray, Int64Array, StringArray};
+    use arrow::record_batch::RecordBatch;
+    let good = photo_jpeg(1);
+    let mut bomb = good.clone();
+    let sof = bomb.windows(2).position(|w| w == [0xff, 0xc0]).unwrap();
+    bomb[sof + 5..sof + 7].copy_from_slice(&60_000u16.to_be_bytes());
+    bomb[sof + 7..sof + 9].copy_from_slice(&60_000u16.to_be_bytes());
+    let rows: Vec<(&str, Option<Vec<u8>>)> = vec![
+        ("bad-text", Some(b"this is not an image".to_vec())),
+        ("bad-truncated", Some(good[..good.len() / 2].to_vec())),
+        ("bad-bomb", Some(bomb)),
+        ("bad-empty", Some(Vec::new())),
+        ("bad-null", None),
+    ];
+    let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new("image_id", arrow::datatypes::DataType::Utf8, false),
+        arrow::datatypes::Field::new("listing_id", arrow::datatypes::DataType::Int64, true),
+        arrow::datatypes::Field::new("content", arrow::datatypes::DataType::Binary, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            std::sync::Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+            std::sync::Arc::new(Int64Array::from_iter_values(1..=rows.len() as i64)),
+            std::sync::Arc::new(BinaryArray::from_iter(rows.iter().map(|r| r.1.as_deref()))),
+        ],
+    )
+    .unwrap();
+    dajia::gen::write_parquet(&cat.join("images/part-bad.parquet"), &batch).unwrap();
+}
+
+#[test]
+fn scan_flags_image_reuse_rejects_bad_images_and_learns_known_fakes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().join("catalog");
+    dajia::gen::generate(&dajia::gen::GenOptions {
+        out: cat.clone(),
+        listings: 4_000,
+        seed: 12,
+        date: date(),
+        rows_per_file: 4_000,
+        image_share: 0.4,
+    })
+    .unwrap();
+    add_bad_images(&cat);
+    let out = dir.path().join("out");
+    let (ok, stdout, err) = scan(&cat, &out);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("5 rejected"), "{stdout}");
+
+    let q = |sql: &str| sql_csv(&out, &sql.replace("CAT", cat.to_str().unwrap()));
+    let count = |sql: &str| -> usize { q(sql).lines().nth(1).unwrap().trim().parse().unwrap() };
+    // Every bad image is a reject with its reason; the night went on.
+    let rejects =
+        q("SELECT row_key, reason FROM rejects WHERE table_name = 'images' ORDER BY row_key");
+    for (id, why) in [
+        ("bad-bomb", "decompression bomb guard"),
+        ("bad-empty", "image is empty"),
+        ("bad-null", "neither content nor uri"),
+        ("bad-text", "not an image"),
+        ("bad-truncated", "truncated"),
+    ] {
+        assert!(
+            rejects
+                .lines()
+                .any(|l| l.starts_with(id) && l.contains(why)),
+            "{id}: {rejects}"
+        );
+    }
+    // Copies of official photos by unauthorised sellers are flagged, with
+    // the matched photo and similarity in the detail.
+    let labels = "'CAT/ground_truth/labels.parquet'";
+    let reused = count(&format!(
+        "SELECT count(*) FROM {labels} WHERE image_technique = 'official_image_reuse'"
+    ));
+    let flagged = count(&format!(
+        "SELECT count(*) FROM {labels} g JOIN (SELECT listing_id, unnest(reasons) r FROM risk_scores) s USING (listing_id) \
+         WHERE g.image_technique = 'official_image_reuse' AND s.r['code'] = 'image_matches_official'"
+    ));
+    assert!(reused >= 50, "{reused}");
+    assert!(
+        flagged as f64 >= 0.95 * reused as f64,
+        "{flagged} of {reused} official-photo copies flagged"
+    );
+    let detail = q("SELECT r['detail'] FROM (SELECT unnest(reasons) r FROM risk_scores) WHERE r['code'] = 'image_matches_official' LIMIT 1");
+    assert!(
+        detail.contains("copies official photo brand-") && detail.contains("similarity 0."),
+        "{detail}"
+    );
+    // Genuine listings (authorised sellers use official photos) are not.
+    let wrong = count(&format!(
+        "SELECT count(*) FROM {labels} g JOIN (SELECT listing_id, unnest(reasons) r FROM risk_scores) s USING (listing_id) \
+         WHERE g.label = 'genuine' AND s.r['code'] LIKE 'image_matches%'"
+    ));
+    let scanned = count("SELECT count(*) FROM risk_scores");
+    assert!(
+        (wrong as f64) < 0.005 * scanned as f64,
+        "{wrong} genuine listings flagged by images"
+    );
+
+    // dajia kb: the official index, and known fakes from this scan's takedowns.
+    let kb = dir.path().join("kb");
+    let (ok, stdout, err) = run(&[
+        "kb",
+        "--catalog",
+        cat.to_str().unwrap(),
+        "--out",
+        kb.to_str().unwrap(),
+        "--scores",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("172 official images"), "{stdout}");
+    let fakes = ImageIndex::read(&kb, ImageMatchKind::KnownFake, EmbedderKind::Descriptor)
+        .unwrap()
+        .unwrap();
+    assert!(fakes.len() >= 20, "{} known fakes", fakes.len());
+    // Run again: nothing new, nothing duplicated.
+    let (ok, stdout, _) = run(&[
+        "kb",
+        "--catalog",
+        cat.to_str().unwrap(),
+        "--out",
+        kb.to_str().unwrap(),
+        "--scores",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok && stdout.contains("(0 new)"), "{stdout}");
+
+    // The next night, with the indexes: copies of known fakes are flagged.
+    let out2 = dir.path().join("out2");
+    let mut args = scan_args(&cat, &out2, DATE);
+    args.extend(["--image-kb".to_string(), kb.to_str().unwrap().to_string()]);
+    let (ok, _, err) = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok, "{err}");
+    let q2 = |sql: &str| sql_csv(&out2, &sql.replace("CAT", cat.to_str().unwrap()));
+    let known = q2(&format!(
+        "SELECT count(*) FROM {labels} g JOIN (SELECT listing_id, unnest(reasons) r FROM risk_scores) s USING (listing_id) \
+         WHERE g.image_technique = 'fake_image_reuse' AND s.r['code'] = 'image_matches_known_fake'"
+    ));
+    let known: usize = known.lines().nth(1).unwrap().trim().parse().unwrap();
+    // Most fake photos appear once in a catalog this small; those shared by
+    // several listings are caught once one of them is confirmed.
+    assert!(known >= 3, "{known} copies of known fakes flagged");
+    let genuine = q2(&format!(
+        "SELECT count(*) FROM {labels} g JOIN (SELECT listing_id, unnest(reasons) r FROM risk_scores) s USING (listing_id) \
+         WHERE g.label = 'genuine' AND s.r['code'] = 'image_matches_known_fake'"
+    ));
+    assert_eq!(
+        genuine.lines().nth(1).unwrap().trim(),
+        "0",
+        "genuine listings matched known fakes"
+    );
+    let detail = q2("SELECT r['detail'] FROM (SELECT unnest(reasons) r FROM risk_scores) WHERE r['code'] = 'image_matches_known_fake' LIMIT 1");
+    assert!(
+        detail.contains("confirmed counterfeit, similarity"),
+        "{detail}"
+    );
+}
