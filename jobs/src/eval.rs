@@ -62,6 +62,9 @@ pub struct EvalReport {
     pub hard_negatives: BTreeMap<String, (u64, u64, f64)>,
     pub hard_negative_fpr: f64,
     pub takedown_precision: f64,
+    /// Per image technique of counterfeits (official_image_reuse, ...):
+    /// (listings, flagged by an image reason, image recall).
+    pub per_image_technique: BTreeMap<String, (u64, u64, f64)>,
 }
 
 /// Find the `risk_scores` table: the URI itself or `URI/risk_scores`.
@@ -123,6 +126,11 @@ pub async fn run(scores: &str, labels: &str, date: Option<&str>) -> Result<EvalR
     } else {
         "CAST(NULL AS VARCHAR)"
     };
+    let image_technique = if has("image_technique") {
+        "l.image_technique"
+    } else {
+        "CAST(NULL AS VARCHAR)"
+    };
     let hard = if has("hard_negative") {
         "l.hard_negative"
     } else {
@@ -145,7 +153,7 @@ pub async fn run(scores: &str, labels: &str, date: Option<&str>) -> Result<EvalR
         }
     };
     let sql = format!(
-        "SELECT {label} = 'counterfeit' AS positive, {technique} AS technique, {hard} AS hard, s.action \
+        "SELECT {label} = 'counterfeit' AS positive, {technique} AS technique, {hard} AS hard, s.action, {image_technique} AS image_technique, s.reasons \
          FROM labels l JOIN risk_scores s ON l.listing_id = s.listing_id WHERE s.dt = '{date}'"
     );
     let mut r = EvalReport {
@@ -161,6 +169,9 @@ pub async fn run(scores: &str, labels: &str, date: Option<&str>) -> Result<EvalR
         let hard = hard.as_string::<i32>();
         let action = cast(b.column(3), &DataType::Utf8)?;
         let action = action.as_string::<i32>();
+        let itech = cast(b.column(4), &DataType::Utf8)?;
+        let itech = itech.as_string::<i32>();
+        let reasons = b.column(5).as_list::<i32>();
         for i in 0..b.num_rows() {
             let positive = pos.value(i);
             let flagged = action.value(i) != "allow";
@@ -186,6 +197,20 @@ pub async fn run(scores: &str, labels: &str, date: Option<&str>) -> Result<EvalR
                 e.0 += 1;
                 e.1 += flagged as u64;
             }
+            if positive && !itech.is_null(i) {
+                let by_image = !reasons.is_null(i) && {
+                    let v = reasons.value(i);
+                    let codes = cast(v.as_struct().column(0), &DataType::Utf8)?;
+                    let codes = codes.as_string::<i32>();
+                    (0..codes.len()).any(|j| codes.value(j).starts_with("image_matches"))
+                };
+                let e = r
+                    .per_image_technique
+                    .entry(itech.value(i).to_string())
+                    .or_default();
+                e.0 += 1;
+                e.1 += by_image as u64;
+            }
             if !positive && !hard.is_null(i) {
                 let e = r
                     .hard_negatives
@@ -200,6 +225,7 @@ pub async fn run(scores: &str, labels: &str, date: Option<&str>) -> Result<EvalR
         .per_technique
         .values_mut()
         .chain(r.hard_negatives.values_mut())
+        .chain(r.per_image_technique.values_mut())
     {
         v.2 = ratio(v.1, v.0);
     }
@@ -233,6 +259,15 @@ impl std::fmt::Display for EvalReport {
         writeln!(f, "  per technique (listings, flagged, recall):")?;
         for (k, (n, d, r)) in &self.per_technique {
             writeln!(f, "    {k:<22} {n:>8} {d:>8}  {r:.4}")?;
+        }
+        if !self.per_image_technique.is_empty() {
+            writeln!(
+                f,
+                "  per image technique (listings, flagged by an image reason, image recall):"
+            )?;
+            for (k, (n, d, r)) in &self.per_image_technique {
+                writeln!(f, "    {k:<22} {n:>8} {d:>8}  {r:.4}")?;
+            }
         }
         writeln!(
             f,

@@ -50,23 +50,26 @@ pub async fn session_with_images(
             udf::register_all(&ctx, Some(Arc::new(kb)));
         }
     }
-    if let Some(o) = out {
-        let root = local_path(o)?;
-        for t in ["risk_scores", "rejects"] {
-            delta::register(&ctx, t, &root.join(t)).await?;
-        }
-    }
+    // Before the outputs are registered: a session's known fakes are the
+    // catalog's counterfeit test purchases (not every takedown of `out`;
+    // `dajia kb` indexes those once, for `--image-kb`).
     let ikb = match image_kb {
         Some(dir) => ImageKb::load(&local_path(dir)?, images)?,
         None => {
             let mut k = ImageKb::empty(images)?;
-            for (id, e) in k.add_from_catalog(&ctx).await? {
+            for (_, id, e) in k.add_from_catalog(&ctx).await? {
                 eprintln!("warning: reference image {id} skipped: {e}");
             }
             k
         }
     };
     udf::register_images(&ctx, Arc::new(ikb));
+    if let Some(o) = out {
+        let root = local_path(o)?;
+        for t in ["risk_scores", "rejects"] {
+            delta::register(&ctx, t, &root.join(t)).await?;
+        }
+    }
     Ok(ctx)
 }
 

@@ -232,17 +232,23 @@ fn add_bad_images(cat: &Path) {
     let sof = bomb.windows(2).position(|w| w == [0xff, 0xc0]).unwrap();
     bomb[sof + 5..sof + 7].copy_from_slice(&60_000u16.to_be_bytes());
     bomb[sof + 7..sof + 9].copy_from_slice(&60_000u16.to_be_bytes());
-    let rows: Vec<(&str, Option<Vec<u8>>)> = vec![
-        ("bad-text", Some(b"this is not an image".to_vec())),
-        ("bad-truncated", Some(good[..good.len() / 2].to_vec())),
-        ("bad-bomb", Some(bomb)),
-        ("bad-empty", Some(Vec::new())),
-        ("bad-null", None),
+    // An image stored beside the catalog and referenced by `uri`.
+    std::fs::create_dir_all(cat.join("blobs")).unwrap();
+    std::fs::write(cat.join("blobs/good.jpg"), &good).unwrap();
+    let rows: Vec<(&str, Option<Vec<u8>>, Option<&str>)> = vec![
+        ("bad-text", Some(b"this is not an image".to_vec()), None),
+        ("bad-truncated", Some(good[..good.len() / 2].to_vec()), None),
+        ("bad-bomb", Some(bomb), None),
+        ("bad-empty", Some(Vec::new()), None),
+        ("bad-null", None, None),
+        ("bad-uri", None, Some("blobs/missing.jpg")),
+        ("good-uri", None, Some("blobs/good.jpg")),
     ];
     let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
         arrow::datatypes::Field::new("image_id", arrow::datatypes::DataType::Utf8, false),
         arrow::datatypes::Field::new("listing_id", arrow::datatypes::DataType::Int64, true),
         arrow::datatypes::Field::new("content", arrow::datatypes::DataType::Binary, true),
+        arrow::datatypes::Field::new("uri", arrow::datatypes::DataType::Utf8, true),
     ]));
     let batch = RecordBatch::try_new(
         schema,
@@ -250,6 +256,7 @@ fn add_bad_images(cat: &Path) {
             std::sync::Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
             std::sync::Arc::new(Int64Array::from_iter_values(1..=rows.len() as i64)),
             std::sync::Arc::new(BinaryArray::from_iter(rows.iter().map(|r| r.1.as_deref()))),
+            std::sync::Arc::new(StringArray::from_iter(rows.iter().map(|r| r.2))),
         ],
     )
     .unwrap();
@@ -273,7 +280,7 @@ fn scan_flags_image_reuse_rejects_bad_images_and_learns_known_fakes() {
     let out = dir.path().join("out");
     let (ok, stdout, err) = scan(&cat, &out);
     assert!(ok, "{err}");
-    assert!(stdout.contains("5 rejected"), "{stdout}");
+    assert!(stdout.contains("; 6 rejected;"), "{stdout}");
 
     let q = |sql: &str| sql_csv(&out, &sql.replace("CAT", cat.to_str().unwrap()));
     let count = |sql: &str| -> usize { q(sql).lines().nth(1).unwrap().trim().parse().unwrap() };
@@ -286,6 +293,7 @@ fn scan_flags_image_reuse_rejects_bad_images_and_learns_known_fakes() {
         ("bad-null", "neither content nor uri"),
         ("bad-text", "not an image"),
         ("bad-truncated", "truncated"),
+        ("bad-uri", "uri blobs/missing.jpg"),
     ] {
         assert!(
             rejects
@@ -294,6 +302,7 @@ fn scan_flags_image_reuse_rejects_bad_images_and_learns_known_fakes() {
             "{id}: {rejects}"
         );
     }
+    assert!(!rejects.contains("good-uri"), "{rejects}");
     // Copies of official photos by unauthorised sellers are flagged, with
     // the matched photo and similarity in the detail.
     let labels = "'CAT/ground_truth/labels.parquet'";

@@ -91,7 +91,15 @@ fn percentile(v: &mut [f32], p: f64) -> f32 {
 }
 
 pub fn run(o: &BenchOptions) -> Result<BenchReport> {
+    anyhow::ensure!(
+        o.refs > 0 && o.queries > 0,
+        "--refs and --queries must be at least 1"
+    );
     anyhow::ensure!(o.queries <= o.refs, "--queries must not exceed --refs");
+    anyhow::ensure!(
+        o.throughput_images > 0,
+        "--throughput-images must be at least 1"
+    );
     let embedder = kimage::embed::load(o.images.embedder, &o.images.models_dir)?;
     let limits: DecodeLimits = o.images.limits();
     let refs_dir = o.out.join("refs");

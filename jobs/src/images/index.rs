@@ -134,11 +134,17 @@ impl ImageIndex {
                 self.embedder.name().to_string(),
             )]))
             .build();
-        let mut w = ArrowWriter::try_new(File::create(&tmp)?, schema, Some(props))?;
-        w.write(&batch)?;
-        w.close()?;
-        std::fs::rename(&tmp, &path)?;
-        Ok(path)
+        let written = (|| -> Result<()> {
+            let mut w = ArrowWriter::try_new(File::create(&tmp)?, schema, Some(props))?;
+            w.write(&batch)?;
+            w.into_inner()?.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            Ok(())
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written.map(|_| path)
     }
 
     /// Reads an index written by [`write`]; `Ok(None)` when the file does
@@ -199,13 +205,16 @@ impl ImageIndex {
                 .downcast_ref::<FixedSizeListArray>()
                 .filter(|a| a.value_length() as usize == embedder.dim())
                 .with_context(|| format!("embedding is not {} floats", embedder.dim()))?;
-            let values = emb
-                .values()
-                .as_any()
-                .downcast_ref::<Float32Array>()
-                .context("embedding values are not Float32")?;
+            anyhow::ensure!(
+                emb.value_type() == DataType::Float32,
+                "embedding values are not Float32"
+            );
             for i in 0..batch.num_rows() {
-                let d = embedder.dim();
+                let row = emb.value(i);
+                let row = row
+                    .as_any()
+                    .downcast_ref::<Float32Array>()
+                    .expect("checked Float32");
                 index.push(
                     IndexEntry {
                         image_id: ids.value(i).to_string(),
@@ -213,7 +222,7 @@ impl ImageIndex {
                         listing_id: (!listings.is_null(i)).then(|| listings.value(i)),
                         source: sources.value(i).to_string(),
                     },
-                    &values.values()[i * d..(i + 1) * d],
+                    row.values(),
                 );
             }
         }

@@ -78,7 +78,10 @@ pub async fn run(opts: &KbOptions) -> Result<KbSummary> {
         official: kb.official.len(),
         known_fakes: kb.fakes.len(),
         known_fakes_added: kb.fakes.len() - before,
-        rejected: bad.into_iter().map(|(id, e)| (id, e.to_string())).collect(),
+        rejected: bad
+            .into_iter()
+            .map(|(_, id, e)| (id, e.to_string()))
+            .collect(),
         official_path,
         known_fakes_path,
         seconds: started.elapsed().as_secs_f64(),

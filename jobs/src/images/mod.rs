@@ -169,19 +169,35 @@ impl ImageKb {
     pub async fn add_from_catalog(
         &mut self,
         ctx: &SessionContext,
-    ) -> Result<Vec<(String, ImageError)>> {
+    ) -> Result<Vec<(ImageMatchKind, String, ImageError)>> {
         let mut bad = Vec::new();
         if ctx.table_exist("brand_images")? {
-            let rows = collect_images(ctx, "SELECT image_id, content, CAST(brand_id AS BIGINT) AS brand_id, CAST(NULL AS BIGINT) AS listing_id, 'brand_images' AS source FROM brand_images").await?;
-            bad.extend(self.add(ImageMatchKind::Official, rows));
+            let sql = "SELECT image_id, content, CAST(brand_id AS BIGINT) AS brand_id, CAST(NULL AS BIGINT) AS listing_id, 'brand_images' AS source FROM brand_images";
+            bad.extend(self.add_query(ctx, sql, ImageMatchKind::Official).await?);
         }
         if let Some(src) = fake_sources(ctx).await? {
             let sql = format!(
                 "SELECT i.image_id, i.content, CAST(NULL AS BIGINT) AS brand_id, CAST(i.listing_id AS BIGINT) AS listing_id, c.source \
                  FROM images i JOIN ({src}) c ON i.listing_id = c.listing_id"
             );
-            let rows = collect_images(ctx, &sql).await?;
-            bad.extend(self.add(ImageMatchKind::KnownFake, rows));
+            bad.extend(self.add_query(ctx, &sql, ImageMatchKind::KnownFake).await?);
+        }
+        Ok(bad)
+    }
+
+    /// Streams the rows of `sql` (image_id, content, brand_id, listing_id,
+    /// source) into the index of `kind`, one record batch at a time.
+    async fn add_query(
+        &mut self,
+        ctx: &SessionContext,
+        sql: &str,
+        kind: ImageMatchKind,
+    ) -> Result<Vec<(ImageMatchKind, String, ImageError)>> {
+        let mut stream = ctx.sql(sql).await?.execute_stream().await?;
+        let mut bad = Vec::new();
+        while let Some(batch) = stream.next().await {
+            let rows = image_rows(&batch?)?;
+            bad.extend(self.add(kind, rows).into_iter().map(|(i, e)| (kind, i, e)));
         }
         Ok(bad)
     }
@@ -259,8 +275,9 @@ impl ImageKb {
     }
 
     /// Decodes, embeds and matches a batch of images of listings: for each,
-    /// its matches at or above the threshold (an image is not matched
-    /// against its own listing), or why it could not be read.
+    /// its best match at or above the threshold in each index (an image is
+    /// not matched against entries of its own listing), or why it could not
+    /// be read.
     pub fn match_listing_images(
         &self,
         contents: &[&[u8]],
@@ -271,25 +288,31 @@ impl ImageKb {
         let ok: Vec<usize> = (0..embs.len()).filter(|&i| embs[i].is_ok()).collect();
         let mut flat = Vec::with_capacity(ok.len() * dim);
         for &i in &ok {
-            flat.extend_from_slice(embs[i].as_ref().unwrap());
+            flat.extend_from_slice(embs[i].as_ref().expect("filtered to Ok"));
         }
-        let near = self.nearest(&flat, 3);
-        let mut near = near.into_iter();
-        embs.into_iter()
-            .enumerate()
-            .map(|(i, e)| {
-                e.map(|_| {
-                    near.next()
-                        .unwrap_or_default()
-                        .into_iter()
-                        .filter(|m| m.similarity >= self.threshold)
-                        .filter(|m| {
-                            m.entry.listing_id.is_none() || m.entry.listing_id != listing_ids[i]
-                        })
-                        .collect()
-                })
-            })
-            .collect()
+        let mut out: Vec<Result<Vec<RefMatch>, ImageError>> =
+            embs.into_iter().map(|e| e.map(|_| Vec::new())).collect();
+        for index in [&self.official, &self.fakes] {
+            // A listing's own images may be among the known fakes: ask for a
+            // few more than one so that its own entries cannot crowd out
+            // another listing's.
+            let top = index.search(&flat, 8);
+            for (row, matches) in ok.iter().zip(top) {
+                let best = matches
+                    .into_iter()
+                    .filter(|m| m.similarity >= self.threshold)
+                    .map(|m| (m, &index.entries[m.index as usize]))
+                    .find(|(_, e)| e.listing_id.is_none() || e.listing_id != listing_ids[*row]);
+                if let (Some((m, e)), Ok(v)) = (best, &mut out[*row]) {
+                    v.push(RefMatch {
+                        kind: index.kind,
+                        entry: e.clone(),
+                        similarity: m.similarity,
+                    });
+                }
+            }
+        }
+        out
     }
 }
 
@@ -311,48 +334,44 @@ async fn fake_sources(ctx: &SessionContext) -> Result<Option<String>> {
     }
     // One row per listing: test purchases win over takedowns.
     Ok(Some(format!(
-        "SELECT listing_id, min(source) AS source FROM ({}) GROUP BY listing_id",
+        "SELECT listing_id, CASE WHEN bool_or(source = 'test_purchase') THEN 'test_purchase' ELSE 'takedown' END AS source \
+         FROM ({}) GROUP BY listing_id",
         parts.join(" UNION ALL ")
     )))
 }
 
-/// Runs a query returning (image_id, content, brand_id, listing_id, source)
-/// and collects the rows (reference sets are small: brand photos and
-/// confirmed fakes).
-async fn collect_images(
-    ctx: &SessionContext,
-    sql: &str,
+/// The rows of a batch of (image_id, content, brand_id, listing_id, source).
+fn image_rows(
+    batch: &datafusion::arrow::record_batch::RecordBatch,
 ) -> Result<Vec<(IndexEntry, Option<Vec<u8>>)>> {
-    let mut stream = ctx.sql(sql).await?.execute_stream().await?;
-    let mut rows = Vec::new();
-    while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        let s = |i: usize| -> Result<StringArray> {
-            Ok(cast(batch.column(i), &DataType::Utf8)?
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .expect("cast to Utf8")
-                .clone())
-        };
-        let ids = s(0)?;
-        let content = cast(batch.column(1), &DataType::Binary)?;
-        let content = content
+    let s = |i: usize| -> Result<StringArray> {
+        Ok(cast(batch.column(i), &DataType::Utf8)?
             .as_any()
-            .downcast_ref::<BinaryArray>()
-            .expect("Binary");
-        let brand = batch
-            .column(2)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .expect("BIGINT");
-        let listing = batch
-            .column(3)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .expect("BIGINT");
-        let source = s(4)?;
-        for i in 0..batch.num_rows() {
-            rows.push((
+            .downcast_ref::<StringArray>()
+            .expect("cast to Utf8")
+            .clone())
+    };
+    let ids = s(0)?;
+    let content = cast(batch.column(1), &DataType::Binary)?;
+    let content = content
+        .as_any()
+        .downcast_ref::<BinaryArray>()
+        .expect("Binary");
+    let brand = batch
+        .column(2)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("BIGINT");
+    let listing = batch
+        .column(3)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("BIGINT");
+    let source = s(4)?;
+    Ok((0..batch.num_rows())
+        .filter(|&i| !ids.is_null(i))
+        .map(|i| {
+            (
                 IndexEntry {
                     image_id: ids.value(i).to_string(),
                     brand_id: (!brand.is_null(i)).then(|| brand.value(i)),
@@ -360,8 +379,7 @@ async fn collect_images(
                     source: source.value(i).to_string(),
                 },
                 (!content.is_null(i)).then(|| content.value(i).to_vec()),
-            ));
-        }
-    }
-    Ok(rows)
+            )
+        })
+        .collect())
 }

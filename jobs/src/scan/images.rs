@@ -105,7 +105,7 @@ pub async fn run(
                 if uri.is_null(i) {
                     missing[i] = Some("image has neither content nor uri".into());
                 } else {
-                    match fetch(catalog_root, uri.value(i)).await {
+                    match fetch(catalog_root, uri.value(i), kb.limits.max_bytes).await {
                         Ok(b) => fetched[i] = Some(b),
                         Err(e) => missing[i] = Some(format!("uri {}: {e:#}", uri.value(i))),
                     }
@@ -175,11 +175,20 @@ pub async fn run(
 
 /// Image bytes behind a `uri`: an absolute URL (file://, s3://, http(s)://)
 /// through object_store, or a path relative to the catalog.
-async fn fetch(catalog_root: &Path, uri: &str) -> Result<Vec<u8>> {
+async fn fetch(catalog_root: &Path, uri: &str, max_bytes: usize) -> Result<Vec<u8>> {
+    // Objects over `max_bytes` are refused from their size, unread.
+    let too_big = |n: u64| anyhow::anyhow!("{n} bytes, over max_image_bytes={max_bytes}");
     let url = match url::Url::parse(uri) {
         Ok(u) => u,
         Err(_) => {
             let p = catalog_root.join(uri);
+            let len = tokio::fs::metadata(&p)
+                .await
+                .with_context(|| format!("reading {}", p.display()))?
+                .len();
+            if len > max_bytes as u64 {
+                return Err(too_big(len));
+            }
             return Ok(tokio::fs::read(&p)
                 .await
                 .with_context(|| format!("reading {}", p.display()))?);
@@ -187,6 +196,10 @@ async fn fetch(catalog_root: &Path, uri: &str) -> Result<Vec<u8>> {
     };
     use object_store::ObjectStoreExt;
     let (store, path) = object_store::parse_url(&url)?;
+    let size = store.head(&path).await?.size;
+    if size > max_bytes as u64 {
+        return Err(too_big(size));
+    }
     Ok(store.get(&path).await?.bytes().await?.to_vec())
 }
 

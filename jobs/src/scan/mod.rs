@@ -69,6 +69,12 @@ pub async fn run(opts: &ScanOptions) -> Result<ScanSummary> {
     let out = local_path(&opts.out)?;
     let mut manifest = Manifest::start(opts);
     let result = run_inner(opts, &out, &mut manifest).await;
+    if result.is_err() {
+        // Staged files of a failed run (salvaged rows, image hits) are
+        // never read; remove them rather than let them pile up.
+        let _ = std::fs::remove_dir_all(out.join("_staging").join(&manifest.run_id));
+        let _ = std::fs::remove_dir(out.join("_staging"));
+    }
     match &result {
         Ok(s) => manifest.finish_ok(s),
         Err(e) => manifest.finish_err(e),
@@ -114,13 +120,17 @@ async fn run_inner(
             None => crate::images::ImageKb::empty(&opts.images)?,
         };
         if opts.image_kb.is_none() {
-            for (id, e) in ikb.add_from_catalog(&ctx).await? {
-                rejects.push([
-                    Some("brand_images".into()),
-                    None,
-                    Some(id),
-                    Some(e.to_string()),
-                ]);
+            for (kind, id, e) in ikb.add_from_catalog(&ctx).await? {
+                // Unreadable known fakes are listing images: the image
+                // stage rejects them once, below.
+                if kind == dajia_kernels::risk::ImageMatchKind::Official {
+                    rejects.push([
+                        Some("brand_images".into()),
+                        None,
+                        Some(id),
+                        Some(e.to_string()),
+                    ]);
+                }
             }
         }
         if ikb.official.is_empty() && ikb.fakes.is_empty() {

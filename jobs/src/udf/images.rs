@@ -66,6 +66,15 @@ fn is_scalar(v: &ColumnarValue) -> bool {
     matches!(v, ColumnarValue::Scalar(_))
 }
 
+/// Rows to compute: one for a scalar argument (decoded once, not per row).
+fn rows_of(args: &ScalarFunctionArgs) -> usize {
+    if args.args.iter().all(is_scalar) {
+        1
+    } else {
+        args.number_rows
+    }
+}
+
 /// Decodes and embeds the non-null rows in parallel; row i's embedding or error.
 fn embed_rows(
     images: &ImageKb,
@@ -130,7 +139,7 @@ impl ScalarUDFImpl for EmbedImage {
         ))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let content = binary_arg(&args.args[0], args.number_rows)?;
+        let content = binary_arg(&args.args[0], rows_of(&args))?;
         let dim = self.images.embedder.kind().dim();
         let rows = embed_rows(&self.images, &content);
         let mut values = Vec::with_capacity(rows.len() * dim);
@@ -196,7 +205,7 @@ impl ScalarUDFImpl for ImageErrorFn {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         use rayon::prelude::*;
-        let content = binary_arg(&args.args[0], args.number_rows)?;
+        let content = binary_arg(&args.args[0], rows_of(&args))?;
         let limits = self.images.limits;
         let out: Vec<Option<String>> = (0..content.len())
             .into_par_iter()
@@ -268,7 +277,7 @@ impl ScalarUDFImpl for CosineSimilarity {
         Ok(DataType::Float32)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let n = args.number_rows;
+        let n = rows_of(&args);
         let a = args.args[0].to_array(n)?;
         let b = args.args[1].to_array(n)?;
         let a = a

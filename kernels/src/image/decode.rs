@@ -68,7 +68,13 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, ImageErro
     }
     let (format, width, height) = dimensions(bytes)?;
     let pixels = width as u64 * height as u64;
-    if pixels > limits.max_pixels || width == 0 || height == 0 {
+    if width == 0 || height == 0 {
+        return Err(ImageError::Corrupt {
+            format: format_name(format),
+            detail: format!("header declares {width}x{height} pixels"),
+        });
+    }
+    if pixels > limits.max_pixels {
         return Err(ImageError::TooManyPixels {
             width,
             height,
@@ -78,9 +84,16 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, ImageErro
     }
     // zune-jpeg decodes a truncated JPEG leniently (the missing part comes
     // out grey); a photo cut short is damaged data, so it is refused here.
+    // The end-of-image marker must follow the last start-of-scan marker
+    // (inside entropy-coded data 0xFF is always stuffed, so neither marker
+    // appears by accident); data appended after it, as in motion photos, is
+    // fine.
     if format == ImageFormat::Jpeg {
-        let tail = &bytes[bytes.len().saturating_sub(4096)..];
-        if !tail.windows(2).any(|w| w == [0xff, 0xd9]) {
+        let sos = bytes
+            .windows(2)
+            .rposition(|w| w == [0xff, 0xda])
+            .unwrap_or(0);
+        if !bytes[sos..].windows(2).any(|w| w == [0xff, 0xd9]) {
             return Err(ImageError::Corrupt {
                 format: "JPEG".into(),
                 detail: "truncated: no end-of-image marker".into(),

@@ -218,17 +218,26 @@ impl KnowledgeBase {
         }
 
         let mut image_brand: Option<i64> = None;
-        for (kind, hit) in best_image_hits(&l.images) {
+        let brand_of = |hit: &ImageHit| {
+            hit.brand_id
+                .and_then(|id| self.by_id.get(&id))
+                .map(|&i| &self.brands[i])
+        };
+        // Authorised sellers are expected to use their brand's official
+        // photos; only other brands' photos count against them.
+        let hits: Vec<ImageHit> = l
+            .images
+            .iter()
+            .filter(|h| {
+                h.kind != ImageMatchKind::Official
+                    || !brand_of(h).is_some_and(|b| b.authorized_sellers.contains(&l.seller_id))
+            })
+            .cloned()
+            .collect();
+        for (kind, hit) in best_image_hits(&hits) {
             match kind {
                 ImageMatchKind::Official => {
-                    let b = hit
-                        .brand_id
-                        .and_then(|id| self.by_id.get(&id))
-                        .map(|&i| &self.brands[i]);
-                    // Authorised sellers are expected to use official photos.
-                    if b.is_some_and(|b| b.authorized_sellers.contains(&l.seller_id)) {
-                        continue;
-                    }
+                    let b = brand_of(hit);
                     let name = b.map_or_else(
                         || "a brand".to_string(),
                         |b| format!("{} (id {})", b.name, b.id),
@@ -504,6 +513,30 @@ mod tests {
         // Seller 7 is authorised for Gucci: its use of official photos is fine.
         l.seller_id = 7;
         assert!(codes(&kb.assess(&l)).is_empty());
+        // ... but a copy of another brand's photo still counts.
+        let mut other = hit(ImageMatchKind::Official, 0.95);
+        other.brand_id = Some(2);
+        l.images.push(other);
+        let a = kb.assess(&l);
+        assert_eq!(codes(&a), vec!["image_matches_official"]);
+        assert!(
+            a.reasons[0].detail.contains("Apple (id 2)"),
+            "{}",
+            a.reasons[0].detail
+        );
+        l.images.pop();
+        // ... but a copy of another brand's photo still counts.
+        let mut other = hit(ImageMatchKind::Official, 0.95);
+        other.brand_id = Some(2);
+        l.images.push(other);
+        let a = kb.assess(&l);
+        assert_eq!(codes(&a), vec!["image_matches_official"]);
+        assert!(
+            a.reasons[0].detail.contains("Apple (id 2)"),
+            "{}",
+            a.reasons[0].detail
+        );
+        l.images.pop();
         // Known fakes count whoever the seller is.
         l.images.push(hit(ImageMatchKind::KnownFake, 0.95));
         let a = kb.assess(&l);
