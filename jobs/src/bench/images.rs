@@ -301,7 +301,7 @@ impl std::fmt::Display for BenchReport {
         )?;
         write!(
             f,
-            "  threshold {:.2}: {:.4} of copies and {:.4} of unrelated best matches at or above it",
+            "  threshold {:.3}: {:.4} of copies and {:.4} of unrelated best matches at or above it",
             self.threshold, self.copies_above_threshold, self.unrelated_above_threshold
         )
     }

@@ -122,13 +122,16 @@ struct Ctx {
     image_share: f64,
 }
 
-/// Seed of official image `k` of a brand, and of a counterfeiter's photo
-/// shared among fakes of that brand.
+/// Seed of official image `k` of a brand.
 fn official_seed(brand_id: i64, k: u64) -> u64 {
     brand_id as u64 * 1000 + k
 }
-fn fake_seed(brand_id: i64, k: u64) -> u64 {
-    brand_id as u64 * 1000 + 500 + k
+
+/// Counterfeit factories sell the same product photos to many resellers:
+/// fakes that reuse a counterfeiter's photo draw it from this small pool.
+const FACTORY_PHOTOS: u64 = 24;
+fn factory_seed(k: u64) -> u64 {
+    900_000 + k
 }
 
 pub fn generate(opts: &GenOptions) -> Result<GenSummary> {
@@ -319,7 +322,10 @@ fn attach_image(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
                 )
             } else if r < 0.6 {
                 (
-                    images::reuse(&images::photo(fake_seed(b.id, rng.random_range(0..2))), rng),
+                    images::reuse(
+                        &images::photo(factory_seed(rng.random_range(0..FACTORY_PHOTOS))),
+                        rng,
+                    ),
                     Some("fake_image_reuse"),
                 )
             } else if let Some(text) = row.overlay.clone() {
