@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 REFS=${1:-10000}
 MOBILENET_REFS=${MOBILENET_REFS:-2000}
 WORK=${DAJIA_BENCH_DIR:-/tmp/dajia-bench-images}
+# DAJIA_BENCH_PROFILE=dev uses the debug build, whose image path (kernels,
+# image codecs, fast_image_resize, matrixmultiply, tract) is optimised anyway.
 PROFILE=${DAJIA_BENCH_PROFILE:-release}
 if [ "$PROFILE" = release ]; then cargo build --release -p dajia >&2; BIN=target/release/dajia
 else cargo build -p dajia >&2; BIN=target/debug/dajia; fi
@@ -23,9 +25,9 @@ mkdir -p benchmarks/results "$WORK"
   --throughput-images 300 --json "$WORK/mobilenet.json"
 python3 benchmarks/images_peer.py "$WORK/descriptor" --model "$DAJIA_MODELS/mobilenet_v2.onnx" --json "$WORK/peer.json"
 
-python3 - "$WORK" "$(nproc)" <<'PY'
+python3 - "$WORK" "$(nproc)" "$PROFILE" <<'PY'
 import json, sys
-w, cores = sys.argv[1], int(sys.argv[2])
+w, cores, profile = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 d = json.load(open(f"{w}/descriptor.json")); m = json.load(open(f"{w}/mobilenet.json")); p = json.load(open(f"{w}/peer.json"))
 rows = [
     ("decode+embed images/s, one core", d["images_per_second_one_core"], p["phash_images_per_second_one_core"], "dajia descriptor vs PIL+imagehash pHash"),
@@ -39,7 +41,7 @@ print(f"descriptor on {d['cores']} cores: {d['images_per_second_all_cores']:.0f}
       f"matching {d['match_queries']}x{d['match_refs']}: {d['match_pairs_per_second']:.3g} pairs/s, {d['match_queries_per_second']:.0f} queries/s")
 print(f"descriptor goal >= 400 images/s per core: {'met' if d['images_per_second_one_core'] >= 400 else 'NOT met'}; "
       f"recall@1 goal >= 0.98 among >= 10k: {'met' if d['recall_at_1'] >= 0.98 and d['refs'] >= 10000 else 'NOT met'}")
-json.dump({"descriptor": d, "mobilenet": m, "peer": p, "cores": cores,
+json.dump({"descriptor": d, "mobilenet": m, "peer": p, "cores": cores, "build_profile": profile,
            "ratios": {r[0]: r[1] / r[2] for r in rows}}, open("benchmarks/results/images_vs_peer.json", "w"), indent=2)
 print("wrote benchmarks/results/images_vs_peer.json")
 PY

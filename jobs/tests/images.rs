@@ -393,3 +393,136 @@ fn scan_flags_image_reuse_rejects_bad_images_and_learns_known_fakes() {
         "{detail}"
     );
 }
+
+#[test]
+fn image_options_come_from_config_and_flags_and_bad_values_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().join("catalog");
+    gen_with_images(&cat, 300, 3, 0.3);
+    let out = dir.path().join("out");
+    let cfg = dir.path().join("dajia.toml");
+    let scan_with = |extra: &[&str]| {
+        let mut args = scan_args(&cat, &out, DATE);
+        args.extend(["--config".to_string(), cfg.to_str().unwrap().to_string()]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    std::fs::write(&cfg, "[images]\nembedder = \"bogus\"\n").unwrap();
+    let (ok, _, err) = scan_with(&[]);
+    assert!(
+        !ok && err.lines().count() == 1 && err.contains("unknown embedder `bogus`"),
+        "{err}"
+    );
+    // Flags win over the file: the file's mobilenet (no model in this
+    // models folder) is replaced by the descriptor, and the flag's threshold
+    // is the one checked.
+    std::fs::write(
+        &cfg,
+        "[images]\nembedder = \"mobilenet\"\nmodels_dir = \"/nonexistent\"\n",
+    )
+    .unwrap();
+    let (ok, _, err) = scan_with(&[]);
+    assert!(!ok && err.contains("mobilenet_v2.onnx not found"), "{err}");
+    let (ok, _, err) = scan_with(&["--embedder", "descriptor", "--image-threshold", "2"]);
+    assert!(
+        !ok && err.contains("image threshold 2 is not a cosine similarity"),
+        "{err}"
+    );
+    // The file's pixel limit applies: every listing image is refused from
+    // its header (the references come from an index built with defaults).
+    let kb = dir.path().join("kb");
+    let (ok, _, err) = run(&[
+        "kb",
+        "--catalog",
+        cat.to_str().unwrap(),
+        "--out",
+        kb.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    std::fs::write(&cfg, "[images]\nmax_pixels = 1000\n").unwrap();
+    let (ok, stdout, err) = scan_with(&["--image-kb", kb.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let images: usize = sql_csv(
+        &out,
+        &format!("SELECT count(*) FROM '{}/images'", cat.display()),
+    )
+    .lines()
+    .nth(1)
+    .unwrap()
+    .parse()
+    .unwrap();
+    assert!(images > 50, "{images}");
+    assert!(
+        stdout.contains(&format!("; {images} rejected;")),
+        "{stdout}"
+    );
+    let reasons = sql_csv(
+        &out,
+        "SELECT reason FROM rejects WHERE table_name = 'images' LIMIT 3",
+    );
+    assert!(reasons.contains("over max_image_pixels=1000"), "{reasons}");
+    // Unknown keys are refused, not ignored.
+    std::fs::write(&cfg, "[images]\nthreshhold = 0.9\n").unwrap();
+    let (ok, _, err) = scan_with(&[]);
+    assert!(!ok && err.contains("unknown field `threshhold`"), "{err}");
+}
+
+#[test]
+fn scan_with_the_mobilenet_embedder_flags_official_photo_copies() {
+    let models = models_dir();
+    if !models.join("mobilenet_v2.onnx").exists() {
+        assert!(
+            std::env::var_os("DAJIA_REQUIRE_MODELS").is_none(),
+            "no model in {}",
+            models.display()
+        );
+        eprintln!(
+            "skipped: no model in {} (run scripts/setup-models.sh)",
+            models.display()
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().join("catalog");
+    gen_with_images(&cat, 1_000, 31, 0.3);
+    let out = dir.path().join("out");
+    let mut args = scan_args(&cat, &out, DATE);
+    args.extend(
+        [
+            "--embedder",
+            "mobilenet",
+            "--models",
+            models.to_str().unwrap(),
+        ]
+        .map(String::from),
+    );
+    let (ok, stdout, err) = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok, "{err}");
+    assert!(stdout.contains("(mobilenet embedder"), "{stdout}");
+    let labels = format!("'{}/ground_truth/labels.parquet'", cat.display());
+    let q = |sql: &str| -> usize {
+        sql_csv(&out, sql)
+            .lines()
+            .nth(1)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let reused = q(&format!(
+        "SELECT count(*) FROM {labels} WHERE image_technique = 'official_image_reuse'"
+    ));
+    let flagged = q(&format!(
+        "SELECT count(*) FROM {labels} g JOIN (SELECT listing_id, unnest(reasons) r FROM risk_scores) s USING (listing_id) \
+         WHERE g.image_technique = 'official_image_reuse' AND s.r['code'] = 'image_matches_official'"
+    ));
+    let wrong = q(&format!(
+        "SELECT count(*) FROM {labels} g JOIN (SELECT listing_id, unnest(reasons) r FROM risk_scores) s USING (listing_id) \
+         WHERE g.label = 'genuine' AND s.r['code'] LIKE 'image_matches%'"
+    ));
+    assert!(
+        reused >= 5 && flagged as f64 >= 0.8 * reused as f64,
+        "{flagged} of {reused} flagged"
+    );
+    assert!(wrong <= 2, "{wrong} genuine listings flagged by images");
+}
