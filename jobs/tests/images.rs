@@ -63,27 +63,33 @@ fn descriptor_matches_transformed_copies_and_not_unrelated_photos() {
     }
 }
 
-fn models_dir() -> PathBuf {
-    std::env::var_os("DAJIA_MODELS")
+/// The models folder when it holds the mobilenet model; `None` (the test
+/// skips, saying so) when it does not, unless DAJIA_REQUIRE_MODELS is set
+/// (CI), where a missing model fails the test.
+fn mobilenet_models() -> Option<PathBuf> {
+    let dir = std::env::var_os("DAJIA_MODELS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../models"))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../models"));
+    if dir.join("mobilenet_v2.onnx").exists() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("DAJIA_REQUIRE_MODELS").is_none(),
+        "DAJIA_REQUIRE_MODELS is set but {} has no mobilenet_v2.onnx",
+        dir.display()
+    );
+    eprintln!(
+        "skipped: no model in {} (run scripts/setup-models.sh)",
+        dir.display()
+    );
+    None
 }
 
 #[test]
 fn mobilenet_matches_reference_embeddings_from_onnxruntime() {
-    let dir = models_dir();
-    if !dir.join("mobilenet_v2.onnx").exists() {
-        assert!(
-            std::env::var_os("DAJIA_REQUIRE_MODELS").is_none(),
-            "DAJIA_REQUIRE_MODELS is set but {} has no mobilenet_v2.onnx",
-            dir.display()
-        );
-        eprintln!(
-            "skipped: no model in {} (run scripts/setup-models.sh)",
-            dir.display()
-        );
+    let Some(dir) = mobilenet_models() else {
         return;
-    }
+    };
     let net = dajia_kernels::image::mobilenet::MobileNet::load(&dir).unwrap();
     let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mobilenet");
     let json: serde_json::Value =
@@ -469,19 +475,9 @@ fn image_options_come_from_config_and_flags_and_bad_values_are_one_line_errors()
 
 #[test]
 fn scan_with_the_mobilenet_embedder_flags_official_photo_copies() {
-    let models = models_dir();
-    if !models.join("mobilenet_v2.onnx").exists() {
-        assert!(
-            std::env::var_os("DAJIA_REQUIRE_MODELS").is_none(),
-            "no model in {}",
-            models.display()
-        );
-        eprintln!(
-            "skipped: no model in {} (run scripts/setup-models.sh)",
-            models.display()
-        );
+    let Some(models) = mobilenet_models() else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
     let cat = dir.path().join("catalog");
     gen_with_images(&cat, 1_000, 31, 0.3);
