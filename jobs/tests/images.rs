@@ -229,6 +229,25 @@ fn image_index_round_trips_and_refuses_another_embedder() {
     assert!(err.contains("known_fakes.parquet"), "{err}");
 }
 
+/// Listings of the generated catalog `cat` whose labels meet `condition`
+/// (on `labels`) and whose scores in `out` carry a reason whose code is
+/// LIKE `code`.
+fn labelled_with_reason(out: &Path, cat: &Path, condition: &str, code: &str) -> usize {
+    let sql = format!(
+        "SELECT count(DISTINCT g.listing_id) FROM '{}/ground_truth/labels.parquet' g \
+         JOIN (SELECT listing_id, unnest(reasons) r FROM risk_scores) s USING (listing_id) \
+         WHERE g.{condition} AND s.r['code'] LIKE '{code}'",
+        cat.display()
+    );
+    sql_csv(out, &sql)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 /// Bad images added to a catalog's `images` table as one more file.
 fn add_bad_images(cat: &Path) {
     use arrow::array::{BinaryArray, Int64Array, StringArray};
@@ -315,10 +334,12 @@ fn scan_flags_image_reuse_rejects_bad_images_and_learns_known_fakes() {
     let reused = count(&format!(
         "SELECT count(*) FROM {labels} WHERE image_technique = 'official_image_reuse'"
     ));
-    let flagged = count(&format!(
-        "SELECT count(*) FROM {labels} g JOIN (SELECT listing_id, unnest(reasons) r FROM risk_scores) s USING (listing_id) \
-         WHERE g.image_technique = 'official_image_reuse' AND s.r['code'] = 'image_matches_official'"
-    ));
+    let flagged = labelled_with_reason(
+        &out,
+        &cat,
+        "image_technique = 'official_image_reuse'",
+        "image_matches_official",
+    );
     assert!(reused >= 50, "{reused}");
     assert!(
         flagged as f64 >= 0.95 * reused as f64,
@@ -330,10 +351,7 @@ fn scan_flags_image_reuse_rejects_bad_images_and_learns_known_fakes() {
         "{detail}"
     );
     // Genuine listings (authorised sellers use official photos) are not.
-    let wrong = count(&format!(
-        "SELECT count(*) FROM {labels} g JOIN (SELECT listing_id, unnest(reasons) r FROM risk_scores) s USING (listing_id) \
-         WHERE g.label = 'genuine' AND s.r['code'] LIKE 'image_matches%'"
-    ));
+    let wrong = labelled_with_reason(&out, &cat, "label = 'genuine'", "image_matches%");
     let scanned = count("SELECT count(*) FROM risk_scores");
     assert!(
         (wrong as f64) < 0.005 * scanned as f64,
@@ -376,23 +394,18 @@ fn scan_flags_image_reuse_rejects_bad_images_and_learns_known_fakes() {
     let (ok, _, err) = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(ok, "{err}");
     let q2 = |sql: &str| sql_csv(&out2, &sql.replace("CAT", cat.to_str().unwrap()));
-    let known = q2(&format!(
-        "SELECT count(*) FROM {labels} g JOIN (SELECT listing_id, unnest(reasons) r FROM risk_scores) s USING (listing_id) \
-         WHERE g.image_technique = 'fake_image_reuse' AND s.r['code'] = 'image_matches_known_fake'"
-    ));
-    let known: usize = known.lines().nth(1).unwrap().trim().parse().unwrap();
+    let known = labelled_with_reason(
+        &out2,
+        &cat,
+        "image_technique = 'fake_image_reuse'",
+        "image_matches_known_fake",
+    );
     // Most fake photos appear once in a catalog this small; those shared by
     // several listings are caught once one of them is confirmed.
     assert!(known >= 3, "{known} copies of known fakes flagged");
-    let genuine = q2(&format!(
-        "SELECT count(*) FROM {labels} g JOIN (SELECT listing_id, unnest(reasons) r FROM risk_scores) s USING (listing_id) \
-         WHERE g.label = 'genuine' AND s.r['code'] = 'image_matches_known_fake'"
-    ));
-    assert_eq!(
-        genuine.lines().nth(1).unwrap().trim(),
-        "0",
-        "genuine listings matched known fakes"
-    );
+    let genuine =
+        labelled_with_reason(&out2, &cat, "label = 'genuine'", "image_matches_known_fake");
+    assert_eq!(genuine, 0, "genuine listings matched known fakes");
     let detail = q2("SELECT r['detail'] FROM (SELECT unnest(reasons) r FROM risk_scores) WHERE r['code'] = 'image_matches_known_fake' LIMIT 1");
     assert!(
         detail.contains("confirmed counterfeit, similarity"),
@@ -508,14 +521,13 @@ fn scan_with_the_mobilenet_embedder_flags_official_photo_copies() {
     let reused = q(&format!(
         "SELECT count(*) FROM {labels} WHERE image_technique = 'official_image_reuse'"
     ));
-    let flagged = q(&format!(
-        "SELECT count(*) FROM {labels} g JOIN (SELECT listing_id, unnest(reasons) r FROM risk_scores) s USING (listing_id) \
-         WHERE g.image_technique = 'official_image_reuse' AND s.r['code'] = 'image_matches_official'"
-    ));
-    let wrong = q(&format!(
-        "SELECT count(*) FROM {labels} g JOIN (SELECT listing_id, unnest(reasons) r FROM risk_scores) s USING (listing_id) \
-         WHERE g.label = 'genuine' AND s.r['code'] LIKE 'image_matches%'"
-    ));
+    let flagged = labelled_with_reason(
+        &out,
+        &cat,
+        "image_technique = 'official_image_reuse'",
+        "image_matches_official",
+    );
+    let wrong = labelled_with_reason(&out, &cat, "label = 'genuine'", "image_matches%");
     assert!(
         reused >= 5 && flagged as f64 >= 0.8 * reused as f64,
         "{flagged} of {reused} flagged"

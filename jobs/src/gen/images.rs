@@ -147,7 +147,6 @@ pub fn reuse(src: &RgbImage, rng: &mut impl Rng) -> RgbImage {
 
 /// Draw `text` (ASCII) in a white box across the image, glyphs scaled ×`scale`.
 pub fn overlay_text(img: &mut RgbImage, text: &str, scale: u32) {
-    use font8x8::UnicodeFonts;
     let (w, h) = img.dimensions();
     let tw = (text.chars().count() as u32 * 8 * scale).min(w);
     let (x0, y0) = ((w - tw) / 2, h * 2 / 3);
@@ -156,22 +155,35 @@ pub fn overlay_text(img: &mut RgbImage, text: &str, scale: u32) {
             img.put_pixel(x, y, Rgb([250, 250, 250]));
         }
     }
+    for_each_glyph_pixel(text, (x0, y0), scale, (w, h), |x, y| {
+        img.put_pixel(x, y, Rgb([200, 10, 10]))
+    });
+}
+
+/// Calls `plot(x, y)` for every pixel of `text` in the 8×8 font scaled
+/// ×`scale` from top-left `origin`, clipped to `size`.
+fn for_each_glyph_pixel(
+    text: &str,
+    (x0, y0): (u32, u32),
+    scale: u32,
+    (w, h): (u32, u32),
+    mut plot: impl FnMut(u32, u32),
+) {
+    use font8x8::UnicodeFonts;
     for (i, c) in text.chars().enumerate() {
         let Some(glyph) = font8x8::BASIC_FONTS.get(c) else {
             continue;
         };
         for (gy, row) in glyph.iter().enumerate() {
-            for gx in 0..8u32 {
-                if row & (1 << gx) != 0 {
-                    for dy in 0..scale {
-                        for dx in 0..scale {
-                            let (x, y) = (
-                                x0 + (i as u32 * 8 + gx) * scale + dx,
-                                y0 + gy as u32 * scale + dy,
-                            );
-                            if x < w && y < h {
-                                img.put_pixel(x, y, Rgb([200, 10, 10]));
-                            }
+            for gx in (0..8u32).filter(|gx| row & (1 << gx) != 0) {
+                for dy in 0..scale {
+                    for dx in 0..scale {
+                        let (x, y) = (
+                            x0 + (i as u32 * 8 + gx) * scale + dx,
+                            y0 + gy as u32 * scale + dy,
+                        );
+                        if x < w && y < h {
+                            plot(x, y);
                         }
                     }
                 }
@@ -245,7 +257,6 @@ pub fn transform(src: &RgbImage, kind: &str, rng: &mut impl Rng) -> (RgbImage, u
 
 /// Half-transparent white text in the lower right corner.
 pub fn watermark(img: &mut RgbImage, text: &str) {
-    use font8x8::UnicodeFonts;
     let (w, h) = img.dimensions();
     let scale = (w / 160).max(1);
     let tw = text.chars().count() as u32 * 8 * scale;
@@ -253,30 +264,10 @@ pub fn watermark(img: &mut RgbImage, text: &str) {
         w.saturating_sub(tw + 8 * scale),
         h.saturating_sub(14 * scale),
     );
-    for (i, c) in text.chars().enumerate() {
-        let Some(glyph) = font8x8::BASIC_FONTS.get(c) else {
-            continue;
-        };
-        for (gy, row) in glyph.iter().enumerate() {
-            for gx in 0..8u32 {
-                if row & (1 << gx) == 0 {
-                    continue;
-                }
-                for dy in 0..scale {
-                    for dx in 0..scale {
-                        let (x, y) = (
-                            x0 + (i as u32 * 8 + gx) * scale + dx,
-                            y0 + gy as u32 * scale + dy,
-                        );
-                        if x < w && y < h {
-                            let p = img.get_pixel_mut(x, y);
-                            *p = Rgb(p.0.map(|c| ((c as u16 + 255) / 2) as u8));
-                        }
-                    }
-                }
-            }
-        }
-    }
+    for_each_glyph_pixel(text, (x0, y0), scale, (w, h), |x, y| {
+        let p = img.get_pixel_mut(x, y);
+        *p = Rgb(p.0.map(|c| ((c as u16 + 255) / 2) as u8));
+    });
 }
 
 #[cfg(test)]
