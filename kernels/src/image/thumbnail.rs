@@ -20,6 +20,20 @@ pub fn resize_rgb(img: &RgbImage, side: u32) -> Vec<u8> {
     dst.into_vec()
 }
 
+/// Resizes to `width`×`height` (any aspect ratio change is the caller's choice:
+/// the OCR detector wants sides in multiples of 32, the recogniser a fixed height).
+pub fn resize_to(img: &RgbImage, width: u32, height: u32) -> RgbImage {
+    if img.width() == width && img.height() == height {
+        return img.clone();
+    }
+    let mut dst = Image::new(width, height, PixelType::U8x3);
+    let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+    Resizer::new()
+        .resize(img, &mut dst, &opts)
+        .expect("RGB8 to RGB8 resize of a non-empty image");
+    RgbImage::from_raw(width, height, dst.into_vec()).expect("buffer of width*height*3")
+}
+
 /// ImageNet normalisation into planar CHW f32, appended to `out`.
 pub fn imagenet_chw(rgb: &[u8], side: usize, out: &mut Vec<f32>) {
     const MEAN: [f32; 3] = [0.485, 0.456, 0.406];

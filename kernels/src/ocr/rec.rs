@@ -1,0 +1,211 @@
+//! Text-line recognition: PP-OCRv5's SVTR recogniser reads 48-pixel-high
+//! line crops and emits per-column character probabilities, decoded by CTC
+//! greedy search with the model's dictionary.
+
+use std::path::Path;
+
+use image::RgbImage;
+
+use super::plans::{model_err, ShapedModel};
+use crate::image::thumbnail::resize_to;
+use crate::image::ImageError;
+
+pub const HEIGHT: u32 = 48;
+/// Lines are padded to at least this width, as in training (3×48×320).
+pub const MIN_WIDTH: u32 = 320;
+/// Longer lines are squeezed to this width (aspect ratio 40:1).
+pub const MAX_WIDTH: u32 = 1920;
+pub const MODEL_FILE: &str = "ppocrv5_rec.onnx";
+pub const KEYS_FILE: &str = "ppocr_keys_v5.txt";
+
+pub struct Recognizer {
+    model: ShapedModel,
+    /// Output index → character; index 0 is the CTC blank.
+    keys: Vec<String>,
+}
+
+/// One recognised line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recognized {
+    pub text: String,
+    /// Mean probability of the emitted characters (0 when none).
+    pub confidence: f32,
+}
+
+impl Recognizer {
+    pub fn load(dir: &Path) -> Result<Self, ImageError> {
+        let model = ShapedModel::load("ppocrv5_rec", dir, MODEL_FILE)?;
+        let keys_path = dir.join(KEYS_FILE);
+        let text = std::fs::read_to_string(&keys_path).map_err(|e| {
+            model_err(
+                "ppocrv5_rec",
+                format!(
+                    "dictionary {}: {e}; run `scripts/setup-models.sh` to fetch it",
+                    keys_path.display()
+                ),
+            )
+        })?;
+        // The file lists every output class in order: "blank", the
+        // characters, and a final space (a line of its own).
+        let keys: Vec<String> = text
+            .strip_suffix('\n')
+            .unwrap_or(&text)
+            .split('\n')
+            .map(str::to_string)
+            .collect();
+        if keys.len() < 2 || keys[0] != "blank" {
+            return Err(model_err(
+                "ppocrv5_rec",
+                format!(
+                    "dictionary {} is not a PP-OCR key list (first line {:?}); rerun `scripts/setup-models.sh`",
+                    keys_path.display(),
+                    keys.first()
+                ),
+            ));
+        }
+        Ok(Recognizer { model, keys })
+    }
+
+    pub fn classes(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Recognises line crops, `batch` at a time; lines of similar width are
+    /// batched together so that little of each batch is padding. Results are
+    /// in the order of `crops`.
+    pub fn recognize(
+        &self,
+        crops: &[RgbImage],
+        batch: usize,
+    ) -> Result<Vec<Recognized>, ImageError> {
+        let widths: Vec<u32> = crops.iter().map(line_width).collect();
+        let mut order: Vec<usize> = (0..crops.len()).collect();
+        order.sort_by_key(|&i| widths[i]);
+        let mut out = vec![
+            Recognized {
+                text: String::new(),
+                confidence: 0.0
+            };
+            crops.len()
+        ];
+        for group in order.chunks(batch.max(1)) {
+            let w = group
+                .iter()
+                .map(|&i| widths[i])
+                .max()
+                .unwrap_or(MIN_WIDTH)
+                .max(MIN_WIDTH)
+                .div_ceil(32)
+                * 32;
+            let plane = (HEIGHT * w) as usize;
+            // Zero is mid-grey after normalisation: the padding value
+            // PaddleOCR uses.
+            let mut input = vec![0f32; group.len() * 3 * plane];
+            for (k, &i) in group.iter().enumerate() {
+                let line = resize_to(&crops[i], widths[i].min(w), HEIGHT);
+                let base = k * 3 * plane;
+                for (x, y, p) in line.enumerate_pixels() {
+                    let at = (y * w + x) as usize;
+                    for c in 0..3 {
+                        // BGR, (x/255 - 0.5) / 0.5
+                        input[base + c * plane + at] = p.0[2 - c] as f32 / 127.5 - 1.0;
+                    }
+                }
+            }
+            let shape = [group.len(), 3, HEIGHT as usize, w as usize];
+            let (oshape, probs) = self.model.run(&shape, &input)?;
+            if oshape.len() != 3 || oshape[0] != group.len() || oshape[2] != self.keys.len() {
+                return Err(model_err(
+                    "ppocrv5_rec",
+                    format!(
+                        "output shape {oshape:?} does not match {} dictionary entries",
+                        self.keys.len()
+                    ),
+                ));
+            }
+            let (t, c) = (oshape[1], oshape[2]);
+            for (k, &i) in group.iter().enumerate() {
+                out[i] = ctc_greedy(&probs[k * t * c..(k + 1) * t * c], c, &self.keys);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Width of a line crop scaled to `HEIGHT`, capped at `MAX_WIDTH`.
+pub fn line_width(crop: &RgbImage) -> u32 {
+    let ratio = crop.width() as f32 / crop.height().max(1) as f32;
+    ((HEIGHT as f32 * ratio).ceil() as u32).clamp(1, MAX_WIDTH)
+}
+
+/// CTC greedy decoding: the most probable class per column, repeats merged,
+/// blanks (class 0) dropped; confidence is the mean probability of the
+/// emitted characters.
+pub fn ctc_greedy(probs: &[f32], classes: usize, keys: &[String]) -> Recognized {
+    let mut text = String::new();
+    let (mut sum, mut n) = (0f32, 0usize);
+    let mut prev = usize::MAX;
+    for col in probs.chunks_exact(classes) {
+        let (best, p) =
+            col.iter().enumerate().fold(
+                (0usize, f32::MIN),
+                |acc, (i, &v)| if v > acc.1 { (i, v) } else { acc },
+            );
+        if best != 0 && best != prev {
+            if let Some(k) = keys.get(best) {
+                text.push_str(k);
+                sum += p;
+                n += 1;
+            }
+        }
+        prev = best;
+    }
+    Recognized {
+        text,
+        confidence: if n == 0 { 0.0 } else { sum / n as f32 },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ctc_merges_repeats_and_drops_blanks() {
+        let keys: Vec<String> = ["blank", "a", "b", "高"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let col = |k: usize, p: f32| {
+            let mut v = vec![(1.0 - p) / 3.0; 4];
+            v[k] = p;
+            v
+        };
+        // a a _ a b b _ _ 高  -> "aab高"
+        let cols = [
+            col(1, 0.9),
+            col(1, 0.8),
+            col(0, 0.9),
+            col(1, 0.7),
+            col(2, 0.6),
+            col(2, 0.9),
+            col(0, 0.9),
+            col(0, 0.9),
+            col(3, 0.5),
+        ];
+        let flat: Vec<f32> = cols.concat();
+        let r = ctc_greedy(&flat, 4, &keys);
+        assert_eq!(r.text, "aab高");
+        assert!((r.confidence - (0.9 + 0.7 + 0.6 + 0.5) / 4.0).abs() < 1e-6);
+        let blank = ctc_greedy(&[col(0, 0.9), col(0, 0.8)].concat(), 4, &keys);
+        assert_eq!(blank.text, "");
+        assert_eq!(blank.confidence, 0.0);
+    }
+
+    #[test]
+    fn line_widths_keep_aspect_and_are_capped() {
+        assert_eq!(line_width(&RgbImage::new(200, 24)), 400);
+        assert_eq!(line_width(&RgbImage::new(10, 48)), 10);
+        assert_eq!(line_width(&RgbImage::new(100_000, 10)), MAX_WIDTH);
+    }
+}
