@@ -202,7 +202,13 @@ pub async fn run(scores: &str, labels: &str, date: Option<&str>) -> Result<EvalR
                     let v = reasons.value(i);
                     let codes = cast(v.as_struct().column(0), &DataType::Utf8)?;
                     let codes = codes.as_string::<i32>();
-                    (0..codes.len()).any(|j| codes.value(j).starts_with("image_matches"))
+                    let details = cast(v.as_struct().column(1), &DataType::Utf8)?;
+                    let details = details.as_string::<i32>();
+                    // image matches, or text signals read from an image (OCR)
+                    (0..codes.len()).any(|j| {
+                        codes.value(j).starts_with("image_matches")
+                            || details.value(j).starts_with("ocr:")
+                    })
                 };
                 let e = r
                     .per_image_technique
@@ -263,7 +269,7 @@ impl std::fmt::Display for EvalReport {
         if !self.per_image_technique.is_empty() {
             writeln!(
                 f,
-                "  per image technique (listings, flagged by an image reason, image recall):"
+                "  per image technique (listings, flagged by an image or OCR reason, image recall):"
             )?;
             for (k, (n, d, r)) in &self.per_image_technique {
                 writeln!(f, "    {k:<22} {n:>8} {d:>8}  {r:.4}")?;

@@ -14,6 +14,7 @@ pub mod eval;
 pub mod gen;
 pub mod images;
 pub mod kb;
+pub mod ocr;
 pub mod scan;
 pub mod session;
 pub mod sql;

@@ -8,6 +8,7 @@ use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 
 use dajia::images::ImageOptions;
+use dajia::ocr::OcrConfig;
 use dajia::{bench, eval, gen, images, scan, sql};
 
 #[derive(Parser)]
@@ -143,6 +144,15 @@ struct ImageArgs {
     /// Images decoded and embedded at once.
     #[arg(long)]
     image_batch: Option<usize>,
+    /// Read the text inside images: auto (when the OCR models are installed), on, off.
+    #[arg(long, env = "DAJIA_OCR")]
+    ocr: Option<String>,
+    /// Text lines recognised per OCR model run (1 is fastest on a CPU).
+    #[arg(long)]
+    ocr_rec_batch: Option<usize>,
+    /// Turn upside-down text lines with PP-OCR's orientation classifier.
+    #[arg(long)]
+    ocr_cls: bool,
 }
 
 impl ImageArgs {
@@ -165,10 +175,40 @@ impl ImageArgs {
         o.validate()?;
         Ok(o)
     }
+
+    fn apply_ocr(&self, mut o: OcrConfig) -> Result<OcrConfig> {
+        if let Some(m) = &self.ocr {
+            o.mode = m.parse().map_err(anyhow::Error::msg)?;
+        }
+        if let Some(b) = self.ocr_rec_batch {
+            o.rec_batch = b;
+        }
+        if self.ocr_cls {
+            o.use_cls = true;
+        }
+        o.validate()?;
+        Ok(o)
+    }
 }
 
 #[derive(Subcommand)]
 enum BenchCmd {
+    /// OCR character accuracy and lines/s, characters/s on photos with drawn text.
+    Ocr {
+        /// Folder for the rendered JPEGs and truth.jsonl (a peer reads the same files).
+        #[arg(long)]
+        out: PathBuf,
+        /// Images with text (one text-free photo is added per ten).
+        #[arg(long, default_value_t = 300)]
+        count: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Also write the report here as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        #[command(flatten)]
+        images: ImageArgs,
+    },
     /// Decode+embed images/s, matching throughput, recall@1 of transformed copies.
     Images {
         /// Folder for the generated JPEGs and truth.csv (a peer reads the same files).
@@ -199,6 +239,8 @@ struct ConfigFile {
     thresholds: dajia_kernels::risk::Thresholds,
     #[serde(default)]
     images: ImageOptions,
+    #[serde(default)]
+    ocr: OcrConfig,
 }
 
 impl ConfigFile {
@@ -305,6 +347,7 @@ fn run() -> Result<()> {
             o.weights = c.weights;
             o.thresholds = c.thresholds;
             o.images = images.apply(c.images)?;
+            o.ocr = images.apply_ocr(c.ocr)?;
             o.image_kb = image_kb;
             anyhow::ensure!(
                 o.thresholds.review <= o.thresholds.takedown,
@@ -312,6 +355,27 @@ fn run() -> Result<()> {
             );
             let s = rt.block_on(scan::run(&o))?;
             say(format_args!("{s}\n"));
+        }
+        Cmd::Bench(BenchCmd::Ocr {
+            out,
+            count,
+            seed,
+            json,
+            images,
+        }) => {
+            let io = images.apply(ImageOptions::default())?;
+            let r = bench::ocr::run(&bench::ocr::OcrBenchOptions {
+                out,
+                images: count,
+                seed,
+                models: io.models_dir,
+                ocr: images.apply_ocr(OcrConfig::default())?.options(),
+            })?;
+            say(format_args!("{r}\n"));
+            if let Some(p) = json {
+                std::fs::write(&p, serde_json::to_string_pretty(&r)?)
+                    .with_context(|| format!("writing {}", p.display()))?;
+            }
         }
         Cmd::Bench(BenchCmd::Images {
             out,
@@ -386,6 +450,7 @@ fn run() -> Result<()> {
         } => {
             let c = ConfigFile::read(config.as_ref())?;
             let io = images.apply(c.images)?;
+            let ocr = images.apply_ocr(c.ocr)?;
             rt.block_on(async {
                 let ctx = sql::session_with_images(
                     catalog.as_deref(),
@@ -394,6 +459,7 @@ fn run() -> Result<()> {
                     image_kb.as_deref(),
                 )
                 .await?;
+                dajia::udf::register_ocr(&ctx, ocr, io.models_dir.clone(), io.limits());
                 if let Some(c) = command {
                     sql::run_script(&ctx, &c, format).await
                 } else if let Some(f) = file {

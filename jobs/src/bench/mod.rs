@@ -2,3 +2,4 @@
 //! where a peer tool can read the same data, prints figures, and writes JSON.
 
 pub mod images;
+pub mod ocr;

@@ -6,10 +6,11 @@
 //! negatives, 10% counterfeits made with one technique of the evasion
 //! catalogue (`evasion.rs`, documented in README "Generated catalogs").
 
-mod evasion;
+pub(crate) mod evasion;
 pub mod images;
+pub mod text_render;
 mod sellers;
-mod vocab;
+pub(crate) mod vocab;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -73,8 +74,11 @@ pub struct Row {
     /// (image_id, JPEG bytes) of the listing's images.
     pub images: Vec<(String, Vec<u8>)>,
     pub image_technique: Option<&'static str>,
-    /// ASCII text a seller could draw over a photo (contact id, replica words).
-    pub overlay: Option<String>,
+    /// Text a seller could draw over a photo (contact id, replica words):
+    /// `(text, ASCII fallback for the bitmap font when no fonts are installed)`.
+    pub overlay: Option<(String, String)>,
+    /// The title without the evasion, for sellers who move it into the photo.
+    pub clean_title: Option<String>,
 }
 
 pub const TECHNIQUES: &[&str] = &[
@@ -120,6 +124,9 @@ struct Ctx {
     sellers: sellers::SellerPlan,
     snapshot_us: i64,
     image_share: f64,
+    /// TrueType fonts for text drawn over photos (`<models>/fonts`); without
+    /// them overlays are ASCII in an 8x8 bitmap font.
+    fonts: Option<text_render::Fonts>,
 }
 
 /// Seed of official image `k` of a brand.
@@ -184,7 +191,18 @@ pub fn generate(opts: &GenOptions) -> Result<GenSummary> {
         sellers: plan,
         snapshot_us,
         image_share: opts.image_share,
+        fonts: if opts.image_share > 0.0 {
+            text_render::Fonts::find()
+        } else {
+            None
+        },
     });
+    if opts.image_share > 0.0 && ctx.fonts.is_none() {
+        tracing::warn!(
+            "no fonts in {}: text over photos is ASCII in a bitmap font (run scripts/setup-models.sh)",
+            text_render::Fonts::default_dir().display()
+        );
+    }
 
     let root = &opts.out;
     std::fs::create_dir_all(root)?;
@@ -328,10 +346,21 @@ fn attach_image(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
                     ),
                     Some("fake_image_reuse"),
                 )
-            } else if let Some(text) = row.overlay.clone() {
+            } else if let Some((text, ascii)) = row.overlay.clone() {
                 let mut img = images::photo(rng.random());
-                images::overlay_text(&mut img, &text, 3);
-                (img, Some("text_overlay"))
+                match &ctx.fonts {
+                    Some(f) => text_render::caption(&mut img, f.pick(&text, rng), &text, rng),
+                    None => images::overlay_text(&mut img, &ascii, 3),
+                }
+                // Half of them move the evasion out of the text entirely.
+                match row.clean_title.clone() {
+                    Some(clean) if rng.random_bool(0.5) => {
+                        row.title = clean;
+                        row.description = None;
+                        (img, Some("text_in_image_only"))
+                    }
+                    _ => (img, Some("text_overlay")),
+                }
             } else {
                 (images::photo(rng.random()), None)
             }
@@ -424,8 +453,12 @@ fn counterfeit(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
             let word = *vocab::REPLICA_WORDS.choose(rng).unwrap();
             let (word, how) = evasion::disguise(word, rng);
             row.evasion = Some(format!("replica word {how}"));
-            row.overlay =
-                Some(["1:1 AAA", "REPLICA", "TOP 1:1", "AAA+"][rng.random_range(0..4)].to_string());
+            let plain = *vocab::REPLICA_WORDS.choose(rng).unwrap();
+            row.overlay = Some((
+                format!("{plain} 1:1 {}", ["AAA", "原单", "顶级", "正品品质"][rng.random_range(0..4)]),
+                ["1:1 AAA", "REPLICA", "TOP 1:1", "AAA+"][rng.random_range(0..4)].to_string(),
+            ));
+            row.clean_title = Some(format!("{alias} {product} {suffix}"));
             if rng.random_bool(0.75) {
                 row.title = format!("{word}{alias} {product} {suffix}");
             } else {
@@ -447,7 +480,11 @@ fn counterfeit(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
             let phrase = format!("{kw} {id}");
             row.evasion = Some(format!("contact {how}"));
             if id.is_ascii() {
-                row.overlay = Some(format!("VX {id}"));
+                // "➕V"/"+v" drawn small read as "IV"/"V": captions use a keyword
+                // that survives a photo.
+                let shown = if matches!(kw, "➕V" | "+v") { "加V信" } else { kw };
+                row.overlay = Some((format!("{shown} {id}"), format!("VX {id}")));
+                row.clean_title = Some(format!("{alias} {product} {suffix}"));
             }
             if rng.random_bool(0.6) {
                 row.title = format!("{alias} {product} {phrase} 看实物");

@@ -2,7 +2,8 @@
 //! and matched against the image indexes in bounded batches
 //! (`images.batch_rows` at a time); unreadable images become rejects; the
 //! matches are staged as a Parquet file `image_hits` (one row per listing)
-//! that the scoring query joins.
+//! that the scoring query joins. With OCR on, the text inside each image is
+//! read too and staged in the same file (`ocr` column) for the text signals.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,10 +18,12 @@ use datafusion::execution::context::SessionContext;
 use futures::StreamExt;
 use serde::Serialize;
 
-use dajia_kernels::risk::{ImageHit, ImageMatchKind};
+use dajia_kernels::image::ImageError;
+use dajia_kernels::ocr::Ocr;
+use dajia_kernels::risk::{ImageHit, ImageMatchKind, OcrText};
 
 use crate::images::ImageKb;
-use crate::udf::image_hit_fields;
+use crate::udf::{image_hit_fields, ocr_text_fields};
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ImageStageSummary {
@@ -35,6 +38,22 @@ pub struct ImageStageSummary {
     pub listings_matched: usize,
     pub seconds: f64,
     pub images_per_second: f64,
+    /// OCR: the engine, or why it is off.
+    pub ocr: String,
+    pub ocr_images_with_text: u64,
+    pub ocr_lines: u64,
+    pub ocr_chars: u64,
+    /// Images the text-presence gate skipped.
+    pub ocr_gated_out: u64,
+    /// OCR seconds summed over the threads that ran it.
+    pub ocr_thread_seconds: f64,
+}
+
+/// What the stage stages for one listing.
+#[derive(Default)]
+struct ListingImages {
+    hits: Vec<ImageHit>,
+    ocr: Vec<OcrText>,
 }
 
 pub struct StageOutput {
@@ -47,6 +66,8 @@ pub struct StageOutput {
 pub async fn run(
     ctx: &SessionContext,
     kb: &ImageKb,
+    ocr: Option<&Ocr>,
+    ocr_status: &str,
     batch_rows: usize,
     catalog_root: &Path,
     hits_file: &Path,
@@ -72,12 +93,13 @@ pub async fn run(
     );
     let mut stream = small.sql(&sql).await?.execute_stream().await?;
 
-    let mut hits: BTreeMap<i64, Vec<ImageHit>> = BTreeMap::new();
+    let mut staged: BTreeMap<i64, ListingImages> = BTreeMap::new();
     let mut rejects = Vec::new();
     let mut s = ImageStageSummary {
         embedder: kb.embedder.kind().to_string(),
         references_official: kb.official.len(),
         references_known_fakes: kb.fakes.len(),
+        ocr: ocr_status.to_string(),
         ..Default::default()
     };
     while let Some(batch) = stream.next().await {
@@ -125,6 +147,10 @@ pub async fn run(
             .map(|i| (!listing.is_null(i)).then(|| listing.value(i)))
             .collect();
         let results = kb.match_listing_images(&bytes, &lids);
+        let mut pages = match ocr {
+            Some(o) => o.read_batch(&bytes, &kb.limits).into_iter().map(Some).collect(),
+            None => vec![None; bytes.len()],
+        };
         for (i, r) in results.into_iter().enumerate() {
             s.images += 1;
             let image_id = if ids.is_null(i) {
@@ -144,12 +170,37 @@ pub async fn run(
                 }
                 Ok(ms) => {
                     let Some(lid) = lids[i] else { continue };
+                    match pages[i].take() {
+                        Some(Ok(page)) => {
+                            s.ocr_thread_seconds += page.det_seconds + page.rec_seconds;
+                            s.ocr_gated_out += page.gated_out as u64;
+                            let text = page.text();
+                            if !text.is_empty() {
+                                s.ocr_images_with_text += 1;
+                                s.ocr_lines += page.lines.len() as u64;
+                                s.ocr_chars += text.chars().filter(|c| *c != '\n').count() as u64;
+                                staged.entry(lid).or_default().ocr.push(OcrText {
+                                    image_id: image_id.to_string(),
+                                    text,
+                                });
+                            }
+                        }
+                        // The model failing is the run's problem, not the image's.
+                        Some(Err(e @ ImageError::Model { .. })) => {
+                            anyhow::bail!("OCR of image {image_id}: {e}")
+                        }
+                        Some(Err(e)) => {
+                            s.rejected += 1;
+                            rejects.push((image_id.to_string(), format!("ocr: {e}")));
+                        }
+                        None => {}
+                    }
                     for m in ms {
                         match m.kind {
                             ImageMatchKind::Official => s.matched_official += 1,
                             ImageMatchKind::KnownFake => s.matched_known_fake += 1,
                         }
-                        hits.entry(lid).or_default().push(ImageHit {
+                        staged.entry(lid).or_default().hits.push(ImageHit {
                             kind: m.kind,
                             image_id: image_id.to_string(),
                             matched_image_id: m.entry.image_id,
@@ -162,8 +213,8 @@ pub async fn run(
             }
         }
     }
-    s.listings_matched = hits.len();
-    write_hits(hits_file, &hits)?;
+    s.listings_matched = staged.values().filter(|l| !l.hits.is_empty()).count();
+    write_hits(hits_file, &staged)?;
     crate::catalog::register_files(ctx, "image_hits", &[hits_file.to_path_buf()]).await?;
     s.seconds = started.elapsed().as_secs_f64();
     s.images_per_second = s.images as f64 / s.seconds.max(1e-9);
@@ -203,15 +254,32 @@ async fn fetch(catalog_root: &Path, uri: &str, max_bytes: usize) -> Result<Vec<u
     Ok(store.get(&path).await?.bytes().await?.to_vec())
 }
 
-fn write_hits(path: &Path, hits: &BTreeMap<i64, Vec<ImageHit>>) -> Result<()> {
+fn write_hits(path: &Path, staged: &BTreeMap<i64, ListingImages>) -> Result<()> {
     let item = Arc::new(Field::new_list_field(
         DataType::Struct(image_hit_fields()),
         true,
     ));
-    let mut b = ListBuilder::new(StructBuilder::from_fields(image_hit_fields(), hits.len()))
+    let mut b = ListBuilder::new(StructBuilder::from_fields(image_hit_fields(), staged.len()))
         .with_field(item.clone());
-    for hs in hits.values() {
-        for h in hs {
+    let ocr_item = Arc::new(Field::new_list_field(
+        DataType::Struct(ocr_text_fields()),
+        true,
+    ));
+    let mut ob = ListBuilder::new(StructBuilder::from_fields(ocr_text_fields(), staged.len()))
+        .with_field(ocr_item.clone());
+    for l in staged.values() {
+        for t in &l.ocr {
+            let s = ob.values();
+            s.field_builder::<StringBuilder>(0)
+                .unwrap()
+                .append_value(&t.image_id);
+            s.field_builder::<StringBuilder>(1)
+                .unwrap()
+                .append_value(&t.text);
+            s.append(true);
+        }
+        ob.append(true);
+        for h in &l.hits {
             let s = b.values();
             s.field_builder::<StringBuilder>(0)
                 .unwrap()
@@ -238,12 +306,14 @@ fn write_hits(path: &Path, hits: &BTreeMap<i64, Vec<ImageHit>>) -> Result<()> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("listing_id", DataType::Int64, false),
         Field::new("hits", DataType::List(item), true),
+        Field::new("ocr", DataType::List(ocr_item), true),
     ]));
     let batch = RecordBatch::try_new(
         schema,
         vec![
-            Arc::new(Int64Array::from_iter_values(hits.keys().copied())),
+            Arc::new(Int64Array::from_iter_values(staged.keys().copied())),
             Arc::new(b.finish()),
+            Arc::new(ob.finish()),
         ],
     )?;
     crate::gen::write_parquet(path, &batch)

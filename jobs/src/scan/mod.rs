@@ -45,6 +45,8 @@ pub struct ScanOptions {
     /// is built from the catalog's `brand_images` and the known-fake index
     /// from its counterfeit `test_purchases`.
     pub image_kb: Option<String>,
+    /// Reading the text inside images (`[ocr]`).
+    pub ocr: crate::ocr::OcrConfig,
 }
 
 impl ScanOptions {
@@ -59,6 +61,7 @@ impl ScanOptions {
             thresholds: Thresholds::default(),
             images: Default::default(),
             image_kb: None,
+            ocr: Default::default(),
         }
     }
 }
@@ -133,9 +136,10 @@ async fn run_inner(
                 }
             }
         }
-        if ikb.official.is_empty() && ikb.fakes.is_empty() {
+        let (ocr, ocr_status) = opts.ocr.load(&opts.images.models_dir)?;
+        if ikb.official.is_empty() && ikb.fakes.is_empty() && ocr.is_none() {
             tracing::warn!(
-                "no reference images (brand_images, known fakes): scanning without image signals"
+                "no reference images (brand_images, known fakes) and OCR {ocr_status}: scanning without image signals"
             );
             None
         } else {
@@ -143,6 +147,8 @@ async fn run_inner(
             let out = images::run(
                 &ctx,
                 &ikb,
+                ocr.as_deref(),
+                &ocr_status,
                 opts.images.batch_rows,
                 &root,
                 &staging.join("image_hits.parquet"),
@@ -276,10 +282,11 @@ async fn publish_scores(
                 \"a.brand_id\" AS brand_id, '{MODEL_VERSION}' AS model_version, '{dt}' AS dt \
          FROM (SELECT listing_id, seller_id, unnest(a) FROM \
                (SELECT CAST(l.listing_id AS BIGINT) AS listing_id, CAST(l.seller_id AS BIGINT) AS seller_id, \
-                       dajia_assess_counted(l.title, {desc}, {brand}, l.category, l.price_cents, l.seller_id, sl.link_attrs, sl.link_sellers, {hits}) AS a \
+                       dajia_assess_counted(l.title, {desc}, {brand}, l.category, l.price_cents, l.seller_id, sl.link_attrs, sl.link_sellers, {hits}, {ocr}) AS a \
                 FROM listings l LEFT JOIN seller_links sl ON l.seller_id = sl.seller_id{hits_join} \
                 WHERE {valid}))",
         hits = if has_hits { "ih.hits" } else { "NULL" },
+        ocr = if has_hits { "ih.ocr" } else { "NULL" },
         hits_join = if has_hits { " LEFT JOIN image_hits ih ON l.listing_id = ih.listing_id" } else { "" },
         desc = if has_desc { "l.description" } else { "NULL" },
         brand = if has_brand { "l.brand" } else { "NULL" },

@@ -79,6 +79,11 @@ impl std::fmt::Display for ScanSummary {
                 i.images, i.embedder, i.images_per_second, i.rejected, i.matched_official, i.matched_known_fake,
                 i.references_official, i.references_known_fakes
             )?;
+            writeln!(
+                f,
+                "  ocr       {:>10}  images with text ({}; {} lines, {} characters; {} skipped by the text gate; {:.1} thread-seconds)",
+                i.ocr_images_with_text, i.ocr, i.ocr_lines, i.ocr_chars, i.ocr_gated_out, i.ocr_thread_seconds
+            )?;
         }
         writeln!(f, "  top reasons:")?;
         for (code, n) in &self.top_reasons {

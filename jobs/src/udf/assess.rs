@@ -8,7 +8,8 @@ use datafusion::logical_expr::{
 };
 
 use dajia_kernels::risk::{
-    assess_batch, ImageHit, ImageMatchKind, KnowledgeBase, ListingInput, Reason, SellerLink,
+    assess_batch, ImageHit, ImageMatchKind, KnowledgeBase, ListingInput, OcrText, Reason,
+    SellerLink,
 };
 use dajia_schemas::Ty;
 
@@ -57,6 +58,49 @@ pub fn image_hit_fields() -> Fields {
 
 pub fn image_hits_type() -> DataType {
     list_of(DataType::Struct(image_hit_fields()))
+}
+
+/// Fields of the text OCR read in one image, as the scan hands it to
+/// `assess_listing`.
+pub fn ocr_text_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("image_id", DataType::Utf8, false),
+        Field::new("text", DataType::Utf8, false),
+    ])
+}
+
+pub fn ocr_texts_type() -> DataType {
+    list_of(DataType::Struct(ocr_text_fields()))
+}
+
+/// Row `i` of an `ocr_texts` column.
+fn ocr_texts(col: &ListArray, i: usize) -> Vec<OcrText> {
+    if col.is_null(i) {
+        return Vec::new();
+    }
+    let v = col.value(i);
+    let s = v
+        .as_any()
+        .downcast_ref::<StructArray>()
+        .expect("coerced to List<Struct>");
+    let str_col = |k: usize| {
+        s.column(k)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("coerced to Utf8")
+    };
+    let (ids, texts) = (str_col(0), str_col(1));
+    (0..s.len())
+        .filter(|&j| !s.is_null(j) && !texts.is_null(j))
+        .map(|j| OcrText {
+            image_id: if ids.is_null(j) {
+                "?".into()
+            } else {
+                ids.value(j).to_string()
+            },
+            text: texts.value(j).to_string(),
+        })
+        .collect()
 }
 
 /// Row `i` of an `image_hits` column.
@@ -145,8 +189,8 @@ impl ScalarUDFImpl for AssessListing {
     }
     fn coerce_types(&self, t: &[DataType]) -> Result<Vec<DataType>> {
         let f = "assess_listing";
-        if t.len() != 8 && t.len() != 9 {
-            return datafusion::common::plan_err!("{f} takes 8 or 9 arguments (title, description, brand, category, price_cents, seller_id, link_attrs, link_sellers [, image_hits]), got {}", t.len());
+        if !(8..=10).contains(&t.len()) {
+            return datafusion::common::plan_err!("{f} takes 8 to 10 arguments (title, description, brand, category, price_cents, seller_id, link_attrs, link_sellers [, image_hits [, ocr_texts]]), got {}", t.len());
         }
         let mut types = vec![
             coerce_string(&t[0], f, 1)?,
@@ -158,8 +202,11 @@ impl ScalarUDFImpl for AssessListing {
             list_of(DataType::Utf8),
             list_of(DataType::Int64),
         ];
-        if t.len() == 9 {
+        if t.len() >= 9 {
             types.push(image_hits_type());
+        }
+        if t.len() == 10 {
+            types.push(ocr_texts_type());
         }
         Ok(types)
     }
@@ -202,6 +249,16 @@ impl ScalarUDFImpl for AssessListing {
                 .expect("coerced to List<Struct>")
         });
 
+        let ocr = match args.args.get(9) {
+            Some(v) => Some(v.to_array(n)?),
+            None => None,
+        };
+        let ocr = ocr.as_ref().map(|h| {
+            h.as_any()
+                .downcast_ref::<ListArray>()
+                .expect("coerced to List<Struct>")
+        });
+
         fn opt(a: &StringArray, i: usize) -> Option<&str> {
             if a.is_null(i) {
                 None
@@ -237,6 +294,7 @@ impl ScalarUDFImpl for AssessListing {
                     },
                     link,
                     images: hits.map(|h| image_hits(h, i)).unwrap_or_default(),
+                    ocr: ocr.map(|o| ocr_texts(o, i)).unwrap_or_default(),
                 }
             })
             .collect();

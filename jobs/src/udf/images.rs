@@ -39,7 +39,7 @@ macro_rules! images_identity {
     };
 }
 
-fn coerce_binary(t: &DataType, fname: &str, pos: usize) -> Result<DataType> {
+pub(crate) fn coerce_binary(t: &DataType, fname: &str, pos: usize) -> Result<DataType> {
     match t {
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::Null => {
             Ok(DataType::Binary)
@@ -48,7 +48,7 @@ fn coerce_binary(t: &DataType, fname: &str, pos: usize) -> Result<DataType> {
     }
 }
 
-fn binary_arg(v: &ColumnarValue, rows: usize) -> Result<BinaryArray> {
+pub(crate) fn binary_arg(v: &ColumnarValue, rows: usize) -> Result<BinaryArray> {
     let arr = v.to_array(rows)?;
     let arr = if arr.data_type() == &DataType::Binary {
         arr
@@ -62,12 +62,12 @@ fn binary_arg(v: &ColumnarValue, rows: usize) -> Result<BinaryArray> {
         .clone())
 }
 
-fn is_scalar(v: &ColumnarValue) -> bool {
+pub(crate) fn is_scalar(v: &ColumnarValue) -> bool {
     matches!(v, ColumnarValue::Scalar(_))
 }
 
 /// Rows to compute: one for a scalar argument (decoded once, not per row).
-fn rows_of(args: &ScalarFunctionArgs) -> usize {
+pub(crate) fn rows_of(args: &ScalarFunctionArgs) -> usize {
     if args.args.iter().all(is_scalar) {
         1
     } else {

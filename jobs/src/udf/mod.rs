@@ -6,6 +6,7 @@
 mod assess;
 mod brand_mentions;
 mod images;
+mod ocr;
 mod normalize;
 mod text_signals;
 
@@ -20,10 +21,14 @@ use datafusion::logical_expr::{ColumnarValue, ScalarUDF};
 
 use dajia_kernels::risk::KnowledgeBase;
 
-pub use assess::{assess_return_type, image_hit_fields, image_hits_type, AssessListing};
+pub use assess::{
+    assess_return_type, image_hit_fields, image_hits_type, ocr_text_fields, ocr_texts_type,
+    AssessListing,
+};
 pub use brand_mentions::BrandMentions;
 pub use images::{match_fields, CosineSimilarity, EmbedImage, ImageErrorFn, ImageTopMatches};
 pub use normalize::NormalizeText;
+pub use ocr::{ocr_line_fields, OcrFn, OcrLines, OcrState};
 pub use text_signals::TextSignals;
 
 /// Name, synopsis and example of each function, for `dajia sql` help.
@@ -35,6 +40,8 @@ pub const FUNCTION_HELP: &[(&str, &str, &str)] = &[
     ("embed_image(content) -> FixedSizeList<Float32>", "L2-normalised embedding of JPEG/PNG/WebP bytes with the session's embedder (descriptor: 155 floats; mobilenet: 1280). NULL when the image cannot be read (see image_error).", "SELECT image_id, embed_image(content) FROM images LIMIT 3;"),
     ("cosine_similarity(a, b) -> Float32", "Cosine similarity of two float vectors, e.g. two embeddings.", "SELECT cosine_similarity(embed_image(a.content), embed_image(b.content)) FROM images a, brand_images b LIMIT 5;"),
     ("image_top_matches(content [, k]) -> List<Struct<kind, image_id, brand_id, listing_id, similarity>>", "The k (default 3) nearest reference images: brands' official photos (kind 'official') and images of confirmed fakes ('known_fake'), best first.", "SELECT image_id, image_top_matches(content, 1)[1] FROM images LIMIT 5;"),
+    ("ocr(content) -> Utf8", "The text inside an image (PP-OCRv5: detection, then recognition of each line), lines in reading order joined by '\\n'; '' when the image has no text; NULL for unreadable images (see image_error). Models from scripts/setup-models.sh, loaded at the first call.", "SELECT image_id, ocr(content) FROM images WHERE normalize_text(ocr(content)) LIKE '%高仿%';"),
+    ("ocr_lines(content) -> List<Struct<text, confidence, box>>", "Each line OCR reads, with its mean character probability and its corners [x0,y0, x1,y1, x2,y2, x3,y3] (top-left, top-right, bottom-right, bottom-left, pixels).", "SELECT image_id, l['text'], l['confidence'] FROM (SELECT image_id, unnest(ocr_lines(content)) AS l FROM images) LIMIT 10;"),
     ("image_error(content) -> Utf8", "Why an image cannot be read (empty, not an image, unsupported format, over the pixel limit, corrupt or truncated); NULL when it can.", "SELECT image_id, image_error(content) FROM images WHERE image_error(content) IS NOT NULL;"),
 ];
 
@@ -56,6 +63,27 @@ pub fn register_all(ctx: &SessionContext, kb: Option<Arc<KnowledgeBase>>) {
     let images = crate::images::ImageKb::empty(&Default::default())
         .expect("the descriptor embedder needs no files");
     register_images(ctx, Arc::new(images));
+    register_ocr(
+        ctx,
+        crate::ocr::OcrConfig::default(),
+        crate::images::default_models_dir(),
+        dajia_kernels::image::DecodeLimits::default(),
+    );
+}
+
+/// Register `ocr` and `ocr_lines` (models loaded at their first call).
+pub fn register_ocr(
+    ctx: &SessionContext,
+    config: crate::ocr::OcrConfig,
+    models_dir: std::path::PathBuf,
+    limits: dajia_kernels::image::DecodeLimits,
+) {
+    let state = Arc::new(ocr::OcrState {
+        ocr: crate::ocr::LazyOcr::new(config, models_dir),
+        limits,
+    });
+    ctx.register_udf(ScalarUDF::from(ocr::OcrFn::new(state.clone())));
+    ctx.register_udf(ScalarUDF::from(ocr::OcrLines::new(state)));
 }
 
 /// Register the image functions over `images` (embedder, limits and

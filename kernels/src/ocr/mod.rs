@@ -52,7 +52,7 @@ impl Default for OcrOptions {
             rec_batch: 1,
             use_cls: false,
             min_confidence: 0.5,
-            gate_side: 320,
+            gate_side: 480,
         }
     }
 }
@@ -162,7 +162,7 @@ impl Ocr {
             max_side: side,
             ..self.opts.det.clone()
         };
-        Ok(self.probability_map(img, &small)?.max() >= self.opts.det.box_thresh)
+        Ok(self.probability_map(img, &small)?.max() >= self.opts.det.thresh)
     }
 
     /// Recognises given line crops (batched by width).

@@ -21,6 +21,17 @@ pub struct ListingInput<'a> {
     pub link: Option<SellerLink>,
     /// Matches of the listing's images in the image indexes.
     pub images: Vec<ImageHit>,
+    /// Text read (OCR) from the listing's images.
+    pub ocr: Vec<OcrText>,
+}
+
+/// The text OCR read in one of the listing's images. It goes through
+/// `normalize_text` and the same text signals as the title, with reasons
+/// whose detail starts `ocr:<image_id>:`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OcrText {
+    pub image_id: String,
+    pub text: String,
 }
 
 /// Which reference set an image matched.
@@ -103,18 +114,31 @@ impl KnowledgeBase {
         let w = &self.weights;
         let mut reasons: Vec<Reason> = Vec::new();
 
-        let title = normalize_text(l.title);
-        let desc = l.description.map(normalize_text).unwrap_or_default();
-        let texts = [("title", title.as_str()), ("description", desc.as_str())];
+        let mut texts: Vec<(String, String)> = vec![
+            ("title".into(), normalize_text(l.title)),
+            (
+                "description".into(),
+                l.description.map(normalize_text).unwrap_or_default(),
+            ),
+        ];
+        for o in &l.ocr {
+            texts.push((format!("ocr:{}", o.image_id), normalize_text(&o.text)));
+        }
 
         // Brand: the first direct mention in the title, then the description,
-        // then the declared brand column.
+        // then the images' text, then the declared brand column.
         let mut brand: Option<usize> = None;
+        let mut brand_source = "the text".to_string();
         let mut compat_only: Option<usize> = None;
-        for (_, text) in texts {
+        for (source, text) in &texts {
             for m in self.brand_matcher.find(text) {
                 match m.kind {
-                    MentionKind::Direct if brand.is_none() => brand = Some(m.brand),
+                    MentionKind::Direct if brand.is_none() => {
+                        brand = Some(m.brand);
+                        if let Some(image) = source.strip_prefix("ocr:") {
+                            brand_source = format!("image {image}");
+                        }
+                    }
                     MentionKind::Compatibility if compat_only.is_none() => {
                         compat_only = Some(m.brand)
                     }
@@ -143,9 +167,9 @@ impl KnowledgeBase {
                         b.name,
                         b.id,
                         if via_declared {
-                            "declared by the seller"
+                            "declared by the seller".to_string()
                         } else {
-                            "named in the text"
+                            format!("named in {brand_source}")
                         }
                     ),
                     weight: w.brand_mention,
@@ -186,7 +210,8 @@ impl KnowledgeBase {
             }
         }
 
-        for (source, text) in texts {
+        for (source, text) in &texts {
+            let text = text.as_str();
             for hit in self
                 .replica
                 .find_glued(text, |pos| self.brand_matcher.starts_at(text, pos))

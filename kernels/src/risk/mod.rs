@@ -6,6 +6,7 @@ mod kb;
 mod weights;
 
 pub use assess::{
+    OcrText,
     assess_batch, Assessment, ImageHit, ImageMatchKind, ListingInput, Reason, SellerLink,
 };
 pub use kb::{Brand, KnowledgeBase};
