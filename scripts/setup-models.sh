@@ -187,7 +187,10 @@ for entry in "${FONT_DEBS[@]}"; do
   dir="$TMP/deb-${pkg%%=*}"
   mkdir -p "$dir"
   log "downloading $pkg"
-  (cd "$dir" && apt-get download -q "$pkg" >/dev/null 2>&1) || die "apt-get download $pkg failed"
+  # A fresh machine may have no package lists yet: refresh them once (needs root).
+  (cd "$dir" && apt-get download -q "$pkg" >/dev/null 2>&1) \
+    || { apt-get update -q >/dev/null 2>&1 && (cd "$dir" && apt-get download -q "$pkg" >/dev/null 2>&1); } \
+    || die "apt-get download $pkg failed"
   deb="$(find "$dir" -maxdepth 1 -name '*.deb' | head -n1)"
   [[ -n "$deb" ]] || die "apt-get download $pkg produced no .deb"
   check_sha "$deb" "$sha" "$pkg"

@@ -67,22 +67,7 @@ fn descriptor_matches_transformed_copies_and_not_unrelated_photos() {
 /// skips, saying so) when it does not, unless DAJIA_REQUIRE_MODELS is set
 /// (CI), where a missing model fails the test.
 fn mobilenet_models() -> Option<PathBuf> {
-    let dir = std::env::var_os("DAJIA_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../models"));
-    if dir.join("mobilenet_v2.onnx").exists() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("DAJIA_REQUIRE_MODELS").is_none(),
-        "DAJIA_REQUIRE_MODELS is set but {} has no mobilenet_v2.onnx",
-        dir.display()
-    );
-    eprintln!(
-        "skipped: no model in {} (run scripts/setup-models.sh)",
-        dir.display()
-    );
-    None
+    common::models_with("mobilenet_v2.onnx")
 }
 
 #[test]

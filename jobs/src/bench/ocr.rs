@@ -163,10 +163,23 @@ fn line_text(script: &str, s: &Sources, rng: &mut ChaCha8Rng) -> String {
         }
         "latin" => {
             const WORDS: &[&str] = &[
-                "Original", "Quality", "Free Shipping", "New Arrival", "Limited", "Edition",
-                "Sale", "Premium", "Genuine Leather", "Made in Italy", "Best Seller",
+                "Original",
+                "Quality",
+                "Free Shipping",
+                "New Arrival",
+                "Limited",
+                "Edition",
+                "Sale",
+                "Premium",
+                "Genuine Leather",
+                "Made in Italy",
+                "Best Seller",
             ];
-            format!("{} {}", s.brands_en.choose(rng).unwrap(), WORDS.choose(rng).unwrap())
+            format!(
+                "{} {}",
+                s.brands_en.choose(rng).unwrap(),
+                WORDS.choose(rng).unwrap()
+            )
         }
         "digits" => match rng.random_range(0..3) {
             0 => format!(
@@ -176,7 +189,11 @@ fn line_text(script: &str, s: &Sources, rng: &mut ChaCha8Rng) -> String {
                 rng.random_range(0..10_000),
                 rng.random_range(0..10_000)
             ),
-            1 => format!("¥{}.{:02}", rng.random_range(9..20_000), rng.random_range(0..100)),
+            1 => format!(
+                "¥{}.{:02}",
+                rng.random_range(9..20_000),
+                rng.random_range(0..100)
+            ),
             _ => format!(
                 "{}-{:02}-{:02}",
                 rng.random_range(2015..2027),
@@ -190,8 +207,17 @@ fn line_text(script: &str, s: &Sources, rng: &mut ChaCha8Rng) -> String {
                 vocab::CONTACT_KEYWORDS.choose(rng).unwrap(),
                 crate::gen::evasion::wechat_id(rng)
             ),
-            1 => format!("{} 1:1 {}", vocab::REPLICA_WORDS.choose(rng).unwrap(), s.brands_en.choose(rng).unwrap()),
-            _ => format!("{} {} {}", s.brands_zh.choose(rng).unwrap(), s.brands_en.choose(rng).unwrap(), rng.random_range(100..999)),
+            1 => format!(
+                "{} 1:1 {}",
+                vocab::REPLICA_WORDS.choose(rng).unwrap(),
+                s.brands_en.choose(rng).unwrap()
+            ),
+            _ => format!(
+                "{} {} {}",
+                s.brands_zh.choose(rng).unwrap(),
+                s.brands_en.choose(rng).unwrap(),
+                rng.random_range(100..999)
+            ),
         },
     }
 }
@@ -200,13 +226,21 @@ fn line_text(script: &str, s: &Sources, rng: &mut ChaCha8Rng) -> String {
 pub fn render_set(out: &Path, images: usize, seed: u64, models: &Path) -> Result<Vec<Truth>> {
     let fonts = Fonts::load(&models.join("fonts"))?;
     if fonts.cjk().is_empty() {
-        bail!("no CJK font in {}; run `scripts/setup-models.sh`", models.join("fonts").display());
+        bail!(
+            "no CJK font in {}; run `scripts/setup-models.sh`",
+            models.join("fonts").display()
+        );
     }
     let mut photos = Vec::new();
     for p in PHOTOS {
         let path = models.join("photos").join(p);
         let img = image::open(&path)
-            .with_context(|| format!("{}; run `scripts/setup-models.sh` to fetch the photos", path.display()))?
+            .with_context(|| {
+                format!(
+                    "{}; run `scripts/setup-models.sh` to fetch the photos",
+                    path.display()
+                )
+            })?
             .to_rgb8();
         photos.push((p.to_string(), img));
     }
@@ -220,7 +254,10 @@ pub fn render_set(out: &Path, images: usize, seed: u64, models: &Path) -> Result
         let (name, photo) = &photos[rng.random_range(0..photos.len())];
         // a crop of 480-800 x 360-640 px (or the whole photo if smaller)
         let (pw, ph) = photo.dimensions();
-        let (w, h) = (rng.random_range(480..=800).min(pw), rng.random_range(360..=640).min(ph));
+        let (w, h) = (
+            rng.random_range(480..=800).min(pw),
+            rng.random_range(360..=640).min(ph),
+        );
         let (x0, y0) = (rng.random_range(0..=pw - w), rng.random_range(0..=ph - h));
         let mut img: RgbImage = image::imageops::crop_imm(photo, x0, y0, w, h).to_image();
         let script = ["cjk", "cjk", "latin", "digits", "mixed", "mixed"][rng.random_range(0..6)];
@@ -248,13 +285,31 @@ pub fn render_set(out: &Path, images: usize, seed: u64, models: &Path) -> Result
                 // mid-grey, and on a third of the lines anyway.
                 let ink = if rng.random_bool(0.3) || (90.0..170.0).contains(&lum) {
                     let band = Rgb([rng.random(), rng.random(), rng.random()]);
-                    draw_filled_rect_mut(&mut img, Rect::at(x - 6, y - 4).of_size(tw + 12, th + 10), band);
-                    let l = 0.299 * band.0[0] as f32 + 0.587 * band.0[1] as f32 + 0.114 * band.0[2] as f32;
-                    if l > 128.0 { Rgb([10, 10, 10]) } else { Rgb([250, 250, 250]) }
+                    draw_filled_rect_mut(
+                        &mut img,
+                        Rect::at(x - 6, y - 4).of_size(tw + 12, th + 10),
+                        band,
+                    );
+                    let l = 0.299 * band.0[0] as f32
+                        + 0.587 * band.0[1] as f32
+                        + 0.114 * band.0[2] as f32;
+                    if l > 128.0 {
+                        Rgb([10, 10, 10])
+                    } else {
+                        Rgb([250, 250, 250])
+                    }
                 } else if lum >= 170.0 {
-                    Rgb([rng.random_range(0..60), rng.random_range(0..60), rng.random_range(0..90)])
+                    Rgb([
+                        rng.random_range(0..60),
+                        rng.random_range(0..60),
+                        rng.random_range(0..90),
+                    ])
                 } else {
-                    Rgb([rng.random_range(220..=255), rng.random_range(220..=255), rng.random_range(180..=255)])
+                    Rgb([
+                        rng.random_range(220..=255),
+                        rng.random_range(220..=255),
+                        rng.random_range(180..=255),
+                    ])
                 };
                 draw_line(&mut img, face, px, (x, y), ink, &text);
                 used.push(face.name.clone());
@@ -268,7 +323,11 @@ pub fn render_set(out: &Path, images: usize, seed: u64, models: &Path) -> Result
         truths.push(Truth {
             file,
             lines,
-            script: if text_free { "none".into() } else { script.into() },
+            script: if text_free {
+                "none".into()
+            } else {
+                script.into()
+            },
             fonts: used,
             photo: name.clone(),
         });

@@ -8,8 +8,8 @@
 
 pub(crate) mod evasion;
 pub mod images;
-pub mod text_render;
 mod sellers;
+pub mod text_render;
 pub(crate) mod vocab;
 mod write;
 
@@ -455,7 +455,10 @@ fn counterfeit(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
             row.evasion = Some(format!("replica word {how}"));
             let plain = *vocab::REPLICA_WORDS.choose(rng).unwrap();
             row.overlay = Some((
-                format!("{plain} 1:1 {}", ["AAA", "原单", "顶级", "正品品质"][rng.random_range(0..4)]),
+                format!(
+                    "{plain} 1:1 {}",
+                    ["AAA", "原单", "顶级", "正品品质"][rng.random_range(0..4)]
+                ),
                 ["1:1 AAA", "REPLICA", "TOP 1:1", "AAA+"][rng.random_range(0..4)].to_string(),
             ));
             row.clean_title = Some(format!("{alias} {product} {suffix}"));
@@ -482,7 +485,11 @@ fn counterfeit(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
             if id.is_ascii() {
                 // "➕V"/"+v" drawn small read as "IV"/"V": captions use a keyword
                 // that survives a photo.
-                let shown = if matches!(kw, "➕V" | "+v") { "加V信" } else { kw };
+                let shown = if matches!(kw, "➕V" | "+v") {
+                    "加V信"
+                } else {
+                    kw
+                };
                 row.overlay = Some((format!("{shown} {id}"), format!("VX {id}")));
                 row.clean_title = Some(format!("{alias} {product} {suffix}"));
             }

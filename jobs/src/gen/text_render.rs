@@ -97,7 +97,14 @@ pub fn measure(face: &Face, px: f32, text: &str) -> (u32, u32) {
 }
 
 /// Draws one line with its top-left corner at `(x, y)`.
-pub fn draw_line(img: &mut RgbImage, face: &Face, px: f32, (x, y): (i32, i32), colour: Rgb<u8>, text: &str) {
+pub fn draw_line(
+    img: &mut RgbImage,
+    face: &Face,
+    px: f32,
+    (x, y): (i32, i32),
+    colour: Rgb<u8>,
+    text: &str,
+) {
     draw_text_mut(img, colour, x, y, PxScale::from(px), &face.font, text);
 }
 
@@ -130,12 +137,12 @@ pub fn caption(img: &mut RgbImage, face: &Face, text: &str, rng: &mut impl Rng) 
     }
     let x = rng.random_range(0..=(w.saturating_sub(tw + 16)).max(1) - 1) as i32 + 8;
     let y = (h as f32 * rng.random_range(0.55..0.8)) as i32;
-    let band = Rgb([rng.random_range(225..=255), rng.random_range(225..=255), rng.random_range(200..=255)]);
-    draw_filled_rect_mut(
-        img,
-        Rect::at(x - 8, y - 6).of_size(tw + 16, th + 14),
-        band,
-    );
+    let band = Rgb([
+        rng.random_range(225..=255),
+        rng.random_range(225..=255),
+        rng.random_range(200..=255),
+    ]);
+    draw_filled_rect_mut(img, Rect::at(x - 8, y - 6).of_size(tw + 16, th + 14), band);
     let ink = [Rgb([200, 20, 20]), Rgb([20, 20, 20]), Rgb([20, 40, 160])][rng.random_range(0..3)];
     draw_line(img, face, px, (x, y), ink, text);
 }

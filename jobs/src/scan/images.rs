@@ -148,7 +148,11 @@ pub async fn run(
             .collect();
         let results = kb.match_listing_images(&bytes, &lids);
         let mut pages = match ocr {
-            Some(o) => o.read_batch(&bytes, &kb.limits).into_iter().map(Some).collect(),
+            Some(o) => o
+                .read_batch(&bytes, &kb.limits)
+                .into_iter()
+                .map(Some)
+                .collect(),
             None => vec![None; bytes.len()],
         };
         for (i, r) in results.into_iter().enumerate() {

@@ -6,8 +6,8 @@
 mod assess;
 mod brand_mentions;
 mod images;
-mod ocr;
 mod normalize;
+mod ocr;
 mod text_signals;
 
 use std::sync::Arc;

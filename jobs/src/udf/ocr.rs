@@ -64,9 +64,7 @@ fn read_rows(
     };
     let rows: Vec<Option<Result<OcrPage, ImageError>>> = (0..content.len())
         .into_par_iter()
-        .map(|i| {
-            (!content.is_null(i)).then(|| ocr.read_bytes(content.value(i), &state.limits))
-        })
+        .map(|i| (!content.is_null(i)).then(|| ocr.read_bytes(content.value(i), &state.limits)))
         .collect();
     // A model that fails at run time is the session's problem, not the row's.
     for r in rows.iter().flatten() {

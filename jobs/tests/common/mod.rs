@@ -1,7 +1,7 @@
 #![allow(dead_code)]
 //! Helpers shared by the integration tests.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use chrono::NaiveDate;
@@ -96,4 +96,26 @@ pub fn delta_version(out: &Path) -> usize {
                 .count()
         })
         .unwrap_or(0)
+}
+
+/// The models folder when it holds `file` (`$DAJIA_MODELS`, else the repo's
+/// `models/`); `None` (the test skips, saying so) when it does not, unless
+/// `DAJIA_REQUIRE_MODELS` is set (CI), where a missing model fails the test.
+pub fn models_with(file: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("DAJIA_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../models"));
+    if dir.join(file).exists() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("DAJIA_REQUIRE_MODELS").is_none(),
+        "DAJIA_REQUIRE_MODELS is set but {} has no {file}",
+        dir.display()
+    );
+    eprintln!(
+        "skipped: no {file} in {} (run scripts/setup-models.sh)",
+        dir.display()
+    );
+    None
 }

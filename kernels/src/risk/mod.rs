@@ -6,8 +6,7 @@ mod kb;
 mod weights;
 
 pub use assess::{
-    OcrText,
-    assess_batch, Assessment, ImageHit, ImageMatchKind, ListingInput, Reason, SellerLink,
+    assess_batch, Assessment, ImageHit, ImageMatchKind, ListingInput, OcrText, Reason, SellerLink,
 };
 pub use kb::{Brand, KnowledgeBase};
 pub use weights::{Action, Thresholds, Weights, MODEL_VERSION};

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# OCR benchmark: `dajia bench ocr` (PP-OCRv5 mobile through tract) renders text
+# in CJK and Latin fonts over real photographs and reads it back; RapidOCR
+# (PP-OCRv4 mobile through onnxruntime, PyPI) reads the same files. Prints
+# character accuracy, detection/recognition/end-to-end lines/s and chars/s on
+# one core for both, and the ratios; writes benchmarks/results/ocr_vs_peer.json.
+#   usage: benchmarks/ocr_vs_peer.sh [IMAGES]   (default 300)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-300}
+WORK=${DAJIA_BENCH_DIR:-/tmp/dajia-bench-ocr}
+# DAJIA_BENCH_PROFILE=dev uses the debug build, whose OCR path (kernels,
+# tract, image codecs) is optimised anyway.
+PROFILE=${DAJIA_BENCH_PROFILE:-release}
+if [ "$PROFILE" = release ]; then cargo build --release -p dajia >&2; BIN=target/release/dajia
+else cargo build -p dajia >&2; BIN=target/debug/dajia; fi
+export DAJIA_MODELS=${DAJIA_MODELS:-$PWD/models}
+bash scripts/setup-models.sh "$DAJIA_MODELS" >&2
+python3 -c "import rapidocr_onnxruntime" 2>/dev/null || pip install --quiet "rapidocr-onnxruntime==1.4.4" "onnxruntime==1.22.1"
+mkdir -p benchmarks/results
+# SUMMARY_ONLY=1 re-prints the table from the last run's JSON files.
+if [ "${SUMMARY_ONLY:-0}" != 1 ]; then
+  rm -rf "$WORK"; mkdir -p "$WORK"
+  "$BIN" bench ocr --out "$WORK/set" --count "$N" --json "$WORK/dajia.json"
+  python3 benchmarks/ocr_peer.py "$WORK/set" --threads 1 --json "$WORK/peer.json"
+fi
+
+python3 - "$WORK" "$PROFILE" <<'PY'
+import json, sys
+w, profile = sys.argv[1], sys.argv[2]
+d = json.load(open(f"{w}/dajia.json")); p = json.load(open(f"{w}/peer.json"))
+rows = [
+    ("character accuracy", d["char_accuracy"], p["char_accuracy"]),
+    ("detection images/s, one core", d["det_images_per_second"], p["det_images_per_second"]),
+    ("recognition lines/s, one core", d["rec_lines_per_second"], p["rec_lines_per_second"]),
+    ("recognition chars/s, one core", d["rec_chars_per_second"], p["rec_chars_per_second"]),
+    ("end-to-end lines/s, one core", d["e2e_lines_per_second"], p["e2e_lines_per_second"]),
+    ("end-to-end chars/s, one core", d["e2e_chars_per_second"], p["e2e_chars_per_second"]),
+]
+print(f"\n{d['images']} images ({d['text_free_images']} text-free), {d['truth_lines']} lines, {d['truth_chars']} characters")
+print(f"{'':32} {'dajia':>10} {'rapidocr':>10} {'ratio':>7}")
+for name, a, b in rows:
+    print(f"{name:32} {a:10.4g} {b:10.4g} {a / b if b else float('nan'):7.2f}x")
+by = lambda m: {k: round(v, 4) for k, v in m.items() if v is not None}
+print("dajia by script:", by(d["char_accuracy_by_script"]))
+print("rapidocr by script:", by(p["char_accuracy_by_script"]))
+print(f"character accuracy goal >= 0.98: {'met' if d['char_accuracy'] >= 0.98 else 'NOT met'} ({d['char_accuracy']:.4f})")
+json.dump({"dajia": d, "peer": p, "build_profile": profile,
+           "ratios": {r[0]: (r[1] / r[2] if r[2] else None) for r in rows}},
+          open("benchmarks/results/ocr_vs_peer.json", "w"), indent=2)
+print("wrote benchmarks/results/ocr_vs_peer.json")
+PY
