@@ -9,8 +9,6 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use image::{Rgb, RgbImage};
-use imageproc::drawing::draw_filled_rect_mut;
-use imageproc::rect::Rect;
 
 use dajia::bench::ocr::{normalise, score};
 use dajia::gen::text_render::{draw_line, Fonts};
