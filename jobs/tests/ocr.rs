@@ -277,3 +277,40 @@ fn scan_flags_text_drawn_over_photos_and_sql_reads_it() {
         drawn.len()
     );
 }
+
+#[test]
+fn orientation_classifier_turns_upside_down_lines() {
+    let Some(dir) = models() else { return };
+    let fonts = fonts(&dir);
+    let text = "正品保障 Genuine 2024";
+    let img = render(
+        &fonts,
+        "wqy-microhei.ttc",
+        Rgb([255, 255, 255]),
+        Rgb([0, 0, 0]),
+        &[text],
+    );
+    let upside_down = image::imageops::rotate180(&img);
+    let with_cls = Ocr::load(
+        &dir,
+        OcrOptions {
+            use_cls: true,
+            ..OcrOptions::default()
+        },
+    )
+    .unwrap();
+    let (e, n) = score(
+        &[text.to_string()],
+        &with_cls.read(&upside_down).unwrap().text(),
+    );
+    assert!(e <= 1, "with the classifier: {e} errors of {n}");
+    // and upright lines stay upright
+    let (e, _) = score(&[text.to_string()], &with_cls.read(&img).unwrap().text());
+    assert_eq!(e, 0);
+    // without it the upside-down line is not read as the text
+    let (e, _) = score(
+        &[text.to_string()],
+        &engine(&dir).read(&upside_down).unwrap().text(),
+    );
+    assert!(e > n / 2, "without the classifier {e} errors");
+}

@@ -58,6 +58,10 @@ fn read_rows(
     fname: &str,
 ) -> Result<Vec<Option<Result<OcrPage, ImageError>>>> {
     let content = binary_arg(&args.args[0], rows_of(args))?;
+    if content.null_count() == content.len() {
+        // nothing to read: no need for the models
+        return Ok((0..content.len()).map(|_| None).collect());
+    }
     let ocr = match state.ocr.get() {
         Ok(o) => o,
         Err(e) => return exec_err!("{fname}: {e}"),
