@@ -11,8 +11,15 @@ use crate::image::thumbnail::resize_to;
 use crate::image::ImageError;
 
 pub const HEIGHT: u32 = 48;
-/// Lines are padded to at least this width, as in training (3×48×320).
-pub const MIN_WIDTH: u32 = 320;
+/// Lines are padded to at least this width. PaddleOCR pads to 320 (its
+/// training shape 3×48×320); on the OCR benchmark set 128 reads as well
+/// (character accuracy 0.9860 against 0.9856) and recognises 23% more lines
+/// per second (17.8 against 14.5), short lines being most of a product photo's.
+pub const MIN_WIDTH: u32 = 128;
+/// Batch widths are rounded up to a multiple of this: each width is its own
+/// tract plan (~0.2 s to build), so coarser steps mean fewer plans for a
+/// little more padding.
+pub const WIDTH_STEP: u32 = 64;
 /// Longer lines are squeezed to this width (aspect ratio 40:1).
 pub const MAX_WIDTH: u32 = 1920;
 pub const MODEL_FILE: &str = "ppocrv5_rec.onnx";
@@ -95,8 +102,8 @@ impl Recognizer {
                 .max()
                 .unwrap_or(MIN_WIDTH)
                 .max(MIN_WIDTH)
-                .div_ceil(32)
-                * 32;
+                .div_ceil(WIDTH_STEP)
+                * WIDTH_STEP;
             let plane = (HEIGHT * w) as usize;
             // Zero is mid-grey after normalisation: the padding value
             // PaddleOCR uses.
