@@ -193,9 +193,11 @@ fn missing_models_name_the_setup_script() {
     let cat = tmp.path().join("cat");
     common::gen_with_images(&cat, 50, 3, 0.2);
     let out = tmp.path().join("out");
-    let mut args = common::scan_args(&cat, &out, common::DATE);
-    args.extend(["--ocr", "on", "--models", tmp.path().to_str().unwrap()].map(String::from));
-    let (ok, _, err) = common::run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (ok, _, err) = common::scan_with(
+        &cat,
+        &out,
+        &["--ocr", "on", "--models", tmp.path().to_str().unwrap()],
+    );
     assert!(!ok);
     assert!(
         err.contains("setup-models.sh") && err.lines().count() == 1,
@@ -206,17 +208,7 @@ fn missing_models_name_the_setup_script() {
         "a failed run publishes nothing"
     );
     // bad options are refused before any I/O
-    let (ok, _, err) = common::run(&[
-        "scan",
-        "--catalog",
-        cat.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--date",
-        common::DATE,
-        "--ocr",
-        "sometimes",
-    ]);
+    let (ok, _, err) = common::scan_with(&cat, &out, &["--ocr", "sometimes"]);
     assert!(!ok && err.contains("unknown OCR mode `sometimes`"), "{err}");
 }
 
@@ -226,9 +218,11 @@ fn scan_flags_text_drawn_over_photos_and_sql_reads_it() {
     let tmp = tempfile::tempdir().unwrap();
     let (cat, out) = (tmp.path().join("cat"), tmp.path().join("out"));
     common::gen_with_images(&cat, 1500, 11, 0.3);
-    let mut args = common::scan_args(&cat, &out, common::DATE);
-    args.extend(["--ocr", "on", "--models", dir.to_str().unwrap()].map(String::from));
-    let (ok, stdout, err) = common::run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (ok, stdout, err) = common::scan_with(
+        &cat,
+        &out,
+        &["--ocr", "on", "--models", dir.to_str().unwrap()],
+    );
     assert!(ok, "{err}");
     assert!(
         stdout.contains("images with text (PP-OCRv5 mobile"),

@@ -12,32 +12,8 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
-use super::scalar_or_array;
+use super::{arc_identity, scalar_or_array};
 use crate::images::ImageKb;
-
-/// Identity of a function carrying the session's image knowledge base.
-macro_rules! images_identity {
-    ($t:ty) => {
-        impl PartialEq for $t {
-            fn eq(&self, other: &Self) -> bool {
-                Arc::ptr_eq(&self.images, &other.images)
-            }
-        }
-        impl Eq for $t {}
-        impl std::hash::Hash for $t {
-            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-                (Arc::as_ptr(&self.images) as usize).hash(state)
-            }
-        }
-        impl std::fmt::Debug for $t {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.debug_struct(stringify!($t))
-                    .field("images", &self.images)
-                    .finish()
-            }
-        }
-    };
-}
 
 pub(crate) fn coerce_binary(t: &DataType, fname: &str, pos: usize) -> Result<DataType> {
     match t {
@@ -102,7 +78,7 @@ pub struct EmbedImage {
     images: Arc<ImageKb>,
     signature: Signature,
 }
-images_identity!(EmbedImage);
+arc_identity!(EmbedImage, images);
 
 impl EmbedImage {
     pub fn new(images: Arc<ImageKb>) -> Self {
@@ -173,7 +149,7 @@ pub struct ImageErrorFn {
     images: Arc<ImageKb>,
     signature: Signature,
 }
-images_identity!(ImageErrorFn);
+arc_identity!(ImageErrorFn, images);
 
 impl ImageErrorFn {
     pub fn new(images: Arc<ImageKb>) -> Self {
@@ -323,7 +299,7 @@ pub struct ImageTopMatches {
     images: Arc<ImageKb>,
     signature: Signature,
 }
-images_identity!(ImageTopMatches);
+arc_identity!(ImageTopMatches, images);
 
 pub fn match_fields() -> Fields {
     Fields::from(vec![

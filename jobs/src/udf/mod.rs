@@ -166,3 +166,29 @@ macro_rules! kb_identity {
     };
 }
 pub(crate) use kb_identity;
+
+/// Identity of a function carrying shared state in `Arc` field `$field`
+/// (whose `Debug` is short): equal when they share it.
+macro_rules! arc_identity {
+    ($t:ty, $field:ident) => {
+        impl PartialEq for $t {
+            fn eq(&self, other: &Self) -> bool {
+                Arc::ptr_eq(&self.$field, &other.$field)
+            }
+        }
+        impl Eq for $t {}
+        impl std::hash::Hash for $t {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                (Arc::as_ptr(&self.$field) as usize).hash(state)
+            }
+        }
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($t))
+                    .field(stringify!($field), &self.$field)
+                    .finish()
+            }
+        }
+    };
+}
+pub(crate) use arc_identity;

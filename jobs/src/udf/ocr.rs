@@ -17,7 +17,7 @@ use dajia_kernels::image::{DecodeLimits, ImageError};
 use dajia_kernels::ocr::OcrPage;
 
 use super::images::{binary_arg, coerce_binary, is_scalar, rows_of};
-use super::scalar_or_array;
+use super::{arc_identity, scalar_or_array};
 use crate::ocr::LazyOcr;
 
 /// What the OCR functions share: the engine (loaded on first use) and the
@@ -26,29 +26,6 @@ use crate::ocr::LazyOcr;
 pub struct OcrState {
     pub ocr: LazyOcr,
     pub limits: DecodeLimits,
-}
-
-macro_rules! ocr_identity {
-    ($t:ty) => {
-        impl PartialEq for $t {
-            fn eq(&self, other: &Self) -> bool {
-                Arc::ptr_eq(&self.state, &other.state)
-            }
-        }
-        impl Eq for $t {}
-        impl std::hash::Hash for $t {
-            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-                (Arc::as_ptr(&self.state) as usize).hash(state)
-            }
-        }
-        impl std::fmt::Debug for $t {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.debug_struct(stringify!($t))
-                    .field("state", &self.state)
-                    .finish()
-            }
-        }
-    };
 }
 
 /// Reads the non-null rows in parallel; row i's page or why it is unreadable.
@@ -93,7 +70,7 @@ pub struct OcrFn {
     state: Arc<OcrState>,
     signature: Signature,
 }
-ocr_identity!(OcrFn);
+arc_identity!(OcrFn, state);
 
 impl OcrFn {
     pub fn new(state: Arc<OcrState>) -> Self {
@@ -148,7 +125,7 @@ pub struct OcrLines {
     state: Arc<OcrState>,
     signature: Signature,
 }
-ocr_identity!(OcrLines);
+arc_identity!(OcrLines, state);
 
 impl OcrLines {
     pub fn new(state: Arc<OcrState>) -> Self {

@@ -59,6 +59,13 @@ pub fn scan_args(cat: &Path, out: &Path, date: &str) -> Vec<String> {
     .to_vec()
 }
 
+/// Run `dajia scan` for [`DATE`] with extra arguments.
+pub fn scan_with(cat: &Path, out: &Path, extra: &[&str]) -> (bool, String, String) {
+    let mut args = scan_args(cat, out, DATE);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
 /// Run `dajia scan` for [`DATE`].
 pub fn scan(cat: &Path, out: &Path) -> (bool, String, String) {
     let args = scan_args(cat, out, DATE);
