@@ -275,6 +275,16 @@ fn main() {
     }
 }
 
+/// Prints a benchmark report and writes it as JSON when asked.
+fn report(r: &(impl std::fmt::Display + serde::Serialize), json: Option<&PathBuf>) -> Result<()> {
+    say(format_args!("{r}\n"));
+    if let Some(p) = json {
+        std::fs::write(p, serde_json::to_string_pretty(r)?)
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}
+
 /// Print to stdout; a closed pipe (`dajia ... | head`) is not an error.
 fn say(args: std::fmt::Arguments) {
     use std::io::Write;
@@ -371,11 +381,7 @@ fn run() -> Result<()> {
                 models: io.models_dir,
                 ocr: images.apply_ocr(OcrConfig::default())?.options(),
             })?;
-            say(format_args!("{r}\n"));
-            if let Some(p) = json {
-                std::fs::write(&p, serde_json::to_string_pretty(&r)?)
-                    .with_context(|| format!("writing {}", p.display()))?;
-            }
+            report(&r, json.as_ref())?;
         }
         Cmd::Bench(BenchCmd::Images {
             out,
@@ -394,11 +400,7 @@ fn run() -> Result<()> {
                 throughput_images,
                 seed,
             })?;
-            say(format_args!("{r}\n"));
-            if let Some(p) = json {
-                std::fs::write(&p, serde_json::to_string_pretty(&r)?)
-                    .with_context(|| format!("writing {}", p.display()))?;
-            }
+            report(&r, json.as_ref())?;
         }
         Cmd::Kb {
             catalog,

@@ -73,16 +73,22 @@ pub fn ocr_texts_type() -> DataType {
     list_of(DataType::Struct(ocr_text_fields()))
 }
 
+/// Row `i` of a `List<Struct>` column as its structs (None when NULL).
+fn struct_row(col: &ListArray, i: usize) -> Option<StructArray> {
+    (!col.is_null(i)).then(|| {
+        col.value(i)
+            .as_any()
+            .downcast_ref::<StructArray>()
+            .expect("coerced to List<Struct>")
+            .clone()
+    })
+}
+
 /// Row `i` of an `ocr_texts` column.
 fn ocr_texts(col: &ListArray, i: usize) -> Vec<OcrText> {
-    if col.is_null(i) {
+    let Some(s) = struct_row(col, i) else {
         return Vec::new();
-    }
-    let v = col.value(i);
-    let s = v
-        .as_any()
-        .downcast_ref::<StructArray>()
-        .expect("coerced to List<Struct>");
+    };
     let str_col = |k: usize| {
         s.column(k)
             .as_any()
@@ -105,14 +111,9 @@ fn ocr_texts(col: &ListArray, i: usize) -> Vec<OcrText> {
 
 /// Row `i` of an `image_hits` column.
 fn image_hits(hits: &ListArray, i: usize) -> Vec<ImageHit> {
-    if hits.is_null(i) {
+    let Some(s) = struct_row(hits, i) else {
         return Vec::new();
-    }
-    let v = hits.value(i);
-    let s = v
-        .as_any()
-        .downcast_ref::<StructArray>()
-        .expect("coerced to List<Struct>");
+    };
     let str_col = |k: usize| {
         s.column(k)
             .as_any()
