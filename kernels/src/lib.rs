@@ -10,9 +10,14 @@
 //!   (CTC) of the text inside images;
 //! - [`risk`]: the knowledge base, per-listing signals, reasons and scoring.
 //!
-//! Everything here is CPU (rayon at batch level); it is the reference that a
-//! GPU backend must agree with.
+//! - [`device`]: CPU or CUDA (`--device`), batch sizing and out-of-memory
+//!   splitting; the CUDA backend is the `cuda` feature.
+//!
+//! The CPU code (rayon at batch level) is the reference; the CUDA backend
+//! runs the same kernels (`image/cuda/*.cu`) and models and is tested for
+//! parity against it.
 
+pub mod device;
 pub mod image;
 pub mod ocr;
 pub mod risk;

@@ -107,7 +107,7 @@ impl ImageIndex {
         let dim = self.embedder.dim();
         let schema = Self::schema(dim);
         let e = &self.entries;
-        let values = Float32Array::from(self.refs.data.clone());
+        let values = Float32Array::from(self.refs.data().to_vec());
         let batch = RecordBatch::try_new(
             schema.clone(),
             vec![

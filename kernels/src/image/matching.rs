@@ -3,13 +3,23 @@
 //! over blocks of queries in parallel (rayon), with a running top-k per query.
 //! Embeddings are L2-normalised, so the dot product is the cosine.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use rayon::prelude::*;
 
 /// Row-major `len() × dim` reference embeddings.
 #[derive(Debug, Clone, Default)]
 pub struct ReferenceSet {
     pub dim: usize,
-    pub data: Vec<f32>,
+    data: Vec<f32>,
+    /// Changes whenever the contents do: a GPU keeps one uploaded copy per
+    /// version instead of uploading the set for every batch of queries.
+    version: u64,
+}
+
+fn next_version() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl ReferenceSet {
@@ -17,12 +27,24 @@ impl ReferenceSet {
         ReferenceSet {
             dim,
             data: Vec::new(),
+            version: next_version(),
         }
     }
 
     pub fn push(&mut self, v: &[f32]) {
         assert_eq!(v.len(), self.dim, "reference embedding length");
         self.data.extend_from_slice(v);
+        self.version = next_version();
+    }
+
+    /// All embeddings, row-major.
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+
+    /// Identifies these contents (see the field).
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     pub fn len(&self) -> usize {
@@ -52,7 +74,39 @@ pub struct Match {
 /// Queries per block (rows of C) and references per block (columns of C):
 /// a 256×2048 f32 block of C is 2 MiB, it stays in L2/L3 while it is scanned.
 const QUERY_BLOCK: usize = 256;
-const REF_BLOCK: usize = 2048;
+pub(crate) const REF_BLOCK: usize = 2048;
+
+/// `C[m×nb] = Q[m×dim] · R[nb×dim]ᵀ` (row-major; `c` holds at least m×nb).
+pub(crate) fn similarity_block(
+    q: &[f32],
+    m: usize,
+    r: &[f32],
+    nb: usize,
+    dim: usize,
+    c: &mut [f32],
+) {
+    assert!(q.len() >= m * dim && r.len() >= nb * dim && c.len() >= m * nb);
+    // SAFETY: the slices hold m×dim, nb×dim and m×nb floats (checked above)
+    // with the strides given; matrixmultiply reads/writes only those.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            dim,
+            nb,
+            1.0,
+            q.as_ptr(),
+            dim as isize,
+            1,
+            r.as_ptr(),
+            1,
+            dim as isize,
+            0.0,
+            c.as_mut_ptr(),
+            nb as isize,
+            1,
+        );
+    }
+}
 
 /// The `k` most similar references of each query (row-major `q × dim`),
 /// best first. Ties keep the lower reference index.
@@ -76,27 +130,7 @@ pub fn top_k(queries: &[f32], refs: &ReferenceSet, k: usize) -> Vec<Vec<Match>> 
             for r0 in (0..n).step_by(REF_BLOCK) {
                 let nb = REF_BLOCK.min(n - r0);
                 let b = &refs.data[r0 * dim..(r0 + nb) * dim];
-                // C[m×nb] = Q[m×dim] · R[nb×dim]ᵀ
-                // SAFETY: the slices hold m×dim, nb×dim and m×nb floats with
-                // the strides given; matrixmultiply reads/writes only those.
-                unsafe {
-                    matrixmultiply::sgemm(
-                        m,
-                        dim,
-                        nb,
-                        1.0,
-                        qb.as_ptr(),
-                        dim as isize,
-                        1,
-                        b.as_ptr(),
-                        1,
-                        dim as isize,
-                        0.0,
-                        c.as_mut_ptr(),
-                        nb as isize,
-                        1,
-                    );
-                }
+                similarity_block(qb, m, b, nb, dim, &mut c);
                 for (i, top) in best.iter_mut().enumerate() {
                     for (j, &s) in c[i * nb..(i + 1) * nb].iter().enumerate() {
                         if top.len() == k && s <= top[k - 1].similarity {

@@ -6,16 +6,23 @@
 //! (CUDA) can run the same kernels: `decode` → `thumbnail` → `embed` →
 //! `matching`.
 
+#[cfg(feature = "cuda")]
+mod cuda_ops;
 pub mod decode;
 pub mod descriptor;
 pub mod embed;
+pub mod kernels;
 pub mod matching;
 pub mod mobilenet;
+pub mod ops;
 pub mod thumbnail;
 
 pub use decode::{decode, DecodeLimits};
 pub use embed::{Embedder, EmbedderKind};
 pub use matching::{top_k, Match, ReferenceSet};
+pub use ops::ImageOps;
+
+use crate::device::DeviceError;
 
 /// Why an image could not be embedded. One line each: the scan writes them
 /// to `rejects` as they are.
@@ -40,4 +47,14 @@ pub enum ImageError {
     Corrupt { format: String, detail: String },
     #[error("model {model}: {detail}")]
     Model { model: String, detail: String },
+    #[error("{0}")]
+    Device(#[from] DeviceError),
+}
+
+impl ImageError {
+    /// A failure of the run's machinery (a model, the GPU) rather than of one
+    /// image: the job stops and publishes nothing instead of rejecting rows.
+    pub fn is_run_failure(&self) -> bool {
+        matches!(self, ImageError::Model { .. } | ImageError::Device(_))
+    }
 }

@@ -1,0 +1,260 @@
+//! The image work a device does, as one trait with a launcher per backend:
+//! - [`CpuOps`]: the reference (fast_image_resize, `descriptor::describe`,
+//!   matrixmultiply + running top-k, rayon);
+//! - [`HostKernelOps`]: the `.cu` kernels themselves run on the CPU (see
+//!   [`super::kernels`]), so that their parity with the reference is tested
+//!   on every machine;
+//! - `CudaOps` (feature `cuda`): the same kernels on a GPU, cuBLAS for the
+//!   similarity matrix.
+
+use std::sync::Arc;
+
+use image::RgbImage;
+use rayon::prelude::*;
+
+use super::descriptor;
+use super::kernels::host;
+use super::matching::{similarity_block, top_k, Match, ReferenceSet, REF_BLOCK};
+use super::thumbnail::{imagenet_chw, resize_rgb};
+use crate::device::{Device, DeviceError};
+
+/// Resizing, the descriptor and top-k matching on one device.
+pub trait ImageOps: Send + Sync {
+    /// `cpu`, `host-kernels` or `cuda:0 …`.
+    fn name(&self) -> String;
+    /// `side`×`side` RGB8 thumbnails of each image, back to back.
+    fn thumbnails(&self, images: &[RgbImage], side: usize) -> Result<Vec<u8>, DeviceError>;
+    /// `side`×`side` planar CHW ImageNet-normalised floats of each image.
+    fn imagenet(&self, images: &[RgbImage], side: usize) -> Result<Vec<f32>, DeviceError>;
+    /// The descriptor of each 32×32 thumbnail (`n × descriptor::DIM`).
+    fn describe(&self, thumbs: &[u8]) -> Result<Vec<f32>, DeviceError>;
+    /// The `k` most similar references of each query, best first, ties to
+    /// the lower index (as [`top_k`]).
+    fn top_k(
+        &self,
+        queries: &[f32],
+        refs: &ReferenceSet,
+        k: usize,
+    ) -> Result<Vec<Vec<Match>>, DeviceError>;
+}
+
+/// The image operations of `device`.
+pub fn for_device(device: &Device) -> Arc<dyn ImageOps> {
+    match device {
+        Device::Cpu => Arc::new(CpuOps),
+        #[cfg(feature = "cuda")]
+        Device::Cuda(d) => Arc::new(super::cuda_ops::CudaOps::new(d.clone())),
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda(_) => unreachable!("no CUDA device exists in a build without CUDA"),
+    }
+}
+
+/// The CPU reference.
+pub struct CpuOps;
+
+impl ImageOps for CpuOps {
+    fn name(&self) -> String {
+        "cpu".into()
+    }
+    fn thumbnails(&self, images: &[RgbImage], side: usize) -> Result<Vec<u8>, DeviceError> {
+        let parts: Vec<Vec<u8>> = images
+            .par_iter()
+            .map(|i| resize_rgb(i, side as u32))
+            .collect();
+        Ok(parts.concat())
+    }
+    fn imagenet(&self, images: &[RgbImage], side: usize) -> Result<Vec<f32>, DeviceError> {
+        let parts: Vec<Vec<f32>> = images
+            .par_iter()
+            .map(|i| {
+                let mut v = Vec::with_capacity(3 * side * side);
+                imagenet_chw(&resize_rgb(i, side as u32), side, &mut v);
+                v
+            })
+            .collect();
+        Ok(parts.concat())
+    }
+    fn describe(&self, thumbs: &[u8]) -> Result<Vec<f32>, DeviceError> {
+        let per = descriptor::SIDE * descriptor::SIDE * 3;
+        let parts: Vec<Vec<f32>> = thumbs.par_chunks(per).map(descriptor::describe).collect();
+        Ok(parts.concat())
+    }
+    fn top_k(
+        &self,
+        queries: &[f32],
+        refs: &ReferenceSet,
+        k: usize,
+    ) -> Result<Vec<Vec<Match>>, DeviceError> {
+        Ok(top_k(queries, refs, k))
+    }
+}
+
+/// A batch of decoded images packed as the kernels read it: RGB8 pixels back
+/// to back, with each image's byte offset and size.
+pub struct Packed {
+    pub pixels: Vec<u8>,
+    pub offsets: Vec<u64>,
+    pub widths: Vec<i32>,
+    pub heights: Vec<i32>,
+}
+
+impl Packed {
+    pub fn new(images: &[RgbImage]) -> Packed {
+        let total: usize = images.iter().map(|i| i.as_raw().len()).sum();
+        let mut p = Packed {
+            pixels: Vec::with_capacity(total),
+            offsets: Vec::with_capacity(images.len()),
+            widths: Vec::with_capacity(images.len()),
+            heights: Vec::with_capacity(images.len()),
+        };
+        for i in images {
+            p.offsets.push(p.pixels.len() as u64);
+            p.widths.push(i.width() as i32);
+            p.heights.push(i.height() as i32);
+            p.pixels.extend_from_slice(i.as_raw());
+        }
+        p
+    }
+}
+
+/// An output pointer shared by the host launcher's threads: each thread
+/// index writes only its own elements, as on the GPU.
+struct Out<T>(*mut T);
+impl<T> Clone for Out<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Out<T> {}
+// SAFETY: see above; the buffer outlives the parallel loop that uses it.
+unsafe impl<T> Send for Out<T> {}
+unsafe impl<T> Sync for Out<T> {}
+
+/// Runs `threads` thread indices of a kernel on the rayon pool.
+fn host_launch(threads: usize, kernel: impl Fn() + Sync) {
+    (0..threads as u64).into_par_iter().for_each(|t| {
+        // SAFETY: sets this OS thread's DJ_THREAD_ID for the call below.
+        unsafe { host::dajia_host_set_thread_id(t) };
+        kernel();
+    });
+}
+
+/// The `.cu` kernels launched on the CPU.
+pub struct HostKernelOps;
+
+impl HostKernelOps {
+    fn resize<T: Default + Clone>(
+        images: &[RgbImage],
+        side: usize,
+        per_pixel: usize,
+        f: unsafe extern "C" fn(*const u8, *const u64, *const i32, *const i32, i32, i32, *mut T),
+    ) -> Vec<T> {
+        let p = Packed::new(images);
+        let n = images.len();
+        let mut dst = vec![T::default(); n * side * side * per_pixel];
+        let out = Out(dst.as_mut_ptr());
+        host_launch(n * side * side, || {
+            let o = out;
+            // SAFETY: buffers sized as the kernel indexes them (see resize.cu).
+            unsafe {
+                f(
+                    p.pixels.as_ptr(),
+                    p.offsets.as_ptr(),
+                    p.widths.as_ptr(),
+                    p.heights.as_ptr(),
+                    n as i32,
+                    side as i32,
+                    o.0,
+                )
+            }
+        });
+        dst
+    }
+}
+
+impl ImageOps for HostKernelOps {
+    fn name(&self) -> String {
+        "host-kernels".into()
+    }
+    fn thumbnails(&self, images: &[RgbImage], side: usize) -> Result<Vec<u8>, DeviceError> {
+        Ok(Self::resize(images, side, 3, host::resize_rgb8))
+    }
+    fn imagenet(&self, images: &[RgbImage], side: usize) -> Result<Vec<f32>, DeviceError> {
+        Ok(Self::resize(images, side, 3, host::resize_imagenet))
+    }
+    fn describe(&self, thumbs: &[u8]) -> Result<Vec<f32>, DeviceError> {
+        let n = thumbs.len() / (descriptor::SIDE * descriptor::SIDE * 3);
+        let mut out = vec![0f32; n * descriptor::DIM];
+        let o = Out(out.as_mut_ptr());
+        host_launch(n, || {
+            let o = o;
+            // SAFETY: n thumbnails in, n × DIM floats out.
+            unsafe { host::describe(thumbs.as_ptr(), n as i32, o.0) }
+        });
+        Ok(out)
+    }
+    fn top_k(
+        &self,
+        queries: &[f32],
+        refs: &ReferenceSet,
+        k: usize,
+    ) -> Result<Vec<Vec<Match>>, DeviceError> {
+        let dim = refs.dim;
+        let q = queries.len() / dim.max(1);
+        if k == 0 || refs.is_empty() {
+            return Ok(vec![Vec::new(); q]);
+        }
+        let mut best_sim = vec![kernels_neg_inf(); q * k];
+        let mut best_idx = vec![u32::MAX; q * k];
+        let mut c = vec![0f32; q * REF_BLOCK];
+        for r0 in (0..refs.len()).step_by(REF_BLOCK) {
+            let nb = REF_BLOCK.min(refs.len() - r0);
+            similarity_block(
+                queries,
+                q,
+                &refs.data()[r0 * dim..(r0 + nb) * dim],
+                nb,
+                dim,
+                &mut c,
+            );
+            let (s, i) = (Out(best_sim.as_mut_ptr()), Out(best_idx.as_mut_ptr()));
+            let cp = &c;
+            host_launch(q, || {
+                let (s, i) = (s, i);
+                // SAFETY: q rows of nb similarities; q × k best arrays.
+                unsafe {
+                    host::top_k_merge(
+                        cp.as_ptr(),
+                        q as i32,
+                        nb as i32,
+                        r0 as u32,
+                        k as i32,
+                        s.0,
+                        i.0,
+                    )
+                }
+            });
+        }
+        Ok(unpack_top_k(&best_sim, &best_idx, k))
+    }
+}
+
+/// The sentinel score of an empty top-k slot (DJ_NEG_INF in common.cuh).
+pub(crate) fn kernels_neg_inf() -> f32 {
+    -3.402823466e38
+}
+
+/// Rows of `k` (score, index) slots into match lists (empty slots dropped).
+pub(crate) fn unpack_top_k(best_sim: &[f32], best_idx: &[u32], k: usize) -> Vec<Vec<Match>> {
+    best_sim
+        .chunks(k)
+        .zip(best_idx.chunks(k))
+        .map(|(s, i)| {
+            s.iter()
+                .zip(i)
+                .filter(|(_, &i)| i != u32::MAX)
+                .map(|(&similarity, &index)| Match { index, similarity })
+                .collect()
+        })
+        .collect()
+}
