@@ -153,6 +153,10 @@ struct ImageArgs {
     /// Turn upside-down text lines with PP-OCR's orientation classifier.
     #[arg(long)]
     ocr_cls: bool,
+    /// Where image embedding, matching and OCR run: auto (a working GPU,
+    /// else the CPU, and says which), cpu, or cuda (a GPU or an error).
+    #[arg(long, env = "DAJIA_DEVICE")]
+    device: Option<String>,
 }
 
 impl ImageArgs {
@@ -171,6 +175,9 @@ impl ImageArgs {
         }
         if let Some(b) = self.image_batch {
             o.batch_rows = b;
+        }
+        if let Some(d) = &self.device {
+            o.device = d.parse().map_err(anyhow::Error::msg)?;
         }
         o.validate()?;
         Ok(o)
@@ -374,12 +381,14 @@ fn run() -> Result<()> {
             images,
         }) => {
             let io = images.apply(ImageOptions::default())?;
+            let mut ocr = images.apply_ocr(OcrConfig::default())?;
+            ocr.runtime = dajia::images::open_device(io.device)?.runtime();
             let r = bench::ocr::run(&bench::ocr::OcrBenchOptions {
                 out,
                 images: count,
                 seed,
                 models: io.models_dir,
-                ocr: images.apply_ocr(OcrConfig::default())?.options(),
+                ocr: ocr.options(),
             })?;
             report(&r, json.as_ref())?;
         }
@@ -452,7 +461,8 @@ fn run() -> Result<()> {
         } => {
             let c = ConfigFile::read(config.as_ref())?;
             let io = images.apply(c.images)?;
-            let ocr = images.apply_ocr(c.ocr)?;
+            let mut ocr = images.apply_ocr(c.ocr)?;
+            ocr.runtime = dajia::images::open_device(io.device)?.runtime();
             rt.block_on(async {
                 let ctx = sql::session_with_images(
                     catalog.as_deref(),

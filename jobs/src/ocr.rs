@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::{bail, Result};
 
+use dajia_kernels::device::Runtime;
 use dajia_kernels::ocr::{self, DetOptions, Ocr, OcrOptions};
 
 /// Whether the scan reads the text inside images.
@@ -51,6 +52,9 @@ pub struct OcrConfig {
     pub min_confidence: f32,
     /// Large images are first checked for text at this size; 0 disables (default 320).
     pub gate_side: u32,
+    /// Where the models run: set from the job's device, not the file.
+    #[serde(skip)]
+    pub runtime: Runtime,
 }
 
 fn mode_serde<'de, D: serde::Deserializer<'de>>(d: D) -> Result<OcrMode, D::Error> {
@@ -59,6 +63,9 @@ fn mode_serde<'de, D: serde::Deserializer<'de>>(d: D) -> Result<OcrMode, D::Erro
         .parse()
         .map_err(serde::de::Error::custom)
 }
+
+/// Lines per recognition run on a GPU when `rec_batch` is left at 1.
+pub const GPU_REC_BATCH: usize = 32;
 
 impl Default for OcrConfig {
     fn default() -> Self {
@@ -72,6 +79,7 @@ impl Default for OcrConfig {
             use_cls: o.use_cls,
             min_confidence: o.min_confidence,
             gate_side: o.gate_side,
+            runtime: Runtime::Cpu,
         }
     }
 }
@@ -115,10 +123,16 @@ impl OcrConfig {
                 unclip_ratio: self.unclip_ratio,
                 ..DetOptions::default()
             },
-            rec_batch: self.rec_batch,
+            // One line at a time is fastest on a CPU; a GPU wants batches.
+            rec_batch: if self.runtime == Runtime::Cuda && self.rec_batch == 1 {
+                GPU_REC_BATCH
+            } else {
+                self.rec_batch
+            },
             use_cls: self.use_cls,
             min_confidence: self.min_confidence,
             gate_side: self.gate_side,
+            runtime: self.runtime,
         }
     }
 

@@ -20,5 +20,7 @@
 pub mod device;
 pub mod image;
 pub mod ocr;
+pub mod parity;
+pub mod plans;
 pub mod risk;
 pub mod text;

@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use dajia_kernels::device::{self, DeviceChoice};
 use dajia_kernels::image::descriptor;
-use dajia_kernels::image::ops::{CpuOps, HostKernelOps, ImageOps};
+use dajia_kernels::image::ops::{HostKernelOps, ImageOps};
 use dajia_kernels::image::ReferenceSet;
+use dajia_kernels::parity;
 use image::{Rgb, RgbImage};
 
 /// The launchers to compare with the reference on this machine.
@@ -74,77 +75,33 @@ fn images() -> Vec<RgbImage> {
         .collect()
 }
 
+fn assert_pass(c: &parity::Check) {
+    eprintln!("{c}");
+    assert!(c.pass, "{c}");
+}
+
 #[test]
 fn resize_thumbnails_match_the_reference_within_2_levels() {
     let imgs = images();
-    let want = CpuOps.thumbnails(&imgs, descriptor::SIDE).unwrap();
     for ops in launchers() {
-        let got = ops.thumbnails(&imgs, descriptor::SIDE).unwrap();
-        assert_eq!(got.len(), want.len());
-        let diffs: Vec<u8> = got.iter().zip(&want).map(|(a, b)| a.abs_diff(*b)).collect();
-        let max = *diffs.iter().max().unwrap();
-        let within1 = diffs.iter().filter(|&&d| d <= 1).count() as f64 / diffs.len() as f64;
-        eprintln!(
-            "{}: thumbnails max diff {max}, {:.4} within 1",
-            ops.name(),
-            within1
-        );
-        assert!(max <= 2, "{}: max diff {max}", ops.name());
-        assert!(within1 >= 0.99, "{}: {within1}", ops.name());
+        assert_pass(&parity::thumbnails(ops.as_ref(), &imgs).unwrap());
     }
 }
 
 #[test]
 fn resize_imagenet_tensors_match_the_reference() {
     let imgs = images();
-    let side = 224;
-    let want = CpuOps.imagenet(&imgs, side).unwrap();
     for ops in launchers() {
-        let got = ops.imagenet(&imgs, side).unwrap();
-        assert_eq!(got.len(), want.len());
-        let max = got
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
-        eprintln!("{}: imagenet max diff {max:.4}", ops.name());
-        // Two u8 levels over the smallest std (0.224).
-        assert!(max <= 2.0 / 255.0 / 0.224 + 1e-4, "{}: {max}", ops.name());
+        assert_pass(&parity::imagenet(ops.as_ref(), &imgs).unwrap());
     }
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let d: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    d / (a.iter().map(|x| x * x).sum::<f32>().sqrt() * b.iter().map(|x| x * x).sum::<f32>().sqrt())
 }
 
 #[test]
 fn descriptor_matches_the_reference() {
     let imgs = images();
-    let thumbs = CpuOps.thumbnails(&imgs, descriptor::SIDE).unwrap();
-    let want = CpuOps.describe(&thumbs).unwrap();
     for ops in launchers() {
-        // The kernel alone, on the reference's thumbnails.
-        let got = ops.describe(&thumbs).unwrap();
-        assert_eq!(got.len(), want.len());
-        let max = got
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
-        eprintln!("{}: descriptor max diff {max:.2e}", ops.name());
-        assert!(max <= 1e-4, "{}: {max}", ops.name());
-        // Resize and descriptor together, as the scan runs them.
-        let e2e = ops
-            .describe(&ops.thumbnails(&imgs, descriptor::SIDE).unwrap())
-            .unwrap();
-        for (i, (a, b)) in e2e
-            .chunks(descriptor::DIM)
-            .zip(want.chunks(descriptor::DIM))
-            .enumerate()
-        {
-            let c = cosine(a, b);
-            assert!(c >= 0.999, "{}: image {i} cosine {c}", ops.name());
+        for c in parity::descriptor(ops.as_ref(), &imgs).unwrap() {
+            assert_pass(&c);
         }
     }
 }
@@ -171,33 +128,16 @@ fn top_k_matches_the_reference() {
     let mut queries: Vec<f32> = (0..300).flat_map(|_| unit()).collect();
     queries.extend_from_slice(&rows[17]);
     queries.extend_from_slice(&rows[19_999]);
-    let k = 10;
-    let want = CpuOps.top_k(&queries, &refs, k).unwrap();
     for ops in launchers() {
-        let got = ops.top_k(&queries, &refs, k).unwrap();
-        assert_eq!(got.len(), want.len());
-        for (qi, (g, w)) in got.iter().zip(&want).enumerate() {
-            assert_eq!(g.len(), k);
-            for (j, (a, b)) in g.iter().zip(w).enumerate() {
-                assert!(
-                    (a.similarity - b.similarity).abs() <= 1e-5,
-                    "{}: q{qi} #{j}",
-                    ops.name()
-                );
-                // Indices agree unless two references score within rounding.
-                let near_tie = w
-                    .iter()
-                    .any(|o| o.index != b.index && (o.similarity - b.similarity).abs() <= 1e-5);
-                assert!(
-                    a.index == b.index || near_tie,
-                    "{}: q{qi} #{j} {a:?} vs {b:?}",
-                    ops.name()
-                );
-            }
-        }
+        assert_pass(&parity::top_k(ops.as_ref(), &queries, &refs, 10).unwrap());
+        let got = ops.top_k(&queries, &refs, 10).unwrap();
         // The exact duplicate: both copies first, the lower index first.
-        let dup = &got[300];
-        assert_eq!((dup[0].index, dup[1].index), (17, 20_000), "{}", ops.name());
+        assert_eq!(
+            (got[300][0].index, got[300][1].index),
+            (17, 20_000),
+            "{}",
+            ops.name()
+        );
         assert_eq!(got[301][0].index, 19_999);
         // Empty cases.
         assert!(ops
@@ -210,6 +150,49 @@ fn top_k_matches_the_reference() {
             .unwrap()
             .iter()
             .all(|t| t.is_empty()));
+    }
+}
+
+/// The device embedder's pipeline (bounded decode queue, batches, rejects in
+/// place) gives the reference's embeddings, on the CPU and on CUDA.
+#[test]
+fn device_embedder_keeps_order_rejects_and_values() {
+    use dajia_kernels::image::device_embed::DeviceEmbedder;
+    use dajia_kernels::image::{embed, DecodeLimits, Embedder, EmbedderKind};
+    let mut bytes: Vec<Vec<u8>> = Vec::new();
+    for (i, img) in images().into_iter().enumerate() {
+        let mut b = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut b, image::ImageFormat::Png).unwrap();
+        bytes.push(b.into_inner());
+        if i % 3 == 0 {
+            bytes.push(b"not an image".to_vec());
+        }
+    }
+    let refs: Vec<&[u8]> = bytes.iter().map(Vec::as_slice).collect();
+    let limits = DecodeLimits::default();
+    let want = embed::load(EmbedderKind::Descriptor, std::path::Path::new("."))
+        .unwrap()
+        .embed_batch(&refs, &limits);
+    let mut devices = vec![device::Device::Cpu];
+    if let Ok(s) = device::select(DeviceChoice::Cuda) {
+        devices.push(s.device);
+    }
+    for d in devices {
+        let e = DeviceEmbedder::new(EmbedderKind::Descriptor, d.clone(), None);
+        let got = e.embed_batch(&refs, &limits);
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            match (g, w) {
+                (Ok(a), Ok(b)) => {
+                    let c: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+                    assert!(c >= 0.999, "{d:?}: cosine {c}");
+                }
+                (Err(a), Err(b)) => assert_eq!(a, b),
+                other => panic!("{d:?}: {other:?}"),
+            }
+        }
+        let t = e.times();
+        assert!(t.batches >= 1 && t.cpu_fallback == 0, "{t:?}");
     }
 }
 

@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use dajia_kernels::image::{self as kimage, top_k, DecodeLimits, ReferenceSet};
+use dajia_kernels::image::{self as kimage, DecodeLimits, ReferenceSet};
 
 use crate::gen::images::{jpeg, photo, transform, TRANSFORMS};
 use crate::images::ImageOptions;
@@ -42,6 +42,8 @@ pub struct TransformRecall {
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
     pub embedder: String,
+    /// Where embedding and matching ran.
+    pub device: String,
     pub dim: usize,
     pub refs: usize,
     pub queries: usize,
@@ -100,7 +102,9 @@ pub fn run(o: &BenchOptions) -> Result<BenchReport> {
         o.throughput_images > 0,
         "--throughput-images must be at least 1"
     );
-    let embedder = kimage::embed::load(o.images.embedder, &o.images.models_dir)?;
+    let device = crate::images::open_device(o.images.device)?;
+    let embedder = kimage::embed::load_on(o.images.embedder, &o.images.models_dir, &device)?;
+    let ops = kimage::ops::for_device(&device);
     let limits: DecodeLimits = o.images.limits();
     let refs_dir = o.out.join("refs");
     let q_dir = o.out.join("queries");
@@ -191,7 +195,7 @@ pub fn run(o: &BenchOptions) -> Result<BenchReport> {
     for e in embedder.embed_batch(&qb, &limits) {
         qv.extend(e?);
     }
-    let top = top_k(&qv, &set, 2);
+    let top = ops.top_k(&qv, &set, 2)?;
     let threshold = o.images.threshold();
     let mut copy_sims = Vec::new();
     let mut unrelated = Vec::new();
@@ -221,11 +225,12 @@ pub fn run(o: &BenchOptions) -> Result<BenchReport> {
 
     // Matching throughput: every reference as a query against all of them.
     let t = Instant::now();
-    let _ = top_k(&set.data, &set, 5);
+    let _ = ops.top_k(set.data(), &set, 5)?;
     let secs = t.elapsed().as_secs_f64();
     let n = set.len();
 
     Ok(BenchReport {
+        device: device.describe(),
         embedder: embedder.kind().to_string(),
         dim,
         refs: o.refs,

@@ -88,22 +88,7 @@ pub struct OcrBenchReport {
     pub worst: Vec<Worst>,
 }
 
-/// NFKC, whitespace removed: what accuracy compares.
-pub fn normalise(s: &str) -> Vec<char> {
-    s.nfkc().filter(|c| !c.is_whitespace()).collect()
-}
-
-/// Character edit distance (Levenshtein).
-pub fn edit_distance(a: &[char], b: &[char]) -> usize {
-    strsim::generic_levenshtein(&a.to_vec(), &b.to_vec())
-}
-
-/// Accuracy of `hyp` against `reference`: (errors, reference characters).
-pub fn score(reference: &[String], hyp: &str) -> (usize, usize) {
-    let r = normalise(&reference.concat());
-    let h = normalise(hyp);
-    (edit_distance(&h, &r), r.len())
-}
+pub use dajia_kernels::ocr::accuracy::{edit_distance, normalise, score};
 
 const PHOTOS: &[&str] = &[
     "astronaut.png",

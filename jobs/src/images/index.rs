@@ -16,7 +16,8 @@ use parquet::arrow::ArrowWriter;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
-use dajia_kernels::image::{EmbedderKind, Match, ReferenceSet};
+use dajia_kernels::device::DeviceError;
+use dajia_kernels::image::{EmbedderKind, ImageOps, Match, ReferenceSet};
 use dajia_kernels::risk::ImageMatchKind;
 
 const EMBEDDER_KEY: &str = "dajia.embedder";
@@ -69,8 +70,13 @@ impl ImageIndex {
     }
 
     /// The `k` nearest references of each query (row-major, `dim` floats each).
-    pub fn search(&self, queries: &[f32], k: usize) -> Vec<Vec<Match>> {
-        dajia_kernels::image::top_k(queries, &self.refs, k)
+    pub fn search(
+        &self,
+        queries: &[f32],
+        k: usize,
+        ops: &dyn ImageOps,
+    ) -> Result<Vec<Vec<Match>>, DeviceError> {
+        ops.top_k(queries, &self.refs, k)
     }
 
     /// File of this index under a knowledge-base directory.

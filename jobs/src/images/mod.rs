@@ -5,7 +5,7 @@ pub mod index;
 pub mod kb_job;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use datafusion::arrow::array::{Array, BinaryArray, Int64Array, StringArray};
@@ -14,7 +14,10 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::execution::context::SessionContext;
 use futures::StreamExt;
 
-use dajia_kernels::image::{self as kimage, DecodeLimits, Embedder, EmbedderKind, ImageError};
+use dajia_kernels::device::{self, Device, DeviceChoice};
+use dajia_kernels::image::{
+    self as kimage, DecodeLimits, Embedder, EmbedderKind, ImageError, ImageOps,
+};
 use dajia_kernels::risk::ImageMatchKind;
 
 pub use index::{ImageIndex, IndexEntry};
@@ -38,6 +41,42 @@ pub struct ImageOptions {
     pub max_bytes: usize,
     /// Images decoded and embedded at once (bounds memory).
     pub batch_rows: usize,
+    /// Where images are embedded and matched and OCR runs: `auto` (a working
+    /// GPU, else the CPU, and says which), `cpu`, or `cuda` (a GPU or an
+    /// error naming what is missing).
+    #[serde(with = "device_serde")]
+    pub device: DeviceChoice,
+}
+
+mod device_serde {
+    use dajia_kernels::device::DeviceChoice;
+    use serde::Deserialize;
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<DeviceChoice, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Opens the device `choice` names, once per process (a CUDA context and the
+/// compiled kernels are kept for every later job and query); `auto` prints
+/// which device it picked, once.
+pub fn open_device(choice: DeviceChoice) -> Result<Device> {
+    static OPENED: Mutex<Vec<(DeviceChoice, Device)>> = Mutex::new(Vec::new());
+    let mut opened = OPENED.lock().expect("device cache");
+    if let Some((_, d)) = opened.iter().find(|(c, _)| *c == choice) {
+        return Ok(d.clone());
+    }
+    let sel = device::select(choice)?;
+    if let Some(note) = &sel.note {
+        // Built without CUDA, `auto` is simply the CPU: nothing to say.
+        if device::cuda::BUILT {
+            eprintln!("dajia: {note}");
+        }
+        tracing::info!("{note}");
+    }
+    opened.push((choice, sel.device.clone()));
+    Ok(sel.device)
 }
 
 mod kind_serde {
@@ -67,6 +106,7 @@ impl Default for ImageOptions {
             max_pixels: limits.max_pixels,
             max_bytes: limits.max_bytes,
             batch_rows: 1024,
+            device: DeviceChoice::Auto,
         }
     }
 }
@@ -106,7 +146,10 @@ pub struct RefMatch {
 /// What images are matched against: brands' official photos and images of
 /// confirmed fakes, embedded with one embedder.
 pub struct ImageKb {
+    pub device: Device,
     pub embedder: Arc<dyn Embedder>,
+    /// Top-k matching on the device.
+    pub ops: Arc<dyn ImageOps>,
     pub limits: DecodeLimits,
     pub threshold: f32,
     pub official: ImageIndex,
@@ -127,8 +170,11 @@ impl ImageKb {
     /// An empty knowledge base (embedding works, nothing to match).
     pub fn empty(opts: &ImageOptions) -> Result<Self> {
         opts.validate()?;
-        let embedder = kimage::embed::load(opts.embedder, &opts.models_dir)?;
+        let device = open_device(opts.device)?;
+        let embedder = kimage::embed::load_on(opts.embedder, &opts.models_dir, &device)?;
         Ok(ImageKb {
+            ops: kimage::ops::for_device(&device),
+            device,
             embedder,
             limits: opts.limits(),
             threshold: opts.threshold(),
@@ -197,7 +243,7 @@ impl ImageKb {
         let mut bad = Vec::new();
         while let Some(batch) = stream.next().await {
             let rows = image_rows(&batch?)?;
-            bad.extend(self.add(kind, rows).into_iter().map(|(i, e)| (kind, i, e)));
+            bad.extend(self.add(kind, rows)?.into_iter().map(|(i, e)| (kind, i, e)));
         }
         Ok(bad)
     }
@@ -209,7 +255,7 @@ impl ImageKb {
         &mut self,
         kind: ImageMatchKind,
         rows: Vec<(IndexEntry, Option<Vec<u8>>)>,
-    ) -> Vec<(String, ImageError)> {
+    ) -> Result<Vec<(String, ImageError)>> {
         let mut bad = Vec::new();
         let mut seen: std::collections::HashSet<String> = match kind {
             ImageMatchKind::Official => &self.official,
@@ -230,9 +276,12 @@ impl ImageKb {
                     continue;
                 }
                 match emb {
+                    Err(e) if e.is_run_failure() => {
+                        anyhow::bail!("embedding reference image {}: {e}", entry.image_id)
+                    }
                     Ok(v) => {
                         if kind == ImageMatchKind::KnownFake {
-                            let top = self.official.search(&v, 1);
+                            let top = self.official.search(&v, 1, self.ops.as_ref())?;
                             if top[0]
                                 .first()
                                 .is_some_and(|m| m.similarity >= self.threshold)
@@ -249,17 +298,21 @@ impl ImageKb {
                 }
             }
         }
-        bad
+        Ok(bad)
     }
 
     /// The `k` nearest references of each embedding in each index, best
     /// first, without threshold.
-    pub fn nearest(&self, embeddings: &[f32], k: usize) -> Vec<Vec<RefMatch>> {
+    pub fn nearest(&self, embeddings: &[f32], k: usize) -> Result<Vec<Vec<RefMatch>>, ImageError> {
         let dim = self.embedder.kind().dim();
         let n = embeddings.len() / dim;
         let mut out: Vec<Vec<RefMatch>> = vec![Vec::new(); n];
         for index in [&self.official, &self.fakes] {
-            for (i, top) in index.search(embeddings, k).into_iter().enumerate() {
+            for (i, top) in index
+                .search(embeddings, k, self.ops.as_ref())?
+                .into_iter()
+                .enumerate()
+            {
                 out[i].extend(top.into_iter().map(|m| RefMatch {
                     kind: index.kind,
                     entry: index.entries[m.index as usize].clone(),
@@ -271,7 +324,7 @@ impl ImageKb {
             v.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
             v.truncate(k);
         }
-        out
+        Ok(out)
     }
 
     /// Decodes, embeds and matches a batch of images of listings: for each,
@@ -296,7 +349,15 @@ impl ImageKb {
             // A listing's own images may be among the known fakes: ask for a
             // few more than one so that its own entries cannot crowd out
             // another listing's.
-            let top = index.search(&flat, 8);
+            let top = match index.search(&flat, 8, self.ops.as_ref()) {
+                Ok(t) => t,
+                // The device failing fails every image of the batch; the
+                // scan stops on it (ImageError::is_run_failure).
+                Err(e) => {
+                    let e = ImageError::Device(e);
+                    return out.into_iter().map(|_| Err(e.clone())).collect();
+                }
+            };
             for (row, matches) in ok.iter().zip(top) {
                 let best = matches
                     .into_iter()

@@ -18,7 +18,6 @@ use datafusion::execution::context::SessionContext;
 use futures::StreamExt;
 use serde::Serialize;
 
-use dajia_kernels::image::ImageError;
 use dajia_kernels::ocr::Ocr;
 use dajia_kernels::risk::{ImageHit, ImageMatchKind, OcrText};
 
@@ -47,6 +46,14 @@ pub struct ImageStageSummary {
     pub ocr_gated_out: u64,
     /// OCR seconds summed over the threads that ran it.
     pub ocr_thread_seconds: f64,
+    /// Where embedding, matching and OCR ran (`cpu (2 threads)`, `cuda:0 …`).
+    pub device: String,
+    /// Wall seconds of decode + embed + match, and of OCR.
+    pub embed_match_seconds: f64,
+    pub ocr_seconds: f64,
+    /// On a GPU: decoding's CPU thread-seconds, the device's seconds, batches
+    /// split after running out of memory, images embedded on the CPU instead.
+    pub gpu: Option<dajia_kernels::image::EmbedTimes>,
 }
 
 /// What the stage stages for one listing.
@@ -100,6 +107,7 @@ pub async fn run(
         references_official: kb.official.len(),
         references_known_fakes: kb.fakes.len(),
         ocr: ocr_status.to_string(),
+        device: kb.device.describe(),
         ..Default::default()
     };
     while let Some(batch) = stream.next().await {
@@ -146,7 +154,10 @@ pub async fn run(
         let lids: Vec<Option<i64>> = (0..batch.num_rows())
             .map(|i| (!listing.is_null(i)).then(|| listing.value(i)))
             .collect();
+        let t = Instant::now();
         let results = kb.match_listing_images(&bytes, &lids);
+        s.embed_match_seconds += t.elapsed().as_secs_f64();
+        let t = Instant::now();
         let mut pages = match ocr {
             Some(o) => o
                 .read_batch(&bytes, &kb.limits)
@@ -155,6 +166,7 @@ pub async fn run(
                 .collect(),
             None => vec![None; bytes.len()],
         };
+        s.ocr_seconds += t.elapsed().as_secs_f64();
         for (i, r) in results.into_iter().enumerate() {
             s.images += 1;
             let image_id = if ids.is_null(i) {
@@ -168,6 +180,10 @@ pub async fn run(
                 continue;
             }
             match r {
+                // The model or the GPU failing is the run's problem, not the image's.
+                Err(e) if e.is_run_failure() => {
+                    anyhow::bail!("embedding image {image_id}: {e}")
+                }
                 Err(e) => {
                     s.rejected += 1;
                     rejects.push((image_id.to_string(), e.to_string()));
@@ -190,7 +206,7 @@ pub async fn run(
                             }
                         }
                         // The model failing is the run's problem, not the image's.
-                        Some(Err(e @ ImageError::Model { .. })) => {
+                        Some(Err(e)) if e.is_run_failure() => {
                             anyhow::bail!("OCR of image {image_id}: {e}")
                         }
                         Some(Err(e)) => {
@@ -220,6 +236,7 @@ pub async fn run(
     s.listings_matched = staged.values().filter(|l| !l.hits.is_empty()).count();
     write_hits(hits_file, &staged)?;
     crate::catalog::register_files(ctx, "image_hits", &[hits_file.to_path_buf()]).await?;
+    s.gpu = kb.embedder.times();
     s.seconds = started.elapsed().as_secs_f64();
     s.images_per_second = s.images as f64 / s.seconds.max(1e-9);
     Ok(StageOutput {

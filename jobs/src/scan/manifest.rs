@@ -22,7 +22,9 @@ pub struct Manifest {
     pub finished_at: Option<String>,
     pub outcome: String,
     pub error: Option<String>,
-    pub device: &'static str,
+    /// Where the image work ran (`cpu (N threads)`, `cuda:0 NVIDIA H200 (sm_90, …)`);
+    /// per-stage device and CPU/GPU seconds are in `summary.images`.
+    pub device: String,
     pub versions: serde_json::Value,
     pub inputs: Vec<serde_json::Value>,
     pub stages_seconds: Vec<(String, f64)>,
@@ -42,7 +44,7 @@ impl Manifest {
             finished_at: None,
             outcome: "running".into(),
             error: None,
-            device: "cpu",
+            device: format!("{} (not opened: no image work ran)", o.images.device),
             versions: serde_json::json!({
                 "dajia": env!("CARGO_PKG_VERSION"),
                 "model_version": dajia_kernels::risk::MODEL_VERSION,

@@ -136,7 +136,11 @@ async fn run_inner(
                 }
             }
         }
-        let (ocr, ocr_status) = opts.ocr.load(&opts.images.models_dir)?;
+        manifest.device = ikb.device.describe();
+        // OCR runs on the same device as the embedder.
+        let mut ocr_config = opts.ocr.clone();
+        ocr_config.runtime = ikb.device.runtime();
+        let (ocr, ocr_status) = ocr_config.load(&opts.images.models_dir)?;
         if ikb.official.is_empty() && ikb.fakes.is_empty() && ocr.is_none() {
             tracing::warn!(
                 "no reference images (brand_images, known fakes) and OCR {ocr_status}: scanning without image signals"

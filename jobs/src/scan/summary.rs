@@ -84,6 +84,19 @@ impl std::fmt::Display for ScanSummary {
                 "  ocr       {:>10}  images with text ({}; {} lines, {} characters; {} skipped by the text gate; {:.1} thread-seconds)",
                 i.ocr_images_with_text, i.ocr, i.ocr_lines, i.ocr_chars, i.ocr_gated_out, i.ocr_thread_seconds
             )?;
+            write!(
+                f,
+                "  device    {}: decode+embed+match {:.1}s, ocr {:.1}s",
+                i.device, i.embed_match_seconds, i.ocr_seconds
+            )?;
+            if let Some(g) = &i.gpu {
+                write!(
+                    f,
+                    " (decode {:.1} CPU thread-s, GPU {:.1}s, {} batches, {} split on out-of-memory, {} images on the CPU)",
+                    g.decode_thread_seconds, g.device_seconds, g.batches, g.splits, g.cpu_fallback
+                )?;
+            }
+            writeln!(f)?;
         }
         writeln!(f, "  top reasons:")?;
         for (code, n) in &self.top_reasons {

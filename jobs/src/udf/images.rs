@@ -52,10 +52,11 @@ pub(crate) fn rows_of(args: &ScalarFunctionArgs) -> usize {
 }
 
 /// Decodes and embeds the non-null rows in parallel; row i's embedding or error.
+/// A model or device failure is the query's error, not a NULL row.
 fn embed_rows(
     images: &ImageKb,
     content: &BinaryArray,
-) -> Vec<Option<Result<Vec<f32>, dajia_kernels::image::ImageError>>> {
+) -> Result<Vec<Option<Result<Vec<f32>, dajia_kernels::image::ImageError>>>> {
     let idx: Vec<usize> = (0..content.len())
         .filter(|&i| !content.is_null(i))
         .collect();
@@ -66,9 +67,15 @@ fn embed_rows(
         .into_iter();
     let mut out: Vec<Option<_>> = (0..content.len()).map(|_| None).collect();
     for i in idx {
-        out[i] = embs.next();
+        let e = embs.next();
+        if let Some(Err(err)) = &e {
+            if err.is_run_failure() {
+                return exec_err!("{err}");
+            }
+        }
+        out[i] = e;
     }
-    out
+    Ok(out)
 }
 
 /// `embed_image(content) -> FixedSizeList<Float32>`: the L2-normalised
@@ -117,7 +124,7 @@ impl ScalarUDFImpl for EmbedImage {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let content = binary_arg(&args.args[0], rows_of(&args))?;
         let dim = self.images.embedder.kind().dim();
-        let rows = embed_rows(&self.images, &content);
+        let rows = embed_rows(&self.images, &content)?;
         let mut values = Vec::with_capacity(rows.len() * dim);
         let mut valid = Vec::with_capacity(rows.len());
         for r in rows {
@@ -366,7 +373,7 @@ impl ScalarUDFImpl for ImageTopMatches {
             }
             None => 3,
         };
-        let rows = embed_rows(&self.images, &content);
+        let rows = embed_rows(&self.images, &content)?;
         let dim = self.images.embedder.kind().dim();
         let ok: Vec<usize> = (0..n).filter(|&i| matches!(rows[i], Some(Ok(_)))).collect();
         let mut flat = Vec::with_capacity(ok.len() * dim);
@@ -375,7 +382,10 @@ impl ScalarUDFImpl for ImageTopMatches {
                 flat.extend_from_slice(v);
             }
         }
-        let mut near = self.images.nearest(&flat, k).into_iter();
+        let mut near = match self.images.nearest(&flat, k) {
+            Ok(n) => n.into_iter(),
+            Err(e) => return exec_err!("image_top_matches: {e}"),
+        };
         let mut b =
             ListBuilder::new(StructBuilder::from_fields(match_fields(), n)).with_field(Arc::new(
                 Field::new_list_field(DataType::Struct(match_fields()), true),

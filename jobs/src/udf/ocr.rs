@@ -49,8 +49,10 @@ fn read_rows(
         .collect();
     // A model that fails at run time is the session's problem, not the row's.
     for r in rows.iter().flatten() {
-        if let Err(e @ ImageError::Model { .. }) = r {
-            return exec_err!("{fname}: {e}");
+        if let Err(e) = r {
+            if e.is_run_failure() {
+                return exec_err!("{fname}: {e}");
+            }
         }
     }
     Ok(rows)

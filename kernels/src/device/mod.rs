@@ -59,11 +59,28 @@ impl std::fmt::Display for DeviceChoice {
     }
 }
 
+/// The tract runtime ONNX models are prepared on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Runtime {
+    #[default]
+    Cpu,
+    Cuda,
+}
+
+impl Runtime {
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Cpu => "cpu",
+            Runtime::Cuda => "cuda",
+        }
+    }
+}
+
 /// Why the GPU cannot be used, or what went wrong on it. One line each.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DeviceError {
     #[error(
-        "this dajia was built without CUDA; rebuild with `cargo build --release --features cuda`"
+        "this dajia was built without CUDA; rebuild with `cargo build --release --features dajia/cuda`"
     )]
     NotBuilt,
     #[error("CUDA {what} library not found (looked for {file}); {hint}")]
@@ -131,8 +148,11 @@ impl Device {
     }
 
     /// The tract runtime the ONNX models are prepared with.
-    pub fn tract_runtime(&self) -> &'static str {
-        self.kind()
+    pub fn runtime(&self) -> Runtime {
+        match self {
+            Device::Cpu => Runtime::Cpu,
+            Device::Cuda(_) => Runtime::Cuda,
+        }
     }
 
     pub fn is_cuda(&self) -> bool {

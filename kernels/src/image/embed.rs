@@ -8,9 +8,11 @@ use image::RgbImage;
 use rayon::prelude::*;
 
 use super::decode::{decode, DecodeLimits};
+use super::device_embed::{DeviceEmbedder, EmbedTimes};
 use super::mobilenet::MobileNet;
 use super::thumbnail::resize_rgb;
 use super::{descriptor, mobilenet, ImageError};
+use crate::device::{Device, Runtime};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum EmbedderKind {
@@ -66,6 +68,16 @@ impl std::fmt::Display for EmbedderKind {
 pub trait Embedder: Send + Sync {
     fn kind(&self) -> EmbedderKind;
 
+    /// Where the embedding runs (`cpu (N threads)`, `cuda:0 …`).
+    fn device(&self) -> String {
+        Device::Cpu.describe()
+    }
+
+    /// Decode/device time split and out-of-memory figures (device embedders).
+    fn times(&self) -> Option<EmbedTimes> {
+        None
+    }
+
     /// Embeds one decoded image.
     fn embed_rgb(&self, img: &RgbImage) -> Result<Vec<f32>, ImageError>;
 
@@ -112,12 +124,35 @@ impl Embedder for MobileNetEmbedder {
     }
 }
 
-/// The embedder of `kind`; `models_dir` holds the model files of the
+/// The CPU embedder of `kind`; `models_dir` holds the model files of the
 /// learned ones.
 pub fn load(kind: EmbedderKind, models_dir: &Path) -> Result<Arc<dyn Embedder>, ImageError> {
-    Ok(match kind {
-        EmbedderKind::Descriptor => Arc::new(DescriptorEmbedder),
-        EmbedderKind::Mobilenet => Arc::new(MobileNetEmbedder(MobileNet::load(models_dir)?)),
+    load_on(kind, models_dir, &Device::Cpu)
+}
+
+/// The embedder of `kind` on `device`.
+pub fn load_on(
+    kind: EmbedderKind,
+    models_dir: &Path,
+    device: &Device,
+) -> Result<Arc<dyn Embedder>, ImageError> {
+    Ok(match (kind, device) {
+        (EmbedderKind::Descriptor, Device::Cpu) => Arc::new(DescriptorEmbedder),
+        (EmbedderKind::Mobilenet, Device::Cpu) => Arc::new(MobileNetEmbedder(MobileNet::load(
+            models_dir,
+            Runtime::Cpu,
+        )?)),
+        (EmbedderKind::Descriptor, Device::Cuda(_)) => {
+            Arc::new(DeviceEmbedder::new(kind, device.clone(), None))
+        }
+        (EmbedderKind::Mobilenet, Device::Cuda(_)) => Arc::new(DeviceEmbedder::new(
+            kind,
+            device.clone(),
+            Some((
+                MobileNet::load(models_dir, Runtime::Cuda)?,
+                MobileNet::load(models_dir, Runtime::Cpu)?,
+            )),
+        )),
     })
 }
 

@@ -1,15 +1,13 @@
 //! The `mobilenet` embedder: torchvision's ImageNet MobileNetV2, converted to
-//! ONNX by `scripts/setup-models.sh`, run with tract on the CPU. Its output
+//! ONNX by `scripts/setup-models.sh`, run with tract on the CPU or tract-cuda. Its output
 //! `embedding` is the 1280-d global-average-pooled feature before the
 //! classifier; we L2-normalise it.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-use tract_onnx::prelude::*;
-
 use super::thumbnail::imagenet_chw;
 use super::ImageError;
+use crate::device::Runtime;
+use crate::plans::{Placement, ShapedModel};
+use std::path::{Path, PathBuf};
 
 /// Input side of the network.
 pub const SIDE: usize = 224;
@@ -19,7 +17,7 @@ pub const DIM: usize = 1280;
 pub const FILE: &str = "mobilenet_v2.onnx";
 
 pub struct MobileNet {
-    plan: Arc<TypedRunnableModel>,
+    model: ShapedModel,
     pub path: PathBuf,
 }
 
@@ -31,9 +29,10 @@ fn model_err(detail: impl std::fmt::Display) -> ImageError {
 }
 
 impl MobileNet {
-    /// Loads and optimises the model for batches of one image (rayon runs
-    /// images in parallel; the plan is shared).
-    pub fn load(models_dir: &Path) -> Result<Self, ImageError> {
+    /// Loads the model for `runtime` and builds its one-image plan (rayon
+    /// runs images in parallel on the CPU; GPUs get batches, see
+    /// [`MobileNet::embed_batch`]).
+    pub fn load(models_dir: &Path, runtime: Runtime) -> Result<Self, ImageError> {
         let path = models_dir.join(FILE);
         if !path.is_file() {
             return Err(model_err(format!(
@@ -42,40 +41,43 @@ impl MobileNet {
                 models_dir.display()
             )));
         }
-        let load = || -> TractResult<Arc<TypedRunnableModel>> {
-            let mut m = tract_onnx::onnx().model_for_path(&path)?;
-            m.set_input_fact(0, f32::fact([1, 3, SIDE, SIDE]).into())?;
-            m.select_outputs_by_name(["embedding"])?;
-            m.into_optimized()?.into_runnable()
-        };
-        let plan = load().map_err(|e| {
-            model_err(format!(
-                "{} could not be loaded ({e}); rerun `scripts/setup-models.sh` to replace it",
-                path.display()
-            ))
-        })?;
-        Ok(MobileNet { plan, path })
+        let model = ShapedModel::load("mobilenet", models_dir, FILE, &["embedding"], runtime)?;
+        model.plan(&[1, 3, SIDE, SIDE])?;
+        Ok(MobileNet { model, path })
+    }
+
+    pub fn placement(&self) -> Option<Placement> {
+        self.model.placement()
     }
 
     /// Embeds one `SIDE`×`SIDE` RGB8 image.
     pub fn embed(&self, rgb: &[u8]) -> Result<Vec<f32>, ImageError> {
         let mut chw = Vec::with_capacity(3 * SIDE * SIDE);
         imagenet_chw(rgb, SIDE, &mut chw);
-        let input = Tensor::from_shape(&[1, 3, SIDE, SIDE], &chw).map_err(model_err)?;
-        let out = self
-            .plan
-            .run(tvec!(input.into_tvalue()))
-            .map_err(model_err)?;
-        let view = out[0].to_plain_array_view::<f32>().map_err(model_err)?;
-        let mut v: Vec<f32> = view.iter().copied().collect();
-        if v.len() != DIM {
-            return Err(model_err(format!(
-                "embedding has {} values, expected {DIM}",
-                v.len()
-            )));
+        Ok(self
+            .embed_batch(&chw)?
+            .pop()
+            .expect("one image in, one out"))
+    }
+
+    /// Embeds a batch of planar CHW ImageNet-normalised `SIDE`×`SIDE` inputs
+    /// (`n × 3 × SIDE × SIDE` floats) in one model run.
+    pub fn embed_batch(&self, chw: &[f32]) -> Result<Vec<Vec<f32>>, ImageError> {
+        let per = 3 * SIDE * SIDE;
+        let n = chw.len() / per;
+        if n == 0 {
+            return Ok(Vec::new());
         }
-        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-        v.iter_mut().for_each(|x| *x /= n);
-        Ok(v)
+        let (shape, out) = self.model.run(&[n, 3, SIDE, SIDE], chw)?;
+        if out.len() != n * DIM {
+            return Err(model_err(format!("output {shape:?}, expected {n}x{DIM}")));
+        }
+        Ok(out
+            .chunks(DIM)
+            .map(|v| {
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+                v.iter().map(|x| x / norm).collect()
+            })
+            .collect())
     }
 }

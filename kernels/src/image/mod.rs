@@ -10,6 +10,7 @@
 mod cuda_ops;
 pub mod decode;
 pub mod descriptor;
+pub mod device_embed;
 pub mod embed;
 pub mod kernels;
 pub mod matching;
@@ -18,6 +19,7 @@ pub mod ops;
 pub mod thumbnail;
 
 pub use decode::{decode, DecodeLimits};
+pub use device_embed::EmbedTimes;
 pub use embed::{Embedder, EmbedderKind};
 pub use matching::{top_k, Match, ReferenceSet};
 pub use ops::ImageOps;

@@ -6,9 +6,10 @@ use std::path::Path;
 
 use image::RgbImage;
 
-use super::plans::ShapedModel;
+use crate::device::Runtime;
 use crate::image::thumbnail::resize_to;
 use crate::image::ImageError;
+use crate::plans::ShapedModel;
 
 pub const MODEL_FILE: &str = "ppocrv5_cls.onnx";
 const WIDTH: u32 = 160;
@@ -21,9 +22,9 @@ pub struct Orientation {
 }
 
 impl Orientation {
-    pub fn load(dir: &Path) -> Result<Self, ImageError> {
+    pub fn load(dir: &Path, runtime: Runtime) -> Result<Self, ImageError> {
         Ok(Orientation {
-            model: ShapedModel::load("ppocrv5_cls", dir, MODEL_FILE)?,
+            model: ShapedModel::load("ppocrv5_cls", dir, MODEL_FILE, &[], runtime)?,
         })
     }
 

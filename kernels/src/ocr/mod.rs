@@ -9,9 +9,9 @@
 //!
 //! Models come from `scripts/setup-models.sh` into `<models>/ppocrv5/`.
 
+pub mod accuracy;
 pub mod cls;
 pub mod det;
-mod plans;
 pub mod rec;
 
 use std::path::Path;
@@ -21,9 +21,10 @@ use image::RgbImage;
 use imageproc::geometric_transformations::{warp_into, Interpolation, Projection};
 use rayon::prelude::*;
 
+use crate::device::Runtime;
 use crate::image::{decode, DecodeLimits, ImageError};
+use crate::plans::{self, Placement, ShapedModel};
 pub use det::{DetOptions, Quad};
-use plans::ShapedModel;
 
 /// Sub-folder of the models directory holding the PP-OCRv5 files.
 pub const DIR: &str = "ppocrv5";
@@ -43,6 +44,8 @@ pub struct OcrOptions {
     /// Images whose longer side is at least twice this are first checked on
     /// a copy this size; 0 disables the gate.
     pub gate_side: u32,
+    /// Where the models run (tract's CPU runtime or tract-cuda).
+    pub runtime: Runtime,
 }
 
 impl Default for OcrOptions {
@@ -53,6 +56,7 @@ impl Default for OcrOptions {
             use_cls: false,
             min_confidence: 0.5,
             gate_side: 480,
+            runtime: Runtime::Cpu,
         }
     }
 }
@@ -99,10 +103,10 @@ impl Ocr {
     /// Loads the models from `<models_dir>/ppocrv5/`.
     pub fn load(models_dir: &Path, opts: OcrOptions) -> Result<Self, ImageError> {
         let dir = models_dir.join(DIR);
-        let det = ShapedModel::load("ppocrv5_det", &dir, DET_FILE)?;
-        let rec = rec::Recognizer::load(&dir)?;
+        let det = ShapedModel::load("ppocrv5_det", &dir, DET_FILE, &[], opts.runtime)?;
+        let rec = rec::Recognizer::load(&dir, opts.runtime)?;
         let cls = if opts.use_cls {
-            Some(cls::Orientation::load(&dir)?)
+            Some(cls::Orientation::load(&dir, opts.runtime)?)
         } else {
             None
         };
@@ -117,6 +121,18 @@ impl Ocr {
         ocr.probability_map(&RgbImage::new(32, 32), &ocr.opts.det)?;
         ocr.rec.recognize(&[RgbImage::new(48, 48)], 1)?;
         Ok(ocr)
+    }
+
+    /// Where the detector's and recogniser's nodes run (after a first image).
+    pub fn placements(&self) -> Vec<(&'static str, Placement)> {
+        let mut v = Vec::new();
+        if let Some(p) = self.det.placement() {
+            v.push(("ppocrv5_det", p));
+        }
+        if let Some(p) = self.rec.placement() {
+            v.push(("ppocrv5_rec", p));
+        }
+        v
     }
 
     /// The detector's text probability map for `img` resized per `opts`.

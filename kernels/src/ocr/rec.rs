@@ -6,9 +6,10 @@ use std::path::Path;
 
 use image::RgbImage;
 
-use super::plans::{model_err, ShapedModel};
+use crate::device::Runtime;
 use crate::image::thumbnail::resize_to;
 use crate::image::ImageError;
+use crate::plans::{model_err, Placement, ShapedModel};
 
 pub const HEIGHT: u32 = 48;
 /// Lines are padded to at least this width. PaddleOCR pads to 320 (its
@@ -40,8 +41,8 @@ pub struct Recognized {
 }
 
 impl Recognizer {
-    pub fn load(dir: &Path) -> Result<Self, ImageError> {
-        let model = ShapedModel::load("ppocrv5_rec", dir, MODEL_FILE)?;
+    pub fn load(dir: &Path, runtime: Runtime) -> Result<Self, ImageError> {
+        let model = ShapedModel::load("ppocrv5_rec", dir, MODEL_FILE, &[], runtime)?;
         let keys_path = dir.join(KEYS_FILE);
         let text = std::fs::read_to_string(&keys_path).map_err(|e| {
             model_err(
@@ -75,6 +76,10 @@ impl Recognizer {
 
     pub fn classes(&self) -> usize {
         self.keys.len()
+    }
+
+    pub fn placement(&self) -> Option<Placement> {
+        self.model.placement()
     }
 
     /// Recognises line crops, `batch` at a time; lines of similar width are

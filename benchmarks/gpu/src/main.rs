@@ -1,0 +1,470 @@
+//! `dajia-gpu-bench`: what `scripts/gpu-bench.sh` runs on a GPU node.
+//!
+//! 1. Parity: every image kernel (resize, descriptor, similarity + top-k),
+//!    mobilenet and OCR, CPU reference against the GPU, with the tolerances
+//!    of `dajia_kernels::parity` (the same checks the tests assert).
+//! 2. Images/s end to end for the descriptor path (decode + resize + embed +
+//!    match against a reference set), on all CPU cores and on the GPU.
+//! 3. OCR lines/s and characters/s (and accuracy against the truth) on the
+//!    set `dajia bench ocr --out` renders, on all CPU cores and on the GPU.
+//!
+//! Writes one JSON file and a markdown table. Kernels and models only (no
+//! DataFusion), so a stripped release build is small enough to carry.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use dajia_kernels::device::{self, Device, DeviceChoice, Runtime};
+use dajia_kernels::image::matching::ReferenceSet;
+use dajia_kernels::image::mobilenet::MobileNet;
+use dajia_kernels::image::{decode, embed, ops, DecodeLimits, EmbedderKind};
+use dajia_kernels::ocr::{accuracy, Ocr, OcrOptions};
+use dajia_kernels::parity::{self, Check};
+use rayon::prelude::*;
+use serde::Serialize;
+
+#[derive(Parser)]
+#[command(about = "CPU against CUDA: parity and throughput of dajia's image and OCR work")]
+struct Args {
+    /// Models folder (scripts/setup-models.sh): mobilenet_v2.onnx, ppocrv5/.
+    #[arg(long)]
+    models: PathBuf,
+    /// Folder of photos (JPEG/PNG) for the image path, reused round-robin;
+    /// without it, `--synthetic` photo-like JPEGs are drawn here.
+    #[arg(long)]
+    images: Option<PathBuf>,
+    /// Photo-like 640x480 JPEGs to draw when no `--images` folder is given.
+    #[arg(long, default_value_t = 2_000)]
+    synthetic: usize,
+    /// The folder `dajia bench ocr --out` wrote (images/*.jpg, truth.jsonl).
+    #[arg(long)]
+    ocr_set: Option<PathBuf>,
+    /// auto, cpu or cuda (cuda fails without a GPU).
+    #[arg(long, default_value = "auto")]
+    device: DeviceChoice,
+    /// Images through the descriptor path on the GPU.
+    #[arg(long, default_value_t = 100_000)]
+    gpu_images: usize,
+    /// Images through the descriptor path on the CPU.
+    #[arg(long, default_value_t = 4_000)]
+    cpu_images: usize,
+    /// References matched against.
+    #[arg(long, default_value_t = 10_000)]
+    refs: usize,
+    /// OCR images read on the CPU (the GPU reads the whole set).
+    #[arg(long, default_value_t = 60)]
+    cpu_ocr_images: usize,
+    #[arg(long)]
+    json: PathBuf,
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+}
+
+#[derive(Serialize)]
+struct ImagesRun {
+    device: String,
+    images: usize,
+    references: usize,
+    seconds: f64,
+    images_per_second: f64,
+    /// Decoding alone on all CPU cores (what feeds the GPU).
+    decode_images_per_second: Option<f64>,
+    gpu_seconds: Option<f64>,
+    out_of_memory_splits: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct OcrRun {
+    device: String,
+    images: usize,
+    lines: usize,
+    chars: usize,
+    seconds: f64,
+    lines_per_second: f64,
+    chars_per_second: f64,
+    char_accuracy: f64,
+    placements: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Report {
+    device: String,
+    gpu_unavailable: Option<String>,
+    cpu_threads: usize,
+    parity: Vec<Check>,
+    parity_pass: bool,
+    images: Vec<ImagesRun>,
+    ocr: Vec<OcrRun>,
+    goal_images_per_second: f64,
+    goal_ocr_chars_per_second: f64,
+}
+
+fn read_images(dir: &Path) -> Result<Vec<Vec<u8>>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            matches!(
+                p.extension()
+                    .and_then(|e| e.to_str())
+                    .map(|e| e.to_ascii_lowercase())
+                    .as_deref(),
+                Some("jpg" | "jpeg" | "png" | "webp")
+            )
+        })
+        .collect();
+    files.sort();
+    anyhow::ensure!(!files.is_empty(), "no images in {}", dir.display());
+    files.iter().map(|p| Ok(std::fs::read(p)?)).collect()
+}
+
+/// Decode + embed + match `n` images (round-robin over `pool`) on `device`.
+fn images_run(
+    device: &Device,
+    pool: &[Vec<u8>],
+    refs: &ReferenceSet,
+    n: usize,
+    models: &Path,
+) -> Result<ImagesRun> {
+    let limits = DecodeLimits::default();
+    let embedder = embed::load_on(EmbedderKind::Descriptor, models, device)?;
+    let ops = ops::for_device(device);
+    let batch: Vec<&[u8]> = (0..n).map(|i| pool[i % pool.len()].as_slice()).collect();
+    // Warm-up: kernels compiled (or read from the cubin cache), buffers sized.
+    let warm = &batch[..batch.len().min(256)];
+    let _ = embedder.embed_batch(warm, &limits);
+    let t = Instant::now();
+    let mut done = 0;
+    for chunk in batch.chunks(16_384) {
+        let embs = embedder.embed_batch(chunk, &limits);
+        let mut flat = Vec::with_capacity(chunk.len() * refs.dim);
+        for e in embs {
+            flat.extend(e?);
+        }
+        let top = ops.top_k(&flat, refs, 5)?;
+        done += top.len();
+    }
+    let seconds = t.elapsed().as_secs_f64();
+    let decode_rate = if device.is_cuda() {
+        let t = Instant::now();
+        let m = batch.len().min(20_000);
+        batch[..m].par_iter().for_each(|b| {
+            let _ = decode(b, &limits);
+        });
+        Some(m as f64 / t.elapsed().as_secs_f64())
+    } else {
+        None
+    };
+    let times = embedder.times();
+    Ok(ImagesRun {
+        device: device.describe(),
+        images: done,
+        references: refs.len(),
+        seconds,
+        images_per_second: done as f64 / seconds,
+        decode_images_per_second: decode_rate,
+        gpu_seconds: times.map(|t| t.device_seconds),
+        out_of_memory_splits: times.map(|t| t.splits),
+    })
+}
+
+/// Photo-like JPEGs (640x480, quality 85): gradients, blocks of colour, a
+/// disc and noise, different for each index. Carrying real photos to a GPU
+/// node would eat the bundle's size budget; decoding cost is what matters.
+fn synthetic_photos(n: usize) -> Vec<Vec<u8>> {
+    (0..n as u32)
+        .into_par_iter()
+        .map(|k| {
+            let mut x = 0x9E37_79B9u32.wrapping_mul(k + 1) | 1;
+            let mut rnd = move || {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x
+            };
+            let (cx, cy, r) = (rnd() % 640, rnd() % 480, 40 + rnd() % 160);
+            let tint = [rnd() as u8, rnd() as u8, rnd() as u8];
+            let stripe = 8 + rnd() % 48;
+            let img = image::RgbImage::from_fn(640, 480, |px, py| {
+                let inside = (px as i64 - cx as i64).pow(2) + (py as i64 - cy as i64).pow(2)
+                    < (r * r) as i64;
+                let n = (rnd() % 20) as u8;
+                if inside {
+                    image::Rgb(tint.map(|t| t.saturating_add(n)))
+                } else {
+                    let band = ((px + k) / stripe + py / stripe) % 2 == 0;
+                    image::Rgb([
+                        ((px * 255 / 640) as u8).saturating_add(n),
+                        ((py * 255 / 480) as u8).saturating_add(n),
+                        if band { 190 } else { 50 },
+                    ])
+                }
+            });
+            let mut out = std::io::Cursor::new(Vec::new());
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85)
+                .encode_image(&img)
+                .expect("in-memory JPEG");
+            out.into_inner()
+        })
+        .collect()
+}
+
+#[derive(serde::Deserialize)]
+struct Truth {
+    file: String,
+    lines: Vec<String>,
+}
+
+fn read_ocr_set(dir: &Path) -> Result<Vec<(Vec<u8>, Vec<String>)>> {
+    let text = std::fs::read_to_string(dir.join("truth.jsonl"))
+        .with_context(|| format!("{}/truth.jsonl", dir.display()))?;
+    text.lines()
+        .map(|l| {
+            let t: Truth = serde_json::from_str(l)?;
+            Ok((
+                std::fs::read(dir.join(&t.file)).with_context(|| t.file.clone())?,
+                t.lines,
+            ))
+        })
+        .collect()
+}
+
+fn ocr_run(
+    runtime: Runtime,
+    device: &Device,
+    models: &Path,
+    set: &[(Vec<u8>, Vec<String>)],
+) -> Result<OcrRun> {
+    let opts = OcrOptions {
+        runtime,
+        rec_batch: if runtime == Runtime::Cuda { 32 } else { 1 },
+        ..Default::default()
+    };
+    let ocr = Ocr::load(models, opts)?;
+    let limits = DecodeLimits::default();
+    let bytes: Vec<&[u8]> = set.iter().map(|(b, _)| b.as_slice()).collect();
+    let _ = ocr.read_batch(&bytes[..bytes.len().min(8)], &limits); // plans built
+    let t = Instant::now();
+    let pages = ocr.read_batch(&bytes, &limits);
+    let seconds = t.elapsed().as_secs_f64();
+    let (mut lines, mut chars, mut errors, mut truth) = (0, 0, 0, 0);
+    for (p, (_, want)) in pages.iter().zip(set) {
+        let page = p.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let text = page.text();
+        lines += page.lines.len();
+        chars += accuracy::normalise(&text).len();
+        let (e, n) = accuracy::score(want, &text);
+        errors += e;
+        truth += n;
+    }
+    Ok(OcrRun {
+        device: device.describe(),
+        images: set.len(),
+        lines,
+        chars,
+        seconds,
+        lines_per_second: lines as f64 / seconds,
+        chars_per_second: chars as f64 / seconds,
+        char_accuracy: 1.0 - errors as f64 / truth.max(1) as f64,
+        placements: ocr
+            .placements()
+            .into_iter()
+            .map(|(m, p)| format!("{m}: {p}"))
+            .collect(),
+    })
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let a = Args::parse();
+    let pool = match &a.images {
+        Some(dir) => read_images(dir)?,
+        None => synthetic_photos(a.synthetic),
+    };
+    let limits = DecodeLimits::default();
+    let sel = device::select(a.device).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let gpu = sel.device.is_cuda().then(|| sel.device.clone());
+    let gpu_unavailable = if gpu.is_none() {
+        sel.note.clone()
+    } else {
+        None
+    };
+    eprintln!(
+        "device: {}{}",
+        sel.device.describe(),
+        sel.note
+            .as_deref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default()
+    );
+    let mut report = Report {
+        device: sel.device.describe(),
+        gpu_unavailable,
+        cpu_threads: rayon::current_num_threads(),
+        parity: Vec::new(),
+        parity_pass: true,
+        images: Vec::new(),
+        ocr: Vec::new(),
+        goal_images_per_second: 20_000.0,
+        goal_ocr_chars_per_second: 1_000_000.0,
+    };
+
+    // Parity on real photos: the host launcher always, the GPU when present.
+    let imgs: Vec<_> = pool
+        .iter()
+        .take(64)
+        .filter_map(|b| decode(b, &limits).ok())
+        .collect();
+    let mut launchers: Vec<Arc<dyn ops::ImageOps>> = vec![Arc::new(ops::HostKernelOps)];
+    if let Some(g) = &gpu {
+        launchers.push(ops::for_device(g));
+    }
+    let cpu_embedder = embed::load(EmbedderKind::Descriptor, &a.models)?;
+    let refs_bytes: Vec<&[u8]> = (0..a.refs)
+        .map(|i| pool[i % pool.len()].as_slice())
+        .collect();
+    let mut refs = ReferenceSet::new(dajia_kernels::image::descriptor::DIM);
+    for e in cpu_embedder.embed_batch(&refs_bytes, &limits) {
+        refs.push(&e?);
+    }
+    let queries: Vec<f32> = refs.data()[..refs.dim * 512.min(refs.len())].to_vec();
+    for l in &launchers {
+        report.parity.push(parity::thumbnails(l.as_ref(), &imgs)?);
+        report.parity.push(parity::imagenet(l.as_ref(), &imgs)?);
+        report.parity.extend(parity::descriptor(l.as_ref(), &imgs)?);
+        report
+            .parity
+            .push(parity::top_k(l.as_ref(), &queries, &refs, 10)?);
+    }
+    let ocr_set = a.ocr_set.as_deref().map(read_ocr_set).transpose()?;
+    if gpu.is_some() {
+        let cpu = MobileNet::load(&a.models, Runtime::Cpu)?;
+        let cuda = MobileNet::load(&a.models, Runtime::Cuda)?;
+        eprintln!(
+            "mobilenet on {}",
+            cuda.placement().map(|p| p.to_string()).unwrap_or_default()
+        );
+        report.parity.push(parity::mobilenet(
+            &cpu,
+            &cuda,
+            &imgs[..imgs.len().min(16)],
+            "tract-cuda".into(),
+        )?);
+        if let Some(set) = &ocr_set {
+            let cpu = Ocr::load(&a.models, OcrOptions::default())?;
+            let cuda = Ocr::load(
+                &a.models,
+                OcrOptions {
+                    runtime: Runtime::Cuda,
+                    rec_batch: 32,
+                    ..Default::default()
+                },
+            )?;
+            let sample: Vec<&[u8]> = set.iter().take(30).map(|(b, _)| b.as_slice()).collect();
+            report
+                .parity
+                .push(parity::ocr_text(&cpu, &cuda, &sample, "tract-cuda".into())?);
+        }
+    }
+    for c in &report.parity {
+        eprintln!("parity {c}");
+    }
+    report.parity_pass = report.parity.iter().all(|c| c.pass);
+
+    // Throughput.
+    report.images.push(images_run(
+        &Device::Cpu,
+        &pool,
+        &refs,
+        a.cpu_images,
+        &a.models,
+    )?);
+    if let Some(g) = &gpu {
+        report
+            .images
+            .push(images_run(g, &pool, &refs, a.gpu_images, &a.models)?);
+    }
+    for r in &report.images {
+        eprintln!(
+            "images {}: {:.0} images/s ({} images, {:.2}s)",
+            r.device, r.images_per_second, r.images, r.seconds
+        );
+    }
+    if let Some(set) = &ocr_set {
+        let cpu_set = &set[..set.len().min(a.cpu_ocr_images)];
+        report
+            .ocr
+            .push(ocr_run(Runtime::Cpu, &Device::Cpu, &a.models, cpu_set)?);
+        if let Some(g) = &gpu {
+            report.ocr.push(ocr_run(Runtime::Cuda, g, &a.models, set)?);
+        }
+        for r in &report.ocr {
+            eprintln!(
+                "ocr {}: {:.1} lines/s, {:.0} chars/s, accuracy {:.4}",
+                r.device, r.lines_per_second, r.chars_per_second, r.char_accuracy
+            );
+        }
+    }
+
+    std::fs::write(&a.json, serde_json::to_vec_pretty(&report)?)?;
+    if let Some(md) = &a.markdown {
+        std::fs::write(md, markdown(&report))?;
+    }
+    println!("{}", markdown(&report));
+    anyhow::ensure!(report.parity_pass, "a parity check failed (see the table)");
+    Ok(())
+}
+
+fn markdown(r: &Report) -> String {
+    let mut s = format!("# dajia GPU benchmark\n\ndevice: {}\n", r.device);
+    if let Some(why) = &r.gpu_unavailable {
+        s += &format!("\nGPU not used: {why}\n");
+    }
+    s += "\n## Parity (CPU reference against each launcher)\n\n| check | launcher | metric | value | tolerance | |\n|---|---|---|---|---|---|\n";
+    for c in &r.parity {
+        s += &format!(
+            "| {} | {} | {} | {:.6} | {} | {} |\n",
+            c.check,
+            c.launcher,
+            c.metric,
+            c.value,
+            c.tolerance,
+            if c.pass { "ok" } else { "FAIL" }
+        );
+    }
+    s += &format!("\n## Images: decode + embed (descriptor) + match, goal {:.0}/s per node\n\n| device | images | references | seconds | images/s | decode-only images/s (CPU) |\n|---|---|---|---|---|---|\n", r.goal_images_per_second);
+    for i in &r.images {
+        s += &format!(
+            "| {} | {} | {} | {:.2} | {:.0} | {} |\n",
+            i.device,
+            i.images,
+            i.references,
+            i.seconds,
+            i.images_per_second,
+            i.decode_images_per_second
+                .map(|d| format!("{d:.0}"))
+                .unwrap_or_default()
+        );
+    }
+    if !r.ocr.is_empty() {
+        s += &format!("\n## OCR (PP-OCRv5 mobile), goal {:.0} characters/s per GPU\n\n| device | images | lines | lines/s | chars/s | accuracy |\n|---|---|---|---|---|---|\n", r.goal_ocr_chars_per_second);
+        for o in &r.ocr {
+            s += &format!(
+                "| {} | {} | {} | {:.1} | {:.0} | {:.4} |\n",
+                o.device,
+                o.images,
+                o.lines,
+                o.lines_per_second,
+                o.chars_per_second,
+                o.char_accuracy
+            );
+        }
+    }
+    s
+}

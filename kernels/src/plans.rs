@@ -1,0 +1,256 @@
+//! One ONNX model, optimised by tract once per input shape, on the runtime
+//! of the device: tract's CPU runtime, or tract-cuda (`cuda` feature).
+//!
+//! tract-cuda registers itself only when linked with `use tract_cuda as _`
+//! (below), and is selected by name: `runtime_for_name("cuda")` checks the
+//! driver and libraries and returns an error without a GPU (calling its
+//! transform directly would panic). Each CUDA plan logs how many of its nodes
+//! run on the GPU and which fell back to the CPU (tract-cuda has no kernel
+//! for some, e.g. pooling and bilinear resize).
+//!
+//! Why not one plan with symbolic dimensions: the PP-OCRv5 detector does not
+//! type-check with a symbolic height/width in tract 0.23 (its FPN concat cannot
+//! unify `8*((H+31)/32)` with `4*(2*((H+31)/32))`), and the recogniser runs
+//! ~10x slower with a symbolic width than with a concrete one (measured:
+//! 452 ms against 41 ms for 1x3x48x320). Optimising a concrete plan takes
+//! ~0.2 s, so plans are cached per shape; callers snap shapes to a coarse grid
+//! (multiples of 32) to keep the cache small.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::runtime::{runtime_for_name, Runnable};
+
+use crate::device::{DeviceError, Runtime};
+use crate::image::ImageError;
+
+#[cfg(feature = "cuda")]
+use tract_cuda as _;
+
+/// Where a plan's nodes run, for the log and the benchmark.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub runtime: &'static str,
+    pub device_nodes: usize,
+    /// Ops of nodes left on the CPU (empty on the CPU runtime).
+    pub cpu_ops: Vec<String>,
+}
+
+impl std::fmt::Display for Placement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.runtime == "cpu" {
+            return f.write_str("cpu");
+        }
+        let mut ops = self.cpu_ops.clone();
+        ops.sort();
+        ops.dedup();
+        write!(
+            f,
+            "{}: {} nodes on the GPU, {} on the CPU{}",
+            self.runtime,
+            self.device_nodes,
+            self.cpu_ops.len(),
+            if ops.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", ops.join(", "))
+            }
+        )
+    }
+}
+
+fn placement(runtime: Runtime, plan: &dyn Runnable) -> Placement {
+    let mut p = Placement {
+        runtime: runtime.name(),
+        device_nodes: 0,
+        cpu_ops: Vec::new(),
+    };
+    if runtime == Runtime::Cpu {
+        return p;
+    }
+    if let Some(model) = plan.typed_model() {
+        for node in model.nodes() {
+            let op = node.op.name();
+            if op.starts_with("Cuda") || op.starts_with("Gpu") || op.starts_with("DeviceSync") {
+                p.device_nodes += 1;
+            } else if op != "Source" && op != "Const" {
+                p.cpu_ops.push(op.to_string());
+            }
+        }
+    }
+    p
+}
+
+/// Plans kept per model; past this the cache is cleared (shapes are snapped
+/// to a grid, so a catalog of ordinary photos stays far below it).
+const MAX_PLANS: usize = 48;
+
+type Plan = Arc<dyn Runnable>;
+
+pub struct ShapedModel {
+    name: &'static str,
+    path: PathBuf,
+    model: InferenceModel,
+    runtime: Runtime,
+    plans: Mutex<HashMap<Vec<usize>, Plan>>,
+    last_placement: Mutex<Option<Placement>>,
+}
+
+pub(crate) fn model_err(name: &str, detail: impl std::fmt::Display) -> ImageError {
+    ImageError::Model {
+        model: name.to_string(),
+        detail: detail.to_string(),
+    }
+}
+
+impl ShapedModel {
+    /// Parses `dir/file` (keeping only `outputs` when given) for plans on
+    /// `runtime`; a missing or unreadable file names the set-up script.
+    pub fn load(
+        name: &'static str,
+        dir: &Path,
+        file: &str,
+        outputs: &[&str],
+        runtime: Runtime,
+    ) -> Result<Self, ImageError> {
+        let path = dir.join(file);
+        if !path.is_file() {
+            return Err(model_err(
+                name,
+                format!(
+                    "{} not found; run `scripts/setup-models.sh {}` to fetch it",
+                    path.display(),
+                    dir.parent().unwrap_or(dir).display()
+                ),
+            ));
+        }
+        let parse = || -> TractResult<InferenceModel> {
+            let mut m = tract_onnx::onnx().model_for_path(&path)?;
+            if !outputs.is_empty() {
+                m.select_outputs_by_name(outputs)?;
+            }
+            Ok(m)
+        };
+        let model = parse().map_err(|e| {
+            model_err(
+                name,
+                format!(
+                    "{} could not be loaded ({e}); rerun `scripts/setup-models.sh` to replace it",
+                    path.display()
+                ),
+            )
+        })?;
+        let m = ShapedModel {
+            name,
+            path,
+            model,
+            runtime,
+            plans: Mutex::new(HashMap::new()),
+            last_placement: Mutex::new(None),
+        };
+        Ok(m)
+    }
+
+    /// The optimised plan for `shape` (built on first use).
+    pub fn plan(&self, shape: &[usize]) -> Result<Plan, ImageError> {
+        if let Some(p) = self.plans.lock().expect("plan cache").get(shape) {
+            return Ok(p.clone());
+        }
+        let mut m = self.model.clone();
+        let fact = m.set_input_fact(0, f32::fact(shape).into());
+        let bad_model = |e: TractError| {
+            model_err(
+                self.name,
+                format!(
+                    "{} cannot run on input {shape:?} ({e}); rerun `scripts/setup-models.sh` to replace it",
+                    self.path.display()
+                ),
+            )
+        };
+        fact.map_err(bad_model)?;
+        let plan: Plan = match self.runtime {
+            Runtime::Cpu => Arc::new(
+                m.into_optimized()
+                    .and_then(|m| m.into_runnable())
+                    .map_err(bad_model)?,
+            ),
+            Runtime::Cuda => {
+                let typed = m
+                    .into_typed()
+                    .and_then(|m| m.into_decluttered())
+                    .map_err(bad_model)?;
+                let on_gpu = || -> TractResult<Plan> {
+                    let rt = runtime_for_name("cuda")?.ok_or_else(|| {
+                        TractError::msg("tract-cuda is not linked into this build")
+                    })?;
+                    Ok(Arc::from(rt.prepare(typed)?))
+                };
+                let plan = on_gpu().map_err(|e| {
+                    ImageError::Device(DeviceError::Model {
+                        model: self.name.to_string(),
+                        runtime: "cuda".into(),
+                        detail: format!("{e:#}").replace('\n', " "),
+                    })
+                })?;
+                let p = placement(self.runtime, plan.as_ref());
+                tracing::info!("model {} {shape:?} on {p}", self.name);
+                *self.last_placement.lock().expect("placement") = Some(p);
+                plan
+            }
+        };
+        let mut plans = self.plans.lock().expect("plan cache");
+        if plans.len() >= MAX_PLANS {
+            plans.clear();
+        }
+        plans.insert(shape.to_vec(), plan.clone());
+        Ok(plan)
+    }
+
+    /// The runtime plans are prepared on.
+    pub fn runtime(&self) -> Runtime {
+        self.runtime
+    }
+
+    /// Where the nodes of the last plan built run (None before the first).
+    pub fn placement(&self) -> Option<Placement> {
+        if self.runtime == Runtime::Cpu {
+            return Some(placement(Runtime::Cpu, &*self.plan_any()?));
+        }
+        self.last_placement.lock().expect("placement").clone()
+    }
+
+    fn plan_any(&self) -> Option<Plan> {
+        self.plans
+            .lock()
+            .expect("plan cache")
+            .values()
+            .next()
+            .cloned()
+    }
+
+    /// Runs the model on one f32 tensor; returns the first output's shape and values.
+    pub fn run(&self, shape: &[usize], data: &[f32]) -> Result<(Vec<usize>, Vec<f32>), ImageError> {
+        let plan = self.plan(shape)?;
+        let input = Tensor::from_shape(shape, data).map_err(|e| model_err(self.name, e))?;
+        let out = plan.run(tvec!(input.into_tvalue())).map_err(|e| {
+            let msg = format!("{e:#}");
+            // tract-cuda reports a full device as a CUDA error; the batch is
+            // then split and retried (device::batch), not failed.
+            if self.runtime == Runtime::Cuda && msg.to_ascii_lowercase().contains("out of memory") {
+                ImageError::Device(DeviceError::OutOfMemory(format!(
+                    "{}: {}",
+                    self.name,
+                    msg.replace('\n', " ")
+                )))
+            } else {
+                model_err(self.name, e)
+            }
+        })?;
+        let view = out[0]
+            .to_plain_array_view::<f32>()
+            .map_err(|e| model_err(self.name, e))?;
+        Ok((view.shape().to_vec(), view.iter().copied().collect()))
+    }
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The one prepared benchmark for a GPU node (under 8 minutes on one H200):
+# parity of every CUDA kernel and GPU model with the CPU reference, then
+# images/s (decode + embed + match) and OCR lines/s and characters/s on the
+# CPU and the GPU. Writes $OUT/gpu-bench.json and $OUT/gpu-bench.md.
+#
+# Usage: scripts/gpu-bench.sh [BUNDLE=gpu-bundle] [OUT=${OUT:-gpu-bench-out}]
+# BUNDLE comes from scripts/gpu-bench-pack.sh (release binary built with
+# --features cuda elsewhere, stripped; models; OCR set).
+set -euo pipefail
+bundle=${1:-gpu-bundle}
+out=${2:-${OUT:-gpu-bench-out}}
+mkdir -p "$out"
+log() { echo "gpu-bench: $*" >&2; }
+
+bin="$out/dajia-gpu-bench"
+if [ -f "$bundle/dajia-gpu-bench.xz" ]; then
+  xz -dc "$bundle/dajia-gpu-bench.xz" > "$bin"
+else
+  cp "$bundle/dajia-gpu-bench" "$bin"
+fi
+chmod +x "$bin"
+
+# The CUDA libraries: the driver's libcuda from the system, and NVRTC,
+# cuBLAS, cuDNN, cudart from wherever they are installed (PyTorch's pip
+# wheels carry them under site-packages/nvidia/*/lib).
+dirs=()
+for py in python3 python; do
+  command -v "$py" >/dev/null || continue
+  while IFS= read -r d; do dirs+=("$d"); done < <("$py" - <<'PY' 2>/dev/null || true
+import glob, os, site, sys
+roots = set(site.getsitepackages() + [site.getusersitepackages()])
+for r in roots:
+    for d in glob.glob(os.path.join(r, "nvidia", "**", "lib"), recursive=True) + glob.glob(os.path.join(r, "torch", "lib")):
+        print(d)
+PY
+)
+  break
+done
+for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/lib/x86_64-linux-gnu; do
+  [ -d "$d" ] && dirs+=("$d")
+done
+ld=$(IFS=:; echo "${dirs[*]:-}")
+export LD_LIBRARY_PATH="${ld}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+for lib in libcuda.so libnvrtc.so.13 libcublas.so.13 libcudnn.so.9 libcudart.so.13; do
+  found=$( { ldconfig -p 2>/dev/null | grep -o "/[^ ]*/$lib[^ ]*" | head -1; } || true)
+  if [ -z "$found" ]; then
+    for d in "${dirs[@]:-}"; do [ -n "$d" ] && ls "$d"/$lib* >/dev/null 2>&1 && found=$(ls "$d"/$lib* | head -1) && break; done
+  fi
+  log "$lib: ${found:-NOT FOUND}"
+done
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used --format=csv,noheader >&2 || log "nvidia-smi not found"
+
+# Cubins compiled on the first run are reused by the rerun.
+export DAJIA_CUDA_CACHE="$out/cubin-cache"
+export RUST_LOG=${RUST_LOG:-dajia_kernels=info}
+set +e
+timeout 450 "$bin" \
+  --models "$bundle/models" \
+  --ocr-set "$bundle/ocr-set" \
+  --device "${DAJIA_DEVICE:-auto}" \
+  --json "$out/gpu-bench.json" --markdown "$out/gpu-bench.md" \
+  "${@:3}" 2> >(tee "$out/gpu-bench.log" >&2)
+rc=$?
+set -e
+log "exit $rc; results in $out/gpu-bench.json and $out/gpu-bench.md"
+exit $rc
