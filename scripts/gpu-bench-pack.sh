@@ -6,6 +6,8 @@
 #   gpu-bundle/ocr-set/             `dajia bench ocr` images + truth.jsonl
 # and checks that it fits the 64 MiB a device run may carry.
 # Usage: scripts/gpu-bench-pack.sh [OCR_IMAGES=100]
+#   GPU_BENCH_PROFILE=dev packs a debug build instead (a quick dry run of the
+#   scripts; its figures mean nothing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-100}
@@ -14,8 +16,14 @@ models=${DAJIA_MODELS:-models}
 [ -f "$models/mobilenet_v2.onnx" ] || bash scripts/setup-models.sh "$models"
 rm -rf "$out" && mkdir -p "$out/models/ppocrv5" "$out/ocr-set"
 
-cargo build --release --locked -p dajia-gpu-bench --features cuda
-strip -o "$out/dajia-gpu-bench" target/release/dajia-gpu-bench
+if [ "${GPU_BENCH_PROFILE:-release}" = dev ]; then
+  cargo build --locked -p dajia-gpu-bench --features cuda
+  bin=target/debug/dajia-gpu-bench
+else
+  cargo build --release --locked -p dajia-gpu-bench --features cuda
+  bin=target/release/dajia-gpu-bench
+fi
+strip -o "$out/dajia-gpu-bench" "$bin"
 xz -T0 -6 "$out/dajia-gpu-bench"
 
 cp "$models/mobilenet_v2.onnx" "$out/models/"
@@ -23,8 +31,7 @@ cp "$models"/ppocrv5/ppocrv5_det.onnx "$models"/ppocrv5/ppocrv5_rec.onnx "$model
 
 # The OCR set: rendered by the (debug is fine) dajia binary.
 cargo build --locked -p dajia
-target/debug/dajia bench ocr --out "$out/ocr-set" --count "$n" --models "$models" --ocr off >/dev/null 2>&1 || true
-[ -f "$out/ocr-set/truth.jsonl" ] || { echo "gpu-bench-pack: rendering the OCR set failed" >&2; exit 1; }
+target/debug/dajia bench ocr --render-only --out "$out/ocr-set" --count "$n" --models "$models"
 
 size=$(du -sm "$out" | cut -f1)
 echo "gpu-bench-pack: $out is ${size} MiB"

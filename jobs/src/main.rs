@@ -213,6 +213,9 @@ enum BenchCmd {
         /// Also write the report here as JSON.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Only write the images and truth.jsonl (for a peer or a GPU node).
+        #[arg(long)]
+        render_only: bool,
         #[command(flatten)]
         images: ImageArgs,
     },
@@ -378,9 +381,19 @@ fn run() -> Result<()> {
             count,
             seed,
             json,
+            render_only,
             images,
         }) => {
             let io = images.apply(ImageOptions::default())?;
+            if render_only {
+                let t = bench::ocr::render_set(&out, count, seed, &io.models_dir)?;
+                say(format_args!(
+                    "dajia bench ocr: rendered {} images and truth.jsonl under {}\n",
+                    t.len(),
+                    out.display()
+                ));
+                return Ok(());
+            }
             let mut ocr = images.apply_ocr(OcrConfig::default())?;
             ocr.runtime = dajia::images::open_device(io.device)?.runtime();
             let r = bench::ocr::run(&bench::ocr::OcrBenchOptions {

@@ -99,7 +99,7 @@ pub fn thumbnails(ops: &dyn ImageOps, imgs: &[RgbImage]) -> Result<Check, Device
     Ok(at_most(
         "resize_rgb8",
         ops.name(),
-        "max |Δ| (levels)",
+        "max abs diff (levels)",
         max_abs(&got, &want),
         2.0,
     ))
@@ -112,7 +112,7 @@ pub fn imagenet(ops: &dyn ImageOps, imgs: &[RgbImage]) -> Result<Check, DeviceEr
     Ok(at_most(
         "resize_imagenet",
         ops.name(),
-        "max |Δ|",
+        "max abs diff",
         max_abs(&got, &want),
         2.0 / 255.0 / 0.224 + 1e-4,
     ))
@@ -127,7 +127,7 @@ pub fn descriptor(ops: &dyn ImageOps, imgs: &[RgbImage]) -> Result<[Check; 2], D
     let kernel = at_most(
         "describe",
         ops.name(),
-        "max |Δ|",
+        "max abs diff",
         max_abs(&got, &want),
         1e-4,
     );

@@ -19,7 +19,6 @@ use imageproc::rect::Rect;
 use rand::prelude::*;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use unicode_normalization::UnicodeNormalization;
 
 use dajia_kernels::image::{decode, DecodeLimits};
 use dajia_kernels::ocr::{Ocr, OcrOptions, OcrPage};

@@ -60,7 +60,7 @@ mod device_serde {
 
 /// Opens the device `choice` names, once per process (a CUDA context and the
 /// compiled kernels are kept for every later job and query); `auto` prints
-/// which device it picked, once.
+/// the GPU it picked, once.
 pub fn open_device(choice: DeviceChoice) -> Result<Device> {
     static OPENED: Mutex<Vec<(DeviceChoice, Device)>> = Mutex::new(Vec::new());
     let mut opened = OPENED.lock().expect("device cache");
@@ -69,8 +69,10 @@ pub fn open_device(choice: DeviceChoice) -> Result<Device> {
     }
     let sel = device::select(choice)?;
     if let Some(note) = &sel.note {
-        // Built without CUDA, `auto` is simply the CPU: nothing to say.
-        if device::cuda::BUILT {
+        // `auto` says when it picked a GPU; why it did not (no driver, a
+        // build without CUDA) is logged, so errors stay one line and CPU
+        // users see nothing new. Summaries and manifests name the device.
+        if sel.device.is_cuda() {
             eprintln!("dajia: {note}");
         }
         tracing::info!("{note}");

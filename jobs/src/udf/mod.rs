@@ -60,8 +60,14 @@ pub fn register_all(ctx: &SessionContext, kb: Option<Arc<KnowledgeBase>>) {
     ctx.register_udf(ScalarUDF::from(BrandMentions::new(kb.clone())));
     ctx.register_udf(ScalarUDF::from(AssessListing::new(kb)));
     ctx.register_udf(ScalarUDF::from(CosineSimilarity::default()));
-    let images = crate::images::ImageKb::empty(&Default::default())
-        .expect("the descriptor embedder needs no files");
+    // A CPU placeholder: jobs that embed images register their own ImageKb
+    // (with the user's embedder and --device) over it, and a session that
+    // never embeds must not open a GPU.
+    let images = crate::images::ImageKb::empty(&crate::images::ImageOptions {
+        device: dajia_kernels::device::DeviceChoice::Cpu,
+        ..Default::default()
+    })
+    .expect("the descriptor embedder on the CPU needs no files");
     register_images(ctx, Arc::new(images));
     register_ocr(
         ctx,

@@ -97,6 +97,9 @@ pub struct Ocr {
     rec: rec::Recognizer,
     cls: Option<cls::Orientation>,
     pub opts: OcrOptions,
+    models_dir: std::path::PathBuf,
+    /// CPU engine for the out-of-memory fallback of a GPU one.
+    cpu: std::sync::OnceLock<Box<Ocr>>,
 }
 
 impl Ocr {
@@ -115,6 +118,8 @@ impl Ocr {
             rec,
             cls,
             opts,
+            models_dir: models_dir.to_path_buf(),
+            cpu: std::sync::OnceLock::new(),
         };
         // Fail now, not at the first image, if a file is not the model it
         // claims to be.
@@ -231,15 +236,53 @@ impl Ocr {
     }
 
     /// Reads many images in parallel (rayon), results in input order.
+    ///
+    /// On a GPU, images that ran out of device memory while others ran
+    /// beside them are read again one at a time; one that still does not fit
+    /// is read on the CPU with a warning (the models are loaded there on
+    /// first need).
     pub fn read_batch(
         &self,
         images: &[&[u8]],
         limits: &DecodeLimits,
     ) -> Vec<Result<OcrPage, ImageError>> {
-        images
+        let mut pages: Vec<Result<OcrPage, ImageError>> = images
             .par_iter()
             .map(|b| self.read_bytes(b, limits))
-            .collect()
+            .collect();
+        let oom = |r: &Result<OcrPage, ImageError>| matches!(r, Err(ImageError::Device(e)) if e.is_out_of_memory());
+        for (i, b) in images.iter().enumerate() {
+            if !oom(&pages[i]) {
+                continue;
+            }
+            pages[i] = self.read_bytes(b, limits);
+            if oom(&pages[i]) {
+                tracing::warn!(
+                    "OCR: an image does not fit on the GPU alone; reading it on the CPU"
+                );
+                pages[i] = match self.cpu_fallback() {
+                    Ok(cpu) => cpu.read_bytes(b, limits),
+                    Err(e) => Err(e),
+                };
+            }
+        }
+        pages
+    }
+
+    /// The same engine on the CPU, for images that do not fit on the GPU.
+    fn cpu_fallback(&self) -> Result<&Ocr, ImageError> {
+        if let Some(o) = self.cpu.get() {
+            return Ok(o);
+        }
+        let o = Ocr::load(
+            &self.models_dir,
+            OcrOptions {
+                runtime: Runtime::Cpu,
+                rec_batch: 1,
+                ..self.opts.clone()
+            },
+        )?;
+        Ok(self.cpu.get_or_init(|| Box::new(o)))
     }
 }
 
