@@ -152,7 +152,10 @@ impl OcrConfig {
             )),
             _ => {
                 let o = Ocr::load(models_dir, self.options())?;
-                Ok((Some(Arc::new(o)), "PP-OCRv5 mobile".into()))
+                // Which tract runtime the models run on (tract-cuda logs
+                // per plan which nodes stayed on the CPU).
+                let status = format!("PP-OCRv5 mobile on {}", self.runtime.name());
+                Ok((Some(Arc::new(o)), status))
             }
         }
     }

@@ -212,7 +212,7 @@ fn cuda_asked_for_without_one_is_a_one_line_error() {
                 );
             } else {
                 assert!(
-                    msg.contains("built without CUDA") && msg.contains("--features cuda"),
+                    msg.contains("built without CUDA") && msg.contains("--features dajia/cuda"),
                     "{msg}"
                 );
             }
