@@ -33,7 +33,7 @@ pub fn run_split<T, R>(
     items: &[T],
     max_batch: usize,
     gpu: &mut dyn FnMut(&[T]) -> Result<Vec<R>, DeviceError>,
-    cpu: &mut dyn FnMut(&[T]) -> Vec<R>,
+    cpu: &mut dyn FnMut(&[T]) -> Result<Vec<R>, DeviceError>,
     stats: &mut SplitStats,
 ) -> Result<Vec<R>, DeviceError> {
     let mut out = Vec::with_capacity(items.len());
@@ -46,7 +46,7 @@ pub fn run_split<T, R>(
 fn run_one<T, R>(
     chunk: &[T],
     gpu: &mut dyn FnMut(&[T]) -> Result<Vec<R>, DeviceError>,
-    cpu: &mut dyn FnMut(&[T]) -> Vec<R>,
+    cpu: &mut dyn FnMut(&[T]) -> Result<Vec<R>, DeviceError>,
     stats: &mut SplitStats,
     out: &mut Vec<R>,
 ) -> Result<(), DeviceError> {
@@ -69,7 +69,7 @@ fn run_one<T, R>(
         Err(e) if e.is_out_of_memory() => {
             stats.cpu_fallback += 1;
             tracing::warn!("{e}: one item alone does not fit on the GPU; running it on the CPU");
-            out.extend(cpu(chunk));
+            out.extend(cpu(chunk)?);
             Ok(())
         }
         Err(e) => Err(e),
@@ -102,7 +102,9 @@ mod tests {
                 Ok(b.iter().map(|x| x * 10).collect())
             }
         };
-        let mut cpu = |b: &[u32]| -> Vec<u32> { b.iter().map(|x| x * 10 + 1).collect() };
+        let mut cpu = |b: &[u32]| -> Result<Vec<u32>, DeviceError> {
+            Ok(b.iter().map(|x| x * 10 + 1).collect())
+        };
         let mut stats = SplitStats::default();
         let out = run_split(&items, 16, &mut gpu, &mut cpu, &mut stats).unwrap();
         let want: Vec<u32> = items
@@ -122,7 +124,7 @@ mod tests {
             n += 1;
             Err(DeviceError::Driver("launch failed".into()))
         };
-        let mut cpu = |b: &[u8]| b.to_vec();
+        let mut cpu = |b: &[u8]| -> Result<Vec<u8>, DeviceError> { Ok(b.to_vec()) };
         let err = run_split(
             &[1u8, 2, 3],
             8,

@@ -130,19 +130,23 @@ impl DeviceEmbedder {
     }
 
     /// The CPU reference for one image that does not fit on the device.
-    fn embed_on_cpu(&self, imgs: &[RgbImage]) -> Vec<Vec<f32>> {
+    fn embed_on_cpu(&self, imgs: &[RgbImage]) -> Result<Vec<Vec<f32>>, DeviceError> {
         imgs.iter()
             .map(|img| match self.kind {
                 EmbedderKind::Descriptor => {
-                    let t = CpuOps.thumbnails(std::slice::from_ref(img), descriptor::SIDE);
-                    descriptor::describe(&t.expect("the CPU reference does not fail"))
+                    let t = CpuOps.thumbnails(std::slice::from_ref(img), descriptor::SIDE)?;
+                    Ok(descriptor::describe(&t))
                 }
                 EmbedderKind::Mobilenet => self
                     .cpu_mobilenet
                     .as_ref()
                     .expect("mobilenet loaded for its kind")
                     .embed(&super::thumbnail::resize_rgb(img, mobilenet::SIDE as u32))
-                    .unwrap_or_default(),
+                    .map_err(|e| DeviceError::Model {
+                        model: "mobilenet".into(),
+                        runtime: "cpu".into(),
+                        detail: e.to_string(),
+                    }),
             })
             .collect()
     }
