@@ -41,6 +41,7 @@ impl std::fmt::Display for Check {
     }
 }
 
+/// A difference: passes at or under the tolerance.
 fn at_most(
     check: &'static str,
     launcher: String,
@@ -48,16 +49,18 @@ fn at_most(
     value: f64,
     tolerance: f64,
 ) -> Check {
+    let pass = value <= tolerance;
     Check {
         check,
         launcher,
         metric,
         value,
         tolerance,
-        pass: value <= tolerance,
+        pass,
     }
 }
 
+/// A similarity: passes at or over the tolerance.
 fn at_least(
     check: &'static str,
     launcher: String,
@@ -66,12 +69,8 @@ fn at_least(
     tolerance: f64,
 ) -> Check {
     Check {
-        check,
-        launcher,
-        metric,
-        value,
-        tolerance,
         pass: value >= tolerance,
+        ..at_most(check, launcher, metric, value, tolerance)
     }
 }
 

@@ -14,7 +14,7 @@ use image::RgbImage;
 use super::descriptor;
 use super::kernels::{self, KernelSource, BLOCK};
 use super::matching::{Match, ReferenceSet};
-use super::ops::{kernels_neg_inf, unpack_top_k, ImageOps, Packed};
+use super::ops::{kernels_neg_inf, nothing_to_match, unpack_top_k, ImageOps, Packed};
 use crate::device::cuda::driver_err;
 use crate::device::{CudaDevice, DeviceError};
 
@@ -154,11 +154,11 @@ impl ImageOps for CudaOps {
         refs: &ReferenceSet,
         k: usize,
     ) -> Result<Vec<Vec<Match>>, DeviceError> {
-        let dim = refs.dim;
-        let q = queries.len() / dim.max(1);
-        if k == 0 || refs.is_empty() || q == 0 {
-            return Ok(vec![Vec::new(); q]);
+        if let Some(empty) = nothing_to_match(queries, refs, k) {
+            return Ok(empty);
         }
+        let dim = refs.dim;
+        let q = queries.len() / dim;
         let merge = self.function(&kernels::TOP_K, "top_k_merge")?;
         let d_refs = self.device_refs(refs)?;
         let _one = self.dev.launch.lock().expect("launch lock");

@@ -199,11 +199,11 @@ impl ImageOps for HostKernelOps {
         refs: &ReferenceSet,
         k: usize,
     ) -> Result<Vec<Vec<Match>>, DeviceError> {
-        let dim = refs.dim;
-        let q = queries.len() / dim.max(1);
-        if k == 0 || refs.is_empty() {
-            return Ok(vec![Vec::new(); q]);
+        if let Some(empty) = nothing_to_match(queries, refs, k) {
+            return Ok(empty);
         }
+        let dim = refs.dim;
+        let q = queries.len() / dim;
         let mut best_sim = vec![kernels_neg_inf(); q * k];
         let mut best_idx = vec![u32::MAX; q * k];
         let mut c = vec![0f32; q * REF_BLOCK];
@@ -237,6 +237,17 @@ impl ImageOps for HostKernelOps {
         }
         Ok(unpack_top_k(&best_sim, &best_idx, k))
     }
+}
+
+/// Empty match lists for every query when there is nothing to search
+/// (k = 0, no references, no queries); launchers return these unlaunched.
+pub(crate) fn nothing_to_match(
+    queries: &[f32],
+    refs: &ReferenceSet,
+    k: usize,
+) -> Option<Vec<Vec<Match>>> {
+    let q = queries.len() / refs.dim.max(1);
+    (k == 0 || refs.is_empty() || q == 0).then(|| vec![Vec::new(); q])
 }
 
 /// The sentinel score of an empty top-k slot (DJ_NEG_INF in common.cuh).
