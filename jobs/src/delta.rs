@@ -91,3 +91,52 @@ pub async fn register(ctx: &SessionContext, name: &str, dir: &Path) -> Result<bo
 pub fn output_dir(out: &Path, table: &str) -> PathBuf {
     out.join(table)
 }
+
+/// Register the committed files of the Delta table at `dir` as `name`, for
+/// sessions whose tables must be file-backed (a cluster's: Delta's own table
+/// provider does not travel in a distributed plan). One Parquet table per
+/// `dt` partition, of exactly the files the latest version references, in a
+/// view that adds `dt` back as a column.
+pub async fn register_committed_files(
+    ctx: &SessionContext,
+    name: &str,
+    dir: &Path,
+) -> Result<bool> {
+    if !dir.join("_delta_log").is_dir() {
+        return Ok(false);
+    }
+    let table = open(dir).await?;
+    let mut by_dt: std::collections::BTreeMap<String, Vec<PathBuf>> = Default::default();
+    for f in table.snapshot()?.log_data() {
+        let dt = f
+            .partition_values_map()
+            .get("dt")
+            .cloned()
+            .flatten()
+            .unwrap_or_default();
+        by_dt
+            .entry(dt)
+            .or_default()
+            .push(dir.join(f.path().as_ref()));
+    }
+    if by_dt.is_empty() {
+        return Ok(false);
+    }
+    let mut parts = Vec::new();
+    for (i, (dt, files)) in by_dt.iter().enumerate() {
+        let part = format!("{name}__dt{i}");
+        crate::catalog::register_files(ctx, &part, files).await?;
+        parts.push(format!(
+            "SELECT *, '{}' AS dt FROM {part}",
+            dt.replace('\'', "''")
+        ));
+    }
+    ctx.sql(&format!(
+        "CREATE VIEW {name} AS {}",
+        parts.join(" UNION ALL ")
+    ))
+    .await?
+    .collect()
+    .await?;
+    Ok(true)
+}

@@ -9,6 +9,7 @@
 
 pub mod bench;
 pub mod catalog;
+pub mod cluster;
 pub mod delta;
 pub mod eval;
 pub mod gen;

@@ -66,6 +66,8 @@ enum Cmd {
         image_kb: Option<String>,
         #[command(flatten)]
         images: ImageArgs,
+        #[command(flatten)]
+        cluster: ClusterArg,
     },
     /// Benchmarks (figures and JSON, not tests).
     #[command(subcommand)]
@@ -122,7 +124,104 @@ enum Cmd {
         config: Option<PathBuf>,
         #[command(flatten)]
         images: ImageArgs,
+        #[command(flatten)]
+        cluster: ClusterArg,
     },
+    /// A Ballista scheduler carrying dajia's functions (cluster mode).
+    Scheduler {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: String,
+        #[arg(long, default_value_t = 50050)]
+        port: u16,
+        /// Host name executors and clients use to reach this scheduler (default: --bind).
+        #[arg(long)]
+        external_host: Option<String>,
+        /// Seconds without a heartbeat before an executor's tasks are run elsewhere.
+        #[arg(long, default_value_t = 60)]
+        executor_timeout: u64,
+        /// Times a task may fail before its job fails.
+        #[arg(long, default_value_t = 4)]
+        task_max_failures: usize,
+    },
+    /// A Ballista executor carrying dajia's functions (cluster mode).
+    Executor {
+        /// The scheduler, df://HOST:PORT.
+        #[arg(long, env = "DAJIA_CLUSTER")]
+        scheduler: String,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: String,
+        /// Host name the scheduler and other executors use to reach this one (default: --bind).
+        #[arg(long)]
+        external_host: Option<String>,
+        /// Arrow Flight port (shuffle data).
+        #[arg(long, default_value_t = 50051)]
+        port: u16,
+        #[arg(long, default_value_t = 50052)]
+        grpc_port: u16,
+        /// Tasks run at once (default: the host's cores).
+        #[arg(long)]
+        concurrent_tasks: Option<usize>,
+        /// Memory for query execution in bytes, with an optional K/M/G suffix
+        /// (default: 70% of the host's memory; set it when executors share a host).
+        #[arg(long)]
+        memory_pool_size: Option<String>,
+        /// Shuffle files and spills.
+        #[arg(long, default_value = "/tmp/dajia-executor")]
+        work_dir: PathBuf,
+        /// Where image functions run on this executor: auto, cpu, cuda.
+        #[arg(long, env = "DAJIA_DEVICE", default_value = "cpu")]
+        device: String,
+        /// Folder of model files (default $DAJIA_MODELS or ./models).
+        #[arg(long)]
+        models: Option<PathBuf>,
+        /// Seconds between heartbeats to the scheduler.
+        #[arg(long, default_value_t = 5)]
+        heartbeat: u64,
+    },
+}
+
+/// `--cluster df://HOST:PORT`: run the job's queries on a dajia cluster.
+#[derive(clap::Args, Debug, Clone, Default)]
+struct ClusterArg {
+    /// Run on the dajia cluster whose scheduler is at df://HOST:PORT
+    /// (default: in this process).
+    #[arg(long = "cluster", env = "DAJIA_CLUSTER")]
+    url: Option<String>,
+}
+
+impl ClusterArg {
+    fn target(&self) -> Result<dajia::cluster::Target> {
+        Ok(match &self.url {
+            None => dajia::cluster::Target::Local,
+            Some(u) => dajia::cluster::Target::Remote(u.parse()?),
+        })
+    }
+}
+
+/// `123`, `512M`, `4G` as bytes.
+fn parse_bytes(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let (num, mul) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m = match c.to_ascii_uppercase() {
+                'K' => 1u64 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'T' => 1 << 40,
+                _ => anyhow::bail!("`{s}`: unknown size suffix `{c}` (use K, M, G or T)"),
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    let n: u64 = num
+        .trim()
+        .parse()
+        .with_context(|| format!("`{s}` is not a size in bytes (e.g. 512M, 4G)"))?;
+    n.checked_mul(mul)
+        .with_context(|| format!("`{s}` is too large"))
 }
 
 /// Image options shared by the jobs; each overrides `[images]` of the
@@ -359,6 +458,7 @@ fn run() -> Result<()> {
             no_progress,
             image_kb,
             images,
+            cluster,
         } => {
             let mut o = scan::ScanOptions::new(&catalog, &out, date);
             o.max_text_bytes = max_text_bytes;
@@ -369,6 +469,7 @@ fn run() -> Result<()> {
             o.images = images.apply(c.images)?;
             o.ocr = images.apply_ocr(c.ocr)?;
             o.image_kb = image_kb;
+            o.cluster = cluster.target()?;
             anyhow::ensure!(
                 o.thresholds.review <= o.thresholds.takedown,
                 "thresholds.review must not exceed thresholds.takedown"
@@ -471,13 +572,16 @@ fn run() -> Result<()> {
             image_kb,
             config,
             images,
+            cluster,
         } => {
+            let target = cluster.target()?;
             let c = ConfigFile::read(config.as_ref())?;
             let io = images.apply(c.images)?;
             let mut ocr = images.apply_ocr(c.ocr)?;
             ocr.runtime = dajia::images::open_device(io.device)?.runtime();
             rt.block_on(async {
                 let ctx = sql::session_with_images(
+                    &target,
                     catalog.as_deref(),
                     out.as_deref(),
                     &io,
@@ -495,6 +599,56 @@ fn run() -> Result<()> {
                     sql::repl(&ctx, format).await
                 }
             })?;
+        }
+        Cmd::Scheduler {
+            bind,
+            port,
+            external_host,
+            executor_timeout,
+            task_max_failures,
+        } => {
+            let o = dajia::cluster::node::SchedulerOptions {
+                bind,
+                port,
+                external_host,
+                executor_timeout_seconds: executor_timeout,
+                task_max_failures,
+            };
+            o.validate()?;
+            rt.block_on(dajia::cluster::node::run_scheduler(&o))?;
+        }
+        Cmd::Executor {
+            scheduler,
+            bind,
+            external_host,
+            port,
+            grpc_port,
+            concurrent_tasks,
+            memory_pool_size,
+            work_dir,
+            device,
+            models,
+            heartbeat,
+        } => {
+            let o = dajia::cluster::node::ExecutorOptions {
+                scheduler: scheduler.parse()?,
+                bind,
+                external_host,
+                port,
+                grpc_port,
+                concurrent_tasks: concurrent_tasks.unwrap_or_else(|| {
+                    std::thread::available_parallelism()
+                        .map(|n| n.get())
+                        .unwrap_or(2)
+                }),
+                memory_pool_size: memory_pool_size.as_deref().map(parse_bytes).transpose()?,
+                work_dir,
+                device: device.parse().map_err(anyhow::Error::msg)?,
+                models_dir: models.unwrap_or_else(dajia::images::default_models_dir),
+                heartbeat_seconds: heartbeat,
+            };
+            o.validate()?;
+            rt.block_on(dajia::cluster::node::run_executor(&o))?;
         }
     }
     Ok(())

@@ -1,6 +1,6 @@
 //! The DataFusion session every job uses: one place for configuration and
-//! function registration, so the scan, `dajia sql` and tests see the same
-//! functions.
+//! function registration, so the scan, `dajia sql`, the cluster's scheduler
+//! and executors, and the tests see the same functions.
 
 use std::sync::Arc;
 
@@ -9,9 +9,8 @@ use datafusion::prelude::SessionConfig;
 
 use dajia_kernels::risk::KnowledgeBase;
 
-/// A session with dajia's configuration and every UDF registered. Functions
-/// that need the brand knowledge base are registered when one is given.
-pub fn new_session(kb: Option<Arc<KnowledgeBase>>) -> SessionContext {
+/// dajia's session configuration, local or on a cluster.
+pub fn base_config() -> SessionConfig {
     let mut config = SessionConfig::new()
         .with_information_schema(true)
         .with_target_partitions(
@@ -26,8 +25,21 @@ pub fn new_session(kb: Option<Arc<KnowledgeBase>>) -> SessionContext {
         .execution
         .parquet
         .schema_force_view_types = false;
+    config
+}
+
+/// A session with dajia's configuration and every UDF registered. Functions
+/// that need the brand knowledge base are registered when one is given.
+pub fn new_session(kb: Option<Arc<KnowledgeBase>>) -> SessionContext {
     // Files can be queried by path, as in datafusion-cli: SELECT * FROM 'x.parquet'.
-    let ctx = SessionContext::new_with_config(config).enable_url_table();
-    crate::udf::register_all(&ctx, kb);
+    let ctx = SessionContext::new_with_config(base_config()).enable_url_table();
+    register_functions(&ctx, kb);
     ctx
+}
+
+/// Register every dajia function on `ctx`: the one registration that the
+/// local session, the cluster client, the scheduler and the executors share
+/// (see `cluster::node`). New functions go in `udf::register_all`.
+pub fn register_functions(ctx: &SessionContext, kb: Option<Arc<KnowledgeBase>>) {
+    crate::udf::register_all(ctx, kb);
 }

@@ -12,7 +12,7 @@ use datafusion::execution::context::SessionContext;
 
 use crate::catalog::{local_path, Catalog};
 use crate::images::{ImageKb, ImageOptions};
-use crate::{delta, kb, session, udf};
+use crate::{delta, kb, udf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -24,19 +24,20 @@ pub enum Format {
 /// A session with the catalog's tables, the output tables and every
 /// function, image functions with the default options.
 pub async fn session_for(catalog: Option<&str>, out: Option<&str>) -> Result<SessionContext> {
-    session_with_images(catalog, out, &Default::default(), None).await
+    session_with_images(&Default::default(), catalog, out, &Default::default(), None).await
 }
 
 /// A session whose image functions use `images` and the indexes in
 /// `image_kb` (else the catalog's `brand_images` and counterfeit test
 /// purchases).
 pub async fn session_with_images(
+    target: &crate::cluster::Target,
     catalog: Option<&str>,
     out: Option<&str>,
     images: &ImageOptions,
     image_kb: Option<&str>,
 ) -> Result<SessionContext> {
-    let ctx = session::new_session(None);
+    let ctx = crate::cluster::session(target, None).await?;
     if let Some(c) = catalog {
         let cat = Catalog::open(c, None)?;
         cat.register(&ctx).await?;
@@ -67,7 +68,11 @@ pub async fn session_with_images(
     if let Some(o) = out {
         let root = local_path(o)?;
         for t in ["risk_scores", "rejects"] {
-            delta::register(&ctx, t, &root.join(t)).await?;
+            if target.is_cluster() {
+                delta::register_committed_files(&ctx, t, &root.join(t)).await?;
+            } else {
+                delta::register(&ctx, t, &root.join(t)).await?;
+            }
         }
     }
     Ok(ctx)

@@ -23,10 +23,11 @@ use datafusion::execution::context::SessionContext;
 use dajia_kernels::risk::{Thresholds, Weights, MODEL_VERSION};
 
 use crate::catalog::{local_path, register_files, Catalog};
-use crate::{delta, kb, session, udf};
+use crate::{cluster, delta, kb, session, udf};
 
 pub use images::ImageStageSummary;
 pub use manifest::Manifest;
+pub use progress::Tally;
 pub use summary::ScanSummary;
 
 #[derive(Debug, Clone)]
@@ -47,6 +48,10 @@ pub struct ScanOptions {
     pub image_kb: Option<String>,
     /// Reading the text inside images (`[ocr]`).
     pub ocr: crate::ocr::OcrConfig,
+    /// Where the scoring runs: in this process, or on a Ballista cluster
+    /// (`--cluster df://HOST:PORT`). Loading the knowledge base and the
+    /// image stage stay in this process either way.
+    pub cluster: crate::cluster::Target,
 }
 
 impl ScanOptions {
@@ -62,6 +67,7 @@ impl ScanOptions {
             images: Default::default(),
             image_kb: None,
             ocr: Default::default(),
+            cluster: Default::default(),
         }
     }
 }
@@ -176,16 +182,37 @@ async fn run_inner(
         }
     }
 
+    // The session that scores: this one, or a cluster client with the same
+    // tables (file-backed, so executors read them) and functions.
+    let remote = if opts.cluster.is_cluster() {
+        let c = cluster::session(&opts.cluster, Some(kb.clone())).await?;
+        catalog.register(&c).await?;
+        links::register_seller_links(&c).await?;
+        if ctx.table_exist("image_hits")? {
+            crate::catalog::register_files(&c, "image_hits", &[staging.join("image_hits.parquet")])
+                .await?;
+        }
+        Some(c)
+    } else {
+        None
+    };
+    let scorer = Scorer {
+        ctx: remote.as_ref().unwrap_or(&ctx),
+        remote: remote.is_some(),
+        staging: &staging,
+    };
+
     // Score and publish. A file that fails mid-read (e.g. bytes that are not
     // UTF-8 in a string column) fails the write, which commits nothing; the
     // scan then finds such files, rejects them whole and tries once more.
     let t = Instant::now();
     let listings = catalog.table("listings").expect("required above");
     let total_rows = listings.rows;
-    let bar = progress::Bar::start(opts.progress, total_rows, counter.clone());
+    // A cluster's executors cannot report to this process's counter.
+    let bar = progress::Bar::start(opts.progress && !scorer.remote, total_rows, counter.clone());
     let risk_dir = delta::output_dir(out, "risk_scores");
     let mut files = listings.files.clone();
-    let version = match publish_scores(&ctx, opts, &risk_dir, &dt).await {
+    let (version, cluster_tally) = match publish_scores(&scorer, opts, &risk_dir, &dt).await {
         Ok(v) => v,
         Err(first) => {
             let bad = find_unreadable(&files);
@@ -221,10 +248,10 @@ async fn run_inner(
                 }
             }
             files.retain(|f| !bad.iter().any(|(b, _)| b == f));
-            ctx.deregister_table("listings")?;
-            register_files(&ctx, "listings", &files).await?;
+            scorer.ctx.deregister_table("listings")?;
+            register_files(scorer.ctx, "listings", &files).await?;
             counter.reset();
-            publish_scores(&ctx, opts, &risk_dir, &dt).await?
+            publish_scores(&scorer, opts, &risk_dir, &dt).await?
         }
     };
     bar.finish();
@@ -232,7 +259,7 @@ async fn run_inner(
 
     let t = Instant::now();
     let rejects_dir = delta::output_dir(out, "rejects");
-    let n_rejects = publish_rejects(&ctx, opts, &rejects_dir, &dt, rejects).await?;
+    let n_rejects = publish_rejects(scorer.ctx, opts, &rejects_dir, &dt, rejects).await?;
     manifest.stage("rejects", t.elapsed());
     if staging.exists() {
         std::fs::remove_dir_all(&staging)?;
@@ -240,7 +267,8 @@ async fn run_inner(
     }
 
     let t = Instant::now();
-    let mut summary = ScanSummary::from_tally(&dt, &counter.tally());
+    let tally = cluster_tally.unwrap_or_else(|| counter.tally());
+    let mut summary = ScanSummary::from_tally(&dt, &tally);
     summary.rejects = n_rejects;
     summary.table_version = version;
     summary.images = image_summary;
@@ -267,12 +295,31 @@ fn valid_row(max: usize, has_desc: bool) -> String {
     format!("l.listing_id IS NOT NULL AND l.seller_id IS NOT NULL AND l.title IS NOT NULL AND octet_length(l.title) <= {max}{desc}")
 }
 
+/// The session that scores, and whether it is a cluster's.
+struct Scorer<'a> {
+    ctx: &'a SessionContext,
+    remote: bool,
+    /// The run's staging folder (on the output's store, seen by every node).
+    staging: &'a std::path::Path,
+}
+
+/// Score every valid listing and publish partition `dt` of `risk_scores`.
+/// Returns the table version, and on a cluster the tally of what was
+/// published (locally the counting function tallies as rows stream).
 async fn publish_scores(
-    ctx: &SessionContext,
+    scorer: &Scorer<'_>,
     opts: &ScanOptions,
     dir: &std::path::Path,
     dt: &str,
-) -> Result<i64> {
+) -> Result<(i64, Option<progress::Tally>)> {
+    let ctx = scorer.ctx;
+    // The counting variant reports to this process; executors get the
+    // plain function (its knowledge base travels in the plan).
+    let assess = if scorer.remote {
+        "assess_listing"
+    } else {
+        "dajia_assess_counted"
+    };
     let has_desc = has_col(ctx, "listings", "description").await;
     let has_brand = has_col(ctx, "listings", "brand").await;
     let has_hits = ctx.table_exist("image_hits")?;
@@ -286,7 +333,7 @@ async fn publish_scores(
                 \"a.brand_id\" AS brand_id, '{MODEL_VERSION}' AS model_version, '{dt}' AS dt \
          FROM (SELECT listing_id, seller_id, unnest(a) FROM \
                (SELECT CAST(l.listing_id AS BIGINT) AS listing_id, CAST(l.seller_id AS BIGINT) AS seller_id, \
-                       dajia_assess_counted(l.title, {desc}, {brand}, l.category, l.price_cents, l.seller_id, sl.link_attrs, sl.link_sellers, {hits}, {ocr}) AS a \
+                       {assess}(l.title, {desc}, {brand}, l.category, l.price_cents, l.seller_id, sl.link_attrs, sl.link_sellers, {hits}, {ocr}) AS a \
                 FROM listings l LEFT JOIN seller_links sl ON l.seller_id = sl.seller_id{hits_join} \
                 WHERE {valid}))",
         hits = if has_hits { "ih.hits" } else { "NULL" },
@@ -297,8 +344,14 @@ async fn publish_scores(
         valid = valid_row(opts.max_text_bytes, has_desc),
     );
     let df = ctx.sql(&sql).await?;
+    if scorer.remote {
+        let p =
+            cluster::publish::replace_partition(df, dir, &scorer.staging.join("risk_scores"), dt)
+                .await?;
+        return Ok((p.version, Some(p.tally)));
+    }
     let plan = df.into_optimized_plan()?;
-    delta::replace_partition(dir, plan, dt).await
+    Ok((delta::replace_partition(dir, plan, dt).await?, None))
 }
 
 /// Decode each file fully; return the ones that fail, with the error.

@@ -21,7 +21,7 @@ use super::{coerce_string, kb_identity, string_arg};
 /// List<Struct>, brand_id Int64>`. `image_hits` ([`image_hits_type`]) are
 /// the listing's images that matched the image indexes.
 pub struct AssessListing {
-    kb: Arc<KnowledgeBase>,
+    pub(crate) kb: Arc<KnowledgeBase>,
     signature: Signature,
 }
 kb_identity!(AssessListing);

@@ -14,7 +14,7 @@ use super::{kb_identity, one_string_arg, scalar_or_array, string_arg};
 
 /// `brand_mentions(text) -> List<Int64>`: brand ids named directly.
 pub struct BrandMentions {
-    kb: Arc<KnowledgeBase>,
+    pub(crate) kb: Arc<KnowledgeBase>,
     signature: Signature,
 }
 kb_identity!(BrandMentions);

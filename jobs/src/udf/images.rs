@@ -82,7 +82,7 @@ fn embed_rows(
 /// embedding of the session's embedder; NULL for NULL or unreadable images
 /// (`image_error` says why).
 pub struct EmbedImage {
-    images: Arc<ImageKb>,
+    pub(crate) images: Arc<ImageKb>,
     signature: Signature,
 }
 arc_identity!(EmbedImage, images);
@@ -153,7 +153,7 @@ impl ScalarUDFImpl for EmbedImage {
 /// an image, unsupported format, over the pixel limit, corrupt), NULL when it
 /// can.
 pub struct ImageErrorFn {
-    images: Arc<ImageKb>,
+    pub(crate) images: Arc<ImageKb>,
     signature: Signature,
 }
 arc_identity!(ImageErrorFn, images);
@@ -303,7 +303,7 @@ impl ScalarUDFImpl for CosineSimilarity {
 /// reference images, official photos and known fakes together, best first,
 /// without threshold.
 pub struct ImageTopMatches {
-    images: Arc<ImageKb>,
+    pub(crate) images: Arc<ImageKb>,
     signature: Signature,
 }
 arc_identity!(ImageTopMatches, images);

@@ -16,7 +16,7 @@ use super::{kb_identity, one_string_arg, scalar_or_array, string_arg};
 /// `text_signals(text)`: the text reasons (replica vocabulary, contact
 /// diversion, protected brand mentions) of one text, without price or seller.
 pub struct TextSignals {
-    kb: Arc<KnowledgeBase>,
+    pub(crate) kb: Arc<KnowledgeBase>,
     signature: Signature,
 }
 kb_identity!(TextSignals);

@@ -9,7 +9,7 @@ use crate::text::replica::ReplicaMatcher;
 
 use super::{Thresholds, Weights};
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Brand {
     pub id: i64,
     pub name: String,

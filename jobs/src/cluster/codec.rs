@@ -1,0 +1,335 @@
+//! Codecs that carry dajia's functions through Ballista's distributed plans.
+//!
+//! DataFusion serialises a scalar function as its name plus whatever bytes
+//! the codec adds; with nothing added the receiving node looks the name up
+//! in its own registry. That is enough for stateless functions
+//! (`normalize_text`, `cosine_similarity`), but `assess_listing`,
+//! `text_signals` and `brand_mentions` carry the brand knowledge base of the
+//! run's catalog, and the image functions carry the embedder and limits of the
+//! session: an executor's registry holds neither. These codecs add that state
+//! to the plan (a small JSON document), and rebuild the function on the
+//! scheduler and executors, caching the rebuilt state by its hash so that the
+//! matchers are built once per run and node, not once per task.
+//!
+//! They wrap Ballista's own codecs (which handle its shuffle plans, file
+//! formats and table providers) and must be installed on all three sides:
+//! client ([`super::client_state`]), scheduler and executors ([`super::node`]).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use ballista_core::serde::{BallistaLogicalExtensionCodec, BallistaPhysicalExtensionCodec};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::TableProvider;
+use datafusion::common::{plan_err, DataFusionError, Result, TableReference};
+use datafusion::datasource::file_format::FileFormatFactory;
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{Extension, LogicalPlan, ScalarUDF};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion_proto::logical_plan::LogicalExtensionCodec;
+use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use dajia_kernels::device::DeviceChoice;
+use dajia_kernels::image::embed::EmbedderKind;
+use dajia_kernels::risk::{Brand, KnowledgeBase, Thresholds, Weights};
+
+use crate::images::{ImageKb, ImageOptions};
+use crate::udf;
+
+/// What a node contributes when it rebuilds image functions: its own model
+/// folder and device (an executor may have a GPU the client lacks).
+#[derive(Debug, Clone)]
+pub struct NodeImageDefaults {
+    pub models_dir: PathBuf,
+    pub device: DeviceChoice,
+}
+
+impl Default for NodeImageDefaults {
+    fn default() -> Self {
+        NodeImageDefaults {
+            models_dir: crate::images::default_models_dir(),
+            device: DeviceChoice::Cpu,
+        }
+    }
+}
+
+/// The state a function carries, as it travels.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "carries", rename_all = "snake_case")]
+enum Payload {
+    KnowledgeBase {
+        brands: Vec<Brand>,
+        weights: Weights,
+        thresholds: Thresholds,
+    },
+    ImageOptions {
+        embedder: String,
+        threshold: f32,
+        max_pixels: u64,
+        max_bytes: usize,
+    },
+}
+
+/// Encoding and decoding of dajia's functions, shared by both codecs.
+#[derive(Default)]
+struct Functions {
+    node: NodeImageDefaults,
+    /// Rebuilt state by payload hash: a plan is decoded once per task.
+    kbs: Mutex<HashMap<[u8; 32], Arc<KnowledgeBase>>>,
+    images: Mutex<HashMap<[u8; 32], Arc<ImageKb>>>,
+}
+
+impl std::fmt::Debug for Functions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Functions")
+            .field("node", &self.node)
+            .finish()
+    }
+}
+
+/// Keep this many rebuilt states per kind (a long-lived executor serves
+/// many runs; each run has one knowledge base).
+const CACHE_ENTRIES: usize = 8;
+
+fn cached<T>(
+    cache: &Mutex<HashMap<[u8; 32], Arc<T>>>,
+    key: [u8; 32],
+    build: impl FnOnce() -> Result<T>,
+) -> Result<Arc<T>> {
+    if let Some(v) = cache.lock().expect("codec cache").get(&key) {
+        return Ok(v.clone());
+    }
+    let v = Arc::new(build()?);
+    let mut c = cache.lock().expect("codec cache");
+    if c.len() >= CACHE_ENTRIES {
+        c.clear();
+    }
+    c.insert(key, v.clone());
+    Ok(v)
+}
+
+impl Functions {
+    fn encode(&self, f: &ScalarUDF, buf: &mut Vec<u8>) -> Result<()> {
+        let inner = f.inner();
+        let kb = inner
+            .downcast_ref::<udf::AssessListing>()
+            .map(|u| &u.kb)
+            .or_else(|| inner.downcast_ref::<udf::TextSignals>().map(|u| &u.kb))
+            .or_else(|| inner.downcast_ref::<udf::BrandMentions>().map(|u| &u.kb));
+        let payload = if let Some(kb) = kb {
+            Payload::KnowledgeBase {
+                brands: kb.brands.clone(),
+                weights: kb.weights.clone(),
+                thresholds: kb.thresholds.clone(),
+            }
+        } else if let Some(images) = image_state(f) {
+            if f.name() == "image_top_matches"
+                && !(images.official.is_empty() && images.fakes.is_empty())
+            {
+                return plan_err!(
+                    "image_top_matches over reference images ({} official, {} known fakes) cannot run on a cluster yet: the indexes stay on the client; run this query without --cluster",
+                    images.official.len(),
+                    images.fakes.len()
+                );
+            }
+            Payload::ImageOptions {
+                embedder: images.embedder.kind().to_string(),
+                threshold: images.threshold,
+                max_pixels: images.limits.max_pixels,
+                max_bytes: images.limits.max_bytes,
+            }
+        } else {
+            // Stateless, or DataFusion's own: travels by name.
+            return Ok(());
+        };
+        serde_json::to_writer(buf, &payload).map_err(|e| DataFusionError::External(e.into()))
+    }
+
+    fn decode(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {
+        if buf.is_empty() {
+            return plan_err!(
+                "function `{name}` is not registered on this node: is it running dajia's scheduler and executors (`dajia scheduler`, `dajia executor`) of the same version as the client?"
+            );
+        }
+        let key: [u8; 32] = Sha256::digest(buf).into();
+        let payload: Payload = serde_json::from_slice(buf).map_err(|e| {
+            DataFusionError::Plan(format!(
+                "function `{name}`: unreadable state in the plan: {e}"
+            ))
+        })?;
+        let f = match payload {
+            Payload::KnowledgeBase {
+                brands,
+                weights,
+                thresholds,
+            } => {
+                let kb = cached(&self.kbs, key, || {
+                    Ok(KnowledgeBase::new(brands, weights, thresholds))
+                })?;
+                match name {
+                    "assess_listing" => ScalarUDF::from(udf::AssessListing::new(kb)),
+                    "text_signals" => ScalarUDF::from(udf::TextSignals::new(kb)),
+                    "brand_mentions" => ScalarUDF::from(udf::BrandMentions::new(kb)),
+                    other => return plan_err!("function `{other}` does not take a knowledge base"),
+                }
+            }
+            Payload::ImageOptions {
+                embedder,
+                threshold,
+                max_pixels,
+                max_bytes,
+            } => {
+                let images = cached(&self.images, key, || {
+                    let embedder: EmbedderKind = embedder
+                        .parse()
+                        .map_err(|e: String| DataFusionError::Plan(e))?;
+                    let opts = ImageOptions {
+                        embedder,
+                        threshold: Some(threshold),
+                        max_pixels,
+                        max_bytes,
+                        models_dir: self.node.models_dir.clone(),
+                        device: self.node.device,
+                        ..Default::default()
+                    };
+                    ImageKb::empty(&opts).map_err(|e| DataFusionError::External(e.into()))
+                })?;
+                match name {
+                    "embed_image" => ScalarUDF::from(udf::EmbedImage::new(images)),
+                    "image_error" => ScalarUDF::from(udf::ImageErrorFn::new(images)),
+                    "image_top_matches" => ScalarUDF::from(udf::ImageTopMatches::new(images)),
+                    other => return plan_err!("function `{other}` does not take image options"),
+                }
+            }
+        };
+        Ok(Arc::new(f))
+    }
+}
+
+/// The image state of an image function, if `f` is one.
+fn image_state(f: &ScalarUDF) -> Option<&Arc<ImageKb>> {
+    let inner = f.inner();
+    inner
+        .downcast_ref::<udf::EmbedImage>()
+        .map(|u| &u.images)
+        .or_else(|| inner.downcast_ref::<udf::ImageErrorFn>().map(|u| &u.images))
+        .or_else(|| {
+            inner
+                .downcast_ref::<udf::ImageTopMatches>()
+                .map(|u| &u.images)
+        })
+}
+
+/// Ballista's logical codec, plus dajia's functions.
+#[derive(Debug)]
+pub struct DajiaLogicalCodec {
+    inner: BallistaLogicalExtensionCodec,
+    functions: Functions,
+}
+
+/// Ballista's physical codec, plus dajia's functions.
+#[derive(Debug)]
+pub struct DajiaPhysicalCodec {
+    inner: BallistaPhysicalExtensionCodec,
+    functions: Functions,
+}
+
+/// The pair of codecs for a node whose image functions use `node`'s models
+/// and device.
+pub fn codecs(node: NodeImageDefaults) -> (Arc<DajiaLogicalCodec>, Arc<DajiaPhysicalCodec>) {
+    let functions = || Functions {
+        node: node.clone(),
+        ..Default::default()
+    };
+    (
+        Arc::new(DajiaLogicalCodec {
+            inner: Default::default(),
+            functions: functions(),
+        }),
+        Arc::new(DajiaPhysicalCodec {
+            inner: Default::default(),
+            functions: functions(),
+        }),
+    )
+}
+
+impl LogicalExtensionCodec for DajiaLogicalCodec {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        inputs: &[LogicalPlan],
+        ctx: &TaskContext,
+    ) -> Result<Extension> {
+        self.inner.try_decode(buf, inputs, ctx)
+    }
+    fn try_encode(&self, node: &Extension, buf: &mut Vec<u8>) -> Result<()> {
+        self.inner.try_encode(node, buf)
+    }
+    fn try_decode_table_provider(
+        &self,
+        buf: &[u8],
+        table_ref: &TableReference,
+        schema: SchemaRef,
+        ctx: &TaskContext,
+    ) -> Result<Arc<dyn TableProvider>> {
+        self.inner
+            .try_decode_table_provider(buf, table_ref, schema, ctx)
+    }
+    fn try_encode_table_provider(
+        &self,
+        table_ref: &TableReference,
+        node: Arc<dyn TableProvider>,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
+        self.inner.try_encode_table_provider(table_ref, node, buf)
+    }
+    fn try_decode_file_format(
+        &self,
+        buf: &[u8],
+        ctx: &TaskContext,
+    ) -> Result<Arc<dyn FileFormatFactory>> {
+        self.inner.try_decode_file_format(buf, ctx)
+    }
+    fn try_encode_file_format(
+        &self,
+        buf: &mut Vec<u8>,
+        node: Arc<dyn FileFormatFactory>,
+    ) -> Result<()> {
+        self.inner.try_encode_file_format(buf, node)
+    }
+    fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {
+        self.functions.decode(name, buf)
+    }
+    fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<()> {
+        self.functions.encode(node, buf)
+    }
+}
+
+impl PhysicalExtensionCodec for DajiaPhysicalCodec {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        inputs: &[Arc<dyn ExecutionPlan>],
+        ctx: &TaskContext,
+        proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.inner.try_decode(buf, inputs, ctx, proto_converter)
+    }
+    fn try_encode(
+        &self,
+        node: Arc<dyn ExecutionPlan>,
+        buf: &mut Vec<u8>,
+        proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<()> {
+        self.inner.try_encode(node, buf, proto_converter)
+    }
+    fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {
+        self.functions.decode(name, buf)
+    }
+    fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<()> {
+        self.functions.encode(node, buf)
+    }
+}

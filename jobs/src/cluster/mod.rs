@@ -1,0 +1,145 @@
+//! Cluster mode: the same jobs on Apache DataFusion Ballista.
+//!
+//! - [`codec`]: carries dajia's functions (with the run's knowledge base)
+//!   through distributed plans;
+//! - [`node`]: `dajia scheduler` and `dajia executor`, Ballista's library
+//!   entry points with dajia's functions and codecs;
+//! - [`publish`]: executors write Parquet parts, the client publishes them in
+//!   one Delta Lake commit;
+//! - this module: the `df://HOST:PORT` address and the client session.
+//!
+//! Only file-backed tables (Parquet listing tables, views over them) run
+//! distributed: every table a cluster query reads must be at a path or URL
+//! that every node can read (a shared `file://` path or `s3://`).
+
+pub mod codec;
+pub mod node;
+pub mod publish;
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use ballista::extension::{SessionConfigExt, SessionContextExt};
+use datafusion::execution::context::SessionContext;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::prelude::SessionConfig;
+
+use dajia_kernels::risk::KnowledgeBase;
+
+use crate::session;
+
+/// Where a job runs: in this process, or on a Ballista cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Target {
+    #[default]
+    Local,
+    /// A scheduler at `df://HOST:PORT`.
+    Remote(ClusterUrl),
+    /// A scheduler and executor started inside this process (tests).
+    InProcess,
+}
+
+impl Target {
+    pub fn is_cluster(&self) -> bool {
+        !matches!(self, Target::Local)
+    }
+}
+
+/// A scheduler address, `df://HOST:PORT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterUrl {
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::str::FromStr for ClusterUrl {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let Some(rest) = s.strip_prefix("df://") else {
+            bail!("cluster address `{s}` must look like df://HOST:PORT (a dajia scheduler)");
+        };
+        let (host, port) = rest
+            .rsplit_once(':')
+            .with_context(|| format!("cluster address `{s}` has no port (df://HOST:PORT)"))?;
+        if host.is_empty() {
+            bail!("cluster address `{s}` has no host (df://HOST:PORT)");
+        }
+        let port = port
+            .parse()
+            .with_context(|| format!("cluster address `{s}`: `{port}` is not a port number"))?;
+        Ok(ClusterUrl {
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+impl std::fmt::Display for ClusterUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "df://{}:{}", self.host, self.port)
+    }
+}
+
+/// dajia's configuration for Ballista: the base options, Ballista's own, the
+/// S3 options extension (`SET s3.endpoint ...`) and dajia's codecs.
+pub fn ballista_config(node: codec::NodeImageDefaults) -> SessionConfig {
+    let (logical, physical) = codec::codecs(node);
+    session::base_config()
+        .upgrade_for_ballista()
+        .with_option_extension(ballista_core::object_store::S3Options::default())
+        .with_ballista_logical_extension_codec(logical)
+        .with_ballista_physical_extension_codec(physical)
+        .with_ballista_job_name("dajia")
+}
+
+/// A session state for `config` with every dajia function registered
+/// (knowledge-base functions empty until a client registers its own), whose
+/// object stores include `s3://` (from the S3 options, else the standard AWS
+/// environment variables).
+pub fn state_for(config: SessionConfig) -> Result<datafusion::execution::SessionState> {
+    let runtime = ballista_core::object_store::runtime_env_with_s3_support(&config)?;
+    state_with_functions(config, runtime)
+}
+
+/// `config` and `runtime` as a session state with every dajia function.
+pub fn state_with_functions(
+    config: SessionConfig,
+    runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+) -> Result<datafusion::execution::SessionState> {
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .build();
+    let ctx = SessionContext::new_with_state(state);
+    session::register_functions(&ctx, None);
+    Ok(ctx.state())
+}
+
+/// A client session on `target` with every dajia function registered (the
+/// knowledge-base functions over `kb` when given). `Local` is the ordinary
+/// in-process session.
+pub async fn session(target: &Target, kb: Option<Arc<KnowledgeBase>>) -> Result<SessionContext> {
+    let connect = |url: String| async move {
+        let state = state_for(ballista_config(Default::default()))?;
+        let ctx = match &url[..] {
+            "" => SessionContext::standalone_with_state(state).await,
+            url => SessionContext::remote_with_state(url, state).await,
+        }
+        .with_context(|| {
+            if url.is_empty() {
+                "starting an in-process cluster".to_string()
+            } else {
+                format!("connecting to the dajia scheduler at {url}")
+            }
+        })?;
+        anyhow::Ok(ctx)
+    };
+    let ctx = match target {
+        Target::Local => return Ok(session::new_session(kb)),
+        Target::Remote(url) => connect(url.to_string()).await?,
+        Target::InProcess => connect(String::new()).await?,
+    };
+    session::register_functions(&ctx, kb);
+    Ok(ctx)
+}

@@ -1,0 +1,323 @@
+//! Outputs of a cluster run: the executors write Parquet parts into the
+//! run's staging folder (outside the table, so no reader of the table sees
+//! them), then this process moves them into the table and publishes them with
+//! one Delta Lake commit that replaces the run's `dt` partition. A run that
+//! fails or is killed before that commit publishes nothing: readers keep the
+//! previous version, and the staging folder is removed by the scan (or, after
+//! a kill, by the next run's clean-up of `_staging`).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Int64Type, Schema};
+use datafusion::config::TableParquetOptions;
+use datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TableReference};
+use deltalake::kernel::{Action, Add, StructType};
+use deltalake::logstore::object_store::ObjectStoreExt;
+use deltalake::logstore::parquet_reader::ParquetObjectReader;
+use deltalake::parquet::arrow::async_reader::AsyncFileReader;
+use deltalake::parquet::file::metadata::ParquetMetaData;
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::{FilterOp, FilterValue, ObjectStore};
+use futures::TryStreamExt;
+use serde_json::{json, Map, Value};
+
+use crate::scan::Tally;
+
+/// What a distributed write published.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub version: i64,
+    /// Counts by action and reason code of the published rows.
+    pub tally: Tally,
+    pub files: usize,
+}
+
+/// Write `df` (whose last column is `dt`) on the cluster into `staging`, then
+/// replace partition `dt` of the Delta table at `table_dir` with those parts
+/// in one commit.
+pub async fn replace_partition(
+    df: DataFrame,
+    table_dir: &Path,
+    staging: &Path,
+    dt: &str,
+) -> Result<Published> {
+    let schema: Schema = df.schema().as_arrow().clone();
+    if staging.exists() {
+        std::fs::remove_dir_all(staging)?;
+    }
+    std::fs::create_dir_all(staging).with_context(|| format!("creating {}", staging.display()))?;
+    let staging_abs = std::fs::canonicalize(staging)?;
+    let url = format!("file://{}/", staging_abs.display());
+    let mut parquet = TableParquetOptions::default();
+    parquet.global.compression = Some("snappy".into());
+    df.drop_columns(&["dt"])?
+        .write_parquet(&url, DataFrameWriteOptions::new(), Some(parquet))
+        .await
+        .context("writing the scores on the cluster")?;
+    let parts = parquet_parts(&staging_abs)?;
+    let tally = tally_of(&parts).await?;
+
+    // Unique names per run: a retried commit never overwrites a file that
+    // an earlier version of the table references.
+    let run = staging_abs
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".into());
+    std::fs::create_dir_all(table_dir.join(format!("dt={dt}")))?;
+    let mut rels = Vec::new();
+    for (k, part) in parts.iter().enumerate() {
+        let rel = format!("dt={dt}/part-{k:05}-{run}.parquet");
+        std::fs::rename(part, table_dir.join(&rel))
+            .with_context(|| format!("moving {} into the table", part.display()))?;
+        rels.push(rel);
+    }
+    match commit_replace_partition(table_dir, &schema, dt, &rels).await {
+        Ok(version) => Ok(Published {
+            version,
+            tally,
+            files: rels.len(),
+        }),
+        Err(e) => {
+            // Unreferenced either way; do not leave them for readers that
+            // list folders instead of reading the log.
+            for rel in &rels {
+                let _ = std::fs::remove_file(table_dir.join(rel));
+            }
+            Err(e)
+        }
+    }
+}
+
+fn parquet_parts(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut parts = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        if p.extension().is_some_and(|x| x == "parquet") {
+            parts.push(p);
+        }
+    }
+    parts.sort();
+    Ok(parts)
+}
+
+/// Counts by action and by reason code of the rows in `parts`.
+async fn tally_of(parts: &[PathBuf]) -> Result<Tally> {
+    let mut t = Tally::default();
+    if parts.is_empty() {
+        return Ok(t);
+    }
+    let ctx = datafusion::prelude::SessionContext::new();
+    crate::catalog::register_files(&ctx, "parts", parts).await?;
+    let count = |b: &RecordBatch, into: &mut HashMap<String, u64>| {
+        let k = datafusion::arrow::compute::cast(b.column(0), &DataType::Utf8).expect("to Utf8");
+        let n = b.column(1).as_primitive::<Int64Type>();
+        for i in 0..b.num_rows() {
+            if !k.is_null(i) {
+                let key = k.as_string::<i32>().value(i).to_string();
+                *into.entry(key).or_default() += n.value(i) as u64;
+            }
+        }
+    };
+    for b in ctx
+        .sql("SELECT action, count(*) FROM parts GROUP BY action")
+        .await?
+        .collect()
+        .await?
+    {
+        count(&b, &mut t.actions);
+    }
+    for b in ctx
+        .sql("SELECT r['code'], count(*) FROM (SELECT unnest(reasons) AS r FROM parts) GROUP BY 1")
+        .await?
+        .collect()
+        .await?
+    {
+        count(&b, &mut t.reasons);
+    }
+    Ok(t)
+}
+
+/// One commit that removes every file of partition `dt` and adds `rels`
+/// (paths relative to the table root, files without a `dt` column); creates
+/// the table (schema `schema`, partitioned by `dt`) when it does not exist.
+async fn commit_replace_partition(
+    table_dir: &Path,
+    schema: &Schema,
+    dt: &str,
+    rels: &[String],
+) -> Result<i64> {
+    let table = crate::delta::open(table_dir).await?;
+    let store = table.object_store();
+    let pv = HashMap::from([("dt".to_string(), Some(dt.to_string()))]);
+    let mut adds = Vec::with_capacity(rels.len());
+    for rel in rels {
+        adds.push(Action::Add(
+            add_for_file(store.clone(), rel, pv.clone()).await?,
+        ));
+    }
+    if table.version().is_none() {
+        let columns: StructType = schema.try_into_kernel()?;
+        let table = table
+            .create()
+            .with_columns(columns.fields().cloned())
+            .with_partition_columns(["dt"])
+            .with_save_mode(SaveMode::ErrorIfExists)
+            .with_actions(adds)
+            .await
+            .with_context(|| format!("creating Delta table {}", table_dir.display()))?;
+        return Ok(table.version().unwrap_or(0) as i64);
+    }
+    let filter = [("dt", FilterOp::Eq, FilterValue::Scalar(dt))];
+    let mut actions: Vec<Action> = table
+        .get_active_add_actions_by_partitions(&filter)
+        .map_ok(|f| Action::Remove(f.remove_action(true)))
+        .try_collect()
+        .await?;
+    actions.extend(adds);
+    let snapshot = table.snapshot()?;
+    let op = DeltaOperation::Write {
+        mode: SaveMode::Overwrite,
+        partition_by: Some(vec!["dt".to_string()]),
+        predicate: Some(format!("dt = '{dt}'")),
+    };
+    let commit = CommitBuilder::from(CommitProperties::default())
+        .with_actions(actions)
+        .build(Some(snapshot as &dyn TableReference), table.log_store(), op)
+        .await
+        .with_context(|| format!("committing to Delta table {}", table_dir.display()))?;
+    Ok(commit.version() as i64)
+}
+
+/// The Add action of a file already in the table folder.
+async fn add_for_file(
+    store: Arc<dyn ObjectStore>,
+    rel: &str,
+    partition_values: HashMap<String, Option<String>>,
+) -> Result<Add> {
+    let path = deltalake::Path::parse(rel)?;
+    let meta = store.head(&path).await?;
+    let mut reader = ParquetObjectReader::new(store, path).with_file_size(meta.size);
+    let pq = reader.get_metadata(None).await?;
+    Ok(Add {
+        path: rel.to_string(),
+        partition_values,
+        size: meta.size as i64,
+        modification_time: meta.last_modified.timestamp_millis(),
+        data_change: true,
+        stats: Some(stats_json(&pq).to_string()),
+        ..Default::default()
+    })
+}
+
+/// Delta per-file statistics from a Parquet footer: `numRecords`,
+/// `nullCount`, and min/max of top-level integer, float and string columns.
+/// Written here because delta-rs keeps its own (`writer::stats`) private;
+/// readers use these to skip files (e.g. `WHERE listing_id = ...`).
+fn stats_json(pq: &ParquetMetaData) -> Value {
+    use deltalake::parquet::basic::{ConvertedType, LogicalType};
+    use deltalake::parquet::file::statistics::Statistics as S;
+    #[derive(PartialEq, PartialOrd)]
+    enum K {
+        I(i64),
+        F(f64),
+        S(String),
+    }
+    let schema = pq.file_metadata().schema_descr();
+    let (mut mins, mut maxs, mut nulls) = (Map::new(), Map::new(), Map::new());
+    for i in 0..schema.num_columns() {
+        let d = schema.column(i);
+        if d.path().parts().len() != 1 || d.max_rep_level() > 0 {
+            continue; // nested: no statistics (the protocol allows it)
+        }
+        let int_ok = match d.logical_type_ref() {
+            None => d.converted_type() == ConvertedType::NONE,
+            Some(LogicalType::Integer(t)) => t.is_signed,
+            _ => false,
+        };
+        let is_str = matches!(d.logical_type_ref(), Some(LogicalType::String))
+            || d.converted_type() == ConvertedType::UTF8;
+        let (mut lo, mut hi): (Option<K>, Option<K>) = (None, None);
+        let (mut bounds_ok, mut null_total) = (true, Some(0u64));
+        for rg in pq.row_groups() {
+            let cc = rg.column(i);
+            let Some(st) = cc.statistics() else {
+                (bounds_ok, null_total) = (false, None);
+                continue;
+            };
+            null_total = null_total.zip(st.null_count_opt()).map(|(a, b)| a + b);
+            let fin = |x: f64| x.is_finite().then_some(K::F(x));
+            let pair = match st {
+                S::Int32(v) if int_ok => v
+                    .min_opt()
+                    .zip(v.max_opt())
+                    .map(|(a, b)| (K::I(*a as i64), K::I(*b as i64))),
+                S::Int64(v) if int_ok => v
+                    .min_opt()
+                    .zip(v.max_opt())
+                    .map(|(a, b)| (K::I(*a), K::I(*b))),
+                S::Float(v) => v
+                    .min_opt()
+                    .zip(v.max_opt())
+                    .and_then(|(a, b)| fin(*a as f64).zip(fin(*b as f64))),
+                S::Double(v) => v
+                    .min_opt()
+                    .zip(v.max_opt())
+                    .and_then(|(a, b)| fin(*a).zip(fin(*b))),
+                // A truncated maximum is no upper bound.
+                S::ByteArray(v) if is_str && st.max_is_exact() => {
+                    v.min_opt().zip(v.max_opt()).and_then(|(a, b)| {
+                        Some((
+                            K::S(a.as_utf8().ok()?.to_owned()),
+                            K::S(b.as_utf8().ok()?.to_owned()),
+                        ))
+                    })
+                }
+                _ => {
+                    bounds_ok = false;
+                    continue;
+                }
+            };
+            match pair {
+                Some((a, b)) => {
+                    lo = Some(match lo {
+                        Some(l) if l <= a => l,
+                        _ => a,
+                    });
+                    hi = Some(match hi {
+                        Some(h) if h >= b => h,
+                        _ => b,
+                    });
+                }
+                // An all-null row group has no bounds and loses nothing.
+                None if st.null_count_opt() == Some(cc.num_values() as u64) => {}
+                None => bounds_ok = false,
+            }
+        }
+        let name = d.name().to_string();
+        if let Some(n) = null_total {
+            nulls.insert(name.clone(), json!(n));
+        }
+        let to_json = |k: K| match k {
+            K::I(x) => json!(x),
+            K::F(x) => json!(x),
+            K::S(x) => json!(x),
+        };
+        if let (true, Some(l), Some(h)) = (bounds_ok, lo, hi) {
+            mins.insert(name.clone(), to_json(l));
+            maxs.insert(name, to_json(h));
+        }
+    }
+    json!({
+        "numRecords": pq.file_metadata().num_rows(),
+        "minValues": mins,
+        "maxValues": maxs,
+        "nullCount": nulls,
+    })
+}

@@ -1,0 +1,345 @@
+//! Cluster mode: the scan on Ballista gives the single-node result, in
+//! process (`standalone`) and as separate `dajia scheduler` / `dajia
+//! executor` processes on 127.0.0.1; an executor killed mid-scan.
+
+mod common;
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Every column of every published row, in order, as JSON lines.
+fn scores_json(out: &Path) -> String {
+    let (ok, stdout, stderr) = run(&[
+        "sql",
+        "--out",
+        out.to_str().unwrap(),
+        "--format",
+        "json",
+        "-c",
+        "SELECT listing_id, seller_id, score, action, reasons, brand_id, model_version, dt FROM risk_scores ORDER BY listing_id",
+    ]);
+    assert!(ok, "{stderr}");
+    stdout
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16, what: &str, child: &mut Child) {
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited before listening: {status}");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{what} is not listening on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A scheduler and `n` executors, stopped when dropped.
+struct Cluster {
+    url: String,
+    scheduler: Child,
+    executors: Vec<Child>,
+    work: Vec<PathBuf>,
+}
+
+impl Cluster {
+    fn start(n: usize, dir: &Path) -> Cluster {
+        let port = free_port();
+        let log = |name: &str| std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+        let mut scheduler = bin()
+            .args([
+                "scheduler",
+                "--port",
+                &port.to_string(),
+                "--executor-timeout",
+                "10",
+            ])
+            .stdout(Stdio::null())
+            .stderr(log("scheduler"))
+            .spawn()
+            .unwrap();
+        wait_for_port(port, "scheduler", &mut scheduler);
+        let url = format!("df://127.0.0.1:{port}");
+        let mut c = Cluster {
+            url,
+            scheduler,
+            executors: vec![],
+            work: vec![],
+        };
+        for i in 0..n {
+            let work = dir.join(format!("executor-{i}"));
+            let (flight, grpc) = (free_port(), free_port());
+            let mut e = bin()
+                .args([
+                    "executor",
+                    "--scheduler",
+                    &c.url,
+                    "--port",
+                    &flight.to_string(),
+                    "--grpc-port",
+                    &grpc.to_string(),
+                    "--concurrent-tasks",
+                    "2",
+                    "--memory-pool-size",
+                    "1G",
+                    "--heartbeat",
+                    "2",
+                    "--work-dir",
+                    work.to_str().unwrap(),
+                ])
+                .stdout(Stdio::null())
+                .stderr(log(&format!("executor-{i}")))
+                .spawn()
+                .unwrap();
+            wait_for_port(flight, "executor", &mut e);
+            c.executors.push(e);
+            c.work.push(work);
+        }
+        // Executors register with the scheduler as they start.
+        std::thread::sleep(Duration::from_secs(2));
+        c
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for c in self
+            .executors
+            .iter_mut()
+            .chain(std::iter::once(&mut self.scheduler))
+        {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn options(cat: &Path, out: &Path) -> dajia::scan::ScanOptions {
+    let mut o = dajia::scan::ScanOptions::new(cat.to_str().unwrap(), out.to_str().unwrap(), date());
+    // The image stage runs in the client process either way; OCR would only
+    // make the test slower.
+    o.ocr.mode = dajia::ocr::OcrMode::Off;
+    o
+}
+
+#[test]
+fn in_process_cluster_scores_like_one_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().join("catalog");
+    gen_with_images(&cat, 4_000, 21, 0.05);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let local = rt
+        .block_on(dajia::scan::run(&options(&cat, &dir.path().join("local"))))
+        .unwrap();
+    let mut o = options(&cat, &dir.path().join("cluster"));
+    o.cluster = dajia::cluster::Target::InProcess;
+    let cluster = rt.block_on(dajia::scan::run(&o)).unwrap();
+    println!("local:\n{local}\ncluster:\n{cluster}");
+    assert_eq!(local.scored, 4_000);
+    assert_eq!(
+        (
+            cluster.scored,
+            cluster.allow,
+            cluster.review,
+            cluster.takedown,
+            cluster.rejects
+        ),
+        (
+            local.scored,
+            local.allow,
+            local.review,
+            local.takedown,
+            local.rejects
+        )
+    );
+    assert_eq!(cluster.top_reasons, local.top_reasons);
+    assert!(local.images.is_some(), "the catalog has images");
+    let (a, b) = (
+        scores_json(&dir.path().join("local")),
+        scores_json(&dir.path().join("cluster")),
+    );
+    assert_eq!(a.lines().count(), 4_000);
+    assert!(a == b, "cluster rows differ from the local rows");
+}
+
+#[test]
+fn scheduler_and_two_executors_score_like_one_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().join("catalog");
+    gen_with_images(&cat, 6_000, 22, 0.05);
+    let (local, remote) = (dir.path().join("local"), dir.path().join("remote"));
+    let (ok, s_local, err) = scan_with(&cat, &local, &["--ocr", "off"]);
+    assert!(ok, "{err}");
+    let cluster = Cluster::start(2, dir.path());
+    let (ok, s_remote, err) =
+        scan_with(&cat, &remote, &["--ocr", "off", "--cluster", &cluster.url]);
+    assert!(ok, "cluster scan failed: {err}");
+    println!("local:\n{s_local}\ncluster:\n{s_remote}");
+    // Same counts, actions and reasons (the timing line differs).
+    let body = |s: &str| {
+        s.lines()
+            .skip(1)
+            .filter(|l| !l.contains("device"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(body(&s_local), body(&s_remote));
+    let (a, b) = (scores_json(&local), scores_json(&remote));
+    assert_eq!(a.lines().count(), 6_000);
+    assert!(a == b, "cluster rows differ from the local rows");
+    // Both executors did work (each wrote shuffle files for the job).
+    for w in &cluster.work {
+        assert!(w.is_dir(), "{} has no work dir", w.display());
+    }
+
+    // dajia sql on the cluster: dajia's functions on the executors, the
+    // catalog and the published table.
+    let q = "SELECT count(*) AS n, sum(CASE WHEN normalize_text(title) LIKE '%高仿%' THEN 1 ELSE 0 END) AS replica, \
+             sum(cardinality(text_signals(title))) AS signals, sum(cardinality(brand_mentions(title))) AS mentions FROM listings";
+    let sql = |extra: &[&str]| {
+        let mut args = vec![
+            "sql",
+            "--catalog",
+            cat.to_str().unwrap(),
+            "--format",
+            "csv",
+            "-c",
+            q,
+        ];
+        args.extend_from_slice(extra);
+        let (ok, out, err) = run(&args);
+        assert!(ok, "{err}");
+        out
+    };
+    let (l, r) = (sql(&[]), sql(&["--cluster", &cluster.url]));
+    println!("sql local:\n{l}sql cluster:\n{r}");
+    assert_eq!(l, r);
+    let q = "SELECT action, count(*) AS n FROM risk_scores GROUP BY action ORDER BY action";
+    let (ok, l, err) = run(&[
+        "sql",
+        "--out",
+        remote.to_str().unwrap(),
+        "--format",
+        "csv",
+        "-c",
+        q,
+    ]);
+    assert!(ok, "{err}");
+    let (ok, r, err) = run(&[
+        "sql",
+        "--out",
+        remote.to_str().unwrap(),
+        "--format",
+        "csv",
+        "-c",
+        q,
+        "--cluster",
+        &cluster.url,
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(l, r);
+
+    // A wrong address is one line, and publishes nothing.
+    let bad = dir.path().join("bad");
+    let (ok, _, err) = scan_with(&cat, &bad, &["--cluster", "df://127.0.0.1:1"]);
+    assert!(!ok);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("df://127.0.0.1:1"), "{err}");
+    assert!(!bad.join("risk_scores").exists());
+    let (ok, _, err) = scan_with(&cat, &bad, &["--cluster", "http://x:1"]);
+    assert!(!ok && err.contains("df://HOST:PORT"), "{err}");
+}
+
+/// Kill one of two executors while the scan's tasks run. Ballista's
+/// scheduler notices (a failed task launch, a failed shuffle fetch, or
+/// the missing heartbeat after `--executor-timeout`), resets the tasks and
+/// shuffle outputs of the lost executor and runs them on the one left: the
+/// scan completes with the single-node rows. Were it to fail instead
+/// (e.g. the last executor lost), nothing may be published.
+#[test]
+fn executor_killed_mid_scan_is_retried_or_publishes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().join("catalog");
+    gen(&cat, 40_000, 23);
+    let (local, remote) = (dir.path().join("local"), dir.path().join("remote"));
+    let (ok, _, err) = scan_with(&cat, &local, &["--ocr", "off"]);
+    assert!(ok, "{err}");
+    let mut cluster = Cluster::start(2, dir.path());
+    let mut args = scan_args(&cat, &remote, DATE);
+    args.extend(["--ocr", "off", "--cluster", &cluster.url].map(String::from));
+    let mut scan = bin()
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Tasks are running once an executor has a job folder in its work dir.
+    let start = Instant::now();
+    let running = |w: &PathBuf| {
+        std::fs::read_dir(w)
+            .map(|d| d.filter_map(|e| e.ok()).any(|e| e.path().is_dir()))
+            .unwrap_or(false)
+    };
+    while !cluster.work.iter().any(running) {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no task started"
+        );
+        assert!(
+            scan.try_wait().unwrap().is_none(),
+            "scan ended before any task ran"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let victim = if running(&cluster.work[0]) { 0 } else { 1 };
+    cluster.executors[victim].kill().unwrap();
+    cluster.executors[victim].wait().unwrap();
+    let killed_at = start.elapsed();
+    let out = scan.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    println!(
+        "killed executor {victim} at {killed_at:?}; scan {} after {:?}\n{stdout}{stderr}",
+        if out.status.success() {
+            "succeeded"
+        } else {
+            "failed"
+        },
+        start.elapsed()
+    );
+    if out.status.success() {
+        assert_eq!(
+            scores_json(&local),
+            scores_json(&remote),
+            "retried run differs"
+        );
+    } else {
+        assert_eq!(
+            delta_version(&remote),
+            0,
+            "a failed run published a version"
+        );
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    }
+    // Documented behaviour (README, cluster mode): the scan completes.
+    assert!(
+        out.status.success(),
+        "expected Ballista to retry the lost executor's tasks"
+    );
+}
