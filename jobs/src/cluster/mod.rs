@@ -120,6 +120,9 @@ pub fn state_with_functions(
 /// knowledge-base functions over `kb` when given). `Local` is the ordinary
 /// in-process session.
 pub async fn session(target: &Target, kb: Option<Arc<KnowledgeBase>>) -> Result<SessionContext> {
+    if let Target::Remote(url) = target {
+        reachable(url).await?;
+    }
     let connect = |url: String| async move {
         let state = state_for(ballista_config(Default::default()))?;
         let ctx = match &url[..] {
@@ -142,4 +145,20 @@ pub async fn session(target: &Target, kb: Option<Arc<KnowledgeBase>>) -> Result<
     };
     session::register_functions(&ctx, kb);
     Ok(ctx)
+}
+
+/// Fail fast, in one line, when nothing listens at the scheduler's address
+/// (Ballista would only find out at the first query).
+async fn reachable(url: &ClusterUrl) -> Result<()> {
+    let addr = (url.host.as_str(), url.port);
+    match tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => bail!("cannot reach the dajia scheduler at {url}: {e}"),
+        Err(_) => bail!("cannot reach the dajia scheduler at {url}: no answer in 10 s"),
+    }
 }

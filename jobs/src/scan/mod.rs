@@ -112,6 +112,17 @@ async fn run_inner(
     udf::register_all(&ctx, Some(kb.clone()));
     ctx.register_udf(progress::counting_assess(kb.clone(), counter.clone()));
     links::register_seller_links(&ctx).await?;
+    // The session that scores: this one, or a cluster client with the same
+    // tables (file-backed, so executors read them) and functions. Connected
+    // before the image stage, so that a wrong address fails at once.
+    let remote = if opts.cluster.is_cluster() {
+        let c = cluster::session(&opts.cluster, Some(kb.clone())).await?;
+        catalog.register(&c).await?;
+        links::register_seller_links(&c).await?;
+        Some(c)
+    } else {
+        None
+    };
     manifest.stage("load", t.elapsed());
     manifest.inputs(&catalog);
 
@@ -182,20 +193,12 @@ async fn run_inner(
         }
     }
 
-    // The session that scores: this one, or a cluster client with the same
-    // tables (file-backed, so executors read them) and functions.
-    let remote = if opts.cluster.is_cluster() {
-        let c = cluster::session(&opts.cluster, Some(kb.clone())).await?;
-        catalog.register(&c).await?;
-        links::register_seller_links(&c).await?;
+    if let Some(c) = &remote {
         if ctx.table_exist("image_hits")? {
-            crate::catalog::register_files(&c, "image_hits", &[staging.join("image_hits.parquet")])
+            crate::catalog::register_files(c, "image_hits", &[staging.join("image_hits.parquet")])
                 .await?;
         }
-        Some(c)
-    } else {
-        None
-    };
+    }
     let scorer = Scorer {
         ctx: remote.as_ref().unwrap_or(&ctx),
         remote: remote.is_some(),
