@@ -101,6 +101,7 @@ impl Cluster {
                     "--work-dir",
                     work.to_str().unwrap(),
                 ])
+                .env("DAJIA_LOG", "info")
                 .stdout(Stdio::null())
                 .stderr(log(&format!("executor-{i}")))
                 .spawn()
@@ -286,14 +287,14 @@ fn executor_killed_mid_scan_is_retried_or_publishes_nothing() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Tasks are running once an executor has a job folder in its work dir.
+    // Kill the first executor that reports running a task of the job.
     let start = Instant::now();
-    let running = |w: &PathBuf| {
-        std::fs::read_dir(w)
-            .map(|d| d.filter_map(|e| e.ok()).any(|e| e.path().is_dir()))
+    let running = |i: usize| {
+        std::fs::read_to_string(dir.path().join(format!("executor-{i}.log")))
+            .map(|l| l.contains("Execute task"))
             .unwrap_or(false)
     };
-    while !cluster.work.iter().any(running) {
+    while !(running(0) || running(1)) {
         assert!(
             start.elapsed() < Duration::from_secs(120),
             "no task started"
@@ -302,9 +303,9 @@ fn executor_killed_mid_scan_is_retried_or_publishes_nothing() {
             scan.try_wait().unwrap().is_none(),
             "scan ended before any task ran"
         );
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(5));
     }
-    let victim = if running(&cluster.work[0]) { 0 } else { 1 };
+    let victim = if running(0) { 0 } else { 1 };
     cluster.executors[victim].kill().unwrap();
     cluster.executors[victim].wait().unwrap();
     let killed_at = start.elapsed();
@@ -322,6 +323,21 @@ fn executor_killed_mid_scan_is_retried_or_publishes_nothing() {
         },
         start.elapsed()
     );
+    // What the scheduler did about it (e.g. "Reset 2 tasks for running
+    // job/stage …/1 on lost Executor …" after the heartbeat timeout).
+    let log = std::fs::read_to_string(dir.path().join("scheduler.log")).unwrap_or_default();
+    let handled: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            let l = l.to_lowercase();
+            l.contains("lost executor")
+                || l.contains("heartbeat timed out")
+                || l.contains("resubmit")
+        })
+        .collect();
+    for l in &handled {
+        println!("scheduler: {l}");
+    }
     if out.status.success() {
         assert_eq!(
             scores_json(&local),
@@ -336,6 +352,10 @@ fn executor_killed_mid_scan_is_retried_or_publishes_nothing() {
         );
         assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     }
+    assert!(
+        !handled.is_empty(),
+        "the scheduler never noticed the lost executor:\n{log}"
+    );
     // Documented behaviour (README, cluster mode): the scan completes.
     assert!(
         out.status.success(),

@@ -80,12 +80,30 @@ impl std::fmt::Display for ClusterUrl {
     }
 }
 
+/// Partitions of a cluster query (tasks per stage) unless
+/// `DAJIA_CLUSTER_PARTITIONS` says otherwise: a few per executor core of a
+/// small cluster; raise it with the cluster.
+pub const DEFAULT_PARTITIONS: usize = 16;
+
 /// dajia's configuration for Ballista: the base options, Ballista's own, the
 /// S3 options extension (`SET s3.endpoint ...`) and dajia's codecs.
 pub fn ballista_config(node: codec::NodeImageDefaults) -> SessionConfig {
     let (logical, physical) = codec::codecs(node);
+    let partitions = std::env::var("DAJIA_CLUSTER_PARTITIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or(DEFAULT_PARTITIONS);
     session::base_config()
+        .with_target_partitions(partitions)
         .upgrade_for_ballista()
+        // Ballista's static planner cuts a stage below every
+        // CoalescePartitionsExec: the scan's assessment then runs as one task
+        // per listings partition across the executors, and only the final
+        // stage (the Parquet writer) is a single task. The adaptive planner
+        // (Ballista 55's default) kept scan, assessment and writer in one
+        // task on one executor.
+        .set_str("ballista.planner.adaptive.enabled", "false")
         .with_option_extension(ballista_core::object_store::S3Options::default())
         .with_ballista_logical_extension_codec(logical)
         .with_ballista_physical_extension_codec(physical)
