@@ -367,7 +367,12 @@ fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("DAJIA_LOG")
-                .unwrap_or_else(|_| "warn,buoyant_kernel=off,deltalake_core=error".into()),
+                // Ballista's client logs a failed job's error before
+                // returning it; dajia prints it once, as its one line.
+                .unwrap_or_else(|_| {
+                    "warn,buoyant_kernel=off,deltalake_core=error,ballista_core::execution_plans::distributed_query=off"
+                        .into()
+                }),
         )
         .with_writer(std::io::stderr)
         .init();

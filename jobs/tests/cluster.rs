@@ -362,3 +362,60 @@ fn executor_killed_mid_scan_is_retried_or_publishes_nothing() {
         "expected Ballista to retry the lost executor's tasks"
     );
 }
+
+/// With every executor gone the job cannot finish: the scheduler fails it
+/// after its grace period, the scan fails in one line, and nothing is
+/// published (no table version, no staged parts left).
+#[test]
+fn losing_every_executor_fails_cleanly_and_publishes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().join("catalog");
+    gen(&cat, 40_000, 24);
+    let out = dir.path().join("out");
+    let mut cluster = Cluster::start(1, dir.path());
+    let mut args = scan_args(&cat, &out, DATE);
+    args.extend(["--ocr", "off", "--cluster", &cluster.url].map(String::from));
+    let scan = bin()
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let log = dir.path().join("executor-0.log");
+    while !std::fs::read_to_string(&log)
+        .map(|l| l.contains("Execute task"))
+        .unwrap_or(false)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no task started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    cluster.executors[0].kill().unwrap();
+    cluster.executors[0].wait().unwrap();
+    let res = scan.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    println!(
+        "scan after the last executor died ({:?}): {stderr}",
+        start.elapsed()
+    );
+    assert!(
+        !res.status.success(),
+        "the scan cannot succeed without executors"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert_eq!(delta_version(&out), 0, "a failed run published a version");
+    assert!(
+        !out.join("_staging").exists(),
+        "staged parts of the failed run were left behind"
+    );
+    let manifest = std::fs::read_dir(out.join("runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let m = std::fs::read_to_string(manifest.path()).unwrap();
+    assert!(m.contains("\"outcome\": \"failed\""), "{m}");
+}
