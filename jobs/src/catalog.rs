@@ -2,6 +2,10 @@
 //! files, reads each footer, validates its schema against the contract and
 //! registers the tables in a DataFusion session.
 //!
+//! A catalog is a local folder (`/path`, `file:///path`) or an object-store
+//! prefix (`s3://bucket/prefix`, see [`crate::store`]); the files of an S3
+//! catalog are kept as their `s3://` URLs.
+//!
 //! A file whose footer cannot be read is *corrupt*: it is set aside (the scan
 //! writes it to `rejects/`) and the rest of the table is used. A file whose
 //! schema breaks the contract is an error: the catalog is misconfigured and
@@ -43,7 +47,7 @@ pub fn local_path(uri: &str) -> Result<PathBuf> {
     }
     if let Some((scheme, _)) = uri.split_once("://") {
         bail!(
-            "catalog URI scheme `{scheme}://` is not supported yet (use a local path or file://)"
+            "`{uri}`: `{scheme}://` is not supported here (use a local path or file://; catalogs may also be s3://)"
         );
     }
     Ok(PathBuf::from(uri))
@@ -105,7 +109,121 @@ fn footer(path: &Path) -> std::result::Result<(SchemaRef, u64), String> {
     ))
 }
 
+/// Whether a catalog file is an object-store URL rather than a local path.
+pub fn is_remote_file(f: &Path) -> bool {
+    f.to_str().is_some_and(crate::store::is_s3)
+}
+
 impl Catalog {
+    /// Open a local or `s3://` catalog.
+    pub async fn open_any(uri: &str, date: Option<NaiveDate>) -> Result<Catalog> {
+        if crate::store::is_s3(uri) {
+            Self::open_s3(uri, date).await
+        } else {
+            Self::open(uri, date)
+        }
+    }
+
+    /// Open the catalog under an `s3://bucket/prefix`: list each table's
+    /// objects, read each footer (a few KB per file) and validate it, as for a
+    /// local folder.
+    async fn open_s3(uri: &str, date: Option<NaiveDate>) -> Result<Catalog> {
+        use deltalake::logstore::parquet_reader::ParquetObjectReader;
+        use futures::TryStreamExt;
+        use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
+
+        let (bucket, prefix) = crate::store::split_s3(uri)?;
+        let store = crate::store::s3_store(&bucket)?;
+        let mut tables = Vec::new();
+        let mut any = false;
+        for def in dajia_schemas::tables()
+            .into_iter()
+            .filter(|t| t.kind == dajia_schemas::TableKind::Input)
+        {
+            let table_prefix = object_store::path::Path::from(if prefix.is_empty() {
+                def.name.to_string()
+            } else {
+                format!("{prefix}/{}", def.name)
+            });
+            let objects: Vec<object_store::ObjectMeta> = store
+                .list(Some(&table_prefix))
+                .try_collect()
+                .await
+                .with_context(|| format!("listing {bucket}/{table_prefix}"))?;
+            let rel = |o: &object_store::ObjectMeta| -> Vec<String> {
+                o.location
+                    .prefix_match(&table_prefix)
+                    .map(|p| p.map(|x| x.as_ref().to_string()).collect())
+                    .unwrap_or_default()
+            };
+            let mut objects: Vec<_> = objects
+                .into_iter()
+                .filter(|o| {
+                    let parts = rel(o);
+                    o.location.as_ref().ends_with(".parquet")
+                        && !parts
+                            .iter()
+                            .any(|p| p.starts_with('.') || p.starts_with('_'))
+                })
+                .collect();
+            if objects.is_empty() {
+                continue;
+            }
+            any = true;
+            // Hive-partitioned by date: only the snapshot's partition.
+            if objects.iter().any(|o| rel(o)[0].starts_with("dt=")) {
+                if let Some(d) = date {
+                    let want = format!("dt={d}");
+                    objects.retain(|o| rel(o)[0] == want);
+                    if objects.is_empty() {
+                        bail!("table `{}` is partitioned by dt but has no partition {want} under {uri}/{}", def.name, def.name);
+                    }
+                }
+            }
+            objects.sort_by(|a, b| a.location.cmp(&b.location));
+            let mut t = TableFiles {
+                name: def.name.to_string(),
+                files: vec![],
+                rows: 0,
+                corrupt: vec![],
+            };
+            for o in objects {
+                let file = PathBuf::from(format!(
+                    "{}/{}",
+                    bucket.as_str().trim_end_matches('/'),
+                    o.location
+                ));
+                let reader = ParquetObjectReader::new(store.clone(), o.location.clone())
+                    .with_file_size(o.size);
+                match ParquetRecordBatchStreamBuilder::new(reader).await {
+                    Err(e) => t
+                        .corrupt
+                        .push((file, format!("not a readable Parquet file: {e}"))),
+                    Ok(b) => {
+                        let errs = dajia_schemas::validate_schema(
+                            &def,
+                            &file.display().to_string(),
+                            b.schema(),
+                        );
+                        if let Some(first) = errs.first() {
+                            bail!("{first}");
+                        }
+                        t.rows += b.metadata().file_metadata().num_rows() as u64;
+                        t.files.push(file);
+                    }
+                }
+            }
+            tables.push(t);
+        }
+        if !any {
+            bail!("catalog {uri} has no Parquet files under any table prefix (listings/, sellers/, brands/, ...)");
+        }
+        Ok(Catalog {
+            root: PathBuf::from(uri),
+            tables,
+        })
+    }
+
     /// Open the catalog at `uri`, validating every file of every known table.
     pub fn open(uri: &str, date: Option<NaiveDate>) -> Result<Catalog> {
         let root = local_path(uri)?;
@@ -175,6 +293,7 @@ impl Catalog {
 
     /// Register every table with readable files in `ctx`, by name.
     pub async fn register(&self, ctx: &SessionContext) -> Result<()> {
+        crate::store::register(ctx, &self.root.to_string_lossy())?;
         for t in self.tables.iter().filter(|t| !t.files.is_empty()) {
             register_files(ctx, &t.name, &t.files).await?;
         }
@@ -187,6 +306,9 @@ pub async fn register_files(ctx: &SessionContext, name: &str, files: &[PathBuf])
     let urls = files
         .iter()
         .map(|f| {
+            if is_remote_file(f) {
+                return ListingTableUrl::parse(f.to_string_lossy()).map_err(anyhow::Error::from);
+            }
             let abs =
                 std::fs::canonicalize(f).with_context(|| format!("resolving {}", f.display()))?;
             ListingTableUrl::parse(abs.to_string_lossy()).map_err(anyhow::Error::from)

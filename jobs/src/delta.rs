@@ -4,6 +4,7 @@
 //! leaves only unreferenced Parquet files that no reader of the table sees.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use datafusion::execution::context::SessionContext;
@@ -28,8 +29,15 @@ pub async fn open(dir: &Path) -> Result<DeltaTable> {
 }
 
 /// Replace partition `dt` of the table at `dir` with the rows of `plan`, in
-/// one commit. Returns the new table version.
-pub async fn replace_partition(dir: &Path, plan: LogicalPlan, dt: &str) -> Result<i64> {
+/// one commit. Returns the new table version. `session` runs the plan (its
+/// object stores serve the plan's inputs, e.g. an `s3://` catalog); without
+/// one delta-rs uses its own.
+pub async fn replace_partition(
+    dir: &Path,
+    plan: LogicalPlan,
+    dt: &str,
+    session: Option<&SessionContext>,
+) -> Result<i64> {
     let table = open(dir).await?;
     let exists = table.version().is_some();
     let mut write = table
@@ -43,6 +51,16 @@ pub async fn replace_partition(dir: &Path, plan: LogicalPlan, dt: &str) -> Resul
         .with_writer_properties(writer_properties());
     if exists {
         write = write.with_replace_where(col("dt").eq(lit(dt.to_string())));
+    }
+    if let Some(ctx) = session {
+        // The caller's session (its object stores and functions) with
+        // delta-rs's planner, which plans delta-rs's own write nodes.
+        let state = datafusion::execution::session_state::SessionStateBuilder::new_from_existing(
+            ctx.state(),
+        )
+        .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
+        .build();
+        write = write.with_session_state(Arc::new(state));
     }
     let table = write
         .await

@@ -19,4 +19,5 @@ pub mod ocr;
 pub mod scan;
 pub mod session;
 pub mod sql;
+pub mod store;
 pub mod udf;

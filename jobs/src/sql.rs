@@ -39,7 +39,7 @@ pub async fn session_with_images(
 ) -> Result<SessionContext> {
     let ctx = crate::cluster::session(target, None).await?;
     if let Some(c) = catalog {
-        let cat = Catalog::open(c, None)?;
+        let cat = Catalog::open_any(c, None).await?;
         cat.register(&ctx).await?;
         for t in &cat.tables {
             for (f, why) in &t.corrupt {

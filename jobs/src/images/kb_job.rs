@@ -41,7 +41,7 @@ pub struct KbSummary {
 pub async fn run(opts: &KbOptions) -> Result<KbSummary> {
     let started = Instant::now();
     let out = local_path(&opts.out)?;
-    let catalog = Catalog::open(&opts.catalog, opts.date)?;
+    let catalog = Catalog::open_any(&opts.catalog, opts.date).await?;
     catalog.require(&["brand_images"])?;
     let ctx = session::new_session(None);
     catalog.register(&ctx).await?;

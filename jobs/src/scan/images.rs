@@ -250,8 +250,14 @@ pub async fn run(
 async fn fetch(catalog_root: &Path, uri: &str, max_bytes: usize) -> Result<Vec<u8>> {
     // Objects over `max_bytes` are refused from their size, unread.
     let too_big = |n: u64| anyhow::anyhow!("{n} bytes, over max_image_bytes={max_bytes}");
+    let root = catalog_root.to_string_lossy();
     let url = match url::Url::parse(uri) {
         Ok(u) => u,
+        Err(_) if crate::store::is_s3(&root) => url::Url::parse(&format!(
+            "{}/{}",
+            root.trim_end_matches('/'),
+            uri.trim_start_matches('/')
+        ))?,
         Err(_) => {
             let p = catalog_root.join(uri);
             let len = tokio::fs::metadata(&p)
@@ -267,7 +273,17 @@ async fn fetch(catalog_root: &Path, uri: &str, max_bytes: usize) -> Result<Vec<u
         }
     };
     use object_store::ObjectStoreExt;
-    let (store, path) = object_store::parse_url(&url)?;
+    let (store, path) = if url.scheme() == "s3" {
+        // The same environment-configured client as the catalog's.
+        let (bucket, key) = crate::store::split_s3(url.as_str())?;
+        (
+            crate::store::s3_store(&bucket)?,
+            object_store::path::Path::from(key),
+        )
+    } else {
+        let (s, p) = object_store::parse_url(&url)?;
+        (Arc::from(s), p)
+    };
     let size = store.head(&path).await?.size;
     if size > max_bytes as u64 {
         return Err(too_big(size));

@@ -103,7 +103,7 @@ async fn run_inner(
     let dt = opts.date.to_string();
 
     let t = Instant::now();
-    let catalog = Catalog::open(&opts.catalog, Some(opts.date))?;
+    let catalog = Catalog::open_any(&opts.catalog, Some(opts.date)).await?;
     catalog.require(&["listings", "sellers", "brands"])?;
     let ctx = session::new_session(None);
     catalog.register(&ctx).await?;
@@ -164,7 +164,12 @@ async fn run_inner(
             );
             None
         } else {
-            let root = local_path(&opts.catalog)?;
+            // Relative image URIs resolve against the catalog (a folder or an s3:// prefix).
+            let root = if crate::store::is_s3(&opts.catalog) {
+                PathBuf::from(&opts.catalog)
+            } else {
+                local_path(&opts.catalog)?
+            };
             let out = images::run(
                 &ctx,
                 &ikb,
@@ -354,14 +359,19 @@ async fn publish_scores(
         return Ok((p.version, Some(p.tally)));
     }
     let plan = df.into_optimized_plan()?;
-    Ok((delta::replace_partition(dir, plan, dt).await?, None))
+    Ok((
+        delta::replace_partition(dir, plan, dt, Some(ctx)).await?,
+        None,
+    ))
 }
 
 /// Decode each file fully; return the ones that fail, with the error.
 fn find_unreadable(files: &[PathBuf]) -> Vec<(PathBuf, String)> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let mut bad = Vec::new();
-    for f in files {
+    // Objects in a store cannot be salvaged row by row here: a failure
+    // reading them fails the run (and publishes nothing).
+    for f in files.iter().filter(|f| !crate::catalog::is_remote_file(f)) {
         let res = (|| -> Result<()> {
             let reader =
                 ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f)?)?.build()?;
@@ -442,6 +452,8 @@ async fn publish_rejects(
     let n: usize = batches.iter().map(|b| b.num_rows()).sum();
     let mem = MemTable::try_new(schema, vec![batches])?;
     let df = ctx.read_table(Arc::new(mem))?;
-    delta::replace_partition(dir, df.into_optimized_plan()?, dt).await?;
+    // The rows are in memory: delta-rs's own session writes them (a cluster
+    // session would try to distribute an in-memory table).
+    delta::replace_partition(dir, df.into_optimized_plan()?, dt, None).await?;
     Ok(n)
 }
