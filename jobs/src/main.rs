@@ -200,30 +200,6 @@ impl ClusterArg {
     }
 }
 
-/// `123`, `512M`, `4G` as bytes.
-fn parse_bytes(s: &str) -> Result<u64> {
-    let t = s.trim();
-    let (num, mul) = match t.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let m = match c.to_ascii_uppercase() {
-                'K' => 1u64 << 10,
-                'M' => 1 << 20,
-                'G' => 1 << 30,
-                'T' => 1 << 40,
-                _ => anyhow::bail!("`{s}`: unknown size suffix `{c}` (use K, M, G or T)"),
-            };
-            (&t[..i], m)
-        }
-        _ => (t, 1),
-    };
-    let n: u64 = num
-        .trim()
-        .parse()
-        .with_context(|| format!("`{s}` is not a size in bytes (e.g. 512M, 4G)"))?;
-    n.checked_mul(mul)
-        .with_context(|| format!("`{s}` is too large"))
-}
-
 /// Image options shared by the jobs; each overrides `[images]` of the
 /// config file, which overrides the defaults.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -646,7 +622,10 @@ fn run() -> Result<()> {
                         .map(|n| n.get())
                         .unwrap_or(2)
                 }),
-                memory_pool_size: memory_pool_size.as_deref().map(parse_bytes).transpose()?,
+                memory_pool_size: memory_pool_size
+                    .as_deref()
+                    .map(dajia::cluster::node::parse_bytes)
+                    .transpose()?,
                 work_dir,
                 device: device.parse().map_err(anyhow::Error::msg)?,
                 models_dir: models.unwrap_or_else(dajia::images::default_models_dir),

@@ -333,3 +333,95 @@ impl PhysicalExtensionCodec for DajiaPhysicalCodec {
         self.functions.encode(node, buf)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kb() -> Arc<KnowledgeBase> {
+        let brand = Brand {
+            id: 7,
+            name: "Gucci".into(),
+            aliases: vec!["古驰".into()],
+            protected: true,
+            ..Default::default()
+        };
+        Arc::new(KnowledgeBase::new(
+            vec![brand],
+            Default::default(),
+            Default::default(),
+        ))
+    }
+
+    #[test]
+    fn knowledge_base_functions_travel_with_their_brands() {
+        let (_, physical) = codecs(NodeImageDefaults::default());
+        let f = ScalarUDF::from(udf::BrandMentions::new(kb()));
+        let mut buf = Vec::new();
+        physical.try_encode_udf(&f, &mut buf).unwrap();
+        assert!(!buf.is_empty());
+        let g = physical.try_decode_udf("brand_mentions", &buf).unwrap();
+        let decoded = g.inner().downcast_ref::<udf::BrandMentions>().unwrap();
+        assert_eq!(decoded.kb.brands.len(), 1);
+        assert_eq!(decoded.kb.brands[0].aliases, vec!["古驰".to_string()]);
+        // Decoding the same plan again reuses the rebuilt knowledge base.
+        let h = physical.try_decode_udf("brand_mentions", &buf).unwrap();
+        let again = h.inner().downcast_ref::<udf::BrandMentions>().unwrap();
+        assert!(Arc::ptr_eq(&decoded.kb, &again.kb));
+        // The same payload under another knowledge-base function works, under
+        // an unrelated name it is an error.
+        assert!(physical.try_decode_udf("assess_listing", &buf).is_ok());
+        assert!(physical.try_decode_udf("normalize_text", &buf).is_err());
+    }
+
+    #[test]
+    fn stateless_functions_travel_by_name_and_garbage_is_an_error() {
+        let (logical, _) = codecs(NodeImageDefaults::default());
+        let f = ScalarUDF::from(udf::NormalizeText::new());
+        let mut buf = Vec::new();
+        logical.try_encode_udf(&f, &mut buf).unwrap();
+        assert!(buf.is_empty(), "by name: the node's registry has it");
+        let e = logical.try_decode_udf("normalize_text", &[]).unwrap_err();
+        assert!(e.to_string().contains("dajia executor"), "{e}");
+        let e = logical
+            .try_decode_udf("assess_listing", b"{not json")
+            .unwrap_err();
+        assert!(e.to_string().contains("unreadable state"), "{e}");
+    }
+
+    #[test]
+    fn image_functions_carry_options_and_reference_indexes_are_refused() {
+        let (_, physical) = codecs(NodeImageDefaults::default());
+        let opts = ImageOptions {
+            device: DeviceChoice::Cpu,
+            threshold: Some(0.8),
+            ..Default::default()
+        };
+        let images = Arc::new(ImageKb::empty(&opts).unwrap());
+        let f = ScalarUDF::from(udf::EmbedImage::new(images.clone()));
+        let mut buf = Vec::new();
+        physical.try_encode_udf(&f, &mut buf).unwrap();
+        let g = physical.try_decode_udf("embed_image", &buf).unwrap();
+        let d = g.inner().downcast_ref::<udf::EmbedImage>().unwrap();
+        assert_eq!(d.images.threshold, 0.8);
+        // An empty index travels; a filled one does not (yet).
+        let f = ScalarUDF::from(udf::ImageTopMatches::new(images));
+        physical.try_encode_udf(&f, &mut Vec::new()).unwrap();
+        let mut filled = ImageKb::empty(&opts).unwrap();
+        let img =
+            image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 3, y as u8 * 5, 90]));
+        let e = filled.embedder.embed_rgb(&img).unwrap();
+        filled.official.push(
+            crate::images::index::IndexEntry {
+                image_id: "b1".into(),
+                brand_id: Some(2),
+                listing_id: None,
+                source: "brand_images".into(),
+            },
+            &e,
+        );
+        let f = ScalarUDF::from(udf::ImageTopMatches::new(Arc::new(filled)));
+        let err = physical.try_encode_udf(&f, &mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("without --cluster"), "{err}");
+    }
+}

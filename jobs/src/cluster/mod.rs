@@ -180,3 +180,25 @@ async fn reachable(url: &ClusterUrl) -> Result<()> {
         Err(_) => bail!("cannot reach the dajia scheduler at {url}: no answer in 10 s"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_addresses_parse_and_bad_ones_say_the_form() {
+        let u: ClusterUrl = "df://sched.internal:50050".parse().unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("sched.internal", 50050));
+        assert_eq!(u.to_string(), "df://sched.internal:50050");
+        for bad in [
+            "http://x:1",
+            "df://x",
+            "df://:1",
+            "df://x:port",
+            "df://x:99999",
+        ] {
+            let e = bad.parse::<ClusterUrl>().unwrap_err().to_string();
+            assert!(e.contains(bad), "{bad}: {e}");
+        }
+    }
+}

@@ -213,3 +213,91 @@ pub async fn run_executor(opts: &ExecutorOptions) -> Result<()> {
         .with_context(|| format!("executor of scheduler {}", opts.scheduler))?;
     Ok(())
 }
+
+/// `123`, `512M`, `4G` as bytes.
+pub fn parse_bytes(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let (num, mul) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m = match c.to_ascii_uppercase() {
+                'K' => 1u64 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'T' => 1 << 40,
+                _ => anyhow::bail!("`{s}`: unknown size suffix `{c}` (use K, M, G or T)"),
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    let n: u64 = num
+        .trim()
+        .parse()
+        .with_context(|| format!("`{s}` is not a size in bytes (e.g. 512M, 4G)"))?;
+    n.checked_mul(mul)
+        .with_context(|| format!("`{s}` is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_suffixes_and_bad_ones_are_refused() {
+        assert_eq!(parse_bytes("123").unwrap(), 123);
+        assert_eq!(parse_bytes("512M").unwrap(), 512 << 20);
+        assert_eq!(parse_bytes("4g").unwrap(), 4 << 30);
+        assert!(parse_bytes("4X")
+            .unwrap_err()
+            .to_string()
+            .contains("suffix"));
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("99999999999T")
+            .unwrap_err()
+            .to_string()
+            .contains("too large"));
+    }
+
+    #[test]
+    fn options_are_checked_before_any_io() {
+        assert!(SchedulerOptions::default().validate().is_ok());
+        let bad = SchedulerOptions {
+            bind: "not an address".into(),
+            ..Default::default()
+        };
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("not an address"));
+        let bad = SchedulerOptions {
+            task_max_failures: 0,
+            ..Default::default()
+        };
+        assert!(bad.validate().is_err());
+        let e = ExecutorOptions {
+            scheduler: "df://h:1".parse().unwrap(),
+            bind: "127.0.0.1".into(),
+            external_host: None,
+            port: 1,
+            grpc_port: 1,
+            concurrent_tasks: 1,
+            memory_pool_size: None,
+            work_dir: "/tmp/x".into(),
+            device: DeviceChoice::Cpu,
+            models_dir: "models".into(),
+            heartbeat_seconds: 5,
+        };
+        assert!(e
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("must differ"));
+        let small = ExecutorOptions {
+            grpc_port: 2,
+            memory_pool_size: Some(1 << 20),
+            ..e.clone()
+        };
+        assert!(small.validate().unwrap_err().to_string().contains("64 MiB"));
+    }
+}
