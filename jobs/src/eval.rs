@@ -13,7 +13,7 @@ use datafusion::arrow::datatypes::DataType;
 use serde::Serialize;
 
 use crate::catalog::{local_path, register_files};
-use crate::{delta, session};
+use crate::delta;
 
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Counts {
@@ -107,8 +107,22 @@ fn label_files(uri: &str) -> Result<Vec<std::path::PathBuf>> {
 }
 
 pub async fn run(scores: &str, labels: &str, date: Option<&str>) -> Result<EvalReport> {
-    let ctx = session::new_session(None);
-    delta::register(&ctx, "risk_scores", &scores_dir(scores)?).await?;
+    run_on(&crate::cluster::Target::Local, scores, labels, date).await
+}
+
+/// [`run`] with its queries on `target` (in process or a cluster).
+pub async fn run_on(
+    target: &crate::cluster::Target,
+    scores: &str,
+    labels: &str,
+    date: Option<&str>,
+) -> Result<EvalReport> {
+    let ctx = crate::cluster::session(target, None).await?;
+    if target.is_cluster() {
+        delta::register_committed_files(&ctx, "risk_scores", &scores_dir(scores)?).await?;
+    } else {
+        delta::register(&ctx, "risk_scores", &scores_dir(scores)?).await?;
+    }
     register_files(&ctx, "labels", &label_files(labels)?).await?;
     let schema = ctx.table("labels").await?.schema().clone();
     let has = |c: &str| schema.field_with_unqualified_name(c).is_ok();

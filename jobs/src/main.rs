@@ -102,6 +102,8 @@ enum Cmd {
         /// Also write the report as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
+        #[command(flatten)]
+        cluster: ClusterArg,
     },
     /// Ad-hoc SQL over a catalog and the outputs, with every dajia function.
     Sql {
@@ -537,8 +539,10 @@ fn run() -> Result<()> {
             labels,
             date,
             json,
+            cluster,
         } => {
-            let r = rt.block_on(eval::run(&scores, &labels, date.as_deref()))?;
+            let target = cluster.target()?;
+            let r = rt.block_on(eval::run_on(&target, &scores, &labels, date.as_deref()))?;
             say(format_args!("{r}"));
             if let Some(p) = json {
                 eval::write_json(&r, &p)?;

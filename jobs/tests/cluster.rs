@@ -253,6 +253,22 @@ fn scheduler_and_two_executors_score_like_one_machine() {
     assert!(ok, "{err}");
     assert_eq!(l, r);
 
+    // dajia eval on the cluster: the same report.
+    let eval = |extra: &[&str]| {
+        let mut args = vec![
+            "eval",
+            "--scores",
+            remote.to_str().unwrap(),
+            "--labels",
+            cat.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let (ok, out, err) = run(&args);
+        assert!(ok, "{err}");
+        out
+    };
+    assert_eq!(eval(&[]), eval(&["--cluster", &cluster.url]));
+
     // A wrong address is one line, and publishes nothing.
     let bad = dir.path().join("bad");
     let (ok, _, err) = scan_with(&cat, &bad, &["--cluster", "df://127.0.0.1:1"]);
