@@ -186,6 +186,19 @@ fn scheduler_and_two_executors_score_like_one_machine() {
     let (ok, s_local, err) = scan_with(&cat, &local, &["--ocr", "off"]);
     assert!(ok, "{err}");
     let cluster = Cluster::start(2, dir.path());
+    // What a killed run left in _staging two days ago goes; a run that may
+    // still be going keeps its folder.
+    let stale = remote.join("_staging/2026-11-26-killed");
+    let young = remote.join("_staging/2026-11-28-running");
+    for d in [&stale, &young] {
+        std::fs::create_dir_all(d.join("risk_scores")).unwrap();
+        std::fs::write(d.join("risk_scores/part.parquet"), b"x").unwrap();
+    }
+    let two_days_ago = std::time::SystemTime::now() - Duration::from_secs(49 * 3600);
+    std::fs::File::open(&stale)
+        .unwrap()
+        .set_modified(two_days_ago)
+        .unwrap();
     let (ok, s_remote, err) =
         scan_with(&cat, &remote, &["--ocr", "off", "--cluster", &cluster.url]);
     assert!(ok, "cluster scan failed: {err}");
@@ -201,6 +214,8 @@ fn scheduler_and_two_executors_score_like_one_machine() {
     let (a, b) = (scores_json(&local), scores_json(&remote));
     assert_eq!(a.lines().count(), 6_000);
     assert!(a == b, "cluster rows differ from the local rows");
+    assert!(!stale.exists(), "a killed run's staging was kept");
+    assert!(young.exists(), "a recent run's staging was removed");
     // Both executors did work (each wrote shuffle files for the job).
     for w in &cluster.work {
         assert!(w.is_dir(), "{} has no work dir", w.display());

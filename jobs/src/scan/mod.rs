@@ -76,6 +76,7 @@ impl ScanOptions {
 /// published.
 pub async fn run(opts: &ScanOptions) -> Result<ScanSummary> {
     let out = local_path(&opts.out)?;
+    remove_stale_staging(&out.join("_staging"));
     let mut manifest = Manifest::start(opts);
     let result = run_inner(opts, &out, &mut manifest).await;
     if result.is_err() {
@@ -92,6 +93,31 @@ pub async fn run(opts: &ScanOptions) -> Result<ScanSummary> {
         .write(&out.join("runs"))
         .context("writing the run manifest")?;
     result
+}
+
+/// A run's staged files older than this belong to a run that was killed
+/// (runs remove their own at the end, failed or not); no run lasts this long.
+const STALE_STAGING: std::time::Duration = std::time::Duration::from_secs(48 * 3600);
+
+/// Remove what killed runs left in `_staging/` (never read by anyone).
+/// Folders of runs that may still be going (younger than [`STALE_STAGING`])
+/// are left alone.
+fn remove_stale_staging(staging: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(staging) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_STAGING);
+        if old {
+            tracing::info!("removing {} (left by a killed run)", e.path().display());
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 async fn run_inner(
