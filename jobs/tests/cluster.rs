@@ -11,21 +11,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// Every column of every published row, in order, as JSON lines.
-fn scores_json(out: &Path) -> String {
-    let (ok, stdout, stderr) = run(&[
-        "sql",
-        "--out",
-        out.to_str().unwrap(),
-        "--format",
-        "json",
-        "-c",
-        "SELECT listing_id, seller_id, score, action, reasons, brand_id, model_version, dt FROM risk_scores ORDER BY listing_id",
-    ]);
-    assert!(ok, "{stderr}");
-    stdout
-}
-
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -129,20 +129,6 @@ fn upload(port: u16, dir: &Path, bucket: &str, prefix: &str) {
     }
 }
 
-fn scores(out: &Path) -> String {
-    let (ok, stdout, stderr) = run(&[
-        "sql",
-        "--out",
-        out.to_str().unwrap(),
-        "--format",
-        "json",
-        "-c",
-        "SELECT listing_id, seller_id, score, action, reasons, brand_id FROM risk_scores ORDER BY listing_id",
-    ]);
-    assert!(ok, "{stderr}");
-    stdout
-}
-
 #[test]
 fn catalog_on_s3_scans_like_a_local_folder_in_process_and_on_a_cluster() {
     let Some(moto) = start_moto() else { return };
@@ -178,10 +164,10 @@ fn catalog_on_s3_scans_like_a_local_folder_in_process_and_on_a_cluster() {
     assert!(ok, "scan of the S3 catalog failed: {err}");
     println!("local:\n{s_local}\ns3:\n{s_s3}");
     assert!(!s_s3.contains(SECRET) && !err.contains(SECRET));
-    let a = scores(&local);
+    let a = scores_json(&local);
     assert_eq!(a.lines().count(), 3_000);
     assert!(
-        a == scores(&from_s3),
+        a == scores_json(&from_s3),
         "S3 catalog rows differ from the local folder's"
     );
     // The corrupt object is a reject, named by its URL.
@@ -304,7 +290,7 @@ fn catalog_on_s3_scans_like_a_local_folder_in_process_and_on_a_cluster() {
     assert!(ok, "cluster scan of the S3 catalog failed: {err}");
     assert!(!s_c.contains(SECRET) && !err.contains(SECRET));
     assert!(
-        a == scores(&on_cluster),
+        a == scores_json(&on_cluster),
         "cluster rows of the S3 catalog differ"
     );
     assert!(ok_sql, "{err_sql}");

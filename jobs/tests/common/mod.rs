@@ -126,3 +126,18 @@ pub fn models_with(file: &str) -> Option<PathBuf> {
     );
     None
 }
+
+/// Every column of every published row, in order, as JSON lines.
+pub fn scores_json(out: &Path) -> String {
+    let (ok, stdout, stderr) = run(&[
+        "sql",
+        "--out",
+        out.to_str().unwrap(),
+        "--format",
+        "json",
+        "-c",
+        "SELECT listing_id, seller_id, score, action, reasons, brand_id, model_version, dt FROM risk_scores ORDER BY listing_id",
+    ]);
+    assert!(ok, "{stderr}");
+    stdout
+}
