@@ -210,26 +210,25 @@ fn scheduler_and_two_executors_score_like_one_machine() {
     // catalog and the published table.
     let q = "SELECT count(*) AS n, sum(CASE WHEN normalize_text(title) LIKE '%高仿%' THEN 1 ELSE 0 END) AS replica, \
              sum(cardinality(text_signals(title))) AS signals, sum(cardinality(brand_mentions(title))) AS mentions FROM listings";
-    let sql = |extra: &[&str]| {
-        let mut args = vec![
-            "sql",
-            "--catalog",
-            cat.to_str().unwrap(),
-            "--format",
-            "csv",
-            "-c",
-            q,
-        ];
-        args.extend_from_slice(extra);
-        let (ok, out, err) = run(&args);
-        assert!(ok, "{err}");
-        out
+    // The same command without and with --cluster prints the same.
+    let same = |args: &[&str]| {
+        let local = run_ok(args);
+        let on_cluster = run_ok(&[args, &["--cluster", &cluster.url]].concat());
+        assert_eq!(local, on_cluster, "dajia {}", args.join(" "));
+        local
     };
-    let (l, r) = (sql(&[]), sql(&["--cluster", &cluster.url]));
-    println!("sql local:\n{l}sql cluster:\n{r}");
-    assert_eq!(l, r);
+    let out = same(&[
+        "sql",
+        "--catalog",
+        cat.to_str().unwrap(),
+        "--format",
+        "csv",
+        "-c",
+        q,
+    ]);
+    println!("sql:\n{out}");
     let q = "SELECT action, count(*) AS n FROM risk_scores GROUP BY action ORDER BY action";
-    let (ok, l, err) = run(&[
+    same(&[
         "sql",
         "--out",
         remote.to_str().unwrap(),
@@ -238,36 +237,14 @@ fn scheduler_and_two_executors_score_like_one_machine() {
         "-c",
         q,
     ]);
-    assert!(ok, "{err}");
-    let (ok, r, err) = run(&[
-        "sql",
-        "--out",
-        remote.to_str().unwrap(),
-        "--format",
-        "csv",
-        "-c",
-        q,
-        "--cluster",
-        &cluster.url,
-    ]);
-    assert!(ok, "{err}");
-    assert_eq!(l, r);
-
     // dajia eval on the cluster: the same report.
-    let eval = |extra: &[&str]| {
-        let mut args = vec![
-            "eval",
-            "--scores",
-            remote.to_str().unwrap(),
-            "--labels",
-            cat.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        let (ok, out, err) = run(&args);
-        assert!(ok, "{err}");
-        out
-    };
-    assert_eq!(eval(&[]), eval(&["--cluster", &cluster.url]));
+    same(&[
+        "eval",
+        "--scores",
+        remote.to_str().unwrap(),
+        "--labels",
+        cat.to_str().unwrap(),
+    ]);
 
     // A wrong address is one line, and publishes nothing.
     let bad = dir.path().join("bad");

@@ -138,28 +138,21 @@ pub fn state_with_functions(
 /// knowledge-base functions over `kb` when given). `Local` is the ordinary
 /// in-process session.
 pub async fn session(target: &Target, kb: Option<Arc<KnowledgeBase>>) -> Result<SessionContext> {
-    if let Target::Remote(url) = target {
-        reachable(url).await?;
-    }
-    let connect = |url: String| async move {
-        let state = state_for(ballista_config(Default::default()))?;
-        let ctx = match &url[..] {
-            "" => SessionContext::standalone_with_state(state).await,
-            url => SessionContext::remote_with_state(url, state).await,
-        }
-        .with_context(|| {
-            if url.is_empty() {
-                "starting an in-process cluster".to_string()
-            } else {
-                format!("connecting to the dajia scheduler at {url}")
-            }
-        })?;
-        anyhow::Ok(ctx)
-    };
     let ctx = match target {
         Target::Local => return Ok(session::new_session(kb)),
-        Target::Remote(url) => connect(url.to_string()).await?,
-        Target::InProcess => connect(String::new()).await?,
+        Target::Remote(url) => {
+            reachable(url).await?;
+            let state = state_for(ballista_config(Default::default()))?;
+            SessionContext::remote_with_state(&url.to_string(), state)
+                .await
+                .with_context(|| format!("connecting to the dajia scheduler at {url}"))?
+        }
+        Target::InProcess => {
+            let state = state_for(ballista_config(Default::default()))?;
+            SessionContext::standalone_with_state(state)
+                .await
+                .context("starting an in-process cluster")?
+        }
     };
     session::register_functions(&ctx, kb);
     Ok(ctx)

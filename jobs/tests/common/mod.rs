@@ -43,6 +43,13 @@ pub fn run(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// Run the binary; panics (with its stderr) unless it succeeds; its stdout.
+pub fn run_ok(args: &[&str]) -> String {
+    let (ok, out, err) = run(args);
+    assert!(ok, "dajia {}: {err}", args.join(" "));
+    out
+}
+
 /// `dajia scan` of `cat` into `out` for `date`, without a progress bar.
 pub fn scan_args(cat: &Path, out: &Path, date: &str) -> Vec<String> {
     [
