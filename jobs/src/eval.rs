@@ -65,6 +65,14 @@ pub struct EvalReport {
     /// Per image technique of counterfeits (official_image_reuse, ...):
     /// (listings, flagged by an image reason, image recall).
     pub per_image_technique: BTreeMap<String, (u64, u64, f64)>,
+    /// Per evasion family of counterfeits (the generator's `evasion` label,
+    /// e.g. "brand homophone", "contact keyword_slang account_name"):
+    /// (listings, flagged, recall).
+    pub per_evasion: BTreeMap<String, (u64, u64, f64)>,
+    /// Negatives by kind (`real_title`, `genuine_brand`, `stock_photo`):
+    /// (listings, flagged, false-positive rate). `real_title` is the rate
+    /// on real product titles as written, apart from the hard negatives.
+    pub benign: BTreeMap<String, (u64, u64, f64)>,
 }
 
 /// Find the `risk_scores` table: the URI itself or `URI/risk_scores`.
@@ -150,6 +158,16 @@ pub async fn run_on(
     } else {
         "CAST(NULL AS VARCHAR)"
     };
+    let evasion = if has("evasion") {
+        "l.evasion"
+    } else {
+        "CAST(NULL AS VARCHAR)"
+    };
+    let benign = if has("benign_kind") {
+        "l.benign_kind"
+    } else {
+        "CAST(NULL AS VARCHAR)"
+    };
     let date = match date {
         Some(d) => d.to_string(),
         None => {
@@ -167,7 +185,7 @@ pub async fn run_on(
         }
     };
     let sql = format!(
-        "SELECT {label} = 'counterfeit' AS positive, {technique} AS technique, {hard} AS hard, s.action, {image_technique} AS image_technique, s.reasons \
+        "SELECT {label} = 'counterfeit' AS positive, {technique} AS technique, {hard} AS hard, s.action, {image_technique} AS image_technique, s.reasons, {evasion} AS evasion, {benign} AS benign \
          FROM labels l JOIN risk_scores s ON l.listing_id = s.listing_id WHERE s.dt = '{date}'"
     );
     let mut r = EvalReport {
@@ -186,6 +204,10 @@ pub async fn run_on(
         let itech = cast(b.column(4), &DataType::Utf8)?;
         let itech = itech.as_string::<i32>();
         let reasons = b.column(5).as_list::<i32>();
+        let evasion = cast(b.column(6), &DataType::Utf8)?;
+        let evasion = evasion.as_string::<i32>();
+        let benign = cast(b.column(7), &DataType::Utf8)?;
+        let benign = benign.as_string::<i32>();
         for i in 0..b.num_rows() {
             let positive = pos.value(i);
             let flagged = action.value(i) != "allow";
@@ -208,6 +230,19 @@ pub async fn run_on(
                     .per_technique
                     .entry(tech.value(i).to_string())
                     .or_default();
+                e.0 += 1;
+                e.1 += flagged as u64;
+            }
+            if positive && !evasion.is_null(i) {
+                let e = r
+                    .per_evasion
+                    .entry(evasion.value(i).to_string())
+                    .or_default();
+                e.0 += 1;
+                e.1 += flagged as u64;
+            }
+            if !positive && !benign.is_null(i) {
+                let e = r.benign.entry(benign.value(i).to_string()).or_default();
                 e.0 += 1;
                 e.1 += flagged as u64;
             }
@@ -246,6 +281,8 @@ pub async fn run_on(
         .values_mut()
         .chain(r.hard_negatives.values_mut())
         .chain(r.per_image_technique.values_mut())
+        .chain(r.per_evasion.values_mut())
+        .chain(r.benign.values_mut())
     {
         v.2 = ratio(v.1, v.0);
     }
@@ -286,6 +323,21 @@ impl std::fmt::Display for EvalReport {
                 "  per image technique (listings, flagged by an image or OCR reason, image recall):"
             )?;
             for (k, (n, d, r)) in &self.per_image_technique {
+                writeln!(f, "    {k:<22} {n:>8} {d:>8}  {r:.4}")?;
+            }
+        }
+        if !self.per_evasion.is_empty() {
+            writeln!(f, "  per evasion family (listings, flagged, recall):")?;
+            for (k, (n, d, r)) in &self.per_evasion {
+                writeln!(f, "    {k:<40} {n:>8} {d:>8}  {r:.4}")?;
+            }
+        }
+        if !self.benign.is_empty() {
+            writeln!(
+                f,
+                "  negatives by kind (listings, flagged, false-positive rate):"
+            )?;
+            for (k, (n, d, r)) in &self.benign {
                 writeln!(f, "    {k:<22} {n:>8} {d:>8}  {r:.4}")?;
             }
         }

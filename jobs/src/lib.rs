@@ -5,7 +5,8 @@
 //! - [`udf`]: the SQL functions (`normalize_text`, `assess_listing`, ...),
 //!   registered in one place for every session;
 //! - [`images`]: image indexes, matching, and the `dajia kb` job;
-//! - [`scan`]: the nightly job; [`gen`], [`eval`], [`sql`]: the others.
+//! - [`scan`]: the nightly job; [`gen`], [`eval`], [`sql`]: the others;
+//! - [`learn`]: variant characters and replica terms learned from real data.
 
 pub mod bench;
 pub mod catalog;
@@ -15,6 +16,7 @@ pub mod eval;
 pub mod gen;
 pub mod images;
 pub mod kb;
+pub mod learn;
 pub mod ocr;
 pub mod scan;
 pub mod session;

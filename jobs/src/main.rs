@@ -72,6 +72,9 @@ enum Cmd {
     /// Benchmarks (figures and JSON, not tests).
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Vocabulary learned from real data: variant characters, replica terms.
+    #[command(subcommand)]
+    Learn(LearnCmd),
     /// Build the brand image index and update the known-fake image index.
     Kb {
         #[arg(long, env = "DAJIA_CATALOG")]
@@ -276,6 +279,50 @@ impl ImageArgs {
 }
 
 #[derive(Subcommand)]
+enum LearnCmd {
+    /// Learn variant characters from spam pairs (raw<TAB>normalised); every
+    /// fifth pair is held out and the normaliser measured on it before and after.
+    Variants {
+        #[arg(long, default_value = "jobs/data/spam_variant_pairs_train.tsv")]
+        pairs: PathBuf,
+        /// Real product titles: a variant common in them is not learned.
+        #[arg(long, default_value = "jobs/data/product_titles_train.tsv")]
+        titles: PathBuf,
+        /// Write the table here (the scan's is kernels/data/variant_chars.tsv).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value_t = 2)]
+        min_count: u32,
+        #[arg(long, default_value_t = 0.6)]
+        min_share: f32,
+        #[arg(long, default_value_t = 2)]
+        max_benign: u32,
+        /// Also write the report here as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Candidate replica terms: over-represented in listings test purchases
+    /// found counterfeit against those found genuine, for review.
+    Terms {
+        #[arg(long, env = "DAJIA_CATALOG")]
+        catalog: String,
+        #[arg(long)]
+        date: Option<NaiveDate>,
+        /// Write all candidates here as TSV.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value_t = 5)]
+        min_count: u64,
+        #[arg(long, default_value_t = 2.0)]
+        min_log_odds: f64,
+        #[arg(long, default_value_t = 30)]
+        top: usize,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum BenchCmd {
     /// OCR character accuracy and lines/s, characters/s on photos with drawn text.
     Ocr {
@@ -459,6 +506,50 @@ fn run() -> Result<()> {
             );
             let s = rt.block_on(scan::run(&o))?;
             say(format_args!("{s}\n"));
+        }
+        Cmd::Learn(LearnCmd::Variants {
+            pairs,
+            titles,
+            out,
+            min_count,
+            min_share,
+            max_benign,
+            json,
+        }) => {
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&min_share),
+                "--min-share must be within [0, 1]"
+            );
+            let r = dajia::learn::variants::run(&dajia::learn::variants::VariantsOptions {
+                pairs,
+                titles,
+                out,
+                learn: dajia_kernels::text::learn::LearnOptions {
+                    min_count,
+                    min_share,
+                    max_benign,
+                },
+            })?;
+            report(&r, json.as_ref())?;
+        }
+        Cmd::Learn(LearnCmd::Terms {
+            catalog,
+            date,
+            out,
+            min_count,
+            min_log_odds,
+            top,
+            json,
+        }) => {
+            let r = rt.block_on(dajia::learn::terms::run(&dajia::learn::terms::TermsOptions {
+                catalog,
+                date,
+                out,
+                min_count,
+                min_log_odds,
+                top,
+            }))?;
+            report(&r, json.as_ref())?;
         }
         Cmd::Bench(BenchCmd::Ocr {
             out,

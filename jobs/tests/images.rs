@@ -162,6 +162,7 @@ fn image_index_round_trips_and_refuses_another_embedder() {
             brand_id: None,
             listing_id: Some(i),
             source: "test_purchase".into(),
+            print: Some(vec![i as u8; 48 * 48]),
         };
         index.push(entry, &embed(e.as_ref(), &photo_jpeg(i as u64)));
     }

@@ -417,6 +417,7 @@ mod tests {
                 brand_id: Some(2),
                 listing_id: None,
                 source: "brand_images".into(),
+                print: None,
             },
             &e,
         );

@@ -24,6 +24,33 @@ fn palette(seed: u64) -> [Rgb<u8>; 3] {
 /// two tones or flat), one or two objects with stripes or checks at any
 /// angle, a logo mark and sensor-like noise. Fully determined by `seed`.
 pub fn photo(seed: u64) -> RgbImage {
+    photo_on(seed, None, true)
+}
+
+/// Real photographs (`<models>/photos`, scikit-image's samples fetched by
+/// `scripts/setup-models.sh`) resized to the photo size: the stock
+/// photographs official images are drawn on. Empty without them.
+pub fn stock_photos() -> Vec<RgbImage> {
+    let dir = std::env::var_os("DAJIA_MODELS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from("models"))
+        .join("photos");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    paths.sort();
+    paths
+        .iter()
+        .filter_map(|p| image::open(p).ok())
+        .map(|i| image::imageops::resize(&i.to_rgb8(), SIZE, SIZE, FilterType::Triangle))
+        .collect()
+}
+
+/// A photo drawn over `stock` (a real photograph, already `SIZE`²) instead
+/// of a procedural background; with `product` false, only the stock
+/// photograph itself (and sensor noise): what a benign seller who bought
+/// the same stock photo shows.
+pub fn photo_on(seed: u64, stock: Option<&RgbImage>, product: bool) -> RgbImage {
     let mut r = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
     let [bg, obj, mark] = palette(seed);
     let bg2 = Rgb::<u8>([r.random(), r.random(), r.random()]);
@@ -39,6 +66,10 @@ pub fn photo(seed: u64) -> RgbImage {
     let (fx, fy) = (r.random_range(0.2..0.8) * s, r.random_range(0.2..0.8) * s);
     let mut img = RgbImage::new(SIZE, SIZE);
     for (x, y, p) in img.enumerate_pixels_mut() {
+        if let Some(st) = stock {
+            *p = *st.get_pixel(x % st.width(), y % st.height());
+            continue;
+        }
         let (dx, dy) = (x as f32 - fx, y as f32 - fy);
         *p = match background {
             0 => mix(bg, bg2, ((dx * ca + dy * sa) / s + 0.5).clamp(0.0, 1.0)),
@@ -54,7 +85,11 @@ pub fn photo(seed: u64) -> RgbImage {
         };
     }
     // One or two objects: an ellipse or a box, striped or checked.
-    let objects = if r.random_bool(0.5) { 1 } else { 2 };
+    let objects = match (product, r.random_bool(0.5)) {
+        (false, _) => 0,
+        (true, true) => 1,
+        (true, false) => 2,
+    };
     for k in 0..objects {
         let colour = if k == 0 {
             obj
@@ -101,7 +136,7 @@ pub fn photo(seed: u64) -> RgbImage {
     let (lx, ly) = (r.random_range(8..SIZE - 48), r.random_range(8..SIZE - 48));
     let size = r.random_range(20..40u32);
     let disc = r.random_bool(0.5);
-    for y in ly..ly + size {
+    for y in (ly..ly + size).filter(|_| product) {
         for x in lx..lx + size {
             let (ax, ay) = ((x - lx).abs_diff(size / 2), (y - ly).abs_diff(size / 2));
             let inside = if disc {

@@ -70,6 +70,10 @@ pub struct Row {
     pub technique: Option<&'static str>,
     pub evasion: Option<String>,
     pub hard_negative: Option<&'static str>,
+    /// Negatives by kind: `real_title` (a real product title as written),
+    /// `genuine_brand` (an authorised seller), `stock_photo` (a benign
+    /// listing whose photo is a stock photograph an official image uses).
+    pub benign_kind: Option<&'static str>,
     pub brand_id: Option<i64>,
     /// (image_id, JPEG bytes) of the listing's images.
     pub images: Vec<(String, Vec<u8>)>,
@@ -127,6 +131,25 @@ struct Ctx {
     /// TrueType fonts for text drawn over photos (`<models>/fonts`); without
     /// them overlays are ASCII in an 8x8 bitmap font.
     fonts: Option<text_render::Fonts>,
+    /// Real photographs official images are drawn on (`<models>/photos`);
+    /// without them official images have procedural backgrounds.
+    stock: Vec<image::RgbImage>,
+}
+
+impl Ctx {
+    /// Official image `k` of a brand: the brand's product and mark, drawn
+    /// on a stock photograph when there are some.
+    fn official(&self, brand_id: i64, k: u64) -> image::RgbImage {
+        match self.stock_of(brand_id, k) {
+            Some(st) => images::photo_on(official_seed(brand_id, k), Some(st), true),
+            None => images::photo(official_seed(brand_id, k)),
+        }
+    }
+
+    fn stock_of(&self, brand_id: i64, k: u64) -> Option<&image::RgbImage> {
+        (!self.stock.is_empty())
+            .then(|| &self.stock[(official_seed(brand_id, k) % self.stock.len() as u64) as usize])
+    }
 }
 
 /// Seed of official image `k` of a brand.
@@ -196,6 +219,11 @@ pub fn generate(opts: &GenOptions) -> Result<GenSummary> {
         } else {
             None
         },
+        stock: if opts.image_share > 0.0 {
+            images::stock_photos()
+        } else {
+            Vec::new()
+        },
     });
     if opts.image_share > 0.0 && ctx.fonts.is_none() {
         tracing::warn!(
@@ -261,11 +289,12 @@ pub fn generate(opts: &GenOptions) -> Result<GenSummary> {
             .par_iter()
             .flat_map_iter(|&b| {
                 let id = ctx.brands[b].id;
+                let ctx = ctx.clone();
                 (0..2).map(move |k| {
                     (
                         id,
                         format!("brand-{id}-{k}"),
-                        images::jpeg(&images::photo(official_seed(id, k)), 92),
+                        images::jpeg(&ctx.official(id, k), 92),
                     )
                 })
             })
@@ -304,6 +333,7 @@ fn make_row(ctx: &Ctx, id: i64, rng: &mut ChaCha8Rng) -> Row {
         counterfeit(ctx, &mut row, rng);
     } else if r < 0.15 {
         hard_negative(ctx, &mut row, rng);
+        row.benign_kind = None;
     } else if r < 0.20 {
         genuine(ctx, &mut row, rng, 1.0, 2.5);
     } else {
@@ -324,18 +354,12 @@ fn attach_image(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
         .and_then(|id| ctx.brands.iter().find(|b| b.id == id));
     let authorised = brand.is_some_and(|b| b.authorized.contains(&row.seller_id));
     let (img, technique) = match (row.counterfeit, brand) {
-        (false, Some(b)) if authorised => (
-            images::photo(official_seed(b.id, rng.random_range(0..2))),
-            None,
-        ),
+        (false, Some(b)) if authorised => (ctx.official(b.id, rng.random_range(0..2)), None),
         (true, Some(b)) => {
             let r: f64 = rng.random();
             if r < 0.4 {
                 (
-                    images::reuse(
-                        &images::photo(official_seed(b.id, rng.random_range(0..2))),
-                        rng,
-                    ),
+                    images::reuse(&ctx.official(b.id, rng.random_range(0..2)), rng),
                     Some("official_image_reuse"),
                 )
             } else if r < 0.6 {
@@ -365,6 +389,14 @@ fn attach_image(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
                 (images::photo(rng.random()), None)
             }
         }
+        // A benign seller whose photo is the stock photograph an official
+        // image was drawn on, without the brand's product and mark.
+        (false, _) if row.benign_kind == Some("real_title") && !ctx.stock.is_empty() && rng.random_bool(0.1) => {
+            let b = &ctx.brands[*ctx.counterfeitable.choose(rng).unwrap()];
+            row.benign_kind = Some("stock_photo");
+            let st = ctx.stock_of(b.id, rng.random_range(0..2)).expect("stock photos");
+            (images::photo_on(rng.random(), Some(st), false), None)
+        }
         _ => (images::photo(rng.random()), None),
     };
     let quality = if technique.is_some() {
@@ -380,6 +412,7 @@ fn attach_image(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
 }
 
 fn background(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
+    row.benign_kind = Some("real_title");
     let (t, brand) = ctx.titles.choose(rng).unwrap();
     row.title = t.title.clone();
     row.category = t.category.to_string();
@@ -430,6 +463,7 @@ fn genuine(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng, lo: f64, hi: f64) {
     row.seller_id = *b.authorized.choose(rng).unwrap();
     row.price_cents = (b.min_price_cents.unwrap() as f64 * rng.random_range(lo..hi)) as i64;
     row.brand_id = Some(b.id);
+    row.benign_kind = Some("genuine_brand");
 }
 
 fn counterfeit(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
@@ -450,8 +484,12 @@ fn counterfeit(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
     }
     match technique {
         "replica_vocabulary" => {
-            let word = *vocab::REPLICA_WORDS.choose(rng).unwrap();
-            let (word, how) = evasion::disguise(word, rng);
+            let (word, how) = if rng.random_bool(0.1) {
+                // Slang the seed vocabulary lacks (see `learn terms`).
+                (vocab::UNSEEN_REPLICA_WORDS.choose(rng).unwrap().to_string(), "unseen_slang")
+            } else {
+                evasion::disguise(vocab::REPLICA_WORDS.choose(rng).unwrap(), rng)
+            };
             row.evasion = Some(format!("replica word {how}"));
             let plain = *vocab::REPLICA_WORDS.choose(rng).unwrap();
             row.overlay = Some((
@@ -471,7 +509,8 @@ fn counterfeit(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
             row.price_cents = (floor * rng.random_range(0.05..1.0)) as i64;
         }
         "contact_diversion" => {
-            let kw = *vocab::CONTACT_KEYWORDS.choose(rng).unwrap();
+            let (kw, kw_how) = evasion::contact_keyword(rng);
+            let kw = kw.as_str();
             let (id, how) = match rng.random_range(0..3) {
                 0 => evasion::disguise_digits(&evasion::phone(rng), rng),
                 1 => (evasion::wechat_id(rng), "account_name"),
@@ -481,11 +520,13 @@ fn counterfeit(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
                 ),
             };
             let phrase = format!("{kw} {id}");
-            row.evasion = Some(format!("contact {how}"));
+            row.evasion = Some(format!("contact {kw_how} {how}"));
             if id.is_ascii() {
                 // "➕V"/"+v" drawn small read as "IV"/"V": captions use a keyword
                 // that survives a photo.
-                let shown = if matches!(kw, "➕V" | "+v") {
+                let shown = if !kw.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))
+                    && !matches!(kw, "VX:" | "QQ" | "vx" | "wx")
+                {
                     "加V信"
                 } else {
                     kw
@@ -509,11 +550,18 @@ fn counterfeit(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
                 }
             };
             row.evasion = Some(format!("brand {how}"));
-            row.title = format!(
-                "{disguised} {product} {} {suffix}",
-                vocab::CHEAP_WORDS.choose(rng).unwrap()
-            );
-            row.price_cents = (floor * rng.random_range(0.03..0.4)) as i64;
+            // Half priced like the genuine article: the disguise and the
+            // seller are then the only evidence.
+            if rng.random_bool(0.5) {
+                row.title = format!(
+                    "{disguised} {product} {} {suffix}",
+                    vocab::CHEAP_WORDS.choose(rng).unwrap()
+                );
+                row.price_cents = (floor * rng.random_range(0.03..0.4)) as i64;
+            } else {
+                row.title = format!("{disguised} {product} {suffix}");
+                row.price_cents = (floor * rng.random_range(0.6..1.1)) as i64;
+            }
         }
         "price_below_floor" => {
             row.evasion = Some("price".into());

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 
 pub const TITLES_TSV: &str = include_str!("../../data/product_titles_train.tsv");
 pub const BRANDS_TSV: &str = include_str!("../../data/brands_en_zh.tsv");
+/// Real spam (as sent): a pool of characters people write, for homophones.
+pub const SPAM_TSV: &str = include_str!("../../data/spam_variant_pairs_train.tsv");
 
 /// Categories used for listings and brand price floors.
 pub const CATEGORIES: &[&str] = &[
@@ -226,6 +228,11 @@ pub const REPLICA_WORDS: &[&str] = &[
     "高仿货",
     "山寨",
 ];
+
+/// Replica slang the scan's seed vocabulary does not hold: a test purchase
+/// programme can learn these (`dajia learn terms`); until reviewed in, the
+/// scan misses them unless another signal fires.
+pub const UNSEEN_REPLICA_WORDS: &[&str] = &["高版本", "顶级做工", "原厂品质", "档口货"];
 
 /// Contact keywords with variant words.
 pub const CONTACT_KEYWORDS: &[&str] = &[

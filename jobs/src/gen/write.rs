@@ -214,6 +214,7 @@ pub fn labels(root: &Path, rows: &[Row]) -> Result<()> {
         Field::new("hard_negative", DataType::Utf8, true),
         Field::new("brand_id", DataType::Int64, true),
         Field::new("image_technique", DataType::Utf8, true),
+        Field::new("benign_kind", DataType::Utf8, true),
     ]));
     let batch = RecordBatch::try_new(
         schema,
@@ -237,6 +238,7 @@ pub fn labels(root: &Path, rows: &[Row]) -> Result<()> {
             Arc::new(StringArray::from_iter(
                 rows.iter().map(|r| r.image_technique),
             )),
+            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.benign_kind))),
         ],
     )?;
     write_batch(&root.join("ground_truth/labels.parquet"), &batch)

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use arrow::array::{Array, FixedSizeListArray, Float32Array, Int64Array, RecordBatch, StringArray};
+use arrow::array::{
+    Array, BinaryArray, FixedSizeListArray, Float32Array, Int64Array, RecordBatch, StringArray,
+};
 use arrow::datatypes::{DataType, Field, Schema};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
@@ -31,6 +33,10 @@ pub struct IndexEntry {
     pub listing_id: Option<i64>,
     /// Where it came from: brand_images, test_purchase or takedown.
     pub source: String,
+    /// Its grey print for the second, local check of a match
+    /// (`kimage::verify`); `None` in indexes written before it existed,
+    /// whose matches then never count (rebuild them with `dajia kb`).
+    pub print: Option<Vec<u8>>,
 }
 
 /// One reference set: entries and their embeddings, row for row.
@@ -102,6 +108,7 @@ impl ImageIndex {
                 ),
                 false,
             ),
+            Field::new("print", DataType::Binary, true),
         ]))
     }
 
@@ -127,6 +134,7 @@ impl ImageIndex {
                     Arc::new(values),
                     None,
                 )?),
+                Arc::new(BinaryArray::from_iter(e.iter().map(|x| x.print.as_deref()))),
             ],
         )?;
         let tmp = parent.join(format!(
@@ -215,6 +223,16 @@ impl ImageIndex {
                 emb.value_type() == DataType::Float32,
                 "embedding values are not Float32"
             );
+            // Indexes written before the second check have no prints.
+            let prints = col("print");
+            let prints = match &prints {
+                Some(p) => Some(
+                    p.as_any()
+                        .downcast_ref::<BinaryArray>()
+                        .context("print type")?,
+                ),
+                None => None,
+            };
             for i in 0..batch.num_rows() {
                 let row = emb.value(i);
                 let row = row
@@ -227,10 +245,19 @@ impl ImageIndex {
                         brand_id: (!brands.is_null(i)).then(|| brands.value(i)),
                         listing_id: (!listings.is_null(i)).then(|| listings.value(i)),
                         source: sources.value(i).to_string(),
+                        print: prints
+                            .filter(|p| !p.is_null(i))
+                            .map(|p| p.value(i).to_vec()),
                     },
                     row.values(),
                 );
             }
+        }
+        if index.entries.iter().any(|e| e.print.is_none()) {
+            tracing::warn!(
+                "image index {} has entries without verification prints: their matches are ignored until `dajia kb` rebuilds it",
+                path.display()
+            );
         }
         Ok(Some(index))
     }

@@ -46,6 +46,10 @@ pub struct ImageOptions {
     /// error naming what is missing).
     #[serde(with = "device_serde")]
     pub device: DeviceChoice,
+    /// Local agreement (0-1) a match must also reach before it becomes a
+    /// reason: the second, independent check of `kimage::verify` (a stock
+    /// photograph shared with an official image is not a copy of it).
+    pub verify_threshold: f32,
 }
 
 mod device_serde {
@@ -109,6 +113,7 @@ impl Default for ImageOptions {
             max_bytes: limits.max_bytes,
             batch_rows: 1024,
             device: DeviceChoice::Auto,
+            verify_threshold: kimage::verify::DEFAULT_THRESHOLD,
         }
     }
 }
@@ -132,6 +137,11 @@ impl ImageOptions {
             "image threshold {t} is not a cosine similarity in [-1, 1]"
         );
         anyhow::ensure!(self.batch_rows > 0, "image batch_rows must be at least 1");
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&self.verify_threshold),
+            "images.verify_threshold {} is not within [0, 1]",
+            self.verify_threshold
+        );
         anyhow::ensure!(self.max_pixels > 0, "max_pixels must be at least 1");
         Ok(())
     }
@@ -143,6 +153,8 @@ pub struct RefMatch {
     pub kind: ImageMatchKind,
     pub entry: IndexEntry,
     pub similarity: f32,
+    /// Local agreement of the second check (`kimage::verify`), when run.
+    pub agreement: Option<f32>,
 }
 
 /// What images are matched against: brands' official photos and images of
@@ -154,6 +166,8 @@ pub struct ImageKb {
     pub ops: Arc<dyn ImageOps>,
     pub limits: DecodeLimits,
     pub threshold: f32,
+    /// Agreement the second check must reach (`ImageOptions::verify_threshold`).
+    pub verify_threshold: f32,
     pub official: ImageIndex,
     pub fakes: ImageIndex,
 }
@@ -180,6 +194,7 @@ impl ImageKb {
             embedder,
             limits: opts.limits(),
             threshold: opts.threshold(),
+            verify_threshold: opts.verify_threshold,
             official: ImageIndex::new(ImageMatchKind::Official, opts.embedder),
             fakes: ImageIndex::new(ImageMatchKind::KnownFake, opts.embedder),
         })
@@ -273,7 +288,7 @@ impl ImageKb {
                 .map(|(_, c)| c.as_deref().unwrap_or(&[]))
                 .collect();
             let embs = self.embedder.embed_batch(&contents, &self.limits);
-            for ((entry, _), emb) in chunk.iter().zip(embs) {
+            for ((entry, content), emb) in chunk.iter().zip(embs) {
                 if !seen.insert(entry.image_id.clone()) {
                     continue;
                 }
@@ -282,6 +297,12 @@ impl ImageKb {
                         anyhow::bail!("embedding reference image {}: {e}", entry.image_id)
                     }
                     Ok(v) => {
+                        // The print for the second check; the bytes decoded
+                        // a moment ago, so this cannot fail differently.
+                        let mut entry = entry.clone();
+                        entry.print = content
+                            .as_deref()
+                            .and_then(|c| kimage::verify::print_bytes(c, &self.limits).ok());
                         if kind == ImageMatchKind::KnownFake {
                             let top = self.official.search(&v, 1, self.ops.as_ref())?;
                             if top[0]
@@ -292,8 +313,8 @@ impl ImageKb {
                             }
                         }
                         match kind {
-                            ImageMatchKind::Official => self.official.push(entry.clone(), &v),
-                            ImageMatchKind::KnownFake => self.fakes.push(entry.clone(), &v),
+                            ImageMatchKind::Official => self.official.push(entry, &v),
+                            ImageMatchKind::KnownFake => self.fakes.push(entry, &v),
                         }
                     }
                     Err(e) => bad.push((entry.image_id.clone(), e)),
@@ -319,6 +340,7 @@ impl ImageKb {
                     kind: index.kind,
                     entry: index.entries[m.index as usize].clone(),
                     similarity: m.similarity,
+                    agreement: None,
                 }));
             }
         }
@@ -330,9 +352,10 @@ impl ImageKb {
     }
 
     /// Decodes, embeds and matches a batch of images of listings: for each,
-    /// its best match at or above the threshold in each index (an image is
-    /// not matched against entries of its own listing), or why it could not
-    /// be read.
+    /// its best match at or above the threshold in each index that also
+    /// passes the second, local check (`kimage::verify`; an image is not
+    /// matched against entries of its own listing), or why it could not be
+    /// read.
     pub fn match_listing_images(
         &self,
         contents: &[&[u8]],
@@ -361,16 +384,29 @@ impl ImageKb {
                 }
             };
             for (row, matches) in ok.iter().zip(top) {
+                // The query's print, made once and only for images with a
+                // candidate (few: the threshold is strict).
+                let mut query_print: Option<Option<Vec<u8>>> = None;
                 let best = matches
                     .into_iter()
                     .filter(|m| m.similarity >= self.threshold)
                     .map(|m| (m, &index.entries[m.index as usize]))
-                    .find(|(_, e)| e.listing_id.is_none() || e.listing_id != listing_ids[*row]);
-                if let (Some((m, e)), Ok(v)) = (best, &mut out[*row]) {
+                    .filter(|(_, e)| e.listing_id.is_none() || e.listing_id != listing_ids[*row])
+                    .find_map(|(m, e)| {
+                        let q = query_print
+                            .get_or_insert_with(|| {
+                                kimage::verify::print_bytes(contents[*row], &self.limits).ok()
+                            })
+                            .as_deref()?;
+                        let a = kimage::verify::agreement(q, e.print.as_deref()?);
+                        (a >= self.verify_threshold).then_some((m, e, a))
+                    });
+                if let (Some((m, e, a)), Ok(v)) = (best, &mut out[*row]) {
                     v.push(RefMatch {
                         kind: index.kind,
                         entry: e.clone(),
                         similarity: m.similarity,
+                        agreement: Some(a),
                     });
                 }
             }
@@ -440,6 +476,7 @@ fn image_rows(
                     brand_id: (!brand.is_null(i)).then(|| brand.value(i)),
                     listing_id: (!listing.is_null(i)).then(|| listing.value(i)),
                     source: source.value(i).to_string(),
+                    print: None,
                 },
                 (!content.is_null(i)).then(|| content.value(i).to_vec()),
             )

@@ -17,6 +17,7 @@ pub mod matching;
 pub mod mobilenet;
 pub mod ops;
 pub mod thumbnail;
+pub mod verify;
 
 pub use decode::{decode, DecodeLimits};
 pub use device_embed::EmbedTimes;

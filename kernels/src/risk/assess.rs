@@ -2,7 +2,12 @@
 
 use rayon::prelude::*;
 
+use std::ops::Range;
+
 use crate::text::brands::MentionKind;
+use crate::text::evasion::{evaded, Transform};
+use crate::text::homophones::fold;
+use crate::text::normalize::normalize_traced;
 use crate::text::normalize_text;
 use crate::text::replica::FAMILIES;
 
@@ -114,29 +119,47 @@ impl KnowledgeBase {
         let w = &self.weights;
         let mut reasons: Vec<Reason> = Vec::new();
 
-        let mut texts: Vec<(String, String)> = vec![
-            ("title".into(), normalize_text(l.title)),
-            (
-                "description".into(),
-                l.description.map(normalize_text).unwrap_or_default(),
-            ),
+        // (source, as written, normalised, folded for homophones)
+        let mut sources: Vec<(String, &str)> = vec![
+            ("title".into(), l.title),
+            ("description".into(), l.description.unwrap_or_default()),
         ];
         for o in &l.ocr {
-            texts.push((format!("ocr:{}", o.image_id), normalize_text(&o.text)));
+            sources.push((format!("ocr:{}", o.image_id), o.text.as_str()));
         }
+        let texts: Vec<(String, &str, String, Option<Vec<u8>>)> = sources
+            .into_iter()
+            .map(|(source, raw)| {
+                let norm = normalize_text(raw);
+                let folded = fold(&norm);
+                (source, raw, norm, folded)
+            })
+            .collect();
+        // Disguises undone to read a term: (source, as written, reads as, how).
+        let mut evasions: Vec<Evasion> = Vec::new();
 
         // Brand: the first direct mention in the title, then the description,
-        // then the images' text, then the declared brand column.
+        // then the images' text, then the declared brand column; failing
+        // those, a brand read through a disguise (homophone, masked letters).
         let mut brand: Option<usize> = None;
         let mut brand_source = "the text".to_string();
         let mut compat_only: Option<usize> = None;
-        for (source, text) in &texts {
+        for (source, raw, text, _) in &texts {
             for m in self.brand_matcher.find(text) {
                 match m.kind {
                     MentionKind::Direct if brand.is_none() => {
                         brand = Some(m.brand);
                         if let Some(image) = source.strip_prefix("ocr:") {
                             brand_source = format!("image {image}");
+                        } else if let Some(e) =
+                            span_evasion(raw, text, m.start..m.end, self.brand_spellings(m.brand))
+                        {
+                            evasions.push(Evasion {
+                                source: source.clone(),
+                                raw: e.0,
+                                reads_as: self.brands[m.brand].name.clone(),
+                                how: e.1,
+                            });
                         }
                     }
                     MentionKind::Compatibility if compat_only.is_none() => {
@@ -144,6 +167,26 @@ impl KnowledgeBase {
                     }
                     _ => {}
                 }
+            }
+        }
+        for (source, raw, text, folded) in &texts {
+            if brand.is_some() || source.starts_with("ocr:") {
+                break;
+            }
+            if let Some(d) = self
+                .brand_matcher
+                .find_disguised(raw, text, folded.as_deref())
+                .into_iter()
+                .next()
+            {
+                brand = Some(d.brand);
+                brand_source = format!("the {source}, disguised as \"{}\"", d.raw);
+                evasions.push(Evasion {
+                    source: source.clone(),
+                    raw: d.raw,
+                    reads_as: self.brands[d.brand].name.clone(),
+                    how: vec![d.transform],
+                });
             }
         }
         let mut via_declared = false;
@@ -210,20 +253,42 @@ impl KnowledgeBase {
             }
         }
 
-        for (source, text) in &texts {
+        for (source, raw, text, folded) in &texts {
             let text = text.as_str();
-            for hit in self
-                .replica
-                .find_glued(text, |pos| self.brand_matcher.starts_at(text, pos))
-            {
+            let from_image = source.starts_with("ocr:");
+            for hit in self.replica.find_glued(text, folded.as_deref(), |pos| {
+                self.brand_matcher.starts_at(text, pos)
+            }) {
                 let f = &FAMILIES[hit.family];
+                let shown = match &hit.sounds_like {
+                    Some(like) => format!("\"{}\" (sounds like {like}; {})", hit.spelling, f.name),
+                    None => format!("\"{}\" ({})", hit.spelling, f.name),
+                };
                 reasons.push(Reason {
                     code: "replica_vocabulary",
-                    detail: format!("{source}: \"{}\" ({})", hit.spelling, f.name),
+                    detail: format!("{source}: {shown}"),
                     weight: (f.weight * w.replica_factor).min(1.0),
                 });
+                if from_image {
+                    continue;
+                }
+                let e = match &hit.sounds_like {
+                    Some(_) => Some((hit.spelling.clone(), vec![Transform::Homophone])),
+                    None => span_evasion(raw, text, hit.range.clone(), self.replica.spellings(hit.family)),
+                };
+                if let Some((raw_span, how)) = e {
+                    evasions.push(Evasion {
+                        source: source.clone(),
+                        raw: raw_span,
+                        reads_as: hit
+                            .sounds_like
+                            .clone()
+                            .unwrap_or_else(|| hit.spelling.clone()),
+                        how,
+                    });
+                }
             }
-            for hit in self.contact.find(text) {
+            for hit in self.contact.find_folded(text, folded.as_deref()) {
                 reasons.push(Reason {
                     code: "contact_diversion",
                     detail: format!(
@@ -233,7 +298,31 @@ impl KnowledgeBase {
                     ),
                     weight: w.contact_diversion,
                 });
+                if from_image || hit.keyword.is_empty() {
+                    continue;
+                }
+                let keyword = &text[hit.keyword.clone()];
+                let e = match hit.sounds_like {
+                    Some(_) => Some((keyword.to_string(), vec![Transform::Homophone])),
+                    None => span_evasion(
+                        raw,
+                        text,
+                        hit.keyword.clone(),
+                        crate::text::contact::ContactMatcher::keywords(),
+                    ),
+                };
+                if let Some((raw_span, how)) = e {
+                    evasions.push(Evasion {
+                        source: source.clone(),
+                        raw: raw_span,
+                        reads_as: hit.sounds_like.map_or_else(|| keyword.to_string(), str::to_string),
+                        how,
+                    });
+                }
             }
+        }
+        if let Some(r) = evasion_reason(&evasions, w) {
+            reasons.push(r);
         }
 
         if let Some(link) = &l.link {
@@ -306,6 +395,14 @@ impl KnowledgeBase {
         }
     }
 
+    /// A brand's name and aliases as the knowledge base writes them.
+    fn brand_spellings(&self, b: usize) -> Vec<&str> {
+        let b = &self.brands[b];
+        std::iter::once(b.name.as_str())
+            .chain(b.aliases.iter().map(String::as_str))
+            .collect()
+    }
+
     fn link_reason(&self, link: &SellerLink) -> Option<Reason> {
         let mut attrs: Vec<&str> = link.shared.iter().map(|(a, _)| a.as_str()).collect();
         attrs.sort();
@@ -334,6 +431,76 @@ impl KnowledgeBase {
             weight,
         })
     }
+}
+
+/// A disguise undone to read a term.
+struct Evasion {
+    source: String,
+    /// The span as the seller wrote it.
+    raw: String,
+    /// The term it reads as.
+    reads_as: String,
+    how: Vec<Transform>,
+}
+
+/// One `evasion` reason for all the disguises in a listing: strong ones
+/// (separators, symbols, masking, homoglyphs, learned variants, numerals,
+/// leetspeak, homophones) weigh `evasion_strong`, weak ones only
+/// (traditional, full-width) `evasion_weak`.
+fn evasion_reason(evasions: &[Evasion], w: &super::Weights) -> Option<Reason> {
+    if evasions.is_empty() {
+        return None;
+    }
+    let strong = evasions.iter().any(|e| e.how.iter().any(|t| !t.is_weak()));
+    let shown: Vec<String> = evasions
+        .iter()
+        .take(3)
+        .map(|e| {
+            let how: Vec<&str> = e.how.iter().map(|t| t.as_str()).collect();
+            format!(
+                "{}: \"{}\" reads as {} ({})",
+                e.source,
+                e.raw,
+                e.reads_as,
+                how.join(", ")
+            )
+        })
+        .collect();
+    Some(Reason {
+        code: "evasion",
+        detail: shown.join("; "),
+        weight: if strong {
+            w.evasion_strong
+        } else {
+            w.evasion_weak
+        },
+    })
+}
+
+/// The disguises undone in the input text `raw` to read `norm[range]` (a
+/// match in its normalised form), unless the input writes it as one of the
+/// term's own `spellings`. Returns the input span and the disguises.
+fn span_evasion<'s>(
+    raw: &str,
+    norm: &str,
+    range: Range<usize>,
+    spellings: impl IntoIterator<Item = impl AsRef<str>>,
+) -> Option<(String, Vec<Transform>)> {
+    let term = norm.get(range.clone())?;
+    // The common case, the term written plainly: no tracing.
+    if raw.contains(term) || (term.is_ascii() && raw.to_ascii_lowercase().contains(term)) {
+        return None;
+    }
+    let traced = normalize_traced(raw);
+    let r = if traced.text == norm {
+        range
+    } else {
+        let s = traced.text.find(term)?;
+        s..s + term.len()
+    };
+    let span = &raw[traced.input_range(r.start, r.end)?];
+    let spellings: Vec<String> = spellings.into_iter().map(|s| s.as_ref().to_string()).collect();
+    evaded(span, spellings.iter().map(String::as_str)).map(|t| (span.to_string(), t))
 }
 
 /// The most similar hit of each kind (one reason per kind, however many of

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Version of the rules and weights written with every score.
-pub const MODEL_VERSION: &str = "rules-2026.11.2";
+pub const MODEL_VERSION: &str = "rules-2026.11.3";
 
 /// Weight of each signal: the probability, on its own, that the listing is
 /// counterfeit. Reasons combine by noisy-OR: score = 1 − Π(1 − wᵢ).
@@ -40,6 +40,13 @@ pub struct Weights {
     /// A listing image is a copy of an image of a listing confirmed
     /// counterfeit (test purchase or earlier takedown).
     pub image_matches_known_fake: f32,
+    /// A brand, replica or contact term read only after undoing a disguise
+    /// (`text::evasion`): separators, symbols, masking, homoglyphs, learned
+    /// variant characters, disguised digits, leetspeak, homophones.
+    pub evasion_strong: f32,
+    /// The same when the only disguises are traditional characters or
+    /// full-width forms, which some genuine sellers type too.
+    pub evasion_weak: f32,
 }
 
 impl Default for Weights {
@@ -61,6 +68,8 @@ impl Default for Weights {
             link_id_name: 0.2,
             image_matches_official: 0.6,
             image_matches_known_fake: 0.8,
+            evasion_strong: 0.4,
+            evasion_weak: 0.3,
         }
     }
 }

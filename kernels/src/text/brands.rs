@@ -4,6 +4,8 @@
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
+use super::evasion::{LatinDisguises, Transform};
+use super::homophones::{is_real_word, HomophoneMatcher};
 use super::{is_latin_word, normalize_text};
 
 /// How a brand is mentioned.
@@ -23,8 +25,22 @@ pub struct Mention {
     /// The alias as it matched (normalised).
     pub alias: String,
     pub kind: MentionKind,
-    /// Byte offset in the normalised text.
+    /// Byte range in the normalised text.
     pub start: usize,
+    pub end: usize,
+}
+
+/// A brand read only through a disguise normalisation does not undo: a
+/// homophone of its Chinese name (牢力士) or a Latin name with masks or
+/// digits for letters (G*cci, R0lex).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DisguisedMention {
+    pub brand: usize,
+    /// The name it stands for (normalised).
+    pub name: String,
+    /// As written.
+    pub raw: String,
+    pub transform: Transform,
 }
 
 /// Words that turn a following brand name into a compatibility statement.
@@ -66,7 +82,14 @@ pub struct BrandMatcher {
     ac: AhoCorasick,
     /// Pattern index → (brand index, normalised alias).
     patterns: Vec<(usize, String)>,
+    /// Chinese names of three syllables or more, by sound (two-syllable
+    /// names collide with too many real words: 耐克 and 耐磕).
+    homophones: HomophoneMatcher<usize>,
+    latin: LatinDisguises<usize>,
 }
+
+/// Fewest ideographs of a brand name matched by sound.
+pub const BRAND_HOMOPHONE_SYLLABLES: usize = 3;
 
 impl BrandMatcher {
     /// Build from `(brand index, names and aliases)`. Names shorter than two
@@ -99,7 +122,51 @@ impl BrandMatcher {
             .start_kind(aho_corasick::StartKind::Both)
             .build(patterns.iter().map(|(_, p)| p.as_str()))
             .expect("brand patterns build an automaton");
-        BrandMatcher { ac, patterns }
+        let homophones = HomophoneMatcher::new(
+            patterns.iter().map(|(b, p)| (*b, p.clone())),
+            BRAND_HOMOPHONE_SYLLABLES,
+        );
+        let latin = LatinDisguises::new(patterns.iter().map(|(b, p)| (*b, p.clone())));
+        BrandMatcher {
+            ac,
+            patterns,
+            homophones,
+            latin,
+        }
+    }
+
+    /// Brands read through a disguise: homophones in normalised `text`
+    /// (`folded` is `homophones::fold(text)`) that are not real words, and
+    /// masked or leetspeak Latin names in the input `raw`. Compatibility
+    /// statements ("适用于 ...") are left out.
+    pub fn find_disguised(&self, raw: &str, text: &str, folded: Option<&[u8]>) -> Vec<DisguisedMention> {
+        let mut out = Vec::new();
+        for h in self.homophones.find(text, folded) {
+            if is_real_word(text, &h.range) || is_compat_context(text, h.range.start, h.range.end) {
+                continue;
+            }
+            // Another brand's own name is not a disguise of this one.
+            if self.find(&text[h.range.clone()]).iter().any(|m| m.kind == MentionKind::Direct) {
+                continue;
+            }
+            out.push(DisguisedMention {
+                brand: *h.term,
+                name: h.canonical.to_string(),
+                raw: text[h.range].to_string(),
+                transform: Transform::Homophone,
+            });
+        }
+        if raw.bytes().any(|b| b.is_ascii_alphabetic()) || !raw.is_ascii() {
+            for h in self.latin.find(raw) {
+                out.push(DisguisedMention {
+                    brand: *h.term,
+                    name: h.name.to_string(),
+                    raw: h.raw,
+                    transform: h.transform,
+                });
+            }
+        }
+        out
     }
 
     pub fn len(&self) -> usize {
@@ -137,6 +204,7 @@ impl BrandMatcher {
                 alias: alias.clone(),
                 kind,
                 start: m.start(),
+                end: m.end(),
             });
         }
         out

@@ -3,8 +3,11 @@
 //! messenger ("支持微信支付", "WeChat Pay accepted") is not diversion: an id or
 //! a number must follow the keyword, or a mobile number stands on its own.
 
+use std::ops::Range;
+
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
+use super::homophones::{fold, HomophoneMatcher};
 use super::normalize_text;
 
 /// Keywords that introduce a contact, with the channel they name. Variant
@@ -32,6 +35,18 @@ const KEYWORDS: &[(&str, &str)] = &[
     ("嶶", "wechat"),
     ("溦", "wechat"),
     ("wei信", "wechat"),
+    // Slang names of the messengers.
+    ("绿泡泡", "wechat"),
+    ("小绿泡", "wechat"),
+    ("绿色软件", "wechat"),
+    ("v", "wechat"),
+    ("微x", "wechat"),
+    ("q号", "qq"),
+    ("秋秋", "qq"),
+    ("纸飞机", "telegram"),
+    ("飞机号", "telegram"),
+    ("电报", "telegram"),
+    ("tg", "telegram"),
     ("qq", "qq"),
     ("扣扣", "qq"),
     ("企鹅", "qq"),
@@ -60,10 +75,18 @@ pub struct ContactHit {
     pub channel: &'static str,
     /// The id as written after normalisation (digits folded).
     pub id: String,
+    /// Byte range of the keyword in the normalised text (empty for a
+    /// mobile number standing alone).
+    pub keyword: Range<usize>,
+    /// For a keyword heard by sound (危芯 for 微信): the keyword.
+    pub sounds_like: Option<&'static str>,
 }
 
 pub struct ContactMatcher {
     ac: AhoCorasick,
+    /// Keywords by sound: an id must follow them too, so any homophone
+    /// counts, real word or not (威信 is "prestige", 威信 13800138000 is not).
+    homophones: HomophoneMatcher<usize>,
 }
 
 impl Default for ContactMatcher {
@@ -83,11 +106,29 @@ impl ContactMatcher {
             .prefilter(false)
             .build(KEYWORDS.iter().map(|(k, _)| normalize_text(k)))
             .expect("contact keywords build an automaton");
-        ContactMatcher { ac }
+        let homophones = HomophoneMatcher::new(
+            KEYWORDS
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| (i, normalize_text(k))),
+            2,
+        );
+        ContactMatcher { ac, homophones }
+    }
+
+    /// The keywords as the list writes them (normalised).
+    pub fn keywords() -> impl Iterator<Item = String> {
+        KEYWORDS.iter().map(|(k, _)| normalize_text(k))
     }
 
     /// Contacts offered in normalised text.
     pub fn find(&self, text: &str) -> Vec<ContactHit> {
+        self.find_folded(text, fold(text).as_deref())
+    }
+
+    /// As [`find`](Self::find), with `folded = homophones::fold(text)`
+    /// computed by the caller (shared with the other matchers).
+    pub fn find_folded(&self, text: &str, folded: Option<&[u8]>) -> Vec<ContactHit> {
         let mut hits = Vec::new();
         for m in self.ac.find_iter(text) {
             let kw = KEYWORDS[m.pattern().as_usize()].0;
@@ -101,7 +142,25 @@ impl ContactMatcher {
             }
             if let Some(id) = id_after(&text[m.end()..], channel) {
                 if !hits.iter().any(|h: &ContactHit| h.id == id) {
-                    hits.push(ContactHit { channel, id });
+                    hits.push(ContactHit {
+                        channel,
+                        id,
+                        keyword: m.start()..m.end(),
+                        sounds_like: None,
+                    });
+                }
+            }
+        }
+        for h in self.homophones.find(text, folded) {
+            let (kw, channel) = KEYWORDS[*h.term];
+            if let Some(id) = id_after(&text[h.range.end..], channel) {
+                if !hits.iter().any(|x: &ContactHit| x.id == id) {
+                    hits.push(ContactHit {
+                        channel,
+                        id,
+                        keyword: h.range.clone(),
+                        sounds_like: Some(kw),
+                    });
                 }
             }
         }
@@ -111,6 +170,8 @@ impl ContactMatcher {
                 hits.push(ContactHit {
                     channel: "phone",
                     id,
+                    keyword: 0..0,
+                    sounds_like: None,
                 });
             }
         }
@@ -245,6 +306,11 @@ mod tests {
             ("联系 mall3807x", "mall3807x"),
             ("wx: 138OO138OOO", "13800138000"),
             ("WhatsApp +8613800138000", "8613800138000"),
+            ("危芯 lux8899a", "lux8899a"),
+            ("绿泡泡: shop2024x", "shop2024x"),
+            ("V❤ 12345678", "12345678"),
+            ("纸飞机 abc12345", "abc12345"),
+            ("伽薇 13800138000", "13800138000"),
         ];
         for (text, want) in cases {
             let got = ids(text);
@@ -270,6 +336,9 @@ mod tests {
             "条码 6901234567890",
             "加微信群享优惠",
             "vx28123100j0g 平板电脑零部件",
+            "威信 很高",
+            "戴森 v8 吸尘器 v10",
+            "纸飞机 玩具 儿童",
         ] {
             assert!(ids(text).is_empty(), "{text}: {:?}", ids(text));
         }

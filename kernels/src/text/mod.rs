@@ -2,9 +2,13 @@
 
 pub mod brands;
 pub mod contact;
+pub mod evasion;
+pub mod homophones;
+pub mod learn;
 pub mod normalize;
 mod numerals;
 pub mod replica;
+pub mod variants;
 
 pub use normalize::normalize_text;
 

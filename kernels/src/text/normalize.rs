@@ -2,7 +2,9 @@
 //!
 //! Steps, in order, each chosen so a variant spelling lands on the plain one:
 //! 1. NFKC (`unicode-normalization`): full-width → half-width, ① → 1, ligatures.
-//! 2. Traditional → simplified Chinese (`fast2s`): 復刻 → 复刻.
+//! 2. Traditional → simplified Chinese (`fast2s`): 復刻 → 复刻; then the
+//!    variant characters learned from real spam (`variants.rs`: 宋 → 送,
+//!    氺 → 水, 筘 → q), only those rare in real product titles.
 //! 3. Per character: case folding; confusable skeletons (`unicode-security`,
 //!    UTS #39) for non-ASCII letters that imitate ASCII (Cyrillic а, Greek ο);
 //!    dingbat and financial numerals to digits; ➕/✚ to `+`.
@@ -24,6 +26,16 @@ use super::{is_cjk, is_latin_word};
 
 /// Normalise text for matching. Total: never fails, whatever the input.
 pub fn normalize_text(input: &str) -> String {
+    normalize_with::<true>(input)
+}
+
+/// [`normalize_text`] without the learned variant characters: what the
+/// normaliser did before it learned them (the learner's baseline).
+pub fn normalize_base(input: &str) -> String {
+    normalize_with::<false>(input)
+}
+
+fn normalize_with<const VARIANTS: bool>(input: &str) -> String {
     let nfkc = nfkc(input);
     // Step 2 happens per character in `map_char` through `HAN`, except for
     // the few strings that need fast2s's context rules (see `HAN`).
@@ -36,13 +48,69 @@ pub fn normalize_text(input: &str) -> String {
     let mut chars: Vec<char> = Vec::with_capacity(simplified.len());
     let mut numerals = false;
     for c in simplified.chars() {
-        numerals |= map_char(c, &mut chars);
+        numerals |= map_char::<VARIANTS>(c, &mut chars);
     }
-    let mut out = remove_separators(&chars);
+    let mut out = Vec::with_capacity(chars.len());
+    remove_separators(&chars, &mut out, &mut ());
     if numerals {
         fold_numeral_runs(&mut out);
     }
     out.into_iter().collect()
+}
+
+/// Normalised text with, for each of its characters, the byte range of the
+/// input character it came from: how a match in normalised text is traced
+/// back to what the seller wrote (`evasion.rs`). Only run on text where a
+/// signal fired, so it works character by character (NFKC and fast2s per
+/// character); its text can differ from [`normalize_text`] on combining
+/// sequences and context-dependent conversions, which callers allow for.
+pub struct Traced {
+    pub text: String,
+    /// Per character of `text`: its byte offset in `text` and the input byte range.
+    pub origins: Vec<(usize, std::ops::Range<usize>)>,
+}
+
+impl Traced {
+    /// The input byte range that produced `text[start..end]`.
+    pub fn input_range(&self, start: usize, end: usize) -> Option<std::ops::Range<usize>> {
+        let first = self.origins.iter().find(|(o, _)| *o >= start)?;
+        let last = self.origins.iter().rev().find(|(o, _)| *o < end)?;
+        (first.0 < end).then(|| first.1.start..last.1.end.max(first.1.start))
+    }
+}
+
+pub fn normalize_traced(input: &str) -> Traced {
+    let mut chars: Vec<char> = Vec::with_capacity(input.len());
+    let mut from: Vec<std::ops::Range<usize>> = Vec::with_capacity(input.len());
+    let mut numerals = false;
+    let mut buf = [0u8; 4];
+    for (i, c) in input.char_indices() {
+        let end = i + c.len_utf8();
+        let one = nfkc(c.encode_utf8(&mut buf)).into_owned();
+        let one = if needs_fast2s(&one) {
+            fast2s::convert(&one)
+        } else {
+            one
+        };
+        for c2 in one.chars() {
+            let before = chars.len();
+            numerals |= map_char::<true>(c2, &mut chars);
+            from.extend((before..chars.len()).map(|_| i..end));
+        }
+    }
+    let mut out = Vec::with_capacity(chars.len());
+    let mut kept: Vec<usize> = Vec::with_capacity(chars.len());
+    remove_separators(&chars, &mut out, &mut kept);
+    if numerals {
+        fold_numeral_runs(&mut out);
+    }
+    let mut text = String::with_capacity(out.len() * 3);
+    let mut origins = Vec::with_capacity(out.len());
+    for (c, k) in out.into_iter().zip(kept) {
+        origins.push((text.len(), from[k].clone()));
+        text.push(c);
+    }
+    Traced { text, origins }
 }
 
 fn nfkc(input: &str) -> Cow<'_, str> {
@@ -65,6 +133,8 @@ const HAN_END: u32 = 0x9FFF;
 const CONTEXTUAL: u8 = 1;
 const RUN_DIGIT: u8 = 2;
 const ALWAYS_DIGIT: u8 = 4;
+/// A learned variant character (`variants.rs`): its replacement is `HAN.2`.
+const VARIANT: u8 = 8;
 
 /// Per character of the CJK Unified Ideographs block: its simplified form and
 /// flags. `fast2s` owns the traditional→simplified mapping; calling it per
@@ -73,7 +143,9 @@ const ALWAYS_DIGIT: u8 = 4;
 /// converts depending on their neighbours (乾隆 vs 乾燥, 回覆 vs 覆盖) are
 /// flagged CONTEXTUAL: a string holding one goes through `fast2s::convert`
 /// whole. RUN_DIGIT marks numerals that may belong to a spelled-out number.
-static HAN: LazyLock<Vec<(char, u8)>> = LazyLock::new(|| {
+/// The third field is the learned variant's replacement (VARIANT).
+static HAN: LazyLock<Vec<(char, u8, char)>> = LazyLock::new(|| {
+    let variants = super::variants::table();
     const CONTEXT: &[char] = &[
         '兒', '覆', '夥', '藉', '瞭', '麽', '幺', '於', '乾', '著', '苧', '闔', '鍾', '讎', '畫',
     ];
@@ -94,10 +166,32 @@ static HAN: LazyLock<Vec<(char, u8)>> = LazyLock::new(|| {
             if always_digit(s).is_some() {
                 flags |= ALWAYS_DIGIT;
             }
-            (s, flags)
+            let v = variants.get(&s).or_else(|| variants.get(&c)).copied();
+            if v.is_some() {
+                flags |= VARIANT;
+            }
+            (s, flags, v.unwrap_or(s))
         })
         .collect()
 });
+
+/// What step 2 does to one character of the main ideograph block: its
+/// replacement and whether that is a learned variant (else traditional →
+/// simplified). `None` when the character stays. For naming evasions.
+pub(crate) fn han_change(c: char) -> Option<(char, bool)> {
+    let u = c as u32;
+    if !(HAN_BASE..=HAN_END).contains(&u) {
+        return None;
+    }
+    let (s, flags, v) = HAN[(u - HAN_BASE) as usize];
+    if flags & VARIANT != 0 && v != c {
+        Some((v, true))
+    } else if flags & CONTEXTUAL == 0 && s != c {
+        Some((s, false))
+    } else {
+        None
+    }
+}
 
 fn needs_fast2s(s: &str) -> bool {
     s.chars().any(|c| {
@@ -112,7 +206,7 @@ fn needs_fast2s(s: &str) -> bool {
 /// Step 3 for one character, pushing its replacement(s). Returns whether it
 /// may be part of a spelled-out number (so step 5 is needed).
 #[inline]
-fn map_char(c: char, out: &mut Vec<char>) -> bool {
+fn map_char<const VARIANTS: bool>(c: char, out: &mut Vec<char>) -> bool {
     if c.is_ascii() {
         out.push(c.to_ascii_lowercase());
         // Step 5 rewrites only runs holding Chinese numerals.
@@ -120,9 +214,13 @@ fn map_char(c: char, out: &mut Vec<char>) -> bool {
     }
     let u = c as u32;
     if (HAN_BASE..=HAN_END).contains(&u) {
-        let (s, flags) = HAN[(u - HAN_BASE) as usize];
+        let (s, flags, v) = HAN[(u - HAN_BASE) as usize];
         // A CONTEXTUAL character is already converted by fast2s: keep it.
         let s = if flags & CONTEXTUAL != 0 { c } else { s };
+        if VARIANTS && flags & VARIANT != 0 {
+            out.push(v);
+            return run_digit(v).is_some();
+        }
         if flags & ALWAYS_DIGIT != 0 {
             out.push(always_digit(s).unwrap_or(s));
             return true;
@@ -166,15 +264,47 @@ fn is_word(c: char) -> bool {
     }
 }
 
+/// Where each output character of step 4 came from: nothing in the hot
+/// path (`()`), its index in the input for [`normalize_traced`].
+trait Track {
+    fn push(&mut self, index: usize);
+}
+impl Track for () {
+    #[inline(always)]
+    fn push(&mut self, _: usize) {}
+}
+impl Track for Vec<usize> {
+    #[inline(always)]
+    fn push(&mut self, index: usize) {
+        Vec::push(self, index)
+    }
+}
+
+/// Masking characters: written in place of a letter or inside a word
+/// ("G*cci", "Gu*cci"); between two Latin letters they join the word.
+pub(crate) fn is_mask(c: char) -> bool {
+    matches!(c, '*' | '×' | '✱' | '✲' | '⁎' | '∗' | '※')
+}
+
 /// Step 4.
-fn remove_separators(chars: &[char]) -> Vec<char> {
+fn remove_separators(chars: &[char], out: &mut Vec<char>, track: &mut impl Track) {
     let n = chars.len();
-    let mut out: Vec<char> = Vec::with_capacity(n);
     let mut i = 0;
     while i < n {
         let c = chars[i];
         if is_word(c) {
             out.push(c);
+            track.push(i);
+            i += 1;
+            continue;
+        }
+        // A masking character inside a Latin word ("gu*cci") is not a word break.
+        if is_mask(c)
+            && i > 0
+            && i + 1 < n
+            && chars[i - 1].is_ascii_alphabetic()
+            && chars[i + 1].is_ascii_alphabetic()
+        {
             i += 1;
             continue;
         }
@@ -186,6 +316,7 @@ fn remove_separators(chars: &[char]) -> Vec<char> {
             && chars[i + 1].is_ascii_digit()
         {
             out.push(c);
+            track.push(i);
             i += 1;
             continue;
         }
@@ -202,15 +333,16 @@ fn remove_separators(chars: &[char]) -> Vec<char> {
             && chars[i].is_ascii_digit()
         {
             out.push(':');
+            track.push(start);
             continue;
         }
         let left_joinable = joinable_left(&chars[..start]);
         let right_joinable = joinable_right(&chars[i..]);
         if !(left_joinable && right_joinable) {
             out.push(' ');
+            track.push(start);
         }
     }
-    out
 }
 
 /// The word before a separator (in the input) is a CJK character or a single
@@ -290,7 +422,9 @@ mod tests {
                 .chars()
                 .map(|c| {
                     let u = c as u32;
-                    if super::needs_fast2s(t) || !(super::HAN_BASE..=super::HAN_END).contains(&u) {
+                    if super::needs_fast2s(t)
+                        || !(super::HAN_BASE..=super::HAN_END).contains(&u)
+                    {
                         c
                     } else {
                         super::HAN[(u - super::HAN_BASE) as usize].0

@@ -6,9 +6,51 @@
 //! traditional and homoglyph variants need no entries of their own; entries
 //! here are the *lexical* variants: homophones, pinyin, abbreviations.
 
+use std::ops::Range;
+
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
+use super::homophones::{is_real_word, HomophoneMatcher};
 use super::{is_latin_word, normalize_text};
+
+/// Terms learned from labelled listings (`dajia learn terms`: terms
+/// over-represented in listings confirmed counterfeit against confirmed
+/// genuine ones), reviewed into this file with their counts. Columns:
+/// `family` (the family's name up to its first space), `spelling`,
+/// `counterfeit`, `genuine` (listings holding it), `source`.
+pub const LEARNED_TERMS_TSV: &str = include_str!("../../data/replica_terms.tsv");
+
+/// `(family index, spelling)` of the learned terms; lines naming no family
+/// or malformed are refused by the test below, skipped here.
+pub fn learned_terms() -> Vec<(usize, String)> {
+    parse_learned(LEARNED_TERMS_TSV).unwrap_or_default()
+}
+
+pub fn parse_learned(tsv: &str) -> Result<Vec<(usize, String)>, String> {
+    let mut out = Vec::new();
+    for (n, line) in tsv.lines().enumerate() {
+        if line.is_empty() || line.starts_with('#') || line.starts_with("family\t") {
+            continue;
+        }
+        let cols: Vec<&str> = line.split('\t').collect();
+        if cols.len() != 5 {
+            return Err(format!("line {}: expected 5 columns, got {}", n + 1, cols.len()));
+        }
+        let family = FAMILIES
+            .iter()
+            .position(|f| f.name.split(' ').next() == Some(cols[0]))
+            .ok_or_else(|| format!("line {}: no family {:?}", n + 1, cols[0]))?;
+        for c in &cols[2..4] {
+            c.parse::<u64>()
+                .map_err(|e| format!("line {}: count {c:?}: {e}", n + 1))?;
+        }
+        if cols[1].trim().is_empty() {
+            return Err(format!("line {}: empty spelling", n + 1));
+        }
+        out.push((family, cols[1].to_string()));
+    }
+    Ok(out)
+}
 
 /// One vocabulary family: spellings that mean the same thing, with a weight.
 pub struct Family {
@@ -53,6 +95,8 @@ pub const FAMILIES: &[Family] = &[
             "高访货",
             "高仿货",
             "高f货",
+            "高f",
+            "gf货",
         ],
         not_before: &["真"],
         not_after: &[],
@@ -133,6 +177,12 @@ pub const FAMILIES: &[Family] = &[
             "跟单货",
             "尾单货",
             "工厂尾单",
+            "原厂尾单",
+            "原厂尾货",
+            "工厂尾货",
+            "尾单",
+            "跟单",
+            "余单",
         ],
         not_before: &[],
         not_after: &[],
@@ -176,6 +226,20 @@ pub const FAMILIES: &[Family] = &[
             "真标",
             "原鞋开模",
             "原版开模",
+            "同厂同料",
+            "同厂出品",
+            "同厂代工",
+            "原厂代工",
+            "代工厂货",
+            "正品级",
+            "正品品质",
+            "专柜品质",
+            "专柜级",
+            "最高版本",
+            "天花板版本",
+            "og版",
+            "ljr版",
+            "pk版",
         ],
         not_before: &[],
         not_after: &[],
@@ -193,6 +257,8 @@ pub const FAMILIES: &[Family] = &[
             "1:1 quality",
             "top quality copy",
             "fake",
+            "reps",
+            "1to1",
         ],
         not_before: &[],
         not_after: &[],
@@ -209,12 +275,18 @@ pub const FAMILIES: &[Family] = &[
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplicaHit {
     pub family: usize,
+    /// As matched in the normalised text.
     pub spelling: String,
+    /// Byte range in the normalised text.
+    pub range: Range<usize>,
+    /// For a homophone: the vocabulary spelling it sounds like.
+    pub sounds_like: Option<String>,
 }
 
 pub struct ReplicaMatcher {
     ac: AhoCorasick,
     patterns: Vec<(usize, String)>,
+    homophones: HomophoneMatcher<usize>,
 }
 
 impl Default for ReplicaMatcher {
@@ -231,6 +303,9 @@ impl ReplicaMatcher {
                 patterns.push((i, normalize_text(s)));
             }
         }
+        for (i, s) in learned_terms() {
+            patterns.push((i, normalize_text(&s)));
+        }
         let ac = AhoCorasickBuilder::new()
             .match_kind(MatchKind::LeftmostLongest)
             // A full DFA: a few MB at most, and the fastest search.
@@ -240,18 +315,41 @@ impl ReplicaMatcher {
             .prefilter(false)
             .build(patterns.iter().map(|(_, p)| p.as_str()))
             .expect("replica patterns build an automaton");
-        ReplicaMatcher { ac, patterns }
+        let homophones = HomophoneMatcher::new(patterns.iter().cloned(), 2);
+        ReplicaMatcher {
+            ac,
+            patterns,
+            homophones,
+        }
+    }
+
+    /// Every spelling of family `f` as the vocabulary writes it.
+    pub fn spellings(&self, f: usize) -> impl Iterator<Item = &str> {
+        self.patterns
+            .iter()
+            .filter(move |(i, _)| *i == f)
+            .map(|(_, s)| s.as_str())
     }
 
     /// Replica vocabulary in normalised text (at most one hit per family).
     pub fn find(&self, text: &str) -> Vec<ReplicaHit> {
-        self.find_glued(text, |_| false)
+        let folded = super::homophones::fold(text);
+        self.find_glued(text, folded.as_deref(), |_| false)
     }
 
     /// As [`find`](Self::find), also accepting a Latin word glued to what
     /// follows when `glued_ok(end)` says a brand name starts there
     /// ("replicaGucci", "1:1Prada").
-    pub fn find_glued(&self, text: &str, glued_ok: impl Fn(usize) -> bool) -> Vec<ReplicaHit> {
+    ///
+    /// `folded` is `homophones::fold(text)`: spellings heard there (膏访 for
+    /// 高仿) count too, unless they are real words or their context rules
+    /// them out, as for the spellings themselves.
+    pub fn find_glued(
+        &self,
+        text: &str,
+        folded: Option<&[u8]>,
+        glued_ok: impl Fn(usize) -> bool,
+    ) -> Vec<ReplicaHit> {
         let mut hits: Vec<ReplicaHit> = Vec::new();
         for m in self.ac.find_iter(text) {
             let (family, spelling) = &self.patterns[m.pattern().as_usize()];
@@ -276,26 +374,62 @@ impl ReplicaMatcher {
             {
                 continue;
             }
-            let near_after: String = after.chars().take(8).collect();
-            let near_before: String = {
-                let v: Vec<char> = before.chars().rev().take(8).collect();
-                v.into_iter().rev().collect()
-            };
-            if f.not_before.iter().any(|w| {
-                near_after.starts_with(w) || (w.chars().count() > 1 && near_after.contains(w))
-            }) || f.not_after.iter().any(|w| {
-                near_before.ends_with(w) || (w.chars().count() > 1 && near_before.contains(w))
-            }) {
+            if excluded_by_context(f, before, after) {
                 continue;
             }
             if !hits.iter().any(|h| h.family == *family) {
                 hits.push(ReplicaHit {
                     family: *family,
                     spelling: spelling.clone(),
+                    range: m.start()..m.end(),
+                    sounds_like: None,
                 });
             }
         }
+        for h in self.homophones.find(text, folded) {
+            let f = &FAMILIES[*h.term];
+            let r = h.range.clone();
+            if hits.iter().any(|x| x.family == *h.term)
+                || excluded_by_context(f, &text[..r.start], &text[r.end..])
+                || is_real_word(text, &r)
+            {
+                continue;
+            }
+            hits.push(ReplicaHit {
+                family: *h.term,
+                spelling: text[r.clone()].to_string(),
+                range: r,
+                sounds_like: Some(h.canonical.to_string()),
+            });
+        }
         hits
+    }
+}
+
+/// The family's context rules: a word close after (`not_before`) or before
+/// (`not_after`) the match that gives it another meaning.
+fn excluded_by_context(f: &Family, before: &str, after: &str) -> bool {
+    let near_after: String = after.chars().take(8).collect();
+    let near_before: String = {
+        let v: Vec<char> = before.chars().rev().take(8).collect();
+        v.into_iter().rev().collect()
+    };
+    f.not_before
+        .iter()
+        .any(|w| near_after.starts_with(w) || (w.chars().count() > 1 && near_after.contains(w)))
+        || f.not_after.iter().any(|w| {
+            near_before.ends_with(w) || (w.chars().count() > 1 && near_before.contains(w))
+        })
+}
+
+impl ReplicaMatcher {
+    /// Number of spellings (seed and learned).
+    pub fn len(&self) -> usize {
+        self.patterns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
     }
 }
 
@@ -332,6 +466,9 @@ mod tests {
             ("Replica watch", "replica"),
             ("R E P L I C A bag", "replica"),
             ("精仿 名表", "仿品"),
+            ("膏访 女包", "高仿"),
+            ("同厂同料 女包", "纯原/公司级"),
+            ("原厂尾单 羽绒服", "原单"),
         ];
         for (text, want) in cases {
             let got = families(text);
@@ -355,8 +492,20 @@ mod tests {
             "缅甸a货天然翡翠 冰种阳绿心形戒面",
             "天然a货冰种翡翠金龟子",
             "红米 4a手游无线游戏手柄",
+            "元旦礼物 女包",
+            "妇科 护理液",
+            "提高访问量",
         ] {
             assert!(families(text).is_empty(), "{text}: {:?}", families(text));
         }
+    }
+
+    #[test]
+    fn learned_terms_file_parses() {
+        parse_learned(LEARNED_TERMS_TSV).unwrap();
+        assert!(parse_learned("nofamily\tx\t1\t0\tlearned").is_err());
+        assert!(parse_learned("高仿\tx\tmany\t0\tlearned").is_err());
+        assert!(parse_learned("高仿\tx\t1\t0").is_err());
+        assert_eq!(parse_learned("高仿\t搞fang\t9\t0\tlearned").unwrap(), vec![(0, "搞fang".to_string())]);
     }
 }

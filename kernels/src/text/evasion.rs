@@ -1,0 +1,310 @@
+//! Evasion as evidence: when a brand, replica or contact term matches only
+//! because normalisation undid a disguise (separators, inserted symbols or
+//! emoji, masking characters, full-width forms, traditional characters,
+//! learned variant characters, homoglyphs, disguised digits, leetspeak,
+//! homophones), the disguise itself is a signal: nobody selling the genuine
+//! article writes 古 驰, G*cci or R0lex. This module names what was undone
+//! in the input span of a match ([`classify`], [`evaded`]) and reads Latin
+//! words written with masks or digits for letters ([`LatinDisguises`]).
+
+use std::collections::HashMap;
+
+use unicode_normalization::UnicodeNormalization;
+
+use super::normalize::{han_change, is_mask};
+use super::numerals::always_digit;
+use super::is_cjk;
+
+/// One kind of disguise normalisation undoes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Transform {
+    /// Spaces between the characters of a word (古 驰, G U C C I).
+    Separators,
+    /// Punctuation, emoji or invisible characters inside a word (高🔥仿).
+    Symbols,
+    /// A masking character for or between letters (G*cci, Gu*cci).
+    Masking,
+    /// Full-width letters and digits (ＧＵＣＣＩ).
+    Width,
+    /// Traditional characters (古馳).
+    Traditional,
+    /// Shape-similar or homophone characters learned from real spam (宋 for 送).
+    VariantChars,
+    /// Letters of other scripts that look Latin (Cyrillic с in Guссi).
+    Homoglyph,
+    /// Digits written as circled, dingbat or financial numerals.
+    Numerals,
+    /// Digits and symbols for letters (R0lex, Pr@da).
+    Leetspeak,
+    /// Other characters of the same sound (威信 for 微信).
+    Homophone,
+}
+
+impl Transform {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transform::Separators => "separators",
+            Transform::Symbols => "symbols",
+            Transform::Masking => "masking",
+            Transform::Width => "full_width",
+            Transform::Traditional => "traditional",
+            Transform::VariantChars => "variant_chars",
+            Transform::Homoglyph => "homoglyph",
+            Transform::Numerals => "numerals",
+            Transform::Leetspeak => "leetspeak",
+            Transform::Homophone => "homophone",
+        }
+    }
+
+    /// Weak disguises are also how some genuine sellers type (traditional
+    /// characters in Hong Kong and Taiwan, full-width letters from an input
+    /// method); they weigh less (`Weights::evasion_weak`).
+    pub fn is_weak(self) -> bool {
+        matches!(self, Transform::Traditional | Transform::Width)
+    }
+}
+
+/// What normalisation undid in `raw`, the input span of a match, in order
+/// of first appearance.
+pub fn classify(raw: &str) -> Vec<Transform> {
+    let mut out: Vec<Transform> = Vec::new();
+    let mut add = |t: Transform| {
+        if !out.contains(&t) {
+            out.push(t)
+        }
+    };
+    let chars: Vec<char> = raw.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_whitespace() {
+            add(Transform::Separators);
+        } else if is_mask(c) || (c == '＊') {
+            add(Transform::Masking);
+        } else if ('\u{FF01}'..='\u{FF5E}').contains(&c) {
+            add(Transform::Width);
+        } else if let Some((_, variant)) = han_change(c) {
+            add(if variant {
+                Transform::VariantChars
+            } else {
+                Transform::Traditional
+            });
+        } else if is_cjk(c) || c.is_ascii_alphanumeric() {
+        } else if always_digit(c).is_some()
+            || (c.is_numeric() && c.nfkc().all(|d| d.is_ascii_digit()))
+        {
+            add(Transform::Numerals);
+        } else if c.is_alphanumeric() {
+            if c.nfkc().all(|d| d.is_ascii_alphanumeric()) {
+                add(Transform::Width);
+            } else {
+                let mut buf = [0u8; 4];
+                let skel: String = unicode_security::confusable_detection::skeleton(
+                    c.encode_utf8(&mut buf),
+                )
+                .collect();
+                if skel.chars().all(|s| s.is_ascii_alphanumeric()) {
+                    add(Transform::Homoglyph);
+                }
+            }
+        } else if i > 0 && i + 1 < chars.len() {
+            // Punctuation, emoji, zero-width characters inside the span.
+            add(Transform::Symbols);
+        }
+    }
+    out
+}
+
+/// Lowercase, whitespace runs as one space.
+fn plain(s: &str) -> String {
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+/// The disguises in `raw` (the input span of a match) when it is not
+/// written as one of the term's own `spellings` (names and aliases as the
+/// knowledge base or vocabulary writes them): `None` when it is plain.
+pub fn evaded<'a>(raw: &str, spellings: impl IntoIterator<Item = &'a str>) -> Option<Vec<Transform>> {
+    let p = plain(raw);
+    for s in spellings {
+        let s = plain(s);
+        // A name of several words may also be written without its spaces
+        // (亚历山大麦昆, LouisVuitton); spaces the name lacks are a disguise.
+        if p == s || (!p.contains(' ') && p == s.replace(' ', "")) {
+            return None;
+        }
+    }
+    let t = classify(raw);
+    (!t.is_empty()).then_some(t)
+}
+
+/// Leetspeak letters: what a digit or symbol inside a Latin word stands for.
+fn leet(c: char) -> &'static [char] {
+    match c {
+        '0' => &['o'],
+        '1' => &['i', 'l'],
+        '3' => &['e'],
+        '4' | '@' => &['a'],
+        '5' | '$' => &['s'],
+        '7' => &['t'],
+        '8' => &['b'],
+        _ => &[],
+    }
+}
+
+/// A cheap first look: a masking character or `@`/`$` anywhere, or a
+/// leetspeak digit between two ASCII letters (r0lex); plain text stops here.
+fn has_candidate(raw: &str) -> bool {
+    let b = raw.as_bytes();
+    raw.chars().any(|c| is_mask(c) || matches!(c, '＊' | '@' | '$' | '＠' | '＄'))
+        || (1..b.len().saturating_sub(1)).any(|i| {
+            b[i].is_ascii_digit()
+                && !leet(b[i] as char).is_empty()
+                && b[i - 1].is_ascii_alphabetic()
+                && b[i + 1].is_ascii_alphabetic()
+        })
+}
+
+/// Latin names (single words of four letters or more) read when written
+/// with masking characters for letters (G*cci) or digits and symbols for
+/// letters (R0lex, Pr@da). Runs on the input text, only on words that hold
+/// such a character, so plain text costs one scan.
+pub struct LatinDisguises<T> {
+    /// Name length → (payload, lowercase name).
+    by_len: HashMap<usize, Vec<(T, String)>>,
+}
+
+/// A disguised Latin name in input text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatinHit<'t, T> {
+    pub term: &'t T,
+    pub name: &'t str,
+    /// The word as written.
+    pub raw: String,
+    pub transform: Transform,
+}
+
+impl<T> LatinDisguises<T> {
+    pub fn new(names: impl IntoIterator<Item = (T, String)>) -> Self {
+        let mut by_len: HashMap<usize, Vec<(T, String)>> = HashMap::new();
+        for (t, n) in names {
+            let n = n.to_lowercase();
+            if n.len() >= 4 && n.chars().all(|c| c.is_ascii_alphabetic()) {
+                let v = by_len.entry(n.len()).or_default();
+                if !v.iter().any(|(_, m)| *m == n) {
+                    v.push((t, n));
+                }
+            }
+        }
+        LatinDisguises { by_len }
+    }
+
+    pub fn find(&self, raw: &str) -> Vec<LatinHit<'_, T>> {
+        let mut out = Vec::new();
+        if self.by_len.is_empty() || !has_candidate(raw) {
+            return out;
+        }
+        let word_char = |c: char| c.is_ascii_alphanumeric() || is_mask(c) || matches!(c, '@' | '$');
+        // Full-width forms and homoglyphs of the word are read as ASCII.
+        let text: String = raw
+            .nfkc()
+            .map(|c| c.to_ascii_lowercase())
+            .map(|c| if c == '＊' { '*' } else { c })
+            .collect();
+        for word in text.split(|c: char| !word_char(c)) {
+            let letters = word.chars().filter(|c| c.is_ascii_alphabetic()).count();
+            let masks = word.chars().filter(|c| is_mask(*c)).count();
+            let leets = word
+                .chars()
+                .filter(|c| !c.is_ascii_alphabetic() && !leet(*c).is_empty())
+                .count();
+            if letters < 3 || masks + leets == 0 {
+                continue;
+            }
+            let n = word.chars().count();
+            let Some(names) = self.by_len.get(&n) else {
+                continue;
+            };
+            let w: Vec<char> = word.chars().collect();
+            // At most a third of the name hidden.
+            if (masks + leets) * 3 > n {
+                continue;
+            }
+            for (t, name) in names {
+                let ok = w.iter().zip(name.chars()).all(|(&c, a)| {
+                    c == a || is_mask(c) || leet(c).contains(&a)
+                });
+                if ok {
+                    out.push(LatinHit {
+                        term: t,
+                        name,
+                        raw: word.to_string(),
+                        transform: if masks > 0 {
+                            Transform::Masking
+                        } else {
+                            Transform::Leetspeak
+                        },
+                    });
+                    break;
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Transform::*;
+
+    #[test]
+    fn disguises_are_named() {
+        let cases: &[(&str, &[Transform])] = &[
+            ("古 驰", &[Separators]),
+            ("古❤驰", &[Symbols]),
+            ("高\u{200b}仿", &[Symbols]),
+            ("古馳", &[Traditional]),
+            ("ＧＵＣＣＩ", &[Width]),
+            ("Guссi", &[Homoglyph]),
+            ("G.U.C.C.I", &[Symbols]),
+            ("Gu*cci", &[Masking]),
+            ("①③⑧", &[Numerals]),
+            ("古驰", &[]),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(classify(raw), *want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn own_spellings_are_not_evasions() {
+        assert_eq!(evaded("古驰", ["Gucci", "古驰"]), None);
+        assert_eq!(evaded("GUCCI", ["Gucci"]), None);
+        assert_eq!(evaded("亚历山大 麦昆", ["亚历山大 麦昆"]), None);
+        assert_eq!(evaded("亚历山大麦昆", ["亚历山大 麦昆"]), None);
+        assert_eq!(evaded("Louis  Vuitton", ["Louis Vuitton"]), None);
+        // A traditional alias the knowledge base lists is its own spelling.
+        assert_eq!(evaded("古馳", ["古驰", "古馳"]), None);
+        assert_eq!(evaded("古馳", ["古驰"]), Some(vec![Traditional]));
+        assert_eq!(evaded("古 驰", ["古驰"]), Some(vec![Separators]));
+    }
+
+    #[test]
+    fn masked_and_leet_latin_names_are_read() {
+        let m = LatinDisguises::new(
+            [(1, "Gucci"), (2, "Rolex"), (3, "Prada"), (4, "LV")].map(|(t, s)| (t, s.to_string())),
+        );
+        let found = |s: &str| -> Vec<(i32, Transform)> {
+            m.find(s).into_iter().map(|h| (*h.term, h.transform)).collect()
+        };
+        assert_eq!(found("G*cci 女包 特价"), vec![(1, Masking)]);
+        assert_eq!(found("Ｇ＊ＣＣＩ"), vec![(1, Masking)]);
+        assert_eq!(found("R0lex 机械表"), vec![(2, Leetspeak)]);
+        assert_eq!(found("pr@da bag"), vec![(3, Leetspeak)]);
+        // Plain names, model numbers and mostly hidden words are not read.
+        assert!(found("Gucci iphone15 a7").is_empty());
+        assert!(found("g**** r0l3x").is_empty());
+        assert!(found("l*v").is_empty());
+    }
+}
