@@ -285,9 +285,13 @@ enum LearnCmd {
     Variants {
         #[arg(long, default_value = "jobs/data/spam_variant_pairs_train.tsv")]
         pairs: PathBuf,
-        /// Real product titles: a variant common in them is not learned.
-        #[arg(long, default_value = "jobs/data/product_titles_train.tsv")]
-        titles: PathBuf,
+        /// Real benign text (TSV with a `title` or `brand` column), repeatable:
+        /// a variant occurring there more than --max-benign times is not learned.
+        #[arg(
+            long,
+            default_values = ["jobs/data/product_titles_train.tsv", "jobs/data/brand_gazetteer_zh.tsv"]
+        )]
+        benign: Vec<PathBuf>,
         /// Write the table here (the scan's is kernels/data/variant_chars.tsv).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -295,7 +299,7 @@ enum LearnCmd {
         min_count: u32,
         #[arg(long, default_value_t = 0.6)]
         min_share: f32,
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, default_value_t = 0)]
         max_benign: u32,
         /// Also write the report here as JSON.
         #[arg(long)]
@@ -509,7 +513,7 @@ fn run() -> Result<()> {
         }
         Cmd::Learn(LearnCmd::Variants {
             pairs,
-            titles,
+            benign,
             out,
             min_count,
             min_share,
@@ -522,7 +526,7 @@ fn run() -> Result<()> {
             );
             let r = dajia::learn::variants::run(&dajia::learn::variants::VariantsOptions {
                 pairs,
-                titles,
+                benign,
                 out,
                 learn: dajia_kernels::text::learn::LearnOptions {
                     min_count,

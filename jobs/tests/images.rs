@@ -162,7 +162,7 @@ fn image_index_round_trips_and_refuses_another_embedder() {
             brand_id: None,
             listing_id: Some(i),
             source: "test_purchase".into(),
-            print: Some(vec![i as u8; 48 * 48]),
+            print: Some(vec![i as u8; 96 * 96]),
         };
         index.push(entry, &embed(e.as_ref(), &photo_jpeg(i as u64)));
     }
@@ -523,4 +523,62 @@ fn scan_with_the_mobilenet_embedder_flags_official_photo_copies() {
         "{flagged} of {reused} flagged"
     );
     assert!(wrong <= 2, "{wrong} genuine listings flagged by images");
+}
+
+/// The second check of an image match (`kimage::verify`) on the
+/// generator's pictures: copies of official images drawn on real stock
+/// photographs (the scan's reseller copies and every transform of
+/// `dajia bench images`) agree; the bare stock photograph and another
+/// product drawn on the same photograph do not.
+#[test]
+fn verification_separates_copies_from_stock_photo_lookalikes() {
+    use dajia::gen::images::{photo_on, reuse, stock_photos};
+    use dajia_kernels::image::verify::{agreement, print_bytes, DEFAULT_THRESHOLD};
+    let stock = stock_photos();
+    if stock.is_empty() {
+        assert!(
+            std::env::var_os("DAJIA_REQUIRE_MODELS").is_none(),
+            "no stock photos under the models folder (scripts/setup-models.sh)"
+        );
+        eprintln!("skipped: no stock photos (run scripts/setup-models.sh)");
+        return;
+    }
+    let limits = DecodeLimits::default();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+    let (mut copies, mut bare, mut other) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, st) in stock.iter().enumerate() {
+        for k in 0..6u64 {
+            let seed = 1000 + i as u64 * 10 + k;
+            let official = print_bytes(&jpeg(&photo_on(seed, Some(st), true), 92), &limits).unwrap();
+            let mut copy = |img: &image::RgbImage, q: u8| {
+                let p = print_bytes(&jpeg(img, q), &limits).unwrap();
+                copies.push(agreement(&p, &official));
+            };
+            let src = photo_on(seed, Some(st), true);
+            copy(&reuse(&src, &mut rng), 75);
+            for t in TRANSFORMS {
+                let (img, q) = transform(&src, t, &mut rng);
+                copy(&img, q);
+            }
+            let p = print_bytes(&jpeg(&photo_on(seed + 5000, Some(st), false), 88), &limits).unwrap();
+            bare.push(agreement(&p, &official));
+            let p = print_bytes(&jpeg(&photo_on(seed + 7000, Some(st), true), 88), &limits).unwrap();
+            other.push(agreement(&p, &official));
+        }
+    }
+    let q = |v: &mut Vec<f32>, p: f32| {
+        v.sort_by(f32::total_cmp);
+        v[((v.len() - 1) as f32 * p).round() as usize]
+    };
+    let (c01, c05, c50) = (q(&mut copies, 0.01), q(&mut copies, 0.05), q(&mut copies, 0.5));
+    let (b50, b95, bmax) = (q(&mut bare, 0.5), q(&mut bare, 0.95), q(&mut bare, 1.0));
+    let (o50, o95, omax) = (q(&mut other, 0.5), q(&mut other, 0.95), q(&mut other, 1.0));
+    eprintln!(
+        "agreement: copies p01 {c01:.3} p05 {c05:.3} p50 {c50:.3} ({}); bare stock photo p50 {b50:.3} p95 {b95:.3} max {bmax:.3}; other product on it p50 {o50:.3} p95 {o95:.3} max {omax:.3}; threshold {DEFAULT_THRESHOLD}",
+        copies.len()
+    );
+    let pass = copies.iter().filter(|a| **a >= DEFAULT_THRESHOLD).count();
+    assert!(pass as f64 >= 0.97 * copies.len() as f64, "{pass} of {} copies pass", copies.len());
+    let wrong = bare.iter().chain(&other).filter(|a| **a >= DEFAULT_THRESHOLD).count();
+    assert!(wrong as f64 <= 0.02 * (bare.len() + other.len()) as f64, "{wrong} look-alikes pass");
 }

@@ -543,12 +543,12 @@ fn counterfeit(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
             row.price_cents = (floor * rng.random_range(0.5..1.2)) as i64;
         }
         "brand_obfuscation" => {
-            let (disguised, how) = loop {
-                let (d, h) = evasion::disguise(&alias, rng);
-                if d != alias || alias.is_ascii() == false {
-                    break (d, h);
-                }
-            };
+            // A disguise that changes the name (a Latin name has no
+            // homophone; separators always apply).
+            let (disguised, how) = (0..16)
+                .map(|_| evasion::disguise(&alias, rng))
+                .find(|(d, _)| *d != alias)
+                .unwrap_or_else(|| (evasion::separate(&alias, rng), "separators"));
             row.evasion = Some(format!("brand {how}"));
             // Half priced like the genuine article: the disguise and the
             // seller are then the only evidence.

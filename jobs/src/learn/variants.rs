@@ -20,8 +20,9 @@ use dajia_kernels::text::variants::Variant;
 pub struct VariantsOptions {
     /// Spam pairs: `raw<TAB>normalised` per line after a header.
     pub pairs: PathBuf,
-    /// Real product titles (TSV, title in the second column): the benign check.
-    pub titles: PathBuf,
+    /// Real benign text (TSVs with a `title` or `brand` column: product
+    /// titles, brand names): a variant occurring there is not learned.
+    pub benign: Vec<PathBuf>,
     /// Where to write the learned table (None: only report).
     pub out: Option<PathBuf>,
     pub learn: LearnOptions,
@@ -63,19 +64,28 @@ pub fn read_pairs(path: &Path) -> Result<(Vec<(String, String)>, usize)> {
     Ok((pairs, skipped))
 }
 
-/// Titles from a TSV whose second column is the title (jobs/data layout).
-pub fn read_titles(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(text
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split('\t').nth(1).map(str::to_string))
+/// The `title` (or else `brand`) column of a TSV with a header.
+pub fn read_texts(path: &Path) -> Result<Vec<String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split('\t').collect();
+    let col = header
+        .iter()
+        .position(|c| *c == "title")
+        .or_else(|| header.iter().position(|c| *c == "brand"))
+        .with_context(|| format!("{}: no `title` or `brand` column in the header", path.display()))?;
+    Ok(lines
+        .filter_map(|l| l.split('\t').nth(col).map(str::to_string))
         .collect())
 }
 
 pub fn run(o: &VariantsOptions) -> Result<VariantsReport> {
     let (pairs, skipped) = read_pairs(&o.pairs)?;
-    let titles = read_titles(&o.titles)?;
+    let mut titles = Vec::new();
+    for p in &o.benign {
+        titles.extend(read_texts(p)?);
+    }
     let (mut train, mut held) = (Vec::new(), Vec::new());
     for (i, (r, n)) in pairs.iter().enumerate() {
         if is_held_out(i) {
@@ -99,7 +109,7 @@ pub fn run(o: &VariantsOptions) -> Result<VariantsReport> {
     let after = recovery(&held, &|t: &str| normalize_with_table(t, &table), &after_ids);
     if let Some(out) = &o.out {
         let header = format!(
-            "Variant characters learned by `dajia learn variants` from {} spam pairs\n(every fifth pair held out); min count {}, min share {}, at most {} times in {} real titles.",
+            "Variant characters learned by `dajia learn variants` from {} spam pairs\n(every fifth pair held out); min count {}, min share {}, at most {} times in {} real titles and brand names.",
             train.len(),
             o.learn.min_count,
             o.learn.min_share,

@@ -3,8 +3,9 @@
 //! a stock photograph with a brand's official image, without the brand's
 //! product or mark, looks alike overall too. Before a match becomes a
 //! reason, the two images are compared *locally*: both are reduced to small
-//! grey prints, the reference is aligned to the query (mirror, and crops of
-//! up to an eighth of each side, as resellers crop), and the share of grid
+//! grey prints (96×96), the reference is aligned to the query (mirror, and crops of
+//! up to a sixth of each side, as resellers crop: found from the row and
+//! column brightness profiles, then refined pixel by pixel), and the share of grid
 //! cells that agree in structure (normalised cross-correlation) and
 //! brightness is the agreement. A copy agrees almost everywhere; a
 //! different product on the same background disagrees where the product
@@ -20,16 +21,16 @@ use super::thumbnail::resize_rgb;
 use super::ImageError;
 
 /// Side of a print.
-pub const SIDE: usize = 48;
+pub const SIDE: usize = 96;
 const CELL: usize = 8;
 const GRID: usize = SIDE / CELL;
-/// Crop offsets tried on each side of the reference, in print pixels.
-const CROPS: [usize; 4] = [0, 2, 4, 6];
+/// Most print pixels cropped from one side of the reference (about 16%).
+const MAX_CROP: usize = 15;
 
 /// Default agreement at or above which a match holds (config
 /// `images.verify_threshold`). Chosen between copies and stock-photo
 /// look-alikes of `dajia gen` and `dajia bench images` (README, "Images").
-pub const DEFAULT_THRESHOLD: f32 = 0.75;
+pub const DEFAULT_THRESHOLD: f32 = 0.93;
 
 /// The grey print of an image.
 pub fn print(img: &RgbImage) -> Vec<u8> {
@@ -104,6 +105,55 @@ fn cells_agree(q: &[f32], w: &[f32]) -> f32 {
     agree as f32 / (GRID * GRID) as f32
 }
 
+/// Mean brightness of each column and each row of a print.
+fn profiles(p: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let mut cols = vec![0f32; SIDE];
+    let mut rows = vec![0f32; SIDE];
+    for y in 0..SIDE {
+        for x in 0..SIDE {
+            cols[x] += p[y * SIDE + x];
+            rows[y] += p[y * SIDE + x];
+        }
+    }
+    (cols, rows)
+}
+
+fn ncc(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len() as f32;
+    let (ma, mb) = (a.iter().sum::<f32>() / n, b.iter().sum::<f32>() / n);
+    let (mut sab, mut saa, mut sbb) = (0f32, 0f32, 0f32);
+    for (x, y) in a.iter().zip(b) {
+        let (x, y) = (x - ma, y - mb);
+        sab += x * y;
+        saa += x * x;
+        sbb += y * y;
+    }
+    sab / (saa * sbb).sqrt().max(1e-6)
+}
+
+/// The window `[lo, SIDE - hi)` of the reference profile that, stretched to
+/// the full side, best matches the query profile.
+fn best_window(query: &[f32], reference: &[f32]) -> (usize, usize) {
+    let mut best = (0, 0, f32::MIN);
+    let mut s = vec![0f32; SIDE];
+    for lo in 0..=MAX_CROP {
+        for hi in 0..=MAX_CROP {
+            let (a, b) = (lo as f32, (SIDE - hi) as f32);
+            let step = (b - a) / SIDE as f32;
+            for (i, v) in s.iter_mut().enumerate() {
+                let f = (a + (i as f32 + 0.5) * step - 0.5).clamp(0.0, (SIDE - 1) as f32);
+                let (j, t) = (f as usize, f.fract());
+                *v = reference[j] * (1.0 - t) + reference[(j + 1).min(SIDE - 1)] * t;
+            }
+            let c = ncc(query, &s);
+            if c > best.2 {
+                best = (lo, hi, c);
+            }
+        }
+    }
+    (best.0, best.1)
+}
+
 /// Agreement of a query print with a reference print, in [0, 1]: the best
 /// over mirroring and crops of the reference.
 pub fn agreement(query: &[u8], reference: &[u8]) -> f32 {
@@ -111,18 +161,31 @@ pub fn agreement(query: &[u8], reference: &[u8]) -> f32 {
         return 0.0;
     }
     let q: Vec<f32> = query.iter().map(|&v| v as f32).collect();
+    let r: Vec<f32> = reference.iter().map(|&v| v as f32).collect();
+    let (q_cols, q_rows) = profiles(&q);
+    let (r_cols, r_rows) = profiles(&r);
+    let (t, b) = best_window(&q_rows, &r_rows);
     let mut w = vec![0f32; SIDE * SIDE];
     let mut best = 0f32;
     for mirror in [false, true] {
-        for &l in &CROPS {
-            for &r in &CROPS {
-                for &t in &CROPS {
-                    for &b in &CROPS {
-                        let (x0, x1) = (l as f32, (SIDE - r) as f32);
-                        let (y0, y1) = (t as f32, (SIDE - b) as f32);
-                        warp(reference, x0, x1, y0, y1, mirror, &mut w);
+        let cols: Vec<f32> = if mirror {
+            q_cols.iter().rev().copied().collect()
+        } else {
+            q_cols.clone()
+        };
+        let (l, rr) = best_window(&cols, &r_cols);
+        // The profiles give the crop to a pixel or so; refine around it.
+        let near = |v: usize| v.saturating_sub(1)..=(v + 1).min(MAX_CROP);
+        for l in near(l) {
+            for rr in near(rr) {
+                for t in near(t) {
+                    for b in near(b) {
+                        // For a mirrored query, (l, rr) came from its reversed
+                        // profile: the window is the same, read right to left.
+                        let (x0, x1) = (l as f32, (SIDE - rr) as f32);
+                        warp(reference, x0, x1, t as f32, (SIDE - b) as f32, mirror, &mut w);
                         best = best.max(cells_agree(&q, &w));
-                        if best >= 0.97 {
+                        if best >= 0.98 {
                             return best;
                         }
                     }

@@ -288,6 +288,28 @@ impl KnowledgeBase {
                     });
                 }
             }
+            if !from_image {
+                for (family, written, spelling, how) in self.replica.find_disguised_latin(raw) {
+                    let f = &FAMILIES[family];
+                    if reasons
+                        .iter()
+                        .any(|r| r.code == "replica_vocabulary" && r.detail.contains(f.name))
+                    {
+                        continue;
+                    }
+                    reasons.push(Reason {
+                        code: "replica_vocabulary",
+                        detail: format!("{source}: \"{written}\" ({spelling}; {})", f.name),
+                        weight: (f.weight * w.replica_factor).min(1.0),
+                    });
+                    evasions.push(Evasion {
+                        source: source.clone(),
+                        raw: written,
+                        reads_as: spelling,
+                        how: vec![how],
+                    });
+                }
+            }
             for hit in self.contact.find_folded(text, folded.as_deref()) {
                 reasons.push(Reason {
                     code: "contact_diversion",

@@ -31,6 +31,7 @@ const KEYWORDS: &[(&str, &str)] = &[
     ("加v", "wechat"),
     ("+v", "wechat"),
     ("加微", "wechat"),
+    ("加微信", "wechat"),
     ("薇", "wechat"),
     ("嶶", "wechat"),
     ("溦", "wechat"),
@@ -106,7 +107,7 @@ impl ContactMatcher {
             .prefilter(false)
             .build(KEYWORDS.iter().map(|(k, _)| normalize_text(k)))
             .expect("contact keywords build an automaton");
-        let homophones = HomophoneMatcher::new(
+        let homophones = HomophoneMatcher::overlapping(
             KEYWORDS
                 .iter()
                 .enumerate()
@@ -311,6 +312,7 @@ mod tests {
             ("V❤ 12345678", "12345678"),
             ("纸飞机 abc12345", "abc12345"),
             ("伽薇 13800138000", "13800138000"),
+            ("加危芯 lux8888a", "lux8888a"),
         ];
         for (text, want) in cases {
             let got = ids(text);

@@ -156,12 +156,15 @@ fn leet(c: char) -> &'static [char] {
 /// leetspeak digit between two ASCII letters (r0lex); plain text stops here.
 fn has_candidate(raw: &str) -> bool {
     let b = raw.as_bytes();
+    let alpha = |i: usize| b.get(i).is_some_and(|c| c.is_ascii_alphabetic());
     raw.chars().any(|c| is_mask(c) || matches!(c, '＊' | '@' | '$' | '＠' | '＄'))
-        || (1..b.len().saturating_sub(1)).any(|i| {
+        || (1..b.len()).any(|i| {
             b[i].is_ascii_digit()
                 && !leet(b[i] as char).is_empty()
-                && b[i - 1].is_ascii_alphabetic()
-                && b[i + 1].is_ascii_alphabetic()
+                && alpha(i - 1)
+                // inside a word (r0lex), or ending one of 2+ letters (gucc1)
+                && (alpha(i + 1)
+                    || (i >= 2 && alpha(i - 2) && !b.get(i + 1).is_some_and(|c| c.is_ascii_alphanumeric())))
         })
 }
 
@@ -302,6 +305,7 @@ mod tests {
         assert_eq!(found("Ｇ＊ＣＣＩ"), vec![(1, Masking)]);
         assert_eq!(found("R0lex 机械表"), vec![(2, Leetspeak)]);
         assert_eq!(found("pr@da bag"), vec![(3, Leetspeak)]);
+        assert_eq!(found("GUCC1 女包"), vec![(1, Leetspeak)]);
         // Plain names, model numbers and mostly hidden words are not read.
         assert!(found("Gucci iphone15 a7").is_empty());
         assert!(found("g**** r0l3x").is_empty());

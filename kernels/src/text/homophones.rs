@@ -101,6 +101,7 @@ fn unfold_range(text: &str, start: usize, end: usize) -> Range<usize> {
 pub struct HomophoneMatcher<T> {
     ac: Option<AhoCorasick>,
     terms: Vec<(T, String)>,
+    overlapping: bool,
 }
 
 /// A term heard in normalised text, written differently.
@@ -118,6 +119,20 @@ impl<T> HomophoneMatcher<T> {
     /// least `min_syllables` ideographs are kept: shorter ones collide with
     /// too many real words.
     pub fn new(terms: impl IntoIterator<Item = (T, String)>, min_syllables: usize) -> Self {
+        Self::build(terms, min_syllables, false)
+    }
+
+    /// As [`new`](Self::new), reporting overlapping matches too (加危芯 holds
+    /// both 加微 and 微信 by sound; the caller decides which one counts).
+    pub fn overlapping(terms: impl IntoIterator<Item = (T, String)>, min_syllables: usize) -> Self {
+        Self::build(terms, min_syllables, true)
+    }
+
+    fn build(
+        terms: impl IntoIterator<Item = (T, String)>,
+        min_syllables: usize,
+        overlapping: bool,
+    ) -> Self {
         let mut kept: Vec<(T, String)> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for (t, s) in terms {
@@ -128,12 +143,20 @@ impl<T> HomophoneMatcher<T> {
         }
         let ac = (!kept.is_empty()).then(|| {
             AhoCorasickBuilder::new()
-                .match_kind(MatchKind::LeftmostLongest)
+                .match_kind(if overlapping {
+                    MatchKind::Standard
+                } else {
+                    MatchKind::LeftmostLongest
+                })
                 .kind(Some(aho_corasick::AhoCorasickKind::DFA))
                 .build(kept.iter().map(|(_, s)| fold(s).unwrap_or_default()))
                 .expect("homophone patterns build an automaton")
         });
-        HomophoneMatcher { ac, terms: kept }
+        HomophoneMatcher {
+            ac,
+            terms: kept,
+            overlapping,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -151,7 +174,12 @@ impl<T> HomophoneMatcher<T> {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for m in ac.find_iter(folded) {
+        let matches: Vec<aho_corasick::Match> = if self.overlapping {
+            ac.find_overlapping_iter(folded).collect()
+        } else {
+            ac.find_iter(folded).collect()
+        };
+        for m in matches {
             let (term, canonical) = &self.terms[m.pattern().as_usize()];
             let range = unfold_range(text, m.start(), m.end());
             if &text[range.clone()] == canonical.as_str() {

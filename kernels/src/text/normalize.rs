@@ -175,13 +175,29 @@ static HAN: LazyLock<Vec<(char, u8, char)>> = LazyLock::new(|| {
         .collect()
 });
 
+/// Learned variants outside the main ideograph block (extension A
+/// ideographs, kana, bopomofo, Greek letters), sorted for binary search.
+static OTHER_VARIANTS: LazyLock<Vec<(char, char)>> = LazyLock::new(|| {
+    let mut v: Vec<(char, char)> = super::variants::table()
+        .into_iter()
+        .filter(|(from, _)| !(HAN_BASE..=HAN_END).contains(&(*from as u32)))
+        .collect();
+    v.sort();
+    v
+});
+
+fn other_variant(c: char) -> Option<char> {
+    let v = &*OTHER_VARIANTS;
+    v.binary_search_by_key(&c, |(f, _)| *f).ok().map(|i| v[i].1)
+}
+
 /// What step 2 does to one character of the main ideograph block: its
 /// replacement and whether that is a learned variant (else traditional →
 /// simplified). `None` when the character stays. For naming evasions.
 pub(crate) fn han_change(c: char) -> Option<(char, bool)> {
     let u = c as u32;
     if !(HAN_BASE..=HAN_END).contains(&u) {
-        return None;
+        return other_variant(c).map(|v| (v, true));
     }
     let (s, flags, v) = HAN[(u - HAN_BASE) as usize];
     if flags & VARIANT != 0 && v != c {
@@ -231,6 +247,12 @@ fn map_char<const VARIANTS: bool>(c: char, out: &mut Vec<char>) -> bool {
     if let Some(d) = always_digit(c) {
         out.push(d);
         return true;
+    }
+    if VARIANTS {
+        if let Some(v) = other_variant(c) {
+            out.push(v);
+            return run_digit(v).is_some() || v.is_ascii_digit();
+        }
     }
     if matches!(c, '➕' | '✚' | '✙' | '﹢') {
         out.push('+');

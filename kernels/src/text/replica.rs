@@ -10,6 +10,7 @@ use std::ops::Range;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
+use super::evasion::{LatinDisguises, Transform};
 use super::homophones::{is_real_word, HomophoneMatcher};
 use super::{is_latin_word, normalize_text};
 
@@ -287,6 +288,8 @@ pub struct ReplicaMatcher {
     ac: AhoCorasick,
     patterns: Vec<(usize, String)>,
     homophones: HomophoneMatcher<usize>,
+    /// Latin spellings written with masks or digits for letters (r*plica).
+    latin: LatinDisguises<usize>,
 }
 
 impl Default for ReplicaMatcher {
@@ -316,11 +319,23 @@ impl ReplicaMatcher {
             .build(patterns.iter().map(|(_, p)| p.as_str()))
             .expect("replica patterns build an automaton");
         let homophones = HomophoneMatcher::new(patterns.iter().cloned(), 2);
+        let latin = LatinDisguises::new(patterns.iter().cloned());
         ReplicaMatcher {
             ac,
             patterns,
             homophones,
+            latin,
         }
+    }
+
+    /// Latin spellings in the input text `raw` written with masking
+    /// characters or digits for letters: `(family, as written, spelling, how)`.
+    pub fn find_disguised_latin(&self, raw: &str) -> Vec<(usize, String, String, Transform)> {
+        self.latin
+            .find(raw)
+            .into_iter()
+            .map(|h| (*h.term, h.raw, h.name.to_string(), h.transform))
+            .collect()
     }
 
     /// Every spelling of family `f` as the vocabulary writes it.
