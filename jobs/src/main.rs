@@ -289,7 +289,7 @@ enum LearnCmd {
         /// a variant occurring there more than --max-benign times is not learned.
         #[arg(
             long,
-            default_values = ["jobs/data/product_titles_train.tsv", "jobs/data/brand_gazetteer_zh.tsv"]
+            default_values = ["jobs/data/product_titles_train.tsv", "kernels/data/brand_gazetteer_zh.tsv"]
         )]
         benign: Vec<PathBuf>,
         /// Write the table here (the scan's is kernels/data/variant_chars.tsv).

@@ -17,7 +17,8 @@ fn options() -> VariantsOptions {
         pairs: data("spam_variant_pairs_train.tsv"),
         benign: vec![
             data("product_titles_train.tsv"),
-            data("brand_gazetteer_zh.tsv"),
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../kernels/data/brand_gazetteer_zh.tsv"),
         ],
         out: None,
         learn: LearnOptions::default(),

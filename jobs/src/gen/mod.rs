@@ -451,9 +451,15 @@ fn genuine(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng, lo: f64, hi: f64) {
     let bi = *ctx.counterfeitable.choose(rng).unwrap();
     let b = &ctx.brands[bi];
     let product = *b.products.choose(rng).unwrap();
+    // Genuine sellers write the brand as simplified-Chinese listings do
+    // (a traditional alias amid simplified text is a disguise).
+    let alias = (0..8)
+        .map(|_| brand_alias(b, rng))
+        .find(|a| !a.chars().any(dajia_kernels::text::evasion::is_traditional))
+        .unwrap_or(&b.name);
     row.title = format!(
         "{} {} {} {}",
-        brand_alias(b, rng),
+        alias,
         product,
         vocab::GENUINE_WORDS.choose(rng).unwrap(),
         vocab::SUFFIXES.choose(rng).unwrap()

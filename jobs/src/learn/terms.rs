@@ -61,7 +61,8 @@ pub async fn run(o: &TermsOptions) -> Result<TermsReport> {
         let title = title.as_string::<i32>();
         let desc = cast(b.column(1), &DataType::Utf8)?;
         let desc = desc.as_string::<i32>();
-        let verdict = b.column(2).as_string::<i32>();
+        let verdict = cast(b.column(2), &DataType::Utf8)?;
+        let verdict = verdict.as_string::<i32>();
         for i in 0..b.num_rows() {
             let mut text = if title.is_null(i) { "" } else { title.value(i) }.to_string();
             if !desc.is_null(i) {

@@ -5,7 +5,7 @@ use rayon::prelude::*;
 use std::ops::Range;
 
 use crate::text::brands::MentionKind;
-use crate::text::evasion::{evaded, Transform};
+use crate::text::evasion::{evaded_in, Transform};
 use crate::text::homophones::fold;
 use crate::text::normalize::normalize_traced;
 use crate::text::normalize_text;
@@ -143,6 +143,10 @@ impl KnowledgeBase {
         // those, a brand read through a disguise (homophone, masked letters).
         let mut brand: Option<usize> = None;
         let mut brand_source = "the text".to_string();
+        // A brand only heard (a homophone of its name) may be another,
+        // small brand of the same sound (艾玛诗 for 爱马仕): it counts as a
+        // mention and an evasion, not as proof the seller sells the brand.
+        let mut brand_by_sound = false;
         let mut compat_only: Option<usize> = None;
         for (source, raw, text, _) in &texts {
             for m in self.brand_matcher.find(text) {
@@ -180,6 +184,7 @@ impl KnowledgeBase {
                 .next()
             {
                 brand = Some(d.brand);
+                brand_by_sound = d.transform == Transform::Homophone;
                 brand_source = format!("the {source}, disguised as \"{}\"", d.raw);
                 evasions.push(Evasion {
                     source: source.clone(),
@@ -217,7 +222,7 @@ impl KnowledgeBase {
                     ),
                     weight: w.brand_mention,
                 });
-                if !b.authorized_sellers.contains(&l.seller_id) {
+                if !b.authorized_sellers.contains(&l.seller_id) && !brand_by_sound {
                     reasons.push(Reason {
                         code: "unauthorized_seller",
                         detail: format!(
@@ -259,6 +264,12 @@ impl KnowledgeBase {
             for hit in self.replica.find_glued(text, folded.as_deref(), |pos| {
                 self.brand_matcher.starts_at(text, pos)
             }) {
+                // A replica term only heard (膏访) counts beside a brand: on
+                // its own, a word of the same sound is too often a real one
+                // the dictionary lacks (微单 "mirrorless camera" for 尾单).
+                if hit.sounds_like.is_some() && brand.is_none() && compat_only.is_none() {
+                    continue;
+                }
                 let f = &FAMILIES[hit.family];
                 let shown = match &hit.sounds_like {
                     Some(like) => format!("\"{}\" (sounds like {like}; {})", hit.spelling, f.name),
@@ -509,10 +520,11 @@ fn span_evasion<'s>(
     spellings: impl IntoIterator<Item = impl AsRef<str>>,
 ) -> Option<(String, Vec<Transform>)> {
     let term = norm.get(range.clone())?;
-    // The common case, the term written plainly: no tracing.
+    // The common case, the term written plainly in simplified text: no tracing.
     if raw.contains(term) || (term.is_ascii() && raw.to_ascii_lowercase().contains(term)) {
         return None;
     }
+    // (Also a listed traditional alias is traced: `evaded_in` judges it.)
     let traced = normalize_traced(raw);
     let r = if traced.text == norm {
         range
@@ -520,9 +532,10 @@ fn span_evasion<'s>(
         let s = traced.text.find(term)?;
         s..s + term.len()
     };
-    let span = &raw[traced.input_range(r.start, r.end)?];
+    let range = traced.input_range(r.start, r.end)?;
     let spellings: Vec<String> = spellings.into_iter().map(|s| s.as_ref().to_string()).collect();
-    evaded(span, spellings.iter().map(String::as_str)).map(|t| (span.to_string(), t))
+    evaded_in(raw, range.clone(), spellings.iter().map(String::as_str))
+        .map(|t| (raw[range].to_string(), t))
 }
 
 /// The most similar hit of each kind (one reason per kind, however many of

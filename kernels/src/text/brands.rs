@@ -217,8 +217,13 @@ fn latin_boundaries_ok(text: &str, start: usize, end: usize, alias: &str) -> boo
     let first_latin = alias.chars().next().is_some_and(is_latin_word);
     let last_latin = alias.chars().last().is_some_and(is_latin_word);
     if first_latin {
-        if let Some(p) = text[..start].chars().next_back() {
-            if is_latin_word(p) {
+        let mut before = text[..start].chars().rev();
+        if let Some(p) = before.next() {
+            // A lone digit glued on after other script is the end of
+            // something else ("1比1coach"), not part of the name.
+            let lone_digit = p.is_ascii_digit()
+                && !before.next().is_some_and(|q| q.is_ascii_alphanumeric());
+            if is_latin_word(p) && !lone_digit {
                 return false;
             }
         }
@@ -304,6 +309,8 @@ mod tests {
             ),
             ("compat after", "苹果专用充电线", vec![(1, Compatibility)]),
             ("single-letter alias skipped", "X 光片", vec![]),
+            ("glued after a replica ratio", "1比1Gucci 包", vec![(2, Direct)]),
+            ("model number before", "x1gucci", vec![]),
             (
                 "multi-word spaced out",
                 "L.o.u.i.s V.u.i.t.t.o.n 包",

@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
-use super::homophones::{fold, HomophoneMatcher};
+use super::homophones::{fold, HomophoneMatcher, MinLength};
 use super::normalize_text;
 
 /// Keywords that introduce a contact, with the channel they name. Variant
@@ -50,6 +50,10 @@ const KEYWORDS: &[(&str, &str)] = &[
     ("tg", "telegram"),
     ("qq", "qq"),
     ("扣扣", "qq"),
+    // 筘/叩/抠 are learned variants of 扣 written as q (扣扣 → qq): a pair
+    // with one of each reads 扣q or q扣.
+    ("扣q", "qq"),
+    ("q扣", "qq"),
     ("企鹅", "qq"),
     ("球球", "qq"),
     ("口口", "qq"),
@@ -112,7 +116,11 @@ impl ContactMatcher {
                 .iter()
                 .enumerate()
                 .map(|(i, (k, _))| (i, normalize_text(k))),
-            2,
+            // An id must follow: two syllables, or one and a letter (q扣).
+            MinLength {
+                syllables: 2,
+                latin: 1,
+            },
         );
         ContactMatcher { ac, homophones }
     }
@@ -138,6 +146,18 @@ impl ContactMatcher {
             if kw.is_ascii() {
                 let prev = text[..m.start()].chars().next_back();
                 if prev.is_some_and(|c| c.is_ascii_alphabetic()) {
+                    continue;
+                }
+                // A lone "v" ("V❤ 12345678", "V: abc123") only as a word of
+                // its own, set apart: "vivo x7", "dc110v", "(v2252)" are not.
+                // Glued digits count when they are long enough for a phone
+                // or QQ number (V❤ 一三八… joins up as v138…).
+                let rest = &text[m.end()..];
+                let glued_number = rest.bytes().take_while(u8::is_ascii_digit).count() >= 8;
+                if kw == "v"
+                    && (prev.is_some_and(|c| c.is_ascii_alphanumeric())
+                        || !(rest.starts_with([' ', ':']) || glued_number))
+                {
                     continue;
                 }
             }
@@ -313,6 +333,10 @@ mod tests {
             ("纸飞机 abc12345", "abc12345"),
             ("伽薇 13800138000", "13800138000"),
             ("加危芯 lux8888a", "lux8888a"),
+            ("扣叩 zp39489x", "zp39489x"),
+            ("叩窛 二三四三二四三九三六", "2343243936"),
+            ("V❤ 1 0 5 7 1 0 4 1 5 5", "1057104155"),
+            ("V❤ 七六七八八零三八一", "767880381"),
         ];
         for (text, want) in cases {
             let got = ids(text);
@@ -341,6 +365,10 @@ mod tests {
             "威信 很高",
             "戴森 v8 吸尘器 v10",
             "纸飞机 玩具 儿童",
+            "vivox7plus数据线保护套",
+            "dc110v-ac220v 逆变器",
+            "维达抽取纸面巾(v2252)130抽",
+            "vans/范斯衬衣 vn0a33urwht",
         ] {
             assert!(ids(text).is_empty(), "{text}: {:?}", ids(text));
         }

@@ -113,6 +113,40 @@ pub fn classify(raw: &str) -> Vec<Transform> {
     out
 }
 
+/// A traditional character (one fast2s simplifies).
+pub fn is_traditional(c: char) -> bool {
+    matches!(han_change(c), Some((_, false)))
+}
+
+/// The disguises of a match's input span `raw[span]`, judged against the
+/// whole input text: traditional characters are a disguise only in text
+/// otherwise written in simplified characters (a Hong Kong or Taiwan
+/// seller writes the whole title in traditional ones, and so may the
+/// knowledge base's alias); the rest as [`evaded`].
+pub fn evaded_in<'a>(
+    raw: &str,
+    span: std::ops::Range<usize>,
+    spellings: impl IntoIterator<Item = &'a str>,
+) -> Option<Vec<Transform>> {
+    let s = &raw[span.clone()];
+    let traditional_elsewhere = raw[..span.start]
+        .chars()
+        .chain(raw[span.end..].chars())
+        .any(is_traditional);
+    let mut t = match evaded(s, spellings) {
+        Some(t) => t,
+        // Written as a listed alias, but a traditional one amid simplified text.
+        None if s.chars().any(is_traditional) && !traditional_elsewhere => {
+            vec![Transform::Traditional]
+        }
+        None => return None,
+    };
+    if traditional_elsewhere {
+        t.retain(|x| *x != Transform::Traditional);
+    }
+    (!t.is_empty()).then_some(t)
+}
+
 /// Lowercase, whitespace runs as one space.
 fn plain(s: &str) -> String {
     s.split_whitespace()
@@ -291,6 +325,16 @@ mod tests {
         assert_eq!(evaded("古馳", ["古驰", "古馳"]), None);
         assert_eq!(evaded("古馳", ["古驰"]), Some(vec![Traditional]));
         assert_eq!(evaded("古 驰", ["古驰"]), Some(vec![Separators]));
+    }
+
+    #[test]
+    fn traditional_counts_only_amid_simplified_text() {
+        let listed = ["古驰", "古馳"];
+        // Amid simplified text, even a listed traditional alias.
+        assert_eq!(evaded_in("古馳 腰带 包邮", 0..6, listed), Some(vec![Traditional]));
+        // A title written in traditional characters throughout.
+        assert_eq!(evaded_in("古馳 腰帶 包郵", 0..6, listed), None);
+        assert_eq!(evaded_in("古 馳 腰帶", 0..7, ["古驰"]), Some(vec![Separators]));
     }
 
     #[test]

@@ -54,6 +54,12 @@ pub fn syllable(c: char) -> Option<u16> {
 /// space (no term spans it).
 #[inline]
 fn fold_char(c: char, out: &mut Vec<u8>) {
+    // A digit sounds like its numeral (肆 in 公肆级, already read as 4,
+    // still sounds like 司 in 公司级).
+    let c = match c {
+        '0'..='9' => DIGIT_NUMERALS[(c as u8 - b'0') as usize],
+        c => c,
+    };
     if c.is_ascii() {
         out.push(if c.is_ascii_alphanumeric() {
             c.to_ascii_lowercase() as u8
@@ -66,6 +72,18 @@ fn fold_char(c: char, out: &mut Vec<u8>) {
     } else {
         out.push(b' ');
     }
+}
+
+const DIGIT_NUMERALS: [char; 10] = ['零', '一', '二', '三', '四', '五', '六', '七', '八', '九'];
+
+/// Ideographs (digits count as their numerals) and other letters of a term.
+fn units(s: &str) -> (usize, usize) {
+    let syl = s
+        .chars()
+        .filter(|c| c.is_ascii_digit() || syllable(*c).is_some())
+        .count();
+    let other = s.chars().filter(|c| c.is_ascii_alphabetic()).count();
+    (syl, other)
 }
 
 /// The folded form of normalised text; `None` when it has no ideograph (no
@@ -92,7 +110,7 @@ fn unfold_range(text: &str, start: usize, end: usize) -> Range<usize> {
             e = i;
             break;
         }
-        f += if syllable(c).is_some() { 2 } else { 1 };
+        f += if syllable(c).is_some() || c.is_ascii_digit() { 2 } else { 1 };
     }
     s..e
 }
@@ -102,6 +120,14 @@ pub struct HomophoneMatcher<T> {
     ac: Option<AhoCorasick>,
     terms: Vec<(T, String)>,
     overlapping: bool,
+}
+
+/// Which terms are matched by sound: at least `syllables` ideographs, or
+/// one and at least `latin` Latin letters (gao仿; q扣 for contacts).
+#[derive(Debug, Clone, Copy)]
+pub struct MinLength {
+    pub syllables: usize,
+    pub latin: usize,
 }
 
 /// A term heard in normalised text, written differently.
@@ -116,28 +142,34 @@ pub struct HomophoneHit<'t, T> {
 
 impl<T> HomophoneMatcher<T> {
     /// `terms`: normalised terms with their payload. Only terms with at
-    /// least `min_syllables` ideographs are kept: shorter ones collide with
-    /// too many real words.
+    /// least `min_syllables` ideographs (digits count as their numerals),
+    /// or one ideograph and two or more Latin letters (gao仿), are kept:
+    /// shorter ones collide with too many real words.
     pub fn new(terms: impl IntoIterator<Item = (T, String)>, min_syllables: usize) -> Self {
-        Self::build(terms, min_syllables, false)
+        Self::build(
+            terms,
+            MinLength {
+                syllables: min_syllables,
+                latin: 2,
+            },
+            false,
+        )
     }
 
     /// As [`new`](Self::new), reporting overlapping matches too (加危芯 holds
     /// both 加微 and 微信 by sound; the caller decides which one counts).
-    pub fn overlapping(terms: impl IntoIterator<Item = (T, String)>, min_syllables: usize) -> Self {
-        Self::build(terms, min_syllables, true)
+    pub fn overlapping(terms: impl IntoIterator<Item = (T, String)>, min: MinLength) -> Self {
+        Self::build(terms, min, true)
     }
 
-    fn build(
-        terms: impl IntoIterator<Item = (T, String)>,
-        min_syllables: usize,
-        overlapping: bool,
-    ) -> Self {
+    fn build(terms: impl IntoIterator<Item = (T, String)>, min: MinLength, overlapping: bool) -> Self {
         let mut kept: Vec<(T, String)> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for (t, s) in terms {
-            let n = s.chars().filter(|c| syllable(*c).is_some()).count();
-            if n >= min_syllables && !s.contains(' ') && seen.insert(s.clone()) {
+            let (n, latin) = units(&s);
+            let has_ideograph = s.chars().any(|c| syllable(c).is_some());
+            let long_enough = n >= min.syllables || (n >= 1 && latin >= min.latin);
+            if has_ideograph && long_enough && !s.contains(' ') && seen.insert(s.clone()) {
                 kept.push((t, s));
             }
         }
@@ -173,7 +205,7 @@ impl<T> HomophoneMatcher<T> {
         let (Some(ac), Some(folded)) = (&self.ac, folded) else {
             return Vec::new();
         };
-        let mut out = Vec::new();
+        let mut out: Vec<HomophoneHit<'_, T>> = Vec::new();
         let matches: Vec<aho_corasick::Match> = if self.overlapping {
             ac.find_overlapping_iter(folded).collect()
         } else {
@@ -197,25 +229,54 @@ impl<T> HomophoneMatcher<T> {
 
 static DICTIONARY: LazyLock<jieba_rs::Jieba> = LazyLock::new(jieba_rs::Jieba::new);
 
+/// 37,400 Chinese brand names seen on Taobao (`kernels/data/SOURCES.md`):
+/// a homophone of a protected brand that is another real brand's name
+/// (艾玛诗 sounds like 爱马仕, 芭宝丽 like 巴宝莉) is that brand, not a disguise.
+const GAZETTEER_TSV: &str = include_str!("../../data/brand_gazetteer_zh.tsv");
+static GAZETTEER: LazyLock<std::collections::HashSet<&'static str>> = LazyLock::new(|| {
+    GAZETTEER_TSV
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split('\t').next())
+        .filter(|n| n.chars().count() >= 2)
+        .collect()
+});
+
 /// Is `text[range]` a real word rather than a disguise? It is when the
-/// dictionary has it, or when either edge reads as a word with its
-/// neighbour (提高访问: 提高 and 访问 are words, 高访 is their seam).
+/// dictionary or the brand gazetteer has it, or when a word of two or more
+/// characters of its context (jieba's segmentation of up to six characters
+/// on each side) crosses one of its edges: 家居服可 is 家居服 + 可, so 服可
+/// is no spelling of 复刻; 提高访问 holds 高访 only as the seam of two words.
 pub fn is_real_word(text: &str, range: &Range<usize>) -> bool {
     let span = &text[range.clone()];
-    if DICTIONARY.has_word(span) {
+    if DICTIONARY.has_word(span) || GAZETTEER.contains(span) {
         return true;
     }
-    let before = text[..range.start].chars().next_back();
-    let after = text[range.end..].chars().next();
-    let first = span.chars().next();
-    let last = span.chars().next_back();
-    let pair = |a: Option<char>, b: Option<char>| match (a, b) {
-        (Some(a), Some(b)) if super::is_cjk(a) && super::is_cjk(b) => {
-            DICTIONARY.has_word(&format!("{a}{b}"))
+    let start = text[..range.start]
+        .char_indices()
+        .rev()
+        .take_while(|(_, c)| super::is_cjk(*c))
+        .take(6)
+        .last()
+        .map_or(range.start, |(i, _)| i);
+    let end = range.end
+        + text[range.end..]
+            .char_indices()
+            .take_while(|(_, c)| super::is_cjk(*c))
+            .take(6)
+            .last()
+            .map_or(0, |(i, c)| i + c.len_utf8());
+    let window = &text[start..end];
+    let (s, e) = (range.start - start, range.end - start);
+    let mut pos = 0;
+    for token in DICTIONARY.cut(window, false) {
+        let (ts, te) = (pos, pos + token.len());
+        pos = te;
+        if token.chars().count() >= 2 && ((ts < s && te > s) || (ts < e && te > e)) {
+            return true;
         }
-        _ => false,
-    };
-    pair(before, first) || pair(last, after)
+    }
+    false
 }
 
 #[cfg(test)]
@@ -259,5 +320,9 @@ mod tests {
         assert!(is_real_word(t, &(3..9)), "高访 is the seam of 提高 and 访问");
         let t = "膏访包包";
         assert!(!is_real_word(t, &(0..6)));
+        let t = "女士家居服可";
+        assert!(is_real_word(t, &(12..18)), "服可 ends 家居服");
+        let t = "艾玛女鞋";
+        assert!(is_real_word(t, &(0..6)), "艾玛 is a brand of the gazetteer");
     }
 }

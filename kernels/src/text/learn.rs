@@ -253,7 +253,7 @@ pub struct Candidate {
     pub log_odds: f64,
 }
 
-/// Terms of normalised text: character 2- to 4-grams of each run without
+/// Terms of normalised text: character 2- to 6-grams of each run without
 /// spaces that hold an ideograph (高版本, og版), and whole Latin words.
 pub fn terms_of(text: &str) -> std::collections::HashSet<String> {
     let mut out = std::collections::HashSet::new();
@@ -265,7 +265,7 @@ pub fn terms_of(text: &str) -> std::collections::HashSet<String> {
             }
             continue;
         }
-        for n in 2..=4 {
+        for n in 2..=6 {
             for w in chars.windows(n) {
                 if w.iter().any(|c| is_cjk(*c)) {
                     out.insert(w.iter().collect());

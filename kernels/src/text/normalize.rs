@@ -312,6 +312,11 @@ pub(crate) fn is_mask(c: char) -> bool {
 fn remove_separators(chars: &[char], out: &mut Vec<char>, track: &mut impl Track) {
     let n = chars.len();
     let mut i = 0;
+    // The last separator run removed and the output length after it: one
+    // character later, the same (non-space) separator again is a word
+    // spelled out character by character ("1.比.1Coach", "A·A·ACoach"),
+    // whatever follows the last one.
+    let mut last_join: Option<(&[char], usize)> = None;
     while i < n {
         let c = chars[i];
         if is_word(c) {
@@ -358,11 +363,19 @@ fn remove_separators(chars: &[char], out: &mut Vec<char>, track: &mut impl Track
             track.push(start);
             continue;
         }
+        let sep = &chars[start..i];
         let left_joinable = joinable_left(&chars[..start]);
         let right_joinable = joinable_right(&chars[i..]);
-        if !(left_joinable && right_joinable) {
+        let spelled_out = left_joinable
+            && last_join.is_some_and(|(prev, len)| {
+                prev == sep && len + 1 == out.len() && !sep.iter().all(|c| c.is_whitespace())
+            });
+        if left_joinable && (right_joinable || spelled_out) {
+            last_join = Some((sep, out.len()));
+        } else {
             out.push(' ');
             track.push(start);
+            last_join = None;
         }
     }
 }
@@ -372,9 +385,7 @@ fn remove_separators(chars: &[char], out: &mut Vec<char>, track: &mut impl Track
 fn joinable_left(before: &[char]) -> bool {
     match before.last() {
         Some(&c) if is_cjk(c) => true,
-        Some(&c) if is_latin_word(c) => {
-            before.len() < 2 || !is_latin_word(before[before.len() - 2])
-        }
+        Some(&c) if is_letter(c) => before.len() < 2 || !is_letter(before[before.len() - 2]),
         _ => false,
     }
 }
@@ -382,9 +393,15 @@ fn joinable_left(before: &[char]) -> bool {
 fn joinable_right(rest: &[char]) -> bool {
     match rest.first() {
         Some(&c) if is_cjk(c) => true,
-        Some(&c) if is_latin_word(c) => rest.len() < 2 || !is_latin_word(rest[1]),
+        Some(&c) if is_letter(c) => rest.len() < 2 || !is_letter(rest[1]),
         _ => false,
     }
+}
+
+/// A letter or digit of an alphabetic script (ASCII, or one kept as itself
+/// such as è in H.e.r.m.è.s).
+fn is_letter(c: char) -> bool {
+    is_latin_word(c) || (c.is_alphanumeric() && !is_cjk(c))
 }
 
 #[cfg(test)]
@@ -406,8 +423,12 @@ mod tests {
             ("emoji inside cjk", "高🔥仿", "高仿"),
             ("zero-width inside cjk", "高\u{200b}仿", "高仿"),
             ("spaced latin", "G.U.C.C.I", "gucci"),
+            ("spaced latin with accents", "H.e.r.m.è.s", "hermès"),
             ("spaced digits", "1 3 8 0 0", "13800"),
             ("latin word boundary kept", "高仿 LV 包", "高仿 lv 包"),
+            ("spelled out up to a glued word", "1.比.1Coach 包", "1比1coach 包"),
+            ("spelled out latin glued", "A·A·ACoach", "aaacoach"),
+            ("spaces keep the word apart", "A A ACoach", "aa acoach"),
             ("latin words kept apart", "iPhone 15 Pro", "iphone 15 pro"),
             ("ratio kept", "1:1 复刻", "1:1复刻"),
             ("ratio with noise", "1✨:✨1", "1:1"),
