@@ -1,6 +1,7 @@
 //! Text-path throughput of `KnowledgeBase::assess`, one thread: real titles
 //! (jobs/data) against the 620-brand knowledge base of jobs/data.
-//! usage: cargo run --release? -p dajia-kernels --example assess_throughput [N]
+//! usage: cargo run --release -p dajia-kernels --example assess_throughput [N]
+//! (in a dev build the kernels are optimised too, see the workspace Cargo.toml)
 use dajia_kernels::risk::{Brand, KnowledgeBase, ListingInput, Thresholds, Weights};
 
 fn main() {
@@ -31,6 +32,8 @@ fn main() {
         })
         .collect();
     let kb = KnowledgeBase::new(brands, Weights::default(), Thresholds::default());
+    // Load what loads lazily (the dictionary behind homophone checks).
+    kb.assess(&ListingInput { title: "膏访 香奈儿 女包", ..Default::default() });
     let t = std::time::Instant::now();
     let mut flagged = 0usize;
     for i in 0..n {

@@ -102,7 +102,7 @@ pub fn run(o: &VariantsOptions) -> Result<VariantsReport> {
     // keywords matched as written; after: the learned table and keywords
     // matched by sound as well.
     let before_ids = |t: &str| -> Vec<String> {
-        exact.find_folded(t, None).into_iter().map(|h| h.id).collect()
+        exact.find_heard(t, &[]).into_iter().map(|h| h.id).collect()
     };
     let after_ids = |t: &str| -> Vec<String> { exact.find(t).into_iter().map(|h| h.id).collect() };
     let before = recovery(&held, &normalize_base, &before_ids);

@@ -6,7 +6,6 @@ use std::ops::Range;
 
 use crate::text::brands::MentionKind;
 use crate::text::evasion::{evaded_in, Transform};
-use crate::text::homophones::fold;
 use crate::text::normalize::normalize_traced;
 use crate::text::normalize_text;
 use crate::text::replica::FAMILIES;
@@ -127,12 +126,12 @@ impl KnowledgeBase {
         for o in &l.ocr {
             sources.push((format!("ocr:{}", o.image_id), o.text.as_str()));
         }
-        let texts: Vec<(String, &str, String, Option<Vec<u8>>)> = sources
+        let texts: Vec<(String, &str, String, super::kb::HeardTerms)> = sources
             .into_iter()
             .map(|(source, raw)| {
                 let norm = normalize_text(raw);
-                let folded = fold(&norm);
-                (source, raw, norm, folded)
+                let heard = self.hear(&norm);
+                (source, raw, norm, heard)
             })
             .collect();
         // Disguises undone to read a term: (source, as written, reads as, how).
@@ -173,13 +172,13 @@ impl KnowledgeBase {
                 }
             }
         }
-        for (source, raw, text, folded) in &texts {
+        for (source, raw, text, heard) in &texts {
             if brand.is_some() || source.starts_with("ocr:") {
                 break;
             }
             if let Some(d) = self
                 .brand_matcher
-                .find_disguised(raw, text, folded.as_deref())
+                .find_disguised(raw, text, &heard.brands)
                 .into_iter()
                 .next()
             {
@@ -258,10 +257,10 @@ impl KnowledgeBase {
             }
         }
 
-        for (source, raw, text, folded) in &texts {
+        for (source, raw, text, heard) in &texts {
             let text = text.as_str();
             let from_image = source.starts_with("ocr:");
-            for hit in self.replica.find_glued(text, folded.as_deref(), |pos| {
+            for hit in self.replica.find_glued(text, &heard.replica, |pos| {
                 self.brand_matcher.starts_at(text, pos)
             }) {
                 // A replica term only heard (膏访) counts beside a brand: on
@@ -321,7 +320,7 @@ impl KnowledgeBase {
                     });
                 }
             }
-            for hit in self.contact.find_folded(text, folded.as_deref()) {
+            for hit in self.contact.find_heard(text, &heard.contact) {
                 reasons.push(Reason {
                     code: "contact_diversion",
                     detail: format!(

@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::text::brands::BrandMatcher;
 use crate::text::contact::ContactMatcher;
+use crate::text::homophones::{fold, Heard, HomophoneMatcher, MinLength};
 use crate::text::normalize_text;
 use crate::text::replica::ReplicaMatcher;
 
@@ -31,6 +32,24 @@ pub struct KnowledgeBase {
     pub(crate) by_name: HashMap<String, usize>,
     /// Brand id → brand index.
     pub(crate) by_id: HashMap<i64, usize>,
+    /// The three vocabularies' sound terms in one automaton: one pass over
+    /// a text hears them all (`Vocab`, term index).
+    sound: HomophoneMatcher<(Vocab, usize)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Vocab {
+    Brand,
+    Replica,
+    Contact,
+}
+
+/// What one pass heard in a text, by vocabulary.
+#[derive(Debug, Default)]
+pub(crate) struct HeardTerms {
+    pub brands: Vec<Heard>,
+    pub replica: Vec<Heard>,
+    pub contact: Vec<Heard>,
 }
 
 impl KnowledgeBase {
@@ -47,16 +66,55 @@ impl KnowledgeBase {
             }
         }
         let by_id = brands.iter().enumerate().map(|(i, b)| (b.id, i)).collect();
+        let replica = ReplicaMatcher::new();
+        let contact = ContactMatcher::new();
+        // Each matcher chose its terms (lengths differ by vocabulary); they
+        // are all kept here.
+        let sound = HomophoneMatcher::overlapping(
+            brand_matcher
+                .sound_terms()
+                .iter()
+                .map(|(i, s)| ((Vocab::Brand, *i), s.clone()))
+                .chain(replica.sound_terms().iter().map(|(i, s)| ((Vocab::Replica, *i), s.clone())))
+                .chain(contact.sound_terms().iter().map(|(i, s)| ((Vocab::Contact, *i), s.clone()))),
+            MinLength {
+                syllables: 1,
+                latin: 0,
+            },
+        );
         KnowledgeBase {
+            sound,
             by_id,
             brands,
             weights,
             thresholds,
             brand_matcher,
-            replica: ReplicaMatcher::new(),
-            contact: ContactMatcher::new(),
+            replica,
+            contact,
             by_name,
         }
+    }
+
+    /// The vocabularies' terms heard in normalised `text` (one pass).
+    pub(crate) fn hear(&self, text: &str) -> HeardTerms {
+        let mut out = HeardTerms::default();
+        let Some(folded) = fold(text) else {
+            return out;
+        };
+        for h in self.sound.find(text, Some(&folded)) {
+            let (vocab, term) = *h.term;
+            let heard = Heard {
+                term,
+                range: h.range,
+                canonical: h.canonical.to_string(),
+            };
+            match vocab {
+                Vocab::Brand => out.brands.push(heard),
+                Vocab::Replica => out.replica.push(heard),
+                Vocab::Contact => out.contact.push(heard),
+            }
+        }
+        out
     }
 
     /// Number of brand name/alias patterns in the matcher.

@@ -5,7 +5,7 @@
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 use super::evasion::{LatinDisguises, Transform};
-use super::homophones::{is_real_word, HomophoneMatcher};
+use super::homophones::{fold, is_real_word, Heard, HomophoneMatcher};
 use super::{is_latin_word, normalize_text};
 
 /// How a brand is mentioned.
@@ -135,13 +135,23 @@ impl BrandMatcher {
         }
     }
 
-    /// Brands read through a disguise: homophones in normalised `text`
-    /// (`folded` is `homophones::fold(text)`) that are not real words, and
-    /// masked or leetspeak Latin names in the input `raw`. Compatibility
-    /// statements ("适用于 ...") are left out.
-    pub fn find_disguised(&self, raw: &str, text: &str, folded: Option<&[u8]>) -> Vec<DisguisedMention> {
+    /// Brand names heard in normalised `text` (by this matcher's own
+    /// automaton; the knowledge base hears all vocabularies in one pass).
+    pub fn hear(&self, text: &str) -> Vec<Heard> {
+        self.homophones.heard(text, fold(text).as_deref())
+    }
+
+    /// The names matched by sound (brand index, normalised name).
+    pub fn sound_terms(&self) -> &[(usize, String)] {
+        self.homophones.terms()
+    }
+
+    /// Brands read through a disguise: names `heard` in normalised `text`
+    /// that are not real words, and masked or leetspeak Latin names in the
+    /// input `raw`. Compatibility statements ("适用于 ...") are left out.
+    pub fn find_disguised(&self, raw: &str, text: &str, heard: &[Heard]) -> Vec<DisguisedMention> {
         let mut out = Vec::new();
-        for h in self.homophones.find(text, folded) {
+        for h in heard {
             if is_real_word(text, &h.range) || is_compat_context(text, h.range.start, h.range.end) {
                 continue;
             }
@@ -150,9 +160,9 @@ impl BrandMatcher {
                 continue;
             }
             out.push(DisguisedMention {
-                brand: *h.term,
-                name: h.canonical.to_string(),
-                raw: text[h.range].to_string(),
+                brand: h.term,
+                name: h.canonical.clone(),
+                raw: text[h.range.clone()].to_string(),
                 transform: Transform::Homophone,
             });
         }

@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
-use super::homophones::{fold, HomophoneMatcher, MinLength};
+use super::homophones::{fold, Heard, HomophoneMatcher, MinLength};
 use super::normalize_text;
 
 /// Keywords that introduce a contact, with the channel they name. Variant
@@ -132,12 +132,23 @@ impl ContactMatcher {
 
     /// Contacts offered in normalised text.
     pub fn find(&self, text: &str) -> Vec<ContactHit> {
-        self.find_folded(text, fold(text).as_deref())
+        self.find_heard(text, &self.hear(text))
     }
 
-    /// As [`find`](Self::find), with `folded = homophones::fold(text)`
-    /// computed by the caller (shared with the other matchers).
-    pub fn find_folded(&self, text: &str, folded: Option<&[u8]>) -> Vec<ContactHit> {
+    /// Keywords heard in normalised `text` (this matcher's own automaton).
+    pub fn hear(&self, text: &str) -> Vec<Heard> {
+        self.homophones.heard(text, fold(text).as_deref())
+    }
+
+    /// The keywords matched by sound (keyword index, normalised keyword).
+    pub fn sound_terms(&self) -> &[(usize, String)] {
+        self.homophones.terms()
+    }
+
+    /// As [`find`](Self::find), with the keywords `heard` by the caller
+    /// (the knowledge base hears all vocabularies in one pass; none: only
+    /// keywords as written).
+    pub fn find_heard(&self, text: &str, heard: &[Heard]) -> Vec<ContactHit> {
         let mut hits = Vec::new();
         for m in self.ac.find_iter(text) {
             let kw = KEYWORDS[m.pattern().as_usize()].0;
@@ -172,8 +183,8 @@ impl ContactMatcher {
                 }
             }
         }
-        for h in self.homophones.find(text, folded) {
-            let (kw, channel) = KEYWORDS[*h.term];
+        for h in heard {
+            let (kw, channel) = KEYWORDS[h.term];
             if let Some(id) = id_after(&text[h.range.end..], channel) {
                 if !hits.iter().any(|x: &ContactHit| x.id == id) {
                     hits.push(ContactHit {

@@ -191,15 +191,42 @@ fn leet(c: char) -> &'static [char] {
 fn has_candidate(raw: &str) -> bool {
     let b = raw.as_bytes();
     let alpha = |i: usize| b.get(i).is_some_and(|c| c.is_ascii_alphabetic());
-    raw.chars().any(|c| is_mask(c) || matches!(c, '＊' | '@' | '$' | '＠' | '＄'))
-        || (1..b.len()).any(|i| {
-            b[i].is_ascii_digit()
-                && !leet(b[i] as char).is_empty()
-                && alpha(i - 1)
-                // inside a word (r0lex), or ending one of 2+ letters (gucc1)
-                && (alpha(i + 1)
-                    || (i >= 2 && alpha(i - 2) && !b.get(i + 1).is_some_and(|c| c.is_ascii_alphanumeric())))
-        })
+    // One pass over the bytes. Multi-byte masks are found by their UTF-8
+    // bytes: × C3 97; ✱ ✲ E2 9C B1/B2; ⁎ E2 81 8E; ∗ E2 88 97; ※ E2 80 BB;
+    // ＊ ＠ ＄ EF BC 8A/A0/84.
+    for i in 0..b.len() {
+        let c = b[i];
+        let hit = match c {
+            b'*' | b'@' | b'$' => true,
+            b'0'..=b'9' => {
+                i > 0
+                    && !leet(c as char).is_empty()
+                    && alpha(i - 1)
+                    // inside a word (r0lex), or ending one of 2+ letters (gucc1)
+                    && (alpha(i + 1)
+                        || (i >= 2
+                            && alpha(i - 2)
+                            && !b.get(i + 1).is_some_and(|n| n.is_ascii_alphanumeric())))
+            }
+            0xC3 => b.get(i + 1) == Some(&0x97),
+            0xE2 => matches!(
+                (b.get(i + 1), b.get(i + 2)),
+                (Some(0x9C), Some(0xB1 | 0xB2))
+                    | (Some(0x81), Some(0x8E))
+                    | (Some(0x88), Some(0x97))
+                    | (Some(0x80), Some(0xBB))
+            ),
+            0xEF => matches!(
+                (b.get(i + 1), b.get(i + 2)),
+                (Some(0xBC), Some(0x8A | 0xA0 | 0x84))
+            ),
+            _ => false,
+        };
+        if hit {
+            return true;
+        }
+    }
+    false
 }
 
 /// Latin names (single words of four letters or more) read when written
@@ -350,6 +377,7 @@ mod tests {
         assert_eq!(found("R0lex 机械表"), vec![(2, Leetspeak)]);
         assert_eq!(found("pr@da bag"), vec![(3, Leetspeak)]);
         assert_eq!(found("GUCC1 女包"), vec![(1, Leetspeak)]);
+        assert_eq!(found("G×cci ※ Pra※a"), vec![(1, Masking), (3, Masking)]);
         // Plain names, model numbers and mostly hidden words are not read.
         assert!(found("Gucci iphone15 a7").is_empty());
         assert!(found("g**** r0l3x").is_empty());

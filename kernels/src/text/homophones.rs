@@ -130,6 +130,19 @@ pub struct MinLength {
     pub latin: usize,
 }
 
+/// A term of a vocabulary (its index there) heard in normalised text,
+/// written differently; what the matchers take (`BrandMatcher`,
+/// `ReplicaMatcher`, `ContactMatcher`), whether they heard it themselves or
+/// the knowledge base heard all three vocabularies in one pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heard {
+    pub term: usize,
+    /// Byte range in the normalised text.
+    pub range: Range<usize>,
+    /// The normalised term it sounds like.
+    pub canonical: String,
+}
+
 /// A term heard in normalised text, written differently.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HomophoneHit<'t, T> {
@@ -164,12 +177,11 @@ impl<T> HomophoneMatcher<T> {
 
     fn build(terms: impl IntoIterator<Item = (T, String)>, min: MinLength, overlapping: bool) -> Self {
         let mut kept: Vec<(T, String)> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
         for (t, s) in terms {
             let (n, latin) = units(&s);
             let has_ideograph = s.chars().any(|c| syllable(c).is_some());
             let long_enough = n >= min.syllables || (n >= 1 && latin >= min.latin);
-            if has_ideograph && long_enough && !s.contains(' ') && seen.insert(s.clone()) {
+            if has_ideograph && long_enough && !s.contains(' ') {
                 kept.push((t, s));
             }
         }
@@ -193,6 +205,11 @@ impl<T> HomophoneMatcher<T> {
 
     pub fn len(&self) -> usize {
         self.terms.len()
+    }
+
+    /// The terms kept, with their payloads.
+    pub fn terms(&self) -> &[(T, String)] {
+        &self.terms
     }
 
     pub fn is_empty(&self) -> bool {
@@ -224,6 +241,20 @@ impl<T> HomophoneMatcher<T> {
             });
         }
         out
+    }
+}
+
+impl HomophoneMatcher<usize> {
+    /// [`find`](Self::find) as [`Heard`] terms.
+    pub fn heard(&self, text: &str, folded: Option<&[u8]>) -> Vec<Heard> {
+        self.find(text, folded)
+            .into_iter()
+            .map(|h| Heard {
+                term: *h.term,
+                range: h.range,
+                canonical: h.canonical.to_string(),
+            })
+            .collect()
     }
 }
 

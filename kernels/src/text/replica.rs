@@ -11,7 +11,7 @@ use std::ops::Range;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 use super::evasion::{LatinDisguises, Transform};
-use super::homophones::{is_real_word, HomophoneMatcher};
+use super::homophones::{is_real_word, Heard, HomophoneMatcher};
 use super::{is_latin_word, normalize_text};
 
 /// Terms learned from labelled listings (`dajia learn terms`: terms
@@ -348,21 +348,31 @@ impl ReplicaMatcher {
 
     /// Replica vocabulary in normalised text (at most one hit per family).
     pub fn find(&self, text: &str) -> Vec<ReplicaHit> {
-        let folded = super::homophones::fold(text);
-        self.find_glued(text, folded.as_deref(), |_| false)
+        self.find_glued(text, &self.hear(text), |_| false)
+    }
+
+    /// Spellings heard in normalised `text` (this matcher's own automaton).
+    pub fn hear(&self, text: &str) -> Vec<Heard> {
+        self.homophones
+            .heard(text, super::homophones::fold(text).as_deref())
+    }
+
+    /// The spellings matched by sound (family, normalised spelling).
+    pub fn sound_terms(&self) -> &[(usize, String)] {
+        self.homophones.terms()
     }
 
     /// As [`find`](Self::find), also accepting a Latin word glued to what
     /// follows when `glued_ok(end)` says a brand name starts there
     /// ("replicaGucci", "1:1Prada").
     ///
-    /// `folded` is `homophones::fold(text)`: spellings heard there (膏访 for
-    /// 高仿) count too, unless they are real words or their context rules
-    /// them out, as for the spellings themselves.
+    /// Spellings `heard` by sound (膏访 for 高仿; `term` is the family)
+    /// count too, unless they are real words or their context rules them
+    /// out, as for the spellings themselves.
     pub fn find_glued(
         &self,
         text: &str,
-        folded: Option<&[u8]>,
+        heard: &[Heard],
         glued_ok: impl Fn(usize) -> bool,
     ) -> Vec<ReplicaHit> {
         let mut hits: Vec<ReplicaHit> = Vec::new();
@@ -401,20 +411,20 @@ impl ReplicaMatcher {
                 });
             }
         }
-        for h in self.homophones.find(text, folded) {
-            let f = &FAMILIES[*h.term];
+        for h in heard {
+            let f = &FAMILIES[h.term];
             let r = h.range.clone();
-            if hits.iter().any(|x| x.family == *h.term)
+            if hits.iter().any(|x| x.family == h.term)
                 || excluded_by_context(f, &text[..r.start], &text[r.end..])
                 || is_real_word(text, &r)
             {
                 continue;
             }
             hits.push(ReplicaHit {
-                family: *h.term,
+                family: h.term,
                 spelling: text[r.clone()].to_string(),
                 range: r,
-                sounds_like: Some(h.canonical.to_string()),
+                sounds_like: Some(h.canonical.clone()),
             });
         }
         hits
