@@ -5,7 +5,7 @@ use rayon::prelude::*;
 use std::ops::Range;
 
 use crate::text::brands::MentionKind;
-use crate::text::evasion::{evaded_in, Transform};
+use crate::text::evasion::{evaded_in, has_candidate, Transform};
 use crate::text::normalize::normalize_traced;
 use crate::text::normalize_text;
 use crate::text::replica::FAMILIES;
@@ -178,7 +178,7 @@ impl KnowledgeBase {
             }
             if let Some(d) = self
                 .brand_matcher
-                .find_disguised(raw, text, &heard.brands)
+                .find_disguised(raw, text, &heard.brands, has_candidate(raw))
                 .into_iter()
                 .next()
             {
@@ -298,7 +298,7 @@ impl KnowledgeBase {
                     });
                 }
             }
-            if !from_image {
+            if !from_image && has_candidate(raw) {
                 for (family, written, spelling, how) in self.replica.find_disguised_latin(raw) {
                     let f = &FAMILIES[family];
                     if reasons

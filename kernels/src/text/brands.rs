@@ -149,7 +149,15 @@ impl BrandMatcher {
     /// Brands read through a disguise: names `heard` in normalised `text`
     /// that are not real words, and masked or leetspeak Latin names in the
     /// input `raw`. Compatibility statements ("适用于 ...") are left out.
-    pub fn find_disguised(&self, raw: &str, text: &str, heard: &[Heard]) -> Vec<DisguisedMention> {
+    /// `latin`: whether `raw` may hold a masked or leetspeak word at all
+    /// (`evasion::has_candidate`).
+    pub fn find_disguised(
+        &self,
+        raw: &str,
+        text: &str,
+        heard: &[Heard],
+        latin: bool,
+    ) -> Vec<DisguisedMention> {
         let mut out = Vec::new();
         for h in heard {
             if is_real_word(text, &h.range) || is_compat_context(text, h.range.start, h.range.end) {
@@ -166,7 +174,7 @@ impl BrandMatcher {
                 transform: Transform::Homophone,
             });
         }
-        if raw.bytes().any(|b| b.is_ascii_alphabetic()) || !raw.is_ascii() {
+        if latin {
             for h in self.latin.find(raw) {
                 out.push(DisguisedMention {
                     brand: *h.term,

@@ -187,8 +187,9 @@ fn leet(c: char) -> &'static [char] {
 }
 
 /// A cheap first look: a masking character or `@`/`$` anywhere, or a
-/// leetspeak digit between two ASCII letters (r0lex); plain text stops here.
-fn has_candidate(raw: &str) -> bool {
+/// leetspeak digit between two ASCII letters (r0lex); plain text stops here
+/// (callers with several finders check once and skip them all).
+pub fn has_candidate(raw: &str) -> bool {
     let b = raw.as_bytes();
     let alpha = |i: usize| b.get(i).is_some_and(|c| c.is_ascii_alphabetic());
     // One pass over the bytes. Multi-byte masks are found by their UTF-8
