@@ -545,14 +545,16 @@ fn run() -> Result<()> {
             top,
             json,
         }) => {
-            let r = rt.block_on(dajia::learn::terms::run(&dajia::learn::terms::TermsOptions {
-                catalog,
-                date,
-                out,
-                min_count,
-                min_log_odds,
-                top,
-            }))?;
+            let r = rt.block_on(dajia::learn::terms::run(
+                &dajia::learn::terms::TermsOptions {
+                    catalog,
+                    date,
+                    out,
+                    min_count,
+                    min_log_odds,
+                    top,
+                },
+            ))?;
             report(&r, json.as_ref())?;
         }
         Cmd::Bench(BenchCmd::Ocr {

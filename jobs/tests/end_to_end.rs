@@ -32,9 +32,17 @@ fn generate_scan_eval_meets_precision_and_recall() {
     assert!(r.precision >= 0.97, "precision {}", r.precision);
     assert!(r.recall >= 0.95, "recall {}", r.recall);
     let (n, _, fpr) = r.benign["real_title"];
-    assert!(n > 20_000 && fpr <= 0.005, "real titles flagged: {fpr} of {n}");
+    assert!(
+        n > 20_000 && fpr <= 0.005,
+        "real titles flagged: {fpr} of {n}"
+    );
     // Disguises the normaliser undoes are read, and weighed as evasions.
-    for family in ["brand separators", "brand symbols", "brand masking", "brand traditional+separators"] {
+    for family in [
+        "brand separators",
+        "brand symbols",
+        "brand masking",
+        "brand traditional+separators",
+    ] {
         let (n, _, recall) = r.per_evasion[family];
         assert!(n >= 10 && recall >= 0.9, "{family}: recall {recall} on {n}");
     }

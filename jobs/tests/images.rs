@@ -549,7 +549,8 @@ fn verification_separates_copies_from_stock_photo_lookalikes() {
     for (i, st) in stock.iter().enumerate() {
         for k in 0..6u64 {
             let seed = 1000 + i as u64 * 10 + k;
-            let official = print_bytes(&jpeg(&photo_on(seed, Some(st), true), 92), &limits).unwrap();
+            let official =
+                print_bytes(&jpeg(&photo_on(seed, Some(st), true), 92), &limits).unwrap();
             let mut copy = |img: &image::RgbImage, q: u8| {
                 let p = print_bytes(&jpeg(img, q), &limits).unwrap();
                 copies.push(agreement(&p, &official));
@@ -560,9 +561,11 @@ fn verification_separates_copies_from_stock_photo_lookalikes() {
                 let (img, q) = transform(&src, t, &mut rng);
                 copy(&img, q);
             }
-            let p = print_bytes(&jpeg(&photo_on(seed + 5000, Some(st), false), 88), &limits).unwrap();
+            let p =
+                print_bytes(&jpeg(&photo_on(seed + 5000, Some(st), false), 88), &limits).unwrap();
             bare.push(agreement(&p, &official));
-            let p = print_bytes(&jpeg(&photo_on(seed + 7000, Some(st), true), 88), &limits).unwrap();
+            let p =
+                print_bytes(&jpeg(&photo_on(seed + 7000, Some(st), true), 88), &limits).unwrap();
             other.push(agreement(&p, &official));
         }
     }
@@ -570,7 +573,11 @@ fn verification_separates_copies_from_stock_photo_lookalikes() {
         v.sort_by(f32::total_cmp);
         v[((v.len() - 1) as f32 * p).round() as usize]
     };
-    let (c01, c05, c50) = (q(&mut copies, 0.01), q(&mut copies, 0.05), q(&mut copies, 0.5));
+    let (c01, c05, c50) = (
+        q(&mut copies, 0.01),
+        q(&mut copies, 0.05),
+        q(&mut copies, 0.5),
+    );
     let (b50, b95, bmax) = (q(&mut bare, 0.5), q(&mut bare, 0.95), q(&mut bare, 1.0));
     let (o50, o95, omax) = (q(&mut other, 0.5), q(&mut other, 0.95), q(&mut other, 1.0));
     eprintln!(
@@ -578,7 +585,18 @@ fn verification_separates_copies_from_stock_photo_lookalikes() {
         copies.len()
     );
     let pass = copies.iter().filter(|a| **a >= DEFAULT_THRESHOLD).count();
-    assert!(pass as f64 >= 0.97 * copies.len() as f64, "{pass} of {} copies pass", copies.len());
-    let wrong = bare.iter().chain(&other).filter(|a| **a >= DEFAULT_THRESHOLD).count();
-    assert!(wrong as f64 <= 0.02 * (bare.len() + other.len()) as f64, "{wrong} look-alikes pass");
+    assert!(
+        pass as f64 >= 0.97 * copies.len() as f64,
+        "{pass} of {} copies pass",
+        copies.len()
+    );
+    let wrong = bare
+        .iter()
+        .chain(&other)
+        .filter(|a| **a >= DEFAULT_THRESHOLD)
+        .count();
+    assert!(
+        wrong as f64 <= 0.02 * (bare.len() + other.len()) as f64,
+        "{wrong} look-alikes pass"
+    );
 }

@@ -9,7 +9,9 @@ use dajia_kernels::text::learn::LearnOptions;
 use dajia_kernels::text::variants::{parse, VARIANT_CHARS_TSV};
 
 fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join(name)
 }
 
 fn options() -> VariantsOptions {
@@ -44,7 +46,10 @@ fn embedded_table_is_what_the_learner_makes_and_it_helps_on_held_out_pairs() {
         r.before,
         r.after
     );
-    assert!(r.after.contact_ids_recovered > r.before.contact_ids_recovered, "{r:?}");
+    assert!(
+        r.after.contact_ids_recovered > r.before.contact_ids_recovered,
+        "{r:?}"
+    );
     assert!(r.before.contact_ids > 100, "{r:?}");
 }
 
@@ -59,7 +64,9 @@ fn bad_pair_files_are_clear_errors() {
     std::fs::write(&binary, [0xff, 0xfe, 0x00, b'\t', 0x80]).unwrap();
     let e = read_pairs(&binary).unwrap_err().to_string();
     assert!(e.contains("not UTF-8"), "{e}");
-    let e = read_pairs(&dir.path().join("missing.tsv")).unwrap_err().to_string();
+    let e = read_pairs(&dir.path().join("missing.tsv"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("reading"), "{e}");
     let headless = dir.path().join("headless.tsv");
     std::fs::write(&headless, "a\tb\n").unwrap();
@@ -67,7 +74,11 @@ fn bad_pair_files_are_clear_errors() {
     assert!(e.contains("no `title` or `brand` column"), "{e}");
     // Malformed lines are counted and skipped, not fatal.
     let mixed = dir.path().join("mixed.tsv");
-    std::fs::write(&mixed, "raw\tnormalised\nno tab here\n宋你\t送你\na\tb\tc\n").unwrap();
+    std::fs::write(
+        &mixed,
+        "raw\tnormalised\nno tab here\n宋你\t送你\na\tb\tc\n",
+    )
+    .unwrap();
     let (pairs, skipped) = read_pairs(&mixed).unwrap();
     assert_eq!((pairs.len(), skipped), (1, 2));
 }

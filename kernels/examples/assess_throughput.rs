@@ -5,7 +5,10 @@
 use dajia_kernels::risk::{Brand, KnowledgeBase, ListingInput, Thresholds, Weights};
 
 fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(300_000);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(300_000);
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../jobs/data/");
     let titles: Vec<String> = std::fs::read_to_string(format!("{root}product_titles_train.tsv"))
         .unwrap()
@@ -33,7 +36,10 @@ fn main() {
         .collect();
     let kb = KnowledgeBase::new(brands, Weights::default(), Thresholds::default());
     // Load what loads lazily (the dictionary behind homophone checks).
-    kb.assess(&ListingInput { title: "膏访 香奈儿 女包", ..Default::default() });
+    kb.assess(&ListingInput {
+        title: "膏访 香奈儿 女包",
+        ..Default::default()
+    });
     let t = std::time::Instant::now();
     let mut flagged = 0usize;
     for i in 0..n {
@@ -48,5 +54,8 @@ fn main() {
         flagged += (a.score >= 0.5) as usize;
     }
     let s = t.elapsed().as_secs_f64();
-    println!("{n} listings in {s:.3}s: {:.0} listings/s on one thread ({flagged} flagged)", n as f64 / s);
+    println!(
+        "{n} listings in {s:.3}s: {:.0} listings/s on one thread ({flagged} flagged)",
+        n as f64 / s
+    );
 }

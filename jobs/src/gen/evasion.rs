@@ -243,10 +243,16 @@ pub fn contact_keyword(rng: &mut impl Rng) -> (String, &'static str) {
     let plain = *super::vocab::CONTACT_KEYWORDS.choose(rng).unwrap();
     match rng.random_range(0..6) {
         0 => (
-            ["绿泡泡", "纸飞机", "小绿泡", "Q号"].choose(rng).unwrap().to_string(),
+            ["绿泡泡", "纸飞机", "小绿泡", "Q号"]
+                .choose(rng)
+                .unwrap()
+                .to_string(),
             "keyword_slang",
         ),
-        1 => (homophone(["微信", "加微信", "扣扣"].choose(rng).unwrap(), rng), "keyword_homophone"),
+        1 => (
+            homophone(["微信", "加微信", "扣扣"].choose(rng).unwrap(), rng),
+            "keyword_homophone",
+        ),
         2 => match learned_variant(["加微", "加微信"].choose(rng).unwrap(), rng) {
             Some(v) => (v, "keyword_variant_chars"),
             None => (plain.to_string(), "keyword_plain"),

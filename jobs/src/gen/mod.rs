@@ -391,10 +391,16 @@ fn attach_image(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
         }
         // A benign seller whose photo is the stock photograph an official
         // image was drawn on, without the brand's product and mark.
-        (false, _) if row.benign_kind == Some("real_title") && !ctx.stock.is_empty() && rng.random_bool(0.1) => {
+        (false, _)
+            if row.benign_kind == Some("real_title")
+                && !ctx.stock.is_empty()
+                && rng.random_bool(0.1) =>
+        {
             let b = &ctx.brands[*ctx.counterfeitable.choose(rng).unwrap()];
             row.benign_kind = Some("stock_photo");
-            let st = ctx.stock_of(b.id, rng.random_range(0..2)).expect("stock photos");
+            let st = ctx
+                .stock_of(b.id, rng.random_range(0..2))
+                .expect("stock photos");
             (images::photo_on(rng.random(), Some(st), false), None)
         }
         _ => (images::photo(rng.random()), None),
@@ -492,7 +498,10 @@ fn counterfeit(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
         "replica_vocabulary" => {
             let (word, how) = if rng.random_bool(0.1) {
                 // Slang the seed vocabulary lacks (see `learn terms`).
-                (vocab::UNSEEN_REPLICA_WORDS.choose(rng).unwrap().to_string(), "unseen_slang")
+                (
+                    vocab::UNSEEN_REPLICA_WORDS.choose(rng).unwrap().to_string(),
+                    "unseen_slang",
+                )
             } else {
                 evasion::disguise(vocab::REPLICA_WORDS.choose(rng).unwrap(), rng)
             };

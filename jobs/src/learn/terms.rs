@@ -56,7 +56,13 @@ pub async fn run(o: &TermsOptions) -> Result<TermsReport> {
                FROM test_purchases GROUP BY listing_id) t ON l.listing_id = t.listing_id \
                WHERE t.verdict IN ('counterfeit', 'genuine')";
     let mut docs: Vec<(String, bool)> = Vec::new();
-    for b in ctx.sql(sql).await?.collect().await.context("reading test purchases")? {
+    for b in ctx
+        .sql(sql)
+        .await?
+        .collect()
+        .await
+        .context("reading test purchases")?
+    {
         let title = cast(b.column(0), &DataType::Utf8)?;
         let title = title.as_string::<i32>();
         let desc = cast(b.column(1), &DataType::Utf8)?;
@@ -92,7 +98,10 @@ pub async fn run(o: &TermsOptions) -> Result<TermsReport> {
     if let Some(out) = &o.out {
         let mut s = String::from("term\tcounterfeit\tgenuine\tlog_odds\n");
         for c in &candidates {
-            s.push_str(&format!("{}\t{}\t{}\t{:.3}\n", c.term, c.counterfeit, c.genuine, c.log_odds));
+            s.push_str(&format!(
+                "{}\t{}\t{}\t{:.3}\n",
+                c.term, c.counterfeit, c.genuine, c.log_odds
+            ));
         }
         std::fs::write(out, s).with_context(|| format!("writing {}", out.display()))?;
     }

@@ -46,8 +46,8 @@ pub struct VariantsReport {
 /// Read `raw<TAB>normalised` pairs; malformed lines are counted, not fatal.
 pub fn read_pairs(path: &Path) -> Result<(Vec<(String, String)>, usize)> {
     let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let text = String::from_utf8(text)
-        .with_context(|| format!("{} is not UTF-8 text", path.display()))?;
+    let text =
+        String::from_utf8(text).with_context(|| format!("{} is not UTF-8 text", path.display()))?;
     let mut pairs = Vec::new();
     let mut skipped = 0;
     for line in text.lines().skip(1) {
@@ -59,7 +59,10 @@ pub fn read_pairs(path: &Path) -> Result<(Vec<(String, String)>, usize)> {
         }
     }
     if pairs.is_empty() {
-        bail!("{}: no `raw<TAB>normalised` pairs after the header", path.display());
+        bail!(
+            "{}: no `raw<TAB>normalised` pairs after the header",
+            path.display()
+        );
     }
     Ok((pairs, skipped))
 }
@@ -74,7 +77,12 @@ pub fn read_texts(path: &Path) -> Result<Vec<String>> {
         .iter()
         .position(|c| *c == "title")
         .or_else(|| header.iter().position(|c| *c == "brand"))
-        .with_context(|| format!("{}: no `title` or `brand` column in the header", path.display()))?;
+        .with_context(|| {
+            format!(
+                "{}: no `title` or `brand` column in the header",
+                path.display()
+            )
+        })?;
     Ok(lines
         .filter_map(|l| l.split('\t').nth(col).map(str::to_string))
         .collect())
@@ -101,12 +109,15 @@ pub fn run(o: &VariantsOptions) -> Result<VariantsReport> {
     // Before: the normaliser without learned variants and the contact
     // keywords matched as written; after: the learned table and keywords
     // matched by sound as well.
-    let before_ids = |t: &str| -> Vec<String> {
-        exact.find_heard(t, &[]).into_iter().map(|h| h.id).collect()
-    };
+    let before_ids =
+        |t: &str| -> Vec<String> { exact.find_heard(t, &[]).into_iter().map(|h| h.id).collect() };
     let after_ids = |t: &str| -> Vec<String> { exact.find(t).into_iter().map(|h| h.id).collect() };
     let before = recovery(&held, &normalize_base, &before_ids);
-    let after = recovery(&held, &|t: &str| normalize_with_table(t, &table), &after_ids);
+    let after = recovery(
+        &held,
+        &|t: &str| normalize_with_table(t, &table),
+        &after_ids,
+    );
     if let Some(out) = &o.out {
         let header = format!(
             "Variant characters learned by `dajia learn variants` from {} spam pairs\n(every fifth pair held out); min count {}, min share {}, at most {} times in {} real titles and brand names.",

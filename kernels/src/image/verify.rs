@@ -183,7 +183,15 @@ pub fn agreement(query: &[u8], reference: &[u8]) -> f32 {
                         // For a mirrored query, (l, rr) came from its reversed
                         // profile: the window is the same, read right to left.
                         let (x0, x1) = (l as f32, (SIDE - rr) as f32);
-                        warp(reference, x0, x1, t as f32, (SIDE - b) as f32, mirror, &mut w);
+                        warp(
+                            reference,
+                            x0,
+                            x1,
+                            t as f32,
+                            (SIDE - b) as f32,
+                            mirror,
+                            &mut w,
+                        );
                         best = best.max(cells_agree(&q, &w));
                         if best >= 0.98 {
                             return best;
@@ -213,7 +221,15 @@ mod tests {
             for y in py..py + 140 {
                 for x in px..px + 140 {
                     let stripe = (x + y) / 10 % 2 == 0;
-                    img.put_pixel(x, y, if stripe { Rgb([tone, 20, 20]) } else { Rgb([250, 250, 240]) });
+                    img.put_pixel(
+                        x,
+                        y,
+                        if stripe {
+                            Rgb([tone, 20, 20])
+                        } else {
+                            Rgb([250, 250, 240])
+                        },
+                    );
                 }
             }
         }

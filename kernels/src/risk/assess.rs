@@ -284,7 +284,12 @@ impl KnowledgeBase {
                 }
                 let e = match &hit.sounds_like {
                     Some(_) => Some((hit.spelling.clone(), vec![Transform::Homophone])),
-                    None => span_evasion(raw, text, hit.range.clone(), self.replica.spellings(hit.family)),
+                    None => span_evasion(
+                        raw,
+                        text,
+                        hit.range.clone(),
+                        self.replica.spellings(hit.family),
+                    ),
                 };
                 if let Some((raw_span, how)) = e {
                     evasions.push(Evasion {
@@ -347,7 +352,9 @@ impl KnowledgeBase {
                     evasions.push(Evasion {
                         source: source.clone(),
                         raw: raw_span,
-                        reads_as: hit.sounds_like.map_or_else(|| keyword.to_string(), str::to_string),
+                        reads_as: hit
+                            .sounds_like
+                            .map_or_else(|| keyword.to_string(), str::to_string),
                         how,
                     });
                 }
@@ -532,7 +539,10 @@ fn span_evasion<'s>(
         s..s + term.len()
     };
     let range = traced.input_range(r.start, r.end)?;
-    let spellings: Vec<String> = spellings.into_iter().map(|s| s.as_ref().to_string()).collect();
+    let spellings: Vec<String> = spellings
+        .into_iter()
+        .map(|s| s.as_ref().to_string())
+        .collect();
     evaded_in(raw, range.clone(), spellings.iter().map(String::as_str))
         .map(|t| (raw[range].to_string(), t))
 }

@@ -75,8 +75,18 @@ impl KnowledgeBase {
                 .sound_terms()
                 .iter()
                 .map(|(i, s)| ((Vocab::Brand, *i), s.clone()))
-                .chain(replica.sound_terms().iter().map(|(i, s)| ((Vocab::Replica, *i), s.clone())))
-                .chain(contact.sound_terms().iter().map(|(i, s)| ((Vocab::Contact, *i), s.clone()))),
+                .chain(
+                    replica
+                        .sound_terms()
+                        .iter()
+                        .map(|(i, s)| ((Vocab::Replica, *i), s.clone())),
+                )
+                .chain(
+                    contact
+                        .sound_terms()
+                        .iter()
+                        .map(|(i, s)| ((Vocab::Contact, *i), s.clone())),
+                ),
             MinLength {
                 syllables: 1,
                 latin: 0,

@@ -164,7 +164,11 @@ impl BrandMatcher {
                 continue;
             }
             // Another brand's own name is not a disguise of this one.
-            if self.find(&text[h.range.clone()]).iter().any(|m| m.kind == MentionKind::Direct) {
+            if self
+                .find(&text[h.range.clone()])
+                .iter()
+                .any(|m| m.kind == MentionKind::Direct)
+            {
                 continue;
             }
             out.push(DisguisedMention {
@@ -239,8 +243,8 @@ fn latin_boundaries_ok(text: &str, start: usize, end: usize, alias: &str) -> boo
         if let Some(p) = before.next() {
             // A lone digit glued on after other script is the end of
             // something else ("1比1coach"), not part of the name.
-            let lone_digit = p.is_ascii_digit()
-                && !before.next().is_some_and(|q| q.is_ascii_alphanumeric());
+            let lone_digit =
+                p.is_ascii_digit() && !before.next().is_some_and(|q| q.is_ascii_alphanumeric());
             if is_latin_word(p) && !lone_digit {
                 return false;
             }
@@ -327,7 +331,11 @@ mod tests {
             ),
             ("compat after", "苹果专用充电线", vec![(1, Compatibility)]),
             ("single-letter alias skipped", "X 光片", vec![]),
-            ("glued after a replica ratio", "1比1Gucci 包", vec![(2, Direct)]),
+            (
+                "glued after a replica ratio",
+                "1比1Gucci 包",
+                vec![(2, Direct)],
+            ),
             ("model number before", "x1gucci", vec![]),
             (
                 "multi-word spaced out",

@@ -11,9 +11,9 @@ use std::collections::HashMap;
 
 use unicode_normalization::UnicodeNormalization;
 
+use super::is_cjk;
 use super::normalize::{han_change, is_mask};
 use super::numerals::always_digit;
-use super::is_cjk;
 
 /// One kind of disguise normalisation undoes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -97,10 +97,9 @@ pub fn classify(raw: &str) -> Vec<Transform> {
                 add(Transform::Width);
             } else {
                 let mut buf = [0u8; 4];
-                let skel: String = unicode_security::confusable_detection::skeleton(
-                    c.encode_utf8(&mut buf),
-                )
-                .collect();
+                let skel: String =
+                    unicode_security::confusable_detection::skeleton(c.encode_utf8(&mut buf))
+                        .collect();
                 if skel.chars().all(|s| s.is_ascii_alphanumeric()) {
                     add(Transform::Homoglyph);
                 }
@@ -158,7 +157,10 @@ fn plain(s: &str) -> String {
 /// The disguises in `raw` (the input span of a match) when it is not
 /// written as one of the term's own `spellings` (names and aliases as the
 /// knowledge base or vocabulary writes them): `None` when it is plain.
-pub fn evaded<'a>(raw: &str, spellings: impl IntoIterator<Item = &'a str>) -> Option<Vec<Transform>> {
+pub fn evaded<'a>(
+    raw: &str,
+    spellings: impl IntoIterator<Item = &'a str>,
+) -> Option<Vec<Transform>> {
     let p = plain(raw);
     for s in spellings {
         let s = plain(s);
@@ -296,9 +298,10 @@ impl<T> LatinDisguises<T> {
                 continue;
             }
             for (t, name) in names {
-                let ok = w.iter().zip(name.chars()).all(|(&c, a)| {
-                    c == a || is_mask(c) || leet(c).contains(&a)
-                });
+                let ok = w
+                    .iter()
+                    .zip(name.chars())
+                    .all(|(&c, a)| c == a || is_mask(c) || leet(c).contains(&a));
                 if ok {
                     out.push(LatinHit {
                         term: t,
@@ -359,10 +362,16 @@ mod tests {
     fn traditional_counts_only_amid_simplified_text() {
         let listed = ["古驰", "古馳"];
         // Amid simplified text, even a listed traditional alias.
-        assert_eq!(evaded_in("古馳 腰带 包邮", 0..6, listed), Some(vec![Traditional]));
+        assert_eq!(
+            evaded_in("古馳 腰带 包邮", 0..6, listed),
+            Some(vec![Traditional])
+        );
         // A title written in traditional characters throughout.
         assert_eq!(evaded_in("古馳 腰帶 包郵", 0..6, listed), None);
-        assert_eq!(evaded_in("古 馳 腰帶", 0..7, ["古驰"]), Some(vec![Separators]));
+        assert_eq!(
+            evaded_in("古 馳 腰帶", 0..7, ["古驰"]),
+            Some(vec![Separators])
+        );
     }
 
     #[test]
@@ -371,7 +380,10 @@ mod tests {
             [(1, "Gucci"), (2, "Rolex"), (3, "Prada"), (4, "LV")].map(|(t, s)| (t, s.to_string())),
         );
         let found = |s: &str| -> Vec<(i32, Transform)> {
-            m.find(s).into_iter().map(|h| (*h.term, h.transform)).collect()
+            m.find(s)
+                .into_iter()
+                .map(|h| (*h.term, h.transform))
+                .collect()
         };
         assert_eq!(found("G*cci 女包 特价"), vec![(1, Masking)]);
         assert_eq!(found("Ｇ＊ＣＣＩ"), vec![(1, Masking)]);

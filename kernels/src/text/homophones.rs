@@ -110,7 +110,11 @@ fn unfold_range(text: &str, start: usize, end: usize) -> Range<usize> {
             e = i;
             break;
         }
-        f += if syllable(c).is_some() || c.is_ascii_digit() { 2 } else { 1 };
+        f += if syllable(c).is_some() || c.is_ascii_digit() {
+            2
+        } else {
+            1
+        };
     }
     s..e
 }
@@ -175,7 +179,11 @@ impl<T> HomophoneMatcher<T> {
         Self::build(terms, min, true)
     }
 
-    fn build(terms: impl IntoIterator<Item = (T, String)>, min: MinLength, overlapping: bool) -> Self {
+    fn build(
+        terms: impl IntoIterator<Item = (T, String)>,
+        min: MinLength,
+        overlapping: bool,
+    ) -> Self {
         let mut kept: Vec<(T, String)> = Vec::new();
         for (t, s) in terms {
             let (n, latin) = units(&s);
@@ -316,8 +324,13 @@ mod tests {
 
     fn m() -> HomophoneMatcher<&'static str> {
         HomophoneMatcher::new(
-            [("wechat", "微信"), ("replica", "高仿"), ("rolex", "劳力士"), ("x", "v")]
-                .map(|(t, s)| (t, s.to_string())),
+            [
+                ("wechat", "微信"),
+                ("replica", "高仿"),
+                ("rolex", "劳力士"),
+                ("x", "v"),
+            ]
+            .map(|(t, s)| (t, s.to_string())),
             2,
         )
     }
@@ -348,7 +361,10 @@ mod tests {
         let t = "元旦礼物";
         assert!(is_real_word(t, &(0..6)), "元旦 is a word");
         let t = "提高访问量";
-        assert!(is_real_word(t, &(3..9)), "高访 is the seam of 提高 and 访问");
+        assert!(
+            is_real_word(t, &(3..9)),
+            "高访 is the seam of 提高 and 访问"
+        );
         let t = "膏访包包";
         assert!(!is_real_word(t, &(0..6)));
         let t = "女士家居服可";

@@ -44,7 +44,8 @@ pub fn align(a: &[char], b: &[char]) -> Vec<Step> {
     let (mut i, mut j) = (n, m);
     let mut steps = Vec::with_capacity(n.max(m));
     while i > 0 || j > 0 {
-        if i > 0 && j > 0 && d[i * w + j] == d[(i - 1) * w + j - 1] + (a[i - 1] != b[j - 1]) as u32 {
+        if i > 0 && j > 0 && d[i * w + j] == d[(i - 1) * w + j - 1] + (a[i - 1] != b[j - 1]) as u32
+        {
             steps.push(if a[i - 1] == b[j - 1] {
                 Step::Same(a[i - 1])
             } else {
@@ -280,7 +281,11 @@ pub fn terms_of(text: &str) -> std::collections::HashSet<String> {
 /// confirmed counterfeit)`): in at least `min_count` of them and with a
 /// smoothed log odds ratio of at least `min_log_odds`. A term whose longer
 /// form has the same counts is left out (看实 inside 看实物).
-pub fn candidate_terms(docs: &[(String, bool)], min_count: u64, min_log_odds: f64) -> Vec<Candidate> {
+pub fn candidate_terms(
+    docs: &[(String, bool)],
+    min_count: u64,
+    min_log_odds: f64,
+) -> Vec<Candidate> {
     let mut counts: HashMap<String, (u64, u64)> = HashMap::new();
     let (mut nc, mut ng) = (0u64, 0u64);
     for (text, fake) in docs {
@@ -356,8 +361,14 @@ mod tests {
     fn alignment_finds_substitutions_and_drops() {
         let steps = align(&chars("加wei宋你"), &chars("加微送你"));
         assert!(steps.contains(&Step::Sub('宋', '送')), "{steps:?}");
-        assert_eq!(steps.iter().filter(|s| matches!(s, Step::Same(_))).count(), 2);
-        assert_eq!(align(&[], &chars("ab")), vec![Step::Add('a'), Step::Add('b')]);
+        assert_eq!(
+            steps.iter().filter(|s| matches!(s, Step::Same(_))).count(),
+            2
+        );
+        assert_eq!(
+            align(&[], &chars("ab")),
+            vec![Step::Add('a'), Step::Add('b')]
+        );
         assert_eq!(align(&chars("a"), &[]), vec![Step::Drop('a')]);
     }
 
@@ -397,7 +408,10 @@ mod tests {
         assert_eq!(terms.first(), Some(&"高版本"), "{c:?}");
         assert_eq!((c[0].counterfeit, c[0].genuine), (20, 1));
         // 女包 is in both; 高版/版本 have the same counts as 高版本.
-        assert!(!terms.contains(&"女包") && !terms.contains(&"高版"), "{terms:?}");
+        assert!(
+            !terms.contains(&"女包") && !terms.contains(&"高版"),
+            "{terms:?}"
+        );
         assert!(terms_of("og版 replica 1").contains("og版"));
         assert!(terms_of("og版 replica 1").contains("replica"));
     }
@@ -406,7 +420,11 @@ mod tests {
     fn recovery_counts_text_and_contact_ids() {
         let pairs = [("加 微 13800138000 宋", "加微13800138000送")];
         let contacts = |t: &str| -> Vec<String> {
-            ContactMatcher::new().find(t).into_iter().map(|h| h.id).collect()
+            ContactMatcher::new()
+                .find(t)
+                .into_iter()
+                .map(|h| h.id)
+                .collect()
         };
         let r = recovery(&pairs, &normalize_base, &contacts);
         assert_eq!((r.contact_ids, r.contact_ids_recovered), (1, 1));

@@ -426,7 +426,11 @@ mod tests {
             ("spaced latin with accents", "H.e.r.m.è.s", "hermès"),
             ("spaced digits", "1 3 8 0 0", "13800"),
             ("latin word boundary kept", "高仿 LV 包", "高仿 lv 包"),
-            ("spelled out up to a glued word", "1.比.1Coach 包", "1比1coach 包"),
+            (
+                "spelled out up to a glued word",
+                "1.比.1Coach 包",
+                "1比1coach 包",
+            ),
             ("spelled out latin glued", "A·A·ACoach", "aaacoach"),
             ("spaces keep the word apart", "A A ACoach", "aa acoach"),
             ("latin words kept apart", "iPhone 15 Pro", "iphone 15 pro"),
@@ -465,9 +469,7 @@ mod tests {
                 .chars()
                 .map(|c| {
                     let u = c as u32;
-                    if super::needs_fast2s(t)
-                        || !(super::HAN_BASE..=super::HAN_END).contains(&u)
-                    {
+                    if super::needs_fast2s(t) || !(super::HAN_BASE..=super::HAN_END).contains(&u) {
                         c
                     } else {
                         super::HAN[(u - super::HAN_BASE) as usize].0

@@ -35,7 +35,11 @@ pub fn parse_learned(tsv: &str) -> Result<Vec<(usize, String)>, String> {
         }
         let cols: Vec<&str> = line.split('\t').collect();
         if cols.len() != 5 {
-            return Err(format!("line {}: expected 5 columns, got {}", n + 1, cols.len()));
+            return Err(format!(
+                "line {}: expected 5 columns, got {}",
+                n + 1,
+                cols.len()
+            ));
         }
         let family = FAMILIES
             .iter()
@@ -442,9 +446,9 @@ fn excluded_by_context(f: &Family, before: &str, after: &str) -> bool {
     f.not_before
         .iter()
         .any(|w| near_after.starts_with(w) || (w.chars().count() > 1 && near_after.contains(w)))
-        || f.not_after.iter().any(|w| {
-            near_before.ends_with(w) || (w.chars().count() > 1 && near_before.contains(w))
-        })
+        || f.not_after
+            .iter()
+            .any(|w| near_before.ends_with(w) || (w.chars().count() > 1 && near_before.contains(w)))
 }
 
 impl ReplicaMatcher {
@@ -531,6 +535,9 @@ mod tests {
         assert!(parse_learned("nofamily\tx\t1\t0\tlearned").is_err());
         assert!(parse_learned("高仿\tx\tmany\t0\tlearned").is_err());
         assert!(parse_learned("高仿\tx\t1\t0").is_err());
-        assert_eq!(parse_learned("高仿\t搞fang\t9\t0\tlearned").unwrap(), vec![(0, "搞fang".to_string())]);
+        assert_eq!(
+            parse_learned("高仿\t搞fang\t9\t0\tlearned").unwrap(),
+            vec![(0, "搞fang".to_string())]
+        );
     }
 }

@@ -40,9 +40,16 @@ pub fn parse(tsv: &str) -> Result<Vec<Variant>, String> {
             }
         };
         if cols.len() != 5 {
-            return Err(format!("line {}: expected 5 columns, got {}", n + 1, cols.len()));
+            return Err(format!(
+                "line {}: expected 5 columns, got {}",
+                n + 1,
+                cols.len()
+            ));
         }
-        let num = |s: &str| s.parse::<f64>().map_err(|e| format!("line {}: {s:?}: {e}", n + 1));
+        let num = |s: &str| {
+            s.parse::<f64>()
+                .map_err(|e| format!("line {}: {s:?}: {e}", n + 1))
+        };
         out.push(Variant {
             from: one(cols[0])?,
             to: one(cols[1])?,
@@ -82,6 +89,9 @@ mod tests {
         assert!(parse("宋\t送\t3\t0.9").is_err(), "missing column");
         assert!(parse("宋宋\t送\t3\t0.9\t0").is_err(), "two characters");
         assert!(parse("宋\t送\tmany\t0.9\t0").is_err(), "not a number");
-        assert_eq!(parse("# comment\nfrom\tto\tcount\tshare\tbenign\n").unwrap(), vec![]);
+        assert_eq!(
+            parse("# comment\nfrom\tto\tcount\tshare\tbenign\n").unwrap(),
+            vec![]
+        );
     }
 }
