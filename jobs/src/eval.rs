@@ -40,6 +40,14 @@ impl Counts {
     }
 }
 
+/// Counts one listing of `key` in a (listings, flagged, rate) table; the
+/// rates are filled in at the end.
+fn tally(table: &mut BTreeMap<String, (u64, u64, f64)>, key: &str, flagged: bool) {
+    let e = table.entry(key.to_string()).or_default();
+    e.0 += 1;
+    e.1 += flagged as u64;
+}
+
 fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 {
         0.0
@@ -226,25 +234,13 @@ pub async fn run_on(
                 }
             }
             if positive && !tech.is_null(i) {
-                let e = r
-                    .per_technique
-                    .entry(tech.value(i).to_string())
-                    .or_default();
-                e.0 += 1;
-                e.1 += flagged as u64;
+                tally(&mut r.per_technique, tech.value(i), flagged);
             }
             if positive && !evasion.is_null(i) {
-                let e = r
-                    .per_evasion
-                    .entry(evasion.value(i).to_string())
-                    .or_default();
-                e.0 += 1;
-                e.1 += flagged as u64;
+                tally(&mut r.per_evasion, evasion.value(i), flagged);
             }
             if !positive && !benign.is_null(i) {
-                let e = r.benign.entry(benign.value(i).to_string()).or_default();
-                e.0 += 1;
-                e.1 += flagged as u64;
+                tally(&mut r.benign, benign.value(i), flagged);
             }
             if positive && !itech.is_null(i) {
                 let by_image = !reasons.is_null(i) && {
@@ -259,20 +255,10 @@ pub async fn run_on(
                             || details.value(j).starts_with("ocr:")
                     })
                 };
-                let e = r
-                    .per_image_technique
-                    .entry(itech.value(i).to_string())
-                    .or_default();
-                e.0 += 1;
-                e.1 += by_image as u64;
+                tally(&mut r.per_image_technique, itech.value(i), by_image);
             }
             if !positive && !hard.is_null(i) {
-                let e = r
-                    .hard_negatives
-                    .entry(hard.value(i).to_string())
-                    .or_default();
-                e.0 += 1;
-                e.1 += flagged as u64;
+                tally(&mut r.hard_negatives, hard.value(i), flagged);
             }
         }
     }

@@ -86,7 +86,8 @@ pub async fn run(o: &TermsOptions) -> Result<TermsReport> {
         );
     }
     let replica = ReplicaMatcher::new();
-    let contact_keywords: Vec<String> = ContactMatcher::keywords().collect();
+    let contact = ContactMatcher::new();
+    let contact_keywords = contact.keywords();
     let candidates: Vec<Candidate> = candidate_terms(&docs, o.min_count, o.min_log_odds)
         .into_iter()
         // Already known: vocabulary, brand names, contact keywords, numbers.

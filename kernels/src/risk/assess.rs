@@ -126,12 +126,14 @@ impl KnowledgeBase {
         for o in &l.ocr {
             sources.push((format!("ocr:{}", o.image_id), o.text.as_str()));
         }
-        let texts: Vec<(String, &str, String, super::kb::HeardTerms)> = sources
+        // Per text: source, as written, normalised, the terms heard by
+        // sound, and whether a masked or leetspeak Latin word may be in it.
+        let texts: Vec<(String, &str, String, super::kb::HeardTerms, bool)> = sources
             .into_iter()
             .map(|(source, raw)| {
                 let norm = normalize_text(raw);
                 let heard = self.hear(&norm);
-                (source, raw, norm, heard)
+                (source, raw, norm, heard, has_candidate(raw))
             })
             .collect();
         // Disguises undone to read a term: (source, as written, reads as, how).
@@ -147,7 +149,7 @@ impl KnowledgeBase {
         // mention and an evasion, not as proof the seller sells the brand.
         let mut brand_by_sound = false;
         let mut compat_only: Option<usize> = None;
-        for (source, raw, text, _) in &texts {
+        for (source, raw, text, _, _) in &texts {
             for m in self.brand_matcher.find(text) {
                 match m.kind {
                     MentionKind::Direct if brand.is_none() => {
@@ -172,13 +174,13 @@ impl KnowledgeBase {
                 }
             }
         }
-        for (source, raw, text, heard) in &texts {
+        for (source, raw, text, heard, latin) in &texts {
             if brand.is_some() || source.starts_with("ocr:") {
                 break;
             }
             if let Some(d) = self
                 .brand_matcher
-                .find_disguised(raw, text, &heard.brands, has_candidate(raw))
+                .find_disguised(raw, text, &heard.brands, *latin)
                 .into_iter()
                 .next()
             {
@@ -257,7 +259,7 @@ impl KnowledgeBase {
             }
         }
 
-        for (source, raw, text, heard) in &texts {
+        for (source, raw, text, heard, latin) in &texts {
             let text = text.as_str();
             let from_image = source.starts_with("ocr:");
             for hit in self.replica.find_glued(text, &heard.replica, |pos| {
@@ -303,7 +305,7 @@ impl KnowledgeBase {
                     });
                 }
             }
-            if !from_image && has_candidate(raw) {
+            if !from_image && *latin {
                 for (family, written, spelling, how) in self.replica.find_disguised_latin(raw) {
                     let f = &FAMILIES[family];
                     if reasons
@@ -341,12 +343,7 @@ impl KnowledgeBase {
                 let keyword = &text[hit.keyword.clone()];
                 let e = match hit.sounds_like {
                     Some(_) => Some((keyword.to_string(), vec![Transform::Homophone])),
-                    None => span_evasion(
-                        raw,
-                        text,
-                        hit.keyword.clone(),
-                        crate::text::contact::ContactMatcher::keywords(),
-                    ),
+                    None => span_evasion(raw, text, hit.keyword.clone(), self.contact.keywords()),
                 };
                 if let Some((raw_span, how)) = e {
                     evasions.push(Evasion {

@@ -89,6 +89,8 @@ pub struct ContactHit {
 
 pub struct ContactMatcher {
     ac: AhoCorasick,
+    /// The keywords normalised, as the automaton holds them.
+    keywords: Vec<String>,
     /// Keywords by sound: an id must follow them too, so any homophone
     /// counts, real word or not (威信 is "prestige", 威信 13800138000 is not).
     homophones: HomophoneMatcher<usize>,
@@ -102,6 +104,7 @@ impl Default for ContactMatcher {
 
 impl ContactMatcher {
     pub fn new() -> Self {
+        let keywords: Vec<String> = KEYWORDS.iter().map(|(k, _)| normalize_text(k)).collect();
         let ac = AhoCorasickBuilder::new()
             .match_kind(MatchKind::LeftmostLongest)
             // A full DFA: a few MB at most, and the fastest search.
@@ -109,25 +112,26 @@ impl ContactMatcher {
             // CJK patterns share leading UTF-8 bytes, so a prefilter finds a
             // candidate at almost every character: scanning the DFA is faster.
             .prefilter(false)
-            .build(KEYWORDS.iter().map(|(k, _)| normalize_text(k)))
+            .build(&keywords)
             .expect("contact keywords build an automaton");
         let homophones = HomophoneMatcher::overlapping(
-            KEYWORDS
-                .iter()
-                .enumerate()
-                .map(|(i, (k, _))| (i, normalize_text(k))),
+            keywords.iter().cloned().enumerate(),
             // An id must follow: two syllables, or one and a letter (q扣).
             MinLength {
                 syllables: 2,
                 latin: 1,
             },
         );
-        ContactMatcher { ac, homophones }
+        ContactMatcher {
+            ac,
+            keywords,
+            homophones,
+        }
     }
 
     /// The keywords as the list writes them (normalised).
-    pub fn keywords() -> impl Iterator<Item = String> {
-        KEYWORDS.iter().map(|(k, _)| normalize_text(k))
+    pub fn keywords(&self) -> &[String] {
+        &self.keywords
     }
 
     /// Contacts offered in normalised text.
