@@ -2,6 +2,7 @@
 
 use rayon::prelude::*;
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use crate::text::brands::MentionKind;
@@ -10,7 +11,7 @@ use crate::text::normalize::normalize_traced;
 use crate::text::normalize_text;
 use crate::text::replica::FAMILIES;
 
-use super::kb::KnowledgeBase;
+use super::kb::{FoundTerms, HeardTerms, KnowledgeBase};
 use super::weights::{noisy_or, Action};
 
 /// What the scan knows of one listing.
@@ -118,24 +119,14 @@ impl KnowledgeBase {
         let w = &self.weights;
         let mut reasons: Vec<Reason> = Vec::new();
 
-        // (source, as written, normalised, folded for homophones)
-        let mut sources: Vec<(String, &str)> = vec![
-            ("title".into(), l.title),
-            ("description".into(), l.description.unwrap_or_default()),
-        ];
+        // Every text of the listing with something in it, as written,
+        // normalised, and what the knowledge base finds and hears in it.
+        let mut texts: Vec<Text<'_>> = Vec::with_capacity(2 + l.ocr.len());
+        texts.extend(self.text("title".into(), l.title));
+        texts.extend(self.text("description".into(), l.description.unwrap_or_default()));
         for o in &l.ocr {
-            sources.push((format!("ocr:{}", o.image_id), o.text.as_str()));
+            texts.extend(self.text(format!("ocr:{}", o.image_id).into(), &o.text));
         }
-        // Per text: source, as written, normalised, the terms heard by
-        // sound, and whether a masked or leetspeak Latin word may be in it.
-        let texts: Vec<(String, &str, String, super::kb::HeardTerms, bool)> = sources
-            .into_iter()
-            .map(|(source, raw)| {
-                let norm = normalize_text(raw);
-                let heard = self.hear(&norm);
-                (source, raw, norm, heard, has_candidate(raw))
-            })
-            .collect();
         // Disguises undone to read a term: (source, as written, reads as, how).
         let mut evasions: Vec<Evasion> = Vec::new();
 
@@ -149,8 +140,12 @@ impl KnowledgeBase {
         // mention and an evasion, not as proof the seller sells the brand.
         let mut brand_by_sound = false;
         let mut compat_only: Option<usize> = None;
-        for (source, raw, text, _, _) in &texts {
-            for m in self.brand_matcher.find(text) {
+        for t in &texts {
+            let (source, raw, text) = (&t.source, t.raw, t.norm.as_str());
+            for m in self
+                .brand_matcher
+                .mentions(text, t.found.brands.iter().copied())
+            {
                 match m.kind {
                     MentionKind::Direct if brand.is_none() => {
                         brand = Some(m.brand);
@@ -160,7 +155,7 @@ impl KnowledgeBase {
                             span_evasion(raw, text, m.start..m.end, self.brand_spellings(m.brand))
                         {
                             evasions.push(Evasion {
-                                source: source.clone(),
+                                source: source.to_string(),
                                 raw: e.0,
                                 reads_as: self.brands[m.brand].name.clone(),
                                 how: e.1,
@@ -174,13 +169,14 @@ impl KnowledgeBase {
                 }
             }
         }
-        for (source, raw, text, heard, latin) in &texts {
+        for t in &texts {
+            let (source, raw, text) = (&t.source, t.raw, t.norm.as_str());
             if brand.is_some() || source.starts_with("ocr:") {
                 break;
             }
             if let Some(d) = self
                 .brand_matcher
-                .find_disguised(raw, text, &heard.brands, *latin)
+                .find_disguised(raw, text, &t.heard.brands, t.latin)
                 .into_iter()
                 .next()
             {
@@ -188,7 +184,7 @@ impl KnowledgeBase {
                 brand_by_sound = d.transform == Transform::Homophone;
                 brand_source = format!("the {source}, disguised as \"{}\"", d.raw);
                 evasions.push(Evasion {
-                    source: source.clone(),
+                    source: source.to_string(),
                     raw: d.raw,
                     reads_as: self.brands[d.brand].name.clone(),
                     how: vec![d.transform],
@@ -259,12 +255,16 @@ impl KnowledgeBase {
             }
         }
 
-        for (source, raw, text, heard, latin) in &texts {
-            let text = text.as_str();
+        for t in &texts {
+            let (source, raw, text) = (&t.source, t.raw, t.norm.as_str());
             let from_image = source.starts_with("ocr:");
-            for hit in self.replica.find_glued(text, &heard.replica, |pos| {
-                self.brand_matcher.starts_at(text, pos)
-            }) {
+            let replica = self.replica.hits(
+                text,
+                t.found.replica.iter().copied(),
+                &t.heard.replica,
+                |pos| self.brand_matcher.starts_at(text, pos),
+            );
+            for hit in replica {
                 // A replica term only heard (膏访) counts beside a brand: on
                 // its own, a word of the same sound is too often a real one
                 // the dictionary lacks (微单 "mirrorless camera" for 尾单).
@@ -295,7 +295,7 @@ impl KnowledgeBase {
                 };
                 if let Some((raw_span, how)) = e {
                     evasions.push(Evasion {
-                        source: source.clone(),
+                        source: source.to_string(),
                         raw: raw_span,
                         reads_as: hit
                             .sounds_like
@@ -305,7 +305,7 @@ impl KnowledgeBase {
                     });
                 }
             }
-            if !from_image && *latin {
+            if !from_image && t.latin {
                 for (family, written, spelling, how) in self.replica.find_disguised_latin(raw) {
                     let f = &FAMILIES[family];
                     if reasons
@@ -320,14 +320,17 @@ impl KnowledgeBase {
                         weight: (f.weight * w.replica_factor).min(1.0),
                     });
                     evasions.push(Evasion {
-                        source: source.clone(),
+                        source: source.to_string(),
                         raw: written,
                         reads_as: spelling,
                         how: vec![how],
                     });
                 }
             }
-            for hit in self.contact.find_heard(text, &heard.contact) {
+            let contacts =
+                self.contact
+                    .hits(text, t.found.contact.iter().copied(), &t.heard.contact);
+            for hit in contacts {
                 reasons.push(Reason {
                     code: "contact_diversion",
                     detail: format!(
@@ -347,7 +350,7 @@ impl KnowledgeBase {
                 };
                 if let Some((raw_span, how)) = e {
                     evasions.push(Evasion {
-                        source: source.clone(),
+                        source: source.to_string(),
                         raw: raw_span,
                         reads_as: hit
                             .sounds_like
@@ -431,6 +434,23 @@ impl KnowledgeBase {
         }
     }
 
+    /// One text of a listing, normalised, with what the vocabularies find
+    /// and hear in it; `None` when it is empty.
+    fn text<'t>(&self, source: Cow<'static, str>, raw: &'t str) -> Option<Text<'t>> {
+        if raw.is_empty() {
+            return None;
+        }
+        let norm = normalize_text(raw);
+        Some(Text {
+            source,
+            raw,
+            found: self.found(&norm),
+            heard: self.hear(&norm),
+            latin: has_candidate(raw),
+            norm,
+        })
+    }
+
     /// A brand's name and aliases as the knowledge base writes them.
     fn brand_spellings(&self, b: usize) -> Vec<&str> {
         let b = &self.brands[b];
@@ -467,6 +487,21 @@ impl KnowledgeBase {
             weight,
         })
     }
+}
+
+/// A text of a listing (title, description, text in an image).
+struct Text<'t> {
+    /// `title`, `description` or `ocr:<image id>`.
+    source: Cow<'static, str>,
+    /// As written.
+    raw: &'t str,
+    norm: String,
+    /// The vocabularies as written in `norm`.
+    found: FoundTerms,
+    /// The vocabularies by sound in `norm`.
+    heard: HeardTerms,
+    /// Whether a masked or leetspeak Latin word may be in `raw`.
+    latin: bool,
 }
 
 /// A disguise undone to read a term.

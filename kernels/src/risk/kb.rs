@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use crate::text::brands::BrandMatcher;
 use crate::text::contact::ContactMatcher;
 use crate::text::homophones::{fold, Heard, HomophoneMatcher, MinLength};
+use crate::text::lexicon::{Lexicon, Span};
 use crate::text::normalize_text;
 use crate::text::replica::ReplicaMatcher;
 
@@ -35,6 +36,9 @@ pub struct KnowledgeBase {
     /// The three vocabularies' sound terms in one automaton: one pass over
     /// a text hears them all (`Vocab`, term index).
     sound: HomophoneMatcher<(Vocab, usize)>,
+    /// The three vocabularies as written, in one automaton: one pass over a
+    /// text finds them all (`Lexicon` vocabularies in `Vocab` order).
+    exact: Lexicon<3>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +46,15 @@ pub(crate) enum Vocab {
     Brand,
     Replica,
     Contact,
+}
+
+/// What one pass found written in a text, by vocabulary: each matcher's
+/// leftmost-longest spans over its own patterns.
+#[derive(Debug, Default)]
+pub(crate) struct FoundTerms {
+    pub brands: Vec<Span>,
+    pub replica: Vec<Span>,
+    pub contact: Vec<Span>,
 }
 
 /// What one pass heard in a text, by vocabulary.
@@ -92,8 +105,14 @@ impl KnowledgeBase {
                 latin: 0,
             },
         );
+        let exact = Lexicon::new(&[
+            brand_matcher.patterns(),
+            replica.patterns(),
+            contact.keywords().iter().map(String::as_str).collect(),
+        ]);
         KnowledgeBase {
             sound,
+            exact,
             by_id,
             brands,
             weights,
@@ -102,6 +121,16 @@ impl KnowledgeBase {
             replica,
             contact,
             by_name,
+        }
+    }
+
+    /// The vocabularies' terms written in normalised `text` (one pass).
+    pub(crate) fn found(&self, text: &str) -> FoundTerms {
+        let [brands, replica, contact] = self.exact.scan(text);
+        FoundTerms {
+            brands,
+            replica,
+            contact,
         }
     }
 

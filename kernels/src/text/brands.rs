@@ -6,6 +6,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 use super::evasion::{LatinDisguises, Transform};
 use super::homophones::{fold, is_real_word, Heard, HomophoneMatcher};
+use super::lexicon::Span;
 use super::{is_latin_word, normalize_text};
 
 /// How a brand is mentioned.
@@ -208,15 +209,27 @@ impl BrandMatcher {
         self.ac.find(input).is_some()
     }
 
+    /// The names and aliases as the automaton holds them, in its order
+    /// (for a [`Lexicon`](super::lexicon::Lexicon) that scans several vocabularies at once).
+    pub fn patterns(&self) -> Vec<&str> {
+        self.patterns.iter().map(|(_, p)| p.as_str()).collect()
+    }
+
     /// Brand mentions in normalised text, left to right.
     pub fn find(&self, text: &str) -> Vec<Mention> {
+        self.mentions(text, self.ac.find_iter(text).map(Span::from))
+    }
+
+    /// As [`find`](Self::find), from this matcher's leftmost-longest
+    /// `spans` in `text` found by the caller ([`Lexicon::scan`](super::lexicon::Lexicon::scan)).
+    pub fn mentions(&self, text: &str, spans: impl IntoIterator<Item = Span>) -> Vec<Mention> {
         let mut out = Vec::new();
-        for m in self.ac.find_iter(text) {
-            let (brand, alias) = &self.patterns[m.pattern().as_usize()];
-            if !latin_boundaries_ok(text, m.start(), m.end(), alias) {
+        for m in spans {
+            let (brand, alias) = &self.patterns[m.pattern];
+            if !latin_boundaries_ok(text, m.start, m.end, alias) {
                 continue;
             }
-            let kind = if is_compat_context(text, m.start(), m.end()) {
+            let kind = if is_compat_context(text, m.start, m.end) {
                 MentionKind::Compatibility
             } else {
                 MentionKind::Direct
@@ -225,8 +238,8 @@ impl BrandMatcher {
                 brand: *brand,
                 alias: alias.clone(),
                 kind,
-                start: m.start(),
-                end: m.end(),
+                start: m.start,
+                end: m.end,
             });
         }
         out

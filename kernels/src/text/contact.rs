@@ -8,6 +8,7 @@ use std::ops::Range;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 use super::homophones::{fold, Heard, HomophoneMatcher, MinLength};
+use super::lexicon::Span;
 use super::normalize_text;
 
 /// Keywords that introduce a contact, with the channel they name. Variant
@@ -153,13 +154,24 @@ impl ContactMatcher {
     /// (the knowledge base hears all vocabularies in one pass; none: only
     /// keywords as written).
     pub fn find_heard(&self, text: &str, heard: &[Heard]) -> Vec<ContactHit> {
+        self.hits(text, self.ac.find_iter(text).map(Span::from), heard)
+    }
+
+    /// As [`find_heard`](Self::find_heard), from this matcher's
+    /// leftmost-longest keyword `spans` in `text` found by the caller
+    /// ([`Lexicon::scan`](super::lexicon::Lexicon::scan) over [`keywords`](Self::keywords)).
+    pub fn hits(
+        &self,
+        text: &str,
+        spans: impl IntoIterator<Item = Span>,
+        heard: &[Heard],
+    ) -> Vec<ContactHit> {
         let mut hits = Vec::new();
-        for m in self.ac.find_iter(text) {
-            let kw = KEYWORDS[m.pattern().as_usize()].0;
-            let channel = KEYWORDS[m.pattern().as_usize()].1;
+        for m in spans {
+            let (kw, channel) = KEYWORDS[m.pattern];
             // Latin keywords must be words of their own ("tel" not in "hotel").
             if kw.is_ascii() {
-                let prev = text[..m.start()].chars().next_back();
+                let prev = text[..m.start].chars().next_back();
                 if prev.is_some_and(|c| c.is_ascii_alphabetic()) {
                     continue;
                 }
@@ -167,7 +179,7 @@ impl ContactMatcher {
                 // its own, set apart: "vivo x7", "dc110v", "(v2252)" are not.
                 // Glued digits count when they are long enough for a phone
                 // or QQ number (V❤ 一三八… joins up as v138…).
-                let rest = &text[m.end()..];
+                let rest = &text[m.end..];
                 let glued_number = rest.bytes().take_while(u8::is_ascii_digit).count() >= 8;
                 if kw == "v"
                     && (prev.is_some_and(|c| c.is_ascii_alphanumeric())
@@ -176,12 +188,12 @@ impl ContactMatcher {
                     continue;
                 }
             }
-            if let Some(id) = id_after(&text[m.end()..], channel) {
+            if let Some(id) = id_after(&text[m.end..], channel) {
                 if !hits.iter().any(|h: &ContactHit| h.id == id) {
                     hits.push(ContactHit {
                         channel,
                         id,
-                        keyword: m.start()..m.end(),
+                        keyword: m.start..m.end,
                         sounds_like: None,
                     });
                 }

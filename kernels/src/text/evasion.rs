@@ -188,6 +188,18 @@ fn leet(c: char) -> &'static [char] {
     }
 }
 
+/// Bytes that may start what [`has_candidate`] looks for.
+static FIRST_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let starts = b"*@$0134578\xC3\xE2\xEF";
+    let mut i = 0;
+    while i < starts.len() {
+        t[starts[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
 /// A cheap first look: a masking character or `@`/`$` anywhere, or a
 /// leetspeak digit between two ASCII letters (r0lex); plain text stops here
 /// (callers with several finders check once and skip them all).
@@ -199,12 +211,16 @@ pub fn has_candidate(raw: &str) -> bool {
     // ＊ ＠ ＄ EF BC 8A/A0/84.
     for i in 0..b.len() {
         let c = b[i];
+        // Most bytes (ideographs, plain letters) start nothing: one lookup.
+        if !FIRST_BYTES[c as usize] {
+            continue;
+        }
         let hit = match c {
             b'*' | b'@' | b'$' => true,
             b'0'..=b'9' => {
                 i > 0
-                    && !leet(c as char).is_empty()
                     && alpha(i - 1)
+                    && !leet(c as char).is_empty()
                     // inside a word (r0lex), or ending one of 2+ letters (gucc1)
                     && (alpha(i + 1)
                         || (i >= 2
@@ -273,8 +289,8 @@ impl<T> LatinDisguises<T> {
         }
         let word_char = |c: char| c.is_ascii_alphanumeric() || is_mask(c) || matches!(c, '@' | '$');
         // Full-width forms and homoglyphs of the word are read as ASCII.
-        let text: String = raw
-            .nfkc()
+        let text: String = super::normalize::nfkc(raw)
+            .chars()
             .map(|c| c.to_ascii_lowercase())
             .map(|c| if c == '＊' { '*' } else { c })
             .collect();

@@ -5,6 +5,7 @@ pub mod contact;
 pub mod evasion;
 pub mod homophones;
 pub mod learn;
+pub mod lexicon;
 pub mod normalize;
 mod numerals;
 pub mod replica;

@@ -36,13 +36,20 @@ pub fn normalize_base(input: &str) -> String {
 }
 
 fn normalize_with<const VARIANTS: bool>(input: &str) -> String {
-    let nfkc = nfkc(input);
     // Step 2 happens per character in `map_char` through `HAN`, except for
     // the few strings that need fast2s's context rules (see `HAN`).
-    let simplified: Cow<str> = if needs_fast2s(&nfkc) {
-        fast2s::convert(&nfkc).into()
-    } else {
-        nfkc
+    let simplified: Cow<str> = match survey(input) {
+        // ASCII and common ideographs only (most titles): NFKC-stable.
+        Survey::Plain { contextual: false } => input.into(),
+        Survey::Plain { contextual: true } => fast2s::convert(input).into(),
+        Survey::Other => {
+            let nfkc = nfkc(input);
+            if needs_fast2s(&nfkc) {
+                fast2s::convert(&nfkc).into()
+            } else {
+                nfkc
+            }
+        }
     };
 
     let mut chars: Vec<char> = Vec::with_capacity(simplified.len());
@@ -55,7 +62,34 @@ fn normalize_with<const VARIANTS: bool>(input: &str) -> String {
     if numerals {
         fold_numeral_runs(&mut out);
     }
-    out.into_iter().collect()
+    let mut text = String::with_capacity(simplified.len());
+    for c in out {
+        text.push(c);
+    }
+    text
+}
+
+enum Survey {
+    /// Only ASCII and common ideographs; `contextual`: some need fast2s.
+    Plain { contextual: bool },
+    /// Something else: NFKC may change it.
+    Other,
+}
+
+/// One look at every character before steps 1 and 2.
+fn survey(input: &str) -> Survey {
+    let mut contextual = false;
+    for c in input.chars() {
+        if c.is_ascii() {
+            continue;
+        }
+        let u = c as u32;
+        if !(HAN_BASE..=HAN_END).contains(&u) {
+            return Survey::Other;
+        }
+        contextual |= HAN[(u - HAN_BASE) as usize].1 & CONTEXTUAL != 0;
+    }
+    Survey::Plain { contextual }
 }
 
 /// Normalised text with, for each of its characters, the byte range of the
@@ -113,15 +147,15 @@ pub fn normalize_traced(input: &str) -> Traced {
     Traced { text, origins }
 }
 
-fn nfkc(input: &str) -> Cow<'_, str> {
-    // Common CJK ideographs and ASCII are NFKC-stable: skip the table lookups.
-    if input
+/// NFKC, borrowing text that is already in that form.
+pub(crate) fn nfkc(input: &str) -> Cow<'_, str> {
+    // Common CJK ideographs and ASCII are NFKC-stable starters: the quick
+    // check looks only at the other characters. (Leaving starters out can
+    // only turn a "yes" into "maybe", which normalises: never wrong.)
+    let others = input
         .chars()
-        .all(|c| c.is_ascii() || (HAN_BASE..=HAN_END).contains(&(c as u32)))
-    {
-        return input.into();
-    }
-    match is_nfkc_quick(input.chars()) {
+        .filter(|&c| !(c.is_ascii() || (HAN_BASE..=HAN_END).contains(&(c as u32))));
+    match is_nfkc_quick(others) {
         IsNormalized::Yes => input.into(),
         _ => input.nfkc().collect::<String>().into(),
     }

@@ -12,6 +12,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 use super::evasion::{LatinDisguises, Transform};
 use super::homophones::{is_real_word, Heard, HomophoneMatcher};
+use super::lexicon::Span;
 use super::{is_latin_word, normalize_text};
 
 /// Terms learned from labelled listings (`dajia learn terms`: terms
@@ -379,12 +380,35 @@ impl ReplicaMatcher {
         heard: &[Heard],
         glued_ok: impl Fn(usize) -> bool,
     ) -> Vec<ReplicaHit> {
+        self.hits(
+            text,
+            self.ac.find_iter(text).map(Span::from),
+            heard,
+            glued_ok,
+        )
+    }
+
+    /// The spellings as the automaton holds them, in its order (for a
+    /// [`Lexicon`](super::lexicon::Lexicon) that scans several vocabularies at once).
+    pub fn patterns(&self) -> Vec<&str> {
+        self.patterns.iter().map(|(_, p)| p.as_str()).collect()
+    }
+
+    /// As [`find_glued`](Self::find_glued), from this matcher's
+    /// leftmost-longest `spans` in `text` found by the caller.
+    pub fn hits(
+        &self,
+        text: &str,
+        spans: impl IntoIterator<Item = Span>,
+        heard: &[Heard],
+        glued_ok: impl Fn(usize) -> bool,
+    ) -> Vec<ReplicaHit> {
         let mut hits: Vec<ReplicaHit> = Vec::new();
-        for m in self.ac.find_iter(text) {
-            let (family, spelling) = &self.patterns[m.pattern().as_usize()];
+        for m in spans {
+            let (family, spelling) = &self.patterns[m.pattern];
             let f = &FAMILIES[*family];
-            let before = &text[..m.start()];
-            let after = &text[m.end()..];
+            let before = &text[..m.start];
+            let after = &text[m.end..];
             // Latin spellings must stand as words; "1:1" must not be "1:18".
             if spelling.chars().next().is_some_and(is_latin_word)
                 && before
@@ -399,7 +423,7 @@ impl ReplicaMatcher {
             let last = spelling.chars().last().unwrap_or(' ');
             let next = after.chars().next().unwrap_or(' ');
             if (last.is_ascii_digit() && next.is_ascii_digit())
-                || (last.is_ascii_alphabetic() && next.is_ascii_alphabetic() && !glued_ok(m.end()))
+                || (last.is_ascii_alphabetic() && next.is_ascii_alphabetic() && !glued_ok(m.end))
             {
                 continue;
             }
@@ -410,7 +434,7 @@ impl ReplicaMatcher {
                 hits.push(ReplicaHit {
                     family: *family,
                     spelling: spelling.clone(),
-                    range: m.start()..m.end(),
+                    range: m.start..m.end,
                     sounds_like: None,
                 });
             }
