@@ -23,4 +23,5 @@ pub mod ocr;
 pub mod parity;
 pub mod plans;
 pub mod risk;
+pub mod runtime;
 pub mod text;

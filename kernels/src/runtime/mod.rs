@@ -1,0 +1,81 @@
+//! dajia's own runtime for its ONNX models (MobileNetV2, PP-OCRv5 det/rec).
+//!
+//! tract stays the front end: it parses the ONNX file, types the graph for
+//! one concrete input shape and declutters it. [`lower`] turns that graph into
+//! a [`Program`] of a few ops with concrete shapes; [`fuse`] folds batch
+//! norms, biases, activations and residual additions into the convolutions;
+//! [`MemoryPlan`] lays every intermediate value out in one arena from the
+//! values' lifetimes. Executors run the program: [`cpu`] (plain Rust, the
+//! reference, tested against tract) and, with the `cuda` feature, the CUDA
+//! executor (cuDNN convolutions, cuBLAS matmuls, NVRTC kernels for the rest).
+
+pub mod cpu;
+pub mod fuse;
+pub mod lower;
+pub mod memory;
+pub mod program;
+
+use std::path::Path;
+
+use tract_onnx::prelude::*;
+
+pub use memory::MemoryPlan;
+pub use program::Program;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("model {model}: node {node}: {detail}")]
+    Unsupported {
+        model: String,
+        node: String,
+        detail: String,
+    },
+    #[error("model {0}: {1}")]
+    Model(String, String),
+    #[error("{0}")]
+    Input(String),
+}
+
+/// tract's declutter passes except the one that changes axes: it removes a
+/// batch axis of 1 and moves channels last where it suits tract's own
+/// kernels; the runtime keeps the ONNX layout (NCHW) its executors expect.
+pub fn declutter(mut model: TypedModel) -> TractResult<TypedModel> {
+    let mut optimizer = tract_onnx::tract_core::optim::Optimizer::declutter();
+    optimizer
+        .passes
+        .retain(|p| !format!("{p:?}").starts_with("ChangeAxes"));
+    optimizer.session().optimize(&mut model)?;
+    Ok(model)
+}
+
+/// A model lowered and fused for one input shape, with its memory plan.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    pub program: Program,
+    pub plan: MemoryPlan,
+}
+
+impl Compiled {
+    /// Lowers, fuses and plans a typed, decluttered model.
+    pub fn new(name: &str, model: &TypedModel) -> Result<Self, RuntimeError> {
+        let program = fuse::fuse(lower::lower(name, model)?);
+        let plan = MemoryPlan::new(&program);
+        Ok(Compiled { program, plan })
+    }
+
+    /// Parses `path` and compiles it for `shape` (tests and tools).
+    pub fn from_onnx(name: &str, path: &Path, shape: &[usize]) -> Result<Self, RuntimeError> {
+        let typed = (|| -> TractResult<TypedModel> {
+            let mut m = tract_onnx::onnx().model_for_path(path)?;
+            m.set_input_fact(0, f32::fact(shape).into())?;
+            declutter(m.into_typed()?)
+        })()
+        .map_err(|e| RuntimeError::Model(name.to_string(), format!("{e:#}")))?;
+        Self::new(name, &typed)
+    }
+
+    /// Runs on the CPU reference executor.
+    pub fn run_cpu(&self, input: &[f32]) -> Result<Vec<Vec<f32>>, RuntimeError> {
+        cpu::run(&self.program, &self.plan, input)
+    }
+}

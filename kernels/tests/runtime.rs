@@ -1,0 +1,194 @@
+//! dajia's model runtime on its CPU reference executor against tract's CPU
+//! runtime, on the project's three models: the lowering, fusion and memory
+//! plan are checked on every machine (the CUDA executor is checked against
+//! the same executor on a GPU). Models come from `scripts/setup-models.sh`
+//! (`$DAJIA_MODELS`, else ./models); without them the tests skip, unless
+//! `DAJIA_REQUIRE_MODELS` is set, as in CI.
+
+use std::path::{Path, PathBuf};
+
+use dajia_kernels::image::thumbnail::{imagenet_chw, resize_rgb};
+use dajia_kernels::runtime::program::Op;
+use dajia_kernels::runtime::Compiled;
+use tract_onnx::prelude::*;
+
+fn models() -> Option<PathBuf> {
+    let dir = std::env::var_os("DAJIA_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("../models"));
+    if dir.join("mobilenet_v2.onnx").is_file() && dir.join("ppocrv5").is_dir() {
+        Some(dir)
+    } else if std::env::var_os("DAJIA_REQUIRE_MODELS").is_some() {
+        panic!(
+            "DAJIA_REQUIRE_MODELS is set but {} lacks the models",
+            dir.display()
+        )
+    } else {
+        eprintln!("runtime tests skipped: no models in {}", dir.display());
+        None
+    }
+}
+
+/// tract's CPU output (all outputs) for `input`.
+fn tract_cpu(path: &Path, shape: &[usize], input: &[f32]) -> Vec<Vec<f32>> {
+    let mut m = tract_onnx::onnx().model_for_path(path).unwrap();
+    m.set_input_fact(0, f32::fact(shape).into()).unwrap();
+    let plan = m.into_optimized().unwrap().into_runnable().unwrap();
+    let t = Tensor::from_shape(shape, input).unwrap();
+    plan.run(tvec!(t.into_tvalue()))
+        .unwrap()
+        .iter()
+        .map(|o| {
+            o.to_plain_array_view::<f32>()
+                .unwrap()
+                .iter()
+                .copied()
+                .collect()
+        })
+        .collect()
+}
+
+/// Real photographs, resized and normalised as the image stage does.
+fn photos(dir: &Path, n: usize, h: usize, w: usize) -> Vec<f32> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("photos"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in files.iter().cycle().take(n) {
+        let img = image::open(f).unwrap().to_rgb8();
+        let img = image::imageops::resize(
+            &img,
+            w as u32,
+            h as u32,
+            image::imageops::FilterType::Triangle,
+        );
+        if h == w {
+            imagenet_chw(&resize_rgb(&img, w as u32), w, &mut out);
+        } else {
+            // Detector/recogniser input: (x/255 - 0.5) / 0.5 per channel.
+            for c in 0..3 {
+                out.extend(img.pixels().map(|p| p[c] as f32 / 127.5 - 1.0));
+            }
+        }
+    }
+    out
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (na * nb)
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn mobilenet_matches_tract() {
+    let Some(dir) = models() else { return };
+    let path = dir.join("mobilenet_v2.onnx");
+    let shape = [3, 3, 224, 224];
+    let c = Compiled::from_onnx("mobilenet_v2", &path, &shape).unwrap();
+    eprintln!("mobilenet: {}", c.program.summary());
+    // Biases and ReLU6 are folded into the convolutions (52 convolutions and
+    // the classifier's GEMM), residual additions too: no map or binary step
+    // reads a convolution's output.
+    let p = &c.program;
+    let convs: Vec<usize> = p
+        .steps
+        .iter()
+        .filter(|s| matches!(s.op, Op::Conv(_)))
+        .map(|s| s.output)
+        .collect();
+    assert_eq!(convs.len(), 53, "{}", p.summary());
+    for s in &p.steps {
+        if matches!(s.op, Op::Map(_) | Op::Binary(_)) {
+            assert!(
+                s.inputs.iter().all(|i| !convs.contains(i)),
+                "unfused: {}",
+                p.summary()
+            );
+        }
+    }
+    let input = photos(&dir, 3, 224, 224);
+    let ours = c.run_cpu(&input).unwrap();
+    let theirs = tract_cpu(&path, &shape, &input);
+    assert_eq!(ours.len(), theirs.len());
+    for (o, t) in ours.iter().zip(&theirs) {
+        assert_eq!(o.len(), t.len());
+        let per = o.len() / 3;
+        for i in 0..3 {
+            let cos = cosine(&o[i * per..(i + 1) * per], &t[i * per..(i + 1) * per]);
+            assert!(cos >= 0.9999, "image {i}: cosine {cos}");
+        }
+        eprintln!("max abs diff {}", max_abs_diff(o, t));
+    }
+}
+
+#[test]
+fn ocr_detector_matches_tract() {
+    let Some(dir) = models() else { return };
+    let path = dir.join("ppocrv5/ppocrv5_det.onnx");
+    let shape = [2, 3, 192, 256];
+    let c = Compiled::from_onnx("ppocrv5_det", &path, &shape).unwrap();
+    eprintln!("det: {}", c.program.summary());
+    let input = photos(&dir, 2, 192, 256);
+    let ours = c.run_cpu(&input).unwrap();
+    let theirs = tract_cpu(&path, &shape, &input);
+    let d = max_abs_diff(&ours[0], &theirs[0]);
+    eprintln!("det probability map max abs diff {d}");
+    assert!(d <= 0.02, "probability map differs by {d}");
+}
+
+#[test]
+fn ocr_recogniser_matches_tract() {
+    let Some(dir) = models() else { return };
+    let path = dir.join("ppocrv5/ppocrv5_rec.onnx");
+    let shape = [2, 3, 48, 320];
+    let c = Compiled::from_onnx("ppocrv5_rec", &path, &shape).unwrap();
+    eprintln!("rec: {}", c.program.summary());
+    let input = photos(&dir, 2, 48, 320);
+    let ours = c.run_cpu(&input).unwrap();
+    let theirs = tract_cpu(&path, &shape, &input);
+    let (o, t) = (&ours[0], &theirs[0]);
+    assert_eq!(o.len(), t.len());
+    let d = max_abs_diff(o, t);
+    eprintln!("rec max abs diff {d}");
+    // The same character at every time step (argmax over the alphabet).
+    let classes = *c.program.shape(c.program.outputs[0]).last().unwrap();
+    let argmax = |v: &[f32]| {
+        v.chunks(classes)
+            .map(|r| {
+                r.iter()
+                    .enumerate()
+                    .fold(0, |b, (i, x)| if *x > r[b] { i } else { b })
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(argmax(o), argmax(t));
+    assert!(d <= 1e-3, "probabilities differ by {d}");
+}
+
+#[test]
+fn unknown_ops_are_named() {
+    // A model the lowering does not cover fails at plan time with the op and
+    // the model named, never by running elsewhere.
+    let mut m = TypedModel::default();
+    let x = m.add_source("x", f32::fact([4])).unwrap();
+    let y = m
+        .wire_node("cosine", tract_onnx::tract_core::ops::math::cos(), &[x])
+        .unwrap();
+    m.select_output_outlets(&y).unwrap();
+    let e = Compiled::new("toy", &m).unwrap_err().to_string();
+    assert!(
+        e.contains("toy") && e.contains("cosine") && e.contains("Cos"),
+        "{e}"
+    );
+}
