@@ -180,7 +180,7 @@ impl BrandMatcher {
             });
         }
         if latin {
-            for h in self.latin.find(raw) {
+            for h in self.latin.find_candidate(raw) {
                 out.push(DisguisedMention {
                     brand: *h.term,
                     name: h.name.to_string(),

@@ -283,8 +283,17 @@ impl<T> LatinDisguises<T> {
     }
 
     pub fn find(&self, raw: &str) -> Vec<LatinHit<'_, T>> {
+        if !has_candidate(raw) {
+            return Vec::new();
+        }
+        self.find_candidate(raw)
+    }
+
+    /// [`find`](Self::find) without the [`has_candidate`] fast reject (the
+    /// same answer on any text; callers with several finders check once).
+    pub fn find_candidate(&self, raw: &str) -> Vec<LatinHit<'_, T>> {
         let mut out = Vec::new();
-        if self.by_len.is_empty() || !has_candidate(raw) {
+        if self.by_len.is_empty() {
             return out;
         }
         let word_char = |c: char| c.is_ascii_alphanumeric() || is_mask(c) || matches!(c, '@' | '$');

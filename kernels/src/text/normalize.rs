@@ -36,33 +36,48 @@ pub fn normalize_base(input: &str) -> String {
 }
 
 fn normalize_with<const VARIANTS: bool>(input: &str) -> String {
-    // Step 2 happens per character in `map_char` through `HAN`, except for
-    // the few strings that need fast2s's context rules (see `HAN`).
-    let simplified: Cow<str> = match survey(input) {
-        // ASCII and common ideographs only (most titles): NFKC-stable.
-        Survey::Plain { contextual: false } => input.into(),
-        Survey::Plain { contextual: true } => fast2s::convert(input).into(),
-        Survey::Other => {
-            let nfkc = nfkc(input);
-            if needs_fast2s(&nfkc) {
-                fast2s::convert(&nfkc).into()
-            } else {
-                nfkc
-            }
-        }
-    };
-
-    let mut chars: Vec<char> = Vec::with_capacity(simplified.len());
+    let mut chars: Vec<char> = Vec::with_capacity(input.len());
     let mut numerals = false;
-    for c in simplified.chars() {
-        numerals |= map_char::<VARIANTS>(c, &mut chars);
+    // Most titles are ASCII and common ideographs without context-dependent
+    // conversions: NFKC-stable, simplified per character. Steps 1–3 then
+    // happen in this one pass; anything else starts over below.
+    let plain = input.chars().all(|c| {
+        let u = c as u32;
+        let stable = c.is_ascii()
+            || ((HAN_BASE..=HAN_END).contains(&u)
+                && HAN[(u - HAN_BASE) as usize].1 & CONTEXTUAL == 0);
+        if stable {
+            numerals |= map_char::<VARIANTS>(c, &mut chars);
+        }
+        stable
+    });
+    if !plain {
+        chars.clear();
+        numerals = false;
+        // Step 2 happens per character in `map_char` through `HAN`, except
+        // for the few strings that need fast2s's context rules (see `HAN`).
+        let simplified: Cow<str> = match survey(input) {
+            Survey::Plain { contextual: false } => input.into(),
+            Survey::Plain { contextual: true } => fast2s::convert(input).into(),
+            Survey::Other => {
+                let nfkc = nfkc(input);
+                if needs_fast2s(&nfkc) {
+                    fast2s::convert(&nfkc).into()
+                } else {
+                    nfkc
+                }
+            }
+        };
+        for c in simplified.chars() {
+            numerals |= map_char::<VARIANTS>(c, &mut chars);
+        }
     }
     let mut out = Vec::with_capacity(chars.len());
     remove_separators(&chars, &mut out, &mut ());
     if numerals {
         fold_numeral_runs(&mut out);
     }
-    let mut text = String::with_capacity(simplified.len());
+    let mut text = String::with_capacity(input.len());
     for c in out {
         text.push(c);
     }

@@ -335,9 +335,10 @@ impl ReplicaMatcher {
 
     /// Latin spellings in the input text `raw` written with masking
     /// characters or digits for letters: `(family, as written, spelling, how)`.
+    /// Without the `evasion::has_candidate` fast reject: the caller checked.
     pub fn find_disguised_latin(&self, raw: &str) -> Vec<(usize, String, String, Transform)> {
         self.latin
-            .find(raw)
+            .find_candidate(raw)
             .into_iter()
             .map(|h| (*h.term, h.raw, h.name.to_string(), h.transform))
             .collect()
