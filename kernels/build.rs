@@ -21,6 +21,10 @@ fn main() {
         build.file(format!("{dir}/{s}"));
         println!("cargo:rerun-if-changed={dir}/{s}");
     }
+    // The model runtime's kernels (runtime/host.rs runs them on the CPU).
+    let runtime = "src/runtime/cuda/ops.cu";
+    build.file(runtime);
+    println!("cargo:rerun-if-changed={runtime}");
     build.file(format!("{dir}/host.cpp"));
     println!("cargo:rerun-if-changed={dir}/host.cpp");
     println!("cargo:rerun-if-changed={dir}/common.cuh");

@@ -90,6 +90,21 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
+/// The kernels the GPU runs (`runtime/cuda/ops.cu`, compiled for the host)
+/// give the reference executor's answer.
+fn same_on_host_kernels(c: &Compiled, input: &[f32], reference: &[Vec<f32>]) {
+    let host = c.run_host_kernels(input).unwrap();
+    for (h, r) in host.iter().zip(reference) {
+        let scale = r.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+        let d = max_abs_diff(h, r);
+        assert!(
+            d <= 1e-4 * scale,
+            "{}: host kernels differ by {d} (values up to {scale})",
+            c.program.model
+        );
+    }
+}
+
 #[test]
 fn mobilenet_matches_tract() {
     let Some(dir) = models() else { return };
@@ -119,6 +134,7 @@ fn mobilenet_matches_tract() {
     }
     let input = photos(&dir, 3, 224, 224);
     let ours = c.run_cpu(&input).unwrap();
+    same_on_host_kernels(&c, &input, &ours);
     let theirs = tract_cpu(&path, &shape, &input);
     assert_eq!(ours.len(), theirs.len());
     for (o, t) in ours.iter().zip(&theirs) {
@@ -141,6 +157,7 @@ fn ocr_detector_matches_tract() {
     eprintln!("det: {}", c.program.summary());
     let input = photos(&dir, 2, 192, 256);
     let ours = c.run_cpu(&input).unwrap();
+    same_on_host_kernels(&c, &input, &ours);
     let theirs = tract_cpu(&path, &shape, &input);
     let d = max_abs_diff(&ours[0], &theirs[0]);
     eprintln!("det probability map max abs diff {d}");
@@ -156,6 +173,7 @@ fn ocr_recogniser_matches_tract() {
     eprintln!("rec: {}", c.program.summary());
     let input = photos(&dir, 2, 48, 320);
     let ours = c.run_cpu(&input).unwrap();
+    same_on_host_kernels(&c, &input, &ours);
     let theirs = tract_cpu(&path, &shape, &input);
     let (o, t) = (&ours[0], &theirs[0]);
     assert_eq!(o.len(), t.len());

@@ -9,7 +9,7 @@
 #[derive(Debug, Clone, Copy)]
 pub struct KernelSource {
     pub name: &'static str,
-    body: &'static str,
+    pub(crate) body: &'static str,
     pub entries: &'static [&'static str],
 }
 

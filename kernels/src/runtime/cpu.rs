@@ -187,7 +187,7 @@ fn execute(p: &Program, step: &Step, x: &[&[f32]], y: &mut [f32]) {
 }
 
 /// `c[m×n] = a[m×k] · b[k×n]`, row-major.
-fn gemm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+pub(crate) fn gemm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
     // SAFETY: the slices hold m·k, k·n and m·n values, with the row-major
     // strides given.
     unsafe {
@@ -277,7 +277,14 @@ fn nchw(s: &[usize]) -> [usize; 4] {
     }
 }
 
-fn conv(c: &Conv, x: &[&[f32]], xs: &[usize], ws: &[usize], ys: &[usize], y: &mut [f32]) {
+pub(crate) fn conv(
+    c: &Conv,
+    x: &[&[f32]],
+    xs: &[usize],
+    ws: &[usize],
+    ys: &[usize],
+    y: &mut [f32],
+) {
     let [n, ci, h, w] = nchw(xs);
     let [_, co, ho, wo] = nchw(ys);
     let (g, kh, kw) = (c.group, ws[2], ws[3]);

@@ -10,7 +10,11 @@
 //! executor (cuDNN convolutions, cuBLAS matmuls, NVRTC kernels for the rest).
 
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod fuse;
+pub mod host;
+pub mod launch;
 pub mod lower;
 pub mod memory;
 pub mod program;
@@ -34,6 +38,9 @@ pub enum RuntimeError {
     Model(String, String),
     #[error("{0}")]
     Input(String),
+    /// The GPU, its driver or libraries failed (one line).
+    #[error("{0}")]
+    Device(String),
 }
 
 /// tract's declutter passes except the one that changes axes: it removes a
@@ -72,6 +79,25 @@ impl Compiled {
         })()
         .map_err(|e| RuntimeError::Model(name.to_string(), format!("{e:#}")))?;
         Self::new(name, &typed)
+    }
+
+    /// Runs with the kernels the GPU runs, compiled for the host.
+    pub fn run_host_kernels(&self, input: &[f32]) -> Result<Vec<Vec<f32>>, RuntimeError> {
+        self.check_input(input)?;
+        host::run(&self.program, &self.plan, input)
+    }
+
+    pub(crate) fn check_input(&self, input: &[f32]) -> Result<(), RuntimeError> {
+        let p = &self.program;
+        if input.len() != p.values[p.input].len() {
+            return Err(RuntimeError::Input(format!(
+                "{}: input of {} values for shape {:?}",
+                p.model,
+                input.len(),
+                p.shape(p.input)
+            )));
+        }
+        Ok(())
     }
 
     /// Runs on the CPU reference executor.

@@ -1,0 +1,597 @@
+//! The CUDA backend of the kernel driver (`cuda` feature): convolutions on
+//! cuDNN, matmuls on cuBLAS, everything else the `cuda/ops.cu` kernels
+//! compiled by NVRTC (cached by content hash, as the image kernels are).
+//! Weights are uploaded once per program, the arena is allocated once from
+//! the memory plan, every cuDNN descriptor and algorithm is chosen when the
+//! program is prepared; a run copies the input in, launches on one stream
+//! without synchronising, and copies the outputs back.
+
+use std::sync::{Arc, Mutex};
+
+use cudarc::cublas::sys::cublasOperation_t;
+use cudarc::cublas::{Gemm, GemmConfig, StridedBatchedConfig};
+use cudarc::cudnn::sys::{
+    cudnnConvolutionFwdAlgo_t, cudnnConvolutionMode_t, cudnnMathType_t, cudnnTensorFormat_t,
+};
+use cudarc::cudnn::{ConvDescriptor, ConvForward, Cudnn, FilterDescriptor, TensorDescriptor};
+use cudarc::driver::sys::CUdeviceptr;
+use cudarc::driver::{
+    CudaSlice, CudaStream, DevicePtr, DevicePtrMut, DeviceRepr, DeviceSlice, LaunchConfig,
+    PushKernelArg, SyncOnDrop,
+};
+
+use super::launch::{drive, Backend, Buf, RtChain, RtView};
+use super::program::{Conv, Op, ValueId};
+use super::{Compiled, RuntimeError};
+use crate::device::cuda::driver_err;
+use crate::device::CudaDevice;
+use crate::image::kernels::{KernelSource, BLOCK};
+
+// SAFETY: plain #[repr(C)] structs of integers and floats, laid out as
+// `RtChain`/`RtView` in ops.cu.
+unsafe impl DeviceRepr for RtChain {}
+unsafe impl DeviceRepr for RtView {}
+
+const OPS: KernelSource = KernelSource {
+    name: "runtime_ops",
+    body: include_str!("cuda/ops.cu"),
+    entries: &[
+        "rt_epilogue",
+        "rt_map",
+        "rt_binary",
+        "rt_copy",
+        "rt_reduce",
+        "rt_pool",
+        "rt_deconv",
+    ],
+};
+
+fn err(what: &str, e: impl std::fmt::Debug) -> RuntimeError {
+    RuntimeError::Device(format!("{what}: {e:?}"))
+}
+
+/// A range of device memory the program owns, as cudarc's operand traits
+/// want it (the arena's values and the weights are sub-ranges of two
+/// allocations; one stream orders every use).
+struct Raw {
+    ptr: CUdeviceptr,
+    len: usize,
+    stream: Arc<CudaStream>,
+}
+
+impl DeviceSlice<f32> for Raw {
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+}
+
+impl DevicePtr<f32> for Raw {
+    fn device_ptr<'a>(&'a self, _: &'a CudaStream) -> (CUdeviceptr, SyncOnDrop<'a>) {
+        (self.ptr, SyncOnDrop::Record(None))
+    }
+}
+
+impl DevicePtrMut<f32> for Raw {
+    fn device_ptr_mut<'a>(&'a mut self, _: &'a CudaStream) -> (CUdeviceptr, SyncOnDrop<'a>) {
+        (self.ptr, SyncOnDrop::Record(None))
+    }
+}
+
+/// A convolution's cuDNN descriptors and algorithm, chosen once.
+struct ConvPlan {
+    x: TensorDescriptor<f32>,
+    w: FilterDescriptor<f32>,
+    y: TensorDescriptor<f32>,
+    conv: ConvDescriptor<f32>,
+    algo: cudnnConvolutionFwdAlgo_t,
+}
+
+/// The cuDNN side of a program: its handle is not `Send`, so it is only
+/// used under the device's launch lock.
+struct CudnnState {
+    _handle: Arc<Cudnn>,
+    convs: Vec<Option<ConvPlan>>,
+}
+// SAFETY: every use is under `CudaDevice::launch` (one thread at a time),
+// on the stream the handle was created for.
+unsafe impl Send for CudnnState {}
+
+/// A compiled program prepared on one GPU.
+pub struct CudaProgram {
+    dev: Arc<CudaDevice>,
+    compiled: Compiled,
+    weights: CudaSlice<f32>,
+    /// Offset of each constant in `weights` (f32s).
+    weight_at: Vec<Option<usize>>,
+    arena: Mutex<CudaSlice<f32>>,
+    workspace: Mutex<CudaSlice<u8>>,
+    cudnn: Mutex<CudnnState>,
+}
+
+impl CudaProgram {
+    pub fn new(dev: Arc<CudaDevice>, compiled: Compiled) -> Result<Self, RuntimeError> {
+        let p = &compiled.program;
+        // SAFETY: dlopens the library by name (a missing cuDNN panics later otherwise).
+        if !unsafe { cudarc::cudnn::sys::is_culib_present() } {
+            return Err(RuntimeError::Device(
+                "cuDNN (libcudnn.so.9) not found: add its directory to LD_LIBRARY_PATH".into(),
+            ));
+        }
+        let s = dev.stream.clone();
+        // Constants the steps read, packed into one upload.
+        let mut weight_at = vec![None; p.values.len()];
+        let mut packed: Vec<f32> = Vec::new();
+        for step in &p.steps {
+            for &v in &step.inputs {
+                if let (Some(d), None) = (&p.values[v].data, weight_at[v]) {
+                    weight_at[v] = Some(packed.len());
+                    packed.extend_from_slice(d);
+                    packed.resize(packed.len().div_ceil(64) * 64, 0.0);
+                }
+            }
+        }
+        packed.push(0.0);
+        let weights = s
+            .clone_htod(&packed)
+            .map_err(|e| RuntimeError::Device(driver_err(e).to_string()))?;
+        let arena = s
+            .alloc_zeros::<f32>(compiled.plan.arena_len.max(1))
+            .map_err(|e| RuntimeError::Device(driver_err(e).to_string()))?;
+        let handle = Cudnn::new(s.clone()).map_err(|e| err("cuDNN", e))?;
+        let mut convs = Vec::with_capacity(p.steps.len());
+        let mut workspace = 1usize;
+        for step in &p.steps {
+            let Op::Conv(c) = &step.op else {
+                convs.push(None);
+                continue;
+            };
+            let plan = conv_plan(
+                &handle,
+                c,
+                p.shape(step.inputs[0]),
+                p.shape(step.inputs[1]),
+                p.shape(step.output),
+            )
+            .map_err(|e| RuntimeError::Unsupported {
+                model: p.model.clone(),
+                node: format!("step {} (conv)", convs.len()),
+                detail: e,
+            })?;
+            let op = ConvForward {
+                conv: &plan.conv,
+                x: &plan.x,
+                w: &plan.w,
+                y: &plan.y,
+            };
+            workspace = workspace.max(
+                op.get_workspace_size(plan.algo)
+                    .map_err(|e| err("cuDNN workspace", e))?,
+            );
+            convs.push(Some(plan));
+        }
+        let workspace = s
+            .alloc_zeros::<u8>(workspace)
+            .map_err(|e| RuntimeError::Device(driver_err(e).to_string()))?;
+        Ok(CudaProgram {
+            dev,
+            compiled,
+            weights,
+            weight_at,
+            arena: Mutex::new(arena),
+            workspace: Mutex::new(workspace),
+            cudnn: Mutex::new(CudnnState {
+                _handle: handle,
+                convs,
+            }),
+        })
+    }
+
+    pub fn compiled(&self) -> &Compiled {
+        &self.compiled
+    }
+
+    /// Runs the program on `input`; returns its outputs.
+    pub fn run(&self, input: &[f32]) -> Result<Vec<Vec<f32>>, RuntimeError> {
+        self.compiled.check_input(input)?;
+        let (p, plan) = (&self.compiled.program, &self.compiled.plan);
+        let _one = self.dev.launch.lock().expect("launch lock");
+        let s = &self.dev.stream;
+        let mut arena = self.arena.lock().expect("arena");
+        let range = plan.range(p.input);
+        s.memcpy_htod(input, &mut arena.slice_mut(range))
+            .map_err(|e| RuntimeError::Device(driver_err(e).to_string()))?;
+        {
+            let (arena_ptr, _a) = arena.device_ptr(s);
+            let (weights_ptr, _w) = self.weights.device_ptr(s);
+            let mut workspace = self.workspace.lock().expect("workspace");
+            let ws_len = workspace.len();
+            let (ws_ptr, _ws) = workspace.device_ptr_mut(s);
+            let cudnn = self.cudnn.lock().expect("cudnn");
+            let gpu = Gpu {
+                prog: self,
+                stream: s.clone(),
+                arena: arena_ptr,
+                weights: weights_ptr,
+                workspace: (ws_ptr, ws_len),
+                convs: &cudnn.convs,
+                step: std::cell::Cell::new(0),
+            };
+            drive(p, plan, &gpu)?;
+        }
+        let mut out = Vec::with_capacity(p.outputs.len());
+        for &o in &p.outputs {
+            out.push(match &p.values[o].data {
+                Some(d) => d.to_vec(),
+                None => s
+                    .clone_dtoh(&arena.slice(plan.range(o)))
+                    .map_err(|e| RuntimeError::Device(driver_err(e).to_string()))?,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn conv_plan(
+    handle: &Arc<Cudnn>,
+    c: &Conv,
+    xs: &[usize],
+    ws: &[usize],
+    ys: &[usize],
+) -> Result<ConvPlan, String> {
+    let nchw = |s: &[usize]| -> [i32; 4] {
+        match s.len() {
+            3 => [s[0] as i32, s[1] as i32, 1, s[2] as i32],
+            _ => [s[0] as i32, s[1] as i32, s[2] as i32, s[3] as i32],
+        }
+    };
+    if c.pads[0] != c.pads[2] || c.pads[1] != c.pads[3] {
+        return Err(format!(
+            "asymmetric padding {:?} (cuDNN pads both sides alike)",
+            c.pads
+        ));
+    }
+    let e = |e: cudarc::cudnn::CudnnError| format!("cuDNN: {e:?}");
+    let f = cudnnTensorFormat_t::CUDNN_TENSOR_NCHW;
+    let x = handle.create_4d_tensor::<f32>(f, nchw(xs)).map_err(e)?;
+    let w = handle.create_4d_filter::<f32>(f, nchw(ws)).map_err(e)?;
+    let y = handle.create_4d_tensor::<f32>(f, nchw(ys)).map_err(e)?;
+    let mut conv = handle
+        .create_conv2d::<f32>(
+            [c.pads[0] as i32, c.pads[1] as i32],
+            [c.stride[0] as i32, c.stride[1] as i32],
+            [c.dilation[0] as i32, c.dilation[1] as i32],
+            cudnnConvolutionMode_t::CUDNN_CROSS_CORRELATION,
+        )
+        .map_err(e)?;
+    conv.set_group_count(c.group as i32).map_err(e)?;
+    // Tensor cores where cuDNN finds them worth it (TF32 for f32 data).
+    conv.set_math_type(cudnnMathType_t::CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)
+        .map_err(e)?;
+    let algo = ConvForward {
+        conv: &conv,
+        x: &x,
+        w: &w,
+        y: &y,
+    }
+    .pick_algorithm()
+    .map_err(e)?;
+    Ok(ConvPlan {
+        x,
+        w,
+        y,
+        conv,
+        algo,
+    })
+}
+
+/// One run's view of the program on the device.
+struct Gpu<'a> {
+    prog: &'a CudaProgram,
+    stream: Arc<CudaStream>,
+    arena: CUdeviceptr,
+    weights: CUdeviceptr,
+    workspace: (CUdeviceptr, usize),
+    convs: &'a [Option<ConvPlan>],
+    /// Index of the next convolution step's plan.
+    step: std::cell::Cell<usize>,
+}
+
+impl Gpu<'_> {
+    fn raw(&self, b: &Buf) -> Raw {
+        let (ptr, len) = match b {
+            Buf::Arena(r) => (self.arena + (r.start * 4) as u64, r.len()),
+            Buf::Const(v) => (
+                self.weights + (self.weight(*v) * 4) as u64,
+                self.prog.compiled.program.values[*v].len(),
+            ),
+        };
+        Raw {
+            ptr,
+            len,
+            stream: self.stream.clone(),
+        }
+    }
+
+    fn weight(&self, v: ValueId) -> usize {
+        self.prog.weight_at[v].expect("constants read by a step are uploaded")
+    }
+
+    fn ptr(&self, b: &Buf) -> u64 {
+        self.raw(b).ptr
+    }
+
+    fn function(&self, entry: &str) -> Result<cudarc::driver::CudaFunction, RuntimeError> {
+        self.prog
+            .dev
+            .function(OPS.name, &OPS.source(), entry)
+            .map_err(|e| RuntimeError::Device(e.to_string()))
+    }
+
+    /// Starts `n` threads of the kernel whose arguments `b` holds.
+    fn start(&self, mut b: cudarc::driver::LaunchArgs<'_>, n: usize) -> Result<(), RuntimeError> {
+        if n == 0 {
+            return Ok(());
+        }
+        let cfg = LaunchConfig {
+            grid_dim: ((n as u64).div_ceil(BLOCK as u64) as u32, 1, 1),
+            block_dim: (BLOCK, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: each caller pushes the arguments of its entry in ops.cu,
+        // with pointers into the arena and weights sized by the memory plan.
+        unsafe { b.launch(cfg) }.map_err(|e| RuntimeError::Device(driver_err(e).to_string()))?;
+        Ok(())
+    }
+
+    /// The conv plan of the next convolution step (steps run in order).
+    fn next_conv(&self) -> Result<&ConvPlan, RuntimeError> {
+        loop {
+            let i = self.step.get();
+            self.step.set(i + 1);
+            match self.convs.get(i) {
+                Some(Some(plan)) => return Ok(plan),
+                Some(None) => continue,
+                None => return Err(RuntimeError::Device("convolution without a plan".into())),
+            }
+        }
+    }
+}
+
+impl Backend for Gpu<'_> {
+    fn conv(
+        &self,
+        _: &Conv,
+        x: &Buf,
+        w: &Buf,
+        y: &Buf,
+        _: [usize; 4],
+        _: [usize; 4],
+        _: [usize; 4],
+    ) -> Result<(), RuntimeError> {
+        let plan = self.next_conv()?;
+        let op = ConvForward {
+            conv: &plan.conv,
+            x: &plan.x,
+            w: &plan.w,
+            y: &plan.y,
+        };
+        let (x, w, mut y) = (self.raw(x), self.raw(w), self.raw(y));
+        let mut ws = Raw {
+            ptr: self.workspace.0,
+            len: self.workspace.1 / 4,
+            stream: self.stream.clone(),
+        };
+        // SAFETY: descriptors match the buffers' shapes (built from the same
+        // program); the workspace is at least the largest size asked for.
+        unsafe {
+            op.launch(
+                plan.algo,
+                Some(&mut WorkspaceBytes(&mut ws)),
+                (1.0, 0.0),
+                &x,
+                &w,
+                &mut y,
+            )
+        }
+        .map_err(|e| err("cuDNN convolution", e))
+    }
+
+    fn matmul(
+        &self,
+        batch: usize,
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &Buf,
+        a_batched: bool,
+        b: &Buf,
+        b_batched: bool,
+        c: &Buf,
+    ) -> Result<(), RuntimeError> {
+        // Row-major C = A·B is column-major Cᵀ = Bᵀ·Aᵀ: B first.
+        let cfg = StridedBatchedConfig {
+            gemm: GemmConfig {
+                transa: cublasOperation_t::CUBLAS_OP_N,
+                transb: cublasOperation_t::CUBLAS_OP_N,
+                m: n as i32,
+                n: m as i32,
+                k: k as i32,
+                alpha: 1.0f32,
+                lda: n as i32,
+                ldb: k as i32,
+                beta: 0.0,
+                ldc: n as i32,
+            },
+            batch_size: batch as i32,
+            stride_a: if b_batched { (k * n) as i64 } else { 0 },
+            stride_b: if a_batched { (m * k) as i64 } else { 0 },
+            stride_c: (m * n) as i64,
+        };
+        let (a, b, mut c) = (self.raw(a), self.raw(b), self.raw(c));
+        // SAFETY: the buffers hold batch (or one) m×k, k×n and m×n matrices.
+        unsafe { self.prog.dev.blas.gemm_strided_batched(cfg, &b, &a, &mut c) }
+            .map_err(|e| err("cuBLAS", e))
+    }
+
+    fn epilogue(
+        &self,
+        y: &Buf,
+        bias: &Buf,
+        residual: Option<&Buf>,
+        n: usize,
+        channels: usize,
+        plane: usize,
+        chain: RtChain,
+    ) -> Result<(), RuntimeError> {
+        let (y, bias, res) = (
+            self.ptr(y),
+            self.ptr(bias),
+            residual.map_or(0u64, |r| self.ptr(r)),
+        );
+        let (n, channels, plane) = (n as i64, channels as i64, plane as i64);
+        let f = self.function("rt_epilogue")?;
+        let mut b = self.stream.launch_builder(&f);
+        b.arg(&y)
+            .arg(&bias)
+            .arg(&res)
+            .arg(&n)
+            .arg(&channels)
+            .arg(&plane)
+            .arg(&chain);
+        self.start(b, n as usize)
+    }
+
+    fn map(&self, x: &Buf, y: &Buf, n: usize, chain: RtChain) -> Result<(), RuntimeError> {
+        let (x, y, len) = (self.ptr(x), self.ptr(y), n as i64);
+        let f = self.function("rt_map")?;
+        let mut b = self.stream.launch_builder(&f);
+        b.arg(&x).arg(&y).arg(&len).arg(&chain);
+        self.start(b, n)
+    }
+
+    fn binary(
+        &self,
+        a: &Buf,
+        b: &Buf,
+        y: &Buf,
+        n: usize,
+        op: i32,
+        va: RtView,
+        vb: RtView,
+    ) -> Result<(), RuntimeError> {
+        let (a, bb, y, len) = (self.ptr(a), self.ptr(b), self.ptr(y), n as i64);
+        let f = self.function("rt_binary")?;
+        let mut b = self.stream.launch_builder(&f);
+        b.arg(&a)
+            .arg(&bb)
+            .arg(&y)
+            .arg(&len)
+            .arg(&op)
+            .arg(&va)
+            .arg(&vb);
+        self.start(b, n)
+    }
+
+    fn copy(
+        &self,
+        x: &Buf,
+        y: &Buf,
+        n: usize,
+        src: RtView,
+        dst: RtView,
+    ) -> Result<(), RuntimeError> {
+        let (x, y, len) = (self.ptr(x), self.ptr(y), n as i64);
+        let f = self.function("rt_copy")?;
+        let mut b = self.stream.launch_builder(&f);
+        b.arg(&x).arg(&y).arg(&len).arg(&src).arg(&dst);
+        self.start(b, n)
+    }
+
+    fn reduce(
+        &self,
+        x: &Buf,
+        y: &Buf,
+        groups: usize,
+        op: i32,
+        eps: f32,
+        g: RtView,
+        inner: RtView,
+    ) -> Result<(), RuntimeError> {
+        let (x, y, len) = (self.ptr(x), self.ptr(y), groups as i64);
+        let f = self.function("rt_reduce")?;
+        let mut b = self.stream.launch_builder(&f);
+        b.arg(&x)
+            .arg(&y)
+            .arg(&len)
+            .arg(&op)
+            .arg(&eps)
+            .arg(&g)
+            .arg(&inner);
+        self.start(b, groups)
+    }
+
+    fn pool(
+        &self,
+        x: &Buf,
+        y: &Buf,
+        n: usize,
+        d: [i32; 10],
+        average: bool,
+    ) -> Result<(), RuntimeError> {
+        let (x, y, len, avg) = (self.ptr(x), self.ptr(y), n as i64, average as i32);
+        let f = self.function("rt_pool")?;
+        let mut b = self.stream.launch_builder(&f);
+        b.arg(&x).arg(&y).arg(&len);
+        for v in &d {
+            b.arg(v);
+        }
+        b.arg(&avg);
+        self.start(b, n)
+    }
+
+    fn deconv(
+        &self,
+        x: &Buf,
+        w: &Buf,
+        bias: &Buf,
+        y: &Buf,
+        n: usize,
+        d: [i32; 7],
+    ) -> Result<(), RuntimeError> {
+        let (x, w, bias, y, len) = (
+            self.ptr(x),
+            self.ptr(w),
+            self.ptr(bias),
+            self.ptr(y),
+            n as i64,
+        );
+        let f = self.function("rt_deconv")?;
+        let mut b = self.stream.launch_builder(&f);
+        b.arg(&x).arg(&w).arg(&bias).arg(&y).arg(&len);
+        for v in &d {
+            b.arg(v);
+        }
+        self.start(b, n)
+    }
+}
+
+/// The workspace as the byte buffer cuDNN's launch wants.
+struct WorkspaceBytes<'a>(&'a mut Raw);
+
+impl DeviceSlice<u8> for WorkspaceBytes<'_> {
+    fn len(&self) -> usize {
+        self.0.len * 4
+    }
+    fn stream(&self) -> &Arc<CudaStream> {
+        &self.0.stream
+    }
+}
+
+impl DevicePtrMut<u8> for WorkspaceBytes<'_> {
+    fn device_ptr_mut<'b>(&'b mut self, _: &'b CudaStream) -> (CUdeviceptr, SyncOnDrop<'b>) {
+        (self.0.ptr, SyncOnDrop::Record(None))
+    }
+}

@@ -1,0 +1,376 @@
+//! One driver for the executors that run the program's kernels
+//! (`cuda/ops.cu`): it walks the steps, builds each kernel's arguments and
+//! calls the [`Backend`]. The host backend (`host.rs`: the same `.cu`
+//! compiled as C++, sgemm on the CPU) and the CUDA backend (`cuda.rs`: NVRTC,
+//! cuDNN, cuBLAS) differ only in how a call is carried out.
+
+use std::ops::Range;
+
+use super::memory::MemoryPlan;
+use super::program::*;
+use super::RuntimeError;
+
+/// Axes a kernel view holds at most (`RT_RANK` in ops.cu).
+pub const RANK: usize = 6;
+const CHAIN: usize = 8;
+
+/// `RtChain` of ops.cu.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RtChain {
+    pub len: i32,
+    pub gate: i32,
+    pub op: [i32; CHAIN],
+    pub a: [f32; CHAIN],
+    pub b: [f32; CHAIN],
+}
+
+/// `RtView` of ops.cu: an iteration space and how it moves in a buffer.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RtView {
+    pub rank: i32,
+    pub dims: [i64; RANK],
+    pub stride: [i64; RANK],
+    pub div: [i64; RANK],
+    pub base: i64,
+}
+
+/// Where an operand lives: a range of the arena, or a constant.
+#[derive(Debug, Clone)]
+pub enum Buf {
+    Arena(Range<usize>),
+    Const(ValueId),
+}
+
+/// The calls a program needs. Shapes are NCHW (`[n, c, h, w]`).
+pub trait Backend {
+    #[allow(clippy::too_many_arguments)]
+    /// Convolution without bias or epilogue (those follow as [`epilogue`](Self::epilogue)).
+    fn conv(
+        &self,
+        c: &Conv,
+        x: &Buf,
+        w: &Buf,
+        y: &Buf,
+        xs: [usize; 4],
+        ws: [usize; 4],
+        ys: [usize; 4],
+    ) -> Result<(), RuntimeError>;
+    #[allow(clippy::too_many_arguments)]
+    /// `c[b] = a[b or 0] · b[b or 0]` (row-major `m×k` by `k×n`).
+    fn matmul(
+        &self,
+        batch: usize,
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &Buf,
+        a_batched: bool,
+        b: &Buf,
+        b_batched: bool,
+        c: &Buf,
+    ) -> Result<(), RuntimeError>;
+    #[allow(clippy::too_many_arguments)]
+    fn epilogue(
+        &self,
+        y: &Buf,
+        bias: &Buf,
+        residual: Option<&Buf>,
+        n: usize,
+        channels: usize,
+        plane: usize,
+        chain: RtChain,
+    ) -> Result<(), RuntimeError>;
+    fn map(&self, x: &Buf, y: &Buf, n: usize, chain: RtChain) -> Result<(), RuntimeError>;
+    #[allow(clippy::too_many_arguments)]
+    fn binary(
+        &self,
+        a: &Buf,
+        b: &Buf,
+        y: &Buf,
+        n: usize,
+        op: i32,
+        va: RtView,
+        vb: RtView,
+    ) -> Result<(), RuntimeError>;
+    fn copy(
+        &self,
+        x: &Buf,
+        y: &Buf,
+        n: usize,
+        src: RtView,
+        dst: RtView,
+    ) -> Result<(), RuntimeError>;
+    #[allow(clippy::too_many_arguments)]
+    fn reduce(
+        &self,
+        x: &Buf,
+        y: &Buf,
+        groups: usize,
+        op: i32,
+        eps: f32,
+        g: RtView,
+        inner: RtView,
+    ) -> Result<(), RuntimeError>;
+    /// `dims`: h, w, ho, wo, kh, kw, sh, sw, pt, pl.
+    fn pool(
+        &self,
+        x: &Buf,
+        y: &Buf,
+        n: usize,
+        dims: [i32; 10],
+        average: bool,
+    ) -> Result<(), RuntimeError>;
+    /// `dims`: ci, co, h, w, kh, kw, group.
+    fn deconv(
+        &self,
+        x: &Buf,
+        w: &Buf,
+        b: &Buf,
+        y: &Buf,
+        n: usize,
+        dims: [i32; 7],
+    ) -> Result<(), RuntimeError>;
+}
+
+pub fn chain(e: &Epilogue) -> Result<RtChain, RuntimeError> {
+    if e.chain.len() > CHAIN {
+        return Err(RuntimeError::Input(format!(
+            "element-wise chain of {} ops (at most {CHAIN})",
+            e.chain.len()
+        )));
+    }
+    let mut c = RtChain {
+        len: e.chain.len() as i32,
+        gate: e.gate as i32,
+        ..Default::default()
+    };
+    for (i, f) in e.chain.iter().enumerate() {
+        let (op, a, b) = match *f {
+            Elementwise::Affine { scale, shift } => (0, scale, shift),
+            Elementwise::Clip { lo, hi } => (1, lo, hi),
+            Elementwise::Sigmoid => (2, 0.0, 0.0),
+            Elementwise::Recip => (3, 0.0, 0.0),
+            Elementwise::Rsqrt => (4, 0.0, 0.0),
+            Elementwise::Sqrt => (5, 0.0, 0.0),
+            Elementwise::Square => (6, 0.0, 0.0),
+            Elementwise::Exp => (7, 0.0, 0.0),
+            Elementwise::Tanh => (8, 0.0, 0.0),
+            Elementwise::Abs => (9, 0.0, 0.0),
+            Elementwise::Neg => (10, 0.0, 0.0),
+        };
+        c.op[i] = op;
+        c.a[i] = a;
+        c.b[i] = b;
+    }
+    Ok(c)
+}
+
+/// A view over iteration `dims` moving by `stride` (divided by `div`).
+fn view(
+    dims: &[usize],
+    stride: &[usize],
+    div: &[usize],
+    base: usize,
+) -> Result<RtView, RuntimeError> {
+    if dims.len() > RANK {
+        return Err(RuntimeError::Input(format!(
+            "{} axes (the kernels take at most {RANK})",
+            dims.len()
+        )));
+    }
+    let mut v = RtView {
+        rank: dims.len().max(1) as i32,
+        base: base as i64,
+        ..Default::default()
+    };
+    v.dims[0] = 1;
+    v.div[0] = 1;
+    for a in 0..dims.len() {
+        v.dims[a] = dims[a] as i64;
+        v.stride[a] = stride[a] as i64;
+        v.div[a] = div[a] as i64;
+    }
+    Ok(v)
+}
+
+/// Reading `x` (shape `xs`) over `out` under numpy broadcasting.
+fn broadcast_view(xs: &[usize], out: &[usize]) -> Result<RtView, RuntimeError> {
+    let lead = out.len() - xs.len();
+    let st = strides(xs);
+    let stride: Vec<usize> = (0..out.len())
+        .map(|a| {
+            if a < lead || xs[a - lead] == 1 {
+                0
+            } else {
+                st[a - lead]
+            }
+        })
+        .collect();
+    view(out, &stride, &vec![1; out.len()], 0)
+}
+
+fn contiguous(dims: &[usize], base: usize) -> Result<RtView, RuntimeError> {
+    view(dims, &strides(dims), &vec![1; dims.len()], base)
+}
+
+fn nchw(s: &[usize]) -> [usize; 4] {
+    match s.len() {
+        3 => [s[0], s[1], 1, s[2]],
+        _ => [s[0], s[1], s[2], s[3]],
+    }
+}
+
+/// Runs every step of `p` on `backend`; the input is already in the arena.
+pub fn drive(p: &Program, plan: &MemoryPlan, backend: &impl Backend) -> Result<(), RuntimeError> {
+    let buf = |v: ValueId| {
+        if p.is_const(v) {
+            Buf::Const(v)
+        } else {
+            Buf::Arena(plan.range(v))
+        }
+    };
+    for step in &p.steps {
+        let i = |k: usize| buf(step.inputs[k]);
+        let shape = |k: usize| p.shape(step.inputs[k]);
+        let y = buf(step.output);
+        let ys = p.shape(step.output);
+        let n: usize = ys.iter().product();
+        match &step.op {
+            Op::Conv(c) => {
+                let (xs, ws, os) = (nchw(shape(0)), nchw(shape(1)), nchw(ys));
+                backend.conv(c, &i(0), &i(1), &y, xs, ws, os)?;
+                let residual = c.residual.then(|| i(3));
+                backend.epilogue(
+                    &y,
+                    &i(2),
+                    residual.as_ref(),
+                    n,
+                    os[1],
+                    os[2] * os[3],
+                    chain(&c.epilogue)?,
+                )?;
+            }
+            Op::Deconv { group, .. } => {
+                let (xs, ws) = (nchw(shape(0)), nchw(shape(1)));
+                let dims = [xs[1], ws[0], xs[2], xs[3], ws[2], ws[3], *group].map(|d| d as i32);
+                backend.deconv(&i(0), &i(1), &i(2), &y, n, dims)?;
+            }
+            Op::MatMul {
+                batch,
+                m,
+                k,
+                n: cols,
+            } => {
+                let (a_b, b_b) = (shape(0)[0] != 1, shape(1)[0] != 1);
+                backend.matmul(*batch, *m, *k, *cols, &i(0), a_b, &i(1), b_b, &y)?;
+            }
+            Op::Binary(op) => {
+                let code = match op {
+                    BinOp::Add => 0,
+                    BinOp::Sub => 1,
+                    BinOp::Mul => 2,
+                    BinOp::Div => 3,
+                    BinOp::Max => 4,
+                    BinOp::Min => 5,
+                    BinOp::Pow => 6,
+                };
+                let (va, vb) = (broadcast_view(shape(0), ys)?, broadcast_view(shape(1), ys)?);
+                backend.binary(&i(0), &i(1), &y, n, code, va, vb)?;
+            }
+            Op::Map(e) => backend.map(&i(0), &y, n, chain(e)?)?,
+            Op::Reshape => {
+                backend.copy(&i(0), &y, n, contiguous(&[n], 0)?, contiguous(&[n], 0)?)?
+            }
+            Op::Broadcast => backend.copy(
+                &i(0),
+                &y,
+                n,
+                broadcast_view(shape(0), ys)?,
+                contiguous(ys, 0)?,
+            )?,
+            Op::Permute { perm } => {
+                let st = strides(shape(0));
+                let src: Vec<usize> = perm.iter().map(|&a| st[a]).collect();
+                backend.copy(
+                    &i(0),
+                    &y,
+                    n,
+                    view(ys, &src, &vec![1; ys.len()], 0)?,
+                    contiguous(ys, 0)?,
+                )?;
+            }
+            Op::Slice { axis, start, .. } => {
+                let st = strides(shape(0));
+                let src = view(ys, &st, &vec![1; ys.len()], start * st[*axis])?;
+                backend.copy(&i(0), &y, n, src, contiguous(ys, 0)?)?;
+            }
+            Op::Upsample { scales } => {
+                let src = view(ys, &strides(shape(0)), scales, 0)?;
+                backend.copy(&i(0), &y, n, src, contiguous(ys, 0)?)?;
+            }
+            Op::Concat { axis } => {
+                let ost = strides(ys);
+                let mut at = 0;
+                for k in 0..step.inputs.len() {
+                    let xs = shape(k);
+                    let len: usize = xs.iter().product();
+                    let dst = view(xs, &ost, &vec![1; xs.len()], at * ost[*axis])?;
+                    backend.copy(&i(k), &y, len, contiguous(xs, 0)?, dst)?;
+                    at += xs[*axis];
+                }
+            }
+            Op::Reduce { reducer, axes } => {
+                let code = match reducer {
+                    Reducer::Sum => 0,
+                    Reducer::Max => 1,
+                    Reducer::Min => 2,
+                    Reducer::MeanOfSquares => 3,
+                };
+                let (g, inner) = group_views(shape(0), axes)?;
+                backend.reduce(&i(0), &y, n, code, 0.0, g, inner)?;
+            }
+            Op::Softmax { axes } => {
+                let (g, inner) = group_views(shape(0), axes)?;
+                let groups = g.dims.iter().take(g.rank as usize).product::<i64>() as usize;
+                backend.reduce(&i(0), &y, groups, 4, 0.0, g, inner)?;
+            }
+            Op::RmsNorm { axis, eps } => {
+                let (g, inner) = group_views(shape(0), &[*axis])?;
+                let groups = g.dims.iter().take(g.rank as usize).product::<i64>() as usize;
+                backend.reduce(&i(0), &y, groups, 5, *eps, g, inner)?;
+            }
+            Op::Pool {
+                kernel,
+                stride,
+                pads,
+                average,
+            } => {
+                let (xs, os) = (nchw(shape(0)), nchw(ys));
+                let dims = [
+                    xs[2], xs[3], os[2], os[3], kernel[0], kernel[1], stride[0], stride[1],
+                    pads[0], pads[1],
+                ]
+                .map(|d| d as i32);
+                backend.pool(&i(0), &y, n, dims, *average)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// For a reduction over `axes` of `dims`: the view from group index to the
+/// group's first element, and the view over one group's elements.
+fn group_views(dims: &[usize], axes: &[usize]) -> Result<(RtView, RtView), RuntimeError> {
+    let st = strides(dims);
+    let kept: Vec<usize> = (0..dims.len()).filter(|a| !axes.contains(a)).collect();
+    let gd: Vec<usize> = kept.iter().map(|&a| dims[a]).collect();
+    let gs: Vec<usize> = kept.iter().map(|&a| st[a]).collect();
+    let id: Vec<usize> = axes.iter().map(|&a| dims[a]).collect();
+    let is: Vec<usize> = axes.iter().map(|&a| st[a]).collect();
+    Ok((
+        view(&gd, &gs, &vec![1; gd.len()], 0)?,
+        view(&id, &is, &vec![1; id.len()], 0)?,
+    ))
+}
