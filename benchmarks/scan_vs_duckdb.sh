@@ -11,7 +11,10 @@ CORES=$(nproc)
 # DAJIA_BENCH_PROFILE=dev measures the debug build (DataFusion unoptimised,
 # dajia-kernels at opt-level 3) when a release build is not available.
 PROFILE=${DAJIA_BENCH_PROFILE:-release}
-if [ "$PROFILE" = release ]; then cargo build --release -p dajia >&2; BIN=target/release/dajia
+# DAJIA_BIN measures a binary built earlier (another commit, or to keep
+# compilation out of a quiet machine's run).
+if [ -n "${DAJIA_BIN:-}" ]; then BIN=$DAJIA_BIN
+elif [ "$PROFILE" = release ]; then cargo build --release -p dajia >&2; BIN=target/release/dajia
 else cargo build -p dajia >&2; BIN=target/debug/dajia; fi
 python3 -c "import duckdb" 2>/dev/null || pip install --quiet "duckdb==2.0.0"
 

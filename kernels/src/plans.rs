@@ -87,7 +87,37 @@ fn placement(runtime: Runtime, plan: &dyn Runnable) -> Placement {
 /// to a grid, so a catalog of ordinary photos stays far below it).
 const MAX_PLANS: usize = 48;
 
-type Plan = Arc<dyn Runnable>;
+/// A prepared model for one input shape.
+#[derive(Clone)]
+pub enum Plan {
+    /// tract's CPU runtime, or tract-cuda.
+    Tract(Arc<dyn Runnable>),
+    /// dajia's own runtime on the GPU (`runtime::cuda`).
+    #[cfg(feature = "cuda")]
+    Dajia(Arc<crate::runtime::cuda::CudaProgram>),
+}
+
+/// Which runtime `--device cuda` runs the ONNX models on: dajia's own
+/// (`kernels/src/runtime/`, cuDNN and cuBLAS; the default) or tract-cuda
+/// (`DAJIA_GPU_RUNTIME=tract-cuda`), kept selectable until the new runtime
+/// has passed its parity checks on a real GPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GpuRuntime {
+    Dajia,
+    TractCuda,
+}
+
+impl GpuRuntime {
+    pub fn from_env() -> Result<Self, String> {
+        match std::env::var("DAJIA_GPU_RUNTIME").as_deref() {
+            Err(_) | Ok("") | Ok("dajia") => Ok(GpuRuntime::Dajia),
+            Ok("tract-cuda") => Ok(GpuRuntime::TractCuda),
+            Ok(other) => Err(format!(
+                "DAJIA_GPU_RUNTIME={other}: expected dajia or tract-cuda"
+            )),
+        }
+    }
+}
 
 pub struct ShapedModel {
     name: &'static str,
@@ -171,17 +201,23 @@ impl ShapedModel {
         };
         fact.map_err(bad_model)?;
         let plan: Plan = match self.runtime {
-            Runtime::Cpu => Arc::new(
+            Runtime::Cpu => Plan::Tract(Arc::new(
                 m.into_optimized()
                     .and_then(|m| m.into_runnable())
                     .map_err(bad_model)?,
-            ),
+            )),
+            Runtime::Cuda
+                if GpuRuntime::from_env().map_err(|e| model_err(self.name, e))?
+                    == GpuRuntime::Dajia =>
+            {
+                self.dajia_plan(m, shape)?
+            }
             Runtime::Cuda => {
                 let typed = m
                     .into_typed()
                     .and_then(|m| m.into_decluttered())
                     .map_err(bad_model)?;
-                let on_gpu = || -> TractResult<Plan> {
+                let on_gpu = || -> TractResult<Arc<dyn Runnable>> {
                     let rt = runtime_for_name("cuda")?.ok_or_else(|| {
                         TractError::msg("tract-cuda is not linked into this build")
                     })?;
@@ -197,7 +233,7 @@ impl ShapedModel {
                 let p = placement(self.runtime, plan.as_ref());
                 tracing::info!("model {} {shape:?} on {p}", self.name);
                 *self.last_placement.lock().expect("placement") = Some(p);
-                plan
+                Plan::Tract(plan)
             }
         };
         let mut plans = self.plans.lock().expect("plan cache");
@@ -208,6 +244,48 @@ impl ShapedModel {
         Ok(plan)
     }
 
+    /// The model lowered to dajia's runtime and prepared on the GPU.
+    #[cfg(feature = "cuda")]
+    fn dajia_plan(&self, m: InferenceModel, shape: &[usize]) -> Result<Plan, ImageError> {
+        let device_err = |detail: String| {
+            ImageError::Device(DeviceError::Model {
+                model: self.name.to_string(),
+                runtime: "dajia-cuda".into(),
+                detail,
+            })
+        };
+        let typed = m
+            .into_typed()
+            .and_then(crate::runtime::declutter)
+            .map_err(|e| device_err(format!("{e:#}")))?;
+        let compiled = crate::runtime::Compiled::new(self.name, &typed)
+            .map_err(|e| device_err(e.to_string()))?;
+        let steps = compiled.program.steps.len();
+        let dev = crate::device::CudaDevice::open(0).map_err(ImageError::Device)?;
+        let program =
+            crate::runtime::cuda::CudaProgram::new(dev, compiled).map_err(|e| match e {
+                crate::runtime::RuntimeError::Device(d)
+                    if d.to_ascii_lowercase().contains("out of memory") =>
+                {
+                    ImageError::Device(DeviceError::OutOfMemory(d))
+                }
+                e => device_err(e.to_string()),
+            })?;
+        let p = Placement {
+            runtime: "dajia-cuda",
+            device_nodes: steps,
+            cpu_ops: Vec::new(),
+        };
+        tracing::info!("model {} {shape:?} on {p}", self.name);
+        *self.last_placement.lock().expect("placement") = Some(p);
+        Ok(Plan::Dajia(Arc::new(program)))
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    fn dajia_plan(&self, _: InferenceModel, _: &[usize]) -> Result<Plan, ImageError> {
+        Err(ImageError::Device(DeviceError::NotBuilt))
+    }
+
     /// The runtime plans are prepared on.
     pub fn runtime(&self) -> Runtime {
         self.runtime
@@ -216,7 +294,11 @@ impl ShapedModel {
     /// Where the nodes of the last plan built run (None before the first).
     pub fn placement(&self) -> Option<Placement> {
         if self.runtime == Runtime::Cpu {
-            return Some(placement(Runtime::Cpu, &*self.plan_any()?));
+            return match self.plan_any()? {
+                Plan::Tract(p) => Some(placement(Runtime::Cpu, &*p)),
+                #[cfg(feature = "cuda")]
+                Plan::Dajia(_) => None,
+            };
         }
         self.last_placement.lock().expect("placement").clone()
     }
@@ -233,6 +315,26 @@ impl ShapedModel {
     /// Runs the model on one f32 tensor; returns the first output's shape and values.
     pub fn run(&self, shape: &[usize], data: &[f32]) -> Result<(Vec<usize>, Vec<f32>), ImageError> {
         let plan = self.plan(shape)?;
+        let plan = match plan {
+            Plan::Tract(p) => p,
+            #[cfg(feature = "cuda")]
+            Plan::Dajia(p) => {
+                let mut out = p.run(data).map_err(|e| match e {
+                    crate::runtime::RuntimeError::Device(d)
+                        if d.to_ascii_lowercase().contains("out of memory") =>
+                    {
+                        ImageError::Device(DeviceError::OutOfMemory(format!("{}: {d}", self.name)))
+                    }
+                    e => model_err(self.name, e),
+                })?;
+                let shape = p
+                    .compiled()
+                    .program
+                    .shape(p.compiled().program.outputs[0])
+                    .to_vec();
+                return Ok((shape, out.swap_remove(0)));
+            }
+        };
         let input = Tensor::from_shape(shape, data).map_err(|e| model_err(self.name, e))?;
         let out = plan.run(tvec!(input.into_tvalue())).map_err(|e| {
             let msg = format!("{e:#}");

@@ -25,7 +25,11 @@ fn every_kernel_compiles_for_ampere_and_hopper() {
         return;
     }
     eprintln!("NVRTC {:?}", nvrtc::version().unwrap());
-    for k in kernels::ALL {
+    // The image kernels and the model runtime's.
+    for k in kernels::ALL
+        .into_iter()
+        .chain([dajia_kernels::runtime::OPS])
+    {
         for arch in ["sm_80", "sm_90"] {
             let cubin =
                 nvrtc::compile_cubin(k.name, &k.source(), arch).unwrap_or_else(|e| panic!("{e}"));

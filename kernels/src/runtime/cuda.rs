@@ -22,29 +22,16 @@ use cudarc::driver::{
 
 use super::launch::{drive, Backend, Buf, RtChain, RtView};
 use super::program::{Conv, Op, ValueId};
+use super::OPS;
 use super::{Compiled, RuntimeError};
 use crate::device::cuda::driver_err;
 use crate::device::CudaDevice;
-use crate::image::kernels::{KernelSource, BLOCK};
+use crate::image::kernels::BLOCK;
 
 // SAFETY: plain #[repr(C)] structs of integers and floats, laid out as
 // `RtChain`/`RtView` in ops.cu.
 unsafe impl DeviceRepr for RtChain {}
 unsafe impl DeviceRepr for RtView {}
-
-const OPS: KernelSource = KernelSource {
-    name: "runtime_ops",
-    body: include_str!("cuda/ops.cu"),
-    entries: &[
-        "rt_epilogue",
-        "rt_map",
-        "rt_binary",
-        "rt_copy",
-        "rt_reduce",
-        "rt_pool",
-        "rt_deconv",
-    ],
-};
 
 fn err(what: &str, e: impl std::fmt::Debug) -> RuntimeError {
     RuntimeError::Device(format!("{what}: {e:?}"))

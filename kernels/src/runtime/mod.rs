@@ -24,6 +24,22 @@ use std::path::Path;
 use tract_onnx::prelude::*;
 
 pub use memory::MemoryPlan;
+
+/// The runtime's kernels (`cuda/ops.cu`): NVRTC compiles them for the GPU,
+/// `build.rs` for the host.
+pub const OPS: crate::image::kernels::KernelSource = crate::image::kernels::KernelSource {
+    name: "runtime_ops",
+    body: include_str!("cuda/ops.cu"),
+    entries: &[
+        "rt_epilogue",
+        "rt_map",
+        "rt_binary",
+        "rt_copy",
+        "rt_reduce",
+        "rt_pool",
+        "rt_deconv",
+    ],
+};
 pub use program::Program;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

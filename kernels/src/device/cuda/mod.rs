@@ -102,7 +102,21 @@ pub struct CudaDevice {
 impl CudaDevice {
     /// Opens GPU `ordinal`: driver, NVRTC and cuBLAS loaded, a context and a
     /// stream created. Errors name what is missing.
+    ///
+    /// One per GPU per process: the image stage, the models' plans and the
+    /// runtime share its stream, module cache and launch lock.
     pub fn open(ordinal: usize) -> Result<Arc<CudaDevice>, DeviceError> {
+        static OPEN: Mutex<Vec<(usize, Arc<CudaDevice>)>> = Mutex::new(Vec::new());
+        let mut open = OPEN.lock().expect("open devices");
+        if let Some((_, d)) = open.iter().find(|(o, _)| *o == ordinal) {
+            return Ok(d.clone());
+        }
+        let d = Self::open_new(ordinal)?;
+        open.push((ordinal, d.clone()));
+        Ok(d)
+    }
+
+    fn open_new(ordinal: usize) -> Result<Arc<CudaDevice>, DeviceError> {
         check_libraries()?;
         let count = CudaContext::device_count().map_err(|e| {
             if e.0 == CUresult::CUDA_ERROR_NO_DEVICE {
