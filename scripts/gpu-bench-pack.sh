@@ -28,6 +28,7 @@ xz -T0 -6 "$out/dajia-gpu-bench"
 
 cp "$models/mobilenet_v2.onnx" "$out/models/"
 cp "$models"/ppocrv5/ppocrv5_det.onnx "$models"/ppocrv5/ppocrv5_rec.onnx "$models"/ppocrv5/ppocr_keys_v5.txt "$out/models/ppocrv5/"
+cp benchmarks/gpu/models_peer.py "$out/"
 
 # The OCR set: rendered by the (debug is fine) dajia binary.
 cargo build --locked -p dajia

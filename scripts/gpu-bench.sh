@@ -2,7 +2,9 @@
 # The one prepared benchmark for a GPU node (under 8 minutes on one H200):
 # parity of every CUDA kernel and GPU model with the CPU reference, then
 # images/s (decode + embed + match) and OCR lines/s and characters/s on the
-# CPU and the GPU. Writes $OUT/gpu-bench.json and $OUT/gpu-bench.md.
+# CPU and the GPU, the three models on dajia's runtime per batch, and the
+# PyTorch peer (benchmarks/gpu/models_peer.py). Writes $OUT/gpu-bench.json,
+# $OUT/gpu-bench.md and $OUT/models-peer.{json,md}.
 #
 # Usage: scripts/gpu-bench.sh [BUNDLE=gpu-bundle] [OUT=${OUT:-gpu-bench-out}]
 # BUNDLE comes from scripts/gpu-bench-pack.sh (release binary built with
@@ -62,6 +64,15 @@ timeout 450 "$bin" \
   --json "$out/gpu-bench.json" --markdown "$out/gpu-bench.md" \
   "${@:3}" 2> >(tee "$out/gpu-bench.log" >&2)
 rc=$?
+# The PyTorch peer of the model runtime, on the same GPU (the node's Python
+# has torch and torchvision); its own files, named beside ours.
+peer="$(dirname "$0")/../benchmarks/gpu/models_peer.py"
+[ -f "$peer" ] || peer="$bundle/models_peer.py"
+for py in python3 python; do
+  command -v "$py" >/dev/null || continue
+  timeout 120 "$py" "$peer" "$out/models-peer.json" "$out/models-peer.md" 2> >(tee -a "$out/gpu-bench.log" >&2)
+  break
+done
 set -e
-log "exit $rc; results in $out/gpu-bench.json and $out/gpu-bench.md"
+log "exit $rc; results in $out/gpu-bench.json, $out/gpu-bench.md and $out/models-peer.{json,md}"
 exit $rc

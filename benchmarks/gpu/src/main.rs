@@ -26,6 +26,8 @@ use dajia_kernels::parity::{self, Check};
 use rayon::prelude::*;
 use serde::Serialize;
 
+mod models;
+
 #[derive(Parser)]
 #[command(about = "CPU against CUDA: parity and throughput of dajia's image and OCR work")]
 struct Args {
@@ -57,6 +59,12 @@ struct Args {
     /// OCR images read on the CPU (the GPU reads the whole set).
     #[arg(long, default_value_t = 60)]
     cpu_ocr_images: usize,
+    /// Skip the models on dajia's runtime (parity and items/s per batch).
+    #[arg(long)]
+    no_models: bool,
+    /// Also time the models on tract-cuda (its first plans take minutes).
+    #[arg(long)]
+    tract_cuda: bool,
     #[arg(long)]
     json: PathBuf,
     #[arg(long)]
@@ -98,6 +106,8 @@ struct Report {
     parity_pass: bool,
     images: Vec<ImagesRun>,
     ocr: Vec<OcrRun>,
+    /// The three models on dajia's runtime (and tract-cuda when asked).
+    models: Vec<models::ModelRun>,
     goal_images_per_second: f64,
     goal_ocr_chars_per_second: f64,
 }
@@ -311,6 +321,7 @@ fn main() -> Result<()> {
         parity_pass: true,
         images: Vec::new(),
         ocr: Vec::new(),
+        models: Vec::new(),
         goal_images_per_second: 20_000.0,
         goal_ocr_chars_per_second: 1_000_000.0,
     };
@@ -370,6 +381,14 @@ fn main() -> Result<()> {
             report
                 .parity
                 .push(parity::ocr_text(&cpu, &cuda, &sample, "tract-cuda".into())?);
+        }
+    }
+    if !a.no_models {
+        report.models = models::cpu_reference(&a.models)?;
+        if gpu.is_some() {
+            let (checks, runs) = models::run(&a.models, a.tract_cuda)?;
+            report.parity.extend(checks);
+            report.models.extend(runs);
         }
     }
     for c in &report.parity {
@@ -451,6 +470,12 @@ fn markdown(r: &Report) -> String {
                 .map(|d| format!("{d:.0}"))
                 .unwrap_or_default()
         );
+    }
+    if !r.models.is_empty() {
+        s += "\n## Models (items/s; PyTorch peer in models-peer.md)\n\n| model | runtime | input | runs | items/s |\n|---|---|---|---|---|\n";
+        for m in &r.models {
+            s += &format!("| {} | {} | {:?} | {} | {:.1} |\n", m.model, m.runtime, m.shape, m.runs, m.items_per_second);
+        }
     }
     if !r.ocr.is_empty() {
         s += &format!("\n## OCR (PP-OCRv5 mobile), goal {:.0} characters/s per GPU\n\n| device | images | lines | lines/s | chars/s | accuracy |\n|---|---|---|---|---|---|\n", r.goal_ocr_chars_per_second);

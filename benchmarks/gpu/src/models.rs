@@ -1,0 +1,135 @@
+//! The three ONNX models on dajia's own GPU runtime (`kernels/src/runtime/`):
+//! parity of the GPU against the CPU reference executor, then items/s per
+//! model and batch (and tract-cuda's where asked, `--tract-cuda`: its first
+//! plan alone takes minutes). PyTorch's figures for the same models come
+//! from `benchmarks/gpu/models_peer.py`, run beside this by gpu-bench.sh.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Result;
+use dajia_kernels::parity::Check;
+use dajia_kernels::runtime::Compiled;
+use serde::Serialize;
+
+#[derive(Serialize)]
+pub struct ModelRun {
+    pub model: &'static str,
+    pub runtime: String,
+    pub shape: Vec<usize>,
+    pub runs: usize,
+    pub seconds: f64,
+    pub items_per_second: f64,
+}
+
+/// (name, file under the models folder, input shapes timed).
+pub const CASES: &[(&str, &str, &[[usize; 4]])] = &[
+    ("mobilenet_v2", "mobilenet_v2.onnx", &[[1, 3, 224, 224], [64, 3, 224, 224], [256, 3, 224, 224]]),
+    ("ppocrv5_det", "ppocrv5/ppocrv5_det.onnx", &[[1, 3, 640, 640], [16, 3, 640, 640]]),
+    ("ppocrv5_rec", "ppocrv5/ppocrv5_rec.onnx", &[[1, 3, 48, 320], [128, 3, 48, 320]]),
+];
+
+/// Names of the runtime parity checks, in `CASES` order.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+const RUNTIME_CHECKS: [&str; 3] = ["mobilenet_v2 runtime", "ppocrv5_det runtime", "ppocrv5_rec runtime"];
+
+/// A deterministic input in [-1, 1).
+pub fn input(n: usize) -> Vec<f32> {
+    let mut x = 0x2545F4914F6CDD1Du64;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+/// Runs `f` twice to warm up, then until a second has passed (at least
+/// three times): items per second.
+pub fn time(items: usize, mut f: impl FnMut() -> Result<()>) -> Result<(usize, f64, f64)> {
+    f()?;
+    f()?;
+    let t = Instant::now();
+    let mut runs = 0;
+    while runs < 3 || t.elapsed().as_secs_f64() < 1.0 {
+        f()?;
+        runs += 1;
+    }
+    let s = t.elapsed().as_secs_f64();
+    Ok((runs, s, (runs * items) as f64 / s))
+}
+
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+fn max_rel_diff(a: &[f32], b: &[f32]) -> f64 {
+    let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs())) as f64;
+    a.iter().zip(b).map(|(x, y)| (x - y).abs() as f64).fold(0.0, f64::max) / scale
+}
+
+#[cfg(feature = "cuda")]
+pub fn run(models: &Path, tract_cuda: bool) -> Result<(Vec<Check>, Vec<ModelRun>)> {
+    use dajia_kernels::device::{CudaDevice, Runtime};
+    use dajia_kernels::plans::ShapedModel;
+    use dajia_kernels::runtime::cuda::CudaProgram;
+
+    let dev = CudaDevice::open(0).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (mut checks, mut runs) = (Vec::new(), Vec::new());
+    for (name, file, shapes) in CASES {
+        let path = models.join(file);
+        // Parity on a batch of 2: the GPU program against the CPU reference.
+        let small = [2, shapes[0][1], shapes[0][2], shapes[0][3]];
+        let c = Compiled::from_onnx(name, &path, &small).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let x = input(small.iter().product());
+        let reference = c.run_cpu(&x).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let gpu = CudaProgram::new(dev.clone(), c).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let got = gpu.run(&x).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let d = max_rel_diff(&got[0], &reference[0]);
+        // TF32 convolutions: a relative difference of 1% at most.
+        checks.push(Check {
+            check: RUNTIME_CHECKS[checks.len()],
+            launcher: "dajia-cuda".into(),
+            metric: "max abs diff / max |ref|",
+            value: d,
+            tolerance: 0.01,
+            pass: d <= 0.01,
+        });
+        for shape in *shapes {
+            let c = Compiled::from_onnx(name, &path, shape).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let x = input(shape.iter().product());
+            let gpu = CudaProgram::new(dev.clone(), c).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (n, s, rate) = time(shape[0], || gpu.run(&x).map(|_| ()).map_err(|e| anyhow::anyhow!("{e}")))?;
+            eprintln!("{name} {shape:?} dajia-cuda: {rate:.0}/s");
+            runs.push(ModelRun { model: *name, runtime: "dajia-cuda".into(), shape: shape.to_vec(), runs: n, seconds: s, items_per_second: rate });
+            if tract_cuda {
+                // Read when the plan is built (single-threaded here).
+                std::env::set_var("DAJIA_GPU_RUNTIME", "tract-cuda");
+                let m = ShapedModel::load(name, path.parent().unwrap(), path.file_name().unwrap().to_str().unwrap(), &[], Runtime::Cuda)?;
+                let (n, s, rate) = time(shape[0], || m.run(shape, &x).map(|_| ()).map_err(|e| anyhow::anyhow!("{e}")))?;
+                std::env::remove_var("DAJIA_GPU_RUNTIME");
+                eprintln!("{name} {shape:?} tract-cuda: {rate:.0}/s");
+                runs.push(ModelRun { model: *name, runtime: "tract-cuda".into(), shape: shape.to_vec(), runs: n, seconds: s, items_per_second: rate });
+            }
+        }
+    }
+    Ok((checks, runs))
+}
+
+#[cfg(not(feature = "cuda"))]
+pub fn run(_: &Path, _: bool) -> Result<(Vec<Check>, Vec<ModelRun>)> {
+    anyhow::bail!("this dajia-gpu-bench was built without CUDA (--features cuda)")
+}
+
+/// The CPU reference executor's figure for the smallest shape of each model
+/// (what the runtime's lowering costs on a CPU; not a performance path).
+pub fn cpu_reference(models: &Path) -> Result<Vec<ModelRun>> {
+    let mut out = Vec::new();
+    for (name, file, shapes) in CASES {
+        let shape = shapes[0];
+        let c = Compiled::from_onnx(name, &models.join(file), &shape).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let x = input(shape.iter().product());
+        let (n, s, rate) = time(shape[0], || c.run_cpu(&x).map(|_| ()).map_err(|e| anyhow::anyhow!("{e}")))?;
+        out.push(ModelRun { model: *name, runtime: "dajia-cpu-reference".into(), shape: shape.to_vec(), runs: n, seconds: s, items_per_second: rate });
+    }
+    Ok(out)
+}
