@@ -474,7 +474,10 @@ fn markdown(r: &Report) -> String {
     if !r.models.is_empty() {
         s += "\n## Models (items/s; PyTorch peer in models-peer.md)\n\n| model | runtime | input | runs | items/s |\n|---|---|---|---|---|\n";
         for m in &r.models {
-            s += &format!("| {} | {} | {:?} | {} | {:.1} |\n", m.model, m.runtime, m.shape, m.runs, m.items_per_second);
+            s += &format!(
+                "| {} | {} | {:?} | {} | {:.1} |\n",
+                m.model, m.runtime, m.shape, m.runs, m.items_per_second
+            );
         }
     }
     if !r.ocr.is_empty() {

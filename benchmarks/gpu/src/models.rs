@@ -24,14 +24,30 @@ pub struct ModelRun {
 
 /// (name, file under the models folder, input shapes timed).
 pub const CASES: &[(&str, &str, &[[usize; 4]])] = &[
-    ("mobilenet_v2", "mobilenet_v2.onnx", &[[1, 3, 224, 224], [64, 3, 224, 224], [256, 3, 224, 224]]),
-    ("ppocrv5_det", "ppocrv5/ppocrv5_det.onnx", &[[1, 3, 640, 640], [16, 3, 640, 640]]),
-    ("ppocrv5_rec", "ppocrv5/ppocrv5_rec.onnx", &[[1, 3, 48, 320], [128, 3, 48, 320]]),
+    (
+        "mobilenet_v2",
+        "mobilenet_v2.onnx",
+        &[[1, 3, 224, 224], [64, 3, 224, 224], [256, 3, 224, 224]],
+    ),
+    (
+        "ppocrv5_det",
+        "ppocrv5/ppocrv5_det.onnx",
+        &[[1, 3, 640, 640], [16, 3, 640, 640]],
+    ),
+    (
+        "ppocrv5_rec",
+        "ppocrv5/ppocrv5_rec.onnx",
+        &[[1, 3, 48, 320], [128, 3, 48, 320]],
+    ),
 ];
 
 /// Names of the runtime parity checks, in `CASES` order.
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-const RUNTIME_CHECKS: [&str; 3] = ["mobilenet_v2 runtime", "ppocrv5_det runtime", "ppocrv5_rec runtime"];
+const RUNTIME_CHECKS: [&str; 3] = [
+    "mobilenet_v2 runtime",
+    "ppocrv5_det runtime",
+    "ppocrv5_rec runtime",
+];
 
 /// A deterministic input in [-1, 1).
 pub fn input(n: usize) -> Vec<f32> {
@@ -64,7 +80,11 @@ pub fn time(items: usize, mut f: impl FnMut() -> Result<()>) -> Result<(usize, f
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 fn max_rel_diff(a: &[f32], b: &[f32]) -> f64 {
     let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs())) as f64;
-    a.iter().zip(b).map(|(x, y)| (x - y).abs() as f64).fold(0.0, f64::max) / scale
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs() as f64)
+        .fold(0.0, f64::max)
+        / scale
 }
 
 #[cfg(feature = "cuda")]
@@ -98,17 +118,43 @@ pub fn run(models: &Path, tract_cuda: bool) -> Result<(Vec<Check>, Vec<ModelRun>
             let c = Compiled::from_onnx(name, &path, shape).map_err(|e| anyhow::anyhow!("{e}"))?;
             let x = input(shape.iter().product());
             let gpu = CudaProgram::new(dev.clone(), c).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let (n, s, rate) = time(shape[0], || gpu.run(&x).map(|_| ()).map_err(|e| anyhow::anyhow!("{e}")))?;
+            let (n, s, rate) = time(shape[0], || {
+                gpu.run(&x).map(|_| ()).map_err(|e| anyhow::anyhow!("{e}"))
+            })?;
             eprintln!("{name} {shape:?} dajia-cuda: {rate:.0}/s");
-            runs.push(ModelRun { model: *name, runtime: "dajia-cuda".into(), shape: shape.to_vec(), runs: n, seconds: s, items_per_second: rate });
+            runs.push(ModelRun {
+                model: *name,
+                runtime: "dajia-cuda".into(),
+                shape: shape.to_vec(),
+                runs: n,
+                seconds: s,
+                items_per_second: rate,
+            });
             if tract_cuda {
                 // Read when the plan is built (single-threaded here).
                 std::env::set_var("DAJIA_GPU_RUNTIME", "tract-cuda");
-                let m = ShapedModel::load(name, path.parent().unwrap(), path.file_name().unwrap().to_str().unwrap(), &[], Runtime::Cuda)?;
-                let (n, s, rate) = time(shape[0], || m.run(shape, &x).map(|_| ()).map_err(|e| anyhow::anyhow!("{e}")))?;
+                let m = ShapedModel::load(
+                    name,
+                    path.parent().unwrap(),
+                    path.file_name().unwrap().to_str().unwrap(),
+                    &[],
+                    Runtime::Cuda,
+                )?;
+                let (n, s, rate) = time(shape[0], || {
+                    m.run(shape, &x)
+                        .map(|_| ())
+                        .map_err(|e| anyhow::anyhow!("{e}"))
+                })?;
                 std::env::remove_var("DAJIA_GPU_RUNTIME");
                 eprintln!("{name} {shape:?} tract-cuda: {rate:.0}/s");
-                runs.push(ModelRun { model: *name, runtime: "tract-cuda".into(), shape: shape.to_vec(), runs: n, seconds: s, items_per_second: rate });
+                runs.push(ModelRun {
+                    model: *name,
+                    runtime: "tract-cuda".into(),
+                    shape: shape.to_vec(),
+                    runs: n,
+                    seconds: s,
+                    items_per_second: rate,
+                });
             }
         }
     }
@@ -126,10 +172,22 @@ pub fn cpu_reference(models: &Path) -> Result<Vec<ModelRun>> {
     let mut out = Vec::new();
     for (name, file, shapes) in CASES {
         let shape = shapes[0];
-        let c = Compiled::from_onnx(name, &models.join(file), &shape).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let c = Compiled::from_onnx(name, &models.join(file), &shape)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let x = input(shape.iter().product());
-        let (n, s, rate) = time(shape[0], || c.run_cpu(&x).map(|_| ()).map_err(|e| anyhow::anyhow!("{e}")))?;
-        out.push(ModelRun { model: *name, runtime: "dajia-cpu-reference".into(), shape: shape.to_vec(), runs: n, seconds: s, items_per_second: rate });
+        let (n, s, rate) = time(shape[0], || {
+            c.run_cpu(&x)
+                .map(|_| ())
+                .map_err(|e| anyhow::anyhow!("{e}"))
+        })?;
+        out.push(ModelRun {
+            model: *name,
+            runtime: "dajia-cpu-reference".into(),
+            shape: shape.to_vec(),
+            runs: n,
+            seconds: s,
+            items_per_second: rate,
+        });
     }
     Ok(out)
 }
