@@ -5,7 +5,7 @@
 
 use std::ops::Range;
 
-use super::program::{Program, ValueId};
+use super::program::{Op, Program, ValueId};
 
 #[derive(Debug, Clone)]
 pub struct MemoryPlan {
@@ -23,22 +23,34 @@ impl MemoryPlan {
     /// First-fit over live intervals, largest values first.
     pub fn new(p: &Program) -> Self {
         let n = p.values.len();
+        // A reshape of a value read nowhere else takes that value's place
+        // (same data, another shape): no copy, no second buffer.
+        let uses = p.uses();
+        let mut root: Vec<ValueId> = (0..n).collect();
+        for s in &p.steps {
+            if let (Op::Reshape, [x]) = (&s.op, s.inputs.as_slice()) {
+                if !p.is_const(*x) && uses[*x] == 1 && *x != p.input {
+                    root[s.output] = root[*x];
+                }
+            }
+        }
         let mut first = vec![usize::MAX; n];
         let mut last = vec![0usize; n];
         first[p.input] = 0;
         for (t, s) in p.steps.iter().enumerate() {
             // A step's output lives from the step itself (t + 1) on.
-            first[s.output] = first[s.output].min(t + 1);
-            last[s.output] = last[s.output].max(t + 1);
+            let o = root[s.output];
+            first[o] = first[o].min(t + 1);
+            last[o] = last[o].max(t + 1);
             for &i in &s.inputs {
-                last[i] = last[i].max(t + 1);
+                last[root[i]] = last[root[i]].max(t + 1);
             }
         }
         for &o in &p.outputs {
-            last[o] = usize::MAX;
+            last[root[o]] = usize::MAX;
         }
         let mut order: Vec<ValueId> = (0..n)
-            .filter(|&v| !p.is_const(v) && first[v] != usize::MAX)
+            .filter(|&v| root[v] == v && !p.is_const(v) && first[v] != usize::MAX)
             .collect();
         order.sort_by_key(|&v| std::cmp::Reverse(p.values[v].len()));
         let mut placed: Vec<(usize, usize, usize, usize)> = Vec::new(); // (start, end, first, last)
@@ -64,6 +76,11 @@ impl MemoryPlan {
             placed.push((at, at + len, f, l));
             offsets[v] = Some(at);
             arena_len = arena_len.max(at + len);
+        }
+        for v in 0..n {
+            if root[v] != v {
+                offsets[v] = offsets[root[v]];
+            }
         }
         MemoryPlan {
             offsets,
