@@ -15,19 +15,9 @@ pub fn run(
     plan: &MemoryPlan,
     input: &[f32],
 ) -> Result<Vec<Vec<f32>>, RuntimeError> {
-    let in_len = program.values[program.input].len();
-    if input.len() != in_len {
-        return Err(RuntimeError::Input(format!(
-            "{}: input of {} values for shape {:?}",
-            program.model,
-            input.len(),
-            program.shape(program.input)
-        )));
-    }
     // One arena, laid out by the liveness plan (what the GPU executor
     // allocates once per program).
-    let mut arena = vec![0f32; plan.arena_len];
-    arena[plan.range(program.input)].copy_from_slice(input);
+    let mut arena = plan.arena(program, input)?;
     for step in &program.steps {
         // The step writes a scratch buffer, copied into its place after:
         // the reference favours plain code over in-place writes.
@@ -45,14 +35,7 @@ pub fn run(
         }
         arena[plan.range(step.output)].copy_from_slice(&y);
     }
-    Ok(program
-        .outputs
-        .iter()
-        .map(|&o| match &program.values[o].data {
-            Some(d) => d.to_vec(),
-            None => arena[plan.range(o)].to_vec(),
-        })
-        .collect())
+    Ok(plan.outputs(program, &arena))
 }
 
 fn execute(p: &Program, step: &Step, x: &[&[f32]], y: &mut [f32]) {
@@ -269,14 +252,6 @@ fn reduce(r: Reducer, axes: &[usize], x: &[f32], dims: &[usize], y: &mut [f32]) 
     }
 }
 
-/// NCHW dimensions of a rank-3 (1-D: H = 1) or rank-4 shape.
-fn nchw(s: &[usize]) -> [usize; 4] {
-    match s.len() {
-        3 => [s[0], s[1], 1, s[2]],
-        _ => [s[0], s[1], s[2], s[3]],
-    }
-}
-
 pub(crate) fn conv(
     c: &Conv,
     x: &[&[f32]],
@@ -285,7 +260,7 @@ pub(crate) fn conv(
     ys: &[usize],
     y: &mut [f32],
 ) {
-    let [n, ci, h, w] = nchw(xs);
+    let [_, ci, h, w] = nchw(xs);
     let [_, co, ho, wo] = nchw(ys);
     let (g, kh, kw) = (c.group, ws[2], ws[3]);
     let (ci_g, co_g) = (ci / g, co / g);
@@ -339,7 +314,6 @@ pub(crate) fn conv(
                     *v = c.epilogue.apply(z);
                 }
             }
-            let _ = n;
         });
 }
 
@@ -352,7 +326,7 @@ fn deconv(
     ys: &[usize],
     y: &mut [f32],
 ) {
-    let [n, ci, h, w] = nchw(xs);
+    let [_, ci, h, w] = nchw(xs);
     let [_, co, ho, wo] = nchw(ys);
     let (kh, kw) = (ws[2], ws[3]);
     let (ci_g, co_g) = (ci / group, co / group);
@@ -379,7 +353,6 @@ fn deconv(
                 }
             }
         });
-    let _ = n;
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -21,7 +21,7 @@ use cudarc::driver::{
 };
 
 use super::launch::{drive, Backend, Buf, RtChain, RtView};
-use super::program::{Conv, Op, ValueId};
+use super::program::{nchw, Conv, Op, ValueId};
 use super::OPS;
 use super::{Compiled, RuntimeError};
 use crate::device::cuda::driver_err;
@@ -182,7 +182,7 @@ impl CudaProgram {
 
     /// Runs the program on `input`; returns its outputs.
     pub fn run(&self, input: &[f32]) -> Result<Vec<Vec<f32>>, RuntimeError> {
-        self.compiled.check_input(input)?;
+        self.compiled.program.check_input(input)?;
         let (p, plan) = (&self.compiled.program, &self.compiled.plan);
         let _one = self.dev.launch.lock().expect("launch lock");
         let s = &self.dev.stream;
@@ -228,12 +228,7 @@ fn conv_plan(
     ws: &[usize],
     ys: &[usize],
 ) -> Result<ConvPlan, String> {
-    let nchw = |s: &[usize]| -> [i32; 4] {
-        match s.len() {
-            3 => [s[0] as i32, s[1] as i32, 1, s[2] as i32],
-            _ => [s[0] as i32, s[1] as i32, s[2] as i32, s[3] as i32],
-        }
-    };
+    let nchw = |s: &[usize]| nchw(s).map(|d| d as i32);
     if c.pads[0] != c.pads[2] || c.pads[1] != c.pads[3] {
         return Err(format!(
             "asymmetric padding {:?} (cuDNN pads both sides alike)",

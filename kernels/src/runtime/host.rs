@@ -83,21 +83,13 @@ pub fn run(
     plan: &MemoryPlan,
     input: &[f32],
 ) -> Result<Vec<Vec<f32>>, RuntimeError> {
-    let mut arena = vec![0f32; plan.arena_len];
-    arena[plan.range(program.input)].copy_from_slice(input);
+    let mut arena = plan.arena(program, input)?;
     let host = Host {
         program,
         arena: Ptr(arena.as_mut_ptr()),
     };
     drive(program, plan, &host)?;
-    Ok(program
-        .outputs
-        .iter()
-        .map(|&o| match &program.values[o].data {
-            Some(d) => d.to_vec(),
-            None => arena[plan.range(o)].to_vec(),
-        })
-        .collect())
+    Ok(plan.outputs(program, &arena))
 }
 
 #[derive(Clone, Copy)]

@@ -215,13 +215,6 @@ fn contiguous(dims: &[usize], base: usize) -> Result<RtView, RuntimeError> {
     view(dims, &strides(dims), &vec![1; dims.len()], base)
 }
 
-fn nchw(s: &[usize]) -> [usize; 4] {
-    match s.len() {
-        3 => [s[0], s[1], 1, s[2]],
-        _ => [s[0], s[1], s[2], s[3]],
-    }
-}
-
 /// Runs every step of `p` on `backend`; the input is already in the arena.
 pub fn drive(p: &Program, plan: &MemoryPlan, backend: &impl Backend) -> Result<(), RuntimeError> {
     let buf = |v: ValueId| {

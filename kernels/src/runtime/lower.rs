@@ -805,11 +805,7 @@ fn oihw(
         }
     };
     let volume: usize = shape.iter().product();
-    (volume == data_len(&out) && volume % (co * ci_g).max(1) == 0).then_some(out)
-}
-
-fn data_len(v: &[f32]) -> usize {
-    v.len()
+    (volume == out.len() && volume % (co * ci_g).max(1) == 0).then_some(out)
 }
 
 /// `data` (of `dims`) with its axes permuted: output axis `i` is input axis `perm[i]`.

@@ -6,6 +6,7 @@
 use std::ops::Range;
 
 use super::program::{Op, Program, ValueId};
+use super::RuntimeError;
 
 #[derive(Debug, Clone)]
 pub struct MemoryPlan {
@@ -87,6 +88,26 @@ impl MemoryPlan {
             lens: p.values.iter().map(|v| v.len()).collect(),
             arena_len,
         }
+    }
+
+    /// An arena for `p` holding `input` in its place (checked against the
+    /// program's input shape).
+    pub fn arena(&self, p: &Program, input: &[f32]) -> Result<Vec<f32>, RuntimeError> {
+        p.check_input(input)?;
+        let mut arena = vec![0f32; self.arena_len];
+        arena[self.range(p.input)].copy_from_slice(input);
+        Ok(arena)
+    }
+
+    /// The program's outputs, read from a run's arena (or constants).
+    pub fn outputs(&self, p: &Program, arena: &[f32]) -> Vec<Vec<f32>> {
+        p.outputs
+            .iter()
+            .map(|&o| match &p.values[o].data {
+                Some(d) => d.to_vec(),
+                None => arena[self.range(o)].to_vec(),
+            })
+            .collect()
     }
 
     /// The arena range of a computed value.

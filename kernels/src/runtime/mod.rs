@@ -99,21 +99,7 @@ impl Compiled {
 
     /// Runs with the kernels the GPU runs, compiled for the host.
     pub fn run_host_kernels(&self, input: &[f32]) -> Result<Vec<Vec<f32>>, RuntimeError> {
-        self.check_input(input)?;
         host::run(&self.program, &self.plan, input)
-    }
-
-    pub(crate) fn check_input(&self, input: &[f32]) -> Result<(), RuntimeError> {
-        let p = &self.program;
-        if input.len() != p.values[p.input].len() {
-            return Err(RuntimeError::Input(format!(
-                "{}: input of {} values for shape {:?}",
-                p.model,
-                input.len(),
-                p.shape(p.input)
-            )));
-        }
-        Ok(())
     }
 
     /// Runs on the CPU reference executor.

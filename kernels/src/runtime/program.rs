@@ -63,6 +63,19 @@ impl Program {
         uses
     }
 
+    /// An input of the program's input shape, or an error saying why not.
+    pub fn check_input(&self, input: &[f32]) -> Result<(), super::RuntimeError> {
+        if input.len() == self.values[self.input].len() {
+            return Ok(());
+        }
+        Err(super::RuntimeError::Input(format!(
+            "{}: input of {} values for shape {:?}",
+            self.model,
+            input.len(),
+            self.shape(self.input)
+        )))
+    }
+
     /// Step counts by op kind, for logs and tests.
     pub fn summary(&self) -> String {
         let mut counts: std::collections::BTreeMap<&'static str, usize> = Default::default();
@@ -279,6 +292,15 @@ impl Op {
             Op::RmsNorm { .. } => "rms_norm",
             Op::Broadcast => "broadcast",
         }
+    }
+}
+
+/// NCHW dimensions of a rank-4 shape, or of a rank-3 one read as H = 1
+/// (1-D convolutions and pooling).
+pub fn nchw(s: &[usize]) -> [usize; 4] {
+    match s.len() {
+        3 => [s[0], s[1], 1, s[2]],
+        _ => [s[0], s[1], s[2], s[3]],
     }
 }
 

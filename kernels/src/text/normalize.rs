@@ -56,17 +56,11 @@ fn normalize_with<const VARIANTS: bool>(input: &str) -> String {
         numerals = false;
         // Step 2 happens per character in `map_char` through `HAN`, except
         // for the few strings that need fast2s's context rules (see `HAN`).
-        let simplified: Cow<str> = match survey(input) {
-            Survey::Plain { contextual: false } => input.into(),
-            Survey::Plain { contextual: true } => fast2s::convert(input).into(),
-            Survey::Other => {
-                let nfkc = nfkc(input);
-                if needs_fast2s(&nfkc) {
-                    fast2s::convert(&nfkc).into()
-                } else {
-                    nfkc
-                }
-            }
+        let nfkc = nfkc(input);
+        let simplified: Cow<str> = if needs_fast2s(&nfkc) {
+            fast2s::convert(&nfkc).into()
+        } else {
+            nfkc
         };
         for c in simplified.chars() {
             numerals |= map_char::<VARIANTS>(c, &mut chars);
@@ -82,29 +76,6 @@ fn normalize_with<const VARIANTS: bool>(input: &str) -> String {
         text.push(c);
     }
     text
-}
-
-enum Survey {
-    /// Only ASCII and common ideographs; `contextual`: some need fast2s.
-    Plain { contextual: bool },
-    /// Something else: NFKC may change it.
-    Other,
-}
-
-/// One look at every character before steps 1 and 2.
-fn survey(input: &str) -> Survey {
-    let mut contextual = false;
-    for c in input.chars() {
-        if c.is_ascii() {
-            continue;
-        }
-        let u = c as u32;
-        if !(HAN_BASE..=HAN_END).contains(&u) {
-            return Survey::Other;
-        }
-        contextual |= HAN[(u - HAN_BASE) as usize].1 & CONTEXTUAL != 0;
-    }
-    Survey::Plain { contextual }
 }
 
 /// Normalised text with, for each of its characters, the byte range of the
