@@ -219,3 +219,46 @@ fn cuda_asked_for_without_one_is_a_one_line_error() {
         }
     }
 }
+
+/// The set-up script's photographs (`$DAJIA_MODELS/photos`, else
+/// ../models/photos), decoded as the scan decodes them; `None` (skipped with
+/// a message) without them unless `DAJIA_REQUIRE_MODELS` is set.
+fn real_photos() -> Option<Vec<RgbImage>> {
+    let dir = std::env::var_os("DAJIA_MODELS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from("../models"))
+        .join("photos");
+    let mut files: Vec<_> = match std::fs::read_dir(&dir) {
+        Ok(d) => d.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+        Err(_) if std::env::var_os("DAJIA_REQUIRE_MODELS").is_some() => {
+            panic!(
+                "DAJIA_REQUIRE_MODELS is set but {} is missing",
+                dir.display()
+            )
+        }
+        Err(_) => {
+            eprintln!("real-photo parity skipped: no {}", dir.display());
+            return None;
+        }
+    };
+    files.sort();
+    let limits = dajia_kernels::image::DecodeLimits::default();
+    Some(
+        files
+            .iter()
+            .map(|f| dajia_kernels::image::decode(&std::fs::read(f).unwrap(), &limits).unwrap())
+            .collect(),
+    )
+}
+
+#[test]
+fn kernels_match_the_reference_on_real_photos() {
+    let Some(imgs) = real_photos() else { return };
+    for ops in launchers() {
+        assert_pass(&parity::thumbnails(ops.as_ref(), &imgs).unwrap());
+        assert_pass(&parity::imagenet(ops.as_ref(), &imgs).unwrap());
+        for c in parity::descriptor(ops.as_ref(), &imgs).unwrap() {
+            assert_pass(&c);
+        }
+    }
+}

@@ -1,5 +1,7 @@
-//! The CUDA launcher of the image kernels (see [`super::kernels`]): copies a
-//! batch in, starts one GPU thread per item, copies the result out. The
+//! The CUDA launcher of the image kernels (see [`super::kernels`]): a batch's
+//! pixels go in with one copy from pinned memory, each kernel is one launch
+//! over the whole batch, and a descriptor batch comes back as embeddings only
+//! (thumbnails stay on the device). The
 //! similarity matrix is cuBLAS sgemm; the reference set stays on the device
 //! between batches (one copy per [`ReferenceSet::version`]).
 
@@ -8,13 +10,14 @@ use std::sync::{Arc, Mutex};
 use cudarc::cublas::result::CublasError;
 use cudarc::cublas::sys::{cublasOperation_t, cublasStatus_t};
 use cudarc::cublas::{Gemm, GemmConfig};
-use cudarc::driver::{CudaFunction, CudaSlice, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaFunction, CudaSlice, LaunchConfig, PinnedHostSlice, PushKernelArg};
 use image::RgbImage;
 
 use super::descriptor;
 use super::kernels::{self, KernelSource, BLOCK};
 use super::matching::{Match, ReferenceSet};
-use super::ops::{kernels_neg_inf, nothing_to_match, unpack_top_k, ImageOps, Packed};
+use super::ops::{kernels_neg_inf, nothing_to_match, unpack_top_k, ImageOps};
+use super::resample::ResizeTables;
 use crate::device::cuda::driver_err;
 use crate::device::{CudaDevice, DeviceError};
 
@@ -27,6 +30,9 @@ const QUERY_BLOCK: usize = 4_096;
 pub struct CudaOps {
     dev: Arc<CudaDevice>,
     refs: Mutex<Option<(u64, Arc<CudaSlice<f32>>)>>,
+    /// Page-locked memory a batch's pixels are packed into, so that they
+    /// reach the device in one DMA copy; grown, never shrunk.
+    staging: Mutex<Option<PinnedHostSlice<u8>>>,
 }
 
 fn launch_config(threads: usize) -> LaunchConfig {
@@ -50,11 +56,103 @@ impl CudaOps {
         CudaOps {
             dev,
             refs: Mutex::new(None),
+            staging: Mutex::new(None),
         }
     }
 
     fn function(&self, k: &KernelSource, entry: &str) -> Result<CudaFunction, DeviceError> {
         self.dev.function(k.name, &k.source(), entry)
+    }
+
+    /// Resizes a batch on the device: pixels packed straight into pinned
+    /// staging memory and copied in once, the filter tables (a few KB) after
+    /// them, both passes as one launch each over the whole batch. The
+    /// result stays on the device. Call with the launch lock held.
+    fn resize_on_device<T>(
+        &self,
+        images: &[RgbImage],
+        side: usize,
+        entry: &str,
+    ) -> Result<CudaSlice<T>, DeviceError>
+    where
+        T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits,
+    {
+        let vertical = self.function(&kernels::RESIZE, "resize_vertical")?;
+        let horizontal = self.function(&kernels::RESIZE, entry)?;
+        let s = &self.dev.stream;
+        let sizes: Vec<(u32, u32)> = images.iter().map(|i| (i.width(), i.height())).collect();
+        let t = ResizeTables::new(&sizes, side);
+        let total: usize = images.iter().map(|i| i.as_raw().len()).sum();
+        let mut offsets = Vec::with_capacity(images.len());
+        let src = {
+            let mut staging = self.staging.lock().expect("staging buffer");
+            if staging.as_ref().is_none_or(|b| b.len() < total.max(1)) {
+                *staging = None; // free the smaller buffer first
+                                 // SAFETY: every byte copied to the device is written below.
+                let b = unsafe {
+                    self.dev
+                        .ctx
+                        .alloc_pinned::<u8>(total.max(1).next_power_of_two())
+                }
+                .map_err(driver_err)?;
+                *staging = Some(b);
+            }
+            let buf = staging.as_mut().expect("allocated above");
+            // Waits until the previous batch's copy out of it has finished.
+            let host = buf.as_mut_slice().map_err(driver_err)?;
+            let mut at = 0usize;
+            for img in images {
+                offsets.push(at as u64);
+                let raw = img.as_raw();
+                host[at..at + raw.len()].copy_from_slice(raw);
+                at += raw.len();
+            }
+            // SAFETY: `total` bytes, all written above.
+            let mut d = unsafe { s.alloc::<u8>(total.max(1)) }.map_err(driver_err)?;
+            s.memcpy_htod(&*buf, &mut d.slice_mut(0..total.max(1)))
+                .map_err(driver_err)?;
+            d
+        };
+        let off = s.clone_htod(&offsets).map_err(driver_err)?;
+        let width = s.clone_htod(&t.width).map_err(driver_err)?;
+        let tmp_first = s.clone_htod(&t.tmp_first).map_err(driver_err)?;
+        let rows = s.clone_htod(&t.rows).map_err(driver_err)?;
+        let precision = s.clone_htod(&t.precision).map_err(driver_err)?;
+        let taps = s.clone_htod(&t.taps).map_err(driver_err)?;
+        let mut tmp = s
+            .alloc_zeros::<u8>(t.tmp_pixels() * 3)
+            .map_err(driver_err)?;
+        let mut dst = s
+            .alloc_zeros::<T>(images.len() * side * side * 3)
+            .map_err(driver_err)?;
+        let (n_i, side_i) = (images.len() as i32, side as i32);
+        let mut b = s.launch_builder(&vertical);
+        b.arg(&src)
+            .arg(&off)
+            .arg(&width)
+            .arg(&tmp_first)
+            .arg(&n_i)
+            .arg(&side_i)
+            .arg(&rows)
+            .arg(&precision)
+            .arg(&taps)
+            .arg(&mut tmp);
+        // SAFETY: the arguments match resize.cu's `resize_vertical`; buffers
+        // are sized as it indexes them.
+        unsafe { b.launch(launch_config(t.tmp_pixels())) }.map_err(driver_err)?;
+        let mut b = s.launch_builder(&horizontal);
+        b.arg(&tmp)
+            .arg(&width)
+            .arg(&tmp_first)
+            .arg(&n_i)
+            .arg(&side_i)
+            .arg(&rows)
+            .arg(&precision)
+            .arg(&taps)
+            .arg(&mut dst);
+        // SAFETY: as above, for `resize_rgb8` / `resize_imagenet`.
+        unsafe { b.launch(launch_config(images.len() * side * side)) }.map_err(driver_err)?;
+        Ok(dst)
     }
 
     fn resize<T>(
@@ -64,35 +162,33 @@ impl CudaOps {
         entry: &str,
     ) -> Result<Vec<T>, DeviceError>
     where
-        T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits + Default + Clone,
+        T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits,
     {
         if images.is_empty() {
             return Ok(Vec::new());
         }
-        let f = self.function(&kernels::RESIZE, entry)?;
-        let p = Packed::new(images);
-        let n = images.len();
-        let threads = n * side * side;
         let _one = self.dev.launch.lock().expect("launch lock");
+        let d = self.resize_on_device::<T>(images, side, entry)?;
+        self.dev.stream.clone_dtoh(&d).map_err(driver_err)
+    }
+
+    /// The descriptor of each thumbnail already on the device.
+    fn describe_on_device(
+        &self,
+        thumbs: &CudaSlice<u8>,
+        n: usize,
+    ) -> Result<Vec<f32>, DeviceError> {
+        let f = self.function(&kernels::DESCRIPTOR, "describe")?;
         let s = &self.dev.stream;
-        let src = s.clone_htod(&p.pixels).map_err(driver_err)?;
-        let off = s.clone_htod(&p.offsets).map_err(driver_err)?;
-        let w = s.clone_htod(&p.widths).map_err(driver_err)?;
-        let h = s.clone_htod(&p.heights).map_err(driver_err)?;
-        let mut dst = s.alloc_zeros::<T>(threads * 3).map_err(driver_err)?;
-        let (n_i, side_i) = (n as i32, side as i32);
+        let mut out = s
+            .alloc_zeros::<f32>(n * descriptor::DIM)
+            .map_err(driver_err)?;
+        let n_i = n as i32;
         let mut b = s.launch_builder(&f);
-        b.arg(&src)
-            .arg(&off)
-            .arg(&w)
-            .arg(&h)
-            .arg(&n_i)
-            .arg(&side_i)
-            .arg(&mut dst);
-        // SAFETY: the arguments match resize.cu's signature; buffers are
-        // sized as it indexes them.
-        unsafe { b.launch(launch_config(threads)) }.map_err(driver_err)?;
-        s.clone_dtoh(&dst).map_err(driver_err)
+        b.arg(thumbs).arg(&n_i).arg(&mut out);
+        // SAFETY: matches descriptor.cu's `describe`: n thumbnails in, n × DIM out.
+        unsafe { b.launch(launch_config(n)) }.map_err(driver_err)?;
+        s.clone_dtoh(&out).map_err(driver_err)
     }
 
     /// The reference set on the device, uploaded once per version.
@@ -133,19 +229,18 @@ impl ImageOps for CudaOps {
         if n == 0 {
             return Ok(Vec::new());
         }
-        let f = self.function(&kernels::DESCRIPTOR, "describe")?;
         let _one = self.dev.launch.lock().expect("launch lock");
-        let s = &self.dev.stream;
-        let src = s.clone_htod(thumbs).map_err(driver_err)?;
-        let mut out = s
-            .alloc_zeros::<f32>(n * descriptor::DIM)
-            .map_err(driver_err)?;
-        let n_i = n as i32;
-        let mut b = s.launch_builder(&f);
-        b.arg(&src).arg(&n_i).arg(&mut out);
-        // SAFETY: matches descriptor.cu's `describe`.
-        unsafe { b.launch(launch_config(n)) }.map_err(driver_err)?;
-        s.clone_dtoh(&out).map_err(driver_err)
+        let d = self.dev.stream.clone_htod(thumbs).map_err(driver_err)?;
+        self.describe_on_device(&d, n)
+    }
+
+    fn describe_images(&self, images: &[RgbImage]) -> Result<Vec<f32>, DeviceError> {
+        if images.is_empty() {
+            return Ok(Vec::new());
+        }
+        let _one = self.dev.launch.lock().expect("launch lock");
+        let thumbs = self.resize_on_device::<u8>(images, descriptor::SIDE, "resize_rgb8")?;
+        self.describe_on_device(&thumbs, images.len())
     }
 
     fn top_k(

@@ -97,9 +97,7 @@ impl DeviceEmbedder {
         let started = Instant::now();
         let out = match self.kind {
             EmbedderKind::Descriptor => {
-                let flat = self
-                    .ops
-                    .describe(&self.ops.thumbnails(imgs, descriptor::SIDE)?)?;
+                let flat = self.ops.describe_images(imgs)?;
                 flat.chunks(descriptor::DIM).map(|c| c.to_vec()).collect()
             }
             EmbedderKind::Mobilenet => {

@@ -22,12 +22,14 @@ impl KernelSource {
     }
 }
 
-/// Resize a packed batch to side x side: `resize_rgb8` (thumbnails) and
-/// `resize_imagenet` (normalised CHW floats). One thread per output pixel.
+/// Resize a packed batch to side x side with the reference's bytes (taps
+/// from [`super::resample::ResizeTables`]): `resize_vertical` (one thread per
+/// intermediate pixel), then `resize_rgb8` (thumbnails) or `resize_imagenet`
+/// (normalised CHW floats), one thread per output pixel.
 pub const RESIZE: KernelSource = KernelSource {
     name: "resize",
     body: include_str!("cuda/resize.cu"),
-    entries: &["resize_rgb8", "resize_imagenet"],
+    entries: &["resize_vertical", "resize_rgb8", "resize_imagenet"],
 };
 
 /// The `descriptor` embedding of 32x32 thumbnails. One thread per image.
@@ -53,22 +55,38 @@ pub const BLOCK: u32 = 128;
 pub(crate) mod host {
     extern "C" {
         pub fn dajia_host_set_thread_id(t: u64);
-        pub fn resize_rgb8(
+        pub fn resize_vertical(
             src: *const u8,
-            offset: *const u64,
+            src_off: *const u64,
             width: *const i32,
-            height: *const i32,
+            tmp_first: *const u64,
             n: i32,
             side: i32,
+            rows: *const i32,
+            precision: *const i32,
+            taps: *const i16,
+            tmp: *mut u8,
+        );
+        pub fn resize_rgb8(
+            tmp: *const u8,
+            width: *const i32,
+            tmp_first: *const u64,
+            n: i32,
+            side: i32,
+            rows: *const i32,
+            precision: *const i32,
+            taps: *const i16,
             dst: *mut u8,
         );
         pub fn resize_imagenet(
-            src: *const u8,
-            offset: *const u64,
+            tmp: *const u8,
             width: *const i32,
-            height: *const i32,
+            tmp_first: *const u64,
             n: i32,
             side: i32,
+            rows: *const i32,
+            precision: *const i32,
+            taps: *const i16,
             dst: *mut f32,
         );
         pub fn describe(thumbs: *const u8, n: i32, out: *mut f32);

@@ -16,6 +16,7 @@ pub mod kernels;
 pub mod matching;
 pub mod mobilenet;
 pub mod ops;
+pub mod resample;
 pub mod thumbnail;
 pub mod verify;
 

@@ -15,6 +15,7 @@ use rayon::prelude::*;
 use super::descriptor;
 use super::kernels::host;
 use super::matching::{similarity_block, top_k, Match, ReferenceSet, REF_BLOCK};
+use super::resample::ResizeTables;
 use super::thumbnail::{imagenet_chw, resize_rgb};
 use crate::device::{Device, DeviceError};
 
@@ -28,6 +29,11 @@ pub trait ImageOps: Send + Sync {
     fn imagenet(&self, images: &[RgbImage], side: usize) -> Result<Vec<f32>, DeviceError>;
     /// The descriptor of each 32×32 thumbnail (`n × descriptor::DIM`).
     fn describe(&self, thumbs: &[u8]) -> Result<Vec<f32>, DeviceError>;
+    /// Resize + descriptor of each image (`n × descriptor::DIM`); a device
+    /// launcher keeps the thumbnails where they were made.
+    fn describe_images(&self, images: &[RgbImage]) -> Result<Vec<f32>, DeviceError> {
+        self.describe(&self.thumbnails(images, descriptor::SIDE)?)
+    }
     /// The `k` most similar references of each query, best first, ties to
     /// the lower index (as [`top_k`]).
     fn top_k(
@@ -89,31 +95,30 @@ impl ImageOps for CpuOps {
     }
 }
 
-/// A batch of decoded images packed as the kernels read it: RGB8 pixels back
-/// to back, with each image's byte offset and size.
+/// A batch of decoded images packed as the resize kernels read it: RGB8
+/// pixels back to back, each image's byte offset, and the filter tables of
+/// its resize to `side`×`side`.
 pub struct Packed {
     pub pixels: Vec<u8>,
     pub offsets: Vec<u64>,
-    pub widths: Vec<i32>,
-    pub heights: Vec<i32>,
+    pub tables: ResizeTables,
 }
 
 impl Packed {
-    pub fn new(images: &[RgbImage]) -> Packed {
+    pub fn new(images: &[RgbImage], side: usize) -> Packed {
         let total: usize = images.iter().map(|i| i.as_raw().len()).sum();
-        let mut p = Packed {
-            pixels: Vec::with_capacity(total),
-            offsets: Vec::with_capacity(images.len()),
-            widths: Vec::with_capacity(images.len()),
-            heights: Vec::with_capacity(images.len()),
-        };
+        let mut pixels = Vec::with_capacity(total);
+        let mut offsets = Vec::with_capacity(images.len());
         for i in images {
-            p.offsets.push(p.pixels.len() as u64);
-            p.widths.push(i.width() as i32);
-            p.heights.push(i.height() as i32);
-            p.pixels.extend_from_slice(i.as_raw());
+            offsets.push(pixels.len() as u64);
+            pixels.extend_from_slice(i.as_raw());
         }
-        p
+        let sizes: Vec<(u32, u32)> = images.iter().map(|i| (i.width(), i.height())).collect();
+        Packed {
+            pixels,
+            offsets,
+            tables: ResizeTables::new(&sizes, side),
+        }
     }
 }
 
@@ -143,27 +148,60 @@ fn host_launch(threads: usize, kernel: impl Fn() + Sync) {
 pub struct HostKernelOps;
 
 impl HostKernelOps {
+    /// Both resize passes; `out` is `resize_rgb8` or `resize_imagenet`.
     fn resize<T: Default + Clone>(
         images: &[RgbImage],
         side: usize,
-        per_pixel: usize,
-        f: unsafe extern "C" fn(*const u8, *const u64, *const i32, *const i32, i32, i32, *mut T),
+        out: unsafe extern "C" fn(
+            *const u8,
+            *const i32,
+            *const u64,
+            i32,
+            i32,
+            *const i32,
+            *const i32,
+            *const i16,
+            *mut T,
+        ),
     ) -> Vec<T> {
-        let p = Packed::new(images);
-        let n = images.len();
-        let mut dst = vec![T::default(); n * side * side * per_pixel];
-        let out = Out(dst.as_mut_ptr());
-        host_launch(n * side * side, || {
-            let o = out;
-            // SAFETY: buffers sized as the kernel indexes them (see resize.cu).
+        let p = Packed::new(images, side);
+        let t = &p.tables;
+        let n = images.len() as i32;
+        let mut tmp = vec![0u8; t.tmp_pixels() * 3];
+        let o = Out(tmp.as_mut_ptr());
+        host_launch(t.tmp_pixels(), || {
+            let o = o;
+            // SAFETY: buffers sized as resize.cu indexes them.
             unsafe {
-                f(
+                host::resize_vertical(
                     p.pixels.as_ptr(),
                     p.offsets.as_ptr(),
-                    p.widths.as_ptr(),
-                    p.heights.as_ptr(),
-                    n as i32,
+                    t.width.as_ptr(),
+                    t.tmp_first.as_ptr(),
+                    n,
                     side as i32,
+                    t.rows.as_ptr(),
+                    t.precision.as_ptr(),
+                    t.taps.as_ptr(),
+                    o.0,
+                )
+            }
+        });
+        let mut dst = vec![T::default(); images.len() * side * side * 3];
+        let o = Out(dst.as_mut_ptr());
+        host_launch(images.len() * side * side, || {
+            let o = o;
+            // SAFETY: as above.
+            unsafe {
+                out(
+                    tmp.as_ptr(),
+                    t.width.as_ptr(),
+                    t.tmp_first.as_ptr(),
+                    n,
+                    side as i32,
+                    t.rows.as_ptr(),
+                    t.precision.as_ptr(),
+                    t.taps.as_ptr(),
                     o.0,
                 )
             }
@@ -177,10 +215,10 @@ impl ImageOps for HostKernelOps {
         "host-kernels".into()
     }
     fn thumbnails(&self, images: &[RgbImage], side: usize) -> Result<Vec<u8>, DeviceError> {
-        Ok(Self::resize(images, side, 3, host::resize_rgb8))
+        Ok(Self::resize(images, side, host::resize_rgb8))
     }
     fn imagenet(&self, images: &[RgbImage], side: usize) -> Result<Vec<f32>, DeviceError> {
-        Ok(Self::resize(images, side, 3, host::resize_imagenet))
+        Ok(Self::resize(images, side, host::resize_imagenet))
     }
     fn describe(&self, thumbs: &[u8]) -> Result<Vec<f32>, DeviceError> {
         let n = thumbs.len() / (descriptor::SIDE * descriptor::SIDE * 3);

@@ -1,102 +1,91 @@
-// Resize a packed batch of RGB8 images to side x side, the way the CPU path
-// does it (fast_image_resize / Pillow convolution with the bilinear filter,
-// widened by the scale factor when shrinking, so that it antialiases), then
-// either keep RGB8 (the descriptor's thumbnails) or normalise to planar CHW
-// floats with ImageNet mean/std (mobilenet's input).
+// Resize a packed batch of RGB8 images to side x side with the CPU path's
+// bytes exactly (fast_image_resize's fixed-point bilinear convolution,
+// antialiased when shrinking): the taps come from the host (`resample.rs`,
+// `ResizeTables`), the vertical pass writes an RGB8 intermediate, the
+// horizontal pass reads it. Then keep RGB8 (the descriptor's thumbnails) or
+// normalise to planar CHW floats with ImageNet mean/std (mobilenet's input).
 //
-// Batch layout: image i has width[i] x height[i] pixels starting at byte
-// offset[i] of `src`. One thread per output pixel of the whole batch.
+// Batch layout: image i has width[i] pixels per row starting at byte
+// src_off[i] of `src`; its intermediate is side rows of width[i] pixels
+// starting at pixel tmp_first[i] of `tmp` (tmp_first has n + 1 entries).
+// rows[((i * 2 + axis) * side + o) * 3 ..] = first source index, tap count,
+// offset in `taps`; axis 0 vertical, 1 horizontal; precision[i * 2 + axis].
 
-// Filter taps along one axis for output coordinate `o`: the first source
-// index, the count, and 1 / (sum of weights). Pillow's precompute_coeffs.
-DJ_FN void dj_taps(int in_size, int out_size, int o, int* first, int* count,
-                   float* center, float* inv_scale, float* norm) {
-    float scale = (float)in_size / (float)out_size;
-    float filter_scale = scale > 1.0f ? scale : 1.0f;
-    float support = filter_scale; // bilinear support is 1.0
-    float c = ((float)o + 0.5f) * scale;
-    int lo = (int)(c - support + 0.5f);
-    if (lo < 0) lo = 0;
-    int hi = (int)(c + support + 0.5f);
-    if (hi > in_size) hi = in_size;
-    float ss = 1.0f / filter_scale;
-    float sum = 0.0f;
-    for (int i = lo; i < hi; ++i) {
-        float w = 1.0f - fabsf(((float)i - c + 0.5f) * ss);
-        if (w > 0.0f) sum += w;
-    }
-    *first = lo;
-    *count = hi - lo;
-    *center = c;
-    *inv_scale = ss;
-    *norm = sum > 0.0f ? 1.0f / sum : 0.0f;
+// One output value of a pass: `count` taps over `stride`-spaced bytes.
+DJ_FN unsigned char dj_taps_apply(const unsigned char* p, long long stride, const int* row,
+                                  int precision, const short* taps) {
+    int acc = 1 << (precision - 1);
+    const unsigned char* q = p + (long long)row[0] * stride;
+    const short* k = taps + row[2];
+    for (int i = 0; i < row[1]; ++i) acc += (int)q[(long long)i * stride] * (int)k[i];
+    acc >>= precision;
+    return (unsigned char)(acc < 0 ? 0 : (acc > 255 ? 255 : acc));
 }
 
-DJ_FN float dj_tap(int i, float c, float ss) {
-    float w = 1.0f - fabsf(((float)i - c + 0.5f) * ss);
-    return w > 0.0f ? w : 0.0f;
-}
-
-// The resized RGB value (rounded to 0..255, as the CPU path's u8 output) of
-// output pixel (ox, oy) of image `img`.
-DJ_FN void dj_resample(const unsigned char* src, const unsigned long long* offset,
-                       const int* width, const int* height, int img, int side,
-                       int ox, int oy, float rgb[3]) {
-    int w = width[img], h = height[img];
-    const unsigned char* p = src + offset[img];
-    int x0, nx, y0, ny;
-    float cx, sx, nxw, cy, sy, nyw;
-    dj_taps(w, side, ox, &x0, &nx, &cx, &sx, &nxw);
-    dj_taps(h, side, oy, &y0, &ny, &cy, &sy, &nyw);
-    float acc[3] = {0.0f, 0.0f, 0.0f};
-    for (int y = y0; y < y0 + ny; ++y) {
-        float wy = dj_tap(y, cy, sy);
-        if (wy == 0.0f) continue;
-        float row[3] = {0.0f, 0.0f, 0.0f};
-        const unsigned char* line = p + (unsigned long long)y * w * 3;
-        for (int x = x0; x < x0 + nx; ++x) {
-            float wx = dj_tap(x, cx, sx);
-            row[0] += wx * line[x * 3];
-            row[1] += wx * line[x * 3 + 1];
-            row[2] += wx * line[x * 3 + 2];
-        }
-        acc[0] += wy * row[0];
-        acc[1] += wy * row[1];
-        acc[2] += wy * row[2];
-    }
-    for (int c = 0; c < 3; ++c) {
-        float v = floorf(acc[c] * nxw * nyw + 0.5f);
-        rgb[c] = v < 0.0f ? 0.0f : (v > 255.0f ? 255.0f : v);
-    }
-}
-
-// dst: n x side x side x 3 bytes (RGB8, row-major).
-DJ_KERNEL void resize_rgb8(const unsigned char* src, const unsigned long long* offset,
-                           const int* width, const int* height, int n, int side,
-                           unsigned char* dst) {
+// Vertical pass: one thread per intermediate pixel of the whole batch.
+DJ_KERNEL void resize_vertical(const unsigned char* src, const unsigned long long* src_off,
+                               const int* width, const unsigned long long* tmp_first, int n,
+                               int side, const int* rows, const int* precision,
+                               const short* taps, unsigned char* tmp) {
     unsigned long long t = DJ_THREAD_ID;
+    if (n <= 0 || t >= tmp_first[n]) return;
+    // The image holding pixel t: the last with tmp_first[i] <= t.
+    int lo = 0, hi = n - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (tmp_first[mid] <= t) lo = mid; else hi = mid - 1;
+    }
+    int img = lo, w = width[img];
+    unsigned long long local = t - tmp_first[img];
+    int oy = (int)(local / w), x = (int)(local % w);
+    const int* row = rows + ((img * 2) * side + oy) * 3;
+    const unsigned char* col = src + src_off[img] + (unsigned long long)x * 3;
+    for (int c = 0; c < 3; ++c)
+        tmp[t * 3 + c] = dj_taps_apply(col + c, (long long)w * 3, row, precision[img * 2], taps);
+}
+
+// Output pixel t of the whole batch (horizontal pass), as RGB.
+DJ_FN int dj_horizontal(const unsigned char* tmp, const int* width,
+                        const unsigned long long* tmp_first, int side, const int* rows,
+                        const int* precision, const short* taps, unsigned long long t,
+                        unsigned char rgb[3]) {
     unsigned long long per = (unsigned long long)side * side;
-    if (t >= per * n) return;
     int img = (int)(t / per);
     int pix = (int)(t % per);
-    float rgb[3];
-    dj_resample(src, offset, width, height, img, side, pix % side, pix / side, rgb);
-    for (int c = 0; c < 3; ++c) dst[t * 3 + c] = (unsigned char)rgb[c];
+    int ox = pix % side, oy = pix / side;
+    int w = width[img];
+    const unsigned char* line = tmp + (tmp_first[img] + (unsigned long long)oy * w) * 3;
+    const int* row = rows + ((img * 2 + 1) * side + ox) * 3;
+    for (int c = 0; c < 3; ++c)
+        rgb[c] = dj_taps_apply(line + c, 3, row, precision[img * 2 + 1], taps);
+    return pix;
+}
+
+// dst: n x side x side x 3 bytes (RGB8, row-major). One thread per pixel.
+DJ_KERNEL void resize_rgb8(const unsigned char* tmp, const int* width,
+                           const unsigned long long* tmp_first, int n, int side,
+                           const int* rows, const int* precision, const short* taps,
+                           unsigned char* dst) {
+    unsigned long long t = DJ_THREAD_ID;
+    if (t >= (unsigned long long)side * side * n) return;
+    unsigned char rgb[3];
+    dj_horizontal(tmp, width, tmp_first, side, rows, precision, taps, t, rgb);
+    for (int c = 0; c < 3; ++c) dst[t * 3 + c] = rgb[c];
 }
 
 // dst: n x 3 x side x side floats, (v/255 - mean) / std per channel.
-DJ_KERNEL void resize_imagenet(const unsigned char* src, const unsigned long long* offset,
-                               const int* width, const int* height, int n, int side,
+DJ_KERNEL void resize_imagenet(const unsigned char* tmp, const int* width,
+                               const unsigned long long* tmp_first, int n, int side,
+                               const int* rows, const int* precision, const short* taps,
                                float* dst) {
     const float mean[3] = {0.485f, 0.456f, 0.406f};
     const float std_[3] = {0.229f, 0.224f, 0.225f};
     unsigned long long t = DJ_THREAD_ID;
     unsigned long long per = (unsigned long long)side * side;
     if (t >= per * n) return;
-    int img = (int)(t / per);
-    int pix = (int)(t % per);
-    float rgb[3];
-    dj_resample(src, offset, width, height, img, side, pix % side, pix / side, rgb);
+    unsigned char rgb[3];
+    int pix = dj_horizontal(tmp, width, tmp_first, side, rows, precision, taps, t, rgb);
+    unsigned long long img = t / per;
     for (int c = 0; c < 3; ++c)
-        dst[((unsigned long long)img * 3 + c) * per + pix] = (rgb[c] / 255.0f - mean[c]) / std_[c];
+        dst[(img * 3 + c) * per + pix] = ((float)rgb[c] / 255.0f - mean[c]) / std_[c];
 }
