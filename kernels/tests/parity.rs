@@ -262,3 +262,128 @@ fn kernels_match_the_reference_on_real_photos() {
         }
     }
 }
+
+/// A launcher that takes JPEGs the way a GPU's nvJPEG does (its own decode,
+/// then resize and descriptor where the pixels are), here decoding on the
+/// CPU and running the host-compiled kernels; `fail` makes every device
+/// decode fail, as a batch nvJPEG refuses.
+struct HostJpegOps {
+    fail: bool,
+}
+
+impl ImageOps for HostJpegOps {
+    fn name(&self) -> String {
+        "host-kernels+jpeg".into()
+    }
+    fn thumbnails(&self, images: &[RgbImage], side: usize) -> Result<Vec<u8>, device::DeviceError> {
+        HostKernelOps.thumbnails(images, side)
+    }
+    fn imagenet(&self, images: &[RgbImage], side: usize) -> Result<Vec<f32>, device::DeviceError> {
+        HostKernelOps.imagenet(images, side)
+    }
+    fn describe(&self, thumbs: &[u8]) -> Result<Vec<f32>, device::DeviceError> {
+        HostKernelOps.describe(thumbs)
+    }
+    fn top_k(
+        &self,
+        queries: &[f32],
+        refs: &ReferenceSet,
+        k: usize,
+    ) -> Result<Vec<Vec<dajia_kernels::image::Match>>, device::DeviceError> {
+        HostKernelOps.top_k(queries, refs, k)
+    }
+    fn decodes_jpeg(&self, _jpeg: &[u8], _width: u32, _height: u32) -> bool {
+        true
+    }
+    fn from_jpegs(
+        &self,
+        jpegs: &[&[u8]],
+        sizes: &[(u32, u32)],
+        output: dajia_kernels::image::ops::Output,
+    ) -> Result<Vec<f32>, device::DeviceError> {
+        if self.fail {
+            return Err(device::DeviceError::Driver(
+                "nvJPEG batched decode: status 3".into(),
+            ));
+        }
+        let limits = dajia_kernels::image::DecodeLimits::default();
+        let imgs: Vec<RgbImage> = jpegs
+            .iter()
+            .map(|j| dajia_kernels::image::decode(j, &limits).unwrap())
+            .collect();
+        assert!(imgs
+            .iter()
+            .map(|i| i.dimensions())
+            .eq(sizes.iter().copied()));
+        match output {
+            dajia_kernels::image::ops::Output::Descriptor => self.describe_images(&imgs),
+            dajia_kernels::image::ops::Output::Imagenet(side) => self.imagenet(&imgs, side),
+        }
+    }
+}
+
+/// Baseline JPEGs go to the device's decoder, everything else (PNG, a
+/// progressive-marked JPEG, damaged bytes) to the CPU's; results come back
+/// in input order with the reference's values, and a failed device decode
+/// falls back to the CPU for its batch.
+#[test]
+fn device_jpeg_route_keeps_order_rejects_and_values() {
+    use dajia_kernels::image::device_embed::DeviceEmbedder;
+    use dajia_kernels::image::{embed, DecodeLimits, Embedder, EmbedderKind};
+    use image::codecs::jpeg::JpegEncoder;
+    use image::ImageEncoder;
+    let mut bytes: Vec<Vec<u8>> = Vec::new();
+    let mut jpegs = 0u64;
+    for (i, img) in images().into_iter().enumerate() {
+        let mut b = Vec::new();
+        if i % 2 == 0 {
+            JpegEncoder::new_with_quality(&mut b, 90)
+                .write_image(
+                    &img,
+                    img.width(),
+                    img.height(),
+                    image::ExtendedColorType::Rgb8,
+                )
+                .unwrap();
+            jpegs += 1;
+        } else {
+            img.write_to(&mut std::io::Cursor::new(&mut b), image::ImageFormat::Png)
+                .unwrap();
+        }
+        bytes.push(b);
+    }
+    bytes.push(b"not an image".to_vec());
+    let limits = DecodeLimits::default();
+    let refs: Vec<&[u8]> = bytes.iter().map(Vec::as_slice).collect();
+    let want = embed::load(EmbedderKind::Descriptor, std::path::Path::new("."))
+        .unwrap()
+        .embed_batch(&refs, &limits);
+    for fail in [false, true] {
+        let e = DeviceEmbedder::with_ops(
+            EmbedderKind::Descriptor,
+            Arc::new(HostJpegOps { fail }),
+            device::Device::Cpu,
+            None,
+        );
+        let got = e.embed_batch(&refs, &limits);
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            match (g, w) {
+                // The describe kernel sums in another order than the Rust
+                // reference (parity::descriptor's 1e-4).
+                (Ok(a), Ok(b)) => assert!(
+                    a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-5),
+                    "fail={fail}"
+                ),
+                (Err(a), Err(b)) => assert_eq!(a, b),
+                other => panic!("fail={fail}: {other:?}"),
+            }
+        }
+        let t = e.times();
+        if fail {
+            assert_eq!((t.device_decoded, t.device_decode_fallback), (0, jpegs));
+        } else {
+            assert_eq!((t.device_decoded, t.device_decode_fallback), (jpegs, 0));
+        }
+    }
+}

@@ -5,7 +5,7 @@
 //! similarity matrix is cuBLAS sgemm; the reference set stays on the device
 //! between batches (one copy per [`ReferenceSet::version`]).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use cudarc::cublas::result::CublasError;
 use cudarc::cublas::sys::{cublasOperation_t, cublasStatus_t};
@@ -16,9 +16,10 @@ use image::RgbImage;
 use super::descriptor;
 use super::kernels::{self, KernelSource, BLOCK};
 use super::matching::{Match, ReferenceSet};
-use super::ops::{kernels_neg_inf, nothing_to_match, unpack_top_k, ImageOps};
+use super::ops::{kernels_neg_inf, nothing_to_match, unpack_top_k, ImageOps, Output};
 use super::resample::ResizeTables;
 use crate::device::cuda::driver_err;
+use crate::device::cuda::nvjpeg::NvJpeg;
 use crate::device::{CudaDevice, DeviceError};
 
 /// References per sgemm block: 16,384 columns × 4,096 queries of f32 is
@@ -33,6 +34,7 @@ pub struct CudaOps {
     /// Page-locked memory a batch's pixels are packed into, so that they
     /// reach the device in one DMA copy; grown, never shrunk.
     staging: Mutex<Option<PinnedHostSlice<u8>>>,
+    nvjpeg: OnceLock<Result<NvJpeg, DeviceError>>,
 }
 
 fn launch_config(threads: usize) -> LaunchConfig {
@@ -57,6 +59,7 @@ impl CudaOps {
             dev,
             refs: Mutex::new(None),
             staging: Mutex::new(None),
+            nvjpeg: OnceLock::new(),
         }
     }
 
@@ -64,13 +67,52 @@ impl CudaOps {
         self.dev.function(k.name, &k.source(), entry)
     }
 
-    /// Resizes a batch on the device: pixels packed straight into pinned
-    /// staging memory and copied in once, the filter tables (a few KB) after
-    /// them, both passes as one launch each over the whole batch. The
-    /// result stays on the device. Call with the launch lock held.
-    fn resize_on_device<T>(
+    /// A batch's pixels on the device: packed straight into pinned staging
+    /// memory and copied in once. Returns them with each image's offset.
+    /// Call with the launch lock held.
+    fn upload(&self, images: &[RgbImage]) -> Result<(CudaSlice<u8>, Vec<u64>), DeviceError> {
+        let s = &self.dev.stream;
+        let total: usize = images
+            .iter()
+            .map(|i| i.as_raw().len())
+            .sum::<usize>()
+            .max(1);
+        let mut offsets = Vec::with_capacity(images.len());
+        let mut staging = self.staging.lock().expect("staging buffer");
+        if staging.as_ref().is_none_or(|b| b.len() < total) {
+            *staging = None; // free the smaller buffer first
+                             // SAFETY: every byte copied to the device is written below.
+            let b = unsafe { self.dev.ctx.alloc_pinned::<u8>(total.next_power_of_two()) }
+                .map_err(driver_err)?;
+            *staging = Some(b);
+        }
+        let buf = staging.as_mut().expect("allocated above");
+        // Waits until the previous batch's copy out of it has finished.
+        let host = buf.as_mut_slice().map_err(driver_err)?;
+        let mut at = 0usize;
+        for img in images {
+            offsets.push(at as u64);
+            let raw = img.as_raw();
+            host[at..at + raw.len()].copy_from_slice(raw);
+            at += raw.len();
+        }
+        // SAFETY: the first `total` bytes are copied in below.
+        let mut d = unsafe { s.alloc::<u8>(total) }.map_err(driver_err)?;
+        let mut view = d.slice_mut(0..total);
+        s.memcpy_htod(&buf.as_slice().map_err(driver_err)?[..total], &mut view)
+            .map_err(driver_err)?;
+        Ok((d, offsets))
+    }
+
+    /// Resizes a packed batch already on the device (uploaded, or decoded
+    /// there by nvJPEG) to `side`×`side`: the filter tables (a few KB) go in,
+    /// both passes run as one launch each over the whole batch, the result
+    /// stays on the device. Call with the launch lock held.
+    fn resize_packed<T>(
         &self,
-        images: &[RgbImage],
+        src: &CudaSlice<u8>,
+        offsets: &[u64],
+        sizes: &[(u32, u32)],
         side: usize,
         entry: &str,
     ) -> Result<CudaSlice<T>, DeviceError>
@@ -80,40 +122,8 @@ impl CudaOps {
         let vertical = self.function(&kernels::RESIZE, "resize_vertical")?;
         let horizontal = self.function(&kernels::RESIZE, entry)?;
         let s = &self.dev.stream;
-        let sizes: Vec<(u32, u32)> = images.iter().map(|i| (i.width(), i.height())).collect();
-        let t = ResizeTables::new(&sizes, side);
-        let total: usize = images.iter().map(|i| i.as_raw().len()).sum();
-        let mut offsets = Vec::with_capacity(images.len());
-        let src = {
-            let mut staging = self.staging.lock().expect("staging buffer");
-            if staging.as_ref().is_none_or(|b| b.len() < total.max(1)) {
-                *staging = None; // free the smaller buffer first
-                                 // SAFETY: every byte copied to the device is written below.
-                let b = unsafe {
-                    self.dev
-                        .ctx
-                        .alloc_pinned::<u8>(total.max(1).next_power_of_two())
-                }
-                .map_err(driver_err)?;
-                *staging = Some(b);
-            }
-            let buf = staging.as_mut().expect("allocated above");
-            // Waits until the previous batch's copy out of it has finished.
-            let host = buf.as_mut_slice().map_err(driver_err)?;
-            let mut at = 0usize;
-            for img in images {
-                offsets.push(at as u64);
-                let raw = img.as_raw();
-                host[at..at + raw.len()].copy_from_slice(raw);
-                at += raw.len();
-            }
-            // SAFETY: `total` bytes, all written above.
-            let mut d = unsafe { s.alloc::<u8>(total.max(1)) }.map_err(driver_err)?;
-            s.memcpy_htod(&*buf, &mut d.slice_mut(0..total.max(1)))
-                .map_err(driver_err)?;
-            d
-        };
-        let off = s.clone_htod(&offsets).map_err(driver_err)?;
+        let t = ResizeTables::new(sizes, side);
+        let off = s.clone_htod(offsets).map_err(driver_err)?;
         let width = s.clone_htod(&t.width).map_err(driver_err)?;
         let tmp_first = s.clone_htod(&t.tmp_first).map_err(driver_err)?;
         let rows = s.clone_htod(&t.rows).map_err(driver_err)?;
@@ -123,11 +133,11 @@ impl CudaOps {
             .alloc_zeros::<u8>(t.tmp_pixels() * 3)
             .map_err(driver_err)?;
         let mut dst = s
-            .alloc_zeros::<T>(images.len() * side * side * 3)
+            .alloc_zeros::<T>(sizes.len() * side * side * 3)
             .map_err(driver_err)?;
-        let (n_i, side_i) = (images.len() as i32, side as i32);
+        let (n_i, side_i) = (sizes.len() as i32, side as i32);
         let mut b = s.launch_builder(&vertical);
-        b.arg(&src)
+        b.arg(src)
             .arg(&off)
             .arg(&width)
             .arg(&tmp_first)
@@ -151,8 +161,43 @@ impl CudaOps {
             .arg(&taps)
             .arg(&mut dst);
         // SAFETY: as above, for `resize_rgb8` / `resize_imagenet`.
-        unsafe { b.launch(launch_config(images.len() * side * side)) }.map_err(driver_err)?;
+        unsafe { b.launch(launch_config(sizes.len() * side * side)) }.map_err(driver_err)?;
         Ok(dst)
+    }
+
+    /// Uploads and resizes a batch of decoded images.
+    fn resize_on_device<T>(
+        &self,
+        images: &[RgbImage],
+        side: usize,
+        entry: &str,
+    ) -> Result<CudaSlice<T>, DeviceError>
+    where
+        T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits,
+    {
+        let (src, offsets) = self.upload(images)?;
+        let sizes: Vec<(u32, u32)> = images.iter().map(|i| (i.width(), i.height())).collect();
+        self.resize_packed(&src, &offsets, &sizes, side, entry)
+    }
+
+    /// nvJPEG, opened on first use; `Err` says why JPEGs stay on the CPU.
+    fn nvjpeg(&self) -> Result<&NvJpeg, &DeviceError> {
+        self.nvjpeg
+            .get_or_init(|| {
+                let r = NvJpeg::open();
+                match &r {
+                    Ok(j) => tracing::info!(
+                        "nvJPEG: {} backend decodes baseline JPEGs on {}",
+                        j.backend,
+                        self.dev.describe()
+                    ),
+                    Err(e) => {
+                        tracing::info!("nvJPEG unavailable, JPEGs are decoded on the CPU: {e}")
+                    }
+                }
+                r
+            })
+            .as_ref()
     }
 
     fn resize<T>(
@@ -241,6 +286,41 @@ impl ImageOps for CudaOps {
         let _one = self.dev.launch.lock().expect("launch lock");
         let thumbs = self.resize_on_device::<u8>(images, descriptor::SIDE, "resize_rgb8")?;
         self.describe_on_device(&thumbs, images.len())
+    }
+
+    fn decodes_jpeg(&self, jpeg: &[u8], width: u32, height: u32) -> bool {
+        self.nvjpeg().is_ok_and(|j| j.accepts(jpeg, width, height))
+    }
+
+    fn from_jpegs(
+        &self,
+        jpegs: &[&[u8]],
+        sizes: &[(u32, u32)],
+        output: Output,
+    ) -> Result<Vec<f32>, DeviceError> {
+        if jpegs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let j = self.nvjpeg().map_err(Clone::clone)?;
+        let _one = self.dev.launch.lock().expect("launch lock");
+        let (pixels, offsets) = j.decode_batch(&self.dev.stream, jpegs, sizes)?;
+        match output {
+            Output::Descriptor => {
+                let thumbs = self.resize_packed::<u8>(
+                    &pixels,
+                    &offsets,
+                    sizes,
+                    descriptor::SIDE,
+                    "resize_rgb8",
+                )?;
+                self.describe_on_device(&thumbs, jpegs.len())
+            }
+            Output::Imagenet(side) => {
+                let d =
+                    self.resize_packed::<f32>(&pixels, &offsets, sizes, side, "resize_imagenet")?;
+                self.dev.stream.clone_dtoh(&d).map_err(driver_err)
+            }
+        }
     }
 
     fn top_k(

@@ -57,9 +57,18 @@ pub fn dimensions(bytes: &[u8]) -> Result<(ImageFormat, u32, u32), ImageError> {
     Ok((format, w, h))
 }
 
-/// Decodes JPEG, PNG or WebP bytes into RGB8, refusing oversized inputs
-/// before decoding.
-pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, ImageError> {
+/// What the guards let through: the format and the header's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checked {
+    pub format: ImageFormat,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// The guards every decoder runs behind (the CPU's and nvJPEG): byte limit,
+/// format, the header's size against the pixel limit, and a JPEG cut short.
+/// Nothing is decoded or allocated for the pixels.
+pub fn check(bytes: &[u8], limits: &DecodeLimits) -> Result<Checked, ImageError> {
     if bytes.len() > limits.max_bytes {
         return Err(ImageError::TooManyBytes {
             bytes: bytes.len(),
@@ -100,6 +109,17 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, ImageErro
             });
         }
     }
+    Ok(Checked {
+        format,
+        width,
+        height,
+    })
+}
+
+/// Decodes JPEG, PNG or WebP bytes into RGB8 on the CPU, refusing oversized
+/// inputs before decoding ([`check`]).
+pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, ImageError> {
+    let Checked { format, .. } = check(bytes, limits)?;
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut l = Limits::default();
     // RGBA8 output plus the decoder's own buffers.

@@ -1,9 +1,15 @@
-//! Embedding on a GPU: decoding stays on the CPU (rayon) and feeds the device
-//! through a bounded queue, so the next batch is decoded while the GPU works
-//! on this one and memory stays bounded (at most `QUEUE_DEPTH` decoded
-//! batches wait). Each batch is resized and embedded on the device (the
-//! `descriptor` kernels, or mobilenet on tract-cuda), in batches sized from
-//! free device memory and split on out-of-memory (see `device::batch`).
+//! Embedding on a GPU. Each image is routed after the decode guards
+//! (`decode::check`): baseline JPEGs that the device's decoder takes (nvJPEG)
+//! are decoded on the device, straight into the buffer the resize kernels
+//! read; everything else (PNG, WebP, progressive or CMYK JPEGs, or every JPEG
+//! when nvJPEG is missing) is decoded on the CPU (rayon) and copied in with
+//! one pinned copy per batch. Routing and CPU decoding feed the device
+//! through a bounded queue, so the next batch is prepared while the GPU works
+//! on this one and memory stays bounded (at most `QUEUE_DEPTH` batches wait).
+//! Each batch is resized and embedded on the device (the `descriptor`
+//! kernels, or mobilenet on the model runtime), in batches sized from free
+//! device memory and split on out-of-memory (see `device::batch`); a batch
+//! whose device decode fails is decoded on the CPU instead.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::sync_channel;
@@ -13,10 +19,11 @@ use std::time::Instant;
 use image::RgbImage;
 use rayon::prelude::*;
 
-use super::decode::{decode, DecodeLimits};
+use super::decode::{check, decode, DecodeLimits};
 use super::embed::{Embedder, EmbedderKind};
+use super::jpeg_frame::frame;
 use super::mobilenet::{self, MobileNet};
-use super::ops::{CpuOps, ImageOps};
+use super::ops::{CpuOps, ImageOps, Output};
 use super::{descriptor, ImageError};
 use crate::device::batch::{batch_for_memory, run_split, SplitStats};
 use crate::device::{Device, DeviceError};
@@ -41,6 +48,19 @@ pub struct EmbedTimes {
     pub batches: u64,
     pub splits: u64,
     pub cpu_fallback: u64,
+    /// Images decoded on the device (nvJPEG); the rest on the CPU.
+    pub device_decoded: u64,
+    /// Device-decodable JPEGs decoded on the CPU after the device's decode
+    /// of their batch failed.
+    pub device_decode_fallback: u64,
+}
+
+/// One image of a batch after routing: decoded on the CPU, left for the
+/// device's JPEG decoder, or refused by the guards.
+enum Routed {
+    Cpu(RgbImage),
+    Device { width: u32, height: u32 },
+    Failed(ImageError),
 }
 
 pub struct DeviceEmbedder {
@@ -61,13 +81,24 @@ impl DeviceEmbedder {
         device: Device,
         mobilenet: Option<(MobileNet, MobileNet)>,
     ) -> Self {
+        Self::with_ops(kind, super::ops::for_device(&device), device, mobilenet)
+    }
+
+    /// As [`new`](Self::new) with the launcher given (the host launcher in
+    /// tests of the pipeline's routing).
+    pub fn with_ops(
+        kind: EmbedderKind,
+        ops: Arc<dyn ImageOps>,
+        device: Device,
+        mobilenet: Option<(MobileNet, MobileNet)>,
+    ) -> Self {
         let (gpu, cpu) = match mobilenet {
             Some((g, c)) => (Some(g), Some(c)),
             None => (None, None),
         };
         DeviceEmbedder {
             kind,
-            ops: super::ops::for_device(&device),
+            ops,
             device,
             mobilenet: gpu,
             cpu_mobilenet: cpu,
@@ -101,30 +132,84 @@ impl DeviceEmbedder {
                 flat.chunks(descriptor::DIM).map(|c| c.to_vec()).collect()
             }
             EmbedderKind::Mobilenet => {
-                let net = self
-                    .mobilenet
-                    .as_ref()
-                    .expect("mobilenet loaded for its kind");
-                // Pad to a power of two: one tract plan per batch size.
-                let chw = self.ops.imagenet(imgs, mobilenet::SIDE)?;
-                let padded = imgs.len().next_power_of_two();
-                let mut input = chw;
-                input.resize(padded * 3 * mobilenet::SIDE * mobilenet::SIDE, 0.0);
-                let mut v = net.embed_batch(&input).map_err(|e| match e {
-                    ImageError::Device(d) => d,
-                    other => DeviceError::Model {
-                        model: "mobilenet".into(),
-                        runtime: "cuda".into(),
-                        detail: other.to_string(),
-                    },
-                })?;
-                v.truncate(imgs.len());
-                v
+                self.mobilenet_on_device(self.ops.imagenet(imgs, mobilenet::SIDE)?, imgs.len())?
             }
         };
         self.device_ns
             .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         Ok(out)
+    }
+
+    /// Decodes JPEGs on the device and embeds them there.
+    fn embed_jpegs(
+        &self,
+        jpegs: &[&[u8]],
+        sizes: &[(u32, u32)],
+    ) -> Result<Vec<Vec<f32>>, DeviceError> {
+        let started = Instant::now();
+        let out = match self.kind {
+            EmbedderKind::Descriptor => self
+                .ops
+                .from_jpegs(jpegs, sizes, Output::Descriptor)?
+                .chunks(descriptor::DIM)
+                .map(|c| c.to_vec())
+                .collect(),
+            EmbedderKind::Mobilenet => self.mobilenet_on_device(
+                self.ops
+                    .from_jpegs(jpegs, sizes, Output::Imagenet(mobilenet::SIDE))?,
+                jpegs.len(),
+            )?,
+        };
+        self.device_ns
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        Ok(out)
+    }
+
+    /// mobilenet on the device over `n` CHW tensors.
+    fn mobilenet_on_device(&self, chw: Vec<f32>, n: usize) -> Result<Vec<Vec<f32>>, DeviceError> {
+        let net = self
+            .mobilenet
+            .as_ref()
+            .expect("mobilenet loaded for its kind");
+        // Pad to a power of two: one plan per batch size.
+        let padded = n.next_power_of_two();
+        let mut input = chw;
+        input.resize(padded * 3 * mobilenet::SIDE * mobilenet::SIDE, 0.0);
+        let mut v = net.embed_batch(&input).map_err(|e| match e {
+            ImageError::Device(d) => d,
+            other => DeviceError::Model {
+                model: "mobilenet".into(),
+                runtime: "cuda".into(),
+                detail: other.to_string(),
+            },
+        })?;
+        v.truncate(n);
+        Ok(v)
+    }
+
+    /// Decodes on the CPU, or leaves for the device's JPEG decoder what it
+    /// takes; the guards run first either way.
+    fn route(&self, bytes: &[u8], limits: &DecodeLimits) -> Routed {
+        let checked = match check(bytes, limits) {
+            Ok(c) => c,
+            Err(e) => return Routed::Failed(e),
+        };
+        let jpeg = checked.format == image::ImageFormat::Jpeg
+            && frame(bytes).is_some_and(|f| f.gpu_decodable());
+        if jpeg && self.ops.decodes_jpeg(bytes, checked.width, checked.height) {
+            return Routed::Device {
+                width: checked.width,
+                height: checked.height,
+            };
+        }
+        let t = Instant::now();
+        let r = decode(bytes, limits);
+        self.decode_ns
+            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        match r {
+            Ok(img) => Routed::Cpu(img),
+            Err(e) => Routed::Failed(e),
+        }
     }
 
     /// The CPU reference for one image that does not fit on the device.
@@ -184,66 +269,115 @@ impl Embedder for DeviceEmbedder {
         let batch = self.batch_size();
         let mut out: Vec<Result<Vec<f32>, ImageError>> = Vec::with_capacity(images.len());
         std::thread::scope(|scope| {
-            let (tx, rx) = sync_channel::<Vec<Result<RgbImage, ImageError>>>(QUEUE_DEPTH);
+            let (tx, rx) = sync_channel::<(usize, Vec<Routed>)>(QUEUE_DEPTH);
             scope.spawn(move || {
-                for chunk in images.chunks(batch) {
-                    let decoded: Vec<_> = chunk
-                        .par_iter()
-                        .map(|b| {
-                            let t = Instant::now();
-                            let r = decode(b, limits);
-                            self.decode_ns
-                                .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                            r
-                        })
-                        .collect();
-                    if tx.send(decoded).is_err() {
+                for (c, chunk) in images.chunks(batch).enumerate() {
+                    let routed: Vec<Routed> =
+                        chunk.par_iter().map(|b| self.route(b, limits)).collect();
+                    if tx.send((c * batch, routed)).is_err() {
                         break; // the consumer stopped
                     }
                 }
             });
-            for decoded in rx {
-                let mut ok = Vec::new();
-                let mut slots = Vec::with_capacity(decoded.len());
-                for r in decoded {
-                    match r {
-                        Ok(img) => {
-                            slots.push(Ok(ok.len()));
-                            ok.push(img);
-                        }
-                        Err(e) => slots.push(Err(e)),
-                    }
-                }
-                let mut split = SplitStats::default();
-                let embedded = run_split(
-                    &ok,
-                    batch,
-                    &mut |b| self.embed_on_device(b),
-                    &mut |b| self.embed_on_cpu(b),
-                    &mut split,
-                );
-                {
-                    let mut s = self.stats.lock().expect("stats");
-                    s.batches += 1;
-                    s.splits += split.splits as u64;
-                    s.cpu_fallback += split.cpu_fallback as u64;
-                }
-                match embedded {
-                    Ok(mut vs) => {
-                        let mut it = vs.drain(..).map(Some).collect::<Vec<_>>();
-                        for slot in slots {
-                            out.push(slot.map(|i| it[i].take().expect("each embedding once")));
-                        }
-                    }
-                    // The device failing is the run's failure: every image of
-                    // the batch carries it, and callers stop on it.
-                    Err(e) => out.extend(slots.into_iter().map(|s| match s {
-                        Ok(_) => Err(ImageError::Device(e.clone())),
-                        Err(err) => Err(err),
-                    })),
-                }
+            for (first, routed) in rx {
+                out.extend(self.embed_routed(&images[first..first + routed.len()], routed, limits));
             }
         });
         out
+    }
+}
+
+impl DeviceEmbedder {
+    /// Embeds one routed batch, results in input order.
+    fn embed_routed(
+        &self,
+        bytes: &[&[u8]],
+        routed: Vec<Routed>,
+        limits: &DecodeLimits,
+    ) -> Vec<Result<Vec<f32>, ImageError>> {
+        // The device's JPEGs first: if their decode fails as a batch, they
+        // are decoded on the CPU and join the others.
+        let mut on_device: Vec<usize> = Vec::new();
+        let mut sizes = Vec::new();
+        for (i, r) in routed.iter().enumerate() {
+            if let Routed::Device { width, height } = r {
+                on_device.push(i);
+                sizes.push((*width, *height));
+            }
+        }
+        let mut results: Vec<Option<Result<Vec<f32>, ImageError>>> =
+            (0..routed.len()).map(|_| None).collect();
+        let mut routed: Vec<Option<Routed>> = routed.into_iter().map(Some).collect();
+        if !on_device.is_empty() {
+            let jpegs: Vec<&[u8]> = on_device.iter().map(|&i| bytes[i]).collect();
+            match self.embed_jpegs(&jpegs, &sizes) {
+                Ok(vs) => {
+                    self.stats.lock().expect("stats").device_decoded += vs.len() as u64;
+                    for (&i, v) in on_device.iter().zip(vs) {
+                        results[i] = Some(Ok(v));
+                        routed[i] = None;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "device JPEG decode of {} images failed ({e}); decoding them on the CPU",
+                        on_device.len()
+                    );
+                    self.stats.lock().expect("stats").device_decode_fallback +=
+                        on_device.len() as u64;
+                    for &i in &on_device {
+                        routed[i] = Some(match decode(bytes[i], limits) {
+                            Ok(img) => Routed::Cpu(img),
+                            Err(e) => Routed::Failed(e),
+                        });
+                    }
+                }
+            }
+        }
+        let mut ok = Vec::new();
+        let mut slots = Vec::new();
+        for (i, r) in routed.iter_mut().enumerate() {
+            match r.take() {
+                Some(Routed::Cpu(img)) => {
+                    slots.push(i);
+                    ok.push(img);
+                }
+                Some(Routed::Failed(e)) => results[i] = Some(Err(e)),
+                Some(Routed::Device { .. }) => unreachable!("device JPEGs handled above"),
+                None => {}
+            }
+        }
+        let mut split = SplitStats::default();
+        let embedded = run_split(
+            &ok,
+            self.batch_size(),
+            &mut |b| self.embed_on_device(b),
+            &mut |b| self.embed_on_cpu(b),
+            &mut split,
+        );
+        {
+            let mut s = self.stats.lock().expect("stats");
+            s.batches += 1;
+            s.splits += split.splits as u64;
+            s.cpu_fallback += split.cpu_fallback as u64;
+        }
+        match embedded {
+            Ok(vs) => {
+                for (i, v) in slots.into_iter().zip(vs) {
+                    results[i] = Some(Ok(v));
+                }
+            }
+            // The device failing is the run's failure: every image of the
+            // batch carries it, and callers stop on it.
+            Err(e) => {
+                for i in slots {
+                    results[i] = Some(Err(ImageError::Device(e.clone())));
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every image of the batch has a result"))
+            .collect()
     }
 }

@@ -12,6 +12,7 @@ pub mod decode;
 pub mod descriptor;
 pub mod device_embed;
 pub mod embed;
+pub mod jpeg_frame;
 pub mod kernels;
 pub mod matching;
 pub mod mobilenet;
@@ -20,7 +21,7 @@ pub mod resample;
 pub mod thumbnail;
 pub mod verify;
 
-pub use decode::{decode, DecodeLimits};
+pub use decode::{check, decode, Checked, DecodeLimits};
 pub use device_embed::EmbedTimes;
 pub use embed::{Embedder, EmbedderKind};
 pub use matching::{top_k, Match, ReferenceSet};

@@ -34,6 +34,25 @@ pub trait ImageOps: Send + Sync {
     fn describe_images(&self, images: &[RgbImage]) -> Result<Vec<f32>, DeviceError> {
         self.describe(&self.thumbnails(images, descriptor::SIDE)?)
     }
+    /// Whether this launcher decodes `jpeg` (already through the decode
+    /// guards, `width`×`height`) itself: nvJPEG on a GPU. The CPU decoder
+    /// takes everything else.
+    fn decodes_jpeg(&self, _jpeg: &[u8], _width: u32, _height: u32) -> bool {
+        false
+    }
+    /// Decodes JPEGs this launcher [`decodes_jpeg`](Self::decodes_jpeg) and
+    /// makes `output` of them without the pixels leaving the device.
+    fn from_jpegs(
+        &self,
+        _jpegs: &[&[u8]],
+        _sizes: &[(u32, u32)],
+        _output: Output,
+    ) -> Result<Vec<f32>, DeviceError> {
+        Err(DeviceError::Driver(format!(
+            "{} does not decode JPEGs",
+            self.name()
+        )))
+    }
     /// The `k` most similar references of each query, best first, ties to
     /// the lower index (as [`top_k`]).
     fn top_k(
@@ -42,6 +61,15 @@ pub trait ImageOps: Send + Sync {
         refs: &ReferenceSet,
         k: usize,
     ) -> Result<Vec<Vec<Match>>, DeviceError>;
+}
+
+/// What [`ImageOps::from_jpegs`] makes of each image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// The descriptor embedding (`descriptor::DIM` floats).
+    Descriptor,
+    /// The ImageNet-normalised CHW tensor at `side`×`side` (mobilenet's input).
+    Imagenet(usize),
 }
 
 /// The image operations of `device`.

@@ -6,6 +6,7 @@
 //! call is made without them, so [`CudaDevice::open`] checks each library
 //! first and turns a missing one into [`DeviceError::Library`].
 
+pub mod nvjpeg;
 pub mod nvrtc;
 
 use std::collections::HashMap;
