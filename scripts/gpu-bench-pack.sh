@@ -4,6 +4,7 @@
 #   gpu-bundle/dajia-gpu-bench.xz   release build with --features cuda, stripped
 #   gpu-bundle/models/              mobilenet_v2.onnx, ppocrv5/ (det, rec, keys)
 #   gpu-bundle/ocr-set/             `dajia bench ocr` images + truth.jsonl
+#   gpu-bundle/photos/              the set-up script's photographs (photo pool)
 # and checks that it fits the 64 MiB a device run may carry.
 # Usage: scripts/gpu-bench-pack.sh [OCR_IMAGES=100]
 #   GPU_BENCH_PROFILE=dev packs a debug build instead (a quick dry run of the
@@ -28,7 +29,9 @@ xz -T0 -6 "$out/dajia-gpu-bench"
 
 cp "$models/mobilenet_v2.onnx" "$out/models/"
 cp "$models"/ppocrv5/ppocrv5_det.onnx "$models"/ppocrv5/ppocrv5_rec.onnx "$models"/ppocrv5/ppocr_keys_v5.txt "$out/models/ppocrv5/"
-cp benchmarks/gpu/models_peer.py "$out/"
+cp benchmarks/gpu/models_peer.py benchmarks/gpu/images_peer.py "$out/"
+# Real photographs the image benchmark makes its photo pool from.
+cp -r "$models/photos" "$out/photos"
 
 # The OCR set: rendered by the (debug is fine) dajia binary.
 cargo build --locked -p dajia

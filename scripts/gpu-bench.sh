@@ -2,9 +2,12 @@
 # The one prepared benchmark for a GPU node (under 8 minutes on one H200):
 # parity of every CUDA kernel and GPU model with the CPU reference, then
 # images/s (decode + embed + match) and OCR lines/s and characters/s on the
-# CPU and the GPU, the three models on dajia's runtime per batch, and the
-# PyTorch peer (benchmarks/gpu/models_peer.py). Writes $OUT/gpu-bench.json,
-# $OUT/gpu-bench.md and $OUT/models-peer.{json,md}.
+# CPU and the GPU (descriptor and mobilenet, on a photo pool made from real
+# photographs: 320-1600 px, baseline/progressive JPEG, PNG, WebP), the three
+# models on dajia's runtime per batch, and the PyTorch peers
+# (benchmarks/gpu/models_peer.py; images_peer.py on the same pool), with the
+# ratios. Writes $OUT/gpu-bench.{json,md}, $OUT/models-peer.{json,md} and
+# $OUT/images-peer.{json,md}.
 #
 # Usage: scripts/gpu-bench.sh [BUNDLE=gpu-bundle] [OUT=${OUT:-gpu-bench-out}]
 # BUNDLE comes from scripts/gpu-bench-pack.sh (release binary built with
@@ -44,7 +47,7 @@ for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/lib
 done
 ld=$(IFS=:; echo "${dirs[*]:-}")
 export LD_LIBRARY_PATH="${ld}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-for lib in libcuda.so libnvrtc.so.13 libcublas.so.13 libcudnn.so.9 libcudart.so.13; do
+for lib in libcuda.so libnvrtc.so.13 libcublas.so.13 libcudnn.so.9 libcudart.so.13 libnvjpeg.so.13; do
   found=$( { ldconfig -p 2>/dev/null | grep -o "/[^ ]*/$lib[^ ]*" | head -1; } || true)
   if [ -z "$found" ]; then
     for d in "${dirs[@]:-}"; do [ -n "$d" ] && ls "$d"/$lib* >/dev/null 2>&1 && found=$(ls "$d"/$lib* | head -1) && break; done
@@ -57,8 +60,11 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,m
 export DAJIA_CUDA_CACHE="$out/cubin-cache"
 export RUST_LOG=${RUST_LOG:-dajia_kernels=info}
 set +e
-timeout 450 "$bin" \
+pool="${TMPDIR:-/tmp}/dajia-photo-pool"
+rm -rf "$pool"
+timeout 420 "$bin" \
   --models "$bundle/models" \
+  --photos "$bundle/photos" --pool-dir "$pool" \
   --ocr-set "$bundle/ocr-set" \
   --device "${DAJIA_DEVICE:-auto}" \
   --json "$out/gpu-bench.json" --markdown "$out/gpu-bench.md" \
@@ -68,9 +74,34 @@ rc=$?
 # has torch and torchvision); its own files, named beside ours.
 peer="$(dirname "$0")/../benchmarks/gpu/models_peer.py"
 [ -f "$peer" ] || peer="$bundle/models_peer.py"
+ipeer="$(dirname "$0")/../benchmarks/gpu/images_peer.py"
+[ -f "$ipeer" ] || ipeer="$bundle/images_peer.py"
 for py in python3 python; do
   command -v "$py" >/dev/null || continue
   timeout 120 "$py" "$peer" "$out/models-peer.json" "$out/models-peer.md" 2> >(tee -a "$out/gpu-bench.log" >&2)
+  # The image path's peer on the same photo pool the benchmark wrote.
+  [ -d "$pool" ] && timeout 150 "$py" "$ipeer" "$pool" "$out/images-peer.json" "$out/images-peer.md" 2> >(tee -a "$out/gpu-bench.log" >&2)
+  # Ratios side by side, appended to the report.
+  "$py" - "$out" <<'PY' 2>&1 | tee -a "$out/gpu-bench.md"
+import json, os, sys
+out = sys.argv[1]
+def load(n):
+    try: return json.load(open(os.path.join(out, n)))
+    except Exception: return {}
+b, p = load("gpu-bench.json"), load("images-peer.json")
+rate = {(("cuda" if r["device"].startswith("cuda") else "cpu"), r["embedder"]): r["images_per_second"] for r in b.get("images", [])}
+peer = {r["precision"]: r["images_per_second"] for r in p.get("end_to_end", [])}
+print("\n## Ratios\n")
+if ("cuda", "descriptor") in rate and ("cpu", "descriptor") in rate:
+    print(f"- descriptor, GPU over all CPU cores: {rate['cuda','descriptor'] / rate['cpu','descriptor']:.2f}x")
+for prec, v in peer.items():
+    if ("cuda", "mobilenet") in rate:
+        print(f"- mobilenet, dajia GPU over PyTorch {prec}: {rate['cuda','mobilenet'] / v:.2f}x (goal 1.5x)")
+    if ("cuda", "descriptor") in rate:
+        print(f"- descriptor, dajia GPU over PyTorch mobilenet {prec}: {rate['cuda','descriptor'] / v:.2f}x")
+if p.get("error"):
+    print(f"- PyTorch images peer did not run: {p['error']}")
+PY
   break
 done
 set -e

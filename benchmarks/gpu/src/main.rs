@@ -19,7 +19,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use dajia_kernels::device::{self, Device, DeviceChoice, Runtime};
 use dajia_kernels::image::matching::ReferenceSet;
-use dajia_kernels::image::mobilenet::MobileNet;
+use dajia_kernels::image::mobilenet::{self, MobileNet};
 use dajia_kernels::image::{decode, embed, ops, DecodeLimits, EmbedderKind};
 use dajia_kernels::ocr::{accuracy, Ocr, OcrOptions};
 use dajia_kernels::parity::{self, Check};
@@ -27,6 +27,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 mod models;
+mod pool;
 
 #[derive(Parser)]
 #[command(about = "CPU against CUDA: parity and throughput of dajia's image and OCR work")]
@@ -38,7 +39,19 @@ struct Args {
     /// without it, `--synthetic` photo-like JPEGs are drawn here.
     #[arg(long)]
     images: Option<PathBuf>,
-    /// Photo-like 640x480 JPEGs to draw when no `--images` folder is given.
+    /// Real photographs (scripts/setup-models.sh's photos/) to make the photo
+    /// pool from when no `--images` folder is given: crops scaled to 320-1600
+    /// px, 70% baseline JPEG, 15% progressive JPEG, 10% PNG, 5% WebP.
+    #[arg(long)]
+    photos: Option<PathBuf>,
+    /// Photos in that pool.
+    #[arg(long, default_value_t = 2_000)]
+    pool: usize,
+    /// Also write the pool's files here (the PyTorch peer reads them).
+    #[arg(long)]
+    pool_dir: Option<PathBuf>,
+    /// Photo-like 640x480 JPEGs to draw when neither `--images` nor
+    /// `--photos` is given.
     #[arg(long, default_value_t = 2_000)]
     synthetic: usize,
     /// The folder `dajia bench ocr --out` wrote (images/*.jpg, truth.jsonl).
@@ -53,6 +66,12 @@ struct Args {
     /// Images through the descriptor path on the CPU.
     #[arg(long, default_value_t = 4_000)]
     cpu_images: usize,
+    /// Images through the mobilenet path on the GPU (0: skipped).
+    #[arg(long, default_value_t = 20_000)]
+    gpu_mobilenet_images: usize,
+    /// Images through the mobilenet path on the CPU (0: skipped).
+    #[arg(long, default_value_t = 200)]
+    cpu_mobilenet_images: usize,
     /// References matched against.
     #[arg(long, default_value_t = 10_000)]
     refs: usize,
@@ -74,6 +93,7 @@ struct Args {
 #[derive(Serialize)]
 struct ImagesRun {
     device: String,
+    embedder: &'static str,
     images: usize,
     references: usize,
     seconds: f64,
@@ -82,6 +102,9 @@ struct ImagesRun {
     decode_images_per_second: Option<f64>,
     gpu_seconds: Option<f64>,
     out_of_memory_splits: Option<u64>,
+    /// Images nvJPEG decoded on the device (the rest on the CPU).
+    device_decoded: Option<u64>,
+    device_decode_fallback: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -102,6 +125,8 @@ struct Report {
     device: String,
     gpu_unavailable: Option<String>,
     cpu_threads: usize,
+    /// The photo pool's make-up, when made from `--photos`.
+    pool: Option<pool::PoolMix>,
     parity: Vec<Check>,
     parity_pass: bool,
     images: Vec<ImagesRun>,
@@ -109,6 +134,8 @@ struct Report {
     /// The three models on dajia's runtime (and tract-cuda when asked).
     models: Vec<models::ModelRun>,
     goal_images_per_second: f64,
+    /// mobilenet end to end against the PyTorch peer (images_peer.py).
+    goal_mobilenet_over_peer: f64,
     goal_ocr_chars_per_second: f64,
 }
 
@@ -134,13 +161,14 @@ fn read_images(dir: &Path) -> Result<Vec<Vec<u8>>> {
 /// Decode + embed + match `n` images (round-robin over `pool`) on `device`.
 fn images_run(
     device: &Device,
+    kind: EmbedderKind,
     pool: &[Vec<u8>],
     refs: &ReferenceSet,
     n: usize,
     models: &Path,
 ) -> Result<ImagesRun> {
     let limits = DecodeLimits::default();
-    let embedder = embed::load_on(EmbedderKind::Descriptor, models, device)?;
+    let embedder = embed::load_on(kind, models, device)?;
     let ops = ops::for_device(device);
     let batch: Vec<&[u8]> = (0..n).map(|i| pool[i % pool.len()].as_slice()).collect();
     // Warm-up: kernels compiled (or read from the cubin cache), buffers sized.
@@ -171,6 +199,7 @@ fn images_run(
     let times = embedder.times();
     Ok(ImagesRun {
         device: device.describe(),
+        embedder: kind.name(),
         images: done,
         references: refs.len(),
         seconds,
@@ -178,6 +207,8 @@ fn images_run(
         decode_images_per_second: decode_rate,
         gpu_seconds: times.map(|t| t.device_seconds),
         out_of_memory_splits: times.map(|t| t.splits),
+        device_decoded: times.map(|t| t.device_decoded),
+        device_decode_fallback: times.map(|t| t.device_decode_fallback),
     })
 }
 
@@ -293,9 +324,17 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let a = Args::parse();
-    let pool = match &a.images {
-        Some(dir) => read_images(dir)?,
-        None => synthetic_photos(a.synthetic),
+    let (pool, mix) = match (&a.images, &a.photos) {
+        (Some(dir), _) => (read_images(dir)?, None),
+        (None, Some(photos)) => {
+            let (named, mix) = pool::make(photos, a.pool, 7)?;
+            if let Some(dir) = &a.pool_dir {
+                pool::write(&named, dir)?;
+            }
+            eprintln!("photo pool: {mix:?}");
+            (named.into_iter().map(|(_, b)| b).collect(), Some(mix))
+        }
+        (None, None) => (synthetic_photos(a.synthetic), None),
     };
     let limits = DecodeLimits::default();
     let sel = device::select(a.device).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -317,12 +356,14 @@ fn main() -> Result<()> {
         device: sel.device.describe(),
         gpu_unavailable,
         cpu_threads: rayon::current_num_threads(),
+        pool: mix,
         parity: Vec::new(),
         parity_pass: true,
         images: Vec::new(),
         ocr: Vec::new(),
         models: Vec::new(),
         goal_images_per_second: 20_000.0,
+        goal_mobilenet_over_peer: 1.5,
         goal_ocr_chars_per_second: 1_000_000.0,
     };
 
@@ -396,23 +437,35 @@ fn main() -> Result<()> {
     }
     report.parity_pass = report.parity.iter().all(|c| c.pass);
 
-    // Throughput.
-    report.images.push(images_run(
-        &Device::Cpu,
-        &pool,
-        &refs,
-        a.cpu_images,
-        &a.models,
-    )?);
+    // Throughput: each embedder on all CPU cores and on the GPU.
+    let random_refs = random_references(mobilenet::DIM, a.refs);
+    let mut plan: Vec<(Device, EmbedderKind, usize)> = vec![
+        (Device::Cpu, EmbedderKind::Descriptor, a.cpu_images),
+        (Device::Cpu, EmbedderKind::Mobilenet, a.cpu_mobilenet_images),
+    ];
     if let Some(g) = &gpu {
+        plan.push((g.clone(), EmbedderKind::Descriptor, a.gpu_images));
+        plan.push((g.clone(), EmbedderKind::Mobilenet, a.gpu_mobilenet_images));
+    }
+    for (device, kind, n) in plan {
+        if n == 0 {
+            continue;
+        }
+        // mobilenet is matched against random unit vectors of its size
+        // (matching speed does not depend on the values; embedding 10,000
+        // references with mobilenet on the CPU would take the run's time).
+        let r = match kind {
+            EmbedderKind::Descriptor => &refs,
+            EmbedderKind::Mobilenet => &random_refs,
+        };
         report
             .images
-            .push(images_run(g, &pool, &refs, a.gpu_images, &a.models)?);
+            .push(images_run(&device, kind, &pool, r, n, &a.models)?);
     }
     for r in &report.images {
         eprintln!(
-            "images {}: {:.0} images/s ({} images, {:.2}s)",
-            r.device, r.images_per_second, r.images, r.seconds
+            "images {} {}: {:.0} images/s ({} images, {:.2}s)",
+            r.device, r.embedder, r.images_per_second, r.images, r.seconds
         );
     }
     if let Some(set) = &ocr_set {
@@ -440,6 +493,25 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+/// `n` random unit vectors of `dim` floats, deterministic.
+fn random_references(dim: usize, n: usize) -> ReferenceSet {
+    let mut set = ReferenceSet::new(dim);
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let mut v = vec![0f32; dim];
+    for _ in 0..n {
+        for e in v.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *e = (x >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+        }
+        let norm = v.iter().map(|e| e * e).sum::<f32>().sqrt().max(1e-12);
+        let unit: Vec<f32> = v.iter().map(|e| e / norm).collect();
+        set.push(&unit);
+    }
+    set
+}
+
 fn markdown(r: &Report) -> String {
     let mut s = format!("# dajia GPU benchmark\n\ndevice: {}\n", r.device);
     if let Some(why) = &r.gpu_unavailable {
@@ -457,18 +529,26 @@ fn markdown(r: &Report) -> String {
             if c.pass { "ok" } else { "FAIL" }
         );
     }
-    s += &format!("\n## Images: decode + embed (descriptor) + match, goal {:.0}/s per node\n\n| device | images | references | seconds | images/s | decode-only images/s (CPU) |\n|---|---|---|---|---|---|\n", r.goal_images_per_second);
+    if let Some(p) = &r.pool {
+        s += &format!(
+            "\nPhoto pool: {} baseline JPEG, {} progressive JPEG, {} PNG, {} WebP; long side {}-{} px; mean {} bytes\n",
+            p.baseline_jpeg, p.progressive_jpeg, p.png, p.webp, p.min_side, p.max_side, p.mean_bytes
+        );
+    }
+    s += &format!("\n## Images: decode + embed + top-5, goals: descriptor {:.0}/s per node, mobilenet {:.1}x the PyTorch peer (images-peer.md)\n\n| device | embedder | images | references | seconds | images/s | decode-only images/s (CPU) | decoded on device |\n|---|---|---|---|---|---|---|---|\n", r.goal_images_per_second, r.goal_mobilenet_over_peer);
     for i in &r.images {
         s += &format!(
-            "| {} | {} | {} | {:.2} | {:.0} | {} |\n",
+            "| {} | {} | {} | {} | {:.2} | {:.0} | {} | {} |\n",
             i.device,
+            i.embedder,
             i.images,
             i.references,
             i.seconds,
             i.images_per_second,
             i.decode_images_per_second
                 .map(|d| format!("{d:.0}"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            i.device_decoded.map(|d| format!("{d}")).unwrap_or_default()
         );
     }
     if !r.models.is_empty() {
