@@ -87,7 +87,11 @@ impl CudaOps {
             *staging = Some(b);
         }
         let buf = staging.as_mut().expect("allocated above");
-        // Waits until the previous batch's copy out of it has finished.
+        // The copy below reads the buffer as a plain slice (a pinned slice
+        // cannot be cut to `total`), so cudarc records no event on it: wait
+        // for the stream, and with it the previous batch's copy, before
+        // writing. (Each batch ends in a blocking copy out anyway.)
+        s.synchronize().map_err(driver_err)?;
         let host = buf.as_mut_slice().map_err(driver_err)?;
         let mut at = 0usize;
         for img in images {

@@ -98,11 +98,8 @@ pub fn check(bytes: &[u8], limits: &DecodeLimits) -> Result<Checked, ImageError>
     // appears by accident); data appended after it, as in motion photos, is
     // fine.
     if format == ImageFormat::Jpeg {
-        let sos = bytes
-            .windows(2)
-            .rposition(|w| w == [0xff, 0xda])
-            .unwrap_or(0);
-        if !bytes[sos..].windows(2).any(|w| w == [0xff, 0xd9]) {
+        let sos = memchr::memmem::rfind(bytes, &[0xff, 0xda]).unwrap_or(0);
+        if memchr::memmem::find(&bytes[sos..], &[0xff, 0xd9]).is_none() {
             return Err(ImageError::Corrupt {
                 format: "JPEG".into(),
                 detail: "truncated: no end-of-image marker".into(),
