@@ -230,6 +230,12 @@ struct ImageArgs {
     /// Text lines recognised per OCR model run (1 is fastest on a CPU).
     #[arg(long)]
     ocr_rec_batch: Option<usize>,
+    /// Images per OCR detector run (1 is fastest on a CPU).
+    #[arg(long)]
+    ocr_det_batch: Option<usize>,
+    /// OCR detector inputs padded to sides in multiples of this (32: none).
+    #[arg(long)]
+    ocr_det_bucket: Option<u32>,
     /// Turn upside-down text lines with PP-OCR's orientation classifier.
     #[arg(long)]
     ocr_cls: bool,
@@ -269,6 +275,12 @@ impl ImageArgs {
         }
         if let Some(b) = self.ocr_rec_batch {
             o.rec_batch = b;
+        }
+        if let Some(b) = self.ocr_det_batch {
+            o.det_batch = b;
+        }
+        if let Some(b) = self.ocr_det_bucket {
+            o.det_bucket = b;
         }
         if self.ocr_cls {
             o.use_cls = true;

@@ -84,8 +84,11 @@ fn placement(runtime: Runtime, plan: &dyn Runnable) -> Placement {
 }
 
 /// Plans kept per model; past this the cache is cleared (shapes are snapped
-/// to a grid, so a catalog of ordinary photos stays far below it).
+/// to a grid, so a catalog of ordinary photos stays far below it). On a GPU
+/// the OCR warm-up builds one plan per shape bucket (64 detector shapes at
+/// the default 128-px buckets), so the cache holds more there.
 const MAX_PLANS: usize = 48;
+const MAX_GPU_PLANS: usize = 160;
 
 /// A prepared model for one input shape.
 #[derive(Clone)]
@@ -183,6 +186,11 @@ impl ShapedModel {
         Ok(m)
     }
 
+    /// Plans built so far (kept in the cache).
+    pub fn plan_count(&self) -> usize {
+        self.plans.lock().expect("plan cache").len()
+    }
+
     /// The optimised plan for `shape` (built on first use).
     pub fn plan(&self, shape: &[usize]) -> Result<Plan, ImageError> {
         if let Some(p) = self.plans.lock().expect("plan cache").get(shape) {
@@ -237,7 +245,11 @@ impl ShapedModel {
             }
         };
         let mut plans = self.plans.lock().expect("plan cache");
-        if plans.len() >= MAX_PLANS {
+        let max = match self.runtime {
+            Runtime::Cpu => MAX_PLANS,
+            Runtime::Cuda => MAX_GPU_PLANS,
+        };
+        if plans.len() >= max {
             plans.clear();
         }
         plans.insert(shape.to_vec(), plan.clone());

@@ -12,7 +12,7 @@ use dajia_kernels::device::{self, DeviceChoice, Runtime};
 use dajia_kernels::image::mobilenet::{self, MobileNet};
 use dajia_kernels::image::thumbnail::imagenet_chw;
 use dajia_kernels::image::thumbnail::resize_rgb;
-use dajia_kernels::ocr::{Ocr, OcrOptions};
+use dajia_kernels::ocr::{accuracy, Ocr, OcrOptions};
 use dajia_kernels::parity;
 use image::{Rgb, RgbImage};
 
@@ -132,18 +132,86 @@ fn ocr_text_agrees_across_batch_sizes_and_runtimes() {
     let imgs = text_images(&dir);
     let refs: Vec<&[u8]> = imgs.iter().map(Vec::as_slice).collect();
     let cpu = Ocr::load(&dir, OcrOptions::default()).unwrap();
-    // The batch a GPU gets (32 lines per recognition run) on the CPU.
-    let batched = Ocr::load(
+    // What a GPU gets, on the CPU: detection letterboxed into 128-px
+    // buckets, 16 images per detector run, 128 lines per recogniser run,
+    // all images read together.
+    let gpu_like = || OcrOptions {
+        rec_batch: 128,
+        det_batch: 16,
+        det: dajia_kernels::ocr::DetOptions {
+            bucket: 128,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let batched = Ocr::load(&dir, gpu_like()).unwrap();
+    let c = parity::ocr_text(&cpu, &batched, &refs, "cpu, GPU batch options".into()).unwrap();
+    eprintln!("{c}");
+    assert!(c.pass, "{c}");
+    // Across images: one read of all (plus a text-free photo and a
+    // differently sized copy, another bucket) against one at a time.
+    let mut all: Vec<Vec<u8>> = imgs.clone();
+    let mut b = std::io::Cursor::new(Vec::new());
+    RgbImage::from_fn(300, 220, |x, y| {
+        Rgb([(x % 256) as u8, (y % 256) as u8, 120])
+    })
+    .write_to(&mut b, image::ImageFormat::Png)
+    .unwrap();
+    all.push(b.into_inner());
+    let big = image::load_from_memory(&imgs[1]).unwrap().resize_exact(
+        900,
+        230,
+        image::imageops::FilterType::Triangle,
+    );
+    let mut b = std::io::Cursor::new(Vec::new());
+    big.write_to(&mut b, image::ImageFormat::Png).unwrap();
+    all.push(b.into_inner());
+    let all_refs: Vec<&[u8]> = all.iter().map(Vec::as_slice).collect();
+    let limits = dajia_kernels::image::DecodeLimits::default();
+    let before = batched.times();
+    let pages = batched.read_batch(&all_refs, &limits);
+    let after = batched.times();
+    let (mut errors, mut chars) = (0, 0);
+    for (b, p) in all_refs.iter().zip(&pages) {
+        let want = cpu.read_bytes(b, &limits).unwrap().text();
+        let got = p.as_ref().unwrap().text();
+        let (w, g) = (accuracy::normalise(&want), accuracy::normalise(&got));
+        errors += accuracy::edit_distance(&g, &w);
+        chars += w.len().max(g.len());
+    }
+    let agreement = 1.0 - errors as f64 / chars as f64;
+    assert!(agreement >= 0.99, "batched across images: {agreement}");
+    assert!(
+        pages[4].as_ref().unwrap().lines.is_empty(),
+        "text-free photo"
+    );
+    // 4 images of one bucket in one run, the other two in their own.
+    assert_eq!(after.det_runs - before.det_runs, 3, "{after:?}");
+    assert!(
+        after.rec_runs - before.rec_runs < after.lines - before.lines,
+        "{after:?}"
+    );
+    // Warm-up builds every plan reading needs: with 128-px buckets up to
+    // 256 px, 4 detector shapes (and the 29 recogniser widths); reading then
+    // builds none.
+    let small = Ocr::load(
         &dir,
         OcrOptions {
-            rec_batch: 32,
+            rec_batch: 2,
+            det_batch: 2,
+            det: dajia_kernels::ocr::DetOptions {
+                bucket: 128,
+                max_side: 256,
+                ..Default::default()
+            },
             ..Default::default()
         },
     )
     .unwrap();
-    let c = parity::ocr_text(&cpu, &batched, &refs, "cpu rec_batch 32".into()).unwrap();
-    eprintln!("{c}");
-    assert!(c.pass, "{c}");
+    assert_eq!(small.warm_up().unwrap(), 4 + 29);
+    let warm = small.plan_counts();
+    small.read_batch(&refs, &limits);
+    assert_eq!(small.plan_counts(), warm, "plans built while reading");
     if gpu() {
         let cuda = Ocr::load(
             &dir,

@@ -37,6 +37,20 @@ pub struct OcrBenchOptions {
     pub ocr: OcrOptions,
 }
 
+/// The all-cores (batched) read of the whole set: wall seconds, model runs,
+/// and the thread-seconds of each stage (they overlap, so they may sum to
+/// more than the wall time).
+#[derive(Debug, Clone, Serialize)]
+pub struct AllCores {
+    pub seconds: f64,
+    pub chars_per_second: f64,
+    pub det_runs: u64,
+    pub rec_runs: u64,
+    pub det_thread_seconds: f64,
+    pub post_thread_seconds: f64,
+    pub rec_thread_seconds: f64,
+}
+
 /// One line of `truth.jsonl`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Truth {
@@ -75,6 +89,8 @@ pub struct OcrBenchReport {
     pub e2e_lines_per_second: f64,
     pub e2e_chars_per_second: f64,
     pub e2e_images_per_second_all_cores: f64,
+    /// The all-cores run: wall time, model runs and where the time went.
+    pub all_cores: AllCores,
     pub cores: usize,
     pub char_accuracy: f64,
     pub char_accuracy_by_script: BTreeMap<String, f64>,
@@ -328,6 +344,7 @@ pub fn render_set(out: &Path, images: usize, seed: u64, models: &Path) -> Result
 pub fn run(o: &OcrBenchOptions) -> Result<OcrBenchReport> {
     let truths = render_set(&o.out, o.images, o.seed, &o.models)?;
     let ocr = Ocr::load(&o.models, o.ocr.clone())?;
+    ocr.warm_up()?;
     let limits = DecodeLimits::default();
     let bytes: Vec<Vec<u8>> = truths
         .iter()
@@ -355,9 +372,11 @@ pub fn run(o: &OcrBenchOptions) -> Result<OcrBenchReport> {
         Ok((pages, decode_s))
     })?;
 
+    let before = ocr.times();
     let t = Instant::now();
     let all = ocr.read_batch(&refs, &limits);
     let all_cores_s = t.elapsed().as_secs_f64();
+    let after = ocr.times();
     for r in all {
         r?;
     }
@@ -385,6 +404,15 @@ pub fn run(o: &OcrBenchOptions) -> Result<OcrBenchReport> {
         e2e_lines_per_second: 0.0,
         e2e_chars_per_second: 0.0,
         e2e_images_per_second_all_cores: truths.len() as f64 / all_cores_s.max(1e-9),
+        all_cores: AllCores {
+            seconds: all_cores_s,
+            det_runs: after.det_runs - before.det_runs,
+            rec_runs: after.rec_runs - before.rec_runs,
+            det_thread_seconds: after.det_seconds - before.det_seconds,
+            post_thread_seconds: after.post_seconds - before.post_seconds,
+            rec_thread_seconds: after.rec_seconds - before.rec_seconds,
+            chars_per_second: 0.0,
+        },
         cores: rayon::current_num_threads(),
         char_accuracy: 0.0,
         char_accuracy_by_script: BTreeMap::new(),
@@ -443,6 +471,7 @@ pub fn run(o: &OcrBenchOptions) -> Result<OcrBenchReport> {
     r.rec_chars_per_second = per(r.recognised_chars as f64, r.rec_seconds);
     r.e2e_lines_per_second = per(r.detected_lines as f64, r.e2e_seconds);
     r.e2e_chars_per_second = per(r.recognised_chars as f64, r.e2e_seconds);
+    r.all_cores.chars_per_second = per(r.recognised_chars as f64, r.all_cores.seconds);
     Ok(r)
 }
 
@@ -482,10 +511,18 @@ impl std::fmt::Display for OcrBenchReport {
             self.e2e_lines_per_second,
             self.e2e_chars_per_second
         )?;
+        let a = &self.all_cores;
         writeln!(
             f,
-            "  all {} cores: {:.2} images/s end to end (with decoding)",
-            self.cores, self.e2e_images_per_second_all_cores
+            "  all {} cores: {:.2} images/s, {:.0} chars/s end to end (with decoding); {} detector runs, {} recogniser runs; thread-seconds det {:.2}, post-processing {:.2}, rec {:.2}",
+            self.cores,
+            self.e2e_images_per_second_all_cores,
+            a.chars_per_second,
+            a.det_runs,
+            a.rec_runs,
+            a.det_thread_seconds,
+            a.post_thread_seconds,
+            a.rec_thread_seconds
         )?;
         write!(
             f,

@@ -28,6 +28,9 @@ pub struct DetOptions {
     /// How far boxes are grown back (DB shrinks text regions in training).
     pub unclip_ratio: f32,
     pub max_candidates: usize,
+    /// Detector inputs are padded up to sides in multiples of this (32:
+    /// no padding), so that few input shapes, and plans, exist.
+    pub bucket: u32,
 }
 
 impl Default for DetOptions {
@@ -41,6 +44,7 @@ impl Default for DetOptions {
             box_thresh: 0.6,
             unclip_ratio: 1.5,
             max_candidates: 1000,
+            bucket: 32,
         }
     }
 }

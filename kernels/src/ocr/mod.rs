@@ -10,12 +10,12 @@
 //! Models come from `scripts/setup-models.sh` into `<models>/ppocrv5/`.
 
 pub mod accuracy;
+pub mod batch;
 pub mod cls;
 pub mod det;
 pub mod rec;
 
 use std::path::Path;
-use std::time::Instant;
 
 use image::RgbImage;
 use imageproc::geometric_transformations::{warp_into, Interpolation, Projection};
@@ -24,6 +24,7 @@ use rayon::prelude::*;
 use crate::device::Runtime;
 use crate::image::{decode, DecodeLimits, ImageError};
 use crate::plans::{self, Placement, ShapedModel};
+pub use batch::OcrTimes;
 pub use det::{DetOptions, Quad};
 
 /// Sub-folder of the models directory holding the PP-OCRv5 files.
@@ -33,6 +34,9 @@ pub const DET_FILE: &str = "ppocrv5_det.onnx";
 #[derive(Debug, Clone, PartialEq)]
 pub struct OcrOptions {
     pub det: DetOptions,
+    /// Images of one detection bucket per detector run. One on the CPU
+    /// (tract gains nothing from batches there); GPUs want many.
+    pub det_batch: usize,
     /// Lines recognised per model run. On the CPU one at a time is fastest
     /// with tract (a batch of 8 costs 1.6x eight single runs, measured); GPUs
     /// want large batches.
@@ -52,6 +56,7 @@ impl Default for OcrOptions {
     fn default() -> Self {
         OcrOptions {
             det: DetOptions::default(),
+            det_batch: 1,
             rec_batch: 1,
             use_cls: false,
             min_confidence: 0.5,
@@ -100,6 +105,7 @@ pub struct Ocr {
     models_dir: std::path::PathBuf,
     /// CPU engine for the out-of-memory fallback of a GPU one.
     cpu: std::sync::OnceLock<Box<Ocr>>,
+    counters: batch::Counters,
 }
 
 impl Ocr {
@@ -120,6 +126,7 @@ impl Ocr {
             opts,
             models_dir: models_dir.to_path_buf(),
             cpu: std::sync::OnceLock::new(),
+            counters: batch::Counters::default(),
         };
         // Fail now, not at the first image, if a file is not the model it
         // claims to be.
@@ -173,61 +180,19 @@ impl Ocr {
         ))
     }
 
-    /// Does the small copy of a large image show anything like text?
-    fn passes_gate(&self, img: &RgbImage) -> Result<bool, ImageError> {
-        let side = self.opts.gate_side;
-        if side == 0 || img.width().max(img.height()) < 2 * side {
-            return Ok(true);
-        }
-        let small = DetOptions {
-            max_side: side,
-            ..self.opts.det.clone()
-        };
-        Ok(self.probability_map(img, &small)?.max() >= self.opts.det.thresh)
-    }
-
     /// Recognises given line crops (batched by width).
     pub fn recognize(&self, crops: &[RgbImage]) -> Result<Vec<rec::Recognized>, ImageError> {
         self.rec.recognize(crops, self.opts.rec_batch)
     }
 
-    /// Reads the text of one image.
+    /// Reads the text of one image (the batch path with one image).
     pub fn read(&self, img: &RgbImage) -> Result<OcrPage, ImageError> {
-        let started = Instant::now();
-        let mut page = OcrPage::default();
-        if !self.passes_gate(img)? {
-            page.gated_out = true;
-            page.det_seconds = started.elapsed().as_secs_f64();
-            return Ok(page);
-        }
-        let boxes = self.detect(img)?;
-        page.det_seconds = started.elapsed().as_secs_f64();
-        if boxes.is_empty() {
-            return Ok(page);
-        }
-        let started = Instant::now();
-        let mut crops: Vec<RgbImage> = boxes.iter().map(|(q, _)| crop_line(img, q)).collect();
-        if let Some(cls) = &self.cls {
-            let upside_down = cls.upside_down(&crops)?;
-            for (crop, p) in crops.iter_mut().zip(upside_down) {
-                if p > cls::THRESHOLD {
-                    image::imageops::rotate180_in_place(crop);
-                }
-            }
-        }
-        let texts = self.recognize(&crops)?;
-        page.rec_seconds = started.elapsed().as_secs_f64();
-        page.lines = boxes
-            .into_iter()
-            .zip(texts)
-            .filter(|(_, r)| !r.text.trim().is_empty() && r.confidence >= self.opts.min_confidence)
-            .map(|((quad, _), r)| OcrLine {
-                text: r.text,
-                confidence: r.confidence,
-                quad,
-            })
-            .collect();
-        Ok(page)
+        Ok(self.read_images(&[img])?.pop().expect("one page per image"))
+    }
+
+    /// Where reading time went so far ([`batch`]).
+    pub fn times(&self) -> OcrTimes {
+        self.counters.snapshot()
     }
 
     /// Decodes (with the image guards) and reads one image.
@@ -235,7 +200,8 @@ impl Ocr {
         self.read(&decode(bytes, limits)?)
     }
 
-    /// Reads many images in parallel (rayon), results in input order.
+    /// Reads many images, results in input order: decoded in parallel
+    /// (rayon), then read together ([`read_images`](Self::read_images)).
     ///
     /// On a GPU, images that ran out of device memory while others ran
     /// beside them are read again one at a time; one that still does not fit
@@ -246,9 +212,28 @@ impl Ocr {
         images: &[&[u8]],
         limits: &DecodeLimits,
     ) -> Vec<Result<OcrPage, ImageError>> {
-        let mut pages: Vec<Result<OcrPage, ImageError>> = images
-            .par_iter()
-            .map(|b| self.read_bytes(b, limits))
+        let decoded: Vec<Result<RgbImage, ImageError>> =
+            images.par_iter().map(|b| decode(b, limits)).collect();
+        let ok: Vec<&RgbImage> = decoded.iter().filter_map(|d| d.as_ref().ok()).collect();
+        // One pass over the decoded images; if the device fails it as a
+        // whole, every image carries the error (out-of-memory ones are read
+        // again below, one at a time).
+        let read = self.read_images(&ok);
+        let mut read_pages = match &read {
+            Ok(p) => p
+                .clone()
+                .into_iter()
+                .map(Ok)
+                .collect::<Vec<_>>()
+                .into_iter(),
+            Err(e) => vec![Err(e.clone()); ok.len()].into_iter(),
+        };
+        let mut pages: Vec<Result<OcrPage, ImageError>> = decoded
+            .iter()
+            .map(|d| match d {
+                Ok(_) => read_pages.next().expect("one page per decoded image"),
+                Err(e) => Err(e.clone()),
+            })
             .collect();
         let oom = |r: &Result<OcrPage, ImageError>| matches!(r, Err(ImageError::Device(e)) if e.is_out_of_memory());
         for (i, b) in images.iter().enumerate() {

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use image::RgbImage;
+use rayon::prelude::*;
 
 use crate::device::Runtime;
 use crate::image::thumbnail::resize_to;
@@ -82,17 +83,43 @@ impl Recognizer {
         self.model.placement()
     }
 
+    /// Plans built so far.
+    pub fn plan_count(&self) -> usize {
+        self.model.plan_count()
+    }
+
+    /// Builds the plan for `batch` lines of width `width` (warm-up).
+    pub fn plan(&self, batch: usize, width: u32) -> Result<(), ImageError> {
+        self.model
+            .plan(&[batch, 3, HEIGHT as usize, width as usize])
+            .map(|_| ())
+    }
+
     /// Recognises line crops, `batch` at a time; lines of similar width are
-    /// batched together so that little of each batch is padding. Results are
-    /// in the order of `crops`.
+    /// batched together so that little of each batch is padding, and the
+    /// batches run in parallel (rayon). Results are in the order of `crops`.
     pub fn recognize(
         &self,
         crops: &[RgbImage],
         batch: usize,
     ) -> Result<Vec<Recognized>, ImageError> {
+        Ok(self.recognize_counted(crops, batch)?.0)
+    }
+
+    /// As [`recognize`](Self::recognize), with the number of model runs.
+    pub fn recognize_counted(
+        &self,
+        crops: &[RgbImage],
+        batch: usize,
+    ) -> Result<(Vec<Recognized>, usize), ImageError> {
         let widths: Vec<u32> = crops.iter().map(line_width).collect();
         let mut order: Vec<usize> = (0..crops.len()).collect();
         order.sort_by_key(|&i| widths[i]);
+        let groups: Vec<&[usize]> = order.chunks(batch.max(1)).collect();
+        let done: Vec<Vec<(usize, Recognized)>> = groups
+            .par_iter()
+            .map(|group| self.recognize_group(crops, &widths, group, batch))
+            .collect::<Result<_, ImageError>>()?;
         let mut out = vec![
             Recognized {
                 text: String::new(),
@@ -100,47 +127,66 @@ impl Recognizer {
             };
             crops.len()
         ];
-        for group in order.chunks(batch.max(1)) {
-            let w = group
-                .iter()
-                .map(|&i| widths[i])
-                .max()
-                .unwrap_or(MIN_WIDTH)
-                .max(MIN_WIDTH)
-                .div_ceil(WIDTH_STEP)
-                * WIDTH_STEP;
-            let plane = (HEIGHT * w) as usize;
-            // Zero is mid-grey after normalisation: the padding value
-            // PaddleOCR uses.
-            let mut input = vec![0f32; group.len() * 3 * plane];
-            for (k, &i) in group.iter().enumerate() {
-                let line = resize_to(&crops[i], widths[i].min(w), HEIGHT);
-                let base = k * 3 * plane;
-                for (x, y, p) in line.enumerate_pixels() {
-                    let at = (y * w + x) as usize;
-                    for c in 0..3 {
-                        // BGR, (x/255 - 0.5) / 0.5
-                        input[base + c * plane + at] = p.0[2 - c] as f32 / 127.5 - 1.0;
-                    }
+        for (i, r) in done.into_iter().flatten() {
+            out[i] = r;
+        }
+        Ok((out, groups.len()))
+    }
+
+    /// One model run over the lines `group` (indices into `crops`).
+    fn recognize_group(
+        &self,
+        crops: &[RgbImage],
+        widths: &[u32],
+        group: &[usize],
+        batch: usize,
+    ) -> Result<Vec<(usize, Recognized)>, ImageError> {
+        let w = group
+            .iter()
+            .map(|&i| widths[i])
+            .max()
+            .unwrap_or(MIN_WIDTH)
+            .max(MIN_WIDTH)
+            .div_ceil(WIDTH_STEP)
+            * WIDTH_STEP;
+        let plane = (HEIGHT * w) as usize;
+        let rows = super::batch::padded_batch(group.len(), batch);
+        // Zero is mid-grey after normalisation: the padding value
+        // PaddleOCR uses.
+        let mut input = vec![0f32; rows * 3 * plane];
+        for (k, &i) in group.iter().enumerate() {
+            let line = resize_to(&crops[i], widths[i].min(w), HEIGHT);
+            let base = k * 3 * plane;
+            for (x, y, p) in line.enumerate_pixels() {
+                let at = (y * w + x) as usize;
+                for c in 0..3 {
+                    // BGR, (x/255 - 0.5) / 0.5
+                    input[base + c * plane + at] = p.0[2 - c] as f32 / 127.5 - 1.0;
                 }
             }
-            let shape = [group.len(), 3, HEIGHT as usize, w as usize];
-            let (oshape, probs) = self.model.run(&shape, &input)?;
-            if oshape.len() != 3 || oshape[0] != group.len() || oshape[2] != self.keys.len() {
-                return Err(model_err(
-                    "ppocrv5_rec",
-                    format!(
-                        "output shape {oshape:?} does not match {} dictionary entries",
-                        self.keys.len()
-                    ),
-                ));
-            }
-            let (t, c) = (oshape[1], oshape[2]);
-            for (k, &i) in group.iter().enumerate() {
-                out[i] = ctc_greedy(&probs[k * t * c..(k + 1) * t * c], c, &self.keys);
-            }
         }
-        Ok(out)
+        let shape = [rows, 3, HEIGHT as usize, w as usize];
+        let (oshape, probs) = self.model.run(&shape, &input)?;
+        if oshape.len() != 3 || oshape[0] != rows || oshape[2] != self.keys.len() {
+            return Err(model_err(
+                "ppocrv5_rec",
+                format!(
+                    "output shape {oshape:?} does not match {} dictionary entries",
+                    self.keys.len()
+                ),
+            ));
+        }
+        let (t, c) = (oshape[1], oshape[2]);
+        Ok(group
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| {
+                (
+                    i,
+                    ctc_greedy(&probs[k * t * c..(k + 1) * t * c], c, &self.keys),
+                )
+            })
+            .collect())
     }
 }
 
