@@ -118,6 +118,12 @@ impl NvJpeg {
             Some(f) => vec![f.clone()],
             None => CANDIDATES.iter().map(|s| s.to_string()).collect(),
         };
+        Self::open_from(&names)
+    }
+
+    /// Loads the first of `names` that loads, and creates a handle and a
+    /// decode state.
+    fn open_from(names: &[String]) -> Result<NvJpeg, DeviceError> {
         // SAFETY: loading a shared library runs its initialisers; nvJPEG's
         // are the vendor's.
         let lib = names
@@ -297,5 +303,20 @@ impl Drop for NvJpeg {
             (self.state_destroy)(self.state);
             (self.destroy)(self.handle);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_missing_library_is_a_one_line_error_naming_it() {
+        let e = super::NvJpeg::open_from(&["/nonexistent/libnvjpeg.so.13".into()])
+            .err()
+            .expect("no such library");
+        let m = e.to_string();
+        assert!(
+            m.contains("nvJPEG") && m.contains("/nonexistent/libnvjpeg.so.13") && !m.contains('\n'),
+            "{m}"
+        );
     }
 }
