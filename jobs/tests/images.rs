@@ -422,6 +422,25 @@ fn image_options_come_from_config_and_flags_and_bad_values_are_one_line_errors()
         !ok && err.lines().count() == 1 && err.contains("unknown embedder `bogus`"),
         "{err}"
     );
+    // A misspelled weight or threshold is refused, not silently ignored.
+    for (file, key) in [
+        ("[weights]\nbrand_mentoin = 0.5\n", "brand_mentoin"),
+        ("[thresholds]\nreveiw = 0.4\n", "reveiw"),
+    ] {
+        std::fs::write(&cfg, file).unwrap();
+        let (ok, _, err) = scan_with(&[]);
+        assert!(
+            !ok && err.lines().count() == 1 && err.contains(key),
+            "{err}"
+        );
+    }
+    // OCR detection buckets must be multiples of 32.
+    std::fs::write(&cfg, "[ocr]\ndet_bucket = 48\n").unwrap();
+    let (ok, _, err) = scan_with(&[]);
+    assert!(
+        !ok && err.contains("det_bucket 48 is not a multiple of 32"),
+        "{err}"
+    );
     // Flags win over the file: the file's mobilenet (no model in this
     // models folder) is replaced by the descriptor, and the flag's threshold
     // is the one checked.

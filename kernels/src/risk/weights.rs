@@ -10,7 +10,7 @@ pub const MODEL_VERSION: &str = "rules-2026.11.3";
 /// Weight of each signal: the probability, on its own, that the listing is
 /// counterfeit. Reasons combine by noisy-OR: score = 1 − Π(1 − wᵢ).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Weights {
     /// A protected brand is named (informational on its own).
     pub brand_mention: f32,
@@ -92,7 +92,7 @@ impl Weights {
 
 /// Score thresholds of the actions.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Thresholds {
     /// At or above: a person reviews the listing.
     pub review: f32,
