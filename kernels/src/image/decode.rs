@@ -116,7 +116,15 @@ pub fn check(bytes: &[u8], limits: &DecodeLimits) -> Result<Checked, ImageError>
 /// Decodes JPEG, PNG or WebP bytes into RGB8 on the CPU, refusing oversized
 /// inputs before decoding ([`check`]).
 pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, ImageError> {
-    let Checked { format, .. } = check(bytes, limits)?;
+    decode_checked(bytes, check(bytes, limits)?.format, limits)
+}
+
+/// Decodes bytes [`check`] already let through as `format`.
+pub fn decode_checked(
+    bytes: &[u8],
+    format: ImageFormat,
+    limits: &DecodeLimits,
+) -> Result<RgbImage, ImageError> {
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut l = Limits::default();
     // RGBA8 output plus the decoder's own buffers.

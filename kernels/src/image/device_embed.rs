@@ -19,7 +19,7 @@ use std::time::Instant;
 use image::RgbImage;
 use rayon::prelude::*;
 
-use super::decode::{check, decode, DecodeLimits};
+use super::decode::{check, decode, decode_checked, DecodeLimits};
 use super::embed::{Embedder, EmbedderKind};
 use super::jpeg_frame::frame;
 use super::mobilenet::{self, MobileNet};
@@ -203,7 +203,7 @@ impl DeviceEmbedder {
             };
         }
         let t = Instant::now();
-        let r = decode(bytes, limits);
+        let r = decode_checked(bytes, checked.format, limits);
         self.decode_ns
             .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
         match r {
