@@ -133,7 +133,7 @@ pub async fn run_on(
     labels: &str,
     date: Option<&str>,
 ) -> Result<EvalReport> {
-    let ctx = crate::cluster::session(target, None).await?;
+    let ctx = crate::cluster::session(target, &Default::default(), None).await?;
     if target.is_cluster() {
         delta::register_committed_files(&ctx, "risk_scores", &scores_dir(scores)?).await?;
     } else {

@@ -8,7 +8,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::execution::context::SessionContext;
 
-use dajia_kernels::risk::{Brand, KnowledgeBase, Thresholds, Weights};
+use dajia_kernels::risk::{Brand, KnowledgeBase};
 
 fn strings(a: &ArrayRef) -> Result<StringArray> {
     Ok(cast(a, &DataType::Utf8)?
@@ -30,11 +30,7 @@ fn list_values<T: Clone>(
 }
 
 /// Read `brands` (already registered on `ctx`) into a knowledge base.
-pub async fn load(
-    ctx: &SessionContext,
-    weights: Weights,
-    thresholds: Thresholds,
-) -> Result<KnowledgeBase> {
+pub async fn load(ctx: &SessionContext) -> Result<KnowledgeBase> {
     let schema = ctx.table("brands").await?.schema().clone();
     let has = |c: &str| -> bool { schema.field_with_unqualified_name(c).is_ok() };
     let col = |c: &str, default: &str| {
@@ -114,5 +110,5 @@ pub async fn load(
             });
         }
     }
-    Ok(KnowledgeBase::new(brands, weights, thresholds))
+    Ok(KnowledgeBase::new(brands))
 }

@@ -18,6 +18,7 @@ pub mod images;
 pub mod kb;
 pub mod learn;
 pub mod ocr;
+pub mod options;
 pub mod scan;
 pub mod session;
 pub mod sql;

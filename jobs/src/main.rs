@@ -7,8 +7,7 @@ use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 
-use dajia::images::ImageOptions;
-use dajia::ocr::OcrConfig;
+use dajia::options::{resolve, OptionFlags};
 use dajia::{bench, eval, gen, images, scan, sql};
 
 #[derive(Parser)]
@@ -55,9 +54,6 @@ enum Cmd {
         /// Texts longer than this many bytes are rejected rather than scored.
         #[arg(long, default_value_t = 16_384)]
         max_text_bytes: usize,
-        /// TOML file with [weights] and [thresholds] overriding the defaults.
-        #[arg(long, env = "DAJIA_CONFIG")]
-        config: Option<PathBuf>,
         /// Do not draw a progress bar.
         #[arg(long)]
         no_progress: bool,
@@ -65,7 +61,7 @@ enum Cmd {
         #[arg(long, env = "DAJIA_IMAGE_KB")]
         image_kb: Option<String>,
         #[command(flatten)]
-        images: ImageArgs,
+        options: OptionFlags,
         #[command(flatten)]
         cluster: ClusterArg,
     },
@@ -87,10 +83,8 @@ enum Cmd {
         scores: Option<String>,
         #[arg(long)]
         date: Option<NaiveDate>,
-        #[arg(long, env = "DAJIA_CONFIG")]
-        config: Option<PathBuf>,
         #[command(flatten)]
-        images: ImageArgs,
+        options: OptionFlags,
     },
     /// Precision, recall and F1 of a scan against labels.
     Eval {
@@ -125,10 +119,8 @@ enum Cmd {
         /// Image indexes written by `dajia kb` for image_top_matches.
         #[arg(long, env = "DAJIA_IMAGE_KB")]
         image_kb: Option<String>,
-        #[arg(long, env = "DAJIA_CONFIG")]
-        config: Option<PathBuf>,
         #[command(flatten)]
-        images: ImageArgs,
+        options: OptionFlags,
         #[command(flatten)]
         cluster: ClusterArg,
     },
@@ -205,91 +197,6 @@ impl ClusterArg {
     }
 }
 
-/// Image options shared by the jobs; each overrides `[images]` of the
-/// config file, which overrides the defaults.
-#[derive(clap::Args, Debug, Clone, Default)]
-struct ImageArgs {
-    /// Image embedder: descriptor (default, no weights) or mobilenet.
-    #[arg(long, env = "DAJIA_EMBEDDER")]
-    embedder: Option<String>,
-    /// Folder of model files (scripts/setup-models.sh). Default $DAJIA_MODELS or ./models.
-    #[arg(long)]
-    models: Option<PathBuf>,
-    /// Cosine similarity at or above which an image is a copy (default per embedder).
-    #[arg(long)]
-    image_threshold: Option<f32>,
-    /// Images whose header declares more pixels are rejected (decompression-bomb guard).
-    #[arg(long)]
-    max_image_pixels: Option<u64>,
-    /// Images decoded and embedded at once.
-    #[arg(long)]
-    image_batch: Option<usize>,
-    /// Read the text inside images: auto (when the OCR models are installed), on, off.
-    #[arg(long, env = "DAJIA_OCR")]
-    ocr: Option<String>,
-    /// Text lines recognised per OCR model run (1 is fastest on a CPU).
-    #[arg(long)]
-    ocr_rec_batch: Option<usize>,
-    /// Images per OCR detector run (1 is fastest on a CPU).
-    #[arg(long)]
-    ocr_det_batch: Option<usize>,
-    /// OCR detector inputs padded to sides in multiples of this (32: none).
-    #[arg(long)]
-    ocr_det_bucket: Option<u32>,
-    /// Turn upside-down text lines with PP-OCR's orientation classifier.
-    #[arg(long)]
-    ocr_cls: bool,
-    /// Where image embedding, matching and OCR run: auto (a working GPU,
-    /// else the CPU, and says which), cpu, or cuda (a GPU or an error).
-    #[arg(long, env = "DAJIA_DEVICE")]
-    device: Option<String>,
-}
-
-impl ImageArgs {
-    fn apply(&self, mut o: ImageOptions) -> Result<ImageOptions> {
-        if let Some(e) = &self.embedder {
-            o.embedder = e.parse().map_err(anyhow::Error::msg)?;
-        }
-        if let Some(m) = &self.models {
-            o.models_dir = m.clone();
-        }
-        if self.image_threshold.is_some() {
-            o.threshold = self.image_threshold;
-        }
-        if let Some(p) = self.max_image_pixels {
-            o.max_pixels = p;
-        }
-        if let Some(b) = self.image_batch {
-            o.batch_rows = b;
-        }
-        if let Some(d) = &self.device {
-            o.device = d.parse().map_err(anyhow::Error::msg)?;
-        }
-        o.validate()?;
-        Ok(o)
-    }
-
-    fn apply_ocr(&self, mut o: OcrConfig) -> Result<OcrConfig> {
-        if let Some(m) = &self.ocr {
-            o.mode = m.parse().map_err(anyhow::Error::msg)?;
-        }
-        if let Some(b) = self.ocr_rec_batch {
-            o.rec_batch = b;
-        }
-        if let Some(b) = self.ocr_det_batch {
-            o.det_batch = b;
-        }
-        if let Some(b) = self.ocr_det_bucket {
-            o.det_bucket = b;
-        }
-        if self.ocr_cls {
-            o.use_cls = true;
-        }
-        o.validate()?;
-        Ok(o)
-    }
-}
-
 #[derive(Subcommand)]
 enum LearnCmd {
     /// Learn variant characters from spam pairs (raw<TAB>normalised); every
@@ -357,7 +264,7 @@ enum BenchCmd {
         #[arg(long)]
         render_only: bool,
         #[command(flatten)]
-        images: ImageArgs,
+        options: OptionFlags,
     },
     /// Decode+embed images/s, matching throughput, recall@1 of transformed copies.
     Images {
@@ -376,32 +283,8 @@ enum BenchCmd {
         #[arg(long)]
         json: Option<PathBuf>,
         #[command(flatten)]
-        images: ImageArgs,
+        options: OptionFlags,
     },
-}
-
-#[derive(serde::Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct ConfigFile {
-    #[serde(default)]
-    weights: dajia_kernels::risk::Weights,
-    #[serde(default)]
-    thresholds: dajia_kernels::risk::Thresholds,
-    #[serde(default)]
-    images: ImageOptions,
-    #[serde(default)]
-    ocr: OcrConfig,
-}
-
-impl ConfigFile {
-    fn read(path: Option<&PathBuf>) -> Result<ConfigFile> {
-        let Some(p) = path else {
-            return Ok(ConfigFile::default());
-        };
-        let text = std::fs::read_to_string(p)
-            .with_context(|| format!("reading config {}", p.display()))?;
-        toml::from_str(&text).with_context(|| format!("parsing config {}", p.display()))
-    }
 }
 
 fn main() {
@@ -500,26 +383,17 @@ fn run() -> Result<()> {
             out,
             date,
             max_text_bytes,
-            config,
             no_progress,
             image_kb,
-            images,
+            options,
             cluster,
         } => {
             let mut o = scan::ScanOptions::new(&catalog, &out, date);
             o.max_text_bytes = max_text_bytes;
             o.progress = !no_progress;
-            let c = ConfigFile::read(config.as_ref())?;
-            o.weights = c.weights;
-            o.thresholds = c.thresholds;
-            o.images = images.apply(c.images)?;
-            o.ocr = images.apply_ocr(c.ocr)?;
+            o.options = resolve(&options)?;
             o.image_kb = image_kb;
             o.cluster = cluster.target()?;
-            anyhow::ensure!(
-                o.thresholds.review <= o.thresholds.takedown,
-                "thresholds.review must not exceed thresholds.takedown"
-            );
             let s = rt.block_on(scan::run(&o))?;
             say(format_args!("{s}\n"));
         }
@@ -575,11 +449,11 @@ fn run() -> Result<()> {
             seed,
             json,
             render_only,
-            images,
+            options,
         }) => {
-            let io = images.apply(ImageOptions::default())?;
+            let o = resolve(&options)?;
             if render_only {
-                let t = bench::ocr::render_set(&out, count, seed, &io.models_dir)?;
+                let t = bench::ocr::render_set(&out, count, seed, &o.images.models_dir)?;
                 say(format_args!(
                     "dajia bench ocr: rendered {} images and truth.jsonl under {}\n",
                     t.len(),
@@ -587,14 +461,13 @@ fn run() -> Result<()> {
                 ));
                 return Ok(());
             }
-            let mut ocr = images.apply_ocr(OcrConfig::default())?;
-            ocr.runtime = dajia::images::open_device(io.device)?.runtime();
+            let runtime = dajia::images::open_device(o.images.device)?.runtime();
             let r = bench::ocr::run(&bench::ocr::OcrBenchOptions {
                 out,
                 images: count,
                 seed,
-                models: io.models_dir,
-                ocr: ocr.options(),
+                models: o.images.models_dir.clone(),
+                ocr: o.ocr.options(runtime),
             })?;
             report(&r, json.as_ref())?;
         }
@@ -605,13 +478,13 @@ fn run() -> Result<()> {
             throughput_images,
             seed,
             json,
-            images,
+            options,
         }) => {
             let r = bench::images::run(&bench::images::BenchOptions {
                 out,
                 refs,
                 queries,
-                images: images.apply(ImageOptions::default())?,
+                images: resolve(&options)?.images.0,
                 throughput_images,
                 seed,
             })?;
@@ -622,16 +495,14 @@ fn run() -> Result<()> {
             out,
             scores,
             date,
-            config,
-            images,
+            options,
         } => {
-            let c = ConfigFile::read(config.as_ref())?;
             let o = images::kb_job::KbOptions {
                 catalog,
                 out,
                 scores,
                 date,
-                images: images.apply(c.images)?,
+                images: resolve(&options)?.images.0,
             };
             let s = rt.block_on(images::kb_job::run(&o))?;
             for (id, why) in &s.rejected {
@@ -664,25 +535,20 @@ fn run() -> Result<()> {
             file,
             format,
             image_kb,
-            config,
-            images,
+            options,
             cluster,
         } => {
             let target = cluster.target()?;
-            let c = ConfigFile::read(config.as_ref())?;
-            let io = images.apply(c.images)?;
-            let mut ocr = images.apply_ocr(c.ocr)?;
-            ocr.runtime = dajia::images::open_device(io.device)?.runtime();
+            let options = resolve(&options)?;
             rt.block_on(async {
-                let ctx = sql::session_with_images(
+                let ctx = sql::session_with_options(
                     &target,
+                    &options,
                     catalog.as_deref(),
                     out.as_deref(),
-                    &io,
                     image_kb.as_deref(),
                 )
                 .await?;
-                dajia::udf::register_ocr(&ctx, ocr, io.models_dir.clone(), io.limits());
                 if let Some(c) = command {
                     sql::run_script(&ctx, &c, format).await
                 } else if let Some(f) = file {

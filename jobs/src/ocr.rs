@@ -2,11 +2,12 @@
 //! the PP-OCRv5 models they point at.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 
-use anyhow::{bail, Result};
+use anyhow::Result;
+use documented::DocumentedFields;
 
-use dajia_kernels::device::Runtime;
+use dajia_kernels::device::{DeviceChoice, Runtime};
 use dajia_kernels::ocr::{self, DetOptions, Ocr, OcrOptions};
 
 /// Whether the scan reads the text inside images.
@@ -31,12 +32,15 @@ impl std::str::FromStr for OcrMode {
     }
 }
 
-/// `[ocr]` in the TOML config; flags override.
-#[derive(Debug, Clone, serde::Deserialize)]
+/// Reading the text inside images: `dajia.ocr.*` of the options layer
+/// (`crate::options`), set by `[ocr]` in the TOML config, flags and `SET`.
+/// Where the models run is not here: it follows the device of the process
+/// (the client's `--device`, or each executor's own).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, DocumentedFields)]
 #[serde(default, deny_unknown_fields)]
 pub struct OcrConfig {
     /// `auto` (default: on when the models are installed), `on`, `off`.
-    #[serde(deserialize_with = "mode_serde")]
+    #[serde(with = "mode_serde")]
     pub mode: OcrMode,
     /// Longest image side the detector sees (default 960).
     pub det_max_side: u32,
@@ -58,18 +62,31 @@ pub struct OcrConfig {
     pub use_cls: bool,
     /// Lines read with a lower mean character probability are dropped (default 0.5).
     pub min_confidence: f32,
-    /// Large images are first checked for text at this size; 0 disables (default 320).
+    /// Large images are first checked for text at this size; 0 disables (default 480).
     pub gate_side: u32,
-    /// Where the models run: set from the job's device, not the file.
-    #[serde(skip)]
-    pub runtime: Runtime,
 }
 
-fn mode_serde<'de, D: serde::Deserializer<'de>>(d: D) -> Result<OcrMode, D::Error> {
+mod mode_serde {
+    use super::OcrMode;
     use serde::Deserialize;
-    String::deserialize(d)?
-        .parse()
-        .map_err(serde::de::Error::custom)
+    pub fn serialize<S: serde::Serializer>(m: &OcrMode, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(m.as_str())
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<OcrMode, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl OcrMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OcrMode::Auto => "auto",
+            OcrMode::On => "on",
+            OcrMode::Off => "off",
+        }
+    }
 }
 
 /// Lines per recognition run on a GPU when `rec_batch` is left at 1.
@@ -94,7 +111,6 @@ impl Default for OcrConfig {
             use_cls: o.use_cls,
             min_confidence: o.min_confidence,
             gate_side: o.gate_side,
-            runtime: Runtime::Cpu,
         }
     }
 }
@@ -140,10 +156,11 @@ impl OcrConfig {
         Ok(())
     }
 
-    pub fn options(&self) -> OcrOptions {
+    /// The engine's options when the models run on `runtime`.
+    pub fn options(&self, runtime: Runtime) -> OcrOptions {
         // One image or line at a time is fastest on a CPU; a GPU wants
         // batches, and few shapes.
-        let gpu = self.runtime == Runtime::Cuda;
+        let gpu = runtime == Runtime::Cuda;
         OcrOptions {
             det: DetOptions {
                 max_side: self.det_max_side,
@@ -169,13 +186,13 @@ impl OcrConfig {
             use_cls: self.use_cls,
             min_confidence: self.min_confidence,
             gate_side: self.gate_side,
-            runtime: self.runtime,
+            runtime,
         }
     }
 
     /// The OCR engine the mode asks for: `None` when off, or when `auto`
     /// finds no models (the reason is returned for the summary).
-    pub fn load(&self, models_dir: &Path) -> Result<(Option<Arc<Ocr>>, String)> {
+    pub fn load(&self, models_dir: &Path, runtime: Runtime) -> Result<(Option<Arc<Ocr>>, String)> {
         self.validate()?;
         let present = models_dir.join(ocr::DIR).join(ocr::DET_FILE).is_file();
         match self.mode {
@@ -188,7 +205,7 @@ impl OcrConfig {
                 ),
             )),
             _ => {
-                let o = Ocr::load(models_dir, self.options())?;
+                let o = Ocr::load(models_dir, self.options(runtime))?;
                 // Bucketed inputs (a GPU): every plan built now, none while
                 // the night's images are read.
                 let t = std::time::Instant::now();
@@ -201,50 +218,64 @@ impl OcrConfig {
                 }
                 // Which tract runtime the models run on (tract-cuda logs
                 // per plan which nodes stayed on the CPU).
-                let status = format!("PP-OCRv5 mobile on {}", self.runtime.name());
+                let status = format!("PP-OCRv5 mobile on {}", runtime.name());
                 Ok((Some(Arc::new(o)), status))
             }
         }
     }
 }
 
-/// An OCR engine loaded on first use (SQL sessions that never call `ocr`
-/// do not pay for loading the models, nor fail without them).
-pub struct LazyOcr {
-    config: OcrConfig,
+/// The OCR engines of one process, loaded on first use (SQL sessions that
+/// never call `ocr` neither pay for the models nor need them installed).
+/// Where they run and where the models are belong to the process (a client's
+/// `--device`/`--models`, an executor's own); what they do comes with each
+/// call (`dajia.ocr.*` of the session), so `SET dajia.ocr.box_thresh` and a
+/// client's `[ocr]` reach every node. One engine per distinct setting.
+pub struct OcrEngines {
     models_dir: PathBuf,
-    cell: OnceLock<Result<Arc<Ocr>, String>>,
+    device: DeviceChoice,
+    loaded: Mutex<Vec<(OcrConfig, Result<Arc<Ocr>, String>)>>,
 }
 
-impl std::fmt::Debug for LazyOcr {
+/// Engines kept per process: a session rarely tries more settings than
+/// this, and each holds its own plans.
+const ENGINES_KEPT: usize = 4;
+
+impl std::fmt::Debug for OcrEngines {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LazyOcr")
+        f.debug_struct("OcrEngines")
             .field("models_dir", &self.models_dir)
-            .field("loaded", &self.cell.get().is_some())
+            .field("device", &self.device)
             .finish()
     }
 }
 
-impl LazyOcr {
-    pub fn new(config: OcrConfig, models_dir: PathBuf) -> Self {
-        LazyOcr {
-            config,
+impl OcrEngines {
+    pub fn new(models_dir: PathBuf, device: DeviceChoice) -> Self {
+        OcrEngines {
             models_dir,
-            cell: OnceLock::new(),
+            device,
+            loaded: Mutex::new(Vec::new()),
         }
     }
 
-    pub fn get(&self) -> Result<Arc<Ocr>> {
-        let r = self.cell.get_or_init(|| {
-            self.config
-                .validate()
-                .and_then(|_| Ok(Ocr::load(&self.models_dir, self.config.options())?))
-                .map(Arc::new)
-                .map_err(|e| format!("{e:#}"))
-        });
-        match r {
-            Ok(o) => Ok(o.clone()),
-            Err(e) => bail!("{e}"),
+    /// The engine for `config` (loaded now when it is the first call with
+    /// these settings; a failure is kept, not retried per batch).
+    pub fn get(&self, config: &OcrConfig) -> Result<Arc<Ocr>> {
+        let mut loaded = self.loaded.lock().expect("OCR engines");
+        if let Some((_, r)) = loaded.iter().find(|(c, _)| c == config) {
+            return r.clone().map_err(anyhow::Error::msg);
         }
+        let r = config
+            .validate()
+            .and_then(|_| crate::images::open_device(self.device))
+            .and_then(|d| Ok(Ocr::load(&self.models_dir, config.options(d.runtime()))?))
+            .map(Arc::new)
+            .map_err(|e| format!("{e:#}"));
+        if loaded.len() >= ENGINES_KEPT {
+            drop(loaded.remove(0));
+        }
+        loaded.push((config.clone(), r.clone()));
+        r.map_err(anyhow::Error::msg)
     }
 }

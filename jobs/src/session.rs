@@ -9,6 +9,8 @@ use datafusion::prelude::SessionConfig;
 
 use dajia_kernels::risk::KnowledgeBase;
 
+use crate::options::DajiaOptions;
+
 /// dajia's session configuration, local or on a cluster.
 pub fn base_config() -> SessionConfig {
     let mut config = SessionConfig::new()
@@ -25,21 +27,43 @@ pub fn base_config() -> SessionConfig {
         .execution
         .parquet
         .schema_force_view_types = false;
-    config
+    // dajia's options (`dajia.*`): registered on every node so that the
+    // values a client ships with a job parse there too.
+    config.with_option_extension(DajiaOptions::default())
 }
 
-/// A session with dajia's configuration and every UDF registered. Functions
-/// that need the brand knowledge base are registered when one is given.
-pub fn new_session(kb: Option<Arc<KnowledgeBase>>) -> SessionContext {
+/// Make `options` the session's `dajia.*` settings (functions read them at
+/// each call; a cluster client ships them with each job).
+pub fn set_options(ctx: &SessionContext, options: &DajiaOptions) {
+    ctx.state_ref()
+        .write()
+        .config_mut()
+        .options_mut()
+        .extensions
+        .insert(options.clone());
+}
+
+/// The session's `dajia.*` settings.
+pub fn options(ctx: &SessionContext) -> DajiaOptions {
+    DajiaOptions::of(ctx.state_ref().read().config().options())
+}
+
+/// A session with dajia's configuration, `options` and every UDF registered.
+/// Functions that need the brand knowledge base are registered when one is
+/// given.
+pub fn new_session(options: &DajiaOptions, kb: Option<Arc<KnowledgeBase>>) -> SessionContext {
     // Files can be queried by path, as in datafusion-cli: SELECT * FROM 'x.parquet'.
     let ctx = SessionContext::new_with_config(base_config()).enable_url_table();
+    set_options(&ctx, options);
     register_functions(&ctx, kb);
     ctx
 }
 
 /// Register every dajia function on `ctx`: the one registration that the
 /// local session, the cluster client, the scheduler and the executors share
-/// (see `cluster::node`). New functions go in `udf::register_all`.
+/// (see `cluster::node`). New functions go in `udf::register_all`. Where
+/// image work runs is read from `ctx`'s options now (the process's device
+/// and models); everything else at each call.
 pub fn register_functions(ctx: &SessionContext, kb: Option<Arc<KnowledgeBase>>) {
     crate::udf::register_all(ctx, kb);
 }

@@ -11,7 +11,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::context::SessionContext;
 
 use crate::catalog::{local_path, Catalog};
-use crate::images::{ImageKb, ImageOptions};
+use crate::images::ImageKb;
 use crate::{delta, kb, udf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -22,22 +22,23 @@ pub enum Format {
 }
 
 /// A session with the catalog's tables, the output tables and every
-/// function, image functions with the default options.
+/// function, with the default options.
 pub async fn session_for(catalog: Option<&str>, out: Option<&str>) -> Result<SessionContext> {
-    session_with_images(&Default::default(), catalog, out, &Default::default(), None).await
+    session_with_options(&Default::default(), &Default::default(), catalog, out, None).await
 }
 
-/// A session whose image functions use `images` and the indexes in
-/// `image_kb` (else the catalog's `brand_images` and counterfeit test
-/// purchases).
-pub async fn session_with_images(
+/// A session carrying `options` (`SET` changes them), whose image functions
+/// use the indexes in `image_kb` (else the catalog's `brand_images` and
+/// counterfeit test purchases).
+pub async fn session_with_options(
     target: &crate::cluster::Target,
+    options: &crate::options::DajiaOptions,
     catalog: Option<&str>,
     out: Option<&str>,
-    images: &ImageOptions,
     image_kb: Option<&str>,
 ) -> Result<SessionContext> {
-    let ctx = crate::cluster::session(target, None).await?;
+    let ctx = crate::cluster::session(target, options, None).await?;
+    let images = &options.images;
     if let Some(c) = catalog {
         let cat = Catalog::open_any(c, None).await?;
         cat.register(&ctx).await?;
@@ -47,7 +48,7 @@ pub async fn session_with_images(
             }
         }
         if cat.table("brands").is_some() {
-            let kb = kb::load(&ctx, Default::default(), Default::default()).await?;
+            let kb = kb::load(&ctx).await?;
             udf::register_all(&ctx, Some(Arc::new(kb)));
         }
     }
@@ -83,7 +84,7 @@ pub fn help_text() -> String {
     for (sig, what, example) in udf::FUNCTION_HELP {
         s.push_str(&format!("\n  {sig}\n    {what}\n    e.g. {example}\n"));
     }
-    s.push_str("\nCommands: \\d lists tables, \\d TABLE describes one, \\h this help, \\q quits. Statements end with ';'.\n");
+    s.push_str("\nCommands: \\d lists tables, \\d TABLE describes one, \\set lists the dajia.* settings (change one with SET dajia.ocr.box_thresh = 0.5;), \\h this help, \\q quits. Statements end with ';'.\n");
     s
 }
 
@@ -185,6 +186,7 @@ async fn meta(ctx: &SessionContext, cmd: &str, format: Format) -> Result<bool> {
         ["\\h"] | ["help"] | ["\\?"] => print!("{}", help_text()),
         ["\\d"] => run_statement(ctx, "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1", format, &mut out).await?,
         ["\\d", t] => run_statement(ctx, &format!("DESCRIBE {t}"), format, &mut out).await?,
+        ["\\set"] => run_statement(ctx, SHOW_OPTIONS, format, &mut out).await?,
         _ => eprintln!("unknown command {cmd}; \\h for help"),
     }
     Ok(true)
@@ -239,9 +241,17 @@ pub async fn repl(ctx: &SessionContext, format: Format) -> Result<()> {
     Ok(())
 }
 
-/// Run a script: every statement, stopping at the first error.
+/// The session's `dajia.*` settings with their docs.
+pub const SHOW_OPTIONS: &str = "SELECT name, value, description FROM information_schema.df_settings WHERE name LIKE 'dajia.%' ORDER BY name";
+
+/// Run a script: every statement, stopping at the first error. A line of
+/// its own starting with `\` is a command, as in the REPL (`\set`, `\d`).
 pub async fn run_script(ctx: &SessionContext, script: &str, format: Format) -> Result<()> {
     for stmt in split_statements(script) {
+        if stmt.starts_with('\\') && !stmt.contains('\n') {
+            meta(ctx, &stmt, format).await?;
+            continue;
+        }
         run_statement(ctx, &stmt, format, &mut std::io::stdout())
             .await
             .with_context(|| format!("in statement: {}", stmt.lines().next().unwrap_or("")))?;

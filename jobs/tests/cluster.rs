@@ -43,6 +43,13 @@ struct Cluster {
 
 impl Cluster {
     fn start(n: usize, dir: &Path) -> Cluster {
+        Cluster::start_with(n, dir, &[])
+    }
+
+    /// Executors given `extra` flags. With flags, an executor runs in `dir`
+    /// without `$DAJIA_MODELS`, so nothing but its flags tells it where
+    /// models are.
+    fn start_with(n: usize, dir: &Path, extra: &[&str]) -> Cluster {
         let port = free_port();
         let log = |name: &str| std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
         let mut scheduler = bin()
@@ -68,29 +75,32 @@ impl Cluster {
         for i in 0..n {
             let work = dir.join(format!("executor-{i}"));
             let (flight, grpc) = (free_port(), free_port());
-            let mut e = bin()
-                .args([
-                    "executor",
-                    "--scheduler",
-                    &c.url,
-                    "--port",
-                    &flight.to_string(),
-                    "--grpc-port",
-                    &grpc.to_string(),
-                    "--concurrent-tasks",
-                    "2",
-                    "--memory-pool-size",
-                    "1G",
-                    "--heartbeat",
-                    "2",
-                    "--work-dir",
-                    work.to_str().unwrap(),
-                ])
-                .env("DAJIA_LOG", "info")
-                .stdout(Stdio::null())
-                .stderr(log(&format!("executor-{i}")))
-                .spawn()
-                .unwrap();
+            let mut cmd = bin();
+            cmd.args([
+                "executor",
+                "--scheduler",
+                &c.url,
+                "--port",
+                &flight.to_string(),
+                "--grpc-port",
+                &grpc.to_string(),
+                "--concurrent-tasks",
+                "2",
+                "--memory-pool-size",
+                "1G",
+                "--heartbeat",
+                "2",
+                "--work-dir",
+                work.to_str().unwrap(),
+            ])
+            .args(extra)
+            .env("DAJIA_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log(&format!("executor-{i}")));
+            if !extra.is_empty() {
+                cmd.env_remove("DAJIA_MODELS").current_dir(dir);
+            }
+            let mut e = cmd.spawn().unwrap();
             wait_for_port(flight, "executor", &mut e);
             c.executors.push(e);
             c.work.push(work);
@@ -118,7 +128,7 @@ fn options(cat: &Path, out: &Path) -> dajia::scan::ScanOptions {
     let mut o = dajia::scan::ScanOptions::new(cat.to_str().unwrap(), out.to_str().unwrap(), date());
     // The image stage runs in the client process either way; OCR would only
     // make the test slower.
-    o.ocr.mode = dajia::ocr::OcrMode::Off;
+    o.options.ocr.mode = dajia::ocr::OcrMode::Off;
     o
 }
 
@@ -411,4 +421,60 @@ fn losing_every_executor_fails_cleanly_and_publishes_nothing() {
         .unwrap();
     let m = std::fs::read_to_string(manifest.path()).unwrap();
     assert!(m.contains("\"outcome\": \"failed\""), "{m}");
+}
+
+/// Settings made on the client (`--set`, `[ocr]`, `[weights]`) reach the
+/// functions on the executors, and each executor reads models from its own
+/// `--models` (it has no `$DAJIA_MODELS` and no `./models`). Before the
+/// options layer, executors registered OCR with default settings and the
+/// default models folder, and weights travelled only inside the scan's plan.
+#[test]
+fn client_options_reach_executors_which_use_their_own_models() {
+    let Some(models) = models_with("ppocrv5/ppocrv5_det.onnx") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().join("catalog");
+    gen_with_images(&cat, 400, 5, 0.2);
+    let cluster = Cluster::start_with(1, dir.path(), &["--models", models.to_str().unwrap()]);
+    let sql = |extra: &[&str], q: &str| {
+        let mut args = vec![
+            "sql",
+            "--cluster",
+            &cluster.url,
+            "--catalog",
+            cat.to_str().unwrap(),
+            "--format",
+            "csv",
+            "-c",
+            q,
+        ];
+        args.extend_from_slice(extra);
+        let (ok, out, err) = run(&args);
+        assert!(ok, "dajia {}: {err}", args.join(" "));
+        out.lines().nth(1).unwrap_or_default().to_string()
+    };
+    let lines = "SELECT count(*) FROM (SELECT unnest(ocr_lines(content)) FROM images)";
+    let read: u64 = sql(&[], lines).parse().unwrap();
+    assert!(
+        read > 10,
+        "{read} lines read on the executor with its --models"
+    );
+    // Every line is below a mean confidence of 1.0: the client's setting
+    // reached the executor.
+    let none: u64 = sql(&["--set", "ocr.min_confidence=1.0"], lines)
+        .parse()
+        .unwrap();
+    assert_eq!(
+        none, 0,
+        "client's ocr.min_confidence ignored on the executor"
+    );
+    let cfg = dir.path().join("dajia.toml");
+    std::fs::write(&cfg, "[weights]\ncontact_diversion = 0.33\n").unwrap();
+    let weight = "SELECT min(r['weight']), max(r['weight']) FROM (SELECT unnest(text_signals(title)) r FROM listings) WHERE r['code'] = 'contact_diversion'";
+    assert_eq!(sql(&[], weight), "0.75,0.75");
+    assert_eq!(
+        sql(&["--config", cfg.to_str().unwrap()], weight),
+        "0.33,0.33"
+    );
 }

@@ -21,8 +21,10 @@ impl sqllogictest::AsyncDB for Db {
         let df = self.0.sql(sql).await?;
         let ncols = df.schema().fields().len();
         let batches = df.collect().await?;
-        let is_stmt = sql.trim_start().to_lowercase().starts_with("create")
-            || sql.trim_start().to_lowercase().starts_with("copy");
+        let head = sql.trim_start().to_lowercase();
+        let is_stmt = ["create", "copy", "set", "reset"]
+            .iter()
+            .any(|k| head.starts_with(k));
         if is_stmt {
             return Ok(DBOutput::StatementComplete(0));
         }

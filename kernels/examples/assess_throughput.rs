@@ -2,7 +2,7 @@
 //! (jobs/data) against the 620-brand knowledge base of jobs/data.
 //! usage: cargo run --release -p dajia-kernels --example assess_throughput [N]
 //! (in a dev build the kernels are optimised too, see the workspace Cargo.toml)
-use dajia_kernels::risk::{Brand, KnowledgeBase, ListingInput, Thresholds, Weights};
+use dajia_kernels::risk::{Brand, KnowledgeBase, ListingInput, Rules};
 
 fn main() {
     let n: usize = std::env::args()
@@ -34,21 +34,25 @@ fn main() {
             }
         })
         .collect();
-    let kb = KnowledgeBase::new(brands, Weights::default(), Thresholds::default());
+    let kb = KnowledgeBase::new(brands);
     // Load what loads lazily (the dictionary behind homophone checks)
     // outside `assess`, so that a profiler can count `assess` alone.
     dajia_kernels::text::homophones::is_real_word("膏访", &(0..6));
+    let rules = Rules::default();
     let t = std::time::Instant::now();
     let mut flagged = 0usize;
     for i in 0..n {
         let title = &titles[i % titles.len()];
-        let a = kb.assess(&ListingInput {
-            title,
-            price_cents: Some(50_000),
-            seller_id: 1,
-            category: Some("其他"),
-            ..Default::default()
-        });
+        let a = kb.assess(
+            &rules,
+            &ListingInput {
+                title,
+                price_cents: Some(50_000),
+                seller_id: 1,
+                category: Some("其他"),
+                ..Default::default()
+            },
+        );
         flagged += (a.score >= 0.5) as usize;
     }
     let s = t.elapsed().as_secs_f64();

@@ -34,7 +34,7 @@ use sha2::{Digest, Sha256};
 
 use dajia_kernels::device::DeviceChoice;
 use dajia_kernels::image::embed::EmbedderKind;
-use dajia_kernels::risk::{Brand, KnowledgeBase, Thresholds, Weights};
+use dajia_kernels::risk::{Brand, KnowledgeBase};
 
 use crate::images::{ImageKb, ImageOptions};
 use crate::udf;
@@ -60,11 +60,9 @@ impl Default for NodeImageDefaults {
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "carries", rename_all = "snake_case")]
 enum Payload {
-    KnowledgeBase {
-        brands: Vec<Brand>,
-        weights: Weights,
-        thresholds: Thresholds,
-    },
+    /// The brands only: weights and thresholds are session options, which
+    /// Ballista ships with the job.
+    KnowledgeBase { brands: Vec<Brand> },
     ImageOptions {
         embedder: String,
         threshold: f32,
@@ -122,8 +120,6 @@ impl Functions {
         let payload = if let Some(kb) = kb {
             Payload::KnowledgeBase {
                 brands: kb.brands.clone(),
-                weights: kb.weights.clone(),
-                thresholds: kb.thresholds.clone(),
             }
         } else if let Some(images) = image_state(f) {
             if f.name() == "image_top_matches"
@@ -161,14 +157,8 @@ impl Functions {
             ))
         })?;
         let f = match payload {
-            Payload::KnowledgeBase {
-                brands,
-                weights,
-                thresholds,
-            } => {
-                let kb = cached(&self.kbs, key, || {
-                    Ok(KnowledgeBase::new(brands, weights, thresholds))
-                })?;
+            Payload::KnowledgeBase { brands } => {
+                let kb = cached(&self.kbs, key, || Ok(KnowledgeBase::new(brands)))?;
                 match name {
                     "assess_listing" => ScalarUDF::from(udf::AssessListing::new(kb)),
                     "text_signals" => ScalarUDF::from(udf::TextSignals::new(kb)),
@@ -346,11 +336,7 @@ mod tests {
             protected: true,
             ..Default::default()
         };
-        Arc::new(KnowledgeBase::new(
-            vec![brand],
-            Default::default(),
-            Default::default(),
-        ))
+        Arc::new(KnowledgeBase::new(vec![brand]))
     }
 
     #[test]

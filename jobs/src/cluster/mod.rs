@@ -88,13 +88,19 @@ pub const DEFAULT_PARTITIONS: usize = 16;
 /// dajia's configuration for Ballista: the base options, Ballista's own, the
 /// S3 options extension (`SET s3.endpoint ...`) and dajia's codecs.
 pub fn ballista_config(node: codec::NodeImageDefaults) -> SessionConfig {
-    let (logical, physical) = codec::codecs(node);
+    let (logical, physical) = codec::codecs(node.clone());
     let partitions = std::env::var("DAJIA_CLUSTER_PARTITIONS")
         .ok()
         .and_then(|v| v.parse().ok())
         .filter(|&n: &usize| n > 0)
         .unwrap_or(DEFAULT_PARTITIONS);
+    // The node's own device and models (an executor's flags): its image
+    // functions are built from them; a client's values never replace them.
+    let mut options = crate::options::DajiaOptions::default();
+    options.images.models_dir = node.models_dir.clone();
+    options.images.device = node.device;
     session::base_config()
+        .with_option_extension(options)
         .with_target_partitions(partitions)
         .upgrade_for_ballista()
         // Ballista's static planner cuts a stage below every
@@ -137,9 +143,13 @@ pub fn state_with_functions(
 /// A client session on `target` with every dajia function registered (the
 /// knowledge-base functions over `kb` when given). `Local` is the ordinary
 /// in-process session.
-pub async fn session(target: &Target, kb: Option<Arc<KnowledgeBase>>) -> Result<SessionContext> {
+pub async fn session(
+    target: &Target,
+    options: &crate::options::DajiaOptions,
+    kb: Option<Arc<KnowledgeBase>>,
+) -> Result<SessionContext> {
     let ctx = match target {
-        Target::Local => return Ok(session::new_session(kb)),
+        Target::Local => return Ok(session::new_session(options, kb)),
         Target::Remote(url) => {
             reachable(url).await?;
             let state = state_for(ballista_config(Default::default()))?;
@@ -154,6 +164,9 @@ pub async fn session(target: &Target, kb: Option<Arc<KnowledgeBase>>) -> Result<
                 .context("starting an in-process cluster")?
         }
     };
+    // The client's settings travel with every job (Ballista ships the
+    // session config; every node registers the extension).
+    session::set_options(&ctx, options);
     session::register_functions(&ctx, kb);
     Ok(ctx)
 }

@@ -43,7 +43,7 @@ pub async fn run(opts: &KbOptions) -> Result<KbSummary> {
     let out = local_path(&opts.out)?;
     let catalog = Catalog::open_any(&opts.catalog, opts.date).await?;
     catalog.require(&["brand_images"])?;
-    let ctx = session::new_session(None);
+    let ctx = session::new_session(&Default::default(), None);
     catalog.register(&ctx).await?;
     if let Some(scores) = &opts.scores {
         let dir = local_path(scores)?;

@@ -12,6 +12,7 @@ use datafusion::arrow::array::{Array, BinaryArray, Int64Array, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::execution::context::SessionContext;
+use documented::DocumentedFields;
 use futures::StreamExt;
 
 use dajia_kernels::device::{self, Device, DeviceChoice};
@@ -22,15 +23,18 @@ use dajia_kernels::risk::ImageMatchKind;
 
 pub use index::{ImageIndex, IndexEntry};
 
-/// How images are embedded and matched. Flags and `[images]` in the TOML
-/// config set these.
-#[derive(Debug, Clone, serde::Deserialize)]
+/// How images are embedded and matched: `dajia.images.*` of the options
+/// layer (`crate::options`), set by `[images]` in the TOML config, flags and
+/// `SET`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, DocumentedFields)]
 #[serde(default, deny_unknown_fields)]
 pub struct ImageOptions {
     /// `descriptor` (default, no weights) or `mobilenet` (ONNX model).
     #[serde(with = "kind_serde")]
     pub embedder: EmbedderKind,
-    /// Folder of model files (`scripts/setup-models.sh` fills it).
+    /// Folder of model files (`scripts/setup-models.sh` fills it; default
+    /// `$DAJIA_MODELS`, else `./models`). On a cluster each executor uses
+    /// its own `--models`.
     pub models_dir: PathBuf,
     /// Cosine similarity at or above which an image counts as a copy;
     /// the embedder's default when unset.
@@ -43,7 +47,8 @@ pub struct ImageOptions {
     pub batch_rows: usize,
     /// Where images are embedded and matched and OCR runs: `auto` (a working
     /// GPU, else the CPU, and says which), `cpu`, or `cuda` (a GPU or an
-    /// error naming what is missing).
+    /// error naming what is missing). On a cluster each executor uses its
+    /// own `--device`.
     #[serde(with = "device_serde")]
     pub device: DeviceChoice,
     /// Local agreement (0-1) a match must also reach before it becomes a
@@ -55,6 +60,9 @@ pub struct ImageOptions {
 mod device_serde {
     use dajia_kernels::device::DeviceChoice;
     use serde::Deserialize;
+    pub fn serialize<S: serde::Serializer>(d: &DeviceChoice, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(d)
+    }
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<DeviceChoice, D::Error> {
         String::deserialize(d)?
             .parse()
@@ -88,6 +96,9 @@ pub fn open_device(choice: DeviceChoice) -> Result<Device> {
 mod kind_serde {
     use super::EmbedderKind;
     use serde::Deserialize;
+    pub fn serialize<S: serde::Serializer>(k: &EmbedderKind, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(k)
+    }
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<EmbedderKind, D::Error> {
         String::deserialize(d)?
             .parse()

@@ -13,7 +13,6 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use serde::Serialize;
 
-use dajia_kernels::risk::{Thresholds, Weights};
 use dajia_kernels::text::contact::ContactMatcher;
 use dajia_kernels::text::learn::{candidate_terms, Candidate};
 use dajia_kernels::text::normalize_text;
@@ -47,9 +46,9 @@ pub struct TermsReport {
 pub async fn run(o: &TermsOptions) -> Result<TermsReport> {
     let catalog = Catalog::open_any(&o.catalog, o.date).await?;
     catalog.require(&["listings", "test_purchases", "brands"])?;
-    let ctx = session::new_session(None);
+    let ctx = session::new_session(&Default::default(), None);
     catalog.register(&ctx).await?;
-    let kb = crate::kb::load(&ctx, Weights::default(), Thresholds::default()).await?;
+    let kb = crate::kb::load(&ctx).await?;
     // The latest verdict per listing.
     let sql = "SELECT CAST(l.title AS VARCHAR), CAST(l.description AS VARCHAR), CAST(t.verdict AS VARCHAR) \
                FROM listings l JOIN (SELECT listing_id, last_value(verdict ORDER BY purchased_at) AS verdict \

@@ -26,6 +26,9 @@ pub struct Manifest {
     /// per-stage device and CPU/GPU seconds are in `summary.images`.
     pub device: String,
     pub versions: serde_json::Value,
+    /// Every effective setting (`dajia.*`), so a `model_version` can be
+    /// traced to the weights and thresholds that made it.
+    pub options: std::collections::BTreeMap<String, String>,
     pub inputs: Vec<serde_json::Value>,
     pub stages_seconds: Vec<(String, f64)>,
     pub summary: Option<ScanSummary>,
@@ -44,12 +47,21 @@ impl Manifest {
             finished_at: None,
             outcome: "running".into(),
             error: None,
-            device: format!("{} (not opened: no image work ran)", o.images.device),
+            device: format!(
+                "{} (not opened: no image work ran)",
+                o.options.images.device
+            ),
             versions: serde_json::json!({
                 "dajia": env!("CARGO_PKG_VERSION"),
-                "model_version": dajia_kernels::risk::MODEL_VERSION,
+                "model_version": o.options.model_version(),
                 "datafusion": datafusion::DATAFUSION_VERSION,
             }),
+            options: o
+                .options
+                .listing()
+                .into_iter()
+                .map(|(k, v, _)| (k, v))
+                .collect(),
             inputs: vec![],
             stages_seconds: vec![],
             summary: None,

@@ -20,8 +20,6 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::execution::context::SessionContext;
 
-use dajia_kernels::risk::{Thresholds, Weights, MODEL_VERSION};
-
 use crate::catalog::{local_path, register_files, Catalog};
 use crate::{cluster, delta, kb, session, udf};
 
@@ -38,16 +36,14 @@ pub struct ScanOptions {
     /// Titles or descriptions longer than this (bytes) are rejected, not scored.
     pub max_text_bytes: usize,
     pub progress: bool,
-    pub weights: Weights,
-    pub thresholds: Thresholds,
-    /// Embedder, threshold and limits of the image signals.
-    pub images: crate::images::ImageOptions,
+    /// Every setting (`dajia.*`): images, OCR, weights, thresholds. The
+    /// scoring sessions carry them, so the functions see the same values
+    /// in this process and on a cluster.
+    pub options: crate::options::DajiaOptions,
     /// Image indexes written by `dajia kb`; without it the official index
     /// is built from the catalog's `brand_images` and the known-fake index
     /// from its counterfeit `test_purchases`.
     pub image_kb: Option<String>,
-    /// Reading the text inside images (`[ocr]`).
-    pub ocr: crate::ocr::OcrConfig,
     /// Where the scoring runs: in this process, or on a Ballista cluster
     /// (`--cluster df://HOST:PORT`). Loading the knowledge base and the
     /// image stage stay in this process either way.
@@ -62,11 +58,8 @@ impl ScanOptions {
             date,
             max_text_bytes: 16 * 1024,
             progress: false,
-            weights: Weights::default(),
-            thresholds: Thresholds::default(),
-            images: Default::default(),
+            options: Default::default(),
             image_kb: None,
-            ocr: Default::default(),
             cluster: Default::default(),
         }
     }
@@ -131,9 +124,9 @@ async fn run_inner(
     let t = Instant::now();
     let catalog = Catalog::open_any(&opts.catalog, Some(opts.date)).await?;
     catalog.require(&["listings", "sellers", "brands"])?;
-    let ctx = session::new_session(None);
+    let ctx = session::new_session(&opts.options, None);
     catalog.register(&ctx).await?;
-    let kb = Arc::new(kb::load(&ctx, opts.weights.clone(), opts.thresholds.clone()).await?);
+    let kb = Arc::new(kb::load(&ctx).await?);
     let counter = progress::Counter::default();
     udf::register_all(&ctx, Some(kb.clone()));
     ctx.register_udf(progress::counting_assess(kb.clone(), counter.clone()));
@@ -142,7 +135,7 @@ async fn run_inner(
     // tables (file-backed, so executors read them) and functions. Connected
     // before the image stage, so that a wrong address fails at once.
     let remote = if opts.cluster.is_cluster() {
-        let c = cluster::session(&opts.cluster, Some(kb.clone())).await?;
+        let c = cluster::session(&opts.cluster, &opts.options, Some(kb.clone())).await?;
         catalog.register(&c).await?;
         links::register_seller_links(&c).await?;
         Some(c)
@@ -162,8 +155,8 @@ async fn run_inner(
         None
     } else {
         let mut ikb = match &opts.image_kb {
-            Some(dir) => crate::images::ImageKb::load(&local_path(dir)?, &opts.images)?,
-            None => crate::images::ImageKb::empty(&opts.images)?,
+            Some(dir) => crate::images::ImageKb::load(&local_path(dir)?, &opts.options.images)?,
+            None => crate::images::ImageKb::empty(&opts.options.images)?,
         };
         if opts.image_kb.is_none() {
             for (kind, id, e) in ikb.add_from_catalog(&ctx).await? {
@@ -181,9 +174,10 @@ async fn run_inner(
         }
         manifest.device = ikb.device.describe();
         // OCR runs on the same device as the embedder.
-        let mut ocr_config = opts.ocr.clone();
-        ocr_config.runtime = ikb.device.runtime();
-        let (ocr, ocr_status) = ocr_config.load(&opts.images.models_dir)?;
+        let (ocr, ocr_status) = opts
+            .options
+            .ocr
+            .load(&opts.options.images.models_dir, ikb.device.runtime())?;
         if ikb.official.is_empty() && ikb.fakes.is_empty() && ocr.is_none() {
             tracing::warn!(
                 "no reference images (brand_images, known fakes) and OCR {ocr_status}: scanning without image signals"
@@ -201,7 +195,7 @@ async fn run_inner(
                 &ikb,
                 ocr.as_deref(),
                 &ocr_status,
-                opts.images.batch_rows,
+                opts.options.images.batch_rows,
                 &root,
                 &staging.join("image_hits.parquet"),
             )
@@ -357,6 +351,9 @@ async fn publish_scores(
     let has_desc = has_col(ctx, "listings", "description").await;
     let has_brand = has_col(ctx, "listings", "brand").await;
     let has_hits = ctx.table_exist("image_hits")?;
+    // The rules that score: the default version, or one naming a hash of
+    // the effective weights and thresholds (also in the manifest).
+    let model_version = opts.options.model_version();
     // `unnest(a)` splits the assessment struct into columns in one Unnest
     // node. Selecting `a['score']`, `a['action']`, ... instead would let
     // DataFusion 55's optimize_projections inline the UDF call into every
@@ -364,7 +361,7 @@ async fn publish_scores(
     // times.
     let sql = format!(
         "SELECT listing_id, seller_id, \"a.score\" AS score, \"a.action\" AS action, \"a.reasons\" AS reasons, \
-                \"a.brand_id\" AS brand_id, '{MODEL_VERSION}' AS model_version, '{dt}' AS dt \
+                \"a.brand_id\" AS brand_id, '{model_version}' AS model_version, '{dt}' AS dt \
          FROM (SELECT listing_id, seller_id, unnest(a) FROM \
                (SELECT CAST(l.listing_id AS BIGINT) AS listing_id, CAST(l.seller_id AS BIGINT) AS seller_id, \
                        {assess}(l.title, {desc}, {brand}, l.category, l.price_cents, l.seller_id, sl.link_attrs, sl.link_sellers, {hits}, {ocr}) AS a \

@@ -299,7 +299,13 @@ impl ScalarUDFImpl for AssessListing {
                 }
             })
             .collect();
-        let out = assess_batch(&self.kb, &inputs);
+        // The session's weights and thresholds (`dajia.weights.*`,
+        // `dajia.thresholds.*`), as shipped with the job on a cluster.
+        let rules = crate::options::DajiaOptions::of(&args.config_options).rules();
+        if let Err(e) = rules.validate() {
+            return datafusion::common::exec_err!("assess_listing: {e}");
+        }
+        let out = assess_batch(&self.kb, &rules, &inputs);
 
         let mut score = Float32Builder::with_capacity(n);
         let mut action = StringBuilder::with_capacity(n, n * 6);

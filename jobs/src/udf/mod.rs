@@ -46,16 +46,12 @@ pub const FUNCTION_HELP: &[(&str, &str, &str)] = &[
 ];
 
 /// Register every dajia function on `ctx`. Functions needing the knowledge
-/// base are registered only when `kb` is given.
+/// base are registered only when `kb` is given. The OCR functions run where
+/// `ctx`'s options say (`images.device`, `images.models_dir`: the process's
+/// own); their other settings come with each call.
 pub fn register_all(ctx: &SessionContext, kb: Option<Arc<KnowledgeBase>>) {
     ctx.register_udf(ScalarUDF::from(NormalizeText::new()));
-    let kb = kb.unwrap_or_else(|| {
-        Arc::new(KnowledgeBase::new(
-            Vec::new(),
-            Default::default(),
-            Default::default(),
-        ))
-    });
+    let kb = kb.unwrap_or_else(|| Arc::new(KnowledgeBase::new(Vec::new())));
     ctx.register_udf(ScalarUDF::from(TextSignals::new(kb.clone())));
     ctx.register_udf(ScalarUDF::from(BrandMentions::new(kb.clone())));
     ctx.register_udf(ScalarUDF::from(AssessListing::new(kb)));
@@ -69,25 +65,17 @@ pub fn register_all(ctx: &SessionContext, kb: Option<Arc<KnowledgeBase>>) {
     })
     .expect("the descriptor embedder on the CPU needs no files");
     register_images(ctx, Arc::new(images));
+    let node = crate::session::options(ctx);
     register_ocr(
         ctx,
-        crate::ocr::OcrConfig::default(),
-        crate::images::default_models_dir(),
-        dajia_kernels::image::DecodeLimits::default(),
+        crate::ocr::OcrEngines::new(node.images.models_dir.clone(), node.images.device),
     );
 }
 
-/// Register `ocr` and `ocr_lines` (models loaded at their first call).
-pub fn register_ocr(
-    ctx: &SessionContext,
-    config: crate::ocr::OcrConfig,
-    models_dir: std::path::PathBuf,
-    limits: dajia_kernels::image::DecodeLimits,
-) {
-    let state = Arc::new(ocr::OcrState {
-        ocr: crate::ocr::LazyOcr::new(config, models_dir),
-        limits,
-    });
+/// Register `ocr` and `ocr_lines` over `engines` (models loaded at the
+/// first call with given settings).
+pub fn register_ocr(ctx: &SessionContext, engines: crate::ocr::OcrEngines) {
+    let state = Arc::new(ocr::OcrState { engines });
     ctx.register_udf(ScalarUDF::from(ocr::OcrFn::new(state.clone())));
     ctx.register_udf(ScalarUDF::from(ocr::OcrLines::new(state)));
 }

@@ -18,14 +18,15 @@ use dajia_kernels::ocr::OcrPage;
 
 use super::images::{binary_arg, coerce_binary, is_scalar, rows_of};
 use super::{arc_identity, scalar_or_array};
-use crate::ocr::LazyOcr;
+use crate::ocr::OcrEngines;
+use crate::options::DajiaOptions;
 
-/// What the OCR functions share: the engine (loaded on first use) and the
-/// image guards.
+/// What the OCR functions share: the process's engines (loaded on first
+/// use). Their settings and the image guards come with each call, from the
+/// session's options.
 #[derive(Debug)]
 pub struct OcrState {
-    pub ocr: LazyOcr,
-    pub limits: DecodeLimits,
+    pub engines: OcrEngines,
 }
 
 /// Reads the non-null rows in parallel; row i's page or why it is unreadable.
@@ -39,13 +40,15 @@ fn read_rows(
         // nothing to read: no need for the models
         return Ok((0..content.len()).map(|_| None).collect());
     }
-    let ocr = match state.ocr.get() {
+    let options = DajiaOptions::of(&args.config_options);
+    let ocr = match state.engines.get(&options.ocr) {
         Ok(o) => o,
-        Err(e) => return exec_err!("{fname}: {e}"),
+        Err(e) => return exec_err!("{fname}: {e:#}"),
     };
+    let limits: DecodeLimits = options.images.limits();
     let rows: Vec<Option<Result<OcrPage, ImageError>>> = (0..content.len())
         .into_par_iter()
-        .map(|i| (!content.is_null(i)).then(|| ocr.read_bytes(content.value(i), &state.limits)))
+        .map(|i| (!content.is_null(i)).then(|| ocr.read_bytes(content.value(i), &limits)))
         .collect();
     // A model that fails at run time is the session's problem, not the row's.
     for r in rows.iter().flatten() {

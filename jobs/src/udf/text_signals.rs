@@ -47,6 +47,7 @@ impl ScalarUDFImpl for TextSignals {
         let is_scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
         let text = string_arg(&args.args[0], args.number_rows)?;
         let mut b = reasons_builder(text.len());
+        let rules = crate::options::DajiaOptions::of(&args.config_options).rules();
         for i in 0..text.len() {
             if text.is_null(i) {
                 b.append_null();
@@ -54,11 +55,14 @@ impl ScalarUDFImpl for TextSignals {
             }
             // Price and seller unknown: only text reasons remain (the
             // unauthorised-seller reason needs a seller, so it is dropped).
-            let a = self.kb.assess(&ListingInput {
-                title: text.value(i),
-                seller_id: -1,
-                ..Default::default()
-            });
+            let a = self.kb.assess(
+                &rules,
+                &ListingInput {
+                    title: text.value(i),
+                    seller_id: -1,
+                    ..Default::default()
+                },
+            );
             let reasons: Vec<_> = a
                 .reasons
                 .into_iter()

@@ -12,7 +12,7 @@ use crate::text::normalize_text;
 use crate::text::replica::FAMILIES;
 
 use super::kb::{FoundTerms, HeardTerms, KnowledgeBase};
-use super::weights::{noisy_or, Action};
+use super::weights::{noisy_or, Action, Rules, Weights};
 
 /// What the scan knows of one listing.
 #[derive(Debug, Clone, Default)]
@@ -101,11 +101,15 @@ pub struct Assessment {
 }
 
 /// Assess many listings in parallel (rayon), preserving order.
-pub fn assess_batch(kb: &KnowledgeBase, inputs: &[ListingInput<'_>]) -> Vec<Assessment> {
+pub fn assess_batch(
+    kb: &KnowledgeBase,
+    rules: &Rules,
+    inputs: &[ListingInput<'_>],
+) -> Vec<Assessment> {
     inputs
         .par_iter()
         .with_min_len(256)
-        .map(|l| kb.assess(l))
+        .map(|l| kb.assess(rules, l))
         .collect()
 }
 
@@ -114,9 +118,10 @@ fn yuan(cents: i64) -> String {
 }
 
 impl KnowledgeBase {
-    /// All signals of one listing, its score and action.
-    pub fn assess(&self, l: &ListingInput<'_>) -> Assessment {
-        let w = &self.weights;
+    /// All signals of one listing, its score and action under `rules`
+    /// (the knowledge base says what is found; the rules what it weighs).
+    pub fn assess(&self, rules: &Rules, l: &ListingInput<'_>) -> Assessment {
+        let w = &rules.weights;
         let mut reasons: Vec<Reason> = Vec::new();
 
         // Every text of the listing with something in it, as written,
@@ -365,7 +370,7 @@ impl KnowledgeBase {
         }
 
         if let Some(link) = &l.link {
-            if let Some(r) = self.link_reason(link) {
+            if let Some(r) = self.link_reason(w, link) {
                 reasons.push(r);
             }
         }
@@ -425,7 +430,7 @@ impl KnowledgeBase {
         let score = noisy_or(reasons.iter().map(|r| r.weight));
         Assessment {
             score,
-            action: self.thresholds.action(score),
+            action: rules.thresholds.action(score),
             brand_id: brand
                 .or(compat_only)
                 .map(|b| self.brands[b].id)
@@ -459,11 +464,11 @@ impl KnowledgeBase {
             .collect()
     }
 
-    fn link_reason(&self, link: &SellerLink) -> Option<Reason> {
+    fn link_reason(&self, w: &Weights, link: &SellerLink) -> Option<Reason> {
         let mut attrs: Vec<&str> = link.shared.iter().map(|(a, _)| a.as_str()).collect();
         attrs.sort();
         attrs.dedup();
-        let weight = noisy_or(attrs.iter().map(|a| self.weights.link_weight(a))).min(0.95);
+        let weight = noisy_or(attrs.iter().map(|a| w.link_weight(a))).min(0.95);
         if weight <= 0.0 {
             return None;
         }
@@ -607,33 +612,29 @@ fn mask(id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::risk::{Brand, Thresholds, Weights};
+    use crate::risk::Brand;
 
     fn kb() -> KnowledgeBase {
-        KnowledgeBase::new(
-            vec![
-                Brand {
-                    id: 1,
-                    name: "Gucci".into(),
-                    aliases: vec!["古驰".into(), "古奇".into()],
-                    categories: vec!["箱包".into()],
-                    min_price_cents: Some(500_000),
-                    protected: true,
-                    authorized_sellers: [7].into_iter().collect(),
-                },
-                Brand {
-                    id: 2,
-                    name: "Apple".into(),
-                    aliases: vec!["苹果".into(), "iPhone".into()],
-                    categories: vec!["手机".into()],
-                    min_price_cents: Some(300_000),
-                    protected: true,
-                    authorized_sellers: [8].into_iter().collect(),
-                },
-            ],
-            Weights::default(),
-            Thresholds::default(),
-        )
+        KnowledgeBase::new(vec![
+            Brand {
+                id: 1,
+                name: "Gucci".into(),
+                aliases: vec!["古驰".into(), "古奇".into()],
+                categories: vec!["箱包".into()],
+                min_price_cents: Some(500_000),
+                protected: true,
+                authorized_sellers: [7].into_iter().collect(),
+            },
+            Brand {
+                id: 2,
+                name: "Apple".into(),
+                aliases: vec!["苹果".into(), "iPhone".into()],
+                categories: vec!["手机".into()],
+                min_price_cents: Some(300_000),
+                protected: true,
+                authorized_sellers: [8].into_iter().collect(),
+            },
+        ])
     }
 
     fn codes(a: &Assessment) -> Vec<&'static str> {
@@ -716,7 +717,7 @@ mod tests {
             ),
         ];
         for (name, l, want, action) in cases {
-            let a = kb.assess(&l);
+            let a = kb.assess(&Rules::default(), &l);
             let got = codes(&a);
             for w in &want {
                 assert!(got.contains(w), "{name}: {got:?} lacks {w}");
@@ -742,7 +743,7 @@ mod tests {
         l.link = Some(SellerLink {
             shared: vec![("id_photo_hash".into(), 99), ("id_name_hash".into(), 99)],
         });
-        let a = kb.assess(&l);
+        let a = kb.assess(&Rules::default(), &l);
         assert_eq!(codes(&a), vec!["linked_to_closed_seller"]);
         assert!(a.reasons[0].detail.contains("99"));
         assert_eq!(a.action, Action::Review);
@@ -750,7 +751,7 @@ mod tests {
         l.link = Some(SellerLink {
             shared: vec![("address_hash".into(), 99)],
         });
-        assert_eq!(kb.assess(&l).action, Action::Allow);
+        assert_eq!(kb.assess(&Rules::default(), &l).action, Action::Allow);
     }
 
     #[test]
@@ -769,7 +770,7 @@ mod tests {
             hit(ImageMatchKind::Official, 0.93),
             hit(ImageMatchKind::Official, 0.97),
         ];
-        let a = kb.assess(&l);
+        let a = kb.assess(&Rules::default(), &l);
         assert_eq!(codes(&a), vec!["image_matches_official"]);
         assert!(
             a.reasons[0].detail.contains("similarity 0.970"),
@@ -780,12 +781,12 @@ mod tests {
         assert_eq!(a.brand_id, Some(1), "brand taken from the matched photo");
         // Seller 7 is authorised for Gucci: its use of official photos is fine.
         l.seller_id = 7;
-        assert!(codes(&kb.assess(&l)).is_empty());
+        assert!(codes(&kb.assess(&Rules::default(), &l)).is_empty());
         // ... but a copy of another brand's photo still counts.
         let mut other = hit(ImageMatchKind::Official, 0.95);
         other.brand_id = Some(2);
         l.images.push(other);
-        let a = kb.assess(&l);
+        let a = kb.assess(&Rules::default(), &l);
         assert_eq!(codes(&a), vec!["image_matches_official"]);
         assert!(
             a.reasons[0].detail.contains("Apple (id 2)"),
@@ -797,7 +798,7 @@ mod tests {
         let mut other = hit(ImageMatchKind::Official, 0.95);
         other.brand_id = Some(2);
         l.images.push(other);
-        let a = kb.assess(&l);
+        let a = kb.assess(&Rules::default(), &l);
         assert_eq!(codes(&a), vec!["image_matches_official"]);
         assert!(
             a.reasons[0].detail.contains("Apple (id 2)"),
@@ -807,7 +808,7 @@ mod tests {
         l.images.pop();
         // Known fakes count whoever the seller is.
         l.images.push(hit(ImageMatchKind::KnownFake, 0.95));
-        let a = kb.assess(&l);
+        let a = kb.assess(&Rules::default(), &l);
         assert_eq!(codes(&a), vec!["image_matches_known_fake"]);
         assert!(a.reasons[0].detail.contains("of listing 42"));
         assert_eq!(a.action, Action::Review);

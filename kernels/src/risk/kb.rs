@@ -9,8 +9,6 @@ use crate::text::lexicon::{Lexicon, Span};
 use crate::text::normalize_text;
 use crate::text::replica::ReplicaMatcher;
 
-use super::{Thresholds, Weights};
-
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Brand {
     pub id: i64,
@@ -24,8 +22,6 @@ pub struct Brand {
 
 pub struct KnowledgeBase {
     pub brands: Vec<Brand>,
-    pub weights: Weights,
-    pub thresholds: Thresholds,
     pub(crate) brand_matcher: BrandMatcher,
     pub(crate) replica: ReplicaMatcher,
     pub(crate) contact: ContactMatcher,
@@ -66,7 +62,10 @@ pub(crate) struct HeardTerms {
 }
 
 impl KnowledgeBase {
-    pub fn new(brands: Vec<Brand>, weights: Weights, thresholds: Thresholds) -> Self {
+    /// The matchers of `brands`' names and aliases, built once per run. What
+    /// a finding weighs is not here but in the [`super::Rules`] each
+    /// assessment is given (session options may change them mid-session).
+    pub fn new(brands: Vec<Brand>) -> Self {
         let brand_matcher = BrandMatcher::new(brands.iter().enumerate().map(|(i, b)| {
             let mut names = vec![b.name.as_str()];
             names.extend(b.aliases.iter().map(String::as_str));
@@ -115,8 +114,6 @@ impl KnowledgeBase {
             exact,
             by_id,
             brands,
-            weights,
-            thresholds,
             brand_matcher,
             replica,
             contact,

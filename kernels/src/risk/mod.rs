@@ -9,4 +9,4 @@ pub use assess::{
     assess_batch, Assessment, ImageHit, ImageMatchKind, ListingInput, OcrText, Reason, SellerLink,
 };
 pub use kb::{Brand, KnowledgeBase};
-pub use weights::{Action, Thresholds, Weights, MODEL_VERSION};
+pub use weights::{Action, Rules, Thresholds, Weights, MODEL_VERSION};

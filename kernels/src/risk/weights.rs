@@ -1,15 +1,72 @@
 //! Reason weights and action thresholds. These are the documented defaults
 //! (README, "Scoring"); `model_version` changes whenever they do, so a score
-//! can always be traced to the rules that produced it.
+//! can always be traced to the rules that produced it: the defaults are
+//! [`MODEL_VERSION`], other values add a hash of themselves
+//! ([`Rules::version`]).
 
+use documented::DocumentedFields;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
-/// Version of the rules and weights written with every score.
+/// Version of the default rules and weights, written with every score.
 pub const MODEL_VERSION: &str = "rules-2026.11.3";
+
+/// What a finding weighs and where the actions start: the part of the
+/// assessment that configuration may change.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rules {
+    pub weights: Weights,
+    pub thresholds: Thresholds,
+}
+
+impl Rules {
+    /// [`MODEL_VERSION`] for the defaults; otherwise it plus `+` and the
+    /// first 8 hex digits of a SHA-256 of the effective values, so two runs
+    /// with the same `model_version` scored by the same rules.
+    pub fn version(&self) -> String {
+        if *self == Rules::default() {
+            return MODEL_VERSION.to_string();
+        }
+        // `Debug` of the two structs: every field by name, floats in their
+        // shortest round-trip form; stable for given values.
+        let digest = Sha256::digest(format!("{:?}{:?}", self.weights, self.thresholds));
+        let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+        format!("{MODEL_VERSION}+{hex}")
+    }
+
+    /// Checks the values apart from any I/O: weights are probabilities,
+    /// and review does not start above takedown.
+    pub fn validate(&self) -> Result<(), String> {
+        let w = &self.weights;
+        for (name, v) in w.named() {
+            let ok = if name == "floor_ratio" || name == "replica_factor" {
+                v.is_finite() && v >= 0.0
+            } else {
+                (0.0..=1.0).contains(&v)
+            };
+            if !ok {
+                return Err(format!("weights.{name} = {v} is out of range"));
+            }
+        }
+        let t = &self.thresholds;
+        for (name, v) in [("review", t.review), ("takedown", t.takedown)] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!("thresholds.{name} = {v} is not in [0, 1]"));
+            }
+        }
+        if t.review > t.takedown {
+            return Err(format!(
+                "thresholds.review ({}) must not exceed thresholds.takedown ({})",
+                t.review, t.takedown
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// Weight of each signal: the probability, on its own, that the listing is
 /// counterfeit. Reasons combine by noisy-OR: score = 1 − Π(1 − wᵢ).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DocumentedFields)]
 #[serde(default, deny_unknown_fields)]
 pub struct Weights {
     /// A protected brand is named (informational on its own).
@@ -21,18 +78,27 @@ pub struct Weights {
     /// Price below `floor_ratio` × the brand's floor: weight rises linearly
     /// from `price_min` at the ratio to `price_max` at a price of zero.
     pub price_min: f32,
+    /// Weight of a price of zero (see `price_min`).
     pub price_max: f32,
+    /// Prices below this share of the brand's floor price are suspicious.
     pub floor_ratio: f32,
     /// A protected brand sold by a seller not on its authorised list.
     pub unauthorized_seller: f32,
     /// Identity attributes shared with a seller closed for counterfeiting,
     /// per attribute; several attributes combine by noisy-OR, capped at 0.95.
+    /// This one: the same ID card number.
     pub link_id_number: f32,
+    /// The same ID card photo (shared link, see `link_id_number`).
     pub link_id_photo: f32,
+    /// The same bank account (shared link).
     pub link_bank_account: f32,
+    /// The same phone number (shared link).
     pub link_phone: f32,
+    /// The same device (shared link; default device ids are common).
     pub link_device: f32,
+    /// The same address (shared link; warehouses and hubs are shared).
     pub link_address: f32,
+    /// The same name on the ID (shared link; names repeat).
     pub link_id_name: f32,
     /// A listing image is a copy of a brand's official photo and the seller
     /// is not authorised for the brand.
@@ -75,6 +141,50 @@ impl Default for Weights {
 }
 
 impl Weights {
+    /// Every weight by field name, in declaration order.
+    pub fn named(&self) -> Vec<(&'static str, f32)> {
+        let Weights {
+            brand_mention,
+            replica_factor,
+            contact_diversion,
+            price_min,
+            price_max,
+            floor_ratio,
+            unauthorized_seller,
+            link_id_number,
+            link_id_photo,
+            link_bank_account,
+            link_phone,
+            link_device,
+            link_address,
+            link_id_name,
+            image_matches_official,
+            image_matches_known_fake,
+            evasion_strong,
+            evasion_weak,
+        } = self.clone();
+        vec![
+            ("brand_mention", brand_mention),
+            ("replica_factor", replica_factor),
+            ("contact_diversion", contact_diversion),
+            ("price_min", price_min),
+            ("price_max", price_max),
+            ("floor_ratio", floor_ratio),
+            ("unauthorized_seller", unauthorized_seller),
+            ("link_id_number", link_id_number),
+            ("link_id_photo", link_id_photo),
+            ("link_bank_account", link_bank_account),
+            ("link_phone", link_phone),
+            ("link_device", link_device),
+            ("link_address", link_address),
+            ("link_id_name", link_id_name),
+            ("image_matches_official", image_matches_official),
+            ("image_matches_known_fake", image_matches_known_fake),
+            ("evasion_strong", evasion_strong),
+            ("evasion_weak", evasion_weak),
+        ]
+    }
+
     /// Weight of sharing one identity attribute (column name) with a closed seller.
     pub fn link_weight(&self, attribute: &str) -> f32 {
         match attribute {
@@ -91,7 +201,7 @@ impl Weights {
 }
 
 /// Score thresholds of the actions.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DocumentedFields)]
 #[serde(default, deny_unknown_fields)]
 pub struct Thresholds {
     /// At or above: a person reviews the listing.
