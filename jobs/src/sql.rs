@@ -84,6 +84,15 @@ pub fn help_text() -> String {
     for (sig, what, example) in udf::FUNCTION_HELP {
         s.push_str(&format!("\n  {sig}\n    {what}\n    e.g. {example}\n"));
     }
+    s.push_str("\nReason codes (risk_scores.reasons, assess_listing, text_signals) and the weights (dajia.weights.*) that price them:\n");
+    for sig in dajia_kernels::risk::SIGNALS {
+        s.push_str(&format!(
+            "  {:<26} {} [{}]\n",
+            sig.code.as_str(),
+            sig.doc,
+            sig.weights.join(", ")
+        ));
+    }
     s.push_str("\nCommands: \\d lists tables, \\d TABLE describes one, \\set lists the dajia.* settings (change one with SET dajia.ocr.box_thresh = 0.5;), \\h this help, \\q quits. Statements end with ';'.\n");
     s
 }

@@ -160,7 +160,7 @@ pub(crate) fn append_reasons(b: &mut ListBuilder<StructBuilder>, reasons: &[Reas
     for r in reasons {
         sb.field_builder::<StringBuilder>(0)
             .unwrap()
-            .append_value(r.code);
+            .append_value(r.code.as_str());
         sb.field_builder::<StringBuilder>(1)
             .unwrap()
             .append_value(&r.detail);

@@ -7,7 +7,7 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
-use dajia_kernels::risk::{KnowledgeBase, ListingInput};
+use dajia_kernels::risk::{KnowledgeBase, ListingInput, ReasonCode};
 use dajia_schemas::Ty;
 
 use super::assess::{append_reasons, reasons_builder};
@@ -66,7 +66,7 @@ impl ScalarUDFImpl for TextSignals {
             let reasons: Vec<_> = a
                 .reasons
                 .into_iter()
-                .filter(|r| r.code != "unauthorized_seller")
+                .filter(|r| r.code != ReasonCode::UnauthorizedSeller)
                 .collect();
             append_reasons(&mut b, &reasons);
         }

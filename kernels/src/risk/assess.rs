@@ -12,6 +12,7 @@ use crate::text::normalize_text;
 use crate::text::replica::FAMILIES;
 
 use super::kb::{FoundTerms, HeardTerms, KnowledgeBase};
+use super::signals::ReasonCode;
 use super::weights::{noisy_or, Action, Rules, Weights};
 
 /// What the scan knows of one listing.
@@ -87,7 +88,7 @@ pub struct SellerLink {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reason {
-    pub code: &'static str,
+    pub code: ReasonCode,
     pub detail: String,
     pub weight: f32,
 }
@@ -211,7 +212,7 @@ impl KnowledgeBase {
             let b = &self.brands[bi];
             if b.protected {
                 reasons.push(Reason {
-                    code: "brand_mention",
+                    code: ReasonCode::BrandMention,
                     detail: format!(
                         "protected brand {} (id {}) {}",
                         b.name,
@@ -226,7 +227,7 @@ impl KnowledgeBase {
                 });
                 if !b.authorized_sellers.contains(&l.seller_id) && !brand_by_sound {
                     reasons.push(Reason {
-                        code: "unauthorized_seller",
+                        code: ReasonCode::UnauthorizedSeller,
                         detail: format!(
                             "seller {} is not authorised to sell {}",
                             l.seller_id, b.name
@@ -246,7 +247,7 @@ impl KnowledgeBase {
                 if in_category && price >= 0 && ratio < w.floor_ratio as f64 {
                     let depth = 1.0 - (ratio / w.floor_ratio as f64) as f32;
                     reasons.push(Reason {
-                        code: "price_below_floor",
+                        code: ReasonCode::PriceBelowFloor,
                         detail: format!(
                             "{} is {:.0}% of {}'s floor {}",
                             yuan(price),
@@ -282,7 +283,7 @@ impl KnowledgeBase {
                     None => format!("\"{}\" ({})", hit.spelling, f.name),
                 };
                 reasons.push(Reason {
-                    code: "replica_vocabulary",
+                    code: ReasonCode::ReplicaVocabulary,
                     detail: format!("{source}: {shown}"),
                     weight: (f.weight * w.replica_factor).min(1.0),
                 });
@@ -320,7 +321,7 @@ impl KnowledgeBase {
                         continue;
                     }
                     reasons.push(Reason {
-                        code: "replica_vocabulary",
+                        code: ReasonCode::ReplicaVocabulary,
                         detail: format!("{source}: \"{written}\" ({spelling}; {})", f.name),
                         weight: (f.weight * w.replica_factor).min(1.0),
                     });
@@ -337,7 +338,7 @@ impl KnowledgeBase {
                     .hits(text, t.found.contact.iter().copied(), &t.heard.contact);
             for hit in contacts {
                 reasons.push(Reason {
-                    code: "contact_diversion",
+                    code: ReasonCode::ContactDiversion,
                     detail: format!(
                         "{source}: {} contact {} offered off-platform",
                         hit.channel,
@@ -402,7 +403,7 @@ impl KnowledgeBase {
                     );
                     image_brand = image_brand.or(hit.brand_id);
                     reasons.push(Reason {
-                        code: "image_matches_official",
+                        code: ReasonCode::ImageMatchesOfficial,
                         detail: format!(
                             "image {} copies official photo {} of {name}, similarity {:.3}; seller {} is not authorised",
                             hit.image_id, hit.matched_image_id, hit.similarity, l.seller_id
@@ -412,7 +413,7 @@ impl KnowledgeBase {
                 }
                 ImageMatchKind::KnownFake => {
                     reasons.push(Reason {
-                        code: "image_matches_known_fake",
+                        code: ReasonCode::ImageMatchesKnownFake,
                         detail: format!(
                             "image {} copies image {}{} confirmed counterfeit, similarity {:.3}",
                             hit.image_id,
@@ -477,7 +478,7 @@ impl KnowledgeBase {
         closed.dedup();
         let shown: Vec<String> = closed.iter().take(5).map(|s| s.to_string()).collect();
         Some(Reason {
-            code: "linked_to_closed_seller",
+            code: ReasonCode::LinkedToClosedSeller,
             detail: format!(
                 "shares {} with seller{} {}{} closed for counterfeiting",
                 attrs.join(", "),
@@ -543,7 +544,7 @@ fn evasion_reason(evasions: &[Evasion], w: &super::Weights) -> Option<Reason> {
         })
         .collect();
     Some(Reason {
-        code: "evasion",
+        code: ReasonCode::Evasion,
         detail: shown.join("; "),
         weight: if strong {
             w.evasion_strong
@@ -638,7 +639,7 @@ mod tests {
     }
 
     fn codes(a: &Assessment) -> Vec<&'static str> {
-        a.reasons.iter().map(|r| r.code).collect()
+        a.reasons.iter().map(|r| r.code.as_str()).collect()
     }
 
     fn listing<'a>(title: &'a str, category: &'a str, price: i64, seller: i64) -> ListingInput<'a> {

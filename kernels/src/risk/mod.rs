@@ -3,10 +3,12 @@
 
 mod assess;
 mod kb;
+pub mod signals;
 mod weights;
 
 pub use assess::{
     assess_batch, Assessment, ImageHit, ImageMatchKind, ListingInput, OcrText, Reason, SellerLink,
 };
 pub use kb::{Brand, KnowledgeBase};
+pub use signals::{ReasonCode, Signal, SIGNALS};
 pub use weights::{Action, Rules, Thresholds, Weights, MODEL_VERSION};

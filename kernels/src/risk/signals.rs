@@ -1,0 +1,169 @@
+//! The signal registry: every reason code an assessment can give, with the
+//! weights (`Weights` fields) that price it and what it means. `assess`
+//! writes codes from here (an enum, not string literals); `dajia sql`'s help
+//! lists them from here, and the README's signals table is checked against
+//! it (`the_readme_table_lists_every_signal`), so they cannot drift.
+
+/// A reason code (written as `ReasonCode::as_str` in `risk_scores.reasons`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReasonCode {
+    BrandMention,
+    UnauthorizedSeller,
+    PriceBelowFloor,
+    ReplicaVocabulary,
+    ContactDiversion,
+    Evasion,
+    LinkedToClosedSeller,
+    ImageMatchesOfficial,
+    ImageMatchesKnownFake,
+}
+
+/// One signal: its code, the `Weights` fields that weigh it, its meaning.
+#[derive(Debug, Clone, Copy)]
+pub struct Signal {
+    pub code: ReasonCode,
+    pub weights: &'static [&'static str],
+    pub doc: &'static str,
+}
+
+/// Every signal, in the order reasons are usually listed.
+pub const SIGNALS: &[Signal] = &[
+    Signal {
+        code: ReasonCode::BrandMention,
+        weights: &["brand_mention"],
+        doc: "A protected brand is named in the title, description or an image's text.",
+    },
+    Signal {
+        code: ReasonCode::UnauthorizedSeller,
+        weights: &["unauthorized_seller"],
+        doc: "The brand named is sold by a seller not on its authorised list.",
+    },
+    Signal {
+        code: ReasonCode::PriceBelowFloor,
+        weights: &["price_min", "price_max", "floor_ratio"],
+        doc: "The price is below floor_ratio x the brand's floor price in its categories.",
+    },
+    Signal {
+        code: ReasonCode::ReplicaVocabulary,
+        weights: &["replica_factor"],
+        doc: "Replica vocabulary (高仿, A货, 1:1, replica ...) outside benign contexts.",
+    },
+    Signal {
+        code: ReasonCode::ContactDiversion,
+        weights: &["contact_diversion"],
+        doc: "A WeChat/QQ/Telegram id or phone number offered off-platform.",
+    },
+    Signal {
+        code: ReasonCode::Evasion,
+        weights: &["evasion_strong", "evasion_weak"],
+        doc: "A brand, replica or contact term read only by undoing a disguise.",
+    },
+    Signal {
+        code: ReasonCode::LinkedToClosedSeller,
+        weights: &[
+            "link_id_number",
+            "link_id_photo",
+            "link_bank_account",
+            "link_phone",
+            "link_device",
+            "link_address",
+            "link_id_name",
+        ],
+        doc: "The seller shares identity attributes with a seller closed for counterfeiting.",
+    },
+    Signal {
+        code: ReasonCode::ImageMatchesOfficial,
+        weights: &["image_matches_official"],
+        doc: "A listing image copies a brand's official photo; the seller is not authorised.",
+    },
+    Signal {
+        code: ReasonCode::ImageMatchesKnownFake,
+        weights: &["image_matches_known_fake"],
+        doc: "A listing image copies an image of a listing confirmed counterfeit.",
+    },
+];
+
+impl ReasonCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonCode::BrandMention => "brand_mention",
+            ReasonCode::UnauthorizedSeller => "unauthorized_seller",
+            ReasonCode::PriceBelowFloor => "price_below_floor",
+            ReasonCode::ReplicaVocabulary => "replica_vocabulary",
+            ReasonCode::ContactDiversion => "contact_diversion",
+            ReasonCode::Evasion => "evasion",
+            ReasonCode::LinkedToClosedSeller => "linked_to_closed_seller",
+            ReasonCode::ImageMatchesOfficial => "image_matches_official",
+            ReasonCode::ImageMatchesKnownFake => "image_matches_known_fake",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ReasonCode> {
+        SIGNALS.iter().map(|s| s.code).find(|c| c.as_str() == s)
+    }
+
+    pub fn signal(self) -> &'static Signal {
+        SIGNALS
+            .iter()
+            .find(|s| s.code == self)
+            .expect("every code is in SIGNALS (tested)")
+    }
+}
+
+impl std::fmt::Display for ReasonCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for ReasonCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::risk::Weights;
+
+    #[test]
+    fn every_code_is_registered_once_with_real_weights() {
+        let names: Vec<&str> = Weights::default().named().iter().map(|(n, _)| *n).collect();
+        let mut seen = std::collections::HashSet::new();
+        let mut priced = std::collections::HashSet::new();
+        for s in SIGNALS {
+            assert!(seen.insert(s.code), "{} twice", s.code);
+            assert_eq!(ReasonCode::parse(s.code.as_str()), Some(s.code));
+            assert_eq!(s.code.signal().code, s.code);
+            assert!(!s.doc.is_empty() && !s.weights.is_empty());
+            for w in s.weights {
+                assert!(names.contains(w), "{}: no weight `{w}`", s.code);
+                priced.insert(*w);
+            }
+        }
+        // Every weight prices some signal.
+        for n in names {
+            assert!(priced.contains(n), "weight `{n}` belongs to no signal");
+        }
+    }
+
+    #[test]
+    fn the_readme_table_lists_every_signal() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+            .expect("README.md");
+        // Rows of the signals table: "| `code` | meaning | weight |".
+        let listed: Vec<&str> = readme
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split_once("` |").map(|(c, _)| c))
+            .collect();
+        for s in SIGNALS {
+            assert!(
+                listed.contains(&s.code.as_str()),
+                "README's signals table lacks `{}`",
+                s.code
+            );
+        }
+    }
+}
