@@ -25,7 +25,7 @@ export DAJIA_REQUIRE_S3=1
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 # 1. The default (CPU) build.
-cargo test --workspace --locked -- --show-output 2>&1 | tee -a "$log"
+cargo test --workspace --locked --no-fail-fast -- --show-output 2>&1 | tee -a "$log"
 # 2. The CUDA build, on a machine with or without a GPU: it must compile
 # without a CUDA toolkit, every kernel must compile with NVRTC
 # (DAJIA_REQUIRE_NVRTC), and without a GPU the GPU tests skip with a message.
@@ -34,8 +34,8 @@ cargo test --workspace --locked -- --show-output 2>&1 | tee -a "$log"
 # DataFusion and Ballista (~0.8 GB apiece), and the disk is small.
 export LD_LIBRARY_PATH="$DAJIA_MODELS/nvrtc/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export DAJIA_REQUIRE_NVRTC=1
-cargo test --workspace --locked --features dajia-kernels/cuda --exclude dajia -- --show-output 2>&1 | tee -a "$log"
-cargo test --workspace --locked --features dajia-kernels/cuda --test device -- --show-output 2>&1 | tee -a "$log"
+cargo test --workspace --locked --no-fail-fast --features dajia-kernels/cuda --exclude dajia -- --show-output 2>&1 | tee -a "$log"
+cargo test --workspace --locked --no-fail-fast --features dajia-kernels/cuda --test device -- --show-output 2>&1 | tee -a "$log"
 df -h . || true
 echo
 echo "== summary =="

@@ -492,7 +492,12 @@ fn image_options_come_from_config_and_flags_and_bad_values_are_one_line_errors()
     // Unknown keys are refused, not ignored.
     std::fs::write(&cfg, "[images]\nthreshhold = 0.9\n").unwrap();
     let (ok, _, err) = scan_with(&[]);
-    assert!(!ok && err.contains("unknown field `threshhold`"), "{err}");
+    assert!(
+        !ok && err.lines().count() == 1
+            && err.contains("unknown option `threshhold`")
+            && err.contains("known: embedder, models_dir, threshold"),
+        "{err}"
+    );
 }
 
 #[test]
