@@ -10,6 +10,7 @@
 
 pub mod bench;
 pub mod catalog;
+pub mod cli;
 pub mod cluster;
 pub mod delta;
 pub mod eval;

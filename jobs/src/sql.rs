@@ -11,7 +11,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::context::SessionContext;
 
 use crate::catalog::{local_path, Catalog};
-use crate::images::ImageKb;
+use crate::images::ImageRefs;
 use crate::{delta, kb, udf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -56,9 +56,9 @@ pub async fn session_with_options(
     // catalog's counterfeit test purchases (not every takedown of `out`;
     // `dajia kb` indexes those once, for `--image-kb`).
     let ikb = match image_kb {
-        Some(dir) => ImageKb::load(&local_path(dir)?, images)?,
+        Some(dir) => ImageRefs::load(&local_path(dir)?, images)?,
         None => {
-            let mut k = ImageKb::empty(images)?;
+            let mut k = ImageRefs::empty(images)?;
             for (_, id, e) in k.add_from_catalog(&ctx).await? {
                 eprintln!("warning: reference image {id} skipped: {e}");
             }

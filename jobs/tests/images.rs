@@ -7,8 +7,8 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use dajia::gen::images::{jpeg, photo, transform, TRANSFORMS};
-use dajia::images::{ImageIndex, ImageKb, ImageOptions, IndexEntry};
+use dajia::gen::photos::{jpeg, photo, transform, TRANSFORMS};
+use dajia::images::{ImageIndex, ImageRefs, ImageOptions, IndexEntry};
 use dajia_kernels::image::embed::{cosine, load, Embedder};
 use dajia_kernels::image::{DecodeLimits, EmbedderKind, ReferenceSet};
 use dajia_kernels::risk::ImageMatchKind;
@@ -119,13 +119,13 @@ fn missing_or_corrupt_model_is_a_clear_error_naming_the_setup_script() {
         models_dir: dir.path().to_path_buf(),
         ..Default::default()
     };
-    let e = ImageKb::empty(&opts).unwrap_err().to_string();
+    let e = ImageRefs::empty(&opts).unwrap_err().to_string();
     assert!(
         e.contains("mobilenet_v2.onnx not found") && e.contains("scripts/setup-models.sh"),
         "{e}"
     );
     std::fs::write(dir.path().join("mobilenet_v2.onnx"), b"not a model").unwrap();
-    let e = ImageKb::empty(&opts).unwrap_err().to_string();
+    let e = ImageRefs::empty(&opts).unwrap_err().to_string();
     assert!(
         e.contains("could not be loaded") && e.contains("scripts/setup-models.sh"),
         "{e}"
@@ -556,7 +556,7 @@ fn scan_with_the_mobilenet_embedder_flags_official_photo_copies() {
 /// product drawn on the same photograph do not.
 #[test]
 fn verification_separates_copies_from_stock_photo_lookalikes() {
-    use dajia::gen::images::{photo_on, reuse, stock_photos};
+    use dajia::gen::photos::{photo_on, reuse, stock_photos};
     use dajia_kernels::image::verify::{agreement, print_bytes, DEFAULT_THRESHOLD};
     let stock = stock_photos();
     if stock.is_empty() {

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use dajia_kernels::image::{self as kimage, DecodeLimits, ReferenceSet};
 
-use crate::gen::images::{jpeg, photo, transform, TRANSFORMS};
+use crate::gen::photos::{jpeg, photo, transform, TRANSFORMS};
 use crate::images::ImageOptions;
 
 #[derive(Debug, Clone)]

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use dajia_kernels::image::{decode, DecodeLimits};
 use dajia_kernels::ocr::{Ocr, OcrOptions, OcrPage};
 
-use crate::gen::images::jpeg;
+use crate::gen::photos::jpeg;
 use crate::gen::text_render::{draw_line, luminance, measure, Fonts};
 use crate::gen::vocab;
 

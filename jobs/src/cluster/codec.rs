@@ -33,10 +33,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use dajia_kernels::device::DeviceChoice;
-use dajia_kernels::image::embed::EmbedderKind;
 use dajia_kernels::risk::{Brand, KnowledgeBase};
 
-use crate::images::{ImageKb, ImageOptions};
+use crate::images::{ImageRefs, ImageOptions};
 use crate::udf;
 
 /// What a node contributes when it rebuilds image functions: its own model
@@ -63,12 +62,9 @@ enum Payload {
     /// The brands only: weights and thresholds are session options, which
     /// Ballista ships with the job.
     KnowledgeBase { brands: Vec<Brand> },
-    ImageOptions {
-        embedder: String,
-        threshold: f32,
-        max_pixels: u64,
-        max_bytes: usize,
-    },
+    /// Every image option (a new one travels without a change here); the
+    /// receiving node replaces the device and models folder with its own.
+    ImageOptions { options: ImageOptions },
 }
 
 /// Encoding and decoding of dajia's functions, shared by both codecs.
@@ -77,7 +73,7 @@ struct Functions {
     node: NodeImageDefaults,
     /// Rebuilt state by payload hash: a plan is decoded once per task.
     kbs: Mutex<HashMap<[u8; 32], Arc<KnowledgeBase>>>,
-    images: Mutex<HashMap<[u8; 32], Arc<ImageKb>>>,
+    images: Mutex<HashMap<[u8; 32], Arc<ImageRefs>>>,
 }
 
 impl std::fmt::Debug for Functions {
@@ -132,10 +128,7 @@ impl Functions {
                 );
             }
             Payload::ImageOptions {
-                embedder: images.embedder.kind().to_string(),
-                threshold: images.threshold,
-                max_pixels: images.limits.max_pixels,
-                max_bytes: images.limits.max_bytes,
+                options: images.options.clone(),
             }
         } else {
             // Stateless, or DataFusion's own: travels by name.
@@ -166,26 +159,14 @@ impl Functions {
                     other => return plan_err!("function `{other}` does not take a knowledge base"),
                 }
             }
-            Payload::ImageOptions {
-                embedder,
-                threshold,
-                max_pixels,
-                max_bytes,
-            } => {
+            Payload::ImageOptions { options } => {
                 let images = cached(&self.images, key, || {
-                    let embedder: EmbedderKind = embedder
-                        .parse()
-                        .map_err(|e: String| DataFusionError::Plan(e))?;
                     let opts = ImageOptions {
-                        embedder,
-                        threshold: Some(threshold),
-                        max_pixels,
-                        max_bytes,
                         models_dir: self.node.models_dir.clone(),
                         device: self.node.device,
-                        ..Default::default()
+                        ..options
                     };
-                    ImageKb::empty(&opts).map_err(|e| DataFusionError::External(e.into()))
+                    ImageRefs::empty(&opts).map_err(|e| DataFusionError::External(e.into()))
                 })?;
                 match name {
                     "embed_image" => ScalarUDF::from(udf::EmbedImage::new(images)),
@@ -200,7 +181,7 @@ impl Functions {
 }
 
 /// The image state of an image function, if `f` is one.
-fn image_state(f: &ScalarUDF) -> Option<&Arc<ImageKb>> {
+fn image_state(f: &ScalarUDF) -> Option<&Arc<ImageRefs>> {
     let inner = f.inner();
     inner
         .downcast_ref::<udf::EmbedImage>()
@@ -381,19 +362,30 @@ mod tests {
         let opts = ImageOptions {
             device: DeviceChoice::Cpu,
             threshold: Some(0.8),
+            verify_threshold: 0.5,
+            max_pixels: 1234,
+            models_dir: "/client/models".into(),
             ..Default::default()
         };
-        let images = Arc::new(ImageKb::empty(&opts).unwrap());
+        let images = Arc::new(ImageRefs::empty(&opts).unwrap());
         let f = ScalarUDF::from(udf::EmbedImage::new(images.clone()));
         let mut buf = Vec::new();
         physical.try_encode_udf(&f, &mut buf).unwrap();
         let g = physical.try_decode_udf("embed_image", &buf).unwrap();
         let d = g.inner().downcast_ref::<udf::EmbedImage>().unwrap();
         assert_eq!(d.images.threshold, 0.8);
+        // Every option travels, not a hand-picked few; where the models are
+        // is the receiving node's.
+        assert_eq!(d.images.verify_threshold, 0.5);
+        assert_eq!(d.images.limits.max_pixels, 1234);
+        assert_eq!(
+            d.images.options.models_dir,
+            NodeImageDefaults::default().models_dir
+        );
         // An empty index travels; a filled one does not (yet).
         let f = ScalarUDF::from(udf::ImageTopMatches::new(images));
         physical.try_encode_udf(&f, &mut Vec::new()).unwrap();
-        let mut filled = ImageKb::empty(&opts).unwrap();
+        let mut filled = ImageRefs::empty(&opts).unwrap();
         let img =
             image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 3, y as u8 * 5, 90]));
         let e = filled.embedder.embed_rgb(&img).unwrap();

@@ -14,7 +14,6 @@
 
 pub mod codec;
 pub mod node;
-pub mod publish;
 
 use std::sync::Arc;
 

@@ -7,7 +7,7 @@
 //! catalogue (`evasion.rs`, documented in README "Generated catalogs").
 
 pub(crate) mod evasion;
-pub mod images;
+pub mod photos;
 mod sellers;
 pub mod text_render;
 pub(crate) mod vocab;
@@ -141,8 +141,8 @@ impl Ctx {
     /// on a stock photograph when there are some.
     fn official(&self, brand_id: i64, k: u64) -> image::RgbImage {
         match self.stock_of(brand_id, k) {
-            Some(st) => images::photo_on(official_seed(brand_id, k), Some(st), true),
-            None => images::photo(official_seed(brand_id, k)),
+            Some(st) => photos::photo_on(official_seed(brand_id, k), Some(st), true),
+            None => photos::photo(official_seed(brand_id, k)),
         }
     }
 
@@ -220,7 +220,7 @@ pub fn generate(opts: &GenOptions) -> Result<GenSummary> {
             None
         },
         stock: if opts.image_share > 0.0 {
-            images::stock_photos()
+            photos::stock_photos()
         } else {
             Vec::new()
         },
@@ -294,7 +294,7 @@ pub fn generate(opts: &GenOptions) -> Result<GenSummary> {
                     (
                         id,
                         format!("brand-{id}-{k}"),
-                        images::jpeg(&ctx.official(id, k), 92),
+                        photos::jpeg(&ctx.official(id, k), 92),
                     )
                 })
             })
@@ -359,22 +359,22 @@ fn attach_image(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
             let r: f64 = rng.random();
             if r < 0.4 {
                 (
-                    images::reuse(&ctx.official(b.id, rng.random_range(0..2)), rng),
+                    photos::reuse(&ctx.official(b.id, rng.random_range(0..2)), rng),
                     Some("official_image_reuse"),
                 )
             } else if r < 0.6 {
                 (
-                    images::reuse(
-                        &images::photo(factory_seed(rng.random_range(0..FACTORY_PHOTOS))),
+                    photos::reuse(
+                        &photos::photo(factory_seed(rng.random_range(0..FACTORY_PHOTOS))),
                         rng,
                     ),
                     Some("fake_image_reuse"),
                 )
             } else if let Some((text, ascii)) = row.overlay.clone() {
-                let mut img = images::photo(rng.random());
+                let mut img = photos::photo(rng.random());
                 match &ctx.fonts {
                     Some(f) => text_render::caption(&mut img, f.pick(&text, rng), &text, rng),
-                    None => images::overlay_text(&mut img, &ascii, 3),
+                    None => photos::overlay_text(&mut img, &ascii, 3),
                 }
                 // Half of them move the evasion out of the text entirely.
                 match row.clean_title.clone() {
@@ -386,7 +386,7 @@ fn attach_image(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
                     _ => (img, Some("text_overlay")),
                 }
             } else {
-                (images::photo(rng.random()), None)
+                (photos::photo(rng.random()), None)
             }
         }
         // A benign seller whose photo is the stock photograph an official
@@ -401,9 +401,9 @@ fn attach_image(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
             let st = ctx
                 .stock_of(b.id, rng.random_range(0..2))
                 .expect("stock photos");
-            (images::photo_on(rng.random(), Some(st), false), None)
+            (photos::photo_on(rng.random(), Some(st), false), None)
         }
-        _ => (images::photo(rng.random()), None),
+        _ => (photos::photo(rng.random()), None),
     };
     let quality = if technique.is_some() {
         rng.random_range(60..90)
@@ -412,7 +412,7 @@ fn attach_image(ctx: &Ctx, row: &mut Row, rng: &mut ChaCha8Rng) {
     };
     row.images.push((
         format!("img-{}-0", row.listing_id),
-        images::jpeg(&img, quality),
+        photos::jpeg(&img, quality),
     ));
     row.image_technique = technique;
 }

@@ -11,7 +11,7 @@ use chrono::NaiveDate;
 
 use dajia_kernels::risk::ImageMatchKind;
 
-use super::{ImageIndex, ImageKb, ImageOptions};
+use super::{ImageIndex, ImageRefs, ImageOptions};
 use crate::catalog::{local_path, Catalog};
 use crate::{delta, session};
 
@@ -59,7 +59,7 @@ pub async fn run(opts: &KbOptions) -> Result<KbSummary> {
         );
     }
 
-    let mut kb = ImageKb::empty(&opts.images)?;
+    let mut kb = ImageRefs::empty(&opts.images)?;
     if let Some(f) = ImageIndex::read(&out, ImageMatchKind::KnownFake, opts.images.embedder)? {
         kb.fakes = f;
     }

@@ -1,5 +1,5 @@
 //! Image signals on the jobs side: the indexes (`index`), the knowledge the
-//! scan and SQL match against (`ImageKb`), and the `dajia kb` job (`kb_job`).
+//! scan and SQL match against (`ImageRefs`), and the `dajia kb` job (`kb_job`).
 
 pub mod index;
 pub mod kb_job;
@@ -170,7 +170,7 @@ pub struct RefMatch {
 
 /// What images are matched against: brands' official photos and images of
 /// confirmed fakes, embedded with one embedder.
-pub struct ImageKb {
+pub struct ImageRefs {
     pub device: Device,
     pub embedder: Arc<dyn Embedder>,
     /// Top-k matching on the device.
@@ -181,11 +181,14 @@ pub struct ImageKb {
     pub verify_threshold: f32,
     pub official: ImageIndex,
     pub fakes: ImageIndex,
+    /// The options it was made with (a cluster client ships them with the
+    /// image functions; each executor puts its own device and models in).
+    pub options: ImageOptions,
 }
 
-impl std::fmt::Debug for ImageKb {
+impl std::fmt::Debug for ImageRefs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ImageKb")
+        f.debug_struct("ImageRefs")
             .field("embedder", &self.embedder.kind())
             .field("official", &self.official.len())
             .field("fakes", &self.fakes.len())
@@ -193,13 +196,13 @@ impl std::fmt::Debug for ImageKb {
     }
 }
 
-impl ImageKb {
+impl ImageRefs {
     /// An empty knowledge base (embedding works, nothing to match).
     pub fn empty(opts: &ImageOptions) -> Result<Self> {
         opts.validate()?;
         let device = open_device(opts.device)?;
         let embedder = kimage::embed::load_on(opts.embedder, &opts.models_dir, &device)?;
-        Ok(ImageKb {
+        Ok(ImageRefs {
             ops: kimage::ops::for_device(&device),
             device,
             embedder,
@@ -208,6 +211,7 @@ impl ImageKb {
             verify_threshold: opts.verify_threshold,
             official: ImageIndex::new(ImageMatchKind::Official, opts.embedder),
             fakes: ImageIndex::new(ImageMatchKind::KnownFake, opts.embedder),
+            options: opts.clone(),
         })
     }
 

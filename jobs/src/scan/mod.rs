@@ -2,7 +2,7 @@
 //! listing on DataFusion, and publishes `risk_scores` and `rejects` (Delta
 //! Lake, partition `dt`) and a run manifest in `runs/`.
 
-mod images;
+mod image_stage;
 mod links;
 mod manifest;
 mod progress;
@@ -23,7 +23,7 @@ use datafusion::execution::context::SessionContext;
 use crate::catalog::{local_path, register_files, Catalog};
 use crate::{cluster, delta, kb, session, udf};
 
-pub use images::ImageStageSummary;
+pub use image_stage::ImageStageSummary;
 pub use manifest::Manifest;
 pub use progress::Tally;
 pub use summary::ScanSummary;
@@ -155,8 +155,8 @@ async fn run_inner(
         None
     } else {
         let mut ikb = match &opts.image_kb {
-            Some(dir) => crate::images::ImageKb::load(&local_path(dir)?, &opts.options.images)?,
-            None => crate::images::ImageKb::empty(&opts.options.images)?,
+            Some(dir) => crate::images::ImageRefs::load(&local_path(dir)?, &opts.options.images)?,
+            None => crate::images::ImageRefs::empty(&opts.options.images)?,
         };
         if opts.image_kb.is_none() {
             for (kind, id, e) in ikb.add_from_catalog(&ctx).await? {
@@ -190,7 +190,7 @@ async fn run_inner(
             } else {
                 local_path(&opts.catalog)?
             };
-            let out = images::run(
+            let out = image_stage::run(
                 &ctx,
                 &ikb,
                 ocr.as_deref(),
@@ -377,7 +377,7 @@ async fn publish_scores(
     let df = ctx.sql(&sql).await?;
     if scorer.remote {
         let p =
-            cluster::publish::replace_partition(df, dir, &scorer.staging.join("risk_scores"), dt)
+            delta::publish::replace_partition(df, dir, &scorer.staging.join("risk_scores"), dt)
                 .await?;
         return Ok((p.version, Some(p.tally)));
     }
@@ -435,13 +435,18 @@ async fn publish_rejects(
         valid = valid_row(max, has_desc)
     );
     let mut batches = ctx.sql(&sql).await?.collect().await?;
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("table_name", DataType::Utf8, true),
-        Field::new("file", DataType::Utf8, true),
-        Field::new("row_key", DataType::Utf8, true),
-        Field::new("reason", DataType::Utf8, true),
-        Field::new("dt", DataType::Utf8, false),
-    ]));
+    // Names and types from the contract (`schemas/`); every column but `dt`
+    // written nullable, as since the first release, so that tables written
+    // by earlier versions still accept the partition.
+    let contract = dajia_schemas::table("rejects").expect("rejects is in the contract");
+    let schema = Arc::new(Schema::new(
+        contract
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(f.name() != "dt"))
+            .collect::<Vec<Field>>(),
+    ));
     if !extra.is_empty() {
         let col = |i: usize| -> ArrayRef {
             Arc::new(StringArray::from(

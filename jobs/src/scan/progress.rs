@@ -27,11 +27,7 @@ static ABORT_AFTER_ROWS: std::sync::LazyLock<Option<u64>> = std::sync::LazyLock:
 #[derive(Clone, Default, Debug)]
 pub struct Counter(Arc<AtomicU64>, Arc<std::sync::Mutex<Tally>>);
 
-#[derive(Default, Debug, Clone)]
-pub struct Tally {
-    pub actions: std::collections::HashMap<String, u64>,
-    pub reasons: std::collections::HashMap<String, u64>,
-}
+pub use crate::delta::publish::Tally;
 
 impl Counter {
     pub fn get(&self) -> u64 {

@@ -5,7 +5,7 @@
 
 mod assess;
 mod brand_mentions;
-mod images;
+mod image_fns;
 mod normalize;
 mod ocr;
 mod text_signals;
@@ -26,7 +26,7 @@ pub use assess::{
     AssessListing,
 };
 pub use brand_mentions::BrandMentions;
-pub use images::{match_fields, CosineSimilarity, EmbedImage, ImageErrorFn, ImageTopMatches};
+pub use image_fns::{match_fields, CosineSimilarity, EmbedImage, ImageErrorFn, ImageTopMatches};
 pub use normalize::NormalizeText;
 pub use ocr::{ocr_line_fields, OcrFn, OcrLines, OcrState};
 pub use text_signals::TextSignals;
@@ -56,10 +56,10 @@ pub fn register_all(ctx: &SessionContext, kb: Option<Arc<KnowledgeBase>>) {
     ctx.register_udf(ScalarUDF::from(BrandMentions::new(kb.clone())));
     ctx.register_udf(ScalarUDF::from(AssessListing::new(kb)));
     ctx.register_udf(ScalarUDF::from(CosineSimilarity::default()));
-    // A CPU placeholder: jobs that embed images register their own ImageKb
+    // A CPU placeholder: jobs that embed images register their own ImageRefs
     // (with the user's embedder and --device) over it, and a session that
     // never embeds must not open a GPU.
-    let images = crate::images::ImageKb::empty(&crate::images::ImageOptions {
+    let images = crate::images::ImageRefs::empty(&crate::images::ImageOptions {
         device: dajia_kernels::device::DeviceChoice::Cpu,
         ..Default::default()
     })
@@ -82,7 +82,7 @@ pub fn register_ocr(ctx: &SessionContext, engines: crate::ocr::OcrEngines) {
 
 /// Register the image functions over `images` (embedder, limits and
 /// reference indexes), replacing earlier ones.
-pub fn register_images(ctx: &SessionContext, images: Arc<crate::images::ImageKb>) {
+pub fn register_images(ctx: &SessionContext, images: Arc<crate::images::ImageRefs>) {
     ctx.register_udf(ScalarUDF::from(EmbedImage::new(images.clone())));
     ctx.register_udf(ScalarUDF::from(ImageErrorFn::new(images.clone())));
     ctx.register_udf(ScalarUDF::from(ImageTopMatches::new(images)));

@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use dajia_kernels::image::{DecodeLimits, ImageError};
 use dajia_kernels::ocr::OcrPage;
 
-use super::images::{binary_arg, coerce_binary, is_scalar, rows_of};
+use super::image_fns::{binary_arg, coerce_binary, is_scalar, rows_of};
 use super::{arc_identity, scalar_or_array};
 use crate::ocr::OcrEngines;
 use crate::options::DajiaOptions;

@@ -5,15 +5,12 @@ use rayon::prelude::*;
 use std::borrow::Cow;
 use std::ops::Range;
 
-use crate::text::brands::MentionKind;
-use crate::text::evasion::{evaded_in, has_candidate, Transform};
-use crate::text::normalize::normalize_traced;
+use crate::text::evasion::has_candidate;
 use crate::text::normalize_text;
-use crate::text::replica::FAMILIES;
 
 use super::kb::{FoundTerms, HeardTerms, KnowledgeBase};
-use super::signals::ReasonCode;
-use super::weights::{noisy_or, Action, Rules, Weights};
+use super::signals::{self, Findings, ReasonCode};
+use super::weights::{noisy_or, Action, Rules};
 
 /// What the scan knows of one listing.
 #[derive(Debug, Clone, Default)]
@@ -114,17 +111,13 @@ pub fn assess_batch(
         .collect()
 }
 
-fn yuan(cents: i64) -> String {
-    format!("¥{}.{:02}", cents / 100, (cents % 100).abs())
-}
-
 impl KnowledgeBase {
     /// All signals of one listing, its score and action under `rules`
     /// (the knowledge base says what is found; the rules what it weighs).
+    /// The signals run in the registry's order (`signals::SIGNALS`); each
+    /// adds its reasons to what the earlier ones found.
     pub fn assess(&self, rules: &Rules, l: &ListingInput<'_>) -> Assessment {
         let w = &rules.weights;
-        let mut reasons: Vec<Reason> = Vec::new();
-
         // Every text of the listing with something in it, as written,
         // normalised, and what the knowledge base finds and hears in it.
         let mut texts: Vec<Text<'_>> = Vec::with_capacity(2 + l.ocr.len());
@@ -133,310 +126,30 @@ impl KnowledgeBase {
         for o in &l.ocr {
             texts.extend(self.text(format!("ocr:{}", o.image_id).into(), &o.text));
         }
-        // Disguises undone to read a term: (source, as written, reads as, how).
-        let mut evasions: Vec<Evasion> = Vec::new();
-
-        // Brand: the first direct mention in the title, then the description,
-        // then the images' text, then the declared brand column; failing
-        // those, a brand read through a disguise (homophone, masked letters).
-        let mut brand: Option<usize> = None;
-        let mut brand_source = "the text".to_string();
-        // A brand only heard (a homophone of its name) may be another,
-        // small brand of the same sound (艾玛诗 for 爱马仕): it counts as a
-        // mention and an evasion, not as proof the seller sells the brand.
-        let mut brand_by_sound = false;
-        let mut compat_only: Option<usize> = None;
+        let mut f = Findings::default();
+        f.brand_source = "the text".to_string();
+        signals::brand::resolve(self, l, &texts, &mut f);
+        signals::brand::reasons(self, w, l, &mut f);
+        signals::price::reason(self, w, l, &mut f);
+        // Text by text, so that reasons keep the order of the texts.
         for t in &texts {
-            let (source, raw, text) = (&t.source, t.raw, t.norm.as_str());
-            for m in self
-                .brand_matcher
-                .mentions(text, t.found.brands.iter().copied())
-            {
-                match m.kind {
-                    MentionKind::Direct if brand.is_none() => {
-                        brand = Some(m.brand);
-                        if let Some(image) = source.strip_prefix("ocr:") {
-                            brand_source = format!("image {image}");
-                        } else if let Some(e) =
-                            span_evasion(raw, text, m.start..m.end, self.brand_spellings(m.brand))
-                        {
-                            evasions.push(Evasion {
-                                source: source.to_string(),
-                                raw: e.0,
-                                reads_as: self.brands[m.brand].name.clone(),
-                                how: e.1,
-                            });
-                        }
-                    }
-                    MentionKind::Compatibility if compat_only.is_none() => {
-                        compat_only = Some(m.brand)
-                    }
-                    _ => {}
-                }
-            }
+            signals::replica::on_text(self, w, t, &mut f);
+            signals::contact::on_text(self, w, t, &mut f);
         }
-        for t in &texts {
-            let (source, raw, text) = (&t.source, t.raw, t.norm.as_str());
-            if brand.is_some() || source.starts_with("ocr:") {
-                break;
-            }
-            if let Some(d) = self
-                .brand_matcher
-                .find_disguised(raw, text, &t.heard.brands, t.latin)
-                .into_iter()
-                .next()
-            {
-                brand = Some(d.brand);
-                brand_by_sound = d.transform == Transform::Homophone;
-                brand_source = format!("the {source}, disguised as \"{}\"", d.raw);
-                evasions.push(Evasion {
-                    source: source.to_string(),
-                    raw: d.raw,
-                    reads_as: self.brands[d.brand].name.clone(),
-                    how: vec![d.transform],
-                });
-            }
-        }
-        let mut via_declared = false;
-        if brand.is_none() && compat_only.is_none() {
-            if let Some(b) = l
-                .declared_brand
-                .and_then(|d| self.by_name.get(&normalize_text(d)))
-            {
-                brand = Some(*b);
-                via_declared = true;
-            }
-        }
+        signals::evasion::reason(w, &mut f);
+        signals::links::reason(w, l, &mut f);
+        signals::images::reasons(self, w, l, &mut f);
 
-        if let Some(bi) = brand {
-            let b = &self.brands[bi];
-            if b.protected {
-                reasons.push(Reason {
-                    code: ReasonCode::BrandMention,
-                    detail: format!(
-                        "protected brand {} (id {}) {}",
-                        b.name,
-                        b.id,
-                        if via_declared {
-                            "declared by the seller".to_string()
-                        } else {
-                            format!("named in {brand_source}")
-                        }
-                    ),
-                    weight: w.brand_mention,
-                });
-                if !b.authorized_sellers.contains(&l.seller_id) && !brand_by_sound {
-                    reasons.push(Reason {
-                        code: ReasonCode::UnauthorizedSeller,
-                        detail: format!(
-                            "seller {} is not authorised to sell {}",
-                            l.seller_id, b.name
-                        ),
-                        weight: w.unauthorized_seller,
-                    });
-                }
-            }
-            if let (Some(floor), Some(price)) = (b.min_price_cents, l.price_cents) {
-                let in_category = b.categories.is_empty()
-                    || l.category.is_some_and(|c| {
-                        b.categories
-                            .iter()
-                            .any(|bc| c.contains(bc.as_str()) || bc.contains(c))
-                    });
-                let ratio = price as f64 / floor.max(1) as f64;
-                if in_category && price >= 0 && ratio < w.floor_ratio as f64 {
-                    let depth = 1.0 - (ratio / w.floor_ratio as f64) as f32;
-                    reasons.push(Reason {
-                        code: ReasonCode::PriceBelowFloor,
-                        detail: format!(
-                            "{} is {:.0}% of {}'s floor {}",
-                            yuan(price),
-                            ratio * 100.0,
-                            b.name,
-                            yuan(floor)
-                        ),
-                        weight: w.price_min + (w.price_max - w.price_min) * depth,
-                    });
-                }
-            }
-        }
-
-        for t in &texts {
-            let (source, raw, text) = (&t.source, t.raw, t.norm.as_str());
-            let from_image = source.starts_with("ocr:");
-            let replica = self.replica.hits(
-                text,
-                t.found.replica.iter().copied(),
-                &t.heard.replica,
-                |pos| self.brand_matcher.starts_at(text, pos),
-            );
-            for hit in replica {
-                // A replica term only heard (膏访) counts beside a brand: on
-                // its own, a word of the same sound is too often a real one
-                // the dictionary lacks (微单 "mirrorless camera" for 尾单).
-                if hit.sounds_like.is_some() && brand.is_none() && compat_only.is_none() {
-                    continue;
-                }
-                let f = &FAMILIES[hit.family];
-                let shown = match &hit.sounds_like {
-                    Some(like) => format!("\"{}\" (sounds like {like}; {})", hit.spelling, f.name),
-                    None => format!("\"{}\" ({})", hit.spelling, f.name),
-                };
-                reasons.push(Reason {
-                    code: ReasonCode::ReplicaVocabulary,
-                    detail: format!("{source}: {shown}"),
-                    weight: (f.weight * w.replica_factor).min(1.0),
-                });
-                if from_image {
-                    continue;
-                }
-                let e = match &hit.sounds_like {
-                    Some(_) => Some((hit.spelling.clone(), vec![Transform::Homophone])),
-                    None => span_evasion(
-                        raw,
-                        text,
-                        hit.range.clone(),
-                        self.replica.spellings(hit.family),
-                    ),
-                };
-                if let Some((raw_span, how)) = e {
-                    evasions.push(Evasion {
-                        source: source.to_string(),
-                        raw: raw_span,
-                        reads_as: hit
-                            .sounds_like
-                            .clone()
-                            .unwrap_or_else(|| hit.spelling.clone()),
-                        how,
-                    });
-                }
-            }
-            if !from_image && t.latin {
-                for (family, written, spelling, how) in self.replica.find_disguised_latin(raw) {
-                    let f = &FAMILIES[family];
-                    if reasons
-                        .iter()
-                        .any(|r| r.code == "replica_vocabulary" && r.detail.contains(f.name))
-                    {
-                        continue;
-                    }
-                    reasons.push(Reason {
-                        code: ReasonCode::ReplicaVocabulary,
-                        detail: format!("{source}: \"{written}\" ({spelling}; {})", f.name),
-                        weight: (f.weight * w.replica_factor).min(1.0),
-                    });
-                    evasions.push(Evasion {
-                        source: source.to_string(),
-                        raw: written,
-                        reads_as: spelling,
-                        how: vec![how],
-                    });
-                }
-            }
-            let contacts =
-                self.contact
-                    .hits(text, t.found.contact.iter().copied(), &t.heard.contact);
-            for hit in contacts {
-                reasons.push(Reason {
-                    code: ReasonCode::ContactDiversion,
-                    detail: format!(
-                        "{source}: {} contact {} offered off-platform",
-                        hit.channel,
-                        mask(&hit.id)
-                    ),
-                    weight: w.contact_diversion,
-                });
-                if from_image || hit.keyword.is_empty() {
-                    continue;
-                }
-                let keyword = &text[hit.keyword.clone()];
-                let e = match hit.sounds_like {
-                    Some(_) => Some((keyword.to_string(), vec![Transform::Homophone])),
-                    None => span_evasion(raw, text, hit.keyword.clone(), self.contact.keywords()),
-                };
-                if let Some((raw_span, how)) = e {
-                    evasions.push(Evasion {
-                        source: source.to_string(),
-                        raw: raw_span,
-                        reads_as: hit
-                            .sounds_like
-                            .map_or_else(|| keyword.to_string(), str::to_string),
-                        how,
-                    });
-                }
-            }
-        }
-        if let Some(r) = evasion_reason(&evasions, w) {
-            reasons.push(r);
-        }
-
-        if let Some(link) = &l.link {
-            if let Some(r) = self.link_reason(w, link) {
-                reasons.push(r);
-            }
-        }
-
-        let mut image_brand: Option<i64> = None;
-        let brand_of = |hit: &ImageHit| {
-            hit.brand_id
-                .and_then(|id| self.by_id.get(&id))
-                .map(|&i| &self.brands[i])
-        };
-        // Authorised sellers are expected to use their brand's official
-        // photos; only other brands' photos count against them.
-        let hits: Vec<ImageHit> = l
-            .images
-            .iter()
-            .filter(|h| {
-                h.kind != ImageMatchKind::Official
-                    || !brand_of(h).is_some_and(|b| b.authorized_sellers.contains(&l.seller_id))
-            })
-            .cloned()
-            .collect();
-        for (kind, hit) in best_image_hits(&hits) {
-            match kind {
-                ImageMatchKind::Official => {
-                    let b = brand_of(hit);
-                    let name = b.map_or_else(
-                        || "a brand".to_string(),
-                        |b| format!("{} (id {})", b.name, b.id),
-                    );
-                    image_brand = image_brand.or(hit.brand_id);
-                    reasons.push(Reason {
-                        code: ReasonCode::ImageMatchesOfficial,
-                        detail: format!(
-                            "image {} copies official photo {} of {name}, similarity {:.3}; seller {} is not authorised",
-                            hit.image_id, hit.matched_image_id, hit.similarity, l.seller_id
-                        ),
-                        weight: w.image_matches_official,
-                    });
-                }
-                ImageMatchKind::KnownFake => {
-                    reasons.push(Reason {
-                        code: ReasonCode::ImageMatchesKnownFake,
-                        detail: format!(
-                            "image {} copies image {}{} confirmed counterfeit, similarity {:.3}",
-                            hit.image_id,
-                            hit.matched_image_id,
-                            hit.matched_listing_id
-                                .map_or(String::new(), |id| format!(" of listing {id}")),
-                            hit.similarity
-                        ),
-                        weight: w.image_matches_known_fake,
-                    });
-                }
-            }
-        }
-
-        let score = noisy_or(reasons.iter().map(|r| r.weight));
+        let score = noisy_or(f.reasons.iter().map(|r| r.weight));
         Assessment {
             score,
             action: rules.thresholds.action(score),
-            brand_id: brand
-                .or(compat_only)
+            brand_id: f
+                .brand
+                .or(f.compat_only)
                 .map(|b| self.brands[b].id)
-                .or(image_brand),
-            reasons,
+                .or(f.image_brand),
+            reasons: f.reasons,
         }
     }
 
@@ -458,156 +171,27 @@ impl KnowledgeBase {
     }
 
     /// A brand's name and aliases as the knowledge base writes them.
-    fn brand_spellings(&self, b: usize) -> Vec<&str> {
+    pub(crate) fn brand_spellings(&self, b: usize) -> Vec<&str> {
         let b = &self.brands[b];
         std::iter::once(b.name.as_str())
             .chain(b.aliases.iter().map(String::as_str))
             .collect()
     }
-
-    fn link_reason(&self, w: &Weights, link: &SellerLink) -> Option<Reason> {
-        let mut attrs: Vec<&str> = link.shared.iter().map(|(a, _)| a.as_str()).collect();
-        attrs.sort();
-        attrs.dedup();
-        let weight = noisy_or(attrs.iter().map(|a| w.link_weight(a))).min(0.95);
-        if weight <= 0.0 {
-            return None;
-        }
-        let mut closed: Vec<i64> = link.shared.iter().map(|(_, s)| *s).collect();
-        closed.sort();
-        closed.dedup();
-        let shown: Vec<String> = closed.iter().take(5).map(|s| s.to_string()).collect();
-        Some(Reason {
-            code: ReasonCode::LinkedToClosedSeller,
-            detail: format!(
-                "shares {} with seller{} {}{} closed for counterfeiting",
-                attrs.join(", "),
-                if closed.len() > 1 { "s" } else { "" },
-                shown.join(", "),
-                if closed.len() > 5 {
-                    format!(" and {} more", closed.len() - 5)
-                } else {
-                    String::new()
-                }
-            ),
-            weight,
-        })
-    }
 }
 
 /// A text of a listing (title, description, text in an image).
-struct Text<'t> {
+pub(crate) struct Text<'t> {
     /// `title`, `description` or `ocr:<image id>`.
-    source: Cow<'static, str>,
+    pub source: Cow<'static, str>,
     /// As written.
-    raw: &'t str,
-    norm: String,
+    pub raw: &'t str,
+    pub norm: String,
     /// The vocabularies as written in `norm`.
-    found: FoundTerms,
+    pub found: FoundTerms,
     /// The vocabularies by sound in `norm`.
-    heard: HeardTerms,
+    pub heard: HeardTerms,
     /// Whether a masked or leetspeak Latin word may be in `raw`.
-    latin: bool,
-}
-
-/// A disguise undone to read a term.
-struct Evasion {
-    source: String,
-    /// The span as the seller wrote it.
-    raw: String,
-    /// The term it reads as.
-    reads_as: String,
-    how: Vec<Transform>,
-}
-
-/// One `evasion` reason for all the disguises in a listing: strong ones
-/// (separators, symbols, masking, homoglyphs, learned variants, numerals,
-/// leetspeak, homophones) weigh `evasion_strong`, weak ones only
-/// (traditional, full-width) `evasion_weak`.
-fn evasion_reason(evasions: &[Evasion], w: &super::Weights) -> Option<Reason> {
-    if evasions.is_empty() {
-        return None;
-    }
-    let strong = evasions.iter().any(|e| e.how.iter().any(|t| !t.is_weak()));
-    let shown: Vec<String> = evasions
-        .iter()
-        .take(3)
-        .map(|e| {
-            let how: Vec<&str> = e.how.iter().map(|t| t.as_str()).collect();
-            format!(
-                "{}: \"{}\" reads as {} ({})",
-                e.source,
-                e.raw,
-                e.reads_as,
-                how.join(", ")
-            )
-        })
-        .collect();
-    Some(Reason {
-        code: ReasonCode::Evasion,
-        detail: shown.join("; "),
-        weight: if strong {
-            w.evasion_strong
-        } else {
-            w.evasion_weak
-        },
-    })
-}
-
-/// The disguises undone in the input text `raw` to read `norm[range]` (a
-/// match in its normalised form), unless the input writes it as one of the
-/// term's own `spellings`. Returns the input span and the disguises.
-fn span_evasion<'s>(
-    raw: &str,
-    norm: &str,
-    range: Range<usize>,
-    spellings: impl IntoIterator<Item = impl AsRef<str>>,
-) -> Option<(String, Vec<Transform>)> {
-    let term = norm.get(range.clone())?;
-    // The common case, the term written plainly in simplified text: no tracing.
-    if raw.contains(term) || (term.is_ascii() && raw.to_ascii_lowercase().contains(term)) {
-        return None;
-    }
-    // (Also a listed traditional alias is traced: `evaded_in` judges it.)
-    let traced = normalize_traced(raw);
-    let r = if traced.text == norm {
-        range
-    } else {
-        let s = traced.text.find(term)?;
-        s..s + term.len()
-    };
-    let range = traced.input_range(r.start, r.end)?;
-    let spellings: Vec<String> = spellings
-        .into_iter()
-        .map(|s| s.as_ref().to_string())
-        .collect();
-    evaded_in(raw, range.clone(), spellings.iter().map(String::as_str))
-        .map(|t| (raw[range].to_string(), t))
-}
-
-/// The most similar hit of each kind (one reason per kind, however many of
-/// the listing's images match).
-fn best_image_hits(hits: &[ImageHit]) -> Vec<(ImageMatchKind, &ImageHit)> {
-    let mut out: Vec<(ImageMatchKind, &ImageHit)> = Vec::new();
-    for h in hits {
-        match out.iter_mut().find(|(k, _)| *k == h.kind) {
-            Some(slot) if slot.1.similarity < h.similarity => slot.1 = h,
-            Some(_) => {}
-            None => out.push((h.kind, h)),
-        }
-    }
-    out.sort_by_key(|(k, _)| *k as u8);
-    out
-}
-
-/// Contact ids are personal data: show enough for a reviewer to recognise
-/// the pattern, not the whole id.
-fn mask(id: &str) -> String {
-    let n = id.chars().count();
-    let keep = (n / 3).clamp(2, 4);
-    let head: String = id.chars().take(keep).collect();
-    let tail: String = id.chars().skip(n.saturating_sub(2)).collect();
-    format!("{head}{}{tail}", "*".repeat(n.saturating_sub(keep + 2)))
+    pub latin: bool,
 }
 
 #[cfg(test)]
@@ -817,6 +401,7 @@ mod tests {
 
     #[test]
     fn contact_ids_are_masked() {
+        use crate::risk::signals::contact::mask;
         assert_eq!(mask("13800138000"), "138******00");
         assert_eq!(mask("abc12345"), "ab****45");
     }

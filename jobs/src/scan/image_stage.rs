@@ -21,7 +21,7 @@ use serde::Serialize;
 use dajia_kernels::ocr::Ocr;
 use dajia_kernels::risk::{ImageHit, ImageMatchKind, OcrText};
 
-use crate::images::ImageKb;
+use crate::images::ImageRefs;
 use crate::udf::{image_hit_fields, ocr_text_fields};
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -72,7 +72,7 @@ pub struct StageOutput {
 /// Runs the stage; writes `hits_file` and registers it as `image_hits`.
 pub async fn run(
     ctx: &SessionContext,
-    kb: &ImageKb,
+    kb: &ImageRefs,
     ocr: Option<&Ocr>,
     ocr_status: &str,
     batch_rows: usize,

@@ -1,8 +1,44 @@
-//! The signal registry: every reason code an assessment can give, with the
-//! weights (`Weights` fields) that price it and what it means. `assess`
-//! writes codes from here (an enum, not string literals); `dajia sql`'s help
-//! lists them from here, and the README's signals table is checked against
-//! it (`the_readme_table_lists_every_signal`), so they cannot drift.
+//! The signals: one module per signal with its matcher's use and its
+//! reasons, and the registry of every reason code an assessment can give,
+//! with the weights (`Weights` fields) that price it and what it means.
+//! `assess` runs the modules in the registry's order; codes are an enum, not
+//! string literals; `dajia sql`'s help lists them from here, and the
+//! README's signals table is checked against it
+//! (`the_readme_table_lists_every_signal`), so they cannot drift.
+//!
+//! Adding a signal: a module here, its code in [`ReasonCode`] and
+//! [`SIGNALS`], its weight in `Weights`, its call in `assess`, its README row.
+
+pub(crate) mod brand;
+pub(crate) mod contact;
+pub(crate) mod evasion;
+pub(crate) mod images;
+pub(crate) mod links;
+pub(crate) mod price;
+pub(crate) mod replica;
+
+use super::assess::Reason;
+
+/// What one assessment has found so far: each signal reads it and adds to
+/// it, in the registry's order.
+#[derive(Default)]
+pub(crate) struct Findings {
+    /// The brand the listing is about (index into the knowledge base).
+    pub brand: Option<usize>,
+    /// Where it was found ("the title", "image img-1", ...).
+    pub brand_source: String,
+    /// Found only by sound: may be another brand of the same sound.
+    pub brand_by_sound: bool,
+    /// Named only as what an accessory is for ("for iPhone").
+    pub compat_only: Option<usize>,
+    /// Taken from the seller's declared brand column.
+    pub via_declared: bool,
+    /// The brand of an official photo the listing's image copies.
+    pub image_brand: Option<i64>,
+    /// Disguises undone to read terms (the `evasion` signal weighs them).
+    pub evasions: Vec<evasion::Evasion>,
+    pub reasons: Vec<Reason>,
+}
 
 /// A reason code (written as `ReasonCode::as_str` in `risk_scores.reasons`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -27,7 +27,13 @@ use deltalake::{FilterOp, FilterValue, ObjectStore};
 use futures::TryStreamExt;
 use serde_json::{json, Map, Value};
 
-use crate::scan::Tally;
+/// What published `risk_scores` rows hold: counts by action and by reason
+/// code (the scan's summary; also tallied as rows stream, in one process).
+#[derive(Default, Debug, Clone)]
+pub struct Tally {
+    pub actions: HashMap<String, u64>,
+    pub reasons: HashMap<String, u64>,
+}
 
 /// What a distributed write published.
 #[derive(Debug, Clone)]

@@ -2,6 +2,10 @@
 //! with a single commit that replaces the run's `dt` partition: readers see
 //! the previous complete result or the new one, never a mix, and a killed run
 //! leaves only unreferenced Parquet files that no reader of the table sees.
+//! A cluster run's parts, written by the executors, are published by
+//! `publish`.
+
+pub mod publish;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

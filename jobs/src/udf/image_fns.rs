@@ -1,5 +1,5 @@
 //! Image functions: `embed_image`, `cosine_similarity`, `image_top_matches`
-//! and `image_error`. They share the session's [`ImageKb`] (embedder, decode
+//! and `image_error`. They share the session's [`ImageRefs`] (embedder, decode
 //! limits and reference indexes).
 
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use datafusion::logical_expr::{
 };
 
 use super::{arc_identity, scalar_or_array};
-use crate::images::ImageKb;
+use crate::images::ImageRefs;
 
 pub(crate) fn coerce_binary(t: &DataType, fname: &str, pos: usize) -> Result<DataType> {
     match t {
@@ -54,7 +54,7 @@ pub(crate) fn rows_of(args: &ScalarFunctionArgs) -> usize {
 /// Decodes and embeds the non-null rows in parallel; row i's embedding or error.
 /// A model or device failure is the query's error, not a NULL row.
 fn embed_rows(
-    images: &ImageKb,
+    images: &ImageRefs,
     content: &BinaryArray,
 ) -> Result<Vec<Option<Result<Vec<f32>, dajia_kernels::image::ImageError>>>> {
     let idx: Vec<usize> = (0..content.len())
@@ -82,13 +82,13 @@ fn embed_rows(
 /// embedding of the session's embedder; NULL for NULL or unreadable images
 /// (`image_error` says why).
 pub struct EmbedImage {
-    pub(crate) images: Arc<ImageKb>,
+    pub(crate) images: Arc<ImageRefs>,
     signature: Signature,
 }
 arc_identity!(EmbedImage, images);
 
 impl EmbedImage {
-    pub fn new(images: Arc<ImageKb>) -> Self {
+    pub fn new(images: Arc<ImageRefs>) -> Self {
         Self {
             images,
             signature: Signature::user_defined(Volatility::Immutable),
@@ -153,13 +153,13 @@ impl ScalarUDFImpl for EmbedImage {
 /// an image, unsupported format, over the pixel limit, corrupt), NULL when it
 /// can.
 pub struct ImageErrorFn {
-    pub(crate) images: Arc<ImageKb>,
+    pub(crate) images: Arc<ImageRefs>,
     signature: Signature,
 }
 arc_identity!(ImageErrorFn, images);
 
 impl ImageErrorFn {
-    pub fn new(images: Arc<ImageKb>) -> Self {
+    pub fn new(images: Arc<ImageRefs>) -> Self {
         Self {
             images,
             signature: Signature::user_defined(Volatility::Immutable),
@@ -303,7 +303,7 @@ impl ScalarUDFImpl for CosineSimilarity {
 /// reference images, official photos and known fakes together, best first,
 /// without threshold.
 pub struct ImageTopMatches {
-    pub(crate) images: Arc<ImageKb>,
+    pub(crate) images: Arc<ImageRefs>,
     signature: Signature,
 }
 arc_identity!(ImageTopMatches, images);
@@ -319,7 +319,7 @@ pub fn match_fields() -> Fields {
 }
 
 impl ImageTopMatches {
-    pub fn new(images: Arc<ImageKb>) -> Self {
+    pub fn new(images: Arc<ImageRefs>) -> Self {
         Self {
             images,
             signature: Signature::user_defined(Volatility::Immutable),

@@ -1,0 +1,290 @@
+//! The command line, as clap parses it: commands and their flags. Nothing
+//! here reads a file or opens a device (ripgrep's split: these are the
+//! low-level arguments; `run` turns them into each job's options).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand};
+
+use crate::options::OptionFlags;
+use crate::sql;
+
+#[derive(Parser)]
+#[command(
+    name = "dajia",
+    version,
+    about = "dajia (打假): nightly counterfeit-risk scan of a marketplace catalog"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Print the schema of one table of the contract, or of all.
+    Schema { table: Option<String> },
+    /// Generate a synthetic catalog with ground-truth labels.
+    Gen {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 100_000)]
+        listings: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Snapshot date (timestamps are relative to it).
+        #[arg(long, default_value = "2026-11-28")]
+        date: NaiveDate,
+        #[arg(long, default_value_t = 250_000)]
+        rows_per_file: usize,
+        /// Share of listings given an image (JPEG bytes in `images`, plus
+        /// official brand photos in `brand_images`); 0 writes no images.
+        #[arg(long, default_value_t = 0.0)]
+        image_share: f64,
+    },
+    /// The nightly scan: score every listing of a snapshot.
+    Scan {
+        #[arg(long, env = "DAJIA_CATALOG")]
+        catalog: String,
+        #[arg(long, env = "DAJIA_OUT")]
+        out: String,
+        #[arg(long)]
+        date: NaiveDate,
+        /// Texts longer than this many bytes are rejected rather than scored.
+        #[arg(long, default_value_t = 16_384)]
+        max_text_bytes: usize,
+        /// Do not draw a progress bar.
+        #[arg(long)]
+        no_progress: bool,
+        /// Image indexes written by `dajia kb` (default: built from the catalog's brand_images).
+        #[arg(long, env = "DAJIA_IMAGE_KB")]
+        image_kb: Option<String>,
+        #[command(flatten)]
+        options: OptionFlags,
+        #[command(flatten)]
+        cluster: ClusterArg,
+    },
+    /// Benchmarks (figures and JSON, not tests).
+    #[command(subcommand)]
+    Bench(BenchCmd),
+    /// Vocabulary learned from real data: variant characters, replica terms.
+    #[command(subcommand)]
+    Learn(LearnCmd),
+    /// Build the brand image index and update the known-fake image index.
+    Kb {
+        #[arg(long, env = "DAJIA_CATALOG")]
+        catalog: String,
+        /// Folder of the indexes (one subfolder per embedder).
+        #[arg(long, env = "DAJIA_IMAGE_KB")]
+        out: String,
+        /// A scan's output: its takedowns become known fakes.
+        #[arg(long)]
+        scores: Option<String>,
+        #[arg(long)]
+        date: Option<NaiveDate>,
+        #[command(flatten)]
+        options: OptionFlags,
+    },
+    /// Precision, recall and F1 of a scan against labels.
+    Eval {
+        /// risk_scores table, or the scan's output prefix.
+        #[arg(long)]
+        scores: String,
+        /// Labels: a generated catalog, its ground_truth/ folder, or test purchases.
+        #[arg(long)]
+        labels: String,
+        #[arg(long)]
+        date: Option<String>,
+        /// Also write the report as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        #[command(flatten)]
+        cluster: ClusterArg,
+    },
+    /// Ad-hoc SQL over a catalog and the outputs, with every dajia function.
+    Sql {
+        #[arg(long, env = "DAJIA_CATALOG")]
+        catalog: Option<String>,
+        #[arg(long, env = "DAJIA_OUT")]
+        out: Option<String>,
+        /// Run this SQL and exit.
+        #[arg(short = 'c', long = "command")]
+        command: Option<String>,
+        /// Run the statements of this file and exit.
+        #[arg(short = 'f', long = "file")]
+        file: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: sql::Format,
+        /// Image indexes written by `dajia kb` for image_top_matches.
+        #[arg(long, env = "DAJIA_IMAGE_KB")]
+        image_kb: Option<String>,
+        #[command(flatten)]
+        options: OptionFlags,
+        #[command(flatten)]
+        cluster: ClusterArg,
+    },
+    /// A Ballista scheduler carrying dajia's functions (cluster mode).
+    Scheduler {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: String,
+        #[arg(long, default_value_t = 50050)]
+        port: u16,
+        /// Host name executors and clients use to reach this scheduler (default: --bind).
+        #[arg(long)]
+        external_host: Option<String>,
+        /// Seconds without a heartbeat before an executor's tasks are run elsewhere.
+        #[arg(long, default_value_t = 60)]
+        executor_timeout: u64,
+        /// Times a task may fail before its job fails.
+        #[arg(long, default_value_t = 4)]
+        task_max_failures: usize,
+    },
+    /// A Ballista executor carrying dajia's functions (cluster mode).
+    Executor {
+        /// The scheduler, df://HOST:PORT.
+        #[arg(long, env = "DAJIA_CLUSTER")]
+        scheduler: String,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: String,
+        /// Host name the scheduler and other executors use to reach this one (default: --bind).
+        #[arg(long)]
+        external_host: Option<String>,
+        /// Arrow Flight port (shuffle data).
+        #[arg(long, default_value_t = 50051)]
+        port: u16,
+        #[arg(long, default_value_t = 50052)]
+        grpc_port: u16,
+        /// Tasks run at once (default: the host's cores).
+        #[arg(long)]
+        concurrent_tasks: Option<usize>,
+        /// Memory for query execution in bytes, with an optional K/M/G suffix
+        /// (default: 70% of the host's memory; set it when executors share a host).
+        #[arg(long)]
+        memory_pool_size: Option<String>,
+        /// Shuffle files and spills.
+        #[arg(long, default_value = "/tmp/dajia-executor")]
+        work_dir: PathBuf,
+        /// Where image functions run on this executor: auto, cpu, cuda.
+        #[arg(long, env = "DAJIA_DEVICE", default_value = "cpu")]
+        device: String,
+        /// Folder of model files (default $DAJIA_MODELS or ./models).
+        #[arg(long)]
+        models: Option<PathBuf>,
+        /// Seconds between heartbeats to the scheduler.
+        #[arg(long, default_value_t = 5)]
+        heartbeat: u64,
+    },
+}
+
+/// `--cluster df://HOST:PORT`: run the job's queries on a dajia cluster.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ClusterArg {
+    /// Run on the dajia cluster whose scheduler is at df://HOST:PORT
+    /// (default: in this process).
+    #[arg(long = "cluster", env = "DAJIA_CLUSTER")]
+    pub url: Option<String>,
+}
+
+impl ClusterArg {
+    pub fn target(&self) -> Result<crate::cluster::Target> {
+        Ok(match &self.url {
+            None => crate::cluster::Target::Local,
+            Some(u) => crate::cluster::Target::Remote(u.parse()?),
+        })
+    }
+}
+
+#[derive(Subcommand)]
+pub enum LearnCmd {
+    /// Learn variant characters from spam pairs (raw<TAB>normalised); every
+    /// fifth pair is held out and the normaliser measured on it before and after.
+    Variants {
+        #[arg(long, default_value = "jobs/data/spam_variant_pairs_train.tsv")]
+        pairs: PathBuf,
+        /// Real benign text (TSV with a `title` or `brand` column), repeatable:
+        /// a variant occurring there more than --max-benign times is not learned.
+        #[arg(
+            long,
+            default_values = ["jobs/data/product_titles_train.tsv", "kernels/data/brand_gazetteer_zh.tsv"]
+        )]
+        benign: Vec<PathBuf>,
+        /// Write the table here (the scan's is kernels/data/variant_chars.tsv).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value_t = 2)]
+        min_count: u32,
+        #[arg(long, default_value_t = 0.6)]
+        min_share: f32,
+        #[arg(long, default_value_t = 0)]
+        max_benign: u32,
+        /// Also write the report here as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Candidate replica terms: over-represented in listings test purchases
+    /// found counterfeit against those found genuine, for review.
+    Terms {
+        #[arg(long, env = "DAJIA_CATALOG")]
+        catalog: String,
+        #[arg(long)]
+        date: Option<NaiveDate>,
+        /// Write all candidates here as TSV.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value_t = 5)]
+        min_count: u64,
+        #[arg(long, default_value_t = 2.0)]
+        min_log_odds: f64,
+        #[arg(long, default_value_t = 30)]
+        top: usize,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum BenchCmd {
+    /// OCR character accuracy and lines/s, characters/s on photos with drawn text.
+    Ocr {
+        /// Folder for the rendered JPEGs and truth.jsonl (a peer reads the same files).
+        #[arg(long)]
+        out: PathBuf,
+        /// Images with text (one text-free photo is added per ten).
+        #[arg(long, default_value_t = 300)]
+        count: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Also write the report here as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Only write the images and truth.jsonl (for a peer or a GPU node).
+        #[arg(long)]
+        render_only: bool,
+        #[command(flatten)]
+        options: OptionFlags,
+    },
+    /// Decode+embed images/s, matching throughput, recall@1 of transformed copies.
+    Images {
+        /// Folder for the generated JPEGs and truth.csv (a peer reads the same files).
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        refs: usize,
+        #[arg(long, default_value_t = 700)]
+        queries: usize,
+        #[arg(long, default_value_t = 2_000)]
+        throughput_images: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Also write the report here as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        #[command(flatten)]
+        options: OptionFlags,
+    },
+}
+

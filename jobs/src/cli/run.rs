@@ -1,0 +1,315 @@
+//! The jobs behind the commands: each command's arguments resolved into its
+//! options (`crate::options::resolve` for the `dajia.*` ones), the job run,
+//! its report printed.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use super::args::{BenchCmd, Cli, Cmd, LearnCmd};
+use crate::options::resolve;
+use crate::{bench, eval, gen, images, scan, sql};
+
+/// Prints a benchmark report and writes it as JSON when asked.
+fn report(r: &(impl std::fmt::Display + serde::Serialize), json: Option<&PathBuf>) -> Result<()> {
+    say(format_args!("{r}\n"));
+    if let Some(p) = json {
+        std::fs::write(p, serde_json::to_string_pretty(r)?)
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}
+
+/// Print to stdout; a closed pipe (`dajia ... | head`) is not an error.
+fn say(args: std::fmt::Arguments) {
+    use std::io::Write;
+    let _ = std::io::stdout().write_fmt(args);
+}
+
+/// Run the command `cli` names.
+pub fn run(cli: Cli) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.cmd {
+        Cmd::Schema { table } => {
+            let tables = match table {
+                Some(t) => vec![dajia_schemas::table(&t)
+                    .with_context(|| format!("unknown table `{t}` (try `dajia schema`)"))?],
+                None => dajia_schemas::tables(),
+            };
+            for t in tables {
+                println!("{} ({:?}): {}", t.name, t.kind, t.doc);
+                for c in &t.columns {
+                    let req = if c.required { "required" } else { "optional" };
+                    let null = if c.nullable { "nullable" } else { "not null" };
+                    println!(
+                        "  {:<20} {:<48} {req}, {null}  {}",
+                        c.name,
+                        c.ty.name(),
+                        c.doc
+                    );
+                }
+                println!();
+            }
+        }
+        Cmd::Gen {
+            out,
+            listings,
+            seed,
+            date,
+            rows_per_file,
+            image_share,
+        } => {
+            let s = gen::generate(&gen::GenOptions {
+                out: out.clone(),
+                listings,
+                seed,
+                date,
+                rows_per_file,
+                image_share,
+            })?;
+            println!(
+                "generated {} listings ({} counterfeit, {} hard negatives, {} images), {} sellers, {} brands in {:.2}s ({:.0} listings/s) under {}; labels in {}",
+                s.listings, s.counterfeit, s.hard_negatives, s.images, s.sellers, s.brands, s.seconds, s.listings as f64 / s.seconds.max(1e-9), out.display(),
+                gen::labels_path(&out).display()
+            );
+        }
+        Cmd::Scan {
+            catalog,
+            out,
+            date,
+            max_text_bytes,
+            no_progress,
+            image_kb,
+            options,
+            cluster,
+        } => {
+            let mut o = scan::ScanOptions::new(&catalog, &out, date);
+            o.max_text_bytes = max_text_bytes;
+            o.progress = !no_progress;
+            o.options = resolve(&options)?;
+            o.image_kb = image_kb;
+            o.cluster = cluster.target()?;
+            let s = rt.block_on(scan::run(&o))?;
+            say(format_args!("{s}\n"));
+        }
+        Cmd::Learn(LearnCmd::Variants {
+            pairs,
+            benign,
+            out,
+            min_count,
+            min_share,
+            max_benign,
+            json,
+        }) => {
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&min_share),
+                "--min-share must be within [0, 1]"
+            );
+            let r = crate::learn::variants::run(&crate::learn::variants::VariantsOptions {
+                pairs,
+                benign,
+                out,
+                learn: dajia_kernels::text::learn::LearnOptions {
+                    min_count,
+                    min_share,
+                    max_benign,
+                },
+            })?;
+            report(&r, json.as_ref())?;
+        }
+        Cmd::Learn(LearnCmd::Terms {
+            catalog,
+            date,
+            out,
+            min_count,
+            min_log_odds,
+            top,
+            json,
+        }) => {
+            let r = rt.block_on(crate::learn::terms::run(
+                &crate::learn::terms::TermsOptions {
+                    catalog,
+                    date,
+                    out,
+                    min_count,
+                    min_log_odds,
+                    top,
+                },
+            ))?;
+            report(&r, json.as_ref())?;
+        }
+        Cmd::Bench(BenchCmd::Ocr {
+            out,
+            count,
+            seed,
+            json,
+            render_only,
+            options,
+        }) => {
+            let o = resolve(&options)?;
+            if render_only {
+                let t = bench::ocr::render_set(&out, count, seed, &o.images.models_dir)?;
+                say(format_args!(
+                    "dajia bench ocr: rendered {} images and truth.jsonl under {}\n",
+                    t.len(),
+                    out.display()
+                ));
+                return Ok(());
+            }
+            let runtime = crate::images::open_device(o.images.device)?.runtime();
+            let r = bench::ocr::run(&bench::ocr::OcrBenchOptions {
+                out,
+                images: count,
+                seed,
+                models: o.images.models_dir.clone(),
+                ocr: o.ocr.options(runtime),
+            })?;
+            report(&r, json.as_ref())?;
+        }
+        Cmd::Bench(BenchCmd::Images {
+            out,
+            refs,
+            queries,
+            throughput_images,
+            seed,
+            json,
+            options,
+        }) => {
+            let r = bench::images::run(&bench::images::BenchOptions {
+                out,
+                refs,
+                queries,
+                images: resolve(&options)?.images.0,
+                throughput_images,
+                seed,
+            })?;
+            report(&r, json.as_ref())?;
+        }
+        Cmd::Kb {
+            catalog,
+            out,
+            scores,
+            date,
+            options,
+        } => {
+            let o = images::kb_job::KbOptions {
+                catalog,
+                out,
+                scores,
+                date,
+                images: resolve(&options)?.images.0,
+            };
+            let s = rt.block_on(images::kb_job::run(&o))?;
+            for (id, why) in &s.rejected {
+                eprintln!("warning: reference image {id} skipped: {why}");
+            }
+            say(format_args!(
+                "dajia kb ({} embedder): {} official images -> {}; {} known fakes ({} new) -> {}; {} rejected; {:.1}s\n",
+                s.embedder, s.official, s.official_path.display(), s.known_fakes, s.known_fakes_added,
+                s.known_fakes_path.display(), s.rejected.len(), s.seconds
+            ));
+        }
+        Cmd::Eval {
+            scores,
+            labels,
+            date,
+            json,
+            cluster,
+        } => {
+            let target = cluster.target()?;
+            let r = rt.block_on(eval::run_on(&target, &scores, &labels, date.as_deref()))?;
+            say(format_args!("{r}"));
+            if let Some(p) = json {
+                eval::write_json(&r, &p)?;
+            }
+        }
+        Cmd::Sql {
+            catalog,
+            out,
+            command,
+            file,
+            format,
+            image_kb,
+            options,
+            cluster,
+        } => {
+            let target = cluster.target()?;
+            let options = resolve(&options)?;
+            rt.block_on(async {
+                let ctx = sql::session_with_options(
+                    &target,
+                    &options,
+                    catalog.as_deref(),
+                    out.as_deref(),
+                    image_kb.as_deref(),
+                )
+                .await?;
+                if let Some(c) = command {
+                    sql::run_script(&ctx, &c, format).await
+                } else if let Some(f) = file {
+                    let script = std::fs::read_to_string(&f)
+                        .with_context(|| format!("reading {}", f.display()))?;
+                    sql::run_script(&ctx, &script, format).await
+                } else {
+                    sql::repl(&ctx, format).await
+                }
+            })?;
+        }
+        Cmd::Scheduler {
+            bind,
+            port,
+            external_host,
+            executor_timeout,
+            task_max_failures,
+        } => {
+            let o = crate::cluster::node::SchedulerOptions {
+                bind,
+                port,
+                external_host,
+                executor_timeout_seconds: executor_timeout,
+                task_max_failures,
+            };
+            o.validate()?;
+            rt.block_on(crate::cluster::node::run_scheduler(&o))?;
+        }
+        Cmd::Executor {
+            scheduler,
+            bind,
+            external_host,
+            port,
+            grpc_port,
+            concurrent_tasks,
+            memory_pool_size,
+            work_dir,
+            device,
+            models,
+            heartbeat,
+        } => {
+            let o = crate::cluster::node::ExecutorOptions {
+                scheduler: scheduler.parse()?,
+                bind,
+                external_host,
+                port,
+                grpc_port,
+                concurrent_tasks: concurrent_tasks.unwrap_or_else(|| {
+                    std::thread::available_parallelism()
+                        .map(|n| n.get())
+                        .unwrap_or(2)
+                }),
+                memory_pool_size: memory_pool_size
+                    .as_deref()
+                    .map(crate::cluster::node::parse_bytes)
+                    .transpose()?,
+                work_dir,
+                device: device.parse().map_err(anyhow::Error::msg)?,
+                models_dir: models.unwrap_or_else(crate::images::default_models_dir),
+                heartbeat_seconds: heartbeat,
+            };
+            o.validate()?;
+            rt.block_on(crate::cluster::node::run_executor(&o))?;
+        }
+    }
+    Ok(())
+}

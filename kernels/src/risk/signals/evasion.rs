@@ -1,0 +1,88 @@
+//! `evasion`: a brand, replica or contact term read only by undoing a
+//! disguise. The other signals record each disguise they undo; this one
+//! weighs them all as one reason: nobody genuine writes a brand that way.
+
+use std::ops::Range;
+
+use crate::text::evasion::{evaded_in, Transform};
+use crate::text::normalize::normalize_traced;
+
+use super::{Findings, ReasonCode};
+use crate::risk::assess::Reason;
+use crate::risk::Weights;
+
+/// A disguise undone to read a term.
+pub(crate) struct Evasion {
+    pub source: String,
+    /// The span as the seller wrote it.
+    pub raw: String,
+    /// The term it reads as.
+    pub reads_as: String,
+    pub how: Vec<Transform>,
+}
+
+/// One `evasion` reason for all the disguises in a listing: strong ones
+/// (separators, symbols, masking, homoglyphs, learned variants, numerals,
+/// leetspeak, homophones) weigh `evasion_strong`, weak ones only
+/// (traditional, full-width) `evasion_weak`.
+pub(crate) fn reason(w: &Weights, f: &mut Findings) {
+    if f.evasions.is_empty() {
+        return;
+    }
+    let strong = f.evasions.iter().any(|e| e.how.iter().any(|t| !t.is_weak()));
+    let shown: Vec<String> = f
+        .evasions
+        .iter()
+        .take(3)
+        .map(|e| {
+            let how: Vec<&str> = e.how.iter().map(|t| t.as_str()).collect();
+            format!(
+                "{}: \"{}\" reads as {} ({})",
+                e.source,
+                e.raw,
+                e.reads_as,
+                how.join(", ")
+            )
+        })
+        .collect();
+    f.reasons.push(Reason {
+        code: ReasonCode::Evasion,
+        detail: shown.join("; "),
+        weight: if strong {
+            w.evasion_strong
+        } else {
+            w.evasion_weak
+        },
+    });
+}
+
+/// The disguises undone in the input text `raw` to read `norm[range]` (a
+/// match in its normalised form), unless the input writes it as one of the
+/// term's own `spellings`. Returns the input span and the disguises.
+pub(crate) fn span_evasion(
+    raw: &str,
+    norm: &str,
+    range: Range<usize>,
+    spellings: impl IntoIterator<Item = impl AsRef<str>>,
+) -> Option<(String, Vec<Transform>)> {
+    let term = norm.get(range.clone())?;
+    // The common case, the term written plainly in simplified text: no tracing.
+    if raw.contains(term) || (term.is_ascii() && raw.to_ascii_lowercase().contains(term)) {
+        return None;
+    }
+    // (Also a listed traditional alias is traced: `evaded_in` judges it.)
+    let traced = normalize_traced(raw);
+    let r = if traced.text == norm {
+        range
+    } else {
+        let s = traced.text.find(term)?;
+        s..s + term.len()
+    };
+    let range = traced.input_range(r.start, r.end)?;
+    let spellings: Vec<String> = spellings
+        .into_iter()
+        .map(|s| s.as_ref().to_string())
+        .collect();
+    evaded_in(raw, range.clone(), spellings.iter().map(String::as_str))
+        .map(|t| (raw[range].to_string(), t))
+}
