@@ -25,7 +25,8 @@ export DAJIA_REQUIRE_S3=1
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 # 1. The default (CPU) build.
-cargo test --workspace --locked --no-fail-fast -- --show-output 2>&1 | tee -a "$log"
+status=0
+cargo test --workspace --locked --no-fail-fast -- --show-output 2>&1 | tee -a "$log" || status=1
 # 2. The CUDA build, on a machine with or without a GPU: it must compile
 # without a CUDA toolkit, every kernel must compile with NVRTC
 # (DAJIA_REQUIRE_NVRTC), and without a GPU the GPU tests skip with a message.
@@ -34,8 +35,8 @@ cargo test --workspace --locked --no-fail-fast -- --show-output 2>&1 | tee -a "$
 # DataFusion and Ballista (~0.8 GB apiece), and the disk is small.
 export LD_LIBRARY_PATH="$DAJIA_MODELS/nvrtc/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export DAJIA_REQUIRE_NVRTC=1
-cargo test --workspace --locked --no-fail-fast --features dajia-kernels/cuda --exclude dajia -- --show-output 2>&1 | tee -a "$log"
-cargo test --workspace --locked --no-fail-fast --features dajia-kernels/cuda --test device -- --show-output 2>&1 | tee -a "$log"
+cargo test --workspace --locked --no-fail-fast --features dajia-kernels/cuda --exclude dajia -- --show-output 2>&1 | tee -a "$log" || status=1
+cargo test --workspace --locked --no-fail-fast --features dajia-kernels/cuda --test device -- --show-output 2>&1 | tee -a "$log" || status=1
 df -h . || true
 echo
 echo "== summary =="
@@ -45,3 +46,4 @@ grep -E '^test result:' "$log" | awk '{p+=$4; f+=$6; i+=$8} END {printf "%d pass
 skipped=$(grep -iE 'skipped' "$log" | grep -v '^test result' | sort | uniq -c || true)
 echo "$(printf '%s' "$skipped" | grep -c . || true) kinds of skip (a test that found no GPU, say; each says why):"
 printf '%s\n' "$skipped"
+exit "$status"

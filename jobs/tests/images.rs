@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use dajia::gen::photos::{jpeg, photo, transform, TRANSFORMS};
-use dajia::images::{ImageIndex, ImageRefs, ImageOptions, IndexEntry};
+use dajia::images::{ImageIndex, ImageOptions, ImageRefs, IndexEntry};
 use dajia_kernels::image::embed::{cosine, load, Embedder};
 use dajia_kernels::image::{DecodeLimits, EmbedderKind, ReferenceSet};
 use dajia_kernels::risk::ImageMatchKind;

@@ -287,4 +287,3 @@ pub enum BenchCmd {
         options: OptionFlags,
     },
 }
-

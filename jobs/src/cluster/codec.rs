@@ -35,7 +35,7 @@ use sha2::{Digest, Sha256};
 use dajia_kernels::device::DeviceChoice;
 use dajia_kernels::risk::{Brand, KnowledgeBase};
 
-use crate::images::{ImageRefs, ImageOptions};
+use crate::images::{ImageOptions, ImageRefs};
 use crate::udf;
 
 /// What a node contributes when it rebuilds image functions: its own model

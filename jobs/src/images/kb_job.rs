@@ -11,7 +11,7 @@ use chrono::NaiveDate;
 
 use dajia_kernels::risk::ImageMatchKind;
 
-use super::{ImageIndex, ImageRefs, ImageOptions};
+use super::{ImageIndex, ImageOptions, ImageRefs};
 use crate::catalog::{local_path, Catalog};
 use crate::{delta, session};
 

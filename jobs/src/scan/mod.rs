@@ -16,7 +16,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::execution::context::SessionContext;
 
@@ -376,9 +376,8 @@ async fn publish_scores(
     );
     let df = ctx.sql(&sql).await?;
     if scorer.remote {
-        let p =
-            delta::publish::replace_partition(df, dir, &scorer.staging.join("risk_scores"), dt)
-                .await?;
+        let p = delta::publish::replace_partition(df, dir, &scorer.staging.join("risk_scores"), dt)
+            .await?;
         return Ok((p.version, Some(p.tally)));
     }
     let plan = df.into_optimized_plan()?;

@@ -3,7 +3,6 @@
 use rayon::prelude::*;
 
 use std::borrow::Cow;
-use std::ops::Range;
 
 use crate::text::evasion::has_candidate;
 use crate::text::normalize_text;

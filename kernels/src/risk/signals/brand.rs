@@ -14,7 +14,12 @@ use crate::risk::{KnowledgeBase, Weights};
 /// Brand: the first direct mention in the title, then the description,
 /// then the images' text, then the declared brand column; failing those, a
 /// brand read through a disguise (homophone, masked letters).
-pub(crate) fn resolve(kb: &KnowledgeBase, l: &ListingInput<'_>, texts: &[Text<'_>], f: &mut Findings) {
+pub(crate) fn resolve(
+    kb: &KnowledgeBase,
+    l: &ListingInput<'_>,
+    texts: &[Text<'_>],
+    f: &mut Findings,
+) {
     for t in texts {
         let (source, raw, text) = (&t.source, t.raw, t.norm.as_str());
         for m in kb
@@ -103,7 +108,10 @@ pub(crate) fn reasons(kb: &KnowledgeBase, w: &Weights, l: &ListingInput<'_>, f: 
     if !b.authorized_sellers.contains(&l.seller_id) && !f.brand_by_sound {
         f.reasons.push(Reason {
             code: ReasonCode::UnauthorizedSeller,
-            detail: format!("seller {} is not authorised to sell {}", l.seller_id, b.name),
+            detail: format!(
+                "seller {} is not authorised to sell {}",
+                l.seller_id, b.name
+            ),
             weight: w.unauthorized_seller,
         });
     }

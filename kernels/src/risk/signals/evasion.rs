@@ -29,7 +29,10 @@ pub(crate) fn reason(w: &Weights, f: &mut Findings) {
     if f.evasions.is_empty() {
         return;
     }
-    let strong = f.evasions.iter().any(|e| e.how.iter().any(|t| !t.is_weak()));
+    let strong = f
+        .evasions
+        .iter()
+        .any(|e| e.how.iter().any(|t| !t.is_weak()));
     let shown: Vec<String> = f
         .evasions
         .iter()

@@ -1,8 +1,8 @@
 //! `replica_vocabulary`: 高仿, A货, 1:1, 复刻, replica ... and their
 //! disguises, outside benign contexts (`text::replica` holds the families).
 
-use crate::text::replica::FAMILIES;
 use crate::text::evasion::Transform;
+use crate::text::replica::FAMILIES;
 
 use super::evasion::{span_evasion, Evasion};
 use super::{Findings, ReasonCode};
@@ -42,7 +42,12 @@ pub(crate) fn on_text(kb: &KnowledgeBase, w: &Weights, t: &Text<'_>, f: &mut Fin
         }
         let e = match &hit.sounds_like {
             Some(_) => Some((hit.spelling.clone(), vec![Transform::Homophone])),
-            None => span_evasion(raw, text, hit.range.clone(), kb.replica.spellings(hit.family)),
+            None => span_evasion(
+                raw,
+                text,
+                hit.range.clone(),
+                kb.replica.spellings(hit.family),
+            ),
         };
         if let Some((raw_span, how)) = e {
             f.evasions.push(Evasion {
