@@ -30,20 +30,23 @@ cargo test --workspace --locked --no-fail-fast -- --show-output 2>&1 | tee -a "$
 # 2. The CUDA build, on a machine with or without a GPU: it must compile
 # without a CUDA toolkit, every kernel must compile with NVRTC
 # (DAJIA_REQUIRE_NVRTC), and without a GPU the GPU tests skip with a message.
-# The jobs crate has no CUDA code of its own, so of its tests only `device`
-# (the "no CUDA device" path) runs again: each of its test binaries links
-# DataFusion and Ballista (~0.8 GB apiece), and the disk is small.
+# The jobs crate has no CUDA code of its own, so of its integration tests
+# only `device` (the "no CUDA device" path) runs again: each links DataFusion
+# and Ballista (~0.8 GB apiece), and the disk is small. The whole workspace
+# stays selected so that dependencies resolve to the same features as above
+# and are not built a second time.
 export LD_LIBRARY_PATH="$DAJIA_MODELS/nvrtc/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export DAJIA_REQUIRE_NVRTC=1
-cargo test --workspace --locked --no-fail-fast --features dajia-kernels/cuda --exclude dajia -- --show-output 2>&1 | tee -a "$log" || status=1
-cargo test --workspace --locked --no-fail-fast --features dajia-kernels/cuda --test device -- --show-output 2>&1 | tee -a "$log" || status=1
+cargo test --workspace --locked --no-fail-fast --features dajia-kernels/cuda \
+  --lib --bins --test nvrtc --test parity --test runtime --test models_parity --test device \
+  -- --show-output 2>&1 | tee -a "$log" || status=1
 df -h . || true
 echo
 echo "== summary =="
 grep -E '^test result:' "$log" | awk '{p+=$4; f+=$6; i+=$8} END {printf "%d passed, %d failed, %d ignored\n", p, f, i}'
 # Passing tests' output is shown (--show-output), so their skip messages
 # ("... skipped: why") are in the log.
-skipped=$(grep -iE 'skipped' "$log" | grep -v '^test result' | sort | uniq -c || true)
+skipped=$(grep -E 'skipped:' "$log" | sort | uniq -c || true)
 echo "$(printf '%s' "$skipped" | grep -c . || true) kinds of skip (a test that found no GPU, say; each says why):"
 printf '%s\n' "$skipped"
 exit "$status"
