@@ -44,6 +44,10 @@ use crate::udf;
 pub struct NodeImageDefaults {
     pub models_dir: PathBuf,
     pub device: DeviceChoice,
+    /// The node plans queries but runs no function (the scheduler): image
+    /// functions are rebuilt without loading a model (their output types
+    /// need only the embedder's kind), so the scheduler needs no models.
+    pub plans_only: bool,
 }
 
 impl Default for NodeImageDefaults {
@@ -51,6 +55,7 @@ impl Default for NodeImageDefaults {
         NodeImageDefaults {
             models_dir: crate::images::default_models_dir(),
             device: DeviceChoice::Cpu,
+            plans_only: false,
         }
     }
 }
@@ -166,7 +171,11 @@ impl Functions {
                         device: self.node.device,
                         ..options
                     };
-                    ImageRefs::empty(&opts).map_err(|e| DataFusionError::External(e.into()))
+                    if self.node.plans_only {
+                        Ok(ImageRefs::plan_only(&opts))
+                    } else {
+                        ImageRefs::empty(&opts).map_err(|e| DataFusionError::External(e.into()))
+                    }
                 })?;
                 match name {
                     "embed_image" => ScalarUDF::from(udf::EmbedImage::new(images)),
@@ -354,6 +363,30 @@ mod tests {
             .try_decode_udf("assess_listing", b"{not json")
             .unwrap_err();
         assert!(e.to_string().contains("unreadable state"), "{e}");
+    }
+
+    #[test]
+    fn the_scheduler_plans_image_functions_without_their_models() {
+        let (_, client) = codecs(NodeImageDefaults::default());
+        let (_, scheduler) = codecs(NodeImageDefaults {
+            plans_only: true,
+            models_dir: "/nonexistent/models".into(),
+            ..Default::default()
+        });
+        // MobileNet's model is nowhere here; the scheduler needs only its kind.
+        let images = ImageRefs::plan_only(&ImageOptions {
+            embedder: dajia_kernels::image::EmbedderKind::Mobilenet,
+            device: DeviceChoice::Cpu,
+            ..Default::default()
+        });
+        let f = ScalarUDF::from(udf::EmbedImage::new(Arc::new(images)));
+        let mut buf = Vec::new();
+        client.try_encode_udf(&f, &mut buf).unwrap();
+        let g = scheduler.try_decode_udf("embed_image", &buf).unwrap();
+        let d = g.inner().downcast_ref::<udf::EmbedImage>().unwrap();
+        assert_eq!(d.images.embedder.kind(), dajia_kernels::image::EmbedderKind::Mobilenet);
+        let e = d.images.embedder.embed_bytes(b"x", &Default::default()).unwrap_err();
+        assert!(e.to_string().contains("not on the scheduler"), "{e}");
     }
 
     #[test]

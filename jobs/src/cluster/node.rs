@@ -71,7 +71,12 @@ impl SchedulerOptions {
 /// Run a scheduler until the process is stopped.
 pub async fn run_scheduler(opts: &SchedulerOptions) -> Result<()> {
     let addr = opts.validate()?;
-    let (logical, physical) = codecs(NodeImageDefaults::default());
+    // The scheduler plans; it never runs a function, so it needs no models.
+    let planner = NodeImageDefaults {
+        plans_only: true,
+        ..Default::default()
+    };
+    let (logical, physical) = codecs(planner.clone());
     let mut config = SchedulerConfig {
         bind_host: opts.bind.clone(),
         bind_port: opts.port,
@@ -89,7 +94,7 @@ pub async fn run_scheduler(opts: &SchedulerOptions) -> Result<()> {
         ..Default::default()
     };
     config = config
-        .with_override_config_producer(Arc::new(|| ballista_config(NodeImageDefaults::default())))
+        .with_override_config_producer(Arc::new(move || ballista_config(planner.clone())))
         .with_override_session_builder(Arc::new(|c: SessionConfig| {
             state_for(c).map_err(|e| datafusion::error::DataFusionError::External(e.into()))
         }));
@@ -157,6 +162,7 @@ pub async fn run_executor(opts: &ExecutorOptions) -> Result<()> {
     let node = NodeImageDefaults {
         models_dir: opts.models_dir.clone(),
         device: opts.device,
+        plans_only: false,
     };
     // Fail now, not at the first task, when the device asked for is absent.
     if opts.device != DeviceChoice::Cpu {

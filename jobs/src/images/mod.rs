@@ -196,7 +196,41 @@ impl std::fmt::Debug for ImageRefs {
     }
 }
 
+/// The embedder of a node that plans queries but runs none (the
+/// scheduler): it knows its kind (the functions' output width) and refuses
+/// to embed.
+struct PlanOnly(EmbedderKind);
+
+impl Embedder for PlanOnly {
+    fn kind(&self) -> EmbedderKind {
+        self.0
+    }
+    fn embed_rgb(&self, _: &image::RgbImage) -> Result<Vec<f32>, ImageError> {
+        Err(ImageError::Model {
+            model: self.0.to_string(),
+            detail: "image functions run on the executors, not on the scheduler".into(),
+        })
+    }
+}
+
 impl ImageRefs {
+    /// For the scheduler: `opts`' functions without their model (nothing is
+    /// loaded or opened; a call fails saying where it ran).
+    pub fn plan_only(opts: &ImageOptions) -> Self {
+        let device = Device::Cpu;
+        ImageRefs {
+            ops: kimage::ops::for_device(&device),
+            device,
+            embedder: Arc::new(PlanOnly(opts.embedder)),
+            limits: opts.limits(),
+            threshold: opts.threshold(),
+            verify_threshold: opts.verify_threshold,
+            official: ImageIndex::new(ImageMatchKind::Official, opts.embedder),
+            fakes: ImageIndex::new(ImageMatchKind::KnownFake, opts.embedder),
+            options: opts.clone(),
+        }
+    }
+
     /// An empty knowledge base (embedding works, nothing to match).
     pub fn empty(opts: &ImageOptions) -> Result<Self> {
         opts.validate()?;

@@ -14,6 +14,7 @@ use datafusion::logical_expr::{
 
 use super::{arc_identity, scalar_or_array};
 use crate::images::ImageRefs;
+use dajia_kernels::image::DecodeLimits;
 
 pub(crate) fn coerce_binary(t: &DataType, fname: &str, pos: usize) -> Result<DataType> {
     match t {
@@ -51,11 +52,21 @@ pub(crate) fn rows_of(args: &ScalarFunctionArgs) -> usize {
     }
 }
 
+/// The image guards of the call's session (`dajia.images.max_pixels`,
+/// `max_bytes`: `SET` changes them; a cluster client ships them). The
+/// embedder and the reference indexes are the session's from its start.
+fn session_limits(args: &ScalarFunctionArgs) -> DecodeLimits {
+    crate::options::DajiaOptions::of(&args.config_options)
+        .images
+        .limits()
+}
+
 /// Decodes and embeds the non-null rows in parallel; row i's embedding or error.
 /// A model or device failure is the query's error, not a NULL row.
 fn embed_rows(
     images: &ImageRefs,
     content: &BinaryArray,
+    limits: &DecodeLimits,
 ) -> Result<Vec<Option<Result<Vec<f32>, dajia_kernels::image::ImageError>>>> {
     let idx: Vec<usize> = (0..content.len())
         .filter(|&i| !content.is_null(i))
@@ -63,7 +74,7 @@ fn embed_rows(
     let bytes: Vec<&[u8]> = idx.iter().map(|&i| content.value(i)).collect();
     let mut embs = images
         .embedder
-        .embed_batch(&bytes, &images.limits)
+        .embed_batch(&bytes, limits)
         .into_iter();
     let mut out: Vec<Option<_>> = (0..content.len()).map(|_| None).collect();
     for i in idx {
@@ -124,7 +135,7 @@ impl ScalarUDFImpl for EmbedImage {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let content = binary_arg(&args.args[0], rows_of(&args))?;
         let dim = self.images.embedder.kind().dim();
-        let rows = embed_rows(&self.images, &content)?;
+        let rows = embed_rows(&self.images, &content, &session_limits(&args))?;
         let mut values = Vec::with_capacity(rows.len() * dim);
         let mut valid = Vec::with_capacity(rows.len());
         for r in rows {
@@ -189,7 +200,7 @@ impl ScalarUDFImpl for ImageErrorFn {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         use rayon::prelude::*;
         let content = binary_arg(&args.args[0], rows_of(&args))?;
-        let limits = self.images.limits;
+        let limits = session_limits(&args);
         let out: Vec<Option<String>> = (0..content.len())
             .into_par_iter()
             .map(|i| {
@@ -373,7 +384,7 @@ impl ScalarUDFImpl for ImageTopMatches {
             }
             None => 3,
         };
-        let rows = embed_rows(&self.images, &content)?;
+        let rows = embed_rows(&self.images, &content, &session_limits(&args))?;
         let dim = self.images.embedder.kind().dim();
         let ok: Vec<usize> = (0..n).filter(|&i| matches!(rows[i], Some(Ok(_)))).collect();
         let mut flat = Vec::with_capacity(ok.len() * dim);
