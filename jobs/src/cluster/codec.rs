@@ -384,8 +384,15 @@ mod tests {
         client.try_encode_udf(&f, &mut buf).unwrap();
         let g = scheduler.try_decode_udf("embed_image", &buf).unwrap();
         let d = g.inner().downcast_ref::<udf::EmbedImage>().unwrap();
-        assert_eq!(d.images.embedder.kind(), dajia_kernels::image::EmbedderKind::Mobilenet);
-        let e = d.images.embedder.embed_bytes(b"x", &Default::default()).unwrap_err();
+        assert_eq!(
+            d.images.embedder.kind(),
+            dajia_kernels::image::EmbedderKind::Mobilenet
+        );
+        let e = d
+            .images
+            .embedder
+            .embed_rgb(&image::RgbImage::new(8, 8))
+            .unwrap_err();
         assert!(e.to_string().contains("not on the scheduler"), "{e}");
     }
 

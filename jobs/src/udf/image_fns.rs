@@ -72,10 +72,7 @@ fn embed_rows(
         .filter(|&i| !content.is_null(i))
         .collect();
     let bytes: Vec<&[u8]> = idx.iter().map(|&i| content.value(i)).collect();
-    let mut embs = images
-        .embedder
-        .embed_batch(&bytes, limits)
-        .into_iter();
+    let mut embs = images.embedder.embed_batch(&bytes, limits).into_iter();
     let mut out: Vec<Option<_>> = (0..content.len()).map(|_| None).collect();
     for i in idx {
         let e = embs.next();
