@@ -54,11 +54,26 @@ pub(crate) fn rows_of(args: &ScalarFunctionArgs) -> usize {
 
 /// The image guards of the call's session (`dajia.images.max_pixels`,
 /// `max_bytes`: `SET` changes them; a cluster client ships them). The
-/// embedder and the reference indexes are the session's from its start.
-fn session_limits(args: &ScalarFunctionArgs) -> DecodeLimits {
-    crate::options::DajiaOptions::of(&args.config_options)
-        .images
-        .limits()
+/// embedder, thresholds and reference indexes are the session's from its
+/// start: a `SET` of those afterwards is refused here rather than ignored.
+fn session_limits(images: &ImageRefs, args: &ScalarFunctionArgs) -> Result<DecodeLimits> {
+    let now = crate::options::DajiaOptions::of(&args.config_options).images;
+    let then = &images.options;
+    for (key, same) in [
+        ("embedder", now.embedder == then.embedder),
+        ("threshold", now.threshold == then.threshold),
+        (
+            "verify_threshold",
+            now.verify_threshold == then.verify_threshold,
+        ),
+    ] {
+        if !same {
+            return exec_err!(
+                "dajia.images.{key} was changed after the image functions were set up (their embedder and reference images are built at the start of a session); start `dajia sql` again with --set images.{key}=..."
+            );
+        }
+    }
+    Ok(now.limits())
 }
 
 /// Decodes and embeds the non-null rows in parallel; row i's embedding or error.
@@ -132,7 +147,11 @@ impl ScalarUDFImpl for EmbedImage {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let content = binary_arg(&args.args[0], rows_of(&args))?;
         let dim = self.images.embedder.kind().dim();
-        let rows = embed_rows(&self.images, &content, &session_limits(&args))?;
+        let rows = embed_rows(
+            &self.images,
+            &content,
+            &session_limits(&self.images, &args)?,
+        )?;
         let mut values = Vec::with_capacity(rows.len() * dim);
         let mut valid = Vec::with_capacity(rows.len());
         for r in rows {
@@ -197,7 +216,7 @@ impl ScalarUDFImpl for ImageErrorFn {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         use rayon::prelude::*;
         let content = binary_arg(&args.args[0], rows_of(&args))?;
-        let limits = session_limits(&args);
+        let limits = session_limits(&self.images, &args)?;
         let out: Vec<Option<String>> = (0..content.len())
             .into_par_iter()
             .map(|i| {
@@ -381,7 +400,11 @@ impl ScalarUDFImpl for ImageTopMatches {
             }
             None => 3,
         };
-        let rows = embed_rows(&self.images, &content, &session_limits(&args))?;
+        let rows = embed_rows(
+            &self.images,
+            &content,
+            &session_limits(&self.images, &args)?,
+        )?;
         let dim = self.images.embedder.kind().dim();
         let ok: Vec<usize> = (0..n).filter(|&i| matches!(rows[i], Some(Ok(_)))).collect();
         let mut flat = Vec::with_capacity(ok.len() * dim);
