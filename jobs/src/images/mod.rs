@@ -217,18 +217,7 @@ impl ImageRefs {
     /// For the scheduler: `opts`' functions without their model (nothing is
     /// loaded or opened; a call fails saying where it ran).
     pub fn plan_only(opts: &ImageOptions) -> Self {
-        let device = Device::Cpu;
-        ImageRefs {
-            ops: kimage::ops::for_device(&device),
-            device,
-            embedder: Arc::new(PlanOnly(opts.embedder)),
-            limits: opts.limits(),
-            threshold: opts.threshold(),
-            verify_threshold: opts.verify_threshold,
-            official: ImageIndex::new(ImageMatchKind::Official, opts.embedder),
-            fakes: ImageIndex::new(ImageMatchKind::KnownFake, opts.embedder),
-            options: opts.clone(),
-        }
+        Self::with(opts, Device::Cpu, Arc::new(PlanOnly(opts.embedder)))
     }
 
     /// An empty knowledge base (embedding works, nothing to match).
@@ -236,7 +225,13 @@ impl ImageRefs {
         opts.validate()?;
         let device = open_device(opts.device)?;
         let embedder = kimage::embed::load_on(opts.embedder, &opts.models_dir, &device)?;
-        Ok(ImageRefs {
+        Ok(Self::with(opts, device, embedder))
+    }
+
+    /// Empty indexes for `embedder` on `device`, with `opts`' guards and
+    /// thresholds.
+    fn with(opts: &ImageOptions, device: Device, embedder: Arc<dyn Embedder>) -> Self {
+        ImageRefs {
             ops: kimage::ops::for_device(&device),
             device,
             embedder,
@@ -246,7 +241,7 @@ impl ImageRefs {
             official: ImageIndex::new(ImageMatchKind::Official, opts.embedder),
             fakes: ImageIndex::new(ImageMatchKind::KnownFake, opts.embedder),
             options: opts.clone(),
-        })
+        }
     }
 
     /// Loads the indexes `dajia kb` wrote under `dir` (a missing known-fake

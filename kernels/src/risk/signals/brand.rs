@@ -6,7 +6,7 @@ use crate::text::brands::MentionKind;
 use crate::text::evasion::Transform;
 use crate::text::normalize_text;
 
-use super::evasion::{span_evasion, Evasion};
+use super::evasion::span_evasion;
 use super::{Findings, ReasonCode};
 use crate::risk::assess::{ListingInput, Reason, Text};
 use crate::risk::{KnowledgeBase, Weights};
@@ -31,15 +31,10 @@ pub(crate) fn resolve(
                     f.brand = Some(m.brand);
                     if let Some(image) = source.strip_prefix("ocr:") {
                         f.brand_source = format!("image {image}");
-                    } else if let Some(e) =
-                        span_evasion(raw, text, m.start..m.end, kb.brand_spellings(m.brand))
-                    {
-                        f.evasions.push(Evasion {
-                            source: source.to_string(),
-                            raw: e.0,
-                            reads_as: kb.brands[m.brand].name.clone(),
-                            how: e.1,
-                        });
+                    } else {
+                        let undone =
+                            span_evasion(raw, text, m.start..m.end, kb.brand_spellings(m.brand));
+                        f.evasion(source, undone, || kb.brands[m.brand].name.clone());
                     }
                 }
                 MentionKind::Compatibility if f.compat_only.is_none() => {
@@ -63,11 +58,8 @@ pub(crate) fn resolve(
             f.brand = Some(d.brand);
             f.brand_by_sound = d.transform == Transform::Homophone;
             f.brand_source = format!("the {source}, disguised as \"{}\"", d.raw);
-            f.evasions.push(Evasion {
-                source: source.to_string(),
-                raw: d.raw,
-                reads_as: kb.brands[d.brand].name.clone(),
-                how: vec![d.transform],
+            f.evasion(source, Some((d.raw, vec![d.transform])), || {
+                kb.brands[d.brand].name.clone()
             });
         }
     }

@@ -3,7 +3,7 @@
 
 use crate::text::evasion::Transform;
 
-use super::evasion::{span_evasion, Evasion};
+use super::evasion::span_evasion;
 use super::{Findings, ReasonCode};
 use crate::risk::assess::{Reason, Text};
 use crate::risk::{KnowledgeBase, Weights};
@@ -34,16 +34,10 @@ pub(crate) fn on_text(kb: &KnowledgeBase, w: &Weights, t: &Text<'_>, f: &mut Fin
             Some(_) => Some((keyword.to_string(), vec![Transform::Homophone])),
             None => span_evasion(raw, text, hit.keyword.clone(), kb.contact.keywords()),
         };
-        if let Some((raw_span, how)) = e {
-            f.evasions.push(Evasion {
-                source: source.to_string(),
-                raw: raw_span,
-                reads_as: hit
-                    .sounds_like
-                    .map_or_else(|| keyword.to_string(), str::to_string),
-                how,
-            });
-        }
+        f.evasion(source, e, || {
+            hit.sounds_like
+                .map_or_else(|| keyword.to_string(), str::to_string)
+        });
     }
 }
 

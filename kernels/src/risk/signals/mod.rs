@@ -40,6 +40,26 @@ pub(crate) struct Findings {
     pub reasons: Vec<Reason>,
 }
 
+impl Findings {
+    /// Record the disguise `undone` (the span as written, the transforms),
+    /// if any, of a term in `source` that reads as `reads_as`.
+    pub fn evasion(
+        &mut self,
+        source: &str,
+        undone: Option<(String, Vec<crate::text::evasion::Transform>)>,
+        reads_as: impl FnOnce() -> String,
+    ) {
+        if let Some((raw, how)) = undone {
+            self.evasions.push(evasion::Evasion {
+                source: source.to_string(),
+                raw,
+                reads_as: reads_as(),
+                how,
+            });
+        }
+    }
+}
+
 /// A reason code (written as `ReasonCode::as_str` in `risk_scores.reasons`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ReasonCode {

@@ -4,7 +4,7 @@
 use crate::text::evasion::Transform;
 use crate::text::replica::FAMILIES;
 
-use super::evasion::{span_evasion, Evasion};
+use super::evasion::span_evasion;
 use super::{Findings, ReasonCode};
 use crate::risk::assess::{Reason, Text};
 use crate::risk::{KnowledgeBase, Weights};
@@ -49,17 +49,11 @@ pub(crate) fn on_text(kb: &KnowledgeBase, w: &Weights, t: &Text<'_>, f: &mut Fin
                 kb.replica.spellings(hit.family),
             ),
         };
-        if let Some((raw_span, how)) = e {
-            f.evasions.push(Evasion {
-                source: source.to_string(),
-                raw: raw_span,
-                reads_as: hit
-                    .sounds_like
-                    .clone()
-                    .unwrap_or_else(|| hit.spelling.clone()),
-                how,
-            });
-        }
+        f.evasion(source, e, || {
+            hit.sounds_like
+                .clone()
+                .unwrap_or_else(|| hit.spelling.clone())
+        });
     }
     if !from_image && t.latin {
         for (family, written, spelling, how) in kb.replica.find_disguised_latin(raw) {
@@ -75,12 +69,7 @@ pub(crate) fn on_text(kb: &KnowledgeBase, w: &Weights, t: &Text<'_>, f: &mut Fin
                 detail: format!("{source}: \"{written}\" ({spelling}; {})", fam.name),
                 weight: (fam.weight * w.replica_factor).min(1.0),
             });
-            f.evasions.push(Evasion {
-                source: source.to_string(),
-                raw: written,
-                reads_as: spelling,
-                how: vec![how],
-            });
+            f.evasion(source, Some((written, vec![how])), || spelling);
         }
     }
 }
