@@ -62,7 +62,7 @@ export RUST_LOG=${RUST_LOG:-dajia_kernels=info}
 set +e
 pool="${TMPDIR:-/tmp}/dajia-photo-pool"
 rm -rf "$pool"
-timeout 330 "$bin" \
+timeout "${BENCH_TIMEOUT:-300}" "$bin" \
   --models "$bundle/models" \
   --photos "$bundle/photos" --pool-dir "$pool" \
   --ocr-set "$bundle/ocr-set" \
@@ -78,9 +78,9 @@ ipeer="$(dirname "$0")/../benchmarks/gpu/images_peer.py"
 [ -f "$ipeer" ] || ipeer="$bundle/images_peer.py"
 for py in python3 python; do
   command -v "$py" >/dev/null || continue
-  timeout 90 "$py" "$peer" "$out/models-peer.json" "$out/models-peer.md" 2> >(tee -a "$out/gpu-bench.log" >&2)
+  timeout 75 "$py" "$peer" "$out/models-peer.json" "$out/models-peer.md" 2> >(tee -a "$out/gpu-bench.log" >&2)
   # The image path's peer on the same photo pool the benchmark wrote.
-  [ -d "$pool" ] && timeout 120 "$py" "$ipeer" "$pool" "$out/images-peer.json" "$out/images-peer.md" --images 10000 2> >(tee -a "$out/gpu-bench.log" >&2)
+  [ -d "$pool" ] && timeout 75 "$py" "$ipeer" "$pool" "$out/images-peer.json" "$out/images-peer.md" --images 10000 2> >(tee -a "$out/gpu-bench.log" >&2)
   # Ratios side by side, appended to the report.
   "$py" - "$out" <<'PY' 2>&1 | tee -a "$out/gpu-bench.md"
 import json, os, sys

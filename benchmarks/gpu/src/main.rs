@@ -142,6 +142,48 @@ struct Report {
     /// mobilenet end to end against the PyTorch peer (images_peer.py).
     goal_mobilenet_over_peer: f64,
     goal_ocr_chars_per_second: f64,
+    /// Stages that failed (the run goes on past them): "stage: error".
+    errors: Vec<String>,
+    /// Seconds each stage took, in order.
+    stage_seconds: Vec<(String, f64)>,
+}
+
+impl Report {
+    /// Runs one stage: its time is recorded, and its error too, without
+    /// ending the run (a GPU session is short; one broken stage must not
+    /// cost the figures of the others). The JSON is rewritten after each
+    /// stage so a run cut short by its time limit still leaves its results.
+    fn stage<T>(
+        &mut self,
+        name: &str,
+        json: &Path,
+        f: impl FnOnce(&mut Report) -> Result<T>,
+    ) -> Option<T> {
+        eprintln!("stage {name}: start");
+        let t = Instant::now();
+        let r = f(self);
+        let s = t.elapsed().as_secs_f64();
+        eprintln!(
+            "stage {name}: {:.1}s{}",
+            s,
+            r.as_ref()
+                .err()
+                .map(|e| format!(", FAILED: {e:#}"))
+                .unwrap_or_default()
+        );
+        self.stage_seconds.push((name.to_string(), s));
+        let out = match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.errors.push(format!("{name}: {e:#}"));
+                None
+            }
+        };
+        if let Ok(bytes) = serde_json::to_vec_pretty(self) {
+            let _ = std::fs::write(json, bytes);
+        }
+        out
+    }
 }
 
 fn read_images(dir: &Path) -> Result<Vec<Vec<u8>>> {
@@ -398,7 +440,10 @@ fn main() -> Result<()> {
         goal_images_per_second: 20_000.0,
         goal_mobilenet_over_peer: 1.5,
         goal_ocr_chars_per_second: 1_000_000.0,
+        errors: Vec::new(),
+        stage_seconds: Vec::new(),
     };
+    let json = a.json.clone();
 
     // Parity on real photos: the host launcher always, the GPU when present.
     let imgs: Vec<_> = pool
@@ -410,59 +455,78 @@ fn main() -> Result<()> {
     if let Some(g) = &gpu {
         launchers.push(ops::for_device(g));
     }
-    let cpu_embedder = embed::load(EmbedderKind::Descriptor, &a.models)?;
-    let refs_bytes: Vec<&[u8]> = (0..a.refs)
-        .map(|i| pool[i % pool.len()].as_slice())
-        .collect();
-    let mut refs = ReferenceSet::new(dajia_kernels::image::descriptor::DIM);
-    for e in cpu_embedder.embed_batch(&refs_bytes, &limits) {
-        refs.push(&e?);
-    }
+    let refs = report
+        .stage("references", &json, |_| {
+            let cpu_embedder = embed::load(EmbedderKind::Descriptor, &a.models)?;
+            let refs_bytes: Vec<&[u8]> = (0..a.refs)
+                .map(|i| pool[i % pool.len()].as_slice())
+                .collect();
+            let mut refs = ReferenceSet::new(dajia_kernels::image::descriptor::DIM);
+            for e in cpu_embedder.embed_batch(&refs_bytes, &limits) {
+                refs.push(&e?);
+            }
+            Ok(refs)
+        })
+        .context("the reference set is needed by every later stage")?;
     let queries: Vec<f32> = refs.data()[..refs.dim * 512.min(refs.len())].to_vec();
     for l in &launchers {
-        report.parity.push(parity::thumbnails(l.as_ref(), &imgs)?);
-        report.parity.push(parity::imagenet(l.as_ref(), &imgs)?);
-        report.parity.extend(parity::descriptor(l.as_ref(), &imgs)?);
-        report
-            .parity
-            .push(parity::top_k(l.as_ref(), &queries, &refs, 10)?);
+        report.stage(&format!("parity kernels {}", l.name()), &json, |r| {
+            r.parity.push(parity::thumbnails(l.as_ref(), &imgs)?);
+            r.parity.push(parity::imagenet(l.as_ref(), &imgs)?);
+            r.parity.extend(parity::descriptor(l.as_ref(), &imgs)?);
+            r.parity
+                .push(parity::top_k(l.as_ref(), &queries, &refs, 10)?);
+            Ok(())
+        });
     }
     let ocr_set = a.ocr_set.as_deref().map(read_ocr_set).transpose()?;
     if gpu.is_some() {
-        let cpu = MobileNet::load(&a.models, Runtime::Cpu)?;
-        let cuda = MobileNet::load(&a.models, Runtime::Cuda)?;
-        eprintln!(
-            "mobilenet on {}",
-            cuda.placement().map(|p| p.to_string()).unwrap_or_default()
-        );
-        report.parity.push(parity::mobilenet(
-            &cpu,
-            &cuda,
-            &imgs[..imgs.len().min(16)],
-            "tract-cuda".into(),
-        )?);
+        report.stage("parity mobilenet", &json, |r| {
+            let cpu = MobileNet::load(&a.models, Runtime::Cpu)?;
+            let cuda = MobileNet::load(&a.models, Runtime::Cuda)?;
+            let placement = cuda.placement().map(|p| p.to_string()).unwrap_or_default();
+            eprintln!("mobilenet on {placement}");
+            r.parity.push(parity::mobilenet(
+                &cpu,
+                &cuda,
+                &imgs[..imgs.len().min(16)],
+                placement,
+            )?);
+            Ok(())
+        });
         if let Some(set) = &ocr_set {
-            let cpu = Ocr::load(&a.models, OcrOptions::default())?;
-            let cuda = Ocr::load(
-                &a.models,
-                OcrOptions {
-                    runtime: Runtime::Cuda,
-                    rec_batch: 32,
-                    ..Default::default()
-                },
-            )?;
-            let sample: Vec<&[u8]> = set.iter().take(30).map(|(b, _)| b.as_slice()).collect();
-            report
-                .parity
-                .push(parity::ocr_text(&cpu, &cuda, &sample, "tract-cuda".into())?);
+            report.stage("parity ocr", &json, |r| {
+                let cpu = Ocr::load(&a.models, OcrOptions::default())?;
+                let cuda = Ocr::load(
+                    &a.models,
+                    OcrOptions {
+                        runtime: Runtime::Cuda,
+                        rec_batch: 32,
+                        ..Default::default()
+                    },
+                )?;
+                let sample: Vec<&[u8]> = set.iter().take(30).map(|(b, _)| b.as_slice()).collect();
+                r.parity
+                    .push(parity::ocr_text(&cpu, &cuda, &sample, "dajia-cuda".into())?);
+                Ok(())
+            });
         }
     }
     if !a.no_models {
-        report.models = models::cpu_reference(&a.models)?;
+        report.stage("models cpu reference", &json, |r| {
+            r.models = models::cpu_reference(&a.models)?;
+            Ok(())
+        });
         if gpu.is_some() {
-            let (checks, runs) = models::run(&a.models, a.tract_cuda)?;
-            report.parity.extend(checks);
-            report.models.extend(runs);
+            report.stage("models gpu", &json, |r| {
+                models::run(
+                    &a.models,
+                    a.tract_cuda,
+                    &mut r.parity,
+                    &mut r.models,
+                    &mut r.errors,
+                )
+            });
         }
     }
     for c in &report.parity {
@@ -487,33 +551,37 @@ fn main() -> Result<()> {
         // mobilenet is matched against random unit vectors of its size
         // (matching speed does not depend on the values; embedding 10,000
         // references with mobilenet on the CPU would take the run's time).
-        let r = match kind {
+        let refs = match kind {
             EmbedderKind::Descriptor => &refs,
             EmbedderKind::Mobilenet => &random_refs,
         };
-        report
-            .images
-            .push(images_run(&device, kind, &pool, r, n, &a.models)?);
-    }
-    for r in &report.images {
-        eprintln!(
-            "images {} {}: {:.0} images/s ({} images, {:.2}s)",
-            r.device, r.embedder, r.images_per_second, r.images, r.seconds
-        );
+        let name = format!("images {} {}", device.describe(), kind.name());
+        report.stage(&name, &json, |r| {
+            let run = images_run(&device, kind, &pool, refs, n, &a.models)?;
+            eprintln!(
+                "images {} {}: {:.0} images/s ({} images, {:.2}s)",
+                run.device, run.embedder, run.images_per_second, run.images, run.seconds
+            );
+            r.images.push(run);
+            Ok(())
+        });
     }
     if let Some(set) = &ocr_set {
         let cpu_set = &set[..set.len().min(a.cpu_ocr_images)];
-        report
-            .ocr
-            .push(ocr_run(Runtime::Cpu, &Device::Cpu, &a.models, cpu_set)?);
+        let mut runs = vec![(Runtime::Cpu, Device::Cpu, cpu_set)];
         if let Some(g) = &gpu {
-            report.ocr.push(ocr_run(Runtime::Cuda, g, &a.models, set)?);
+            runs.push((Runtime::Cuda, g.clone(), &set[..]));
         }
-        for r in &report.ocr {
-            eprintln!(
-                "ocr {}: {:.1} lines/s, {:.0} chars/s, accuracy {:.4}",
-                r.device, r.lines_per_second, r.chars_per_second, r.char_accuracy
-            );
+        for (runtime, device, set) in runs {
+            report.stage(&format!("ocr {}", runtime.name()), &json, |r| {
+                let o = ocr_run(runtime, &device, &a.models, set)?;
+                eprintln!(
+                    "ocr {}: {:.1} lines/s, {:.0} chars/s, accuracy {:.4}",
+                    o.device, o.lines_per_second, o.chars_per_second, o.char_accuracy
+                );
+                r.ocr.push(o);
+                Ok(())
+            });
         }
     }
 
@@ -522,6 +590,11 @@ fn main() -> Result<()> {
         std::fs::write(md, markdown(&report))?;
     }
     println!("{}", markdown(&report));
+    anyhow::ensure!(
+        report.errors.is_empty(),
+        "stages failed: {:?}",
+        report.errors
+    );
     anyhow::ensure!(report.parity_pass, "a parity check failed (see the table)");
     Ok(())
 }
@@ -549,6 +622,9 @@ fn markdown(r: &Report) -> String {
     let mut s = format!("# dajia GPU benchmark\n\ndevice: {}\n", r.device);
     if let Some(why) = &r.gpu_unavailable {
         s += &format!("\nGPU not used: {why}\n");
+    }
+    for e in &r.errors {
+        s += &format!("\nSTAGE FAILED: {e}\n");
     }
     s += "\n## Parity (CPU reference against each launcher)\n\n| check | launcher | metric | value | tolerance | |\n|---|---|---|---|---|---|\n";
     for c in &r.parity {

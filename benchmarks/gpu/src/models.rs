@@ -87,82 +87,125 @@ fn max_rel_diff(a: &[f32], b: &[f32]) -> f64 {
         / scale
 }
 
+/// Each model's parity (batch 2, GPU program against the CPU reference)
+/// and items/s per shape, appended to `checks` and `runs`; a model that
+/// fails is named in `errors` and the others still run.
 #[cfg(feature = "cuda")]
-pub fn run(models: &Path, tract_cuda: bool) -> Result<(Vec<Check>, Vec<ModelRun>)> {
-    use dajia_kernels::device::{CudaDevice, Runtime};
+pub fn run(
+    models: &Path,
+    tract_cuda: bool,
+    checks: &mut Vec<Check>,
+    runs: &mut Vec<ModelRun>,
+    errors: &mut Vec<String>,
+) -> Result<()> {
+    use dajia_kernels::device::CudaDevice;
+
+    let dev = CudaDevice::open(0).map_err(|e| anyhow::anyhow!("{e}"))?;
+    for (i, (name, file, shapes)) in CASES.iter().enumerate() {
+        let t = Instant::now();
+        if let Err(e) = run_one(
+            &dev, models, i, name, file, shapes, tract_cuda, checks, runs,
+        ) {
+            eprintln!(
+                "model {name}: FAILED after {:.1}s: {e:#}",
+                t.elapsed().as_secs_f64()
+            );
+            errors.push(format!("model {name}: {e:#}"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(feature = "cuda")]
+#[allow(clippy::too_many_arguments)]
+fn run_one(
+    dev: &std::sync::Arc<dajia_kernels::device::CudaDevice>,
+    models: &Path,
+    i: usize,
+    name: &'static str,
+    file: &str,
+    shapes: &[[usize; 4]],
+    tract_cuda: bool,
+    checks: &mut Vec<Check>,
+    runs: &mut Vec<ModelRun>,
+) -> Result<()> {
+    use dajia_kernels::device::Runtime;
     use dajia_kernels::plans::ShapedModel;
     use dajia_kernels::runtime::cuda::CudaProgram;
 
-    let dev = CudaDevice::open(0).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (mut checks, mut runs) = (Vec::new(), Vec::new());
-    for (name, file, shapes) in CASES {
-        let path = models.join(file);
-        // Parity on a batch of 2: the GPU program against the CPU reference.
-        let small = [2, shapes[0][1], shapes[0][2], shapes[0][3]];
-        let c = Compiled::from_onnx(name, &path, &small).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let x = input(small.iter().product());
-        let reference = c.run_cpu(&x).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let path = models.join(file);
+    // Parity on a batch of 2: the GPU program against the CPU reference.
+    let small = [2, shapes[0][1], shapes[0][2], shapes[0][3]];
+    let c = Compiled::from_onnx(name, &path, &small).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let x = input(small.iter().product());
+    let reference = c.run_cpu(&x).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let gpu = CudaProgram::new(dev.clone(), c).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let got = gpu.run(&x).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let d = max_rel_diff(&got[0], &reference[0]);
+    eprintln!("{name} parity: max abs diff / max |ref| = {d:.6}");
+    // TF32 convolutions: a relative difference of 1% at most.
+    checks.push(Check {
+        check: RUNTIME_CHECKS[i],
+        launcher: "dajia-cuda".into(),
+        metric: "max abs diff / max |ref|",
+        value: d,
+        tolerance: 0.01,
+        pass: d <= 0.01,
+    });
+    for shape in shapes {
+        let c = Compiled::from_onnx(name, &path, shape).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let x = input(shape.iter().product());
         let gpu = CudaProgram::new(dev.clone(), c).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let got = gpu.run(&x).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let d = max_rel_diff(&got[0], &reference[0]);
-        // TF32 convolutions: a relative difference of 1% at most.
-        checks.push(Check {
-            check: RUNTIME_CHECKS[checks.len()],
-            launcher: "dajia-cuda".into(),
-            metric: "max abs diff / max |ref|",
-            value: d,
-            tolerance: 0.01,
-            pass: d <= 0.01,
+        let (n, s, rate) = time(shape[0], || {
+            gpu.run(&x).map(|_| ()).map_err(|e| anyhow::anyhow!("{e}"))
+        })?;
+        eprintln!("{name} {shape:?} dajia-cuda: {rate:.0}/s");
+        runs.push(ModelRun {
+            model: name,
+            runtime: "dajia-cuda".into(),
+            shape: shape.to_vec(),
+            runs: n,
+            seconds: s,
+            items_per_second: rate,
         });
-        for shape in *shapes {
-            let c = Compiled::from_onnx(name, &path, shape).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let x = input(shape.iter().product());
-            let gpu = CudaProgram::new(dev.clone(), c).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if tract_cuda {
+            // Read when the plan is built (single-threaded here).
+            std::env::set_var("DAJIA_GPU_RUNTIME", "tract-cuda");
+            let m = ShapedModel::load(
+                name,
+                path.parent().unwrap(),
+                path.file_name().unwrap().to_str().unwrap(),
+                &[],
+                Runtime::Cuda,
+            )?;
             let (n, s, rate) = time(shape[0], || {
-                gpu.run(&x).map(|_| ()).map_err(|e| anyhow::anyhow!("{e}"))
+                m.run(shape, &x)
+                    .map(|_| ())
+                    .map_err(|e| anyhow::anyhow!("{e}"))
             })?;
-            eprintln!("{name} {shape:?} dajia-cuda: {rate:.0}/s");
+            std::env::remove_var("DAJIA_GPU_RUNTIME");
+            eprintln!("{name} {shape:?} tract-cuda: {rate:.0}/s");
             runs.push(ModelRun {
-                model: *name,
-                runtime: "dajia-cuda".into(),
+                model: name,
+                runtime: "tract-cuda".into(),
                 shape: shape.to_vec(),
                 runs: n,
                 seconds: s,
                 items_per_second: rate,
             });
-            if tract_cuda {
-                // Read when the plan is built (single-threaded here).
-                std::env::set_var("DAJIA_GPU_RUNTIME", "tract-cuda");
-                let m = ShapedModel::load(
-                    name,
-                    path.parent().unwrap(),
-                    path.file_name().unwrap().to_str().unwrap(),
-                    &[],
-                    Runtime::Cuda,
-                )?;
-                let (n, s, rate) = time(shape[0], || {
-                    m.run(shape, &x)
-                        .map(|_| ())
-                        .map_err(|e| anyhow::anyhow!("{e}"))
-                })?;
-                std::env::remove_var("DAJIA_GPU_RUNTIME");
-                eprintln!("{name} {shape:?} tract-cuda: {rate:.0}/s");
-                runs.push(ModelRun {
-                    model: *name,
-                    runtime: "tract-cuda".into(),
-                    shape: shape.to_vec(),
-                    runs: n,
-                    seconds: s,
-                    items_per_second: rate,
-                });
-            }
         }
     }
-    Ok((checks, runs))
+    Ok(())
 }
 
 #[cfg(not(feature = "cuda"))]
-pub fn run(_: &Path, _: bool) -> Result<(Vec<Check>, Vec<ModelRun>)> {
+pub fn run(
+    _: &Path,
+    _: bool,
+    _: &mut Vec<Check>,
+    _: &mut Vec<ModelRun>,
+    _: &mut Vec<String>,
+) -> Result<()> {
     anyhow::bail!("this dajia-gpu-bench was built without CUDA (--features cuda)")
 }
 
