@@ -80,7 +80,7 @@ for py in python3 python; do
   command -v "$py" >/dev/null || continue
   timeout 75 "$py" "$peer" "$out/models-peer.json" "$out/models-peer.md" 2> >(tee -a "$out/gpu-bench.log" >&2)
   # The image path's peer on the same photo pool the benchmark wrote.
-  [ -d "$pool" ] && timeout 75 "$py" "$ipeer" "$pool" "$out/images-peer.json" "$out/images-peer.md" --images 10000 2> >(tee -a "$out/gpu-bench.log" >&2)
+  [ -d "$pool" ] && timeout 100 "$py" "$ipeer" "$pool" "$out/images-peer.json" "$out/images-peer.md" --images 6000 2> >(tee -a "$out/gpu-bench.log" >&2)
   # Ratios side by side, appended to the report.
   "$py" - "$out" <<'PY' 2>&1 | tee -a "$out/gpu-bench.md"
 import json, os, sys

@@ -44,6 +44,7 @@ def main():
     is_jpeg = [b[:2] == b"\xff\xd8" for b in blobs]
     seq = [i % len(blobs) for i in range(a.images)]
     out["pool_files"] = len(blobs)
+    print(f"images peer: {len(blobs)} files, {a.images} images per pass", file=sys.stderr, flush=True)
 
     def decode_batch(idx):
         """Decoded CHW uint8 tensors on the GPU, in order."""
@@ -80,6 +81,10 @@ def main():
         decode_batch(seq[s:s + a.batch])
     torch.cuda.synchronize()
     out["decode_images_per_second"] = len(seq) / (time.perf_counter() - t)
+    # Written after each phase: a run cut short by its time limit keeps
+    # what it measured.
+    json.dump(out, open(a.json, "w"), indent=2)
+    print(f"images peer: nvJPEG decode alone {out['decode_images_per_second']:.0f}/s", file=sys.stderr, flush=True)
 
     model = torchvision.models.mobilenet_v2(weights=None).features.to(dev).eval()
     runs = []
@@ -98,6 +103,9 @@ def main():
                 top.indices.cpu()
             torch.cuda.synchronize()
         runs.append({"precision": name, "images_per_second": len(seq) / (time.perf_counter() - t)})
+        out["end_to_end"] = runs
+        json.dump(out, open(a.json, "w"), indent=2)
+        print(f"images peer: {name} end to end {runs[-1]['images_per_second']:.0f}/s", file=sys.stderr, flush=True)
     out["end_to_end"] = runs
     out["images"] = len(seq)
     out["batch"] = a.batch

@@ -101,6 +101,10 @@ struct ImagesRun {
     /// Decoding alone on all CPU cores (what feeds the GPU).
     decode_images_per_second: Option<f64>,
     gpu_seconds: Option<f64>,
+    /// Of the GPU seconds, nvJPEG's batched decode.
+    gpu_jpeg_decode_seconds: Option<f64>,
+    /// CPU decoding of what the device does not decode, thread-seconds.
+    cpu_decode_thread_seconds: Option<f64>,
     out_of_memory_splits: Option<u64>,
     /// Images nvJPEG decoded on the device (the rest on the CPU).
     device_decoded: Option<u64>,
@@ -253,6 +257,8 @@ fn images_run(
         images_per_second: done as f64 / seconds,
         decode_images_per_second: decode_rate,
         gpu_seconds: times.map(|t| t.device_seconds),
+        gpu_jpeg_decode_seconds: times.map(|t| t.device_jpeg_decode_seconds),
+        cpu_decode_thread_seconds: times.map(|t| t.decode_thread_seconds),
         out_of_memory_splits: times.map(|t| t.splits),
         device_decoded: times.map(|t| t.device_decoded),
         device_decode_fallback: times.map(|t| t.device_decode_fallback),
@@ -644,10 +650,10 @@ fn markdown(r: &Report) -> String {
             p.baseline_jpeg, p.progressive_jpeg, p.png, p.webp, p.min_side, p.max_side, p.mean_bytes
         );
     }
-    s += &format!("\n## Images: decode + embed + top-5, goals: descriptor {:.0}/s per node, mobilenet {:.1}x the PyTorch peer (images-peer.md)\n\n| device | embedder | images | references | seconds | images/s | decode-only images/s (CPU) | decoded on device |\n|---|---|---|---|---|---|---|---|\n", r.goal_images_per_second, r.goal_mobilenet_over_peer);
+    s += &format!("\n## Images: decode + embed + top-5, goals: descriptor {:.0}/s per node, mobilenet {:.1}x the PyTorch peer (images-peer.md)\n\n| device | embedder | images | references | seconds | images/s | decode-only images/s (CPU) | decoded on device | GPU s (of which nvJPEG) | CPU decode thread-s |\n|---|---|---|---|---|---|---|---|---|---|\n", r.goal_images_per_second, r.goal_mobilenet_over_peer);
     for i in &r.images {
         s += &format!(
-            "| {} | {} | {} | {} | {:.2} | {:.0} | {} | {} |\n",
+            "| {} | {} | {} | {} | {:.2} | {:.0} | {} | {} | {} | {} |\n",
             i.device,
             i.embedder,
             i.images,
@@ -657,7 +663,16 @@ fn markdown(r: &Report) -> String {
             i.decode_images_per_second
                 .map(|d| format!("{d:.0}"))
                 .unwrap_or_default(),
-            i.device_decoded.map(|d| format!("{d}")).unwrap_or_default()
+            i.device_decoded.map(|d| format!("{d}")).unwrap_or_default(),
+            i.gpu_seconds
+                .map(|g| format!(
+                    "{g:.2} ({:.2})",
+                    i.gpu_jpeg_decode_seconds.unwrap_or_default()
+                ))
+                .unwrap_or_default(),
+            i.cpu_decode_thread_seconds
+                .map(|d| format!("{d:.2}"))
+                .unwrap_or_default()
         );
     }
     if !r.models.is_empty() {
@@ -668,6 +683,21 @@ fn markdown(r: &Report) -> String {
                 m.model, m.runtime, m.shape, m.runs, m.items_per_second
             );
         }
+    }
+    for m in r.models.iter().filter(|m| m.profile.is_some()) {
+        let p = m.profile.as_deref().unwrap_or_default();
+        let total: f64 = p.iter().map(|e| e.1).sum();
+        s += &format!(
+            "\nWhere {} {:?} spends one synchronised run ({:.2} ms): {}\n",
+            m.model,
+            m.shape,
+            total * 1e3,
+            p.iter()
+                .take(6)
+                .map(|(k, sec, n)| format!("{k} {:.0}% ({n})", 100.0 * sec / total.max(1e-12)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     if !r.ocr.is_empty() {
         s += &format!("\n## OCR (PP-OCRv5 mobile), goal {:.0} characters/s per GPU\n\n| device | images | lines | images/s | lines/s | chars/s | accuracy | det runs / s | post s | rec runs / s |\n|---|---|---|---|---|---|---|---|---|---|\n", r.goal_ocr_chars_per_second);

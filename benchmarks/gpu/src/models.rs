@@ -20,6 +20,10 @@ pub struct ModelRun {
     pub runs: usize,
     pub seconds: f64,
     pub items_per_second: f64,
+    /// One synchronised run of the largest shape: (step kind, seconds,
+    /// launches), largest first; where the time goes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Vec<(&'static str, f64, usize)>>,
 }
 
 /// (name, file under the models folder, input shapes timed).
@@ -160,6 +164,20 @@ fn run_one(
             gpu.run(&x).map(|_| ()).map_err(|e| anyhow::anyhow!("{e}"))
         })?;
         eprintln!("{name} {shape:?} dajia-cuda: {rate:.0}/s");
+        let profile = if shape == shapes.last().expect("shapes") {
+            let p = gpu.profile(&x).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let total: f64 = p.iter().map(|e| e.1).sum();
+            for (kind, sec, count) in &p {
+                eprintln!(
+                    "  profile {name} {shape:?}: {kind:<16} {:>8.3} ms {:>5.1}% {count} launches",
+                    sec * 1e3,
+                    100.0 * sec / total.max(1e-12)
+                );
+            }
+            Some(p)
+        } else {
+            None
+        };
         runs.push(ModelRun {
             model: name,
             runtime: "dajia-cuda".into(),
@@ -167,6 +185,7 @@ fn run_one(
             runs: n,
             seconds: s,
             items_per_second: rate,
+            profile,
         });
         if tract_cuda {
             // Read when the plan is built (single-threaded here).
@@ -192,6 +211,7 @@ fn run_one(
                 runs: n,
                 seconds: s,
                 items_per_second: rate,
+                profile: None,
             });
         }
     }
@@ -230,6 +250,7 @@ pub fn cpu_reference(models: &Path) -> Result<Vec<ModelRun>> {
             runs: n,
             seconds: s,
             items_per_second: rate,
+            profile: None,
         });
     }
     Ok(out)

@@ -35,6 +35,8 @@ pub struct CudaOps {
     /// reach the device in one DMA copy; grown, never shrunk.
     staging: Mutex<Option<PinnedHostSlice<u8>>>,
     nvjpeg: OnceLock<Result<NvJpeg, DeviceError>>,
+    /// Nanoseconds in nvJPEG's batched decode (it synchronises at its end).
+    jpeg_decode_ns: std::sync::atomic::AtomicU64,
 }
 
 fn launch_config(threads: usize) -> LaunchConfig {
@@ -60,6 +62,7 @@ impl CudaOps {
             refs: Mutex::new(None),
             staging: Mutex::new(None),
             nvjpeg: OnceLock::new(),
+            jpeg_decode_ns: Default::default(),
         }
     }
 
@@ -307,7 +310,12 @@ impl ImageOps for CudaOps {
         }
         let j = self.nvjpeg().map_err(Clone::clone)?;
         let _one = self.dev.launch.lock().expect("launch lock");
+        let t = std::time::Instant::now();
         let (pixels, offsets) = j.decode_batch(&self.dev.stream, jpegs, sizes)?;
+        self.jpeg_decode_ns.fetch_add(
+            t.elapsed().as_nanos() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         match output {
             Output::Descriptor => {
                 let thumbs = self.resize_packed::<u8>(
@@ -325,6 +333,12 @@ impl ImageOps for CudaOps {
                 self.dev.stream.clone_dtoh(&d).map_err(driver_err)
             }
         }
+    }
+
+    fn jpeg_decode_seconds(&self) -> f64 {
+        self.jpeg_decode_ns
+            .load(std::sync::atomic::Ordering::Relaxed) as f64
+            * 1e-9
     }
 
     fn top_k(

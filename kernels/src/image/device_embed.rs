@@ -43,8 +43,10 @@ const MAX_MOBILENET_BATCH: usize = 256;
 pub struct EmbedTimes {
     /// Decoding on the CPU, thread-seconds.
     pub decode_thread_seconds: f64,
-    /// Resize + embed on the device, wall seconds.
+    /// Resize + embed on the device, wall seconds (with nvJPEG's decode).
     pub device_seconds: f64,
+    /// Of which nvJPEG's batched decode, wall seconds.
+    pub device_jpeg_decode_seconds: f64,
     pub batches: u64,
     pub splits: u64,
     pub cpu_fallback: u64,
@@ -239,6 +241,7 @@ impl DeviceEmbedder {
         let mut t = *self.stats.lock().expect("stats");
         t.decode_thread_seconds = self.decode_ns.load(Ordering::Relaxed) as f64 * 1e-9;
         t.device_seconds = self.device_ns.load(Ordering::Relaxed) as f64 * 1e-9;
+        t.device_jpeg_decode_seconds = self.ops.jpeg_decode_seconds();
         t
     }
 }

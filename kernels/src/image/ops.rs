@@ -53,6 +53,11 @@ pub trait ImageOps: Send + Sync {
             self.name()
         )))
     }
+    /// Wall seconds spent in the device's JPEG decoder so far (0 where
+    /// this launcher decodes none).
+    fn jpeg_decode_seconds(&self) -> f64 {
+        0.0
+    }
     /// The `k` most similar references of each query, best first, ties to
     /// the lower index (as [`top_k`]).
     fn top_k(

@@ -6,7 +6,9 @@
 //! program is prepared; a run copies the input in, launches on one stream
 //! without synchronising, and copies the outputs back.
 
+use std::cell::{Cell, RefCell};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use cudarc::cublas::sys::cublasOperation_t;
 use cudarc::cublas::{Gemm, GemmConfig, StridedBatchedConfig};
@@ -74,6 +76,10 @@ struct ConvPlan {
     y: TensorDescriptor<f32>,
     conv: ConvDescriptor<f32>,
     algo: cudnnConvolutionFwdAlgo_t,
+    /// Workspace bytes `algo` needs.
+    workspace: usize,
+    /// Shapes and parameters, for error messages.
+    describe: String,
 }
 
 /// The cuDNN side of a program: its handle is not `Send`, so it is only
@@ -147,16 +153,7 @@ impl CudaProgram {
                 node: format!("step {} (conv)", convs.len()),
                 detail: e,
             })?;
-            let op = ConvForward {
-                conv: &plan.conv,
-                x: &plan.x,
-                w: &plan.w,
-                y: &plan.y,
-            };
-            workspace = workspace.max(
-                op.get_workspace_size(plan.algo)
-                    .map_err(|e| err("cuDNN workspace", e))?,
-            );
+            workspace = workspace.max(plan.workspace);
             convs.push(Some(plan));
         }
         let workspace = s
@@ -182,6 +179,26 @@ impl CudaProgram {
 
     /// Runs the program on `input`; returns its outputs.
     pub fn run(&self, input: &[f32]) -> Result<Vec<Vec<f32>>, RuntimeError> {
+        self.run_with(input, None)
+    }
+
+    /// Runs the program once, synchronising after every step: seconds and
+    /// launches per step kind (conv, conv epilogue, binary, ...), largest
+    /// first. For finding where a model's time goes; a normal run never
+    /// synchronises between steps.
+    pub fn profile(&self, input: &[f32]) -> Result<Vec<(&'static str, f64, usize)>, RuntimeError> {
+        let cell = RefCell::new((Instant::now(), Vec::new()));
+        self.run_with(input, Some(&cell))?;
+        let mut v: Vec<(&'static str, f64, usize)> = cell.into_inner().1;
+        v.sort_by(|a, b| b.1.total_cmp(&a.1));
+        Ok(v)
+    }
+
+    fn run_with(
+        &self,
+        input: &[f32],
+        profile: Option<&Profile>,
+    ) -> Result<Vec<Vec<f32>>, RuntimeError> {
         self.compiled.program.check_input(input)?;
         let (p, plan) = (&self.compiled.program, &self.compiled.plan);
         let _one = self.dev.launch.lock().expect("launch lock");
@@ -204,8 +221,14 @@ impl CudaProgram {
                 weights: weights_ptr,
                 workspace: (ws_ptr, ws_len),
                 convs: &cudnn.convs,
-                step: std::cell::Cell::new(0),
+                step: Cell::new(0),
+                profile,
             };
+            if let Some(p) = profile {
+                s.synchronize()
+                    .map_err(|e| RuntimeError::Device(driver_err(e).to_string()))?;
+                p.borrow_mut().0 = Instant::now();
+            }
             drive(p, plan, &gpu)?;
         }
         let mut out = Vec::with_capacity(p.outputs.len());
@@ -260,12 +283,26 @@ fn conv_plan(
     }
     .pick_algorithm()
     .map_err(e)?;
+    let workspace = ConvForward {
+        conv: &conv,
+        x: &x,
+        w: &w,
+        y: &y,
+    }
+    .get_workspace_size(algo)
+    .map_err(e)?;
+    let describe = format!(
+        "x {xs:?} w {ws:?} y {ys:?} pads {:?} stride {:?} dilation {:?} group {} algo {algo:?} workspace {workspace} bytes",
+        c.pads, c.stride, c.dilation, c.group
+    );
     Ok(ConvPlan {
         x,
         w,
         y,
         conv,
         algo,
+        workspace,
+        describe,
     })
 }
 
@@ -278,8 +315,12 @@ struct Gpu<'a> {
     workspace: (CUdeviceptr, usize),
     convs: &'a [Option<ConvPlan>],
     /// Index of the next convolution step's plan.
-    step: std::cell::Cell<usize>,
+    step: Cell<usize>,
+    profile: Option<&'a Profile>,
 }
+
+/// A profiling run's clock and (step kind, seconds, launches) so far.
+type Profile = RefCell<(Instant, Vec<(&'static str, f64, usize)>)>;
 
 impl Gpu<'_> {
     fn raw(&self, b: &Buf) -> Raw {
@@ -343,6 +384,26 @@ impl Gpu<'_> {
 }
 
 impl Backend for Gpu<'_> {
+    fn mark(&self, kind: &'static str) -> Result<(), RuntimeError> {
+        let Some(p) = self.profile else {
+            return Ok(());
+        };
+        self.stream
+            .synchronize()
+            .map_err(|e| RuntimeError::Device(driver_err(e).to_string()))?;
+        let mut p = p.borrow_mut();
+        let s = p.0.elapsed().as_secs_f64();
+        p.0 = Instant::now();
+        match p.1.iter_mut().find(|e| e.0 == kind) {
+            Some(e) => {
+                e.1 += s;
+                e.2 += 1;
+            }
+            None => p.1.push((kind, s, 1)),
+        }
+        Ok(())
+    }
+
     fn conv(
         &self,
         _: &Conv,
@@ -361,24 +422,47 @@ impl Backend for Gpu<'_> {
             y: &plan.y,
         };
         let (x, w, mut y) = (self.raw(x), self.raw(w), self.raw(y));
-        let mut ws = Raw {
+        let mut ws = WorkspaceBytes {
             ptr: self.workspace.0,
-            len: self.workspace.1 / 4,
+            bytes: self.workspace.1,
             stream: self.stream.clone(),
         };
         // SAFETY: descriptors match the buffers' shapes (built from the same
         // program); the workspace is at least the largest size asked for.
-        unsafe {
-            op.launch(
+        let first = unsafe { op.launch(plan.algo, Some(&mut ws), (1.0, 0.0), &x, &w, &mut y) };
+        let Err(e) = first else {
+            return Ok(());
+        };
+        // cuDNN's heuristic can name an algorithm that then refuses the
+        // launch for some shapes; implicit GEMM takes every convolution
+        // without a workspace. Said once per plan in the log, never silent.
+        let fallback = cudnnConvolutionFwdAlgo_t::CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+        if plan.algo != fallback {
+            tracing::warn!(
+                "{}: cuDNN refused the convolution with {:?} ({e:?}): {}; using implicit GEMM",
+                self.prog.compiled.program.model,
                 plan.algo,
-                Some(&mut WorkspaceBytes(&mut ws)),
-                (1.0, 0.0),
-                &x,
-                &w,
-                &mut y,
-            )
+                plan.describe
+            );
+            // SAFETY: as above; implicit GEMM needs no workspace.
+            let again = unsafe {
+                op.launch(
+                    fallback,
+                    None::<&mut WorkspaceBytes>,
+                    (1.0, 0.0),
+                    &x,
+                    &w,
+                    &mut y,
+                )
+            };
+            if again.is_ok() {
+                return Ok(());
+            }
         }
-        .map_err(|e| err("cuDNN convolution", e))
+        Err(RuntimeError::Device(format!(
+            "{}: cuDNN convolution: {e:?} ({}; this run's workspace {} bytes)",
+            self.prog.compiled.program.model, plan.describe, self.workspace.1
+        )))
     }
 
     fn matmul(
@@ -560,20 +644,25 @@ impl Backend for Gpu<'_> {
     }
 }
 
-/// The workspace as the byte buffer cuDNN's launch wants.
-struct WorkspaceBytes<'a>(&'a mut Raw);
+/// The workspace as the byte buffer cuDNN's launch wants (its exact byte
+/// length: a length rounded to f32s could fall short of what cuDNN asked).
+struct WorkspaceBytes {
+    ptr: CUdeviceptr,
+    bytes: usize,
+    stream: Arc<CudaStream>,
+}
 
-impl DeviceSlice<u8> for WorkspaceBytes<'_> {
+impl DeviceSlice<u8> for WorkspaceBytes {
     fn len(&self) -> usize {
-        self.0.len * 4
+        self.bytes
     }
     fn stream(&self) -> &Arc<CudaStream> {
-        &self.0.stream
+        &self.stream
     }
 }
 
-impl DevicePtrMut<u8> for WorkspaceBytes<'_> {
+impl DevicePtrMut<u8> for WorkspaceBytes {
     fn device_ptr_mut<'b>(&'b mut self, _: &'b CudaStream) -> (CUdeviceptr, SyncOnDrop<'b>) {
-        (self.0.ptr, SyncOnDrop::Record(None))
+        (self.ptr, SyncOnDrop::Record(None))
     }
 }

@@ -45,6 +45,11 @@ pub enum Buf {
 
 /// The calls a program needs. Shapes are NCHW (`[n, c, h, w]`).
 pub trait Backend {
+    /// Called after each step's launches with the step's kind (a
+    /// profiling backend synchronises and times here; others do nothing).
+    fn mark(&self, _kind: &'static str) -> Result<(), RuntimeError> {
+        Ok(())
+    }
     #[allow(clippy::too_many_arguments)]
     /// Convolution without bias or epilogue (those follow as [`epilogue`](Self::epilogue)).
     fn conv(
@@ -234,6 +239,11 @@ pub fn drive(p: &Program, plan: &MemoryPlan, backend: &impl Backend) -> Result<(
             Op::Conv(c) => {
                 let (xs, ws, os) = (nchw(shape(0)), nchw(shape(1)), nchw(ys));
                 backend.conv(c, &i(0), &i(1), &y, xs, ws, os)?;
+                backend.mark(if c.group > 1 {
+                    "conv (grouped)"
+                } else {
+                    "conv"
+                })?;
                 let residual = c.residual.then(|| i(3));
                 backend.epilogue(
                     &y,
@@ -244,6 +254,7 @@ pub fn drive(p: &Program, plan: &MemoryPlan, backend: &impl Backend) -> Result<(
                     os[2] * os[3],
                     chain(&c.epilogue)?,
                 )?;
+                backend.mark("conv epilogue")?;
             }
             Op::Deconv { group, .. } => {
                 let (xs, ws) = (nchw(shape(0)), nchw(shape(1)));
@@ -351,8 +362,32 @@ pub fn drive(p: &Program, plan: &MemoryPlan, backend: &impl Backend) -> Result<(
                 backend.pool(&i(0), &y, n, dims, *average)?;
             }
         }
+        if !matches!(step.op, Op::Conv(_)) {
+            backend.mark(kind(&step.op))?;
+        }
     }
     Ok(())
+}
+
+/// A step's kind, as profiles name it.
+fn kind(op: &Op) -> &'static str {
+    match op {
+        Op::Conv(_) => "conv",
+        Op::Deconv { .. } => "deconv",
+        Op::MatMul { .. } => "matmul",
+        Op::Binary(_) => "binary",
+        Op::Map(_) => "map",
+        Op::Reduce { .. } => "reduce",
+        Op::Pool { .. } => "pool",
+        Op::Upsample { .. } => "upsample",
+        Op::Concat { .. } => "concat",
+        Op::Permute { .. } => "permute",
+        Op::Reshape => "reshape",
+        Op::Slice { .. } => "slice",
+        Op::Softmax { .. } => "softmax",
+        Op::RmsNorm { .. } => "rmsnorm",
+        Op::Broadcast => "broadcast",
+    }
 }
 
 /// For a reduction over `axes` of `dims`: the view from group index to the
