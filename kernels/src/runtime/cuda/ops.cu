@@ -45,19 +45,49 @@ DJ_FN float rt_apply(int op, float a, float b, float x) {
     }
 }
 
+// The loops below are unrolled over the fixed maximum with the real length
+// as a condition: every field is then read at a constant offset, straight
+// from the kernel's parameters. A loop bounded by `len`/`rank` indexes the
+// structs dynamically, which makes the compiler copy them to per-thread
+// local memory for every element (measured on an H200: the epilogue took
+// 76% of MobileNetV2's time).
 DJ_FN float rt_chain(const RtChain* c, float x) {
     float z = x;
-    for (int i = 0; i < c->len; ++i) z = rt_apply(c->op[i], c->a[i], c->b[i], z);
+#pragma unroll
+    for (int i = 0; i < RT_CHAIN; ++i) {
+        if (i < c->len) z = rt_apply(c->op[i], c->a[i], c->b[i], z);
+    }
     return c->gate ? x * z : z;
+}
+
+// q = i / d and i % d, in 32 bits when both fit (64-bit division is a long
+// software routine on a GPU; almost every tensor's indices fit in 32 bits).
+DJ_FN long long rt_divmod(long long i, long long d, long long* rem) {
+    if (((unsigned long long)i | (unsigned long long)d) <= 0xffffffffULL) {
+        unsigned int q = (unsigned int)i / (unsigned int)d;
+        *rem = (long long)((unsigned int)i - q * (unsigned int)d);
+        return (long long)q;
+    }
+    long long q = i / d;
+    *rem = i - q * d;
+    return q;
 }
 
 // Offset in a source of linear index `i` of the iteration space.
 DJ_FN long long rt_offset(const RtView* v, long long i) {
     long long off = v->base;
-    for (int a = v->rank - 1; a >= 0; --a) {
-        long long idx = i % v->dims[a];
-        i /= v->dims[a];
-        off += (idx / v->div[a]) * v->stride[a];
+#pragma unroll
+    for (int k = 0; k < RT_RANK; ++k) {
+        int a = RT_RANK - 1 - k;
+        if (a < v->rank) {
+            long long idx;
+            i = rt_divmod(i, v->dims[a], &idx);
+            if (v->div[a] != 1) {
+                long long unused;
+                idx = rt_divmod(idx, v->div[a], &unused);
+            }
+            off += idx * v->stride[a];
+        }
     }
     return off;
 }
@@ -67,7 +97,8 @@ DJ_KERNEL void rt_epilogue(float* y, const float* bias, const float* residual, l
                            long long channels, long long plane, RtChain chain) {
     unsigned long long t = DJ_THREAD_ID;
     if (t >= (unsigned long long)n) return;
-    long long c = ((long long)t / plane) % channels;
+    long long c, unused;
+    rt_divmod(rt_divmod((long long)t, plane, &unused), channels, &c);
     float z = y[t] + bias[c] + (residual ? residual[t] : 0.0f);
     y[t] = rt_chain(&chain, z);
 }
@@ -115,7 +146,10 @@ DJ_KERNEL void rt_reduce(const float* x, float* y, long long n_groups, int op, f
     if (t >= (unsigned long long)n_groups) return;
     long long base = rt_offset(&groups, t);
     long long count = 1;
-    for (int a = 0; a < inner.rank; ++a) count *= inner.dims[a];
+#pragma unroll
+    for (int a = 0; a < RT_RANK; ++a) {
+        if (a < inner.rank) count *= inner.dims[a];
+    }
     if (op <= 3) {
         float acc = op == 1 ? DJ_NEG_INF : (op == 2 ? -DJ_NEG_INF : 0.0f);
         for (long long j = 0; j < count; ++j) {
