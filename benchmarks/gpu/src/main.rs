@@ -103,6 +103,8 @@ struct ImagesRun {
     gpu_seconds: Option<f64>,
     /// Of the GPU seconds, nvJPEG's batched decode.
     gpu_jpeg_decode_seconds: Option<f64>,
+    /// Of the GPU seconds, the model's runs (mobilenet).
+    gpu_model_seconds: Option<f64>,
     /// CPU decoding of what the device does not decode, thread-seconds.
     cpu_decode_thread_seconds: Option<f64>,
     out_of_memory_splits: Option<u64>,
@@ -258,6 +260,7 @@ fn images_run(
         decode_images_per_second: decode_rate,
         gpu_seconds: times.map(|t| t.device_seconds),
         gpu_jpeg_decode_seconds: times.map(|t| t.device_jpeg_decode_seconds),
+        gpu_model_seconds: times.map(|t| t.device_model_seconds),
         cpu_decode_thread_seconds: times.map(|t| t.decode_thread_seconds),
         out_of_memory_splits: times.map(|t| t.splits),
         device_decoded: times.map(|t| t.device_decoded),
@@ -650,7 +653,7 @@ fn markdown(r: &Report) -> String {
             p.baseline_jpeg, p.progressive_jpeg, p.png, p.webp, p.min_side, p.max_side, p.mean_bytes
         );
     }
-    s += &format!("\n## Images: decode + embed + top-5, goals: descriptor {:.0}/s per node, mobilenet {:.1}x the PyTorch peer (images-peer.md)\n\n| device | embedder | images | references | seconds | images/s | decode-only images/s (CPU) | decoded on device | GPU s (of which nvJPEG) | CPU decode thread-s |\n|---|---|---|---|---|---|---|---|---|---|\n", r.goal_images_per_second, r.goal_mobilenet_over_peer);
+    s += &format!("\n## Images: decode + embed + top-5, goals: descriptor {:.0}/s per node, mobilenet {:.1}x the PyTorch peer (images-peer.md)\n\n| device | embedder | images | references | seconds | images/s | decode-only images/s (CPU) | decoded on device | GPU s (of which nvJPEG; model) | CPU decode thread-s |\n|---|---|---|---|---|---|---|---|---|---|\n", r.goal_images_per_second, r.goal_mobilenet_over_peer);
     for i in &r.images {
         s += &format!(
             "| {} | {} | {} | {} | {:.2} | {:.0} | {} | {} | {} | {} |\n",
@@ -666,8 +669,9 @@ fn markdown(r: &Report) -> String {
             i.device_decoded.map(|d| format!("{d}")).unwrap_or_default(),
             i.gpu_seconds
                 .map(|g| format!(
-                    "{g:.2} ({:.2})",
-                    i.gpu_jpeg_decode_seconds.unwrap_or_default()
+                    "{g:.2} ({:.2}; {:.2})",
+                    i.gpu_jpeg_decode_seconds.unwrap_or_default(),
+                    i.gpu_model_seconds.unwrap_or_default()
                 ))
                 .unwrap_or_default(),
             i.cpu_decode_thread_seconds
