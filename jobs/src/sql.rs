@@ -103,9 +103,37 @@ pub async fn run_statement(
     format: Format,
     w: &mut dyn std::io::Write,
 ) -> Result<()> {
+    if let Some(key) = process_option_set(sql) {
+        anyhow::bail!(
+            "{key} belongs to the process, not the session: the image functions' device and models are opened when `dajia sql` starts; start it again with --set {} (on a cluster each executor keeps its own --device and --models)",
+            key.trim_start_matches("dajia.")
+        );
+    }
     let df = ctx.sql(sql).await?;
     let batches = df.collect().await?;
     print_batches(&batches, format, w)
+}
+
+/// The option a `SET` statement changes when it is one of those that only
+/// take effect at start-up (`dajia.images.device`, `dajia.images.models_dir`):
+/// refused with a message instead of changing a value nothing reads again.
+fn process_option_set(sql: &str) -> Option<&'static str> {
+    let mut words = sql.split_whitespace();
+    if !words.next()?.eq_ignore_ascii_case("set") {
+        return None;
+    }
+    let mut target = words.next()?;
+    if target.eq_ignore_ascii_case("session") || target.eq_ignore_ascii_case("local") {
+        target = words.next()?;
+    }
+    let name = target
+        .split(['=', ';'])
+        .next()?
+        .trim_matches(|c| c == '"' || c == '\'' || c == '`')
+        .to_ascii_lowercase();
+    ["dajia.images.device", "dajia.images.models_dir"]
+        .into_iter()
+        .find(|k| *k == name)
 }
 
 pub fn print_batches(
@@ -266,4 +294,59 @@ pub async fn run_script(ctx: &SessionContext, script: &str, format: Format) -> R
             .with_context(|| format!("in statement: {}", stmt.lines().next().unwrap_or("")))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_of_a_process_option_is_named() {
+        for sql in [
+            "SET dajia.images.device = 'cuda'",
+            "set DAJIA.IMAGES.DEVICE='cpu';",
+            "SET SESSION dajia.images.models_dir TO '/m'",
+            "SET \"dajia.images.models_dir\" = '/m'",
+        ] {
+            assert!(process_option_set(sql).is_some(), "{sql}");
+        }
+        for sql in [
+            "SET dajia.images.max_pixels = 100",
+            "SELECT 'SET dajia.images.device'",
+            "SET dajia.images.device_extra = 1",
+            "",
+        ] {
+            assert_eq!(process_option_set(sql), None, "{sql}");
+        }
+    }
+
+    #[tokio::test]
+    async fn set_of_the_device_is_refused_and_changes_nothing() {
+        let ctx =
+            datafusion::prelude::SessionContext::new_with_config(crate::session::base_config());
+        let mut out = Vec::new();
+        let e = run_statement(
+            &ctx,
+            "SET dajia.images.device = 'cuda'",
+            Format::Table,
+            &mut out,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("--set images.device"), "{e}");
+        assert_eq!(
+            crate::session::options(&ctx).images.device.to_string(),
+            "auto"
+        );
+        // Session options still change.
+        run_statement(
+            &ctx,
+            "SET dajia.images.max_pixels = 100",
+            Format::Table,
+            &mut out,
+        )
+        .await
+        .unwrap();
+    }
 }
