@@ -237,7 +237,9 @@ fn labelled_with_reason(out: &Path, cat: &Path, condition: &str, code: &str) -> 
 }
 
 /// Bad images added to a catalog's `images` table as one more file.
-fn add_bad_images(cat: &Path) {
+/// Adds unreadable images and `uri`s that must not be read; returns a local
+/// listener that one of them points at (it must see no connection).
+fn add_bad_images(cat: &Path) -> std::net::TcpListener {
     use arrow::array::{BinaryArray, Int64Array, StringArray};
     use arrow::record_batch::RecordBatch;
     let good = photo_jpeg(1);
@@ -248,6 +250,13 @@ fn add_bad_images(cat: &Path) {
     // An image stored beside the catalog and referenced by `uri`.
     std::fs::create_dir_all(cat.join("blobs")).unwrap();
     std::fs::write(cat.join("blobs/good.jpg"), &good).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", cat.join("blobs/escape.jpg")).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let http = format!(
+        "http://127.0.0.1:{}/x.jpg",
+        listener.local_addr().unwrap().port()
+    );
     let rows: Vec<(&str, Option<Vec<u8>>, Option<&str>)> = vec![
         ("bad-text", Some(b"this is not an image".to_vec()), None),
         ("bad-truncated", Some(good[..good.len() / 2].to_vec()), None),
@@ -256,6 +265,12 @@ fn add_bad_images(cat: &Path) {
         ("bad-null", None, None),
         ("bad-uri", None, Some("blobs/missing.jpg")),
         ("good-uri", None, Some("blobs/good.jpg")),
+        ("bad-traversal", None, Some("../../etc/passwd")),
+        ("bad-dev-zero", None, Some("/dev/zero")),
+        ("bad-file-url", None, Some("file:///etc/hostname")),
+        ("bad-symlink", None, Some("blobs/escape.jpg")),
+        ("bad-http", None, Some(&http)),
+        ("bad-bucket", None, Some("s3://other-bucket/x.jpg")),
     ];
     let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
         arrow::datatypes::Field::new("image_id", arrow::datatypes::DataType::Utf8, false),
@@ -274,6 +289,7 @@ fn add_bad_images(cat: &Path) {
     )
     .unwrap();
     dajia::gen::write_parquet(&cat.join("images/part-bad.parquet"), &batch).unwrap();
+    listener
 }
 
 #[test]
@@ -289,11 +305,16 @@ fn scan_flags_image_reuse_rejects_bad_images_and_learns_known_fakes() {
         image_share: 0.4,
     })
     .unwrap();
-    add_bad_images(&cat);
+    let listener = add_bad_images(&cat);
     let out = dir.path().join("out");
     let (ok, stdout, err) = scan(&cat, &out);
     assert!(ok, "{err}");
-    assert!(stdout.contains("; 6 rejected;"), "{stdout}");
+    assert!(stdout.contains("; 12 rejected;"), "{stdout}");
+    assert_eq!(
+        listener.accept().map_err(|e| e.kind()).err(),
+        Some(std::io::ErrorKind::WouldBlock),
+        "the scan contacted a host no option allowed"
+    );
 
     let q = |sql: &str| sql_csv(&out, &sql.replace("CAT", cat.to_str().unwrap()));
     let count = |sql: &str| -> usize { q(sql).lines().nth(1).unwrap().trim().parse().unwrap() };
@@ -307,6 +328,12 @@ fn scan_flags_image_reuse_rejects_bad_images_and_learns_known_fakes() {
         ("bad-text", "not an image"),
         ("bad-truncated", "truncated"),
         ("bad-uri", "uri blobs/missing.jpg"),
+        ("bad-traversal", "refused: `..` leaves the catalog"),
+        ("bad-dev-zero", "refused: an absolute path"),
+        ("bad-file-url", "refused: file URLs are read only inside the catalog"),
+        ("bad-symlink", "refused: a link that leads out of the catalog"),
+        ("bad-http", "not contacted"),
+        ("bad-bucket", "refused: bucket `other-bucket` is not the catalog's"),
     ] {
         assert!(
             rejects

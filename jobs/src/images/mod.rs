@@ -55,6 +55,12 @@ pub struct ImageOptions {
     /// reason: the second, independent check of `kimage::verify` (a stock
     /// photograph shared with an official image is not a copy of it).
     pub verify_threshold: f32,
+    /// URL prefixes besides the catalog's own store that image `uri`s may
+    /// name, comma-separated (e.g. `https://img.example.com/,s3://photos/`).
+    /// Empty: relative paths inside the catalog and its own bucket only.
+    pub uri_allow: String,
+    /// Images fetched by `uri` at once, per process.
+    pub fetch_concurrency: usize,
 }
 
 mod device_serde {
@@ -125,6 +131,8 @@ impl Default for ImageOptions {
             batch_rows: 1024,
             device: DeviceChoice::Auto,
             verify_threshold: kimage::verify::DEFAULT_THRESHOLD,
+            uri_allow: String::new(),
+            fetch_concurrency: 64,
         }
     }
 }
@@ -148,6 +156,19 @@ impl ImageOptions {
             "image threshold {t} is not a cosine similarity in [-1, 1]"
         );
         anyhow::ensure!(self.batch_rows > 0, "image batch_rows must be at least 1");
+        anyhow::ensure!(
+            self.fetch_concurrency > 0,
+            "images.fetch_concurrency must be at least 1"
+        );
+        for p in self
+            .uri_allow
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            url::Url::parse(p)
+                .map_err(|e| anyhow::anyhow!("images.uri_allow: `{p}` is not a URL ({e})"))?;
+        }
         anyhow::ensure!(
             (0.0..=1.0).contains(&self.verify_threshold),
             "images.verify_threshold {} is not within [0, 1]",

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use datafusion::arrow::array::*;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
@@ -21,6 +21,7 @@ use serde::Serialize;
 use dajia_kernels::ocr::Ocr;
 use dajia_kernels::risk::{ImageHit, ImageMatchKind, OcrText};
 
+use super::fetch::Fetcher;
 use crate::images::ImageRefs;
 use crate::udf::{image_hit_fields, ocr_text_fields};
 
@@ -48,6 +49,8 @@ pub struct ImageStageSummary {
     pub ocr_thread_seconds: f64,
     /// Where embedding, matching and OCR ran (`cpu (2 threads)`, `cuda:0 …`).
     pub device: String,
+    /// Wall seconds fetching images by `uri`.
+    pub fetch_seconds: f64,
     /// Wall seconds of decode + embed + match, and of OCR.
     pub embed_match_seconds: f64,
     pub ocr_seconds: f64,
@@ -99,6 +102,12 @@ pub async fn run(
             .build(),
     );
     let mut stream = small.sql(&sql).await?.execute_stream().await?;
+    let fetcher = Fetcher::new(
+        &catalog_root.to_string_lossy(),
+        &kb.options.uri_allow,
+        kb.limits.max_bytes,
+        kb.options.fetch_concurrency,
+    )?;
 
     let mut staged: BTreeMap<i64, ListingImages> = BTreeMap::new();
     let mut rejects = Vec::new();
@@ -127,21 +136,27 @@ pub async fn run(
         let uri = cast(batch.column(3), &DataType::Utf8)?;
         let uri = uri.as_any().downcast_ref::<StringArray>().expect("Utf8");
 
-        // Bytes inline, else fetched from the object store.
+        // Bytes inline, else fetched by `uri` (concurrently, within limits).
         let mut fetched: Vec<Option<Vec<u8>>> = vec![None; batch.num_rows()];
         let mut missing: Vec<Option<String>> = vec![None; batch.num_rows()];
+        let mut wanted = Vec::new();
         for i in 0..batch.num_rows() {
             if content.is_null(i) {
                 if uri.is_null(i) {
                     missing[i] = Some("image has neither content nor uri".into());
                 } else {
-                    match fetch(catalog_root, uri.value(i), kb.limits.max_bytes).await {
-                        Ok(b) => fetched[i] = Some(b),
-                        Err(e) => missing[i] = Some(format!("uri {}: {e:#}", uri.value(i))),
-                    }
+                    wanted.push((i, uri.value(i).to_string()));
                 }
             }
         }
+        let t = Instant::now();
+        for (i, r) in fetcher.fetch_all(wanted).await {
+            match r {
+                Ok(b) => fetched[i] = Some(b),
+                Err(e) => missing[i] = Some(format!("uri {}: {e:#}", uri.value(i))),
+            }
+        }
+        s.fetch_seconds += t.elapsed().as_secs_f64();
         let bytes: Vec<&[u8]> = (0..batch.num_rows())
             .map(|i| {
                 if !content.is_null(i) {
@@ -243,52 +258,6 @@ pub async fn run(
         summary: s,
         rejects,
     })
-}
-
-/// Image bytes behind a `uri`: an absolute URL (file://, s3://, http(s)://)
-/// through object_store, or a path relative to the catalog.
-async fn fetch(catalog_root: &Path, uri: &str, max_bytes: usize) -> Result<Vec<u8>> {
-    // Objects over `max_bytes` are refused from their size, unread.
-    let too_big = |n: u64| anyhow::anyhow!("{n} bytes, over max_image_bytes={max_bytes}");
-    let root = catalog_root.to_string_lossy();
-    let url = match url::Url::parse(uri) {
-        Ok(u) => u,
-        Err(_) if crate::store::is_s3(&root) => url::Url::parse(&format!(
-            "{}/{}",
-            root.trim_end_matches('/'),
-            uri.trim_start_matches('/')
-        ))?,
-        Err(_) => {
-            let p = catalog_root.join(uri);
-            let len = tokio::fs::metadata(&p)
-                .await
-                .with_context(|| format!("reading {}", p.display()))?
-                .len();
-            if len > max_bytes as u64 {
-                return Err(too_big(len));
-            }
-            return Ok(tokio::fs::read(&p)
-                .await
-                .with_context(|| format!("reading {}", p.display()))?);
-        }
-    };
-    use object_store::ObjectStoreExt;
-    let (store, path) = if url.scheme() == "s3" {
-        // The same environment-configured client as the catalog's.
-        let (bucket, key) = crate::store::split_s3(url.as_str())?;
-        (
-            crate::store::s3_store(&bucket)?,
-            object_store::path::Path::from(key),
-        )
-    } else {
-        let (s, p) = object_store::parse_url(&url)?;
-        (Arc::from(s), p)
-    };
-    let size = store.head(&path).await?.size;
-    if size > max_bytes as u64 {
-        return Err(too_big(size));
-    }
-    Ok(store.get(&path).await?.bytes().await?.to_vec())
 }
 
 fn write_hits(path: &Path, staged: &BTreeMap<i64, ListingImages>) -> Result<()> {
