@@ -330,10 +330,19 @@ fn scan_flags_image_reuse_rejects_bad_images_and_learns_known_fakes() {
         ("bad-uri", "uri blobs/missing.jpg"),
         ("bad-traversal", "refused: `..` leaves the catalog"),
         ("bad-dev-zero", "refused: an absolute path"),
-        ("bad-file-url", "refused: file URLs are read only inside the catalog"),
-        ("bad-symlink", "refused: a link that leads out of the catalog"),
+        (
+            "bad-file-url",
+            "refused: file URLs are read only inside the catalog",
+        ),
+        (
+            "bad-symlink",
+            "refused: a link that leads out of the catalog",
+        ),
         ("bad-http", "not contacted"),
-        ("bad-bucket", "refused: bucket `other-bucket` is not the catalog's"),
+        (
+            "bad-bucket",
+            "refused: bucket `other-bucket` is not the catalog's",
+        ),
     ] {
         assert!(
             rejects

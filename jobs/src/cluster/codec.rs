@@ -35,6 +35,7 @@ use sha2::{Digest, Sha256};
 use dajia_kernels::device::DeviceChoice;
 use dajia_kernels::risk::{Brand, KnowledgeBase};
 
+use super::write_parts;
 use crate::images::{ImageOptions, ImageRefs};
 use crate::udf;
 
@@ -243,9 +244,20 @@ impl LogicalExtensionCodec for DajiaLogicalCodec {
         inputs: &[LogicalPlan],
         ctx: &TaskContext,
     ) -> Result<Extension> {
+        if let Some(dir) = write_parts::decode_dir(buf) {
+            let input = inputs.first().cloned().ok_or_else(|| {
+                datafusion::error::DataFusionError::Internal("WriteParts without input".into())
+            })?;
+            return Ok(Extension {
+                node: Arc::new(write_parts::WritePartsNode::new(input, dir?)?),
+            });
+        }
         self.inner.try_decode(buf, inputs, ctx)
     }
     fn try_encode(&self, node: &Extension, buf: &mut Vec<u8>) -> Result<()> {
+        if write_parts::encode_node(node.node.as_ref(), buf) {
+            return Ok(());
+        }
         self.inner.try_encode(node, buf)
     }
     fn try_decode_table_provider(
@@ -296,6 +308,12 @@ impl PhysicalExtensionCodec for DajiaPhysicalCodec {
         ctx: &TaskContext,
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        if let Some(dir) = write_parts::decode_dir(buf) {
+            let input = inputs.first().cloned().ok_or_else(|| {
+                datafusion::error::DataFusionError::Internal("WritePartsExec without input".into())
+            })?;
+            return Ok(Arc::new(write_parts::WritePartsExec::new(input, dir?)));
+        }
         self.inner.try_decode(buf, inputs, ctx, proto_converter)
     }
     fn try_encode(
@@ -304,6 +322,11 @@ impl PhysicalExtensionCodec for DajiaPhysicalCodec {
         buf: &mut Vec<u8>,
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<()> {
+        if let Some(w) = node.downcast_ref::<write_parts::WritePartsExec>() {
+            buf.extend_from_slice(write_parts::TAG);
+            buf.extend_from_slice(w.dir.as_bytes());
+            return Ok(());
+        }
         self.inner.try_encode(node, buf, proto_converter)
     }
     fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {

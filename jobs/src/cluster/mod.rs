@@ -14,6 +14,7 @@
 
 pub mod codec;
 pub mod node;
+pub mod write_parts;
 
 use std::sync::Arc;
 
@@ -129,10 +130,13 @@ pub fn state_with_functions(
     config: SessionConfig,
     runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
 ) -> Result<datafusion::execution::SessionState> {
+    // The scheduler plans `WriteParts` nodes (a client's planner is
+    // replaced by Ballista's, which ships the logical plan).
     let state = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
         .with_default_features()
+        .with_query_planner(Arc::new(write_parts::DajiaQueryPlanner))
         .build();
     let ctx = SessionContext::new_with_state(state);
     session::register_functions(&ctx, None);

@@ -13,8 +13,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Int64Type, Schema};
-use datafusion::config::TableParquetOptions;
-use datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
+use datafusion::dataframe::DataFrame;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TableReference};
 use deltalake::kernel::{Action, Add, StructType};
@@ -59,14 +58,27 @@ pub async fn replace_partition(
     }
     std::fs::create_dir_all(staging).with_context(|| format!("creating {}", staging.display()))?;
     let staging_abs = std::fs::canonicalize(staging)?;
-    let url = format!("file://{}/", staging_abs.display());
-    let mut parquet = TableParquetOptions::default();
-    parquet.global.compression = Some("snappy".into());
-    df.drop_columns(&["dt"])?
-        .write_parquet(&url, DataFrameWriteOptions::new(), Some(parquet))
+    // Each task writes the partition it computes (no single writer); the
+    // parts to publish are exactly those the job returned.
+    let (state, input) = df.drop_columns(&["dt"])?.into_parts();
+    let plan = crate::cluster::write_parts::WritePartsNode::plan(
+        input,
+        staging_abs.to_string_lossy().into_owned(),
+    )?;
+    let written = DataFrame::new(state, plan)
+        .collect()
         .await
         .context("writing the scores on the cluster")?;
-    let parts = parquet_parts(&staging_abs)?;
+    let mut parts: Vec<PathBuf> = written
+        .iter()
+        .flat_map(|b| {
+            let paths = b.column(0).as_string::<i32>();
+            (0..b.num_rows())
+                .map(|i| PathBuf::from(paths.value(i)))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    parts.sort();
     let tally = tally_of(&parts).await?;
 
     // Unique names per run: a retried commit never overwrites a file that
@@ -99,18 +111,6 @@ pub async fn replace_partition(
             Err(e)
         }
     }
-}
-
-fn parquet_parts(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut parts = Vec::new();
-    for e in std::fs::read_dir(dir)? {
-        let p = e?.path();
-        if p.extension().is_some_and(|x| x == "parquet") {
-            parts.push(p);
-        }
-    }
-    parts.sort();
-    Ok(parts)
 }
 
 /// Counts by action and by reason code of the rows in `parts`.
