@@ -211,6 +211,18 @@ fn scheduler_and_two_executors_score_like_one_machine() {
     assert!(a == b, "cluster rows differ from the local rows");
     assert!(!stale.exists(), "a killed run's staging was kept");
     assert!(young.exists(), "a recent run's staging was removed");
+    // No single writer: the scoring tasks each wrote their own part.
+    let parts = std::fs::read_dir(remote.join("risk_scores").join(format!("dt={DATE}")))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "parquet")
+        })
+        .count();
+    assert!(parts > 1, "{parts} part(s): one task wrote every row");
     // Both executors did work (each wrote shuffle files for the job).
     for w in &cluster.work {
         assert!(w.is_dir(), "{} has no work dir", w.display());
