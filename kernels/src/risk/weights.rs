@@ -257,3 +257,35 @@ pub fn noisy_or(weights: impl IntoIterator<Item = f32>) -> f32 {
         .product();
     (1.0 - keep).clamp(0.0, 1.0)
 }
+
+#[cfg(test)]
+mod vocabulary_version {
+    use super::*;
+    use crate::text::{homophones, replica, variants};
+
+    /// The built-in vocabularies (`kernels/data/*.tsv`) change scores as much
+    /// as the weights do, but the default `model_version` does not hash
+    /// them: this pins their digest to the version, so a change to them
+    /// fails here until MODEL_VERSION is bumped and the digest recorded.
+    #[test]
+    fn model_version_moves_with_the_vocabularies() {
+        let mut h = Sha256::new();
+        for tsv in [
+            homophones::GAZETTEER_TSV,
+            replica::LEARNED_TERMS_TSV,
+            variants::VARIANT_CHARS_TSV,
+        ] {
+            h.update(tsv.as_bytes());
+            h.update([0u8]);
+        }
+        let hex: String = h.finalize()[..4]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            (MODEL_VERSION, hex.as_str()),
+            ("rules-2026.11.3", "6c74cf39"),
+            "kernels/data vocabularies changed: bump MODEL_VERSION and record their new digest here"
+        );
+    }
+}

@@ -271,7 +271,7 @@ static DICTIONARY: LazyLock<jieba_rs::Jieba> = LazyLock::new(jieba_rs::Jieba::ne
 /// 37,400 Chinese brand names seen on Taobao (`kernels/data/SOURCES.md`):
 /// a homophone of a protected brand that is another real brand's name
 /// (艾玛诗 sounds like 爱马仕, 芭宝丽 like 巴宝莉) is that brand, not a disguise.
-const GAZETTEER_TSV: &str = include_str!("../../data/brand_gazetteer_zh.tsv");
+pub(crate) const GAZETTEER_TSV: &str = include_str!("../../data/brand_gazetteer_zh.tsv");
 static GAZETTEER: LazyLock<std::collections::HashSet<&'static str>> = LazyLock::new(|| {
     GAZETTEER_TSV
         .lines()
