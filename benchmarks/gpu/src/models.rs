@@ -26,6 +26,26 @@ pub struct ModelRun {
     pub profile: Option<Vec<(&'static str, f64, usize)>>,
 }
 
+impl ModelRun {
+    /// A timing from [`time`]: (runs, seconds, items/s).
+    fn timed(
+        model: &'static str,
+        runtime: &str,
+        shape: &[usize],
+        (runs, seconds, items_per_second): (usize, f64, f64),
+    ) -> Self {
+        ModelRun {
+            model,
+            runtime: runtime.into(),
+            shape: shape.to_vec(),
+            runs,
+            seconds,
+            items_per_second,
+            profile: None,
+        }
+    }
+}
+
 /// (name, file under the models folder, input shapes timed).
 pub const CASES: &[(&str, &str, &[[usize; 4]])] = &[
     (
@@ -160,11 +180,12 @@ fn run_one(
         let c = Compiled::from_onnx(name, &path, shape).map_err(|e| anyhow::anyhow!("{e}"))?;
         let x = input(shape.iter().product());
         let gpu = CudaProgram::new(dev.clone(), c).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let (n, s, rate) = time(shape[0], || {
+        let t = time(shape[0], || {
             gpu.run(&x).map(|_| ()).map_err(|e| anyhow::anyhow!("{e}"))
         })?;
-        eprintln!("{name} {shape:?} dajia-cuda: {rate:.0}/s");
-        let profile = if shape == shapes.last().expect("shapes") {
+        eprintln!("{name} {shape:?} dajia-cuda: {:.0}/s", t.2);
+        let mut run = ModelRun::timed(name, "dajia-cuda", shape, t);
+        if shape == shapes.last().expect("shapes") {
             let p = gpu.profile(&x).map_err(|e| anyhow::anyhow!("{e}"))?;
             let total: f64 = p.iter().map(|e| e.1).sum();
             for (kind, sec, count) in &p {
@@ -174,19 +195,9 @@ fn run_one(
                     100.0 * sec / total.max(1e-12)
                 );
             }
-            Some(p)
-        } else {
-            None
-        };
-        runs.push(ModelRun {
-            model: name,
-            runtime: "dajia-cuda".into(),
-            shape: shape.to_vec(),
-            runs: n,
-            seconds: s,
-            items_per_second: rate,
-            profile,
-        });
+            run.profile = Some(p);
+        }
+        runs.push(run);
         if tract_cuda {
             // Read when the plan is built (single-threaded here).
             std::env::set_var("DAJIA_GPU_RUNTIME", "tract-cuda");
@@ -197,22 +208,14 @@ fn run_one(
                 &[],
                 Runtime::Cuda,
             )?;
-            let (n, s, rate) = time(shape[0], || {
+            let t = time(shape[0], || {
                 m.run(shape, &x)
                     .map(|_| ())
                     .map_err(|e| anyhow::anyhow!("{e}"))
             })?;
             std::env::remove_var("DAJIA_GPU_RUNTIME");
-            eprintln!("{name} {shape:?} tract-cuda: {rate:.0}/s");
-            runs.push(ModelRun {
-                model: name,
-                runtime: "tract-cuda".into(),
-                shape: shape.to_vec(),
-                runs: n,
-                seconds: s,
-                items_per_second: rate,
-                profile: None,
-            });
+            eprintln!("{name} {shape:?} tract-cuda: {:.0}/s", t.2);
+            runs.push(ModelRun::timed(name, "tract-cuda", shape, t));
         }
     }
     Ok(())
@@ -238,20 +241,12 @@ pub fn cpu_reference(models: &Path) -> Result<Vec<ModelRun>> {
         let c = Compiled::from_onnx(name, &models.join(file), &shape)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let x = input(shape.iter().product());
-        let (n, s, rate) = time(shape[0], || {
+        let t = time(shape[0], || {
             c.run_cpu(&x)
                 .map(|_| ())
                 .map_err(|e| anyhow::anyhow!("{e}"))
         })?;
-        out.push(ModelRun {
-            model: *name,
-            runtime: "dajia-cpu-reference".into(),
-            shape: shape.to_vec(),
-            runs: n,
-            seconds: s,
-            items_per_second: rate,
-            profile: None,
-        });
+        out.push(ModelRun::timed(name, "dajia-cpu-reference", &shape, t));
     }
     Ok(out)
 }

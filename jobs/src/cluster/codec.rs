@@ -322,9 +322,7 @@ impl PhysicalExtensionCodec for DajiaPhysicalCodec {
         buf: &mut Vec<u8>,
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<()> {
-        if let Some(w) = node.downcast_ref::<write_parts::WritePartsExec>() {
-            buf.extend_from_slice(write_parts::TAG);
-            buf.extend_from_slice(w.dir.as_bytes());
+        if write_parts::encode_exec(node.as_ref(), buf) {
             return Ok(());
         }
         self.inner.try_encode(node, buf, proto_converter)

@@ -105,14 +105,28 @@ impl UserDefinedLogicalNodeCore for WritePartsNode {
     }
 }
 
-/// Encodes the node (the codec adds its input).
+/// Encodes the node (the codec adds its input); false for another node.
 pub fn encode_node(node: &dyn UserDefinedLogicalNode, buf: &mut Vec<u8>) -> bool {
     let Some(n) = node.as_any().downcast_ref::<WritePartsNode>() else {
         return false;
     };
-    buf.extend_from_slice(TAG);
-    buf.extend_from_slice(n.dir.as_bytes());
+    encode_dir(&n.dir, buf);
     true
+}
+
+/// Encodes the physical plan (the codec adds its input); false for another.
+pub fn encode_exec(plan: &dyn ExecutionPlan, buf: &mut Vec<u8>) -> bool {
+    let Some(w) = plan.downcast_ref::<WritePartsExec>() else {
+        return false;
+    };
+    encode_dir(&w.dir, buf);
+    true
+}
+
+/// Node and plan alike are the tag and their folder.
+fn encode_dir(dir: &str, buf: &mut Vec<u8>) {
+    buf.extend_from_slice(TAG);
+    buf.extend_from_slice(dir.as_bytes());
 }
 
 /// The folder of an encoded node or plan, when `buf` is one.
@@ -204,22 +218,19 @@ impl ExecutionPlan for WritePartsExec {
         ));
         let written = async move {
             let rows = write_part(input, &path).await?;
-            let batch = RecordBatch::try_new(
+            // An empty partition wrote nothing and reports nothing.
+            let (paths, counts) = if rows > 0 {
+                (vec![path.to_string_lossy().into_owned()], vec![rows as i64])
+            } else {
+                (vec![], vec![])
+            };
+            Ok(RecordBatch::try_new(
                 result_schema(),
                 vec![
-                    Arc::new(StringArray::from(if rows > 0 {
-                        vec![path.to_string_lossy().into_owned()]
-                    } else {
-                        vec![]
-                    })),
-                    Arc::new(Int64Array::from(if rows > 0 {
-                        vec![rows as i64]
-                    } else {
-                        vec![]
-                    })),
+                    Arc::new(StringArray::from(paths)),
+                    Arc::new(Int64Array::from(counts)),
                 ],
-            )?;
-            Ok(batch)
+            )?)
         };
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             result_schema(),

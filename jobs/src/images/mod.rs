@@ -160,15 +160,7 @@ impl ImageOptions {
             self.fetch_concurrency > 0,
             "images.fetch_concurrency must be at least 1"
         );
-        for p in self
-            .uri_allow
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-        {
-            url::Url::parse(p)
-                .map_err(|e| anyhow::anyhow!("images.uri_allow: `{p}` is not a URL ({e})"))?;
-        }
+        crate::scan::fetch::allow_prefixes(&self.uri_allow)?;
         anyhow::ensure!(
             (0.0..=1.0).contains(&self.verify_threshold),
             "images.verify_threshold {} is not within [0, 1]",

@@ -77,23 +77,7 @@ impl Fetcher {
                     .with_context(|| format!("catalog root {catalog_root}"))?,
             )
         };
-        let allow = allow
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                let url = Url::parse(p)
-                    .map_err(|e| anyhow!("images.uri_allow: `{p}` is not a URL ({e})"))?;
-                // A prefix ends at a path boundary: `https://a.com` must not
-                // admit `https://a.com.evil.org/`.
-                let s = url.as_str();
-                Ok(if s.ends_with('/') {
-                    s.to_string()
-                } else {
-                    format!("{s}/")
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let allow = allow_prefixes(allow)?;
         Ok(Fetcher {
             root,
             allow,
@@ -280,6 +264,26 @@ impl Fetcher {
             self.max_bytes
         )
     }
+}
+
+/// The URL prefixes of `images.uri_allow` (comma-separated), each ending
+/// at a path boundary: `https://a.com` must not admit `https://a.com.evil.org/`.
+pub(crate) fn allow_prefixes(allow: &str) -> Result<Vec<String>> {
+    allow
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let url =
+                Url::parse(p).map_err(|e| anyhow!("images.uri_allow: `{p}` is not a URL ({e})"))?;
+            let s = url.as_str();
+            Ok(if s.ends_with('/') {
+                s.to_string()
+            } else {
+                format!("{s}/")
+            })
+        })
+        .collect()
 }
 
 /// `path` with its links resolved, if that is still inside `dir`; else

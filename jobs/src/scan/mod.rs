@@ -2,7 +2,7 @@
 //! listing on DataFusion, and publishes `risk_scores` and `rejects` (Delta
 //! Lake, partition `dt`) and a run manifest in `runs/`.
 
-mod fetch;
+pub(crate) mod fetch;
 mod image_stage;
 mod links;
 mod manifest;

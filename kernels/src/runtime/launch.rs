@@ -363,31 +363,10 @@ pub fn drive(p: &Program, plan: &MemoryPlan, backend: &impl Backend) -> Result<(
             }
         }
         if !matches!(step.op, Op::Conv(_)) {
-            backend.mark(kind(&step.op))?;
+            backend.mark(step.op.kind())?;
         }
     }
     Ok(())
-}
-
-/// A step's kind, as profiles name it.
-fn kind(op: &Op) -> &'static str {
-    match op {
-        Op::Conv(_) => "conv",
-        Op::Deconv { .. } => "deconv",
-        Op::MatMul { .. } => "matmul",
-        Op::Binary(_) => "binary",
-        Op::Map(_) => "map",
-        Op::Reduce { .. } => "reduce",
-        Op::Pool { .. } => "pool",
-        Op::Upsample { .. } => "upsample",
-        Op::Concat { .. } => "concat",
-        Op::Permute { .. } => "permute",
-        Op::Reshape => "reshape",
-        Op::Slice { .. } => "slice",
-        Op::Softmax { .. } => "softmax",
-        Op::RmsNorm { .. } => "rmsnorm",
-        Op::Broadcast => "broadcast",
-    }
 }
 
 /// For a reduction over `axes` of `dims`: the view from group index to the
