@@ -91,14 +91,17 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// The kernels the GPU runs (`runtime/cuda/ops.cu`, compiled for the host)
-/// give the reference executor's answer.
+/// give the reference executor's answer. Within 1e-3 of the largest value,
+/// as tract and the reference agree: long reductions sum in chunks, as on
+/// the GPU (`launch::reduction_chunks`), not in the reference's order, and
+/// the recogniser's layers carry that rounding to its output (4e-4 there).
 fn same_on_host_kernels(c: &Compiled, input: &[f32], reference: &[Vec<f32>]) {
     let host = c.run_host_kernels(input).unwrap();
     for (h, r) in host.iter().zip(reference) {
         let scale = r.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
         let d = max_abs_diff(h, r);
         assert!(
-            d <= 1e-4 * scale,
+            d <= 1e-3 * scale,
             "{}: host kernels differ by {d} (values up to {scale})",
             c.program.model
         );

@@ -1,6 +1,7 @@
 //! Progress of the scan: the assessment UDF counts rows as it goes, and a
 //! thread draws an indicatif bar from that count on a terminal.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,14 +53,25 @@ impl Counter {
             .column(0)
             .as_string::<i32>()
             .clone();
-        let mut t = self.1.lock().expect("tally lock");
+        // Counted by borrowed value first (a handful of distinct codes per
+        // batch), so the shared tally is locked and owned keys are made once
+        // per code and batch, not once per row.
+        let mut local: HashMap<&str, u64> = HashMap::new();
         for i in 0..actions.len() {
-            *t.actions.entry(actions.value(i).to_string()).or_default() += 1;
+            *local.entry(actions.value(i)).or_default() += 1;
         }
+        let mut local_reasons: HashMap<&str, u64> = HashMap::new();
         for i in 0..codes.len() {
             if !codes.is_null(i) {
-                *t.reasons.entry(codes.value(i).to_string()).or_default() += 1;
+                *local_reasons.entry(codes.value(i)).or_default() += 1;
             }
+        }
+        let mut t = self.1.lock().expect("tally lock");
+        for (k, v) in local {
+            *t.actions.entry(k.to_string()).or_default() += v;
+        }
+        for (k, v) in local_reasons {
+            *t.reasons.entry(k.to_string()).or_default() += v;
         }
     }
 }

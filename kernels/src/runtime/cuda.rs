@@ -599,6 +599,84 @@ impl Backend for Gpu<'_> {
         self.start(b, groups)
     }
 
+    fn reduce_part(
+        &self,
+        x: &Buf,
+        part: &Buf,
+        groups: usize,
+        chunks: usize,
+        op: i32,
+        stat: &Buf,
+        g: RtView,
+        inner: RtView,
+    ) -> Result<(), RuntimeError> {
+        let (x, p, st) = (self.ptr(x), self.ptr(part), self.ptr(stat));
+        let (len, chunks_i) = (groups as i64, chunks as i32);
+        let f = self.function("rt_reduce_part")?;
+        let mut b = self.stream.launch_builder(&f);
+        b.arg(&x)
+            .arg(&p)
+            .arg(&len)
+            .arg(&chunks_i)
+            .arg(&op)
+            .arg(&st)
+            .arg(&g)
+            .arg(&inner);
+        self.start(b, groups * chunks)
+    }
+
+    fn reduce_combine(
+        &self,
+        part: &Buf,
+        y: &Buf,
+        groups: usize,
+        chunks: usize,
+        op: i32,
+        count: usize,
+        eps: f32,
+    ) -> Result<(), RuntimeError> {
+        let (p, y) = (self.ptr(part), self.ptr(y));
+        let (len, chunks_i, count_f) = (groups as i64, chunks as i32, count as f32);
+        let f = self.function("rt_reduce_combine")?;
+        let mut b = self.stream.launch_builder(&f);
+        b.arg(&p)
+            .arg(&y)
+            .arg(&len)
+            .arg(&chunks_i)
+            .arg(&op)
+            .arg(&count_f)
+            .arg(&eps);
+        self.start(b, groups)
+    }
+
+    fn reduce_scale(
+        &self,
+        x: &Buf,
+        y: &Buf,
+        n: usize,
+        count: usize,
+        op: i32,
+        m: &Buf,
+        s: &Buf,
+        g: RtView,
+        inner: RtView,
+    ) -> Result<(), RuntimeError> {
+        let (x, y, m, s) = (self.ptr(x), self.ptr(y), self.ptr(m), self.ptr(s));
+        let (len, count_i) = (n as i64, count as i64);
+        let f = self.function("rt_reduce_scale")?;
+        let mut b = self.stream.launch_builder(&f);
+        b.arg(&x)
+            .arg(&y)
+            .arg(&len)
+            .arg(&count_i)
+            .arg(&op)
+            .arg(&m)
+            .arg(&s)
+            .arg(&g)
+            .arg(&inner);
+        self.start(b, n)
+    }
+
     fn pool(
         &self,
         x: &Buf,

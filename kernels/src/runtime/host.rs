@@ -44,6 +44,36 @@ mod ffi {
             g: RtView,
             inner: RtView,
         );
+        pub fn rt_reduce_part(
+            x: *const f32,
+            part: *mut f32,
+            groups: i64,
+            chunks: i32,
+            op: i32,
+            stat: *const f32,
+            g: RtView,
+            inner: RtView,
+        );
+        pub fn rt_reduce_combine(
+            part: *const f32,
+            y: *mut f32,
+            groups: i64,
+            chunks: i32,
+            op: i32,
+            count: f32,
+            eps: f32,
+        );
+        pub fn rt_reduce_scale(
+            x: *const f32,
+            y: *mut f32,
+            n: i64,
+            count: i64,
+            op: i32,
+            m: *const f32,
+            s: *const f32,
+            g: RtView,
+            inner: RtView,
+        );
         pub fn rt_pool(
             x: *const f32,
             y: *mut f32,
@@ -293,6 +323,90 @@ impl Backend for Host<'_> {
         Ok(())
     }
 
+    fn reduce_part(
+        &self,
+        x: &Buf,
+        part: &Buf,
+        groups: usize,
+        chunks: usize,
+        op: i32,
+        stat: &Buf,
+        g: RtView,
+        inner: RtView,
+    ) -> Result<(), RuntimeError> {
+        let (x, p, st) = (self.ptr(x), self.ptr(part), self.ptr(stat));
+        // SAFETY: as for `binary`.
+        launch(groups * chunks, || unsafe {
+            ffi::rt_reduce_part(
+                x.get(),
+                p.get(),
+                groups as i64,
+                chunks as i32,
+                op,
+                st.get(),
+                g,
+                inner,
+            )
+        });
+        Ok(())
+    }
+
+    fn reduce_combine(
+        &self,
+        part: &Buf,
+        y: &Buf,
+        groups: usize,
+        chunks: usize,
+        op: i32,
+        count: usize,
+        eps: f32,
+    ) -> Result<(), RuntimeError> {
+        let (p, y) = (self.ptr(part), self.ptr(y));
+        // SAFETY: as for `binary`.
+        launch(groups, || unsafe {
+            ffi::rt_reduce_combine(
+                p.get(),
+                y.get(),
+                groups as i64,
+                chunks as i32,
+                op,
+                count as f32,
+                eps,
+            )
+        });
+        Ok(())
+    }
+
+    fn reduce_scale(
+        &self,
+        x: &Buf,
+        y: &Buf,
+        n: usize,
+        count: usize,
+        op: i32,
+        m: &Buf,
+        s: &Buf,
+        g: RtView,
+        inner: RtView,
+    ) -> Result<(), RuntimeError> {
+        let (x, y, m, s) = (self.ptr(x), self.ptr(y), self.ptr(m), self.ptr(s));
+        // SAFETY: as for `binary`.
+        launch(n, || unsafe {
+            ffi::rt_reduce_scale(
+                x.get(),
+                y.get(),
+                n as i64,
+                count as i64,
+                op,
+                m.get(),
+                s.get(),
+                g,
+                inner,
+            )
+        });
+        Ok(())
+    }
+
     fn pool(
         &self,
         x: &Buf,
@@ -352,5 +466,92 @@ impl Backend for Host<'_> {
             )
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::launch::reduction_chunks;
+    use super::super::program::{Op, Program, Reducer, Step, Value};
+    use super::super::{cpu, MemoryPlan};
+
+    /// One step reading the input; the output shape given.
+    fn one_step(op: Op, input: &[usize], output: &[usize]) -> Program {
+        let value = |s: &[usize]| Value {
+            shape: s.to_vec(),
+            data: None,
+        };
+        Program {
+            model: "reduce".into(),
+            values: vec![value(input), value(output)],
+            steps: vec![Step {
+                op,
+                inputs: vec![0],
+                output: 1,
+            }],
+            input: 0,
+            outputs: vec![1],
+        }
+    }
+
+    /// Reductions over few long groups run split in chunks (pass 1 partials,
+    /// pass 2 combine, pass 3 scale) and over many short ones one thread per
+    /// group; both give the reference executor's answer.
+    #[test]
+    fn split_and_plain_reductions_match_the_reference() {
+        let dims = [2, 3, 40, 50];
+        let n: usize = dims.iter().product();
+        let x: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0)
+            .collect();
+        // Global pooling: 6 groups of 2,000 (split); over channels: 4,000
+        // groups of 3 (plain).
+        assert!(reduction_chunks(6, 2000) > 1);
+        assert_eq!(reduction_chunks(4000, 3), 1);
+        let reducers = [
+            Reducer::Sum,
+            Reducer::Max,
+            Reducer::Min,
+            Reducer::MeanOfSquares,
+        ];
+        let mut cases = Vec::new();
+        for r in reducers {
+            cases.push((
+                Op::Reduce {
+                    reducer: r,
+                    axes: vec![2, 3],
+                },
+                vec![2, 3, 1, 1],
+            ));
+            cases.push((
+                Op::Reduce {
+                    reducer: r,
+                    axes: vec![1],
+                },
+                vec![2, 1, 40, 50],
+            ));
+        }
+        cases.push((Op::Softmax { axes: vec![3] }, dims.to_vec()));
+        cases.push((Op::Softmax { axes: vec![2, 3] }, dims.to_vec()));
+        cases.push((Op::RmsNorm { axis: 3, eps: 1e-6 }, dims.to_vec()));
+        let long = [1, 2, 3, 5000];
+        let xl: Vec<f32> = (0..30000).map(|i| ((i * 31) % 97) as f32 / 10.0).collect();
+        cases.push((Op::RmsNorm { axis: 3, eps: 1e-6 }, long.to_vec()));
+        for (op, out) in cases {
+            let input: &[usize] = if out == long { &long } else { &dims };
+            let data = if out == long { &xl } else { &x };
+            let kind = format!("{op:?}");
+            let p = one_step(op, input, &out);
+            let plan = MemoryPlan::new(&p);
+            let reference = cpu::run(&p, &plan, data).unwrap();
+            let host = super::run(&p, &plan, data).unwrap();
+            let scale = reference[0].iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+            for (h, r) in host[0].iter().zip(&reference[0]) {
+                assert!(
+                    (h - r).abs() <= 1e-5 * scale,
+                    "{kind}: host {h} vs reference {r}"
+                );
+            }
+        }
     }
 }

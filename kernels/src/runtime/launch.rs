@@ -118,6 +118,47 @@ pub trait Backend {
         g: RtView,
         inner: RtView,
     ) -> Result<(), RuntimeError>;
+    /// Pass 1 of a split reduction (`rt_reduce_part`): one partial per
+    /// (group, chunk); `stat` is the per-group max for op 6 (exp sums).
+    #[allow(clippy::too_many_arguments)]
+    fn reduce_part(
+        &self,
+        x: &Buf,
+        part: &Buf,
+        groups: usize,
+        chunks: usize,
+        op: i32,
+        stat: &Buf,
+        g: RtView,
+        inner: RtView,
+    ) -> Result<(), RuntimeError>;
+    /// Pass 2 (`rt_reduce_combine`): one value per group from its partials.
+    #[allow(clippy::too_many_arguments)]
+    fn reduce_combine(
+        &self,
+        part: &Buf,
+        y: &Buf,
+        groups: usize,
+        chunks: usize,
+        op: i32,
+        count: usize,
+        eps: f32,
+    ) -> Result<(), RuntimeError>;
+    /// Pass 3 (`rt_reduce_scale`): softmax (op 0) or RMS norm (op 1) of every
+    /// element from its group's statistics.
+    #[allow(clippy::too_many_arguments)]
+    fn reduce_scale(
+        &self,
+        x: &Buf,
+        y: &Buf,
+        n: usize,
+        count: usize,
+        op: i32,
+        m: &Buf,
+        s: &Buf,
+        g: RtView,
+        inner: RtView,
+    ) -> Result<(), RuntimeError>;
     /// `dims`: h, w, ho, wo, kh, kw, sh, sw, pt, pl.
     fn pool(
         &self,
@@ -334,18 +375,39 @@ pub fn drive(p: &Program, plan: &MemoryPlan, backend: &impl Backend) -> Result<(
                     Reducer::Min => 2,
                     Reducer::MeanOfSquares => 3,
                 };
-                let (g, inner) = group_views(shape(0), axes)?;
-                backend.reduce(&i(0), &y, n, code, 0.0, g, inner)?;
+                let r = Reduction::new(shape(0), axes)?;
+                match r.split(plan) {
+                    None => backend.reduce(&i(0), &y, n, code, 0.0, r.groups_view, r.inner)?,
+                    Some((part, ..)) => {
+                        r.part(backend, &i(0), &part, code, &part)?;
+                        // Pass 1 sums squares (3); pass 2 takes their mean (4).
+                        r.combine(backend, &part, &y, if code == 3 { 4 } else { code }, 0.0)?;
+                    }
+                }
             }
             Op::Softmax { axes } => {
-                let (g, inner) = group_views(shape(0), axes)?;
-                let groups = g.dims.iter().take(g.rank as usize).product::<i64>() as usize;
-                backend.reduce(&i(0), &y, groups, 4, 0.0, g, inner)?;
+                let r = Reduction::new(shape(0), axes)?;
+                match r.split(plan) {
+                    None => backend.reduce(&i(0), &y, r.groups, 4, 0.0, r.groups_view, r.inner)?,
+                    Some((part, m, sum)) => {
+                        r.part(backend, &i(0), &part, 1, &part)?;
+                        r.combine(backend, &part, &m, 1, 0.0)?;
+                        r.part(backend, &i(0), &part, 6, &m)?;
+                        r.combine(backend, &part, &sum, 0, 0.0)?;
+                        r.scale(backend, &i(0), &y, 0, &m, &sum)?;
+                    }
+                }
             }
             Op::RmsNorm { axis, eps } => {
-                let (g, inner) = group_views(shape(0), &[*axis])?;
-                let groups = g.dims.iter().take(g.rank as usize).product::<i64>() as usize;
-                backend.reduce(&i(0), &y, groups, 5, *eps, g, inner)?;
+                let r = Reduction::new(shape(0), &[*axis])?;
+                match r.split(plan) {
+                    None => backend.reduce(&i(0), &y, r.groups, 5, *eps, r.groups_view, r.inner)?,
+                    Some((part, scale, _)) => {
+                        r.part(backend, &i(0), &part, 3, &part)?;
+                        r.combine(backend, &part, &scale, 5, *eps)?;
+                        r.scale(backend, &i(0), &y, 1, &scale, &scale)?;
+                    }
+                }
             }
             Op::Pool {
                 kernel,
@@ -367,6 +429,117 @@ pub fn drive(p: &Program, plan: &MemoryPlan, backend: &impl Backend) -> Result<(
         }
     }
     Ok(())
+}
+
+/// Threads a GPU wants in flight for a reduction to use it (an H200 keeps
+/// ~270K resident; a quarter of that is enough to hide memory latency).
+const REDUCE_THREADS: usize = 1 << 16;
+
+/// How many interleaved chunks a reduction of `groups` groups of `count`
+/// elements is split into: 1 (one thread per group) when there are enough
+/// groups to fill the GPU or the groups are short, else enough chunks for
+/// [`REDUCE_THREADS`] threads, each walking at least 32 elements.
+pub fn reduction_chunks(groups: usize, count: usize) -> usize {
+    if groups >= REDUCE_THREADS / 4 || count < 256 {
+        return 1;
+    }
+    (REDUCE_THREADS / groups.max(1))
+        .clamp(1, count / 32)
+        .min(1024)
+}
+
+/// Scratch (f32s) a split reduction needs: its partials and two per-group
+/// statistics; 0 when it is not split.
+pub fn reduction_scratch(dims: &[usize], axes: &[usize]) -> usize {
+    let count: usize = axes.iter().map(|&a| dims[a]).product();
+    let groups = dims.iter().product::<usize>() / count.max(1);
+    match reduction_chunks(groups, count) {
+        1 => 0,
+        c => groups * c + 2 * groups,
+    }
+}
+
+/// A reduction's views and sizes, and the passes of its split form.
+struct Reduction {
+    groups_view: RtView,
+    inner: RtView,
+    groups: usize,
+    count: usize,
+    chunks: usize,
+}
+
+impl Reduction {
+    fn new(dims: &[usize], axes: &[usize]) -> Result<Self, RuntimeError> {
+        let (groups_view, inner) = group_views(dims, axes)?;
+        let count: usize = axes.iter().map(|&a| dims[a]).product();
+        let groups = dims.iter().product::<usize>() / count.max(1);
+        Ok(Reduction {
+            groups_view,
+            inner,
+            groups,
+            count,
+            chunks: reduction_chunks(groups, count),
+        })
+    }
+
+    /// The scratch ranges (partials, two statistics) when split.
+    fn split(&self, plan: &MemoryPlan) -> Option<(Buf, Buf, Buf)> {
+        if self.chunks == 1 {
+            return None;
+        }
+        let at = plan.scratch.start;
+        let (p, g) = (self.groups * self.chunks, self.groups);
+        debug_assert!(p + 2 * g <= plan.scratch.len());
+        Some((
+            Buf::Arena(at..at + p),
+            Buf::Arena(at + p..at + p + g),
+            Buf::Arena(at + p + g..at + p + 2 * g),
+        ))
+    }
+
+    fn part(
+        &self,
+        b: &impl Backend,
+        x: &Buf,
+        part: &Buf,
+        op: i32,
+        stat: &Buf,
+    ) -> Result<(), RuntimeError> {
+        b.reduce_part(
+            x,
+            part,
+            self.groups,
+            self.chunks,
+            op,
+            stat,
+            self.groups_view,
+            self.inner,
+        )
+    }
+
+    fn combine(
+        &self,
+        b: &impl Backend,
+        part: &Buf,
+        y: &Buf,
+        op: i32,
+        eps: f32,
+    ) -> Result<(), RuntimeError> {
+        b.reduce_combine(part, y, self.groups, self.chunks, op, self.count, eps)
+    }
+
+    fn scale(
+        &self,
+        b: &impl Backend,
+        x: &Buf,
+        y: &Buf,
+        op: i32,
+        m: &Buf,
+        s: &Buf,
+    ) -> Result<(), RuntimeError> {
+        let n = self.groups * self.count;
+        b.reduce_scale(x, y, n, self.count, op, m, s, self.groups_view, self.inner)
+    }
 }
 
 /// For a reduction over `axes` of `dims`: the view from group index to the

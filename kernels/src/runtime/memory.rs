@@ -5,6 +5,7 @@
 
 use std::ops::Range;
 
+use super::launch::reduction_scratch;
 use super::program::{Op, Program, ValueId};
 use super::RuntimeError;
 
@@ -14,6 +15,9 @@ pub struct MemoryPlan {
     /// step computes have none.
     offsets: Vec<Option<usize>>,
     lens: Vec<usize>,
+    /// Step-local scratch at the arena's end (split reductions' partials),
+    /// sized for the step that needs the most.
+    pub scratch: Range<usize>,
     pub arena_len: usize,
 }
 
@@ -83,10 +87,25 @@ impl MemoryPlan {
                 offsets[v] = offsets[root[v]];
             }
         }
+        let scratch_len = p
+            .steps
+            .iter()
+            .map(|s| {
+                let dims = &p.values[s.inputs[0]].shape;
+                match &s.op {
+                    Op::Reduce { axes, .. } | Op::Softmax { axes } => reduction_scratch(dims, axes),
+                    Op::RmsNorm { axis, .. } => reduction_scratch(dims, &[*axis]),
+                    _ => 0,
+                }
+            })
+            .max()
+            .unwrap_or(0);
+        let at = arena_len.div_ceil(ALIGN) * ALIGN;
         MemoryPlan {
             offsets,
             lens: p.values.iter().map(|v| v.len()).collect(),
-            arena_len,
+            scratch: at..at + scratch_len,
+            arena_len: at + scratch_len,
         }
     }
 
