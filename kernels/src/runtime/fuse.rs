@@ -7,7 +7,8 @@
 //! - per-channel scales and shifts after a convolution (batch norm, biases
 //!   of 1×1 convolutions tract turned into einsums) fold into its weights;
 //! - a residual addition joins the convolution before it;
-//! - an element-wise map after a convolution becomes its epilogue.
+//! - an element-wise map after a convolution becomes its epilogue;
+//! - an affine map after a gated activation becomes that step's `post`.
 //!
 //! A fused step takes the place of the later one (all its inputs exist
 //! there), keeping that step's output value.
@@ -24,6 +25,7 @@ pub fn fuse(mut p: Program) -> Program {
         merge(&mut p, conv_affine);
         merge(&mut p, conv_residual);
         merge(&mut p, conv_epilogue);
+        merge(&mut p, post_affine);
         if p.steps.len() == before {
             return p;
         }
@@ -68,11 +70,16 @@ fn merge(p: &mut Program, rule: Rule) {
 /// `map(map(x))` → one map (the first without a gate).
 fn merge_maps(_: &mut Program, a: &Step, b: &Step) -> Option<Step> {
     match (&a.op, &b.op) {
-        (Op::Map(e1), Op::Map(e2)) if !e1.gate && !e2.gate => {
+        (Op::Map(e1), Op::Map(e2))
+            if !e1.gate && !e2.gate && e1.post.is_none() && e2.post.is_none() =>
+        {
             let mut chain = e1.chain.clone();
             chain.extend(e2.chain.iter().copied());
             Some(Step {
-                op: Op::Map(Epilogue { chain, gate: false }),
+                op: Op::Map(Epilogue {
+                    chain,
+                    ..Default::default()
+                }),
                 inputs: a.inputs.clone(),
                 output: b.output,
             })
@@ -86,7 +93,7 @@ fn gate(p: &mut Program, a: &Step, b: &Step) -> Option<Step> {
     let (Op::Map(e), Op::Binary(BinOp::Mul)) = (&a.op, &b.op) else {
         return None;
     };
-    if e.gate {
+    if e.gate || e.post.is_some() {
         return None;
     }
     let x = a.inputs[0];
@@ -99,6 +106,7 @@ fn gate(p: &mut Program, a: &Step, b: &Step) -> Option<Step> {
         op: Op::Map(Epilogue {
             chain: e.chain.clone(),
             gate: true,
+            post: None,
         }),
         inputs: vec![x],
         output: b.output,
@@ -228,6 +236,45 @@ fn conv_epilogue(_: &mut Program, a: &Step, b: &Step) -> Option<Step> {
     c.epilogue = e.clone();
     Some(Step {
         op: Op::Conv(c),
+        inputs: a.inputs.clone(),
+        output: b.output,
+    })
+}
+
+/// A gated activation (a convolution's epilogue or a map) followed by a map
+/// of affine functions only → the gated step with that affine as its `post`
+/// (one pass instead of two over the activation's output).
+fn post_affine(_: &mut Program, a: &Step, b: &Step) -> Option<Step> {
+    let Op::Map(after) = &b.op else {
+        return None;
+    };
+    if after.gate || after.post.is_some() || after.chain.is_empty() {
+        return None;
+    }
+    let (mut s, mut t) = (1.0f32, 0.0f32);
+    for f in &after.chain {
+        let Elementwise::Affine { scale, shift } = f else {
+            return None;
+        };
+        s *= scale;
+        t = t * scale + shift;
+    }
+    let with_post = |e: &Epilogue| -> Option<Epilogue> {
+        (e.gate && e.post.is_none()).then(|| Epilogue {
+            post: Some((s, t)),
+            ..e.clone()
+        })
+    };
+    let op = match &a.op {
+        Op::Map(e) => Op::Map(with_post(e)?),
+        Op::Conv(c) => Op::Conv(Conv {
+            epilogue: with_post(&c.epilogue)?,
+            ..c.clone()
+        }),
+        _ => return None,
+    };
+    Some(Step {
+        op,
         inputs: a.inputs.clone(),
         output: b.output,
     })

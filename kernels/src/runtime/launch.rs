@@ -23,6 +23,8 @@ pub struct RtChain {
     pub op: [i32; CHAIN],
     pub a: [f32; CHAIN],
     pub b: [f32; CHAIN],
+    pub post_a: f32,
+    pub post_b: f32,
 }
 
 /// `RtView` of ops.cu: an iteration space and how it moves in a buffer.
@@ -190,6 +192,8 @@ pub fn chain(e: &Epilogue) -> Result<RtChain, RuntimeError> {
     let mut c = RtChain {
         len: e.chain.len() as i32,
         gate: e.gate as i32,
+        post_a: e.post.map_or(1.0, |p| p.0),
+        post_b: e.post.map_or(0.0, |p| p.1),
         ..Default::default()
     };
     for (i, f) in e.chain.iter().enumerate() {

@@ -183,14 +183,17 @@ impl<'m> Lowering<'m> {
                 "Sigmoid" => Epilogue {
                     chain: vec![Elementwise::Sigmoid],
                     gate: false,
+                    ..Default::default()
                 },
                 "Silu" => Epilogue {
                     chain: vec![Elementwise::Sigmoid],
                     gate: true,
+                    ..Default::default()
                 },
                 "HardSwish" => Epilogue {
                     chain: hard_sigmoid(1.0 / 6.0, 0.5),
                     gate: true,
+                    ..Default::default()
                 },
                 other => {
                     let e = match other {
@@ -211,6 +214,7 @@ impl<'m> Lowering<'m> {
                     Epilogue {
                         chain: vec![e],
                         gate: false,
+                        ..Default::default()
                     }
                 }
             };
@@ -504,6 +508,7 @@ impl<'m> Lowering<'m> {
                     Op::Map(Epilogue {
                         chain: vec![e],
                         gate: false,
+                        ..Default::default()
                     }),
                     vec![x],
                     shape,

@@ -135,16 +135,19 @@ impl Elementwise {
 }
 
 /// What follows a computation, element by element: `z = chain(x)`, and
-/// with `gate` the input times it (`x * chain(x)`: hard-swish, SiLU).
+/// with `gate` the input times it (`x * chain(x)`: hard-swish, SiLU), then
+/// `post` (`scale, shift`), an affine map after the gate (the recogniser's
+/// learnable affine blocks follow its hard-swish activations).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Epilogue {
     pub chain: Vec<Elementwise>,
     pub gate: bool,
+    pub post: Option<(f32, f32)>,
 }
 
 impl Epilogue {
     pub fn is_identity(&self) -> bool {
-        self.chain.is_empty() && !self.gate
+        self.chain.is_empty() && !self.gate && self.post.is_none()
     }
 
     #[inline]
@@ -153,10 +156,10 @@ impl Epilogue {
         for e in &self.chain {
             z = e.apply(z);
         }
-        if self.gate {
-            x * z
-        } else {
-            z
+        let y = if self.gate { x * z } else { z };
+        match self.post {
+            Some((scale, shift)) => y * scale + shift,
+            None => y,
         }
     }
 }

@@ -16,6 +16,9 @@ struct RtChain {
     int op[RT_CHAIN];
     float a[RT_CHAIN];
     float b[RT_CHAIN];
+    // After the gate: y * post_a + post_b (1 and 0 when there is none).
+    float post_a;
+    float post_b;
 };
 
 // An index space: `dims` of the iteration, and for each axis the stride it
@@ -57,7 +60,8 @@ DJ_FN float rt_chain(const RtChain* c, float x) {
     for (int i = 0; i < RT_CHAIN; ++i) {
         if (i < c->len) z = rt_apply(c->op[i], c->a[i], c->b[i], z);
     }
-    return c->gate ? x * z : z;
+    float y = c->gate ? x * z : z;
+    return y * c->post_a + c->post_b;
 }
 
 // q = i / d and i % d, in 32 bits when both fit (64-bit division is a long
