@@ -113,7 +113,7 @@ pub fn assess_batch(
 impl KnowledgeBase {
     /// All signals of one listing, its score and action under `rules`
     /// (the knowledge base says what is found; the rules what it weighs).
-    /// The signals run in the registry's order (`signals::SIGNALS`); each
+    /// The signal modules run in the registry's order (`signals::MODULES`); each
     /// adds its reasons to what the earlier ones found.
     pub fn assess(&self, rules: &Rules, l: &ListingInput<'_>) -> Assessment {
         let w = &rules.weights;
@@ -127,17 +127,7 @@ impl KnowledgeBase {
         }
         let mut f = Findings::default();
         f.brand_source = "the text".to_string();
-        signals::brand::resolve(self, l, &texts, &mut f);
-        signals::brand::reasons(self, w, l, &mut f);
-        signals::price::reason(self, w, l, &mut f);
-        // Text by text, so that reasons keep the order of the texts.
-        for t in &texts {
-            signals::replica::on_text(self, w, t, &mut f);
-            signals::contact::on_text(self, w, t, &mut f);
-        }
-        signals::evasion::reason(w, &mut f);
-        signals::links::reason(w, l, &mut f);
-        signals::images::reasons(self, w, l, &mut f);
+        signals::run_all(self, w, l, &texts, &mut f);
 
         let score = noisy_or(f.reasons.iter().map(|r| r.weight));
         Assessment {

@@ -6,8 +6,9 @@
 //! README's signals table is checked against it
 //! (`the_readme_table_lists_every_signal`), so they cannot drift.
 //!
-//! Adding a signal: a module here, its code in [`ReasonCode`] and
-//! [`SIGNALS`], its weight in `Weights`, its call in `assess`, its README row.
+//! Adding a signal: a module here with its entry in [`MODULES`] (what
+//! `assess` walks), its code in [`ReasonCode`] and [`SIGNALS`], its weight
+//! in `Weights`, its README row.
 
 pub(crate) mod brand;
 pub(crate) mod contact;
@@ -17,7 +18,105 @@ pub(crate) mod links;
 pub(crate) mod price;
 pub(crate) mod replica;
 
-use super::assess::Reason;
+use super::assess::{ListingInput, Reason, Text};
+use super::kb::KnowledgeBase;
+use super::weights::Weights;
+
+/// How a signal module runs within one assessment.
+#[derive(Clone, Copy)]
+pub(crate) enum Run {
+    /// Once per listing, seeing every text of it.
+    Listing(fn(&KnowledgeBase, &Weights, &ListingInput<'_>, &[Text<'_>], &mut Findings)),
+    /// Once per text (title, description, each image's text). Consecutive
+    /// per-text modules run text by text, so that their reasons keep the
+    /// order of the texts.
+    PerText(fn(&KnowledgeBase, &Weights, &Text<'_>, &mut Findings)),
+}
+
+/// A signal module: its name, the codes it can give, how it runs.
+pub(crate) struct Module {
+    pub name: &'static str,
+    pub codes: &'static [ReasonCode],
+    pub run: Run,
+}
+
+/// Every signal module in the order `assess` runs them; each reads what the
+/// earlier ones found (`Findings`) and adds its reasons.
+pub(crate) const MODULES: &[Module] = &[
+    Module {
+        name: "brand",
+        codes: &[ReasonCode::BrandMention, ReasonCode::UnauthorizedSeller],
+        run: Run::Listing(|kb, w, l, texts, f| {
+            brand::resolve(kb, l, texts, f);
+            brand::reasons(kb, w, l, f);
+        }),
+    },
+    Module {
+        name: "price",
+        codes: &[ReasonCode::PriceBelowFloor],
+        run: Run::Listing(|kb, w, l, _, f| price::reason(kb, w, l, f)),
+    },
+    Module {
+        name: "replica",
+        codes: &[ReasonCode::ReplicaVocabulary],
+        run: Run::PerText(replica::on_text),
+    },
+    Module {
+        name: "contact",
+        codes: &[ReasonCode::ContactDiversion],
+        run: Run::PerText(contact::on_text),
+    },
+    Module {
+        name: "evasion",
+        codes: &[ReasonCode::Evasion],
+        run: Run::Listing(|_, w, _, _, f| evasion::reason(w, f)),
+    },
+    Module {
+        name: "links",
+        codes: &[ReasonCode::LinkedToClosedSeller],
+        run: Run::Listing(|_, w, l, _, f| links::reason(w, l, f)),
+    },
+    Module {
+        name: "images",
+        codes: &[
+            ReasonCode::ImageMatchesOfficial,
+            ReasonCode::ImageMatchesKnownFake,
+        ],
+        run: Run::Listing(|kb, w, l, _, f| images::reasons(kb, w, l, f)),
+    },
+];
+
+/// Runs every module of [`MODULES`] on one listing.
+pub(crate) fn run_all(
+    kb: &KnowledgeBase,
+    w: &Weights,
+    l: &ListingInput<'_>,
+    texts: &[Text<'_>],
+    f: &mut Findings,
+) {
+    let mut i = 0;
+    while i < MODULES.len() {
+        match MODULES[i].run {
+            Run::Listing(run) => {
+                run(kb, w, l, texts, f);
+                i += 1;
+            }
+            Run::PerText(_) => {
+                let end = (i..MODULES.len())
+                    .find(|&k| matches!(MODULES[k].run, Run::Listing(_)))
+                    .unwrap_or(MODULES.len());
+                for t in texts {
+                    for m in &MODULES[i..end] {
+                        if let Run::PerText(run) = m.run {
+                            run(kb, w, t, f);
+                        }
+                    }
+                }
+                i = end;
+            }
+        }
+    }
+}
 
 /// What one assessment has found so far: each signal reads it and adds to
 /// it, in the registry's order.
@@ -182,6 +281,21 @@ impl PartialEq<&str> for ReasonCode {
 mod tests {
     use super::*;
     use crate::risk::Weights;
+
+    /// Every code is given by exactly one module `assess` runs.
+    #[test]
+    fn every_code_has_one_module() {
+        for s in SIGNALS {
+            let by: Vec<&str> = MODULES
+                .iter()
+                .filter(|m| m.codes.contains(&s.code))
+                .map(|m| m.name)
+                .collect();
+            assert_eq!(by.len(), 1, "{} is given by {by:?}", s.code);
+        }
+        let codes: usize = MODULES.iter().map(|m| m.codes.len()).sum();
+        assert_eq!(codes, SIGNALS.len(), "a module lists a code twice");
+    }
 
     #[test]
     fn every_code_is_registered_once_with_real_weights() {
