@@ -98,7 +98,9 @@ pub(crate) fn run_all(
     while i < MODULES.len() {
         match MODULES[i].run {
             Run::Listing(run) => {
+                let before = f.reasons.len();
                 run(kb, w, l, texts, f);
+                declared(&MODULES[i], &f.reasons[before..]);
                 i += 1;
             }
             Run::PerText(_) => {
@@ -108,7 +110,9 @@ pub(crate) fn run_all(
                 for t in texts {
                     for m in &MODULES[i..end] {
                         if let Run::PerText(run) = m.run {
+                            let before = f.reasons.len();
                             run(kb, w, t, f);
+                            declared(m, &f.reasons[before..]);
                         }
                     }
                 }
@@ -116,6 +120,18 @@ pub(crate) fn run_all(
             }
         }
     }
+}
+
+/// In debug builds (every test), a module giving a code its registry entry
+/// does not declare is a bug: the registry would no longer say which
+/// module gives a code.
+fn declared(m: &Module, added: &[Reason]) {
+    debug_assert!(
+        added.iter().all(|r| m.codes.contains(&r.code)),
+        "signal module `{}` gave a code it does not declare: {:?}",
+        m.name,
+        added.iter().map(|r| r.code).collect::<Vec<_>>()
+    );
 }
 
 /// What one assessment has found so far: each signal reads it and adds to
