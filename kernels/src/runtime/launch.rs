@@ -455,12 +455,17 @@ pub fn reduction_chunks(groups: usize, count: usize) -> usize {
 /// Scratch (f32s) a split reduction needs: its partials and two per-group
 /// statistics; 0 when it is not split.
 pub fn reduction_scratch(dims: &[usize], axes: &[usize]) -> usize {
-    let count: usize = axes.iter().map(|&a| dims[a]).product();
-    let groups = dims.iter().product::<usize>() / count.max(1);
+    let (groups, count) = groups_and_count(dims, axes);
     match reduction_chunks(groups, count) {
         1 => 0,
         c => groups * c + 2 * groups,
     }
+}
+
+/// Groups of a reduction over `axes` of `dims`, and elements per group.
+fn groups_and_count(dims: &[usize], axes: &[usize]) -> (usize, usize) {
+    let count: usize = axes.iter().map(|&a| dims[a]).product();
+    (dims.iter().product::<usize>() / count.max(1), count)
 }
 
 /// A reduction's views and sizes, and the passes of its split form.
@@ -475,8 +480,7 @@ struct Reduction {
 impl Reduction {
     fn new(dims: &[usize], axes: &[usize]) -> Result<Self, RuntimeError> {
         let (groups_view, inner) = group_views(dims, axes)?;
-        let count: usize = axes.iter().map(|&a| dims[a]).product();
-        let groups = dims.iter().product::<usize>() / count.max(1);
+        let (groups, count) = groups_and_count(dims, axes);
         Ok(Reduction {
             groups_view,
             inner,
