@@ -178,6 +178,42 @@ fn null_keys_and_oversized_titles_go_to_rejects_with_reasons() {
 }
 
 #[test]
+fn the_text_limit_is_an_option_from_the_flag_or_the_config_file() {
+    // "棉麻 女包 款式N" is 21 bytes: over a limit of 20, under 16 KiB.
+    let dir = tempfile::tempdir().unwrap();
+    let cat = catalog_with(
+        dir.path(),
+        &[("part-0.parquet", listings(1, good(3), Some(300)))],
+    );
+    let out = dir.path().join("out");
+    let (ok, stdout, err) = scan_with(&cat, &out, &["--max-text-bytes", "20"]);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("0 listings scored"), "{stdout}");
+    assert!(rejects(&out).contains("over max_text_bytes=20"));
+    let config = dir.path().join("dajia.toml");
+    std::fs::write(&config, "[scan]\nmax_text_bytes = 10\n").unwrap();
+    let (ok, _, err) = scan_with(&cat, &out, &["--config", config.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(rejects(&out).contains("over max_text_bytes=10"));
+    // The flag wins over the file; a limit of 0 is refused before any work.
+    let (ok, _, err) = scan_with(
+        &cat,
+        &out,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--max-text-bytes",
+            "0",
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("scan.max_text_bytes must be at least 1"),
+        "{err}"
+    );
+}
+
+#[test]
 fn rows_with_non_utf8_text_are_rejected_and_the_rest_of_their_file_scored() {
     let dir = tempfile::tempdir().unwrap();
     // A Utf8 column holding invalid bytes in its middle row, as a buggy

@@ -52,9 +52,10 @@ pub enum Cmd {
         out: String,
         #[arg(long)]
         date: NaiveDate,
-        /// Texts longer than this many bytes are rejected rather than scored.
-        #[arg(long, default_value_t = 16_384)]
-        max_text_bytes: usize,
+        /// Texts longer than this many bytes are rejected rather than scored
+        /// (`scan.max_text_bytes`, default 16384).
+        #[arg(long)]
+        max_text_bytes: Option<usize>,
         /// Do not draw a progress bar.
         #[arg(long)]
         no_progress: bool,

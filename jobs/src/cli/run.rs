@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use super::args::{BenchCmd, Cli, Cmd, LearnCmd};
-use crate::options::resolve;
+use crate::options::{resolve, resolve_with};
 use crate::{bench, eval, gen, images, scan, sql};
 
 /// Prints a benchmark report and writes it as JSON when asked.
@@ -86,9 +86,14 @@ pub fn run(cli: Cli) -> Result<()> {
             cluster,
         } => {
             let mut o = scan::ScanOptions::new(&catalog, &out, date);
-            o.max_text_bytes = max_text_bytes;
             o.progress = !no_progress;
-            o.options = resolve(&options)?;
+            o.options = resolve_with(
+                &options,
+                max_text_bytes
+                    .map(|v| ("scan.max_text_bytes", v.to_string()))
+                    .into_iter()
+                    .collect(),
+            )?;
             o.image_kb = image_kb;
             o.cluster = cluster.target()?;
             let s = rt.block_on(scan::run(&o))?;

@@ -14,7 +14,10 @@
 
 pub mod codec;
 pub mod node;
+mod settings;
 pub mod write_parts;
+
+pub use settings::ClusterSettings;
 
 use std::sync::Arc;
 
@@ -80,20 +83,12 @@ impl std::fmt::Display for ClusterUrl {
     }
 }
 
-/// Partitions of a cluster query (tasks per stage) unless
-/// `DAJIA_CLUSTER_PARTITIONS` says otherwise: a few per executor core of a
-/// small cluster; raise it with the cluster.
-pub const DEFAULT_PARTITIONS: usize = 16;
-
 /// dajia's configuration for Ballista: the base options, Ballista's own, the
-/// S3 options extension (`SET s3.endpoint ...`) and dajia's codecs.
-pub fn ballista_config(node: codec::NodeImageDefaults) -> SessionConfig {
+/// S3 options extension (`SET s3.endpoint ...`) and dajia's codecs;
+/// `partitions` tasks per stage (a client's `dajia.cluster.partitions`; the
+/// client's value travels with its jobs, so a node's is only its default).
+pub fn ballista_config(node: codec::NodeImageDefaults, partitions: usize) -> SessionConfig {
     let (logical, physical) = codec::codecs(node.clone());
-    let partitions = std::env::var("DAJIA_CLUSTER_PARTITIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n: &usize| n > 0)
-        .unwrap_or(DEFAULT_PARTITIONS);
     // The node's own device and models (an executor's flags): its image
     // functions are built from them; a client's values never replace them.
     let mut options = crate::options::DajiaOptions::default();
@@ -155,13 +150,19 @@ pub async fn session(
         Target::Local => return Ok(session::new_session(options, kb)),
         Target::Remote(url) => {
             reachable(url).await?;
-            let state = state_for(ballista_config(Default::default()))?;
+            let state = state_for(ballista_config(
+                Default::default(),
+                options.cluster.partitions,
+            ))?;
             SessionContext::remote_with_state(&url.to_string(), state)
                 .await
                 .with_context(|| format!("connecting to the dajia scheduler at {url}"))?
         }
         Target::InProcess => {
-            let state = state_for(ballista_config(Default::default()))?;
+            let state = state_for(ballista_config(
+                Default::default(),
+                options.cluster.partitions,
+            ))?;
             SessionContext::standalone_with_state(state)
                 .await
                 .context("starting an in-process cluster")?

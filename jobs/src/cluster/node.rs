@@ -19,7 +19,13 @@ use datafusion::prelude::SessionConfig;
 use dajia_kernels::device::DeviceChoice;
 
 use super::codec::{codecs, NodeImageDefaults};
-use super::{ballista_config, state_for};
+use super::{ballista_config, state_for, ClusterSettings};
+
+/// A node's own partitions per stage: only a default, since each client's
+/// `dajia.cluster.partitions` travels with its jobs.
+fn node_partitions() -> usize {
+    ClusterSettings::default().partitions
+}
 
 /// Options of `dajia scheduler`.
 #[derive(Debug, Clone)]
@@ -94,7 +100,9 @@ pub async fn run_scheduler(opts: &SchedulerOptions) -> Result<()> {
         ..Default::default()
     };
     config = config
-        .with_override_config_producer(Arc::new(move || ballista_config(planner.clone())))
+        .with_override_config_producer(Arc::new(move || {
+            ballista_config(planner.clone(), node_partitions())
+        }))
         .with_override_session_builder(Arc::new(|c: SessionConfig| {
             state_for(c).map_err(|e| datafusion::error::DataFusionError::External(e.into()))
         }));
@@ -170,7 +178,7 @@ pub async fn run_executor(opts: &ExecutorOptions) -> Result<()> {
         eprintln!("dajia executor: image functions on {}", d.describe());
     }
     let (logical, physical) = codecs(node.clone());
-    let state = state_for(ballista_config(node.clone()))?;
+    let state = state_for(ballista_config(node.clone(), node_partitions()))?;
     let registry = BallistaFunctionRegistry::from(&state);
     let spill_dir = work_dir.clone();
     let config = ExecutorProcessConfig {
@@ -188,7 +196,9 @@ pub async fn run_executor(opts: &ExecutorOptions) -> Result<()> {
         override_function_registry: Some(Arc::new(registry)),
         override_logical_codec: Some(logical),
         override_physical_codec: Some(physical),
-        override_config_producer: Some(Arc::new(move || ballista_config(node.clone()))),
+        override_config_producer: Some(Arc::new(move || {
+            ballista_config(node.clone(), node_partitions())
+        })),
         // Ballista's default runtime, plus s3:// (its S3 options, else the
         // AWS environment variables).
         override_runtime_producer: Some(Arc::new(move |c: &SessionConfig| {

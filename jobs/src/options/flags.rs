@@ -8,7 +8,7 @@ use std::path::PathBuf;
 /// Option flags shared by the jobs; each overrides the config file's value.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct OptionFlags {
-    /// TOML file with [images], [ocr], [weights] and [thresholds] sections.
+    /// TOML file with [images], [ocr], [weights], [thresholds], [scan] and [cluster] sections.
     #[arg(long, env = "DAJIA_CONFIG")]
     pub config: Option<PathBuf>,
     /// Any option as KEY=VALUE (e.g. `--set ocr.box_thresh=0.5`; `dajia sql
@@ -49,6 +49,9 @@ pub struct OptionFlags {
     /// else the CPU, and says which), cpu, or cuda (a GPU or an error).
     #[arg(long, env = "DAJIA_DEVICE")]
     pub device: Option<String>,
+    /// Tasks per stage of a query on a cluster (`--cluster`; default 16).
+    #[arg(long, env = "DAJIA_CLUSTER_PARTITIONS")]
+    pub cluster_partitions: Option<usize>,
 }
 
 impl OptionFlags {
@@ -82,6 +85,10 @@ impl OptionFlags {
         put("ocr.det_batch", self.ocr_det_batch.map(|v| v.to_string()));
         put("ocr.det_bucket", self.ocr_det_bucket.map(|v| v.to_string()));
         put("ocr.use_cls", self.ocr_cls.then(|| "true".to_string()));
+        put(
+            "cluster.partitions",
+            self.cluster_partitions.map(|v| v.to_string()),
+        );
         for s in &self.set {
             let (k, v) = s
                 .split_once('=')

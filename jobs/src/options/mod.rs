@@ -30,10 +30,12 @@ use datafusion::common::DataFusionError;
 
 use dajia_kernels::risk::{Rules, Thresholds, Weights};
 
+use crate::cluster::ClusterSettings;
 use crate::images::ImageOptions;
 use crate::ocr::OcrConfig;
+use crate::scan::ScanSettings;
 pub use flags::OptionFlags;
-pub use resolve::resolve;
+pub use resolve::{resolve, resolve_with};
 pub use section::Section;
 
 /// Every dajia setting (`dajia.<section>.<field>`).
@@ -47,10 +49,14 @@ pub struct DajiaOptions {
     pub weights: Section<Weights>,
     /// Where review and takedown start (`[thresholds]`).
     pub thresholds: Section<Thresholds>,
+    /// The nightly scan's own settings (`[scan]`).
+    pub scan: Section<ScanSettings>,
+    /// Planning for a Ballista cluster (`[cluster]`).
+    pub cluster: Section<ClusterSettings>,
 }
 
 /// The sections, as the TOML file and `SET` name them.
-pub const SECTIONS: [&str; 4] = ["images", "ocr", "weights", "thresholds"];
+pub const SECTIONS: [&str; 6] = ["images", "ocr", "weights", "thresholds", "scan", "cluster"];
 
 impl ConfigExtension for DajiaOptions {
     const PREFIX: &'static str = "dajia";
@@ -69,6 +75,8 @@ impl ConfigField for DajiaOptions {
         self.ocr.visit(v, &at("ocr"), "");
         self.weights.visit(v, &at("weights"), "");
         self.thresholds.visit(v, &at("thresholds"), "");
+        self.scan.visit(v, &at("scan"), "");
+        self.cluster.visit(v, &at("cluster"), "");
     }
 
     fn set(&mut self, key: &str, value: &str) -> datafusion::common::Result<()> {
@@ -78,6 +86,8 @@ impl ConfigField for DajiaOptions {
             "ocr" => self.ocr.set(rest, value),
             "weights" => self.weights.set(rest, value),
             "thresholds" => self.thresholds.set(rest, value),
+            "scan" => self.scan.set(rest, value),
+            "cluster" => self.cluster.set(rest, value),
             _ => {
                 return Err(DataFusionError::Configuration(format!(
                     "unknown option `dajia.{key}` (sections: {})",
@@ -100,6 +110,8 @@ impl ConfigField for DajiaOptions {
             "ocr" => self.ocr.reset(rest),
             "weights" => self.weights.reset(rest),
             "thresholds" => self.thresholds.reset(rest),
+            "scan" => self.scan.reset(rest),
+            "cluster" => self.cluster.reset(rest),
             _ => Err(DataFusionError::Configuration(format!(
                 "unknown option `dajia.{key}`"
             ))),
@@ -187,6 +199,8 @@ impl DajiaOptions {
     pub fn validate(&self) -> Result<()> {
         self.images.validate()?;
         self.ocr.validate()?;
+        self.scan.validate()?;
+        self.cluster.validate()?;
         self.rules().validate().map_err(anyhow::Error::msg)
     }
 
@@ -256,6 +270,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("resnet"), "{e}");
+    }
+
+    #[test]
+    fn scan_and_cluster_settings_are_options() {
+        let mut o = DajiaOptions::default();
+        assert_eq!(o.scan.max_text_bytes, 16 * 1024);
+        assert_eq!(o.cluster.partitions, 16);
+        o.set_key("scan.max_text_bytes", "100").unwrap();
+        o.set_key("dajia.cluster.partitions", "64").unwrap();
+        assert_eq!((o.scan.max_text_bytes, o.cluster.partitions), (100, 64));
+        o.set_key("cluster.partitions", "0").unwrap();
+        assert!(o
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("cluster.partitions"));
+        let e = o.set_key("scan.max_text", "1").unwrap_err().to_string();
+        assert!(e.contains("max_text_bytes"), "{e}");
+        // Neither is a scoring rule.
+        assert_eq!(o.model_version(), dajia_kernels::risk::MODEL_VERSION);
+        let flags = OptionFlags {
+            cluster_partitions: Some(8),
+            ..Default::default()
+        };
+        let o = resolve_with(&flags, vec![("scan.max_text_bytes", "64".into())]).unwrap();
+        assert_eq!((o.scan.max_text_bytes, o.cluster.partitions), (64, 8));
     }
 
     #[test]

@@ -12,11 +12,19 @@ use super::{DajiaOptions, OptionFlags, SECTIONS};
 /// The options of a job: `flags.config`'s file over the defaults, then the
 /// flags; every value checked.
 pub fn resolve(flags: &OptionFlags) -> Result<DajiaOptions> {
+    resolve_with(flags, Vec::new())
+}
+
+/// As [`resolve`], with a command's own named flags as `(key, value)` pairs
+/// (`dajia scan --max-text-bytes`), applied with the shared named flags,
+/// before `--set`.
+pub fn resolve_with(flags: &OptionFlags, own: Vec<(&str, String)>) -> Result<DajiaOptions> {
     let mut o = DajiaOptions::default();
     if let Some(path) = &flags.config {
         apply_file(&mut o, path)?;
     }
-    for (k, v) in flags.pairs().map_err(anyhow::Error::msg)? {
+    let own = own.into_iter().map(|(k, v)| (k.to_string(), v));
+    for (k, v) in own.chain(flags.pairs().map_err(anyhow::Error::msg)?) {
         o.set_key(&k, &v)
             .with_context(|| format!("option {k}={v}"))?;
     }

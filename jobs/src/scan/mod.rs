@@ -8,6 +8,7 @@ mod links;
 mod manifest;
 mod progress;
 mod salvage;
+mod settings;
 mod summary;
 
 use std::path::PathBuf;
@@ -27,6 +28,7 @@ use crate::{cluster, delta, kb, session, udf};
 pub use image_stage::ImageStageSummary;
 pub use manifest::Manifest;
 pub use progress::Tally;
+pub use settings::ScanSettings;
 pub use summary::ScanSummary;
 
 #[derive(Debug, Clone)]
@@ -34,10 +36,9 @@ pub struct ScanOptions {
     pub catalog: String,
     pub out: String,
     pub date: NaiveDate,
-    /// Titles or descriptions longer than this (bytes) are rejected, not scored.
-    pub max_text_bytes: usize,
     pub progress: bool,
-    /// Every setting (`dajia.*`): images, OCR, weights, thresholds. The
+    /// Every setting (`dajia.*`): images, OCR, weights, thresholds, the
+    /// scan's own (`scan.max_text_bytes`), the cluster's partitions. The
     /// scoring sessions carry them, so the functions see the same values
     /// in this process and on a cluster.
     pub options: crate::options::DajiaOptions,
@@ -57,7 +58,6 @@ impl ScanOptions {
             catalog: catalog.into(),
             out: out.into(),
             date,
-            max_text_bytes: 16 * 1024,
             progress: false,
             options: Default::default(),
             image_kb: None,
@@ -373,7 +373,7 @@ async fn publish_scores(
         hits_join = if has_hits { " LEFT JOIN image_hits ih ON l.listing_id = ih.listing_id" } else { "" },
         desc = if has_desc { "l.description" } else { "NULL" },
         brand = if has_brand { "l.brand" } else { "NULL" },
-        valid = valid_row(opts.max_text_bytes, has_desc),
+        valid = valid_row(opts.options.scan.max_text_bytes, has_desc),
     );
     let df = ctx.sql(&sql).await?;
     if scorer.remote {
@@ -418,7 +418,7 @@ async fn publish_rejects(
     extra: Vec<[Option<String>; 4]>,
 ) -> Result<usize> {
     let has_desc = has_col(ctx, "listings", "description").await;
-    let max = opts.max_text_bytes;
+    let max = opts.options.scan.max_text_bytes;
     let desc_reason = if has_desc {
         format!("WHEN octet_length(l.description) > {max} THEN concat('description is ', octet_length(l.description), ' bytes, over max_text_bytes=', {max})")
     } else {
