@@ -434,11 +434,11 @@ mod tests {
         physical.try_encode_udf(&f, &mut buf).unwrap();
         let g = physical.try_decode_udf("embed_image", &buf).unwrap();
         let d = g.inner().downcast_ref::<udf::EmbedImage>().unwrap();
-        assert_eq!(d.images.threshold, 0.8);
+        assert_eq!(d.images.options.threshold(), 0.8);
         // Every option travels, not a hand-picked few; where the models are
         // is the receiving node's.
-        assert_eq!(d.images.verify_threshold, 0.5);
-        assert_eq!(d.images.limits.max_pixels, 1234);
+        assert_eq!(d.images.options.verify_threshold, 0.5);
+        assert_eq!(d.images.limits().max_pixels, 1234);
         assert_eq!(
             d.images.options.models_dir,
             NodeImageDefaults::default().models_dir

@@ -188,15 +188,19 @@ pub struct ImageRefs {
     pub embedder: Arc<dyn Embedder>,
     /// Top-k matching on the device.
     pub ops: Arc<dyn ImageOps>,
-    pub limits: DecodeLimits,
-    pub threshold: f32,
-    /// Agreement the second check must reach (`ImageOptions::verify_threshold`).
-    pub verify_threshold: f32,
     pub official: ImageIndex,
     pub fakes: ImageIndex,
     /// The options it was made with (a cluster client ships them with the
-    /// image functions; each executor puts its own device and models in).
+    /// image functions; each executor puts its own device and models in);
+    /// the decode guards and thresholds are read from them.
     pub options: ImageOptions,
+}
+
+impl ImageRefs {
+    /// The decode guards (`ImageOptions::limits`).
+    pub fn limits(&self) -> DecodeLimits {
+        self.options.limits()
+    }
 }
 
 impl std::fmt::Debug for ImageRefs {
@@ -248,9 +252,6 @@ impl ImageRefs {
             ops: kimage::ops::for_device(&device),
             device,
             embedder,
-            limits: opts.limits(),
-            threshold: opts.threshold(),
-            verify_threshold: opts.verify_threshold,
             official: ImageIndex::new(ImageMatchKind::Official, opts.embedder),
             fakes: ImageIndex::new(ImageMatchKind::KnownFake, opts.embedder),
             options: opts.clone(),
@@ -331,6 +332,7 @@ impl ImageRefs {
         rows: Vec<(IndexEntry, Option<Vec<u8>>)>,
     ) -> Result<Vec<(String, ImageError)>> {
         let mut bad = Vec::new();
+        let (limits, threshold) = (self.limits(), self.options.threshold());
         let mut seen: std::collections::HashSet<String> = match kind {
             ImageMatchKind::Official => &self.official,
             ImageMatchKind::KnownFake => &self.fakes,
@@ -344,7 +346,7 @@ impl ImageRefs {
                 .iter()
                 .map(|(_, c)| c.as_deref().unwrap_or(&[]))
                 .collect();
-            let embs = self.embedder.embed_batch(&contents, &self.limits);
+            let embs = self.embedder.embed_batch(&contents, &limits);
             for ((entry, content), emb) in chunk.iter().zip(embs) {
                 if !seen.insert(entry.image_id.clone()) {
                     continue;
@@ -359,13 +361,10 @@ impl ImageRefs {
                         let mut entry = entry.clone();
                         entry.print = content
                             .as_deref()
-                            .and_then(|c| kimage::verify::print_bytes(c, &self.limits).ok());
+                            .and_then(|c| kimage::verify::print_bytes(c, &limits).ok());
                         if kind == ImageMatchKind::KnownFake {
                             let top = self.official.search(&v, 1, self.ops.as_ref())?;
-                            if top[0]
-                                .first()
-                                .is_some_and(|m| m.similarity >= self.threshold)
-                            {
+                            if top[0].first().is_some_and(|m| m.similarity >= threshold) {
                                 continue;
                             }
                         }
@@ -418,7 +417,8 @@ impl ImageRefs {
         contents: &[&[u8]],
         listing_ids: &[Option<i64>],
     ) -> Vec<Result<Vec<RefMatch>, ImageError>> {
-        let embs = self.embedder.embed_batch(contents, &self.limits);
+        let (limits, threshold) = (self.limits(), self.options.threshold());
+        let embs = self.embedder.embed_batch(contents, &limits);
         let dim = self.embedder.kind().dim();
         let ok: Vec<usize> = (0..embs.len()).filter(|&i| embs[i].is_ok()).collect();
         let mut flat = Vec::with_capacity(ok.len() * dim);
@@ -446,17 +446,17 @@ impl ImageRefs {
                 let mut query_print: Option<Option<Vec<u8>>> = None;
                 let best = matches
                     .into_iter()
-                    .filter(|m| m.similarity >= self.threshold)
+                    .filter(|m| m.similarity >= threshold)
                     .map(|m| (m, &index.entries[m.index as usize]))
                     .filter(|(_, e)| e.listing_id.is_none() || e.listing_id != listing_ids[*row])
                     .find_map(|(m, e)| {
                         let q = query_print
                             .get_or_insert_with(|| {
-                                kimage::verify::print_bytes(contents[*row], &self.limits).ok()
+                                kimage::verify::print_bytes(contents[*row], &limits).ok()
                             })
                             .as_deref()?;
                         let a = kimage::verify::agreement(q, e.print.as_deref()?);
-                        (a >= self.verify_threshold).then_some((m, e, a))
+                        (a >= self.options.verify_threshold).then_some((m, e, a))
                     });
                 if let (Some((m, e, a)), Ok(v)) = (best, &mut out[*row]) {
                     v.push(RefMatch {

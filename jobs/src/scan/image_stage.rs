@@ -105,7 +105,7 @@ pub async fn run(
     let fetcher = Fetcher::new(
         &catalog_root.to_string_lossy(),
         &kb.options.uri_allow,
-        kb.limits.max_bytes,
+        kb.limits().max_bytes,
         kb.options.fetch_concurrency,
     )?;
 
@@ -175,7 +175,7 @@ pub async fn run(
         let t = Instant::now();
         let mut pages = match ocr {
             Some(o) => o
-                .read_batch(&bytes, &kb.limits)
+                .read_batch(&bytes, &kb.limits())
                 .into_iter()
                 .map(Some)
                 .collect(),
