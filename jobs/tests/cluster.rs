@@ -491,3 +491,55 @@ fn client_options_reach_executors_which_use_their_own_models() {
         "0.33,0.33"
     );
 }
+
+/// `image_top_matches` over `dajia kb`'s indexes runs on the executors: the
+/// client sends their path and hash, each executor loads them once, and the
+/// rows equal the in-process ones. Indexes built in the client's memory
+/// (from the catalog, no `--image-kb`) are refused with what to do.
+#[test]
+fn image_matching_on_executors_reads_the_indexes_the_client_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().join("catalog");
+    gen_with_images(&cat, 300, 8, 0.2);
+    let kb = dir.path().join("kb");
+    run_ok(&[
+        "kb",
+        "--catalog",
+        cat.to_str().unwrap(),
+        "--out",
+        kb.to_str().unwrap(),
+    ]);
+    let q = "SELECT image_id, m['kind'] AS kind, m['image_id'] AS matched, round(m['similarity'], 4) AS s \
+             FROM (SELECT image_id, unnest(image_top_matches(content, 2)) AS m FROM images) ORDER BY image_id, s DESC, matched";
+    let sql = |cluster: Option<&str>, kb: Option<&Path>| {
+        let mut args = vec![
+            "sql",
+            "--catalog",
+            cat.to_str().unwrap(),
+            "--format",
+            "csv",
+            "-c",
+            q,
+        ];
+        if let Some(url) = cluster {
+            args.extend(["--cluster", url]);
+        }
+        if let Some(kb) = kb {
+            args.extend(["--image-kb", kb.to_str().unwrap()]);
+        }
+        run(&args)
+    };
+    let (ok, local, err) = sql(None, Some(&kb));
+    assert!(ok, "{err}");
+    assert!(local.lines().count() > 100, "{local}");
+    assert!(local.contains(",official,"), "{local}");
+    let cluster = Cluster::start(1, dir.path());
+    let (ok, remote, err) = sql(Some(&cluster.url), Some(&kb));
+    assert!(ok, "{err}");
+    assert_eq!(remote, local);
+    let log = std::fs::read_to_string(dir.path().join("executor-0.log")).unwrap();
+    assert!(!log.contains("panicked"), "{log}");
+    let (ok, out, err) = sql(Some(&cluster.url), None);
+    assert!(!ok, "{out}\n{err}");
+    assert!(err.contains("--image-kb DIR"), "{err}");
+}

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use dajia::gen::photos::{jpeg, photo, transform, TRANSFORMS};
-use dajia::images::{ImageIndex, ImageOptions, ImageRefs, IndexEntry};
+use dajia::images::{index, ImageIndex, ImageOptions, ImageRefs, IndexEntry};
 use dajia_kernels::image::embed::{cosine, load, Embedder};
 use dajia_kernels::image::{DecodeLimits, EmbedderKind, ReferenceSet};
 use dajia_kernels::risk::ImageMatchKind;
@@ -166,8 +166,8 @@ fn image_index_round_trips_and_refuses_another_embedder() {
         };
         index.push(entry, &embed(e.as_ref(), &photo_jpeg(i as u64)));
     }
-    index.write(dir.path()).unwrap();
-    let back = ImageIndex::read(
+    index::write(&index, dir.path()).unwrap();
+    let back = index::read(
         dir.path(),
         ImageMatchKind::KnownFake,
         EmbedderKind::Descriptor,
@@ -177,14 +177,14 @@ fn image_index_round_trips_and_refuses_another_embedder() {
     assert_eq!(back.entries, index.entries);
     assert_eq!(back.refs.data(), index.refs.data());
     // A file of the other embedder's folder written with this one: refused.
-    let wrong = ImageIndex::path(
+    let wrong = index::path(
         dir.path(),
         ImageMatchKind::KnownFake,
         EmbedderKind::Mobilenet,
     );
     std::fs::create_dir_all(wrong.parent().unwrap()).unwrap();
     std::fs::copy(
-        ImageIndex::path(
+        index::path(
             dir.path(),
             ImageMatchKind::KnownFake,
             EmbedderKind::Descriptor,
@@ -192,7 +192,7 @@ fn image_index_round_trips_and_refuses_another_embedder() {
         &wrong,
     )
     .unwrap();
-    let err = ImageIndex::read(
+    let err = index::read(
         dir.path(),
         ImageMatchKind::KnownFake,
         EmbedderKind::Mobilenet,
@@ -207,7 +207,7 @@ fn image_index_round_trips_and_refuses_another_embedder() {
     std::fs::write(&wrong, b"PAR1garbage").unwrap();
     let err = format!(
         "{:#}",
-        ImageIndex::read(
+        index::read(
             dir.path(),
             ImageMatchKind::KnownFake,
             EmbedderKind::Mobilenet
@@ -397,7 +397,7 @@ fn scan_flags_image_reuse_rejects_bad_images_and_learns_known_fakes() {
     ]);
     assert!(ok, "{err}");
     assert!(stdout.contains("172 official images"), "{stdout}");
-    let fakes = ImageIndex::read(&kb, ImageMatchKind::KnownFake, EmbedderKind::Descriptor)
+    let fakes = index::read(&kb, ImageMatchKind::KnownFake, EmbedderKind::Descriptor)
         .unwrap()
         .unwrap();
     assert!(fakes.len() >= 20, "{} known fakes", fakes.len());

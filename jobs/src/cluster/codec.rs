@@ -36,7 +36,7 @@ use dajia_kernels::device::DeviceChoice;
 use dajia_kernels::risk::{Brand, KnowledgeBase};
 
 use super::write_parts;
-use crate::images::{ImageOptions, ImageRefs};
+use crate::images::{ImageOptions, ImageRefs, IndexSource};
 use crate::udf;
 
 /// What a node contributes when it rebuilds image functions: its own model
@@ -70,7 +70,15 @@ enum Payload {
     KnowledgeBase { brands: Vec<Brand> },
     /// Every image option (a new one travels without a change here); the
     /// receiving node replaces the device and models folder with its own.
-    ImageOptions { options: ImageOptions },
+    /// `image_top_matches` also names its reference indexes: a path every
+    /// node reads, and their hash (each node loads them once per run).
+    ImageOptions {
+        options: ImageOptions,
+        references: Option<IndexSource>,
+    },
+    /// A function that cannot run on the cluster, and why: the receiving
+    /// node fails the query with the reason.
+    Refused { reason: String },
 }
 
 /// Encoding and decoding of dajia's functions, shared by both codecs.
@@ -124,17 +132,33 @@ impl Functions {
                 brands: kb.brands.clone(),
             }
         } else if let Some(images) = image_state(f) {
-            if f.name() == "image_top_matches"
-                && !(images.official.is_empty() && images.fakes.is_empty())
-            {
-                return plan_err!(
-                    "image_top_matches over reference images ({} official, {} known fakes) cannot run on a cluster yet: the indexes stay on the client; run this query without --cluster",
-                    images.official.len(),
-                    images.fakes.len()
-                );
-            }
+            // Only matching reads the indexes; the other functions embed. A
+            // scheduler's plan-only copy has no entries but keeps the source
+            // it was given, and passes it on to the executors.
+            let matches = f.name() == "image_top_matches";
+            let filled = !(images.refs.official.is_empty() && images.refs.fakes.is_empty());
+            let references = match &images.source {
+                Some(s) if matches => Some(s.clone()),
+                None if matches && filled => {
+                    // DataFusion's plan serialisation ignores an encoder's
+                    // error and sends the function by name (each executor
+                    // would then match against its own empty indexes): the
+                    // refusal travels instead, and decoding fails with it.
+                    let refused = Payload::Refused {
+                        reason: format!(
+                            "image_top_matches over reference images ({} official, {} known fakes) built in the client's memory cannot reach the executors: write them with `dajia kb --catalog ... --out DIR` and pass `--image-kb DIR` (a path every executor can read)",
+                            images.refs.official.len(),
+                            images.refs.fakes.len()
+                        ),
+                    };
+                    return serde_json::to_writer(buf, &refused)
+                        .map_err(|e| DataFusionError::External(e.into()));
+                }
+                _ => None,
+            };
             Payload::ImageOptions {
                 options: images.options.clone(),
+                references,
             }
         } else {
             // Stateless, or DataFusion's own: travels by name.
@@ -156,6 +180,7 @@ impl Functions {
             ))
         })?;
         let f = match payload {
+            Payload::Refused { reason } => return plan_err!("{reason}"),
             Payload::KnowledgeBase { brands } => {
                 let kb = cached(&self.kbs, key, || Ok(KnowledgeBase::new(brands)))?;
                 match name {
@@ -165,18 +190,27 @@ impl Functions {
                     other => return plan_err!("function `{other}` does not take a knowledge base"),
                 }
             }
-            Payload::ImageOptions { options } => {
+            Payload::ImageOptions {
+                options,
+                references,
+            } => {
                 let images = cached(&self.images, key, || {
                     let opts = ImageOptions {
                         models_dir: self.node.models_dir.clone(),
                         device: self.node.device,
                         ..options
                     };
-                    if self.node.plans_only {
-                        Ok(ImageRefs::plan_only(&opts))
-                    } else {
-                        ImageRefs::empty(&opts).map_err(|e| DataFusionError::External(e.into()))
-                    }
+                    let built = match &references {
+                        // The scheduler only plans: output types need no index.
+                        _ if self.node.plans_only => {
+                            let mut plan = ImageRefs::plan_only(&opts);
+                            plan.source = references.clone();
+                            return Ok(plan);
+                        }
+                        Some(source) => ImageRefs::load_source(source, &opts),
+                        None => ImageRefs::empty(&opts),
+                    };
+                    built.map_err(|e| DataFusionError::External(e.into()))
                 })?;
                 match name {
                     "embed_image" => ScalarUDF::from(udf::EmbedImage::new(images)),
@@ -406,11 +440,12 @@ mod tests {
         let g = scheduler.try_decode_udf("embed_image", &buf).unwrap();
         let d = g.inner().downcast_ref::<udf::EmbedImage>().unwrap();
         assert_eq!(
-            d.images.embedder.kind(),
+            d.images.refs.embedder.kind(),
             dajia_kernels::image::EmbedderKind::Mobilenet
         );
         let e = d
             .images
+            .refs
             .embedder
             .embed_rgb(&image::RgbImage::new(8, 8))
             .unwrap_err();
@@ -418,7 +453,7 @@ mod tests {
     }
 
     #[test]
-    fn image_functions_carry_options_and_reference_indexes_are_refused() {
+    fn image_functions_carry_options_and_reference_indexes_travel_by_path() {
         let (_, physical) = codecs(NodeImageDefaults::default());
         let opts = ImageOptions {
             device: DeviceChoice::Cpu,
@@ -443,15 +478,15 @@ mod tests {
             d.images.options.models_dir,
             NodeImageDefaults::default().models_dir
         );
-        // An empty index travels; a filled one does not (yet).
+        // An empty index travels as options; a filled one by its path.
         let f = ScalarUDF::from(udf::ImageTopMatches::new(images));
         physical.try_encode_udf(&f, &mut Vec::new()).unwrap();
         let mut filled = ImageRefs::empty(&opts).unwrap();
         let img =
             image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 3, y as u8 * 5, 90]));
-        let e = filled.embedder.embed_rgb(&img).unwrap();
-        filled.official.push(
-            crate::images::index::IndexEntry {
+        let e = filled.refs.embedder.embed_rgb(&img).unwrap();
+        filled.refs.official.push(
+            crate::images::IndexEntry {
                 image_id: "b1".into(),
                 brand_id: Some(2),
                 listing_id: None,
@@ -460,8 +495,66 @@ mod tests {
             },
             &e,
         );
-        let f = ScalarUDF::from(udf::ImageTopMatches::new(Arc::new(filled)));
-        let err = physical.try_encode_udf(&f, &mut Vec::new()).unwrap_err();
-        assert!(err.to_string().contains("without --cluster"), "{err}");
+        // Built in this process, nowhere an executor can read: refused,
+        // saying what to do.
+        let encode = |refs: &ImageRefs| {
+            let f = ScalarUDF::from(udf::ImageTopMatches::new(Arc::new(refs.clone())));
+            let mut buf = Vec::new();
+            physical.try_encode_udf(&f, &mut buf).map(|_| buf)
+        };
+        let refused = encode(&filled).unwrap();
+        let err = physical
+            .try_decode_udf("image_top_matches", &refused)
+            .unwrap_err();
+        assert!(err.to_string().contains("--image-kb DIR"), "{err}");
+        // Saved where executors read: the receiving node loads the same
+        // entries from the path, once per run (cached by the payload).
+        let dir = tempfile::tempdir().unwrap();
+        filled.save(dir.path()).unwrap();
+        let buf = encode(&filled).unwrap();
+        let g = physical.try_decode_udf("image_top_matches", &buf).unwrap();
+        let d = g.inner().downcast_ref::<udf::ImageTopMatches>().unwrap();
+        assert_eq!(d.images.refs.official.entries, filled.refs.official.entries);
+        assert_eq!(d.images.source, filled.source);
+        let again = physical.try_decode_udf("image_top_matches", &buf).unwrap();
+        let again = again
+            .inner()
+            .downcast_ref::<udf::ImageTopMatches>()
+            .unwrap();
+        assert!(Arc::ptr_eq(&d.images, &again.images));
+        // Through the scheduler, which loads nothing but passes the source on.
+        let (_, scheduler) = codecs(NodeImageDefaults {
+            plans_only: true,
+            ..Default::default()
+        });
+        let planned = scheduler.try_decode_udf("image_top_matches", &buf).unwrap();
+        assert!(planned
+            .inner()
+            .downcast_ref::<udf::ImageTopMatches>()
+            .unwrap()
+            .images
+            .refs
+            .official
+            .is_empty());
+        let mut hop = Vec::new();
+        scheduler.try_encode_udf(&planned, &mut hop).unwrap();
+        let (_, executor) = codecs(NodeImageDefaults::default());
+        let e = executor.try_decode_udf("image_top_matches", &hop).unwrap();
+        let e = e.inner().downcast_ref::<udf::ImageTopMatches>().unwrap();
+        assert_eq!(e.images.refs.official.len(), 1);
+        // Indexes that changed under the path since the client read them:
+        // refused, not matched against something else.
+        filled.refs.official.entries[0].brand_id = Some(3);
+        crate::images::index::write(&filled.refs.official, dir.path()).unwrap();
+        let mut stale = filled.source.clone().unwrap();
+        stale.digest.replace_range(0..4, "0000");
+        filled.source = Some(stale);
+        let err = physical
+            .try_decode_udf("image_top_matches", &encode(&filled).unwrap())
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("not the ones the client read"),
+            "{err}"
+        );
     }
 }

@@ -2,7 +2,8 @@
 //! `KB/<embedder>/official.parquet` (brands' official photos) and
 //! `KB/<embedder>/known_fakes.parquet` (images of listings confirmed
 //! counterfeit). The embedder is recorded in the file's metadata, so an index
-//! is never searched with vectors of another embedder.
+//! is never searched with vectors of another embedder. The indexes
+//! themselves, and matching against them, are `dajia_kernels::image::references`.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -18,247 +19,209 @@ use parquet::arrow::ArrowWriter;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
-use dajia_kernels::device::DeviceError;
-use dajia_kernels::image::{EmbedderKind, ImageOps, Match, ReferenceSet};
+use dajia_kernels::image::{EmbedderKind, ImageIndex, IndexEntry};
 use dajia_kernels::risk::ImageMatchKind;
 
 const EMBEDDER_KEY: &str = "dajia.embedder";
 
-/// What is known of one reference image.
-#[derive(Debug, Clone, PartialEq)]
-pub struct IndexEntry {
-    pub image_id: String,
-    pub brand_id: Option<i64>,
-    /// Listing the image came from (known fakes).
-    pub listing_id: Option<i64>,
-    /// Where it came from: brand_images, test_purchase or takedown.
-    pub source: String,
-    /// Its grey print for the second, local check of a match
-    /// (`kimage::verify`); `None` in indexes written before it existed,
-    /// whose matches then never count (rebuild them with `dajia kb`).
-    pub print: Option<Vec<u8>>,
-}
-
-/// One reference set: entries and their embeddings, row for row.
-#[derive(Debug, Clone)]
-pub struct ImageIndex {
-    pub kind: ImageMatchKind,
-    pub embedder: EmbedderKind,
-    pub entries: Vec<IndexEntry>,
-    pub refs: ReferenceSet,
-}
-
-impl ImageIndex {
-    pub fn new(kind: ImageMatchKind, embedder: EmbedderKind) -> Self {
-        ImageIndex {
-            kind,
-            embedder,
-            entries: Vec::new(),
-            refs: ReferenceSet::new(embedder.dim()),
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    pub fn contains(&self, image_id: &str) -> bool {
-        self.entries.iter().any(|e| e.image_id == image_id)
-    }
-
-    pub fn push(&mut self, entry: IndexEntry, embedding: &[f32]) {
-        self.refs.push(embedding);
-        self.entries.push(entry);
-    }
-
-    /// The `k` nearest references of each query (row-major, `dim` floats each).
-    pub fn search(
-        &self,
-        queries: &[f32],
-        k: usize,
-        ops: &dyn ImageOps,
-    ) -> Result<Vec<Vec<Match>>, DeviceError> {
-        ops.top_k(queries, &self.refs, k)
-    }
-
-    /// File of this index under a knowledge-base directory.
-    pub fn path(dir: &Path, kind: ImageMatchKind, embedder: EmbedderKind) -> PathBuf {
-        let file = match kind {
-            ImageMatchKind::Official => "official.parquet",
-            ImageMatchKind::KnownFake => "known_fakes.parquet",
-        };
-        dir.join(embedder.name()).join(file)
-    }
-
-    fn schema(dim: usize) -> Arc<Schema> {
-        Arc::new(Schema::new(vec![
-            Field::new("image_id", DataType::Utf8, false),
-            Field::new("brand_id", DataType::Int64, true),
-            Field::new("listing_id", DataType::Int64, true),
-            Field::new("source", DataType::Utf8, false),
-            Field::new(
-                "embedding",
-                DataType::FixedSizeList(
-                    Arc::new(Field::new_list_field(DataType::Float32, false)),
-                    dim as i32,
-                ),
-                false,
-            ),
-            Field::new("print", DataType::Binary, true),
-        ]))
-    }
-
-    /// Writes the index atomically (temporary file, then rename).
-    pub fn write(&self, dir: &Path) -> Result<PathBuf> {
-        let path = Self::path(dir, self.kind, self.embedder);
-        let parent = path.parent().expect("index path has a parent");
-        std::fs::create_dir_all(parent)?;
-        let dim = self.embedder.dim();
-        let schema = Self::schema(dim);
-        let e = &self.entries;
-        let values = Float32Array::from(self.refs.data().to_vec());
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            vec![
-                Arc::new(StringArray::from_iter_values(e.iter().map(|x| &x.image_id))),
-                Arc::new(Int64Array::from_iter(e.iter().map(|x| x.brand_id))),
-                Arc::new(Int64Array::from_iter(e.iter().map(|x| x.listing_id))),
-                Arc::new(StringArray::from_iter_values(e.iter().map(|x| &x.source))),
-                Arc::new(FixedSizeListArray::try_new(
-                    Arc::new(Field::new_list_field(DataType::Float32, false)),
-                    dim as i32,
-                    Arc::new(values),
-                    None,
-                )?),
-                Arc::new(BinaryArray::from_iter(e.iter().map(|x| x.print.as_deref()))),
-            ],
-        )?;
-        let tmp = parent.join(format!(
-            ".{}.tmp-{}",
-            path.file_name().unwrap().to_string_lossy(),
-            std::process::id()
-        ));
-        let props = WriterProperties::builder()
-            .set_key_value_metadata(Some(vec![KeyValue::new(
-                EMBEDDER_KEY.to_string(),
-                self.embedder.name().to_string(),
-            )]))
-            .build();
-        let written = (|| -> Result<()> {
-            let mut w = ArrowWriter::try_new(File::create(&tmp)?, schema, Some(props))?;
-            w.write(&batch)?;
-            w.into_inner()?.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            Ok(())
-        })();
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        written.map(|_| path)
-    }
-
-    /// Reads an index written by [`write`]; `Ok(None)` when the file does
-    /// not exist.
-    pub fn read(dir: &Path, kind: ImageMatchKind, embedder: EmbedderKind) -> Result<Option<Self>> {
-        let path = Self::path(dir, kind, embedder);
-        if !path.exists() {
-            return Ok(None);
-        }
-        let ctx = || format!("reading image index {}", path.display());
-        let builder =
-            ParquetRecordBatchReaderBuilder::try_new(File::open(&path).with_context(ctx)?)
-                .with_context(ctx)?;
-        let recorded = builder
-            .metadata()
-            .file_metadata()
-            .key_value_metadata()
-            .and_then(|kv| kv.iter().find(|k| k.key == EMBEDDER_KEY))
-            .and_then(|k| k.value.clone());
-        if recorded.as_deref() != Some(embedder.name()) {
-            bail!(
-                "image index {} was built with embedder {}, not {embedder}",
-                path.display(),
-                recorded.as_deref().unwrap_or("(unknown)")
-            );
-        }
-        let mut index = ImageIndex::new(kind, embedder);
-        for batch in builder.build().with_context(ctx)? {
-            let batch = batch.with_context(ctx)?;
-            let col = |name: &str| batch.column_by_name(name).cloned();
-            let (Some(ids), Some(brands), Some(listings), Some(sources), Some(emb)) = (
-                col("image_id"),
-                col("brand_id"),
-                col("listing_id"),
-                col("source"),
-                col("embedding"),
-            ) else {
-                bail!("image index {} lacks one of its columns", path.display());
-            };
-            let ids = ids
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .context("image_id type")?;
-            let brands = brands
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .context("brand_id type")?;
-            let listings = listings
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .context("listing_id type")?;
-            let sources = sources
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .context("source type")?;
-            let emb = emb
-                .as_any()
-                .downcast_ref::<FixedSizeListArray>()
-                .filter(|a| a.value_length() as usize == embedder.dim())
-                .with_context(|| format!("embedding is not {} floats", embedder.dim()))?;
-            anyhow::ensure!(
-                emb.value_type() == DataType::Float32,
-                "embedding values are not Float32"
-            );
-            // Indexes written before the second check have no prints.
-            let prints = col("print");
-            let prints = match &prints {
-                Some(p) => Some(
-                    p.as_any()
-                        .downcast_ref::<BinaryArray>()
-                        .context("print type")?,
-                ),
-                None => None,
-            };
-            for i in 0..batch.num_rows() {
-                let row = emb.value(i);
-                let row = row
-                    .as_any()
-                    .downcast_ref::<Float32Array>()
-                    .expect("checked Float32");
-                index.push(
-                    IndexEntry {
-                        image_id: ids.value(i).to_string(),
-                        brand_id: (!brands.is_null(i)).then(|| brands.value(i)),
-                        listing_id: (!listings.is_null(i)).then(|| listings.value(i)),
-                        source: sources.value(i).to_string(),
-                        print: prints
-                            .filter(|p| !p.is_null(i))
-                            .map(|p| p.value(i).to_vec()),
-                    },
-                    row.values(),
-                );
+/// A content hash (sha256, hex) of the indexes of `embedder` under `dir`:
+/// a node that loads them from a shared path checks it read what the
+/// client read.
+pub fn digest(dir: &Path, embedder: EmbedderKind) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for kind in [ImageMatchKind::Official, ImageMatchKind::KnownFake] {
+        let p = path(dir, kind, embedder);
+        h.update(kind.as_str().as_bytes());
+        match File::open(&p) {
+            Ok(mut f) => {
+                std::io::copy(&mut f, &mut h)
+                    .with_context(|| format!("reading {}", p.display()))?;
             }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => h.update(b"absent"),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", p.display())),
         }
-        if index.entries.iter().any(|e| e.print.is_none()) {
-            tracing::warn!(
-                "image index {} has entries without verification prints: their matches are ignored until `dajia kb` rebuilds it",
-                path.display()
+    }
+    Ok(format!("{:x}", h.finalize()))
+}
+
+/// The file of the index of `kind` and `embedder` under a knowledge-base
+/// directory.
+pub fn path(dir: &Path, kind: ImageMatchKind, embedder: EmbedderKind) -> PathBuf {
+    let file = match kind {
+        ImageMatchKind::Official => "official.parquet",
+        ImageMatchKind::KnownFake => "known_fakes.parquet",
+    };
+    dir.join(embedder.name()).join(file)
+}
+
+fn schema(dim: usize) -> Arc<Schema> {
+    Arc::new(Schema::new(vec![
+        Field::new("image_id", DataType::Utf8, false),
+        Field::new("brand_id", DataType::Int64, true),
+        Field::new("listing_id", DataType::Int64, true),
+        Field::new("source", DataType::Utf8, false),
+        Field::new(
+            "embedding",
+            DataType::FixedSizeList(
+                Arc::new(Field::new_list_field(DataType::Float32, false)),
+                dim as i32,
+            ),
+            false,
+        ),
+        Field::new("print", DataType::Binary, true),
+    ]))
+}
+
+/// Writes `index` atomically (temporary file, then rename).
+pub fn write(index: &ImageIndex, dir: &Path) -> Result<PathBuf> {
+    let path = path(dir, index.kind, index.embedder);
+    let parent = path.parent().expect("index path has a parent");
+    std::fs::create_dir_all(parent)?;
+    let dim = index.embedder.dim();
+    let schema = schema(dim);
+    let e = &index.entries;
+    let values = Float32Array::from(index.refs.data().to_vec());
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from_iter_values(e.iter().map(|x| &x.image_id))),
+            Arc::new(Int64Array::from_iter(e.iter().map(|x| x.brand_id))),
+            Arc::new(Int64Array::from_iter(e.iter().map(|x| x.listing_id))),
+            Arc::new(StringArray::from_iter_values(e.iter().map(|x| &x.source))),
+            Arc::new(FixedSizeListArray::try_new(
+                Arc::new(Field::new_list_field(DataType::Float32, false)),
+                dim as i32,
+                Arc::new(values),
+                None,
+            )?),
+            Arc::new(BinaryArray::from_iter(e.iter().map(|x| x.print.as_deref()))),
+        ],
+    )?;
+    let tmp = parent.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().unwrap().to_string_lossy(),
+        std::process::id()
+    ));
+    let props = WriterProperties::builder()
+        .set_key_value_metadata(Some(vec![KeyValue::new(
+            EMBEDDER_KEY.to_string(),
+            index.embedder.name().to_string(),
+        )]))
+        .build();
+    let written = (|| -> Result<()> {
+        let mut w = ArrowWriter::try_new(File::create(&tmp)?, schema, Some(props))?;
+        w.write(&batch)?;
+        w.into_inner()?.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(())
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map(|_| path)
+}
+
+/// Reads an index written by [`write`]; `Ok(None)` when the file does
+/// not exist.
+pub fn read(
+    dir: &Path,
+    kind: ImageMatchKind,
+    embedder: EmbedderKind,
+) -> Result<Option<ImageIndex>> {
+    let path = path(dir, kind, embedder);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let ctx = || format!("reading image index {}", path.display());
+    let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).with_context(ctx)?)
+        .with_context(ctx)?;
+    let recorded = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|k| k.key == EMBEDDER_KEY))
+        .and_then(|k| k.value.clone());
+    if recorded.as_deref() != Some(embedder.name()) {
+        bail!(
+            "image index {} was built with embedder {}, not {embedder}",
+            path.display(),
+            recorded.as_deref().unwrap_or("(unknown)")
+        );
+    }
+    let mut index = ImageIndex::new(kind, embedder);
+    for batch in builder.build().with_context(ctx)? {
+        let batch = batch.with_context(ctx)?;
+        let col = |name: &str| batch.column_by_name(name).cloned();
+        let (Some(ids), Some(brands), Some(listings), Some(sources), Some(emb)) = (
+            col("image_id"),
+            col("brand_id"),
+            col("listing_id"),
+            col("source"),
+            col("embedding"),
+        ) else {
+            bail!("image index {} lacks one of its columns", path.display());
+        };
+        let ids = ids
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .context("image_id type")?;
+        let brands = brands
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .context("brand_id type")?;
+        let listings = listings
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .context("listing_id type")?;
+        let sources = sources
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .context("source type")?;
+        let emb = emb
+            .as_any()
+            .downcast_ref::<FixedSizeListArray>()
+            .filter(|a| a.value_length() as usize == embedder.dim())
+            .with_context(|| format!("embedding is not {} floats", embedder.dim()))?;
+        anyhow::ensure!(
+            emb.value_type() == DataType::Float32,
+            "embedding values are not Float32"
+        );
+        // Indexes written before the second check have no prints.
+        let prints = col("print");
+        let prints = match &prints {
+            Some(p) => Some(
+                p.as_any()
+                    .downcast_ref::<BinaryArray>()
+                    .context("print type")?,
+            ),
+            None => None,
+        };
+        for i in 0..batch.num_rows() {
+            let row = emb.value(i);
+            let row = row
+                .as_any()
+                .downcast_ref::<Float32Array>()
+                .expect("checked Float32");
+            index.push(
+                IndexEntry {
+                    image_id: ids.value(i).to_string(),
+                    brand_id: (!brands.is_null(i)).then(|| brands.value(i)),
+                    listing_id: (!listings.is_null(i)).then(|| listings.value(i)),
+                    source: sources.value(i).to_string(),
+                    print: prints
+                        .filter(|p| !p.is_null(i))
+                        .map(|p| p.value(i).to_vec()),
+                },
+                row.values(),
             );
         }
-        Ok(Some(index))
     }
+    if index.entries.iter().any(|e| e.print.is_none()) {
+        tracing::warn!(
+            "image index {} has entries without verification prints: their matches are ignored until `dajia kb` rebuilds it",
+            path.display()
+        );
+    }
+    Ok(Some(index))
 }

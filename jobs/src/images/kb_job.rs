@@ -6,12 +6,12 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use chrono::NaiveDate;
 
 use dajia_kernels::risk::ImageMatchKind;
 
-use super::{ImageIndex, ImageOptions, ImageRefs};
+use super::{index, ImageOptions, ImageRefs};
 use crate::catalog::{local_path, Catalog};
 use crate::{delta, session};
 
@@ -60,24 +60,19 @@ pub async fn run(opts: &KbOptions) -> Result<KbSummary> {
     }
 
     let mut kb = ImageRefs::empty(&opts.images)?;
-    if let Some(f) = ImageIndex::read(&out, ImageMatchKind::KnownFake, opts.images.embedder)? {
-        kb.fakes = f;
+    if let Some(f) = index::read(&out, ImageMatchKind::KnownFake, opts.images.embedder)? {
+        kb.refs.fakes = f;
     }
-    let before = kb.fakes.len();
+    let before = kb.refs.fakes.len();
     let bad = kb.add_from_catalog(&ctx).await?;
-    let official_path = kb
-        .official
-        .write(&out)
-        .context("writing the official image index")?;
-    let known_fakes_path = kb
-        .fakes
-        .write(&out)
-        .context("writing the known-fake image index")?;
+    kb.save(&out)?;
+    let official_path = index::path(&out, ImageMatchKind::Official, opts.images.embedder);
+    let known_fakes_path = index::path(&out, ImageMatchKind::KnownFake, opts.images.embedder);
     Ok(KbSummary {
         embedder: opts.images.embedder.to_string(),
-        official: kb.official.len(),
-        known_fakes: kb.fakes.len(),
-        known_fakes_added: kb.fakes.len() - before,
+        official: kb.refs.official.len(),
+        known_fakes: kb.refs.fakes.len(),
+        known_fakes_added: kb.refs.fakes.len() - before,
         rejected: bad
             .into_iter()
             .map(|(_, id, e)| (id, e.to_string()))

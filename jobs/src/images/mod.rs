@@ -17,11 +17,11 @@ use futures::StreamExt;
 
 use dajia_kernels::device::{self, Device, DeviceChoice};
 use dajia_kernels::image::{
-    self as kimage, DecodeLimits, Embedder, EmbedderKind, ImageError, ImageOps,
+    self as kimage, DecodeLimits, Embedder, EmbedderKind, ImageError, MatchRules, References,
 };
 use dajia_kernels::risk::ImageMatchKind;
 
-pub use index::{ImageIndex, IndexEntry};
+pub use dajia_kernels::image::{ImageIndex, IndexEntry, RefMatch};
 
 /// How images are embedded and matched: `dajia.images.*` of the options
 /// layer (`crate::options`), set by `[images]` in the TOML config, flags and
@@ -171,25 +171,16 @@ impl ImageOptions {
     }
 }
 
-/// A match of one image against a reference set.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RefMatch {
-    pub kind: ImageMatchKind,
-    pub entry: IndexEntry,
-    pub similarity: f32,
-    /// Local agreement of the second check (`kimage::verify`), when run.
-    pub agreement: Option<f32>,
-}
-
-/// What images are matched against: brands' official photos and images of
-/// confirmed fakes, embedded with one embedder.
+/// What images are matched against (brands' official photos and images of
+/// confirmed fakes, `kimage::References`), on the device this process
+/// opened, with the options that made it.
+#[derive(Clone)]
 pub struct ImageRefs {
     pub device: Device,
-    pub embedder: Arc<dyn Embedder>,
-    /// Top-k matching on the device.
-    pub ops: Arc<dyn ImageOps>,
-    pub official: ImageIndex,
-    pub fakes: ImageIndex,
+    pub refs: References,
+    /// Where the indexes were read from (`load`) or saved to (`save`), and
+    /// their content hash: how a cluster's executors get the same ones.
+    pub source: Option<IndexSource>,
     /// The options it was made with (a cluster client ships them with the
     /// image functions; each executor puts its own device and models in);
     /// the decode guards and thresholds are read from them.
@@ -201,15 +192,29 @@ impl ImageRefs {
     pub fn limits(&self) -> DecodeLimits {
         self.options.limits()
     }
+
+    /// When a near embedding counts as a match, from the options.
+    pub fn rules(&self) -> MatchRules {
+        MatchRules {
+            limits: self.limits(),
+            threshold: self.options.threshold(),
+            verify_threshold: self.options.verify_threshold,
+        }
+    }
+}
+
+/// Indexes on a path every node can read (`dajia kb`'s output, a scan's
+/// staging folder), with the hash of what the client read there.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct IndexSource {
+    pub dir: PathBuf,
+    /// `index::digest` of the files.
+    pub digest: String,
 }
 
 impl std::fmt::Debug for ImageRefs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ImageRefs")
-            .field("embedder", &self.embedder.kind())
-            .field("official", &self.official.len())
-            .field("fakes", &self.fakes.len())
-            .finish()
+        self.refs.fmt(f)
     }
 }
 
@@ -249,11 +254,9 @@ impl ImageRefs {
     /// thresholds.
     fn with(opts: &ImageOptions, device: Device, embedder: Arc<dyn Embedder>) -> Self {
         ImageRefs {
-            ops: kimage::ops::for_device(&device),
+            refs: References::new(embedder, kimage::ops::for_device(&device)),
             device,
-            embedder,
-            official: ImageIndex::new(ImageMatchKind::Official, opts.embedder),
-            fakes: ImageIndex::new(ImageMatchKind::KnownFake, opts.embedder),
+            source: None,
             options: opts.clone(),
         }
     }
@@ -262,7 +265,8 @@ impl ImageRefs {
     /// index is an empty one; a missing official index is an error).
     pub fn load(dir: &Path, opts: &ImageOptions) -> Result<Self> {
         let mut kb = Self::empty(opts)?;
-        kb.official = ImageIndex::read(dir, ImageMatchKind::Official, opts.embedder)?
+        let digest = index::digest(dir, opts.embedder)?;
+        kb.refs.official = index::read(dir, ImageMatchKind::Official, opts.embedder)?
             .with_context(|| {
                 format!(
                     "no {} image index under {}: run `dajia kb --catalog ... --out {}{}` first",
@@ -276,10 +280,41 @@ impl ImageRefs {
                     }
                 )
             })?;
-        if let Some(f) = ImageIndex::read(dir, ImageMatchKind::KnownFake, opts.embedder)? {
-            kb.fakes = f;
+        if let Some(f) = index::read(dir, ImageMatchKind::KnownFake, opts.embedder)? {
+            kb.refs.fakes = f;
         }
+        kb.source = Some(IndexSource {
+            dir: dir.to_path_buf(),
+            digest,
+        });
         Ok(kb)
+    }
+
+    /// Loads the indexes `source` names and checks they are the ones its
+    /// digest describes (a cluster's executor, given the client's).
+    pub fn load_source(source: &IndexSource, opts: &ImageOptions) -> Result<Self> {
+        let kb = Self::load(&source.dir, opts)?;
+        let found = kb.source.as_ref().map(|s| s.digest.as_str());
+        anyhow::ensure!(
+            found == Some(source.digest.as_str()),
+            "the image indexes under {} are not the ones the client read (sha256 {}, here {}): they changed during the run, or this node sees another folder at that path",
+            source.dir.display(),
+            source.digest,
+            found.unwrap_or("-")
+        );
+        Ok(kb)
+    }
+
+    /// Writes both indexes under `dir` (as `dajia kb` does) and records it
+    /// as their source, so that other nodes can load them.
+    pub fn save(&mut self, dir: &Path) -> Result<()> {
+        index::write(&self.refs.official, dir).context("writing the official image index")?;
+        index::write(&self.refs.fakes, dir).context("writing the known-fake image index")?;
+        self.source = Some(IndexSource {
+            dir: dir.to_path_buf(),
+            digest: index::digest(dir, self.options.embedder)?,
+        });
+        Ok(())
     }
 
     /// Adds to the indexes from a catalog registered on `ctx`: official
@@ -323,152 +358,26 @@ impl ImageRefs {
         Ok(bad)
     }
 
-    /// Embeds and adds reference images. Known fakes that copy an official
-    /// photo are left out: a counterfeiter reusing a brand's photo must not
-    /// turn that photo into a "known fake" that authorised sellers match.
+    /// Embeds and adds reference images (`References::add`); a failure of
+    /// the machinery (a model, the GPU) stops it.
     pub fn add(
         &mut self,
         kind: ImageMatchKind,
         rows: Vec<(IndexEntry, Option<Vec<u8>>)>,
     ) -> Result<Vec<(String, ImageError)>> {
-        let mut bad = Vec::new();
-        let (limits, threshold) = (self.limits(), self.options.threshold());
-        let mut seen: std::collections::HashSet<String> = match kind {
-            ImageMatchKind::Official => &self.official,
-            ImageMatchKind::KnownFake => &self.fakes,
-        }
-        .entries
-        .iter()
-        .map(|e| e.image_id.clone())
-        .collect();
-        for chunk in rows.chunks(1024) {
-            let contents: Vec<&[u8]> = chunk
-                .iter()
-                .map(|(_, c)| c.as_deref().unwrap_or(&[]))
-                .collect();
-            let embs = self.embedder.embed_batch(&contents, &limits);
-            for ((entry, content), emb) in chunk.iter().zip(embs) {
-                if !seen.insert(entry.image_id.clone()) {
-                    continue;
-                }
-                match emb {
-                    Err(e) if e.is_run_failure() => {
-                        anyhow::bail!("embedding reference image {}: {e}", entry.image_id)
-                    }
-                    Ok(v) => {
-                        // The print for the second check; the bytes decoded
-                        // a moment ago, so this cannot fail differently.
-                        let mut entry = entry.clone();
-                        entry.print = content
-                            .as_deref()
-                            .and_then(|c| kimage::verify::print_bytes(c, &limits).ok());
-                        if kind == ImageMatchKind::KnownFake {
-                            let top = self.official.search(&v, 1, self.ops.as_ref())?;
-                            if top[0].first().is_some_and(|m| m.similarity >= threshold) {
-                                continue;
-                            }
-                        }
-                        match kind {
-                            ImageMatchKind::Official => self.official.push(entry, &v),
-                            ImageMatchKind::KnownFake => self.fakes.push(entry, &v),
-                        }
-                    }
-                    Err(e) => bad.push((entry.image_id.clone(), e)),
-                }
-            }
-        }
-        Ok(bad)
+        let rules = self.rules();
+        Ok(self.refs.add(kind, &rows, &rules)?)
     }
 
-    /// The `k` nearest references of each embedding in each index, best
-    /// first, without threshold.
-    pub fn nearest(&self, embeddings: &[f32], k: usize) -> Result<Vec<Vec<RefMatch>>, ImageError> {
-        let dim = self.embedder.kind().dim();
-        let n = embeddings.len() / dim;
-        let mut out: Vec<Vec<RefMatch>> = vec![Vec::new(); n];
-        for index in [&self.official, &self.fakes] {
-            for (i, top) in index
-                .search(embeddings, k, self.ops.as_ref())?
-                .into_iter()
-                .enumerate()
-            {
-                out[i].extend(top.into_iter().map(|m| RefMatch {
-                    kind: index.kind,
-                    entry: index.entries[m.index as usize].clone(),
-                    similarity: m.similarity,
-                    agreement: None,
-                }));
-            }
-        }
-        for v in &mut out {
-            v.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
-            v.truncate(k);
-        }
-        Ok(out)
-    }
-
-    /// Decodes, embeds and matches a batch of images of listings: for each,
-    /// its best match at or above the threshold in each index that also
-    /// passes the second, local check (`kimage::verify`; an image is not
-    /// matched against entries of its own listing), or why it could not be
-    /// read.
+    /// Decodes, embeds and matches a batch of listing images with the
+    /// options' rules (`References::match_listing_images`).
     pub fn match_listing_images(
         &self,
         contents: &[&[u8]],
         listing_ids: &[Option<i64>],
     ) -> Vec<Result<Vec<RefMatch>, ImageError>> {
-        let (limits, threshold) = (self.limits(), self.options.threshold());
-        let embs = self.embedder.embed_batch(contents, &limits);
-        let dim = self.embedder.kind().dim();
-        let ok: Vec<usize> = (0..embs.len()).filter(|&i| embs[i].is_ok()).collect();
-        let mut flat = Vec::with_capacity(ok.len() * dim);
-        for &i in &ok {
-            flat.extend_from_slice(embs[i].as_ref().expect("filtered to Ok"));
-        }
-        let mut out: Vec<Result<Vec<RefMatch>, ImageError>> =
-            embs.into_iter().map(|e| e.map(|_| Vec::new())).collect();
-        for index in [&self.official, &self.fakes] {
-            // A listing's own images may be among the known fakes: ask for a
-            // few more than one so that its own entries cannot crowd out
-            // another listing's.
-            let top = match index.search(&flat, 8, self.ops.as_ref()) {
-                Ok(t) => t,
-                // The device failing fails every image of the batch; the
-                // scan stops on it (ImageError::is_run_failure).
-                Err(e) => {
-                    let e = ImageError::Device(e);
-                    return out.into_iter().map(|_| Err(e.clone())).collect();
-                }
-            };
-            for (row, matches) in ok.iter().zip(top) {
-                // The query's print, made once and only for images with a
-                // candidate (few: the threshold is strict).
-                let mut query_print: Option<Option<Vec<u8>>> = None;
-                let best = matches
-                    .into_iter()
-                    .filter(|m| m.similarity >= threshold)
-                    .map(|m| (m, &index.entries[m.index as usize]))
-                    .filter(|(_, e)| e.listing_id.is_none() || e.listing_id != listing_ids[*row])
-                    .find_map(|(m, e)| {
-                        let q = query_print
-                            .get_or_insert_with(|| {
-                                kimage::verify::print_bytes(contents[*row], &limits).ok()
-                            })
-                            .as_deref()?;
-                        let a = kimage::verify::agreement(q, e.print.as_deref()?);
-                        (a >= self.options.verify_threshold).then_some((m, e, a))
-                    });
-                if let (Some((m, e, a)), Ok(v)) = (best, &mut out[*row]) {
-                    v.push(RefMatch {
-                        kind: index.kind,
-                        entry: e.clone(),
-                        similarity: m.similarity,
-                        agreement: Some(a),
-                    });
-                }
-            }
-        }
-        out
+        self.refs
+            .match_listing_images(contents, listing_ids, &self.rules())
     }
 }
 

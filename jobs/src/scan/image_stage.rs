@@ -112,9 +112,9 @@ pub async fn run(
     let mut staged: BTreeMap<i64, ListingImages> = BTreeMap::new();
     let mut rejects = Vec::new();
     let mut s = ImageStageSummary {
-        embedder: kb.embedder.kind().to_string(),
-        references_official: kb.official.len(),
-        references_known_fakes: kb.fakes.len(),
+        embedder: kb.refs.embedder.kind().to_string(),
+        references_official: kb.refs.official.len(),
+        references_known_fakes: kb.refs.fakes.len(),
         ocr: ocr_status.to_string(),
         device: kb.device.describe(),
         ..Default::default()
@@ -251,7 +251,7 @@ pub async fn run(
     s.listings_matched = staged.values().filter(|l| !l.hits.is_empty()).count();
     write_hits(hits_file, &staged)?;
     crate::catalog::register_files(ctx, "image_hits", &[hits_file.to_path_buf()]).await?;
-    s.gpu = kb.embedder.times();
+    s.gpu = kb.refs.embedder.times();
     s.seconds = started.elapsed().as_secs_f64();
     s.images_per_second = s.images as f64 / s.seconds.max(1e-9);
     Ok(StageOutput {

@@ -179,7 +179,7 @@ async fn run_inner(
             .options
             .ocr
             .load(&opts.options.images.models_dir, ikb.device.runtime())?;
-        if ikb.official.is_empty() && ikb.fakes.is_empty() && ocr.is_none() {
+        if ikb.refs.official.is_empty() && ikb.refs.fakes.is_empty() && ocr.is_none() {
             tracing::warn!(
                 "no reference images (brand_images, known fakes) and OCR {ocr_status}: scanning without image signals"
             );

@@ -87,7 +87,7 @@ fn embed_rows(
         .filter(|&i| !content.is_null(i))
         .collect();
     let bytes: Vec<&[u8]> = idx.iter().map(|&i| content.value(i)).collect();
-    let mut embs = images.embedder.embed_batch(&bytes, limits).into_iter();
+    let mut embs = images.refs.embedder.embed_batch(&bytes, limits).into_iter();
     let mut out: Vec<Option<_>> = (0..content.len()).map(|_| None).collect();
     for i in idx {
         let e = embs.next();
@@ -141,12 +141,12 @@ impl ScalarUDFImpl for EmbedImage {
     fn return_type(&self, _: &[DataType]) -> Result<DataType> {
         Ok(DataType::FixedSizeList(
             Self::item(),
-            self.images.embedder.kind().dim() as i32,
+            self.images.refs.embedder.kind().dim() as i32,
         ))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let content = binary_arg(&args.args[0], rows_of(&args))?;
-        let dim = self.images.embedder.kind().dim();
+        let dim = self.images.refs.embedder.kind().dim();
         let rows = embed_rows(
             &self.images,
             &content,
@@ -405,7 +405,7 @@ impl ScalarUDFImpl for ImageTopMatches {
             &content,
             &session_limits(&self.images, &args)?,
         )?;
-        let dim = self.images.embedder.kind().dim();
+        let dim = self.images.refs.embedder.kind().dim();
         let ok: Vec<usize> = (0..n).filter(|&i| matches!(rows[i], Some(Ok(_)))).collect();
         let mut flat = Vec::with_capacity(ok.len() * dim);
         for &i in &ok {
@@ -413,7 +413,7 @@ impl ScalarUDFImpl for ImageTopMatches {
                 flat.extend_from_slice(v);
             }
         }
-        let mut near = match self.images.nearest(&flat, k) {
+        let mut near = match self.images.refs.nearest(&flat, k) {
             Ok(n) => n.into_iter(),
             Err(e) => return exec_err!("image_top_matches: {e}"),
         };

@@ -4,7 +4,8 @@
 //!
 //! Each stage is a plain function over batches so that a second launcher
 //! (CUDA) can run the same kernels: `decode` → `thumbnail` → `embed` →
-//! `matching`.
+//! `matching`; `references` matches listing images against brands' official
+//! photos and known fakes with them.
 
 #[cfg(feature = "cuda")]
 mod cuda_ops;
@@ -17,6 +18,7 @@ pub mod kernels;
 pub mod matching;
 pub mod mobilenet;
 pub mod ops;
+pub mod references;
 pub mod resample;
 pub mod thumbnail;
 pub mod verify;
@@ -26,6 +28,7 @@ pub use device_embed::EmbedTimes;
 pub use embed::{Embedder, EmbedderKind};
 pub use matching::{top_k, Match, ReferenceSet};
 pub use ops::ImageOps;
+pub use references::{ImageIndex, IndexEntry, MatchRules, RefMatch, References};
 
 use crate::device::DeviceError;
 
