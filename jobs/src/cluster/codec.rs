@@ -543,15 +543,11 @@ mod tests {
         let e = e.inner().downcast_ref::<udf::ImageTopMatches>().unwrap();
         assert_eq!(e.images.refs.official.len(), 1);
         // Indexes that changed under the path since the client read them:
-        // refused, not matched against something else.
+        // refused (a fresh node, whose cache is empty), not matched against.
         filled.refs.official.entries[0].brand_id = Some(3);
         crate::images::index::write(&filled.refs.official, dir.path()).unwrap();
-        let mut stale = filled.source.clone().unwrap();
-        stale.digest.replace_range(0..4, "0000");
-        filled.source = Some(stale);
-        let err = physical
-            .try_decode_udf("image_top_matches", &encode(&filled).unwrap())
-            .unwrap_err();
+        let (_, fresh) = codecs(NodeImageDefaults::default());
+        let err = fresh.try_decode_udf("image_top_matches", &buf).unwrap_err();
         assert!(
             err.to_string().contains("not the ones the client read"),
             "{err}"

@@ -203,8 +203,8 @@ impl ImageRefs {
     }
 }
 
-/// Indexes on a path every node can read (`dajia kb`'s output, a scan's
-/// staging folder), with the hash of what the client read there.
+/// Indexes on a path every node can read (`dajia kb`'s output), with the
+/// hash of what the client read there.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct IndexSource {
     pub dir: PathBuf,
@@ -262,9 +262,12 @@ impl ImageRefs {
     }
 
     /// Loads the indexes `dajia kb` wrote under `dir` (a missing known-fake
-    /// index is an empty one; a missing official index is an error).
+    /// index is an empty one; a missing official index is an error), and
+    /// records the folder (made absolute: other nodes resolve it too) and
+    /// the files' hash as their `source`.
     pub fn load(dir: &Path, opts: &ImageOptions) -> Result<Self> {
         let mut kb = Self::empty(opts)?;
+        let dir = &std::path::absolute(dir)?;
         let digest = index::digest(dir, opts.embedder)?;
         kb.refs.official = index::read(dir, ImageMatchKind::Official, opts.embedder)?
             .with_context(|| {
@@ -283,6 +286,13 @@ impl ImageRefs {
         if let Some(f) = index::read(dir, ImageMatchKind::KnownFake, opts.embedder)? {
             kb.refs.fakes = f;
         }
+        // Hashed before and after reading: a `dajia kb` replacing the files
+        // meanwhile cannot pair one version's hash with another's entries.
+        anyhow::ensure!(
+            index::digest(dir, opts.embedder)? == digest,
+            "the image indexes under {} changed while they were read: run again once `dajia kb` has finished",
+            dir.display()
+        );
         kb.source = Some(IndexSource {
             dir: dir.to_path_buf(),
             digest,
@@ -308,6 +318,7 @@ impl ImageRefs {
     /// Writes both indexes under `dir` (as `dajia kb` does) and records it
     /// as their source, so that other nodes can load them.
     pub fn save(&mut self, dir: &Path) -> Result<()> {
+        let dir = &std::path::absolute(dir)?;
         index::write(&self.refs.official, dir).context("writing the official image index")?;
         index::write(&self.refs.fakes, dir).context("writing the known-fake image index")?;
         self.source = Some(IndexSource {
@@ -366,6 +377,8 @@ impl ImageRefs {
         rows: Vec<(IndexEntry, Option<Vec<u8>>)>,
     ) -> Result<Vec<(String, ImageError)>> {
         let rules = self.rules();
+        // The indexes no longer equal the files they were loaded from.
+        self.source = None;
         Ok(self.refs.add(kind, &rows, &rules)?)
     }
 

@@ -102,10 +102,10 @@ pub struct MatchRules {
 /// A reference image that could not be embedded because the machinery
 /// failed (a model, the GPU), not the image: adding stops.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("embedding reference image {image_id}: {source}")]
+#[error("embedding reference image {image_id}: {error}")]
 pub struct AddError {
     pub image_id: String,
-    pub source: ImageError,
+    pub error: ImageError,
 }
 
 /// The two reference sets, one embedder, and where top-k runs.
@@ -184,10 +184,10 @@ impl References {
                 }
                 let v = match emb {
                     Ok(v) => v,
-                    Err(source) if source.is_run_failure() => {
+                    Err(error) if error.is_run_failure() => {
                         return Err(AddError {
                             image_id: entry.image_id.clone(),
-                            source,
+                            error,
                         })
                     }
                     Err(e) => {
@@ -201,7 +201,7 @@ impl References {
                         .search(&v, 1, self.ops.as_ref())
                         .map_err(|e| AddError {
                             image_id: entry.image_id.clone(),
-                            source: e.into(),
+                            error: e.into(),
                         })?;
                     if top[0]
                         .first()
@@ -401,7 +401,7 @@ mod tests {
 
         // A known fake that copies the official photo is left out; another
         // image is indexed.
-        let kept = r
+        let unreadable = r
             .add(
                 ImageMatchKind::KnownFake,
                 &[
@@ -411,7 +411,7 @@ mod tests {
                 &rules,
             )
             .unwrap();
-        assert!(kept.is_empty());
+        assert!(unreadable.is_empty());
         let ids: Vec<_> = r
             .fakes
             .entries
