@@ -14,35 +14,76 @@ use arrow::array::{
     Array, BinaryArray, FixedSizeListArray, Float32Array, Int64Array, RecordBatch, StringArray,
 };
 use arrow::datatypes::{DataType, Field, Schema};
+use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
+use sha2::{Digest, Sha256};
 
 use dajia_kernels::image::{EmbedderKind, ImageIndex, IndexEntry};
 use dajia_kernels::risk::ImageMatchKind;
 
 const EMBEDDER_KEY: &str = "dajia.embedder";
 
-/// A content hash (sha256, hex) of the indexes of `embedder` under `dir`:
-/// a node that loads them from a shared path checks it read what the
-/// client read.
+/// Both indexes of one embedder as read from a folder, and the hash of the
+/// very bytes they were parsed from.
+pub struct IndexFiles {
+    pub official: Option<ImageIndex>,
+    pub fakes: Option<ImageIndex>,
+    /// sha256 (hex) of both files (see [`digest`]).
+    pub digest: String,
+}
+
+/// Reads both indexes of `embedder` under `dir`, each file once: the hash
+/// is of the bytes parsed, so a `dajia kb` rewriting the folder meanwhile
+/// cannot pair one version's hash with another's entries.
+pub fn read_all(dir: &Path, embedder: EmbedderKind) -> Result<IndexFiles> {
+    let mut h = Sha256::new();
+    let mut read = |kind| -> Result<Option<ImageIndex>> {
+        let p = path(dir, kind, embedder);
+        let bytes = file_bytes(&p)?;
+        hash_part(&mut h, kind, bytes.as_deref());
+        bytes
+            .map(|b| parse(&p, kind, embedder, Bytes::from(b)))
+            .transpose()
+    };
+    let official = read(ImageMatchKind::Official)?;
+    let fakes = read(ImageMatchKind::KnownFake)?;
+    Ok(IndexFiles {
+        official,
+        fakes,
+        digest: format!("{:x}", h.finalize()),
+    })
+}
+
+/// A content hash (sha256, hex) of the indexes of `embedder` under `dir`,
+/// as [`read_all`] computes it: a node that loads them from a shared path
+/// checks it read what the client read.
 pub fn digest(dir: &Path, embedder: EmbedderKind) -> Result<String> {
-    use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     for kind in [ImageMatchKind::Official, ImageMatchKind::KnownFake] {
-        let p = path(dir, kind, embedder);
-        h.update(kind.as_str().as_bytes());
-        match File::open(&p) {
-            Ok(mut f) => {
-                std::io::copy(&mut f, &mut h)
-                    .with_context(|| format!("reading {}", p.display()))?;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => h.update(b"absent"),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", p.display())),
-        }
+        hash_part(
+            &mut h,
+            kind,
+            file_bytes(&path(dir, kind, embedder))?.as_deref(),
+        );
     }
     Ok(format!("{:x}", h.finalize()))
+}
+
+fn hash_part(h: &mut Sha256, kind: ImageMatchKind, bytes: Option<&[u8]>) {
+    h.update(kind.as_str().as_bytes());
+    h.update(bytes.unwrap_or(b"absent"));
+}
+
+/// A file's bytes; `None` when it does not exist.
+fn file_bytes(p: &Path) -> Result<Option<Vec<u8>>> {
+    match std::fs::read(p) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading image index {}", p.display())),
+    }
 }
 
 /// The file of the index of `kind` and `embedder` under a knowledge-base
@@ -129,13 +170,21 @@ pub fn read(
     kind: ImageMatchKind,
     embedder: EmbedderKind,
 ) -> Result<Option<ImageIndex>> {
-    let path = path(dir, kind, embedder);
-    if !path.exists() {
-        return Ok(None);
-    }
+    let p = path(dir, kind, embedder);
+    file_bytes(&p)?
+        .map(|b| parse(&p, kind, embedder, Bytes::from(b)))
+        .transpose()
+}
+
+/// Parses the bytes of the index file at `path`.
+fn parse(
+    path: &Path,
+    kind: ImageMatchKind,
+    embedder: EmbedderKind,
+    bytes: Bytes,
+) -> Result<ImageIndex> {
     let ctx = || format!("reading image index {}", path.display());
-    let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).with_context(ctx)?)
-        .with_context(ctx)?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).with_context(ctx)?;
     let recorded = builder
         .metadata()
         .file_metadata()
@@ -223,5 +272,5 @@ pub fn read(
             path.display()
         );
     }
-    Ok(Some(index))
+    Ok(index)
 }

@@ -268,34 +268,26 @@ impl ImageRefs {
     pub fn load(dir: &Path, opts: &ImageOptions) -> Result<Self> {
         let mut kb = Self::empty(opts)?;
         let dir = &std::path::absolute(dir)?;
-        let digest = index::digest(dir, opts.embedder)?;
-        kb.refs.official = index::read(dir, ImageMatchKind::Official, opts.embedder)?
-            .with_context(|| {
-                format!(
-                    "no {} image index under {}: run `dajia kb --catalog ... --out {}{}` first",
-                    opts.embedder,
-                    dir.display(),
-                    dir.display(),
-                    if opts.embedder == EmbedderKind::Descriptor {
-                        String::new()
-                    } else {
-                        format!(" --embedder {}", opts.embedder)
-                    }
-                )
-            })?;
-        if let Some(f) = index::read(dir, ImageMatchKind::KnownFake, opts.embedder)? {
+        let files = index::read_all(dir, opts.embedder)?;
+        kb.refs.official = files.official.with_context(|| {
+            format!(
+                "no {} image index under {}: run `dajia kb --catalog ... --out {}{}` first",
+                opts.embedder,
+                dir.display(),
+                dir.display(),
+                if opts.embedder == EmbedderKind::Descriptor {
+                    String::new()
+                } else {
+                    format!(" --embedder {}", opts.embedder)
+                }
+            )
+        })?;
+        if let Some(f) = files.fakes {
             kb.refs.fakes = f;
         }
-        // Hashed before and after reading: a `dajia kb` replacing the files
-        // meanwhile cannot pair one version's hash with another's entries.
-        anyhow::ensure!(
-            index::digest(dir, opts.embedder)? == digest,
-            "the image indexes under {} changed while they were read: run again once `dajia kb` has finished",
-            dir.display()
-        );
         kb.source = Some(IndexSource {
             dir: dir.to_path_buf(),
-            digest,
+            digest: files.digest,
         });
         Ok(kb)
     }
