@@ -194,10 +194,9 @@ impl OcrConfig {
     /// finds no models (the reason is returned for the summary).
     pub fn load(&self, models_dir: &Path, runtime: Runtime) -> Result<(Option<Arc<Ocr>>, String)> {
         self.validate()?;
-        let present = models_dir.join(ocr::DIR).join(ocr::DET_FILE).is_file();
         match self.mode {
             OcrMode::Off => Ok((None, "off".into())),
-            OcrMode::Auto if !present => Ok((
+            OcrMode::Auto if !models_present(models_dir) => Ok((
                 None,
                 format!(
                     "off (no models in {}; run `scripts/setup-models.sh`)",
@@ -223,6 +222,11 @@ impl OcrConfig {
             }
         }
     }
+}
+
+/// Whether `models_dir` holds the OCR models (`auto` reads text only then).
+fn models_present(models_dir: &Path) -> bool {
+    models_dir.join(ocr::DIR).join(ocr::DET_FILE).is_file()
 }
 
 /// The OCR engines of one process, loaded on first use (SQL sessions that
@@ -256,6 +260,16 @@ impl OcrEngines {
             models_dir,
             device,
             loaded: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The engine `config`'s mode asks for on this process: none when
+    /// `off`, or `auto` without models here (as [`OcrConfig::load`]).
+    pub fn for_mode(&self, config: &OcrConfig) -> Result<Option<Arc<Ocr>>> {
+        match config.mode {
+            OcrMode::Off => Ok(None),
+            OcrMode::Auto if !models_present(&self.models_dir) => Ok(None),
+            _ => self.get(config).map(Some),
         }
     }
 

@@ -65,7 +65,10 @@ pub async fn session_with_options(
             k
         }
     };
-    udf::register_images(&ctx, Arc::new(ikb));
+    let uri_root = catalog
+        .map(crate::images::fetch::catalog_root)
+        .transpose()?;
+    udf::register_images(&ctx, Arc::new(ikb), uri_root);
     if let Some(o) = out {
         let root = local_path(o)?;
         for t in ["risk_scores", "rejects"] {

@@ -543,3 +543,152 @@ fn image_matching_on_executors_reads_the_indexes_the_client_names() {
     assert!(!ok, "{out}\n{err}");
     assert!(err.contains("--image-kb DIR"), "{err}");
 }
+
+/// The scan's image summary from the run's manifest, without its times.
+fn image_counts(out: &Path) -> serde_json::Value {
+    let runs = std::fs::read_dir(out.join("runs")).unwrap();
+    let m = runs
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .max()
+        .expect("a manifest");
+    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(m).unwrap()).unwrap();
+    let mut i = m["summary"]["images"].clone();
+    let o = i.as_object_mut().expect("an image stage ran");
+    o.retain(|k, _| {
+        !(k.contains("seconds")
+            || ["images_per_second", "device", "gpu", "on_cluster"].contains(&k.as_str()))
+    });
+    i
+}
+
+/// Every published rejects row, sorted.
+fn rejects_csv(out: &Path) -> String {
+    sql_csv(
+        out,
+        "SELECT table_name, file, row_key, reason, dt FROM rejects ORDER BY table_name, row_key, reason",
+    )
+}
+
+/// Item 1 and 4 of the image stage on a cluster: two executors decode,
+/// embed, match and OCR the catalog's images (inline and by `uri`), and the
+/// published rows, rejects and image counts equal the in-process run's.
+/// Then an executor is killed while the image stage runs: the run is retried
+/// to the same rows, or fails and publishes nothing.
+#[test]
+fn image_stage_on_executors_gives_the_in_process_rows() {
+    if models_with("ppocrv5/ppocrv5_det.onnx").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().join("catalog");
+    gen_with_images(&cat, 1_200, 31, 0.3);
+    // Unreadable images, and `uri`s inside and outside the catalog.
+    let listener = add_bad_images(&cat);
+    let (local, remote) = (dir.path().join("local"), dir.path().join("remote"));
+    let (ok, s_local, err) = scan_with(&cat, &local, &["--ocr", "on"]);
+    assert!(ok, "{err}");
+    let mut cluster = Cluster::start(2, dir.path());
+    let (ok, s_remote, err) = scan_with(&cat, &remote, &["--ocr", "on", "--cluster", &cluster.url]);
+    assert!(ok, "cluster scan failed: {err}");
+    println!("local:\n{s_local}\ncluster:\n{s_remote}");
+    let counts = image_counts(&local);
+    println!("image counts: {counts}");
+    assert!(
+        counts["ocr_images_with_text"].as_u64().unwrap() > 0,
+        "{counts}"
+    );
+    assert!(
+        counts["matched_official"].as_u64().unwrap()
+            + counts["matched_known_fake"].as_u64().unwrap()
+            > 0,
+        "{counts}"
+    );
+    assert_eq!(counts, image_counts(&remote));
+    let (a, b) = (scores_json(&local), scores_json(&remote));
+    assert_eq!(a.lines().count(), 1_200);
+    assert!(a.contains("ocr:"), "no reason came from text in images");
+    assert!(a == b, "cluster rows differ from the local rows");
+    assert_eq!(rejects_csv(&local), rejects_csv(&remote));
+    assert!(
+        s_remote.contains("the executors'"),
+        "the image stage ran in the client:\n{s_remote}"
+    );
+    let rejects = rejects_csv(&remote);
+    for refused in [
+        "bad-traversal",
+        "bad-dev-zero",
+        "bad-file-url",
+        "bad-symlink",
+        "bad-http",
+        "bad-bucket",
+    ] {
+        assert!(
+            rejects.contains(refused),
+            "{refused} not rejected:\n{rejects}"
+        );
+    }
+    assert!(!rejects.contains("good-uri"), "{rejects}");
+    assert!(
+        listener.accept().is_err(),
+        "a refused http uri was contacted"
+    );
+    // Nothing staged is left behind.
+    assert!(!remote.join("_staging").exists());
+
+    // An executor killed as soon as the image stage's tasks run.
+    let again = dir.path().join("again");
+    let mut args = scan_args(&cat, &again, DATE);
+    args.extend(["--ocr", "on", "--cluster", &cluster.url].map(String::from));
+    let before: Vec<usize> = (0..2)
+        .map(|i| {
+            std::fs::read_to_string(dir.path().join(format!("executor-{i}.log")))
+                .map(|l| l.matches("Execute task").count())
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut scan = bin()
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let running = |i: usize| {
+        std::fs::read_to_string(dir.path().join(format!("executor-{i}.log")))
+            .map(|l| l.matches("Execute task").count() > before[i])
+            .unwrap_or(false)
+    };
+    while !(running(0) || running(1)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no task started"
+        );
+        assert!(
+            scan.try_wait().unwrap().is_none(),
+            "scan ended before any task ran"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let victim = if running(0) { 0 } else { 1 };
+    cluster.executors[victim].kill().unwrap();
+    cluster.executors[victim].wait().unwrap();
+    let out = scan.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!(
+        "killed executor {victim} during the image stage; scan {}: {stderr}",
+        if out.status.success() {
+            "succeeded"
+        } else {
+            "failed"
+        }
+    );
+    if out.status.success() {
+        assert!(scores_json(&again) == a, "retried run differs");
+        assert_eq!(image_counts(&again), counts);
+        assert_eq!(rejects_csv(&again), rejects_csv(&local));
+    } else {
+        assert_eq!(delta_version(&again), 0, "a failed run published a version");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    }
+}

@@ -7,21 +7,15 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use dajia::gen::photos::{jpeg, photo, transform, TRANSFORMS};
+use dajia::gen::photos::{jpeg, transform, TRANSFORMS};
 use dajia::images::{index, ImageIndex, ImageOptions, ImageRefs, IndexEntry};
 use dajia_kernels::image::embed::{cosine, load, Embedder};
 use dajia_kernels::image::{DecodeLimits, EmbedderKind, ReferenceSet};
 use dajia_kernels::risk::ImageMatchKind;
-use image::imageops::FilterType;
 use rand::SeedableRng;
 
 fn embed(e: &dyn Embedder, bytes: &[u8]) -> Vec<f32> {
     e.embed_bytes(bytes, &DecodeLimits::default()).unwrap()
-}
-
-fn photo_jpeg(seed: u64) -> Vec<u8> {
-    let img = image::imageops::resize(&photo(seed), 480, 400, FilterType::Triangle);
-    jpeg(&img, 88)
 }
 
 #[test]
@@ -234,62 +228,6 @@ fn labelled_with_reason(out: &Path, cat: &Path, condition: &str, code: &str) -> 
         .trim()
         .parse()
         .unwrap()
-}
-
-/// Bad images added to a catalog's `images` table as one more file.
-/// Adds unreadable images and `uri`s that must not be read; returns a local
-/// listener that one of them points at (it must see no connection).
-fn add_bad_images(cat: &Path) -> std::net::TcpListener {
-    use arrow::array::{BinaryArray, Int64Array, StringArray};
-    use arrow::record_batch::RecordBatch;
-    let good = photo_jpeg(1);
-    let mut bomb = good.clone();
-    let sof = bomb.windows(2).position(|w| w == [0xff, 0xc0]).unwrap();
-    bomb[sof + 5..sof + 7].copy_from_slice(&60_000u16.to_be_bytes());
-    bomb[sof + 7..sof + 9].copy_from_slice(&60_000u16.to_be_bytes());
-    // An image stored beside the catalog and referenced by `uri`.
-    std::fs::create_dir_all(cat.join("blobs")).unwrap();
-    std::fs::write(cat.join("blobs/good.jpg"), &good).unwrap();
-    std::os::unix::fs::symlink("/etc/hostname", cat.join("blobs/escape.jpg")).unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let http = format!(
-        "http://127.0.0.1:{}/x.jpg",
-        listener.local_addr().unwrap().port()
-    );
-    let rows: Vec<(&str, Option<Vec<u8>>, Option<&str>)> = vec![
-        ("bad-text", Some(b"this is not an image".to_vec()), None),
-        ("bad-truncated", Some(good[..good.len() / 2].to_vec()), None),
-        ("bad-bomb", Some(bomb), None),
-        ("bad-empty", Some(Vec::new()), None),
-        ("bad-null", None, None),
-        ("bad-uri", None, Some("blobs/missing.jpg")),
-        ("good-uri", None, Some("blobs/good.jpg")),
-        ("bad-traversal", None, Some("../../etc/passwd")),
-        ("bad-dev-zero", None, Some("/dev/zero")),
-        ("bad-file-url", None, Some("file:///etc/hostname")),
-        ("bad-symlink", None, Some("blobs/escape.jpg")),
-        ("bad-http", None, Some(&http)),
-        ("bad-bucket", None, Some("s3://other-bucket/x.jpg")),
-    ];
-    let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
-        arrow::datatypes::Field::new("image_id", arrow::datatypes::DataType::Utf8, false),
-        arrow::datatypes::Field::new("listing_id", arrow::datatypes::DataType::Int64, true),
-        arrow::datatypes::Field::new("content", arrow::datatypes::DataType::Binary, true),
-        arrow::datatypes::Field::new("uri", arrow::datatypes::DataType::Utf8, true),
-    ]));
-    let batch = RecordBatch::try_new(
-        schema,
-        vec![
-            std::sync::Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
-            std::sync::Arc::new(Int64Array::from_iter_values(1..=rows.len() as i64)),
-            std::sync::Arc::new(BinaryArray::from_iter(rows.iter().map(|r| r.1.as_deref()))),
-            std::sync::Arc::new(StringArray::from_iter(rows.iter().map(|r| r.2))),
-        ],
-    )
-    .unwrap();
-    dajia::gen::write_parquet(&cat.join("images/part-bad.parquet"), &batch).unwrap();
-    listener
 }
 
 #[test]

@@ -75,6 +75,9 @@ enum Payload {
     ImageOptions {
         options: ImageOptions,
         references: Option<IndexSource>,
+        /// `image_signals`: where relative `uri`s resolve (the catalog).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uri_root: Option<String>,
     },
     /// A function that cannot run on the cluster, and why: the receiving
     /// node fails the query with the reason.
@@ -88,6 +91,9 @@ struct Functions {
     /// Rebuilt state by payload hash: a plan is decoded once per task.
     kbs: Mutex<HashMap<[u8; 32], Arc<KnowledgeBase>>>,
     images: Mutex<HashMap<[u8; 32], Arc<ImageRefs>>>,
+    /// The node's OCR engines for `image_signals` (models loaded at the
+    /// first call that reads text).
+    ocr: std::sync::OnceLock<Arc<udf::OcrState>>,
 }
 
 impl std::fmt::Debug for Functions {
@@ -135,7 +141,7 @@ impl Functions {
             // Only matching reads the indexes; the other functions embed. A
             // scheduler's plan-only copy has no entries but keeps the source
             // it was given, and passes it on to the executors.
-            let matches = f.name() == "image_top_matches";
+            let matches = matches!(f.name(), "image_top_matches" | "image_signals");
             let filled = !(images.refs.official.is_empty() && images.refs.fakes.is_empty());
             let references = match &images.source {
                 Some(s) if matches => Some(s.clone()),
@@ -146,7 +152,8 @@ impl Functions {
                     // refusal travels instead, and decoding fails with it.
                     let refused = Payload::Refused {
                         reason: format!(
-                            "image_top_matches over reference images ({} official, {} known fakes) built in the client's memory cannot reach the executors: write them with `dajia kb --catalog ... --out DIR` and pass `--image-kb DIR` (a path every executor can read)",
+                            "{} over reference images ({} official, {} known fakes) built in the client's memory cannot reach the executors: write them with `dajia kb --catalog ... --out DIR` and pass `--image-kb DIR` (a path every executor can read)",
+                            f.name(),
                             images.refs.official.len(),
                             images.refs.fakes.len()
                         ),
@@ -156,9 +163,14 @@ impl Functions {
                 }
                 _ => None,
             };
+            let uri_root = f
+                .inner()
+                .downcast_ref::<udf::ImageSignals>()
+                .and_then(|u| u.uri_root.clone());
             Payload::ImageOptions {
                 options: images.options.clone(),
                 references,
+                uri_root,
             }
         } else {
             // Stateless, or DataFusion's own: travels by name.
@@ -193,6 +205,7 @@ impl Functions {
             Payload::ImageOptions {
                 options,
                 references,
+                uri_root,
             } => {
                 let images = cached(&self.images, key, || {
                     let opts = ImageOptions {
@@ -216,6 +229,17 @@ impl Functions {
                     "embed_image" => ScalarUDF::from(udf::EmbedImage::new(images)),
                     "image_error" => ScalarUDF::from(udf::ImageErrorFn::new(images)),
                     "image_top_matches" => ScalarUDF::from(udf::ImageTopMatches::new(images)),
+                    "image_signals" => {
+                        let ocr = self.ocr.get_or_init(|| {
+                            Arc::new(udf::OcrState {
+                                engines: crate::ocr::OcrEngines::new(
+                                    self.node.models_dir.clone(),
+                                    self.node.device,
+                                ),
+                            })
+                        });
+                        ScalarUDF::from(udf::ImageSignals::new(images, ocr.clone(), uri_root))
+                    }
                     other => return plan_err!("function `{other}` does not take image options"),
                 }
             }
@@ -236,6 +260,7 @@ fn image_state(f: &ScalarUDF) -> Option<&Arc<ImageRefs>> {
                 .downcast_ref::<udf::ImageTopMatches>()
                 .map(|u| &u.images)
         })
+        .or_else(|| inner.downcast_ref::<udf::ImageSignals>().map(|u| &u.images))
 }
 
 /// Ballista's logical codec, plus dajia's functions.

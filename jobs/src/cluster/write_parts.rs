@@ -44,6 +44,30 @@ fn result_schema() -> SchemaRef {
     ]))
 }
 
+/// Runs `df` with each partition written as a Parquet part under `dir`
+/// (a folder every node can write to) by the task that computes it; the
+/// parts the job returned (a failed attempt's part is in none).
+pub async fn write(
+    df: datafusion::dataframe::DataFrame,
+    dir: &std::path::Path,
+) -> Result<Vec<std::path::PathBuf>> {
+    let (state, input) = df.into_parts();
+    let plan = WritePartsNode::plan(input, dir.to_string_lossy().into_owned())?;
+    let written = datafusion::dataframe::DataFrame::new(state, plan)
+        .collect()
+        .await?;
+    let mut parts = Vec::new();
+    for b in &written {
+        let paths = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| DataFusionError::Internal("WriteParts paths are not Utf8".into()))?;
+        parts.extend((0..b.num_rows()).map(|i| std::path::PathBuf::from(paths.value(i))));
+    }
+    Ok(parts)
+}
+
 /// Logical node: write `input`'s partitions as Parquet parts under `dir`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct WritePartsNode {

@@ -60,24 +60,9 @@ pub async fn replace_partition(
     let staging_abs = std::fs::canonicalize(staging)?;
     // Each task writes the partition it computes (no single writer); the
     // parts to publish are exactly those the job returned.
-    let (state, input) = df.drop_columns(&["dt"])?.into_parts();
-    let plan = crate::cluster::write_parts::WritePartsNode::plan(
-        input,
-        staging_abs.to_string_lossy().into_owned(),
-    )?;
-    let written = DataFrame::new(state, plan)
-        .collect()
+    let mut parts = crate::cluster::write_parts::write(df.drop_columns(&["dt"])?, &staging_abs)
         .await
         .context("writing the scores on the cluster")?;
-    let mut parts: Vec<PathBuf> = written
-        .iter()
-        .flat_map(|b| {
-            let paths = b.column(0).as_string::<i32>();
-            (0..b.num_rows())
-                .map(|i| PathBuf::from(paths.value(i)))
-                .collect::<Vec<_>>()
-        })
-        .collect();
     parts.sort();
     let tally = tally_of(&parts).await?;
 

@@ -1,8 +1,12 @@
 //! Image signals on the jobs side: the indexes (`index`), the knowledge the
-//! scan and SQL match against (`ImageRefs`), and the `dajia kb` job (`kb_job`).
+//! scan and SQL match against (`ImageRefs`), the `dajia kb` job (`kb_job`),
+//! fetching images by `uri` (`fetch`) and the per-image work of the scan's
+//! image stage (`signals`).
 
+pub mod fetch;
 pub mod index;
 pub mod kb_job;
+pub mod signals;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -160,7 +164,7 @@ impl ImageOptions {
             self.fetch_concurrency > 0,
             "images.fetch_concurrency must be at least 1"
         );
-        crate::scan::fetch::allow_prefixes(&self.uri_allow)?;
+        fetch::allow_prefixes(&self.uri_allow)?;
         anyhow::ensure!(
             (0.0..=1.0).contains(&self.verify_threshold),
             "images.verify_threshold {} is not within [0, 1]",

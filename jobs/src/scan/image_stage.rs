@@ -21,9 +21,10 @@ use serde::Serialize;
 use dajia_kernels::ocr::Ocr;
 use dajia_kernels::risk::{ImageHit, ImageMatchKind, OcrText};
 
-use super::fetch::Fetcher;
+use crate::images::fetch::Fetcher;
+use crate::images::signals::{self, BatchTimes, Fetched};
 use crate::images::ImageRefs;
-use crate::udf::{image_hit_fields, ocr_text_fields};
+use crate::udf::{append_image_hits, image_hits_builder, ocr_text_fields};
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ImageStageSummary {
@@ -57,6 +58,23 @@ pub struct ImageStageSummary {
     /// On a GPU: decoding's CPU thread-seconds, the device's seconds, batches
     /// split after running out of memory, images embedded on the CPU instead.
     pub gpu: Option<dajia_kernels::image::EmbedTimes>,
+    /// CPU seconds (user + system) this process spent during the stage: on
+    /// a cluster the client's, which only plans and reads back counts.
+    pub process_cpu_seconds: f64,
+    /// The executors of a cluster did the work (the wall seconds by part
+    /// above are then not measured: 0).
+    pub on_cluster: bool,
+}
+
+/// CPU seconds (user + system) this process has used so far.
+pub(super) fn process_cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return 0.0;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    secs(u.ru_utime) + secs(u.ru_stime)
 }
 
 /// What the stage stages for one listing.
@@ -72,6 +90,33 @@ pub struct StageOutput {
     pub rejects: Vec<(String, String)>,
 }
 
+/// The `images` table's `uri` as a string column (NULL when it has none).
+pub(super) async fn uri_column(ctx: &SessionContext) -> Result<&'static str> {
+    let has_uri = ctx
+        .table("images")
+        .await?
+        .schema()
+        .field_with_unqualified_name("uri")
+        .is_ok();
+    Ok(if has_uri {
+        "CAST(uri AS VARCHAR)"
+    } else {
+        "CAST(NULL AS VARCHAR)"
+    })
+}
+
+/// `ctx` reading `batch_rows` rows per batch: the stage holds that many
+/// images' bytes at a time (per partition).
+pub(super) fn with_batch_size(ctx: &SessionContext, batch_rows: usize) -> SessionContext {
+    let state = ctx.state();
+    let config = state.config().clone().with_batch_size(batch_rows);
+    SessionContext::new_with_state(
+        datafusion::execution::SessionStateBuilder::new_from_existing(state)
+            .with_config(config)
+            .build(),
+    )
+}
+
 /// Runs the stage; writes `hits_file` and registers it as `image_hits`.
 pub async fn run(
     ctx: &SessionContext,
@@ -83,24 +128,12 @@ pub async fn run(
     hits_file: &Path,
 ) -> Result<StageOutput> {
     let started = Instant::now();
-    let has_uri = ctx
-        .table("images")
-        .await?
-        .schema()
-        .field_with_unqualified_name("uri")
-        .is_ok();
+    let cpu = process_cpu_seconds();
     let sql = format!(
         "SELECT CAST(image_id AS VARCHAR) AS image_id, CAST(listing_id AS BIGINT) AS listing_id, content, {} AS uri FROM images",
-        if has_uri { "CAST(uri AS VARCHAR)" } else { "CAST(NULL AS VARCHAR)" }
+        uri_column(ctx).await?
     );
-    // Bounded memory: the reader hands over `batch_rows` images at a time.
-    let state = ctx.state();
-    let config = state.config().clone().with_batch_size(batch_rows);
-    let small = SessionContext::new_with_state(
-        datafusion::execution::SessionStateBuilder::new_from_existing(state)
-            .with_config(config)
-            .build(),
-    );
+    let small = with_batch_size(ctx, batch_rows);
     let mut stream = small.sql(&sql).await?.execute_stream().await?;
     let fetcher = Fetcher::new(
         &catalog_root.to_string_lossy(),
@@ -119,6 +152,7 @@ pub async fn run(
         device: kb.device.describe(),
         ..Default::default()
     };
+    let mut times = BatchTimes::default();
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         let ids = cast(batch.column(0), &DataType::Utf8)?;
@@ -137,122 +171,58 @@ pub async fn run(
         let uri = uri.as_any().downcast_ref::<StringArray>().expect("Utf8");
 
         // Bytes inline, else fetched by `uri` (concurrently, within limits).
-        let mut fetched: Vec<Option<Vec<u8>>> = vec![None; batch.num_rows()];
-        let mut missing: Vec<Option<String>> = vec![None; batch.num_rows()];
-        let mut wanted = Vec::new();
-        for i in 0..batch.num_rows() {
-            if content.is_null(i) {
-                if uri.is_null(i) {
-                    missing[i] = Some("image has neither content nor uri".into());
-                } else {
-                    wanted.push((i, uri.value(i).to_string()));
-                }
-            }
-        }
         let t = Instant::now();
-        for (i, r) in fetcher.fetch_all(wanted).await {
-            match r {
-                Ok(b) => fetched[i] = Some(b),
-                Err(e) => missing[i] = Some(format!("uri {}: {e:#}", uri.value(i))),
-            }
-        }
-        s.fetch_seconds += t.elapsed().as_secs_f64();
-        let bytes: Vec<&[u8]> = (0..batch.num_rows())
-            .map(|i| {
-                if !content.is_null(i) {
-                    content.value(i)
-                } else {
-                    fetched[i].as_deref().unwrap_or(&[])
-                }
-            })
-            .collect();
+        let fetched = Fetched::fetch(&fetcher, content, uri).await;
+        times.fetch += t.elapsed().as_secs_f64();
         let lids: Vec<Option<i64>> = (0..batch.num_rows())
             .map(|i| (!listing.is_null(i)).then(|| listing.value(i)))
             .collect();
-        let t = Instant::now();
-        let results = kb.match_listing_images(&bytes, &lids);
-        s.embed_match_seconds += t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        let mut pages = match ocr {
-            Some(o) => o
-                .read_batch(&bytes, &kb.limits())
-                .into_iter()
-                .map(Some)
-                .collect(),
-            None => vec![None; bytes.len()],
-        };
-        s.ocr_seconds += t.elapsed().as_secs_f64();
-        for (i, r) in results.into_iter().enumerate() {
+        let outcomes = signals::read(kb, ocr, ids, &lids, content, &fetched, &mut times)?;
+        for (i, o) in outcomes.into_iter().enumerate() {
             s.images += 1;
-            let image_id = if ids.is_null(i) {
-                "(null)"
-            } else {
-                ids.value(i)
-            };
-            if let Some(why) = &missing[i] {
+            let image_id = signals::image_id(ids, i);
+            if let Some(why) = o.reject {
                 s.rejected += 1;
-                rejects.push((image_id.to_string(), why.clone()));
-                continue;
+                rejects.push((image_id.to_string(), why));
             }
-            match r {
-                // The model or the GPU failing is the run's problem, not the image's.
-                Err(e) if e.is_run_failure() => {
-                    anyhow::bail!("embedding image {image_id}: {e}")
+            let Some(lid) = lids[i] else { continue };
+            if let Some(read) = o.ocr {
+                s.ocr_thread_seconds += read.thread_seconds;
+                s.ocr_gated_out += read.gated_out as u64;
+                if !read.text.is_empty() {
+                    s.ocr_images_with_text += 1;
+                    s.ocr_lines += read.lines as u64;
+                    s.ocr_chars += read.text.chars().filter(|c| *c != '\n').count() as u64;
+                    staged.entry(lid).or_default().ocr.push(OcrText {
+                        image_id: image_id.to_string(),
+                        text: read.text,
+                    });
                 }
-                Err(e) => {
-                    s.rejected += 1;
-                    rejects.push((image_id.to_string(), e.to_string()));
+            }
+            for h in o.hits {
+                match h.kind {
+                    ImageMatchKind::Official => s.matched_official += 1,
+                    ImageMatchKind::KnownFake => s.matched_known_fake += 1,
                 }
-                Ok(ms) => {
-                    let Some(lid) = lids[i] else { continue };
-                    match pages[i].take() {
-                        Some(Ok(page)) => {
-                            s.ocr_thread_seconds += page.det_seconds + page.rec_seconds;
-                            s.ocr_gated_out += page.gated_out as u64;
-                            let text = page.text();
-                            if !text.is_empty() {
-                                s.ocr_images_with_text += 1;
-                                s.ocr_lines += page.lines.len() as u64;
-                                s.ocr_chars += text.chars().filter(|c| *c != '\n').count() as u64;
-                                staged.entry(lid).or_default().ocr.push(OcrText {
-                                    image_id: image_id.to_string(),
-                                    text,
-                                });
-                            }
-                        }
-                        // The model failing is the run's problem, not the image's.
-                        Some(Err(e)) if e.is_run_failure() => {
-                            anyhow::bail!("OCR of image {image_id}: {e}")
-                        }
-                        Some(Err(e)) => {
-                            s.rejected += 1;
-                            rejects.push((image_id.to_string(), format!("ocr: {e}")));
-                        }
-                        None => {}
-                    }
-                    for m in ms {
-                        match m.kind {
-                            ImageMatchKind::Official => s.matched_official += 1,
-                            ImageMatchKind::KnownFake => s.matched_known_fake += 1,
-                        }
-                        staged.entry(lid).or_default().hits.push(ImageHit {
-                            kind: m.kind,
-                            image_id: image_id.to_string(),
-                            matched_image_id: m.entry.image_id,
-                            brand_id: m.entry.brand_id,
-                            matched_listing_id: m.entry.listing_id,
-                            similarity: m.similarity,
-                        });
-                    }
-                }
+                staged.entry(lid).or_default().hits.push(h);
             }
         }
+    }
+    s.fetch_seconds = times.fetch;
+    s.embed_match_seconds = times.embed_match;
+    s.ocr_seconds = times.ocr;
+    // Each listing's images in image id order (as the cluster's stage
+    // aggregates them); an image's hits stay best first.
+    for l in staged.values_mut() {
+        l.hits.sort_by(|a, b| a.image_id.cmp(&b.image_id));
+        l.ocr.sort_by(|a, b| a.image_id.cmp(&b.image_id));
     }
     s.listings_matched = staged.values().filter(|l| !l.hits.is_empty()).count();
     write_hits(hits_file, &staged)?;
     crate::catalog::register_files(ctx, "image_hits", &[hits_file.to_path_buf()]).await?;
     s.gpu = kb.refs.embedder.times();
     s.seconds = started.elapsed().as_secs_f64();
+    s.process_cpu_seconds = process_cpu_seconds() - cpu;
     s.images_per_second = s.images as f64 / s.seconds.max(1e-9);
     Ok(StageOutput {
         summary: s,
@@ -261,12 +231,7 @@ pub async fn run(
 }
 
 fn write_hits(path: &Path, staged: &BTreeMap<i64, ListingImages>) -> Result<()> {
-    let item = Arc::new(Field::new_list_field(
-        DataType::Struct(image_hit_fields()),
-        true,
-    ));
-    let mut b = ListBuilder::new(StructBuilder::from_fields(image_hit_fields(), staged.len()))
-        .with_field(item.clone());
+    let mut b = image_hits_builder(staged.len());
     let ocr_item = Arc::new(Field::new_list_field(
         DataType::Struct(ocr_text_fields()),
         true,
@@ -285,33 +250,11 @@ fn write_hits(path: &Path, staged: &BTreeMap<i64, ListingImages>) -> Result<()> 
             s.append(true);
         }
         ob.append(true);
-        for h in &l.hits {
-            let s = b.values();
-            s.field_builder::<StringBuilder>(0)
-                .unwrap()
-                .append_value(h.kind.as_str());
-            s.field_builder::<StringBuilder>(1)
-                .unwrap()
-                .append_value(&h.image_id);
-            s.field_builder::<StringBuilder>(2)
-                .unwrap()
-                .append_value(&h.matched_image_id);
-            s.field_builder::<Int64Builder>(3)
-                .unwrap()
-                .append_option(h.brand_id);
-            s.field_builder::<Int64Builder>(4)
-                .unwrap()
-                .append_option(h.matched_listing_id);
-            s.field_builder::<Float32Builder>(5)
-                .unwrap()
-                .append_value(h.similarity);
-            s.append(true);
-        }
-        b.append(true);
+        append_image_hits(&mut b, &l.hits);
     }
     let schema = Arc::new(Schema::new(vec![
         Field::new("listing_id", DataType::Int64, false),
-        Field::new("hits", DataType::List(item), true),
+        Field::new("hits", crate::udf::image_hits_type(), true),
         Field::new("ocr", DataType::List(ocr_item), true),
     ]));
     let batch = RecordBatch::try_new(

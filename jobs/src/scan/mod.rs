@@ -2,8 +2,8 @@
 //! listing on DataFusion, and publishes `risk_scores` and `rejects` (Delta
 //! Lake, partition `dt`) and a run manifest in `runs/`.
 
-pub(crate) mod fetch;
 mod image_stage;
+mod image_stage_cluster;
 mod links;
 mod manifest;
 mod progress;
@@ -11,7 +11,7 @@ mod salvage;
 mod settings;
 mod summary;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -46,9 +46,9 @@ pub struct ScanOptions {
     /// is built from the catalog's `brand_images` and the known-fake index
     /// from its counterfeit `test_purchases`.
     pub image_kb: Option<String>,
-    /// Where the scoring runs: in this process, or on a Ballista cluster
-    /// (`--cluster df://HOST:PORT`). Loading the knowledge base and the
-    /// image stage stay in this process either way.
+    /// Where the image stage and the scoring run: in this process, or on
+    /// a Ballista cluster (`--cluster df://HOST:PORT`). Loading the
+    /// knowledge base stays in this process either way.
     pub cluster: crate::cluster::Target,
 }
 
@@ -186,21 +186,27 @@ async fn run_inner(
             None
         } else {
             // Relative image URIs resolve against the catalog (a folder or an s3:// prefix).
-            let root = if crate::store::is_s3(&opts.catalog) {
-                PathBuf::from(&opts.catalog)
-            } else {
-                local_path(&opts.catalog)?
+            let root = crate::images::fetch::catalog_root(&opts.catalog)?;
+            let out = match &remote {
+                // The executors do the image work; `image_hits` is
+                // registered on the cluster session.
+                Some(c) => {
+                    image_stage_cluster::run(c, ikb, &ocr_status, ocr.is_some(), root, &staging)
+                        .await?
+                }
+                None => {
+                    image_stage::run(
+                        &ctx,
+                        &ikb,
+                        ocr.as_deref(),
+                        &ocr_status,
+                        opts.options.images.batch_rows,
+                        Path::new(&root),
+                        &staging.join("image_hits.parquet"),
+                    )
+                    .await?
+                }
             };
-            let out = image_stage::run(
-                &ctx,
-                &ikb,
-                ocr.as_deref(),
-                &ocr_status,
-                opts.options.images.batch_rows,
-                &root,
-                &staging.join("image_hits.parquet"),
-            )
-            .await?;
             for (id, why) in out.rejects {
                 rejects.push([Some("images".into()), None, Some(id), Some(why)]);
             }
@@ -219,12 +225,6 @@ async fn run_inner(
         }
     }
 
-    if let Some(c) = &remote {
-        if ctx.table_exist("image_hits")? {
-            crate::catalog::register_files(c, "image_hits", &[staging.join("image_hits.parquet")])
-                .await?;
-        }
-    }
     let scorer = Scorer {
         ctx: remote.as_ref().unwrap_or(&ctx),
         remote: remote.is_some(),

@@ -84,11 +84,19 @@ impl std::fmt::Display for ScanSummary {
                 "  ocr       {:>10}  images with text ({}; {} lines, {} characters; {} skipped by the text gate; {:.1} thread-seconds)",
                 i.ocr_images_with_text, i.ocr, i.ocr_lines, i.ocr_chars, i.ocr_gated_out, i.ocr_thread_seconds
             )?;
-            write!(
-                f,
-                "  device    {}: decode+embed+match {:.1}s, ocr {:.1}s",
-                i.device, i.embed_match_seconds, i.ocr_seconds
-            )?;
+            if i.on_cluster {
+                write!(
+                    f,
+                    "  device    {}; this process {:.1} CPU-s",
+                    i.device, i.process_cpu_seconds
+                )?;
+            } else {
+                write!(
+                    f,
+                    "  device    {}: decode+embed+match {:.1}s, ocr {:.1}s; this process {:.1} CPU-s",
+                    i.device, i.embed_match_seconds, i.ocr_seconds, i.process_cpu_seconds
+                )?;
+            }
             if let Some(g) = &i.gpu {
                 write!(
                     f,

@@ -61,11 +61,13 @@ pub fn image_hits_type() -> DataType {
 }
 
 /// Fields of the text OCR read in one image, as the scan hands it to
-/// `assess_listing`.
+/// `assess_listing`. Nullable, so that any list of (image_id,
+/// text) structs casts to it (`named_struct` makes nullable fields); a row
+/// without text is skipped.
 pub fn ocr_text_fields() -> Fields {
     Fields::from(vec![
-        Field::new("image_id", DataType::Utf8, false),
-        Field::new("text", DataType::Utf8, false),
+        Field::new("image_id", DataType::Utf8, true),
+        Field::new("text", DataType::Utf8, true),
     ])
 }
 

@@ -6,6 +6,7 @@
 mod assess;
 mod brand_mentions;
 mod image_fns;
+mod image_signals;
 mod normalize;
 mod ocr;
 mod text_signals;
@@ -27,6 +28,8 @@ pub use assess::{
 };
 pub use brand_mentions::BrandMentions;
 pub use image_fns::{match_fields, CosineSimilarity, EmbedImage, ImageErrorFn, ImageTopMatches};
+pub(crate) use image_signals::{append_image_hits, image_hits_builder};
+pub use image_signals::{image_signal_fields, ImageSignals};
 pub use normalize::NormalizeText;
 pub use ocr::{ocr_line_fields, OcrFn, OcrLines, OcrState};
 pub use text_signals::TextSignals;
@@ -42,6 +45,7 @@ pub const FUNCTION_HELP: &[(&str, &str, &str)] = &[
     ("image_top_matches(content [, k]) -> List<Struct<kind, image_id, brand_id, listing_id, similarity>>", "The k (default 3) nearest reference images: brands' official photos (kind 'official') and images of confirmed fakes ('known_fake'), best first.", "SELECT image_id, image_top_matches(content, 1)[1] FROM images LIMIT 5;"),
     ("ocr(content) -> Utf8", "The text inside an image (PP-OCRv5: detection, then recognition of each line), lines in reading order joined by '\\n'; '' when the image has no text; NULL for unreadable images (see image_error). Models from scripts/setup-models.sh, loaded at the first call.", "SELECT image_id, ocr(content) FROM images WHERE normalize_text(ocr(content)) LIKE '%高仿%';"),
     ("ocr_lines(content) -> List<Struct<text, confidence, box>>", "Each line OCR reads, with its mean character probability and its corners [x0,y0, x1,y1, x2,y2, x3,y3] (top-left, top-right, bottom-right, bottom-left, pixels).", "SELECT image_id, l['text'], l['confidence'] FROM (SELECT image_id, unnest(ocr_lines(content)) AS l FROM images) LIMIT 10;"),
+    ("image_signals(image_id, listing_id, content, uri) -> Struct<reject, hits, ocr, ocr_lines, ocr_gated_out, ocr_seconds>", "The scan's image stage for one image row: its bytes (content, else fetched by uri inside the catalog), decoded, embedded and matched against the reference images (hits: as assess_listing takes them, for images of a listing), and the text OCR reads in it when dajia.ocr.mode is on; reject says why the image or its text could not be read.", "SELECT image_id, s['reject'], cardinality(s['hits']) FROM (SELECT image_id, image_signals(image_id, listing_id, content, uri) AS s FROM images) LIMIT 5;"),
     ("image_error(content) -> Utf8", "Why an image cannot be read (empty, not an image, unsupported format, over the pixel limit, corrupt or truncated); NULL when it can.", "SELECT image_id, image_error(content) FROM images WHERE image_error(content) IS NOT NULL;"),
 ];
 
@@ -56,6 +60,11 @@ pub fn register_all(ctx: &SessionContext, kb: Option<Arc<KnowledgeBase>>) {
     ctx.register_udf(ScalarUDF::from(BrandMentions::new(kb.clone())));
     ctx.register_udf(ScalarUDF::from(AssessListing::new(kb)));
     ctx.register_udf(ScalarUDF::from(CosineSimilarity::default()));
+    let node = crate::session::options(ctx);
+    register_ocr(
+        ctx,
+        crate::ocr::OcrEngines::new(node.images.models_dir.clone(), node.images.device),
+    );
     // A CPU placeholder: jobs that embed images register their own ImageRefs
     // (with the user's embedder and --device) over it, and a session that
     // never embeds must not open a GPU.
@@ -64,12 +73,7 @@ pub fn register_all(ctx: &SessionContext, kb: Option<Arc<KnowledgeBase>>) {
         ..Default::default()
     })
     .expect("the descriptor embedder on the CPU needs no files");
-    register_images(ctx, Arc::new(images));
-    let node = crate::session::options(ctx);
-    register_ocr(
-        ctx,
-        crate::ocr::OcrEngines::new(node.images.models_dir.clone(), node.images.device),
-    );
+    register_images(ctx, Arc::new(images), None);
 }
 
 /// Register `ocr` and `ocr_lines` over `engines` (models loaded at the
@@ -81,11 +85,40 @@ pub fn register_ocr(ctx: &SessionContext, engines: crate::ocr::OcrEngines) {
 }
 
 /// Register the image functions over `images` (embedder, limits and
-/// reference indexes), replacing earlier ones.
-pub fn register_images(ctx: &SessionContext, images: Arc<crate::images::ImageRefs>) {
+/// reference indexes), replacing earlier ones. `image_signals` resolves
+/// relative `uri`s inside `uri_root` (the catalog's folder or `s3://`
+/// prefix) and reads text with the session's OCR engines.
+pub fn register_images(
+    ctx: &SessionContext,
+    images: Arc<crate::images::ImageRefs>,
+    uri_root: Option<String>,
+) {
     ctx.register_udf(ScalarUDF::from(EmbedImage::new(images.clone())));
     ctx.register_udf(ScalarUDF::from(ImageErrorFn::new(images.clone())));
-    ctx.register_udf(ScalarUDF::from(ImageTopMatches::new(images)));
+    ctx.register_udf(ScalarUDF::from(ImageTopMatches::new(images.clone())));
+    ctx.register_udf(ScalarUDF::from(ImageSignals::new(
+        images,
+        ocr_state(ctx),
+        uri_root,
+    )));
+}
+
+/// The OCR state `ocr` was registered with on `ctx` (so that `ocr` and
+/// `image_signals` load the models once), else a new one for the session's
+/// device and models.
+fn ocr_state(ctx: &SessionContext) -> Arc<OcrState> {
+    datafusion::execution::FunctionRegistry::udf(ctx, "ocr")
+        .ok()
+        .and_then(|f| f.inner().downcast_ref::<OcrFn>().map(|o| o.state.clone()))
+        .unwrap_or_else(|| {
+            let node = crate::session::options(ctx);
+            Arc::new(OcrState {
+                engines: crate::ocr::OcrEngines::new(
+                    node.images.models_dir.clone(),
+                    node.images.device,
+                ),
+            })
+        })
 }
 
 /// The argument as a plain `StringArray` of `rows` rows (scalars expanded,

@@ -72,7 +72,7 @@ fn one_binary_arg(t: &[DataType], fname: &str) -> Result<Vec<DataType>> {
 /// joined by `\n`; '' for an image without text; NULL for NULL or unreadable
 /// images (`image_error` says why).
 pub struct OcrFn {
-    state: Arc<OcrState>,
+    pub(crate) state: Arc<OcrState>,
     signature: Signature,
 }
 arc_identity!(OcrFn, state);

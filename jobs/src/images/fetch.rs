@@ -34,6 +34,18 @@ enum Root {
     Bucket { bucket: Url, prefix: String },
 }
 
+/// Where a catalog's relative `uri`s resolve: an `s3://` catalog as given,
+/// a local one as an absolute path.
+pub fn catalog_root(catalog: &str) -> Result<String> {
+    if crate::store::is_s3(catalog) {
+        Ok(catalog.to_string())
+    } else {
+        Ok(crate::catalog::local_path(catalog)?
+            .to_string_lossy()
+            .into_owned())
+    }
+}
+
 /// Resolves and fetches the `uri`s of one catalog.
 pub struct Fetcher {
     root: Root,

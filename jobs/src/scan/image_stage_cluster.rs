@@ -1,0 +1,215 @@
+//! The scan's image stage on a cluster: the executors do the image work and
+//! the client only sends plans and reads back small answers.
+//!
+//! 1. `image_signals` runs over the `images` partitions on the executors
+//!    (each with its own `--device` and `--models`); each task writes its
+//!    per-image results as a Parquet part in the run's staging folder
+//!    (`image_results/`, [`write_parts`]).
+//! 2. A second distributed query groups those results per listing into the
+//!    `image_hits` parts the scoring query joins: hits and OCR texts in
+//!    image id order, as the in-process stage stages them.
+//! 3. The rejects (one row per unreadable image) and the stage's counts are
+//!    queries over `image_results`.
+//!
+//! The reference indexes reach each executor once per run, by path and
+//! hash (the plan codec): indexes the client built from the catalog are
+//! saved to the staging folder first.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use datafusion::execution::context::SessionContext;
+use datafusion::logical_expr::Partitioning;
+
+use super::image_stage::{process_cpu_seconds, uri_column, ImageStageSummary, StageOutput};
+use crate::cluster::write_parts;
+use crate::images::ImageRefs;
+use crate::ocr::OcrMode;
+
+/// Runs the stage on the cluster session `ctx` (the catalog registered);
+/// registers `image_hits` there. `reads_text`: the client's OCR is on (the
+/// executors then read text too, and fail without the models).
+pub async fn run(
+    ctx: &SessionContext,
+    mut kb: ImageRefs,
+    ocr_status: &str,
+    reads_text: bool,
+    catalog_root: String,
+    staging: &Path,
+) -> Result<StageOutput> {
+    let started = Instant::now();
+    let cpu = process_cpu_seconds();
+    if kb.source.is_none() {
+        kb.save(&staging.join("image_refs"))
+            .context("saving the reference images for the executors")?;
+    }
+    let mut s = ImageStageSummary {
+        embedder: kb.refs.embedder.kind().to_string(),
+        references_official: kb.refs.official.len(),
+        references_known_fakes: kb.refs.fakes.len(),
+        ocr: ocr_status.to_string(),
+        device: "the executors' (each its own --device)".into(),
+        on_cluster: true,
+        ..Default::default()
+    };
+    let options = crate::session::options(ctx);
+    let batch_rows = kb.options.batch_rows;
+    crate::udf::register_images(ctx, Arc::new(kb), Some(catalog_root));
+    // The client decided whether text is read (its `auto` found models or
+    // not): executors follow it rather than their own folders.
+    let mut stage_options = options.clone();
+    stage_options.ocr.0.mode = if reads_text {
+        OcrMode::On
+    } else {
+        OcrMode::Off
+    };
+    crate::session::set_options(ctx, &stage_options);
+    let result = stage(ctx, batch_rows, staging, &mut s).await;
+    crate::session::set_options(ctx, &options);
+    let rejects = result?;
+    s.seconds = started.elapsed().as_secs_f64();
+    s.process_cpu_seconds = process_cpu_seconds() - cpu;
+    s.images_per_second = s.images as f64 / s.seconds.max(1e-9);
+    Ok(StageOutput {
+        summary: s,
+        rejects,
+    })
+}
+
+/// Steps 1–3; the rejects.
+async fn stage(
+    ctx: &SessionContext,
+    batch_rows: usize,
+    staging: &Path,
+    s: &mut ImageStageSummary,
+) -> Result<Vec<(String, String)>> {
+    // 1. Per-image results, written where they are computed. Round-robin
+    //    batches spread the images over every task, whatever the files.
+    let results_dir = fresh_dir(&staging.join("image_results"))?;
+    let sql = format!(
+        "SELECT image_id, listing_id, \"s.reject\" AS reject, \"s.hits\" AS hits, \"s.ocr\" AS ocr, \
+                \"s.ocr_lines\" AS ocr_lines, \"s.ocr_gated_out\" AS ocr_gated_out, \"s.ocr_seconds\" AS ocr_seconds \
+         FROM (SELECT image_id, listing_id, unnest(s) FROM \
+               (SELECT COALESCE(CAST(image_id AS VARCHAR), '(null)') AS image_id, CAST(listing_id AS BIGINT) AS listing_id, \
+                       image_signals(image_id, listing_id, content, {uri}) AS s FROM images))",
+        uri = uri_column(ctx).await?
+    );
+    // Bounded memory: `batch_rows` images per batch (the setting travels
+    // with the job; a cluster client's session cannot be copied with it).
+    let batch_size = |n: usize| -> Result<usize> {
+        let state = ctx.state_ref();
+        let mut state = state.write();
+        let before = state.config().batch_size();
+        state
+            .config_mut()
+            .options_mut()
+            .set("datafusion.execution.batch_size", &n.to_string())?;
+        Ok(before)
+    };
+    let before = batch_size(batch_rows)?;
+    let partitions = ctx.state().config().target_partitions();
+    let written = async {
+        let df = ctx
+            .sql(&sql)
+            .await?
+            .repartition(Partitioning::RoundRobinBatch(partitions))?;
+        write_parts::write(df, &results_dir).await
+    }
+    .await;
+    batch_size(before)?;
+    let parts = written.context("reading the images on the cluster")?;
+    if parts.is_empty() {
+        return Ok(Vec::new()); // no images
+    }
+    crate::catalog::register_files(ctx, "image_results", &parts).await?;
+
+    // 2. Per listing, in image id order; listings with nothing to add are
+    //    left out, as in process.
+    let hits_dir = fresh_dir(&staging.join("image_hits"))?;
+    let grouped = ctx
+        .sql(
+            "SELECT listing_id, flatten(array_agg(hits ORDER BY image_id)) AS hits, \
+                    array_agg(named_struct('image_id', image_id, 'text', ocr) ORDER BY image_id) FILTER (WHERE ocr IS NOT NULL) AS ocr \
+             FROM image_results WHERE listing_id IS NOT NULL AND (cardinality(hits) > 0 OR ocr IS NOT NULL) \
+             GROUP BY listing_id",
+        )
+        .await?;
+    let hit_parts = write_parts::write(grouped, &hits_dir)
+        .await
+        .context("grouping the image hits on the cluster")?;
+    if !hit_parts.is_empty() {
+        crate::catalog::register_files(ctx, "image_hits", &hit_parts).await?;
+    }
+
+    // 3. The counts and the rejects.
+    let one = |b: &[RecordBatch], col: usize| -> Result<f64> {
+        let Some(b) = b.first() else { return Ok(0.0) };
+        let c = cast(b.column(col), &DataType::Float64)?;
+        let c = c.as_primitive::<Float64Type>();
+        Ok(if c.is_null(0) { 0.0 } else { c.value(0) })
+    };
+    let counts = ctx
+        .sql(
+            "SELECT count(*), count(reject), count(ocr), sum(CASE WHEN ocr IS NULL THEN 0 ELSE ocr_lines END), \
+                    sum(character_length(replace(ocr, chr(10), ''))), sum(CASE WHEN ocr_gated_out THEN 1 ELSE 0 END), \
+                    sum(ocr_seconds), count(DISTINCT CASE WHEN cardinality(hits) > 0 THEN listing_id END) \
+             FROM image_results",
+        )
+        .await?
+        .collect()
+        .await?;
+    s.images = one(&counts, 0)? as u64;
+    s.rejected = one(&counts, 1)? as u64;
+    s.ocr_images_with_text = one(&counts, 2)? as u64;
+    s.ocr_lines = one(&counts, 3)? as u64;
+    s.ocr_chars = one(&counts, 4)? as u64;
+    s.ocr_gated_out = one(&counts, 5)? as u64;
+    s.ocr_thread_seconds = one(&counts, 6)?;
+    s.listings_matched = one(&counts, 7)? as usize;
+    let kinds = ctx
+        .sql("SELECT CAST(h['kind'] AS VARCHAR), count(*) FROM (SELECT unnest(hits) AS h FROM image_results) GROUP BY 1")
+        .await?
+        .collect()
+        .await?;
+    for b in &kinds {
+        let kind = b.column(0).as_string::<i32>();
+        let n = b.column(1).as_primitive::<Int64Type>();
+        for i in 0..b.num_rows() {
+            match kind.value(i) {
+                "official" => s.matched_official += n.value(i) as u64,
+                _ => s.matched_known_fake += n.value(i) as u64,
+            }
+        }
+    }
+    let mut rejects = Vec::new();
+    for b in ctx
+        .sql(
+            "SELECT image_id, reject FROM image_results WHERE reject IS NOT NULL ORDER BY image_id",
+        )
+        .await?
+        .collect()
+        .await?
+    {
+        let ids = cast(b.column(0), &DataType::Utf8)?;
+        let why = cast(b.column(1), &DataType::Utf8)?;
+        let (ids, why) = (ids.as_string::<i32>(), why.as_string::<i32>());
+        rejects.extend(
+            (0..b.num_rows()).map(|i| (ids.value(i).to_string(), why.value(i).to_string())),
+        );
+    }
+    Ok(rejects)
+}
+
+/// `dir`, created empty (a retried run's leftovers removed).
+fn fresh_dir(dir: &Path) -> Result<std::path::PathBuf> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(std::fs::canonicalize(dir)?)
+}
