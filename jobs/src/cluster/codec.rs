@@ -78,6 +78,9 @@ enum Payload {
         /// `image_signals`: where relative `uri`s resolve (the catalog).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         uri_root: Option<String>,
+        /// `image_signals`: whether it reads text, when the client fixed it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ocr_mode: Option<String>,
     },
     /// A function that cannot run on the cluster, and why: the receiving
     /// node fails the query with the reason.
@@ -163,14 +166,14 @@ impl Functions {
                 }
                 _ => None,
             };
-            let uri_root = f
-                .inner()
-                .downcast_ref::<udf::ImageSignals>()
-                .and_then(|u| u.uri_root.clone());
+            let signals = f.inner().downcast_ref::<udf::ImageSignals>();
             Payload::ImageOptions {
                 options: images.options.clone(),
                 references,
-                uri_root,
+                uri_root: signals.and_then(|u| u.uri_root.clone()),
+                ocr_mode: signals
+                    .and_then(|u| u.ocr_mode)
+                    .map(|m| m.as_str().to_string()),
             }
         } else {
             // Stateless, or DataFusion's own: travels by name.
@@ -206,6 +209,7 @@ impl Functions {
                 options,
                 references,
                 uri_root,
+                ocr_mode,
             } => {
                 let images = cached(&self.images, key, || {
                     let opts = ImageOptions {
@@ -238,7 +242,14 @@ impl Functions {
                                 ),
                             })
                         });
-                        ScalarUDF::from(udf::ImageSignals::new(images, ocr.clone(), uri_root))
+                        let mode = ocr_mode
+                            .map(|m| m.parse::<crate::ocr::OcrMode>())
+                            .transpose()
+                            .map_err(|e| DataFusionError::Plan(format!("image_signals: {e}")))?;
+                        ScalarUDF::from(
+                            udf::ImageSignals::new(images, ocr.clone(), uri_root)
+                                .with_ocr_mode(mode),
+                        )
                     }
                     other => return plan_err!("function `{other}` does not take image options"),
                 }
@@ -577,5 +588,73 @@ mod tests {
             err.to_string().contains("not the ones the client read"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn image_signals_carries_its_catalog_root_ocr_decision_and_indexes() {
+        let opts = ImageOptions {
+            device: DeviceChoice::Cpu,
+            ..Default::default()
+        };
+        let mut refs = ImageRefs::empty(&opts).unwrap();
+        let img = image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        let e = refs.refs.embedder.embed_rgb(&img).unwrap();
+        refs.refs.official.push(
+            crate::images::IndexEntry {
+                image_id: "b1".into(),
+                brand_id: Some(2),
+                listing_id: None,
+                source: "brand_images".into(),
+                print: None,
+            },
+            &e,
+        );
+        let ocr = Arc::new(udf::OcrState {
+            engines: crate::ocr::OcrEngines::new("/client/models".into(), DeviceChoice::Cpu),
+        });
+        let signals = |refs: &ImageRefs, mode| {
+            ScalarUDF::from(
+                udf::ImageSignals::new(
+                    Arc::new(refs.clone()),
+                    ocr.clone(),
+                    Some("/data/catalog".into()),
+                )
+                .with_ocr_mode(mode),
+            )
+        };
+        let (_, client) = codecs(NodeImageDefaults::default());
+        // In the client's memory only: refused like image_top_matches.
+        let mut buf = Vec::new();
+        client
+            .try_encode_udf(&signals(&refs, None), &mut buf)
+            .unwrap();
+        let err = client.try_decode_udf("image_signals", &buf).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("image_signals over reference images"),
+            "{err}"
+        );
+        // Saved (as the scan does to its staging folder): client →
+        // scheduler (plans only) → executor, everything kept.
+        let dir = tempfile::tempdir().unwrap();
+        refs.save(dir.path()).unwrap();
+        let mut buf = Vec::new();
+        client
+            .try_encode_udf(&signals(&refs, Some(crate::ocr::OcrMode::Off)), &mut buf)
+            .unwrap();
+        let (_, scheduler) = codecs(NodeImageDefaults {
+            plans_only: true,
+            ..Default::default()
+        });
+        let planned = scheduler.try_decode_udf("image_signals", &buf).unwrap();
+        let mut hop = Vec::new();
+        scheduler.try_encode_udf(&planned, &mut hop).unwrap();
+        let (_, executor) = codecs(NodeImageDefaults::default());
+        let f = executor.try_decode_udf("image_signals", &hop).unwrap();
+        let d = f.inner().downcast_ref::<udf::ImageSignals>().unwrap();
+        assert_eq!(d.uri_root.as_deref(), Some("/data/catalog"));
+        assert_eq!(d.ocr_mode, Some(crate::ocr::OcrMode::Off));
+        assert_eq!(d.images.refs.official.entries, refs.refs.official.entries);
+        assert!(!Arc::ptr_eq(&d.ocr, &ocr), "the executor's own OCR engines");
     }
 }

@@ -57,20 +57,16 @@ pub async fn run(
         on_cluster: true,
         ..Default::default()
     };
-    let options = crate::session::options(ctx);
     let batch_rows = kb.options.batch_rows;
-    crate::udf::register_images(ctx, Arc::new(kb), Some(catalog_root));
     // The client decided whether text is read (its `auto` found models or
     // not): executors follow it rather than their own folders.
-    let mut stage_options = options.clone();
-    stage_options.ocr.0.mode = if reads_text {
+    let mode = if reads_text {
         OcrMode::On
     } else {
         OcrMode::Off
     };
-    crate::session::set_options(ctx, &stage_options);
+    crate::udf::register_image_signals(ctx, Arc::new(kb), Some(catalog_root), Some(mode));
     let result = stage(ctx, batch_rows, staging, &mut s).await;
-    crate::session::set_options(ctx, &options);
     let rejects = result?;
     s.seconds = started.elapsed().as_secs_f64();
     s.process_cpu_seconds = process_cpu_seconds() - cpu;

@@ -26,6 +26,7 @@ use super::{image_hit_fields, scalar_or_array, string_arg};
 use crate::images::fetch::Fetcher;
 use crate::images::signals::{self, BatchTimes, Fetched, ImageOutcome};
 use crate::images::ImageRefs;
+use crate::ocr::OcrMode;
 use crate::options::DajiaOptions;
 
 /// The fields of `image_signals`' result.
@@ -103,6 +104,9 @@ pub struct ImageSignals {
     /// Where relative `uri`s resolve: the catalog's folder or `s3://`
     /// prefix (none: only inline content and allowed URLs are read).
     pub(crate) uri_root: Option<String>,
+    /// Whether text is read, when fixed by the caller (the scan decides
+    /// once for the whole cluster); else the session's `dajia.ocr.mode`.
+    pub(crate) ocr_mode: Option<OcrMode>,
     fetcher: OnceLock<std::result::Result<Arc<Fetcher>, String>>,
     signature: Signature,
 }
@@ -112,6 +116,7 @@ impl PartialEq for ImageSignals {
         Arc::ptr_eq(&self.images, &other.images)
             && Arc::ptr_eq(&self.ocr, &other.ocr)
             && self.uri_root == other.uri_root
+            && self.ocr_mode == other.ocr_mode
     }
 }
 impl Eq for ImageSignals {}
@@ -126,6 +131,7 @@ impl std::fmt::Debug for ImageSignals {
         f.debug_struct("ImageSignals")
             .field("images", &self.images)
             .field("uri_root", &self.uri_root)
+            .field("ocr_mode", &self.ocr_mode)
             .finish()
     }
 }
@@ -136,9 +142,16 @@ impl ImageSignals {
             images,
             ocr,
             uri_root,
+            ocr_mode: None,
             fetcher: OnceLock::new(),
             signature: Signature::user_defined(Volatility::Immutable),
         }
+    }
+
+    /// Reads text exactly when `mode` says, whatever the session's mode.
+    pub fn with_ocr_mode(mut self, mode: Option<OcrMode>) -> Self {
+        self.ocr_mode = mode;
+        self
     }
 
     /// One fetcher (and object-store client per store) per function.
@@ -169,7 +182,10 @@ impl ImageSignals {
 
     /// The OCR engine the call's session asks for, if any.
     fn ocr_engine(&self, args: &ScalarFunctionArgs) -> Result<Option<Arc<Ocr>>> {
-        let config = DajiaOptions::of(&args.config_options).ocr;
+        let mut config = DajiaOptions::of(&args.config_options).ocr.0;
+        if let Some(mode) = self.ocr_mode {
+            config.mode = mode;
+        }
         self.ocr
             .engines
             .for_mode(&config)

@@ -96,11 +96,20 @@ pub fn register_images(
     ctx.register_udf(ScalarUDF::from(EmbedImage::new(images.clone())));
     ctx.register_udf(ScalarUDF::from(ImageErrorFn::new(images.clone())));
     ctx.register_udf(ScalarUDF::from(ImageTopMatches::new(images.clone())));
-    ctx.register_udf(ScalarUDF::from(ImageSignals::new(
-        images,
-        ocr_state(ctx),
-        uri_root,
-    )));
+    register_image_signals(ctx, images, uri_root, None);
+}
+
+/// Register `image_signals` over `images`; `ocr_mode` fixes whether it
+/// reads text (else the session's `dajia.ocr.mode` decides at each call).
+pub fn register_image_signals(
+    ctx: &SessionContext,
+    images: Arc<crate::images::ImageRefs>,
+    uri_root: Option<String>,
+    ocr_mode: Option<crate::ocr::OcrMode>,
+) {
+    ctx.register_udf(ScalarUDF::from(
+        ImageSignals::new(images, ocr_state(ctx), uri_root).with_ocr_mode(ocr_mode),
+    ));
 }
 
 /// The OCR state `ocr` was registered with on `ctx` (so that `ocr` and
