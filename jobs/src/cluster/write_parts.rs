@@ -46,11 +46,12 @@ fn result_schema() -> SchemaRef {
 
 /// Runs `df` with each partition written as a Parquet part under `dir`
 /// (a folder every node can write to) by the task that computes it; the
-/// parts the job returned (a failed attempt's part is in none).
+/// parts the job returned (a failed attempt's part is in none), with their
+/// rows.
 pub async fn write(
     df: datafusion::dataframe::DataFrame,
     dir: &std::path::Path,
-) -> Result<Vec<std::path::PathBuf>> {
+) -> Result<Vec<(std::path::PathBuf, u64)>> {
     let (state, input) = df.into_parts();
     let plan = WritePartsNode::plan(input, dir.to_string_lossy().into_owned())?;
     let written = datafusion::dataframe::DataFrame::new(state, plan)
@@ -58,12 +59,23 @@ pub async fn write(
         .await?;
     let mut parts = Vec::new();
     for b in &written {
+        let bad = || DataFusionError::Internal("WriteParts returned an unexpected schema".into());
         let paths = b
             .column(0)
             .as_any()
             .downcast_ref::<StringArray>()
-            .ok_or_else(|| DataFusionError::Internal("WriteParts paths are not Utf8".into()))?;
-        parts.extend((0..b.num_rows()).map(|i| std::path::PathBuf::from(paths.value(i))));
+            .ok_or_else(bad)?;
+        let rows = b
+            .column(1)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .ok_or_else(bad)?;
+        parts.extend((0..b.num_rows()).map(|i| {
+            (
+                std::path::PathBuf::from(paths.value(i)),
+                rows.value(i) as u64,
+            )
+        }));
     }
     Ok(parts)
 }

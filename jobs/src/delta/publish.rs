@@ -38,9 +38,11 @@ pub struct Tally {
 #[derive(Debug, Clone)]
 pub struct Published {
     pub version: i64,
-    /// Counts by action and reason code of the published rows.
-    pub tally: Tally,
+    /// Counts by action and reason code of the published rows (for a
+    /// table with `action` and `reasons` columns, `risk_scores`).
+    pub tally: Option<Tally>,
     pub files: usize,
+    pub rows: u64,
 }
 
 /// Write `df` (whose last column is `dt`) on the cluster into `staging`, then
@@ -60,11 +62,19 @@ pub async fn replace_partition(
     let staging_abs = std::fs::canonicalize(staging)?;
     // Each task writes the partition it computes (no single writer); the
     // parts to publish are exactly those the job returned.
-    let mut parts = crate::cluster::write_parts::write(df.drop_columns(&["dt"])?, &staging_abs)
+    let written = crate::cluster::write_parts::write(df.drop_columns(&["dt"])?, &staging_abs)
         .await
-        .context("writing the scores on the cluster")?;
+        .context("writing the rows on the cluster")?;
+    let rows = written.iter().map(|(_, n)| n).sum();
+    let mut parts: Vec<PathBuf> = written.into_iter().map(|(p, _)| p).collect();
     parts.sort();
-    let tally = tally_of(&parts).await?;
+    let scored =
+        schema.field_with_name("action").is_ok() && schema.field_with_name("reasons").is_ok();
+    let tally = if scored {
+        Some(tally_of(&parts).await?)
+    } else {
+        None
+    };
 
     // Unique names per run: a retried commit never overwrites a file that
     // an earlier version of the table references.
@@ -86,6 +96,7 @@ pub async fn replace_partition(
             version,
             tally,
             files: rels.len(),
+            rows,
         }),
         Err(e) => {
             // Unreferenced either way; do not leave them for readers that

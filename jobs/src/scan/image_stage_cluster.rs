@@ -8,8 +8,9 @@
 //! 2. A second distributed query groups those results per listing into the
 //!    `image_hits` parts the scoring query joins: hits and OCR texts in
 //!    image id order, as the in-process stage stages them.
-//! 3. The rejects (one row per unreadable image) and the stage's counts are
-//!    queries over `image_results`.
+//! 3. The stage's counts are a query over `image_results`; its rejects (one
+//!    row per unreadable image) are published from it by the executors,
+//!    with the scan's other rejects.
 //!
 //! The reference indexes reach each executor once per run, by path and
 //! hash (the plan codec): indexes the client built from the catalog are
@@ -67,23 +68,25 @@ pub async fn run(
     };
     crate::udf::register_image_signals(ctx, Arc::new(kb), Some(catalog_root), Some(mode));
     let result = stage(ctx, batch_rows, staging, &mut s).await;
-    let rejects = result?;
+    result?;
     s.seconds = started.elapsed().as_secs_f64();
     s.process_cpu_seconds = process_cpu_seconds() - cpu;
     s.images_per_second = s.images as f64 / s.seconds.max(1e-9);
+    // The rejects stay on the cluster: the scan publishes them from
+    // `image_results` with the others.
     Ok(StageOutput {
         summary: s,
-        rejects,
+        rejects: Vec::new(),
     })
 }
 
-/// Steps 1–3; the rejects.
+/// Steps 1–3.
 async fn stage(
     ctx: &SessionContext,
     batch_rows: usize,
     staging: &Path,
     s: &mut ImageStageSummary,
-) -> Result<Vec<(String, String)>> {
+) -> Result<()> {
     // 1. Per-image results, written where they are computed. Round-robin
     //    batches spread the images over every task, whatever the files.
     let results_dir = fresh_dir(&staging.join("image_results"))?;
@@ -118,9 +121,13 @@ async fn stage(
     }
     .await;
     batch_size(before)?;
-    let parts = written.context("reading the images on the cluster")?;
+    let parts: Vec<_> = written
+        .context("reading the images on the cluster")?
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
     if parts.is_empty() {
-        return Ok(Vec::new()); // no images
+        return Ok(()); // no images
     }
     crate::catalog::register_files(ctx, "image_results", &parts).await?;
 
@@ -135,9 +142,12 @@ async fn stage(
              GROUP BY listing_id",
         )
         .await?;
-    let hit_parts = write_parts::write(grouped, &hits_dir)
+    let hit_parts: Vec<_> = write_parts::write(grouped, &hits_dir)
         .await
-        .context("grouping the image hits on the cluster")?;
+        .context("grouping the image hits on the cluster")?
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
     if !hit_parts.is_empty() {
         crate::catalog::register_files(ctx, "image_hits", &hit_parts).await?;
     }
@@ -182,23 +192,7 @@ async fn stage(
             }
         }
     }
-    let mut rejects = Vec::new();
-    for b in ctx
-        .sql(
-            "SELECT image_id, reject FROM image_results WHERE reject IS NOT NULL ORDER BY image_id",
-        )
-        .await?
-        .collect()
-        .await?
-    {
-        let ids = cast(b.column(0), &DataType::Utf8)?;
-        let why = cast(b.column(1), &DataType::Utf8)?;
-        let (ids, why) = (ids.as_string::<i32>(), why.as_string::<i32>());
-        rejects.extend(
-            (0..b.num_rows()).map(|i| (ids.value(i).to_string(), why.value(i).to_string())),
-        );
-    }
-    Ok(rejects)
+    Ok(())
 }
 
 /// `dir`, created empty (a retried run's leftovers removed).

@@ -288,7 +288,7 @@ async fn run_inner(
 
     let t = Instant::now();
     let rejects_dir = delta::output_dir(out, "rejects");
-    let n_rejects = publish_rejects(scorer.ctx, opts, &rejects_dir, &dt, rejects).await?;
+    let n_rejects = publish_rejects(&scorer, opts, &rejects_dir, &dt, rejects).await?;
     manifest.stage("rejects", t.elapsed());
     if staging.exists() {
         std::fs::remove_dir_all(&staging)?;
@@ -379,7 +379,7 @@ async fn publish_scores(
     if scorer.remote {
         let p = delta::publish::replace_partition(df, dir, &scorer.staging.join("risk_scores"), dt)
             .await?;
-        return Ok((p.version, Some(p.tally)));
+        return Ok((p.version, p.tally));
     }
     let plan = df.into_optimized_plan()?;
     Ok((
@@ -410,13 +410,18 @@ fn find_unreadable(files: &[PathBuf]) -> Vec<(PathBuf, String)> {
     bad
 }
 
+/// Publish partition `dt` of `rejects`: invalid listings rows (a query),
+/// unreadable images (on a cluster, a query over the image stage's
+/// results) and `extra` (files, reference images, salvaged rows). Returns
+/// how many rows.
 async fn publish_rejects(
-    ctx: &SessionContext,
+    scorer: &Scorer<'_>,
     opts: &ScanOptions,
     dir: &std::path::Path,
     dt: &str,
     extra: Vec<[Option<String>; 4]>,
 ) -> Result<usize> {
+    let ctx = scorer.ctx;
     let has_desc = has_col(ctx, "listings", "description").await;
     let max = opts.options.scan.max_text_bytes;
     let desc_reason = if has_desc {
@@ -434,7 +439,6 @@ async fn publish_rejects(
          FROM listings l WHERE NOT ({valid})",
         valid = valid_row(max, has_desc)
     );
-    let mut batches = ctx.sql(&sql).await?.collect().await?;
     // Names and types from the contract (`schemas/`); every column but `dt`
     // written nullable, as since the first release, so that tables written
     // by earlier versions still accept the partition.
@@ -447,22 +451,48 @@ async fn publish_rejects(
             .map(|f| f.as_ref().clone().with_nullable(f.name() != "dt"))
             .collect::<Vec<Field>>(),
     ));
-    if !extra.is_empty() {
-        let col = |i: usize| -> ArrayRef {
-            Arc::new(StringArray::from(
-                extra.iter().map(|r| r[i].clone()).collect::<Vec<_>>(),
-            ))
+    let col = |i: usize| -> ArrayRef {
+        Arc::new(StringArray::from(
+            extra.iter().map(|r| r[i].clone()).collect::<Vec<_>>(),
+        ))
+    };
+    let extra_batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            col(0),
+            col(1),
+            col(2),
+            col(3),
+            Arc::new(StringArray::from(vec![dt; extra.len()])),
+        ],
+    )?;
+    if scorer.remote {
+        // Every row is written by the executors; the few the client holds
+        // travel as a staged file (a cluster reads files, not memory), which
+        // also gives the union the contract's nullable columns.
+        let extra_file = scorer.staging.join("rejects_extra.parquet");
+        crate::gen::write_parquet(&extra_file, &extra_batch)?;
+        register_files(ctx, "rejects_extra", &[extra_file]).await?;
+        let images = if ctx.table_exist("image_results")? {
+            format!(" UNION ALL SELECT 'images', CAST(NULL AS VARCHAR), image_id, reject, '{dt}' FROM image_results WHERE reject IS NOT NULL")
+        } else {
+            String::new()
         };
-        batches.push(RecordBatch::try_new(
-            schema.clone(),
-            vec![
-                col(0),
-                col(1),
-                col(2),
-                col(3),
-                Arc::new(StringArray::from(vec![dt; extra.len()])),
-            ],
-        )?);
+        let all = format!(
+            "{sql} UNION ALL SELECT table_name, file, row_key, reason, dt FROM rejects_extra{images}"
+        );
+        let p = delta::publish::replace_partition(
+            ctx.sql(&all).await?,
+            dir,
+            &scorer.staging.join("rejects"),
+            dt,
+        )
+        .await?;
+        return Ok(p.rows as usize);
+    }
+    let mut batches = ctx.sql(&sql).await?.collect().await?;
+    if !extra.is_empty() {
+        batches.push(extra_batch);
     }
     let batches: Vec<RecordBatch> = batches
         .into_iter()
