@@ -190,20 +190,26 @@ impl OcrConfig {
         }
     }
 
+    /// Why the mode reads no text with the models in `models_dir` (`off`,
+    /// or `auto` without models), or `None` when it reads text.
+    pub fn off_reason(&self, models_dir: &Path) -> Result<Option<String>> {
+        self.validate()?;
+        Ok(match self.mode {
+            OcrMode::Off => Some("off".into()),
+            OcrMode::Auto if !models_present(models_dir) => Some(format!(
+                "off (no models in {}; run `scripts/setup-models.sh`)",
+                models_dir.join(ocr::DIR).display()
+            )),
+            _ => None,
+        })
+    }
+
     /// The OCR engine the mode asks for: `None` when off, or when `auto`
     /// finds no models (the reason is returned for the summary).
     pub fn load(&self, models_dir: &Path, runtime: Runtime) -> Result<(Option<Arc<Ocr>>, String)> {
-        self.validate()?;
-        match self.mode {
-            OcrMode::Off => Ok((None, "off".into())),
-            OcrMode::Auto if !models_present(models_dir) => Ok((
-                None,
-                format!(
-                    "off (no models in {}; run `scripts/setup-models.sh`)",
-                    models_dir.join(ocr::DIR).display()
-                ),
-            )),
-            _ => {
+        match self.off_reason(models_dir)? {
+            Some(why) => Ok((None, why)),
+            None => {
                 let o = Ocr::load(models_dir, self.options(runtime))?;
                 // Bucketed inputs (a GPU): every plan built now, none while
                 // the night's images are read.

@@ -107,7 +107,7 @@ pub(super) async fn uri_column(ctx: &SessionContext) -> Result<&'static str> {
 
 /// `ctx` reading `batch_rows` rows per batch: the stage holds that many
 /// images' bytes at a time (per partition).
-pub(super) fn with_batch_size(ctx: &SessionContext, batch_rows: usize) -> SessionContext {
+fn with_batch_size(ctx: &SessionContext, batch_rows: usize) -> SessionContext {
     let state = ctx.state();
     let config = state.config().clone().with_batch_size(batch_rows);
     SessionContext::new_with_state(

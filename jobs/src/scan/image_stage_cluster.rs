@@ -25,7 +25,7 @@ use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::execution::context::SessionContext;
-use datafusion::logical_expr::Partitioning;
+use datafusion::logical_expr::{col, Expr, Partitioning};
 
 use super::image_stage::{process_cpu_seconds, uri_column, ImageStageSummary, StageOutput};
 use crate::cluster::write_parts;
@@ -87,19 +87,18 @@ async fn stage(
     staging: &Path,
     s: &mut ImageStageSummary,
 ) -> Result<()> {
-    // 1. Per-image results, written where they are computed. Round-robin
-    //    batches spread the images over every task, whatever the files.
+    // 1. Per-image results, written where they are computed. The images
+    //    are spread over `cluster.partitions` tasks by a hash of their id
+    //    (Ballista drops round-robin repartitions, and a catalog of `uri`s
+    //    may be one small file): one shuffle of the rows, then the work.
     let results_dir = fresh_dir(&staging.join("image_results"))?;
-    let sql = format!(
-        "SELECT image_id, listing_id, \"s.reject\" AS reject, \"s.hits\" AS hits, \"s.ocr\" AS ocr, \
-                \"s.ocr_lines\" AS ocr_lines, \"s.ocr_gated_out\" AS ocr_gated_out, \"s.ocr_seconds\" AS ocr_seconds \
-         FROM (SELECT image_id, listing_id, unnest(s) FROM \
-               (SELECT COALESCE(CAST(image_id AS VARCHAR), '(null)') AS image_id, CAST(listing_id AS BIGINT) AS listing_id, \
-                       image_signals(image_id, listing_id, content, {uri}) AS s FROM images))",
+    let rows = format!(
+        "SELECT COALESCE(CAST(image_id AS VARCHAR), '(null)') AS image_id, CAST(listing_id AS BIGINT) AS listing_id, \
+                content, {uri} AS uri FROM images",
         uri = uri_column(ctx).await?
     );
-    // Bounded memory: `batch_rows` images per batch (the setting travels
-    // with the job; a cluster client's session cannot be copied with it).
+    // Bounded memory: `batch_rows` rows per batch where the setting
+    // reaches (the function itself also decodes at most that many at once).
     let batch_size = |n: usize| -> Result<usize> {
         let state = ctx.state_ref();
         let mut state = state.write();
@@ -113,11 +112,35 @@ async fn stage(
     let before = batch_size(batch_rows)?;
     let partitions = ctx.state().config().target_partitions();
     let written = async {
-        let df = ctx
-            .sql(&sql)
+        let signals = datafusion::execution::FunctionRegistry::udf(ctx, "image_signals")?;
+        let per_image = ctx
+            .sql(&rows)
             .await?
-            .repartition(Partitioning::RoundRobinBatch(partitions))?;
-        write_parts::write(df, &results_dir).await
+            .repartition(Partitioning::Hash(vec![col("image_id")], partitions))?
+            .select(vec![
+                col("image_id"),
+                col("listing_id"),
+                signals
+                    .call(vec![
+                        col("image_id"),
+                        col("listing_id"),
+                        col("content"),
+                        col("uri"),
+                    ])
+                    .alias("s"),
+            ])?
+            .unnest_columns(&["s"])?;
+        // The struct's fields, unnested as `s.reject`, ... under their names.
+        let named: Vec<Expr> = per_image
+            .schema()
+            .columns()
+            .into_iter()
+            .map(|c| {
+                let name = c.name.strip_prefix("s.").unwrap_or(&c.name).to_string();
+                Expr::Column(c).alias(name)
+            })
+            .collect();
+        write_parts::write(per_image.select(named)?, &results_dir).await
     }
     .await;
     batch_size(before)?;
@@ -153,9 +176,11 @@ async fn stage(
     }
 
     // 3. The counts and the rejects.
-    let one = |b: &[RecordBatch], col: usize| -> Result<f64> {
-        let Some(b) = b.first() else { return Ok(0.0) };
-        let c = cast(b.column(col), &DataType::Float64)?;
+    let one = |b: &[RecordBatch], i: usize| -> Result<f64> {
+        let Some(b) = b.iter().find(|b| b.num_rows() > 0) else {
+            return Ok(0.0);
+        };
+        let c = cast(b.column(i), &DataType::Float64)?;
         let c = c.as_primitive::<Float64Type>();
         Ok(if c.is_null(0) { 0.0 } else { c.value(0) })
     };

@@ -174,12 +174,20 @@ async fn run_inner(
             }
         }
         manifest.device = ikb.device.describe();
-        // OCR runs on the same device as the embedder.
-        let (ocr, ocr_status) = opts
-            .options
-            .ocr
-            .load(&opts.options.images.models_dir, ikb.device.runtime())?;
-        if ikb.refs.official.is_empty() && ikb.refs.fakes.is_empty() && ocr.is_none() {
+        // OCR runs on the same device as the embedder; on a cluster on the
+        // executors', so the client only decides whether text is read.
+        let models = &opts.options.images.models_dir;
+        let (ocr, ocr_status, reads_text) = if remote.is_some() {
+            match opts.options.ocr.off_reason(models)? {
+                Some(why) => (None, why, false),
+                None => (None, "PP-OCRv5 mobile on the executors".into(), true),
+            }
+        } else {
+            let (ocr, status) = opts.options.ocr.load(models, ikb.device.runtime())?;
+            let on = ocr.is_some();
+            (ocr, status, on)
+        };
+        if ikb.refs.official.is_empty() && ikb.refs.fakes.is_empty() && !reads_text {
             tracing::warn!(
                 "no reference images (brand_images, known fakes) and OCR {ocr_status}: scanning without image signals"
             );
@@ -191,7 +199,7 @@ async fn run_inner(
                 // The executors do the image work; `image_hits` is
                 // registered on the cluster session.
                 Some(c) => {
-                    image_stage_cluster::run(c, ikb, &ocr_status, ocr.is_some(), root, &staging)
+                    image_stage_cluster::run(c, ikb, &ocr_status, reads_text, root, &staging)
                         .await?
                 }
                 None => {

@@ -78,14 +78,16 @@ pub(crate) fn image_hits_builder(capacity: usize) -> ListBuilder<StructBuilder> 
 }
 
 /// Fetches run on a runtime of their own: a function is called
-/// synchronously from inside the query's runtime, which must not be
-/// blocked on, and the object-store clients a `Fetcher` keeps must stay on
-/// the runtime that made them.
+/// synchronously on one of the query runtime's threads, and waiting there
+/// with the query runtime's own `block_on` panics; the calling thread waits
+/// for the fetches instead (image work is CPU-bound and holds it anyway).
+/// Object-store clients stay on the runtime that made them.
 fn fetch_runtime() -> Result<&'static tokio::runtime::Runtime> {
     static RT: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
     match RT.get_or_init(|| {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(threads)
             .thread_name("dajia-fetch")
             .enable_all()
             .build()
@@ -102,7 +104,7 @@ pub struct ImageSignals {
     pub(crate) images: Arc<ImageRefs>,
     pub(crate) ocr: Arc<OcrState>,
     /// Where relative `uri`s resolve: the catalog's folder or `s3://`
-    /// prefix (none: only inline content and allowed URLs are read).
+    /// prefix (none: only inline content is read).
     pub(crate) uri_root: Option<String>,
     /// Whether text is read, when fixed by the caller (the scan decides
     /// once for the whole cluster); else the session's `dajia.ocr.mode`.
@@ -154,30 +156,52 @@ impl ImageSignals {
         self
     }
 
-    /// One fetcher (and object-store client per store) per function.
-    fn fetcher(&self) -> Result<Arc<Fetcher>> {
+    /// One fetcher (and object-store client per store) per function; none
+    /// without a catalog to resolve `uri`s in.
+    fn fetcher(&self) -> Result<Option<Arc<Fetcher>>> {
+        let Some(root) = &self.uri_root else {
+            return Ok(None);
+        };
         let built = self.fetcher.get_or_init(|| {
             let o = &self.images.options;
-            // Without a catalog a relative `uri` resolves nowhere: an empty
-            // folder of its own refuses every one.
-            let root = match &self.uri_root {
-                Some(r) => r.clone(),
-                None => std::env::temp_dir()
-                    .join("dajia-no-catalog")
-                    .to_string_lossy()
-                    .into_owned(),
-            };
-            if self.uri_root.is_none() {
-                let _ = std::fs::create_dir_all(&root);
-            }
-            Fetcher::new(&root, &o.uri_allow, o.max_bytes, o.fetch_concurrency)
+            Fetcher::new(root, &o.uri_allow, o.max_bytes, o.fetch_concurrency)
                 .map(Arc::new)
                 .map_err(|e| format!("{e:#}"))
         });
         match built {
-            Ok(f) => Ok(f.clone()),
+            Ok(f) => Ok(Some(f.clone())),
             Err(e) => exec_err!("image_signals: {e}"),
         }
+    }
+
+    /// Row i's bytes when not inline, or why there are none.
+    fn fetch(&self, content: &BinaryArray, uri: &StringArray) -> Result<Fetched> {
+        let (mut fetched, wanted) = Fetched::plan(content, uri);
+        if wanted.is_empty() {
+            return Ok(fetched);
+        }
+        let results = match self.fetcher()? {
+            Some(fetcher) => {
+                let task = fetch_runtime()?.spawn(async move { fetcher.fetch_all(wanted).await });
+                match futures::executor::block_on(task) {
+                    Ok(results) => results,
+                    Err(e) => return exec_err!("image_signals: fetching images: {e}"),
+                }
+            }
+            None => wanted
+                .into_iter()
+                .map(|(i, _)| {
+                    (
+                        i,
+                        Err(anyhow::anyhow!(
+                            "refused: this session has no catalog to resolve it in (start `dajia sql --catalog ...`)"
+                        )),
+                    )
+                })
+                .collect(),
+        };
+        fetched.settle(results, uri);
+        Ok(fetched)
     }
 
     /// The OCR engine the call's session asks for, if any.
@@ -274,27 +298,31 @@ impl ScalarUDFImpl for ImageSignals {
             .map(|i| (!listing.is_null(i)).then(|| listing.value(i)))
             .collect();
 
-        let (mut fetched, wanted) = Fetched::plan(&content, &uri);
-        if !wanted.is_empty() {
-            let fetcher = self.fetcher()?;
-            let task = fetch_runtime()?.spawn(async move { fetcher.fetch_all(wanted).await });
-            match futures::executor::block_on(task) {
-                Ok(results) => fetched.settle(results, &uri),
-                Err(e) => return exec_err!("image_signals: fetching images: {e}"),
-            }
-        }
         let ocr = self.ocr_engine(&args)?;
+        // At most `images.batch_rows` images decoded at once, whatever the
+        // batches the query hands over.
+        let chunk = self.images.options.batch_rows.max(1);
+        let mut outcomes = Vec::with_capacity(rows);
         let mut times = BatchTimes::default();
-        let outcomes = signals::read(
-            &self.images,
-            ocr.as_deref(),
-            &ids,
-            &lids,
-            &content,
-            &fetched,
-            &mut times,
-        )
-        .or_else(|e| exec_err!("image_signals: {e:#}"))?;
+        for start in (0..rows).step_by(chunk) {
+            let n = chunk.min(rows - start);
+            let content = content.slice(start, n);
+            let uri = uri.slice(start, n);
+            let ids = ids.slice(start, n);
+            let fetched = self.fetch(&content, &uri)?;
+            outcomes.extend(
+                signals::read(
+                    &self.images,
+                    ocr.as_deref(),
+                    &ids,
+                    &lids[start..start + n],
+                    &content,
+                    &fetched,
+                    &mut times,
+                )
+                .or_else(|e| exec_err!("image_signals: {e:#}"))?,
+            );
+        }
         let all_scalar = args.args.iter().all(is_scalar);
         scalar_or_array(Self::to_array(outcomes)?, all_scalar)
     }
