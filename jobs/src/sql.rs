@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::execution::context::SessionContext;
+use datafusion::execution::context::{SQLOptions, SessionContext};
 
 use crate::catalog::{local_path, Catalog};
 use crate::images::ImageRefs;
@@ -112,9 +112,36 @@ pub async fn run_statement(
             key.trim_start_matches("dajia.")
         );
     }
-    let df = ctx.sql(sql).await?;
-    let batches = df.collect().await?;
+    let state = ctx.state();
+    let writes = state.config().get_extension::<WritesAllowed>().is_some();
+    let plan = state.create_logical_plan(sql).await?;
+    // Read-only unless the user said otherwise: an ad-hoc query must not
+    // write files (COPY TO) or define tables over arbitrary paths.
+    SQLOptions::new()
+        .with_allow_ddl(writes)
+        .with_allow_dml(writes)
+        .verify_plan(&plan)
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "`dajia sql` is read-only ({}); start it with --allow-writes to run COPY, CREATE, INSERT or DROP",
+                e.strip_backtrace().trim_start_matches("Error during planning: ")
+            )
+        })?;
+    let batches = ctx.execute_logical_plan(plan).await?.collect().await?;
     print_batches(&batches, format, w)
+}
+
+/// Marks a session whose statements may write (`dajia sql --allow-writes`);
+/// without it `run_statement` refuses DDL, DML and COPY.
+#[derive(Debug)]
+pub struct WritesAllowed;
+
+/// Let `ctx`'s statements write (COPY TO, CREATE, INSERT, DROP).
+pub fn allow_writes(ctx: &SessionContext) {
+    ctx.state_ref()
+        .write()
+        .config_mut()
+        .set_extension(Arc::new(WritesAllowed));
 }
 
 /// The option a `SET` statement changes when it is one of those that only
@@ -321,6 +348,52 @@ mod tests {
         ] {
             assert_eq!(process_option_set(sql), None, "{sql}");
         }
+    }
+
+    #[tokio::test]
+    async fn writes_are_refused_unless_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx =
+            datafusion::prelude::SessionContext::new_with_config(crate::session::base_config());
+        let file = dir.path().join("out.csv");
+        let copy = format!("COPY (SELECT 1 AS x) TO '{}' STORED AS CSV", file.display());
+        let create = format!(
+            "CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '{}'",
+            file.display()
+        );
+        let mut out = Vec::new();
+        for sql in [&copy, &create, &"CREATE VIEW v AS SELECT 1".to_string()] {
+            let e = run_statement(&ctx, sql, Format::Csv, &mut out)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("read-only") && e.contains("--allow-writes"),
+                "{e}"
+            );
+        }
+        assert!(!file.exists(), "a refused COPY wrote a file");
+        assert!(!ctx.table_exist("v").unwrap());
+        // Queries, SET and SHOW still run.
+        run_statement(&ctx, "SELECT 1", Format::Csv, &mut out)
+            .await
+            .unwrap();
+        run_statement(
+            &ctx,
+            "SET dajia.images.max_pixels = 100",
+            Format::Csv,
+            &mut out,
+        )
+        .await
+        .unwrap();
+        allow_writes(&ctx);
+        run_statement(&ctx, &copy, Format::Csv, &mut out)
+            .await
+            .unwrap();
+        assert!(file.exists());
+        run_statement(&ctx, &create, Format::Csv, &mut out)
+            .await
+            .unwrap();
     }
 
     #[tokio::test]

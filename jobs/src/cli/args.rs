@@ -121,6 +121,10 @@ pub enum Cmd {
         /// Image indexes written by `dajia kb` for image_top_matches.
         #[arg(long, env = "DAJIA_IMAGE_KB")]
         image_kb: Option<String>,
+        /// Allow statements that write files or define tables (COPY TO,
+        /// CREATE, INSERT, DROP); without it the session is read-only.
+        #[arg(long)]
+        allow_writes: bool,
         #[command(flatten)]
         options: OptionFlags,
         #[command(flatten)]

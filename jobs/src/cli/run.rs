@@ -237,6 +237,7 @@ pub fn run(cli: Cli) -> Result<()> {
             file,
             format,
             image_kb,
+            allow_writes,
             options,
             cluster,
         } => {
@@ -251,6 +252,9 @@ pub fn run(cli: Cli) -> Result<()> {
                     image_kb.as_deref(),
                 )
                 .await?;
+                if allow_writes {
+                    sql::allow_writes(&ctx);
+                }
                 if let Some(c) = command {
                     sql::run_script(&ctx, &c, format).await
                 } else if let Some(f) = file {
