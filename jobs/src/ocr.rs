@@ -272,10 +272,9 @@ impl OcrEngines {
     /// The engine `config`'s mode asks for on this process: none when
     /// `off`, or `auto` without models here (as [`OcrConfig::load`]).
     pub fn for_mode(&self, config: &OcrConfig) -> Result<Option<Arc<Ocr>>> {
-        match config.mode {
-            OcrMode::Off => Ok(None),
-            OcrMode::Auto if !models_present(&self.models_dir) => Ok(None),
-            _ => self.get(config).map(Some),
+        match config.off_reason(&self.models_dir)? {
+            Some(_) => Ok(None),
+            None => self.get(config).map(Some),
         }
     }
 

@@ -304,25 +304,7 @@ fn executor_killed_mid_scan_is_retried_or_publishes_nothing() {
         .unwrap();
     // Kill the first executor that reports running a task of the job.
     let start = Instant::now();
-    let running = |i: usize| {
-        std::fs::read_to_string(dir.path().join(format!("executor-{i}.log")))
-            .map(|l| l.contains("Execute task"))
-            .unwrap_or(false)
-    };
-    while !(running(0) || running(1)) {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no task started"
-        );
-        assert!(
-            scan.try_wait().unwrap().is_none(),
-            "scan ended before any task ran"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let victim = if running(0) { 0 } else { 1 };
-    cluster.executors[victim].kill().unwrap();
-    cluster.executors[victim].wait().unwrap();
+    let victim = kill_an_executor_once_a_task_runs(dir.path(), &mut cluster, &mut scan);
     let killed_at = start.elapsed();
     let out = scan.wait_with_output().unwrap();
     let (stdout, stderr) = (
@@ -544,6 +526,34 @@ fn image_matching_on_executors_reads_the_indexes_the_client_names() {
     assert!(err.contains("--image-kb DIR"), "{err}");
 }
 
+/// Waits until one of the two executors logs a task it had not run when
+/// called (the scan `scan` just submitted its first job), kills it; which.
+fn kill_an_executor_once_a_task_runs(dir: &Path, cluster: &mut Cluster, scan: &mut Child) -> usize {
+    let tasks = |i: usize| {
+        std::fs::read_to_string(dir.join(format!("executor-{i}.log")))
+            .map(|l| l.matches("Execute task").count())
+            .unwrap_or(0)
+    };
+    let before = [tasks(0), tasks(1)];
+    let running = |i: usize| tasks(i) > before[i];
+    let start = Instant::now();
+    while !(running(0) || running(1)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no task started"
+        );
+        assert!(
+            scan.try_wait().unwrap().is_none(),
+            "scan ended before any task ran"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let victim = if running(0) { 0 } else { 1 };
+    cluster.executors[victim].kill().unwrap();
+    cluster.executors[victim].wait().unwrap();
+    victim
+}
+
 /// The scan's image summary from the run's manifest, without its times.
 fn image_counts(out: &Path) -> serde_json::Value {
     let runs = std::fs::read_dir(out.join("runs")).unwrap();
@@ -647,39 +657,13 @@ fn image_stage_on_executors_gives_the_in_process_rows() {
     let again = dir.path().join("again");
     let mut args = scan_args(&cat, &again, DATE);
     args.extend(["--ocr", ocr, "--cluster", &cluster.url].map(String::from));
-    let before: Vec<usize> = (0..2)
-        .map(|i| {
-            std::fs::read_to_string(dir.path().join(format!("executor-{i}.log")))
-                .map(|l| l.matches("Execute task").count())
-                .unwrap_or(0)
-        })
-        .collect();
     let mut scan = bin()
         .args(&args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    let running = |i: usize| {
-        std::fs::read_to_string(dir.path().join(format!("executor-{i}.log")))
-            .map(|l| l.matches("Execute task").count() > before[i])
-            .unwrap_or(false)
-    };
-    while !(running(0) || running(1)) {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no task started"
-        );
-        assert!(
-            scan.try_wait().unwrap().is_none(),
-            "scan ended before any task ran"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let victim = if running(0) { 0 } else { 1 };
-    cluster.executors[victim].kill().unwrap();
-    cluster.executors[victim].wait().unwrap();
+    let victim = kill_an_executor_once_a_task_runs(dir.path(), &mut cluster, &mut scan);
     let out = scan.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!(

@@ -488,6 +488,25 @@ mod tests {
         assert!(e.to_string().contains("not on the scheduler"), "{e}");
     }
 
+    /// Indexes of `opts`'s embedder holding one official photo, in memory.
+    fn one_official_photo(opts: &ImageOptions) -> ImageRefs {
+        let mut refs = ImageRefs::empty(opts).unwrap();
+        let img =
+            image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 3, y as u8 * 5, 90]));
+        let e = refs.refs.embedder.embed_rgb(&img).unwrap();
+        refs.refs.official.push(
+            crate::images::IndexEntry {
+                image_id: "b1".into(),
+                brand_id: Some(2),
+                listing_id: None,
+                source: "brand_images".into(),
+                print: None,
+            },
+            &e,
+        );
+        refs
+    }
+
     #[test]
     fn image_functions_carry_options_and_reference_indexes_travel_by_path() {
         let (_, physical) = codecs(NodeImageDefaults::default());
@@ -517,20 +536,7 @@ mod tests {
         // An empty index travels as options; a filled one by its path.
         let f = ScalarUDF::from(udf::ImageTopMatches::new(images));
         physical.try_encode_udf(&f, &mut Vec::new()).unwrap();
-        let mut filled = ImageRefs::empty(&opts).unwrap();
-        let img =
-            image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 3, y as u8 * 5, 90]));
-        let e = filled.refs.embedder.embed_rgb(&img).unwrap();
-        filled.refs.official.push(
-            crate::images::IndexEntry {
-                image_id: "b1".into(),
-                brand_id: Some(2),
-                listing_id: None,
-                source: "brand_images".into(),
-                print: None,
-            },
-            &e,
-        );
+        let mut filled = one_official_photo(&opts);
         // Built in this process, nowhere an executor can read: refused,
         // saying what to do.
         let encode = |refs: &ImageRefs| {
@@ -596,19 +602,7 @@ mod tests {
             device: DeviceChoice::Cpu,
             ..Default::default()
         };
-        let mut refs = ImageRefs::empty(&opts).unwrap();
-        let img = image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8, y as u8, 7]));
-        let e = refs.refs.embedder.embed_rgb(&img).unwrap();
-        refs.refs.official.push(
-            crate::images::IndexEntry {
-                image_id: "b1".into(),
-                brand_id: Some(2),
-                listing_id: None,
-                source: "brand_images".into(),
-                print: None,
-            },
-            &e,
-        );
+        let mut refs = one_official_photo(&opts);
         let ocr = Arc::new(udf::OcrState {
             engines: crate::ocr::OcrEngines::new("/client/models".into(), DeviceChoice::Cpu),
         });
