@@ -32,6 +32,49 @@ pub struct TableFiles {
     pub files: Vec<PathBuf>,
     pub rows: u64,
     pub corrupt: Vec<(PathBuf, String)>,
+    /// The table's schema over all its files ([`merged_schema`]).
+    pub schema: Option<SchemaRef>,
+}
+
+/// A table's schema over all its (valid) files, not the first one's: every
+/// contract column that any file has, with the contract's type (files with
+/// another accepted type, e.g. `Utf8View`, are cast) and nullable, so a file
+/// without it reads nulls for its own rows only; then the columns outside
+/// the contract, as found, when every file that has one agrees on its type
+/// (one that does not is left out, with a warning: nothing reads it).
+pub fn merged_schema(def: &dajia_schemas::TableDef, schemas: &[SchemaRef]) -> SchemaRef {
+    use datafusion::arrow::datatypes::{Field, Schema};
+    let contract = def.schema();
+    let mut fields: Vec<Field> = contract
+        .fields()
+        .iter()
+        .filter(|c| schemas.iter().any(|s| s.field_with_name(c.name()).is_ok()))
+        .map(|c| c.as_ref().clone().with_nullable(true))
+        .collect();
+    let mut extra: Vec<(Field, bool)> = Vec::new();
+    for s in schemas {
+        for f in s.fields() {
+            if contract.field_with_name(f.name()).is_ok() {
+                continue;
+            }
+            match extra.iter_mut().find(|(e, _)| e.name() == f.name()) {
+                None => extra.push((f.as_ref().clone().with_nullable(true), true)),
+                Some((e, agree)) => *agree &= e.data_type() == f.data_type(),
+            }
+        }
+    }
+    for (f, agree) in extra {
+        if agree {
+            fields.push(f);
+        } else {
+            tracing::warn!(
+                "table `{}`: column `{}` (outside the contract) has different types in different files; left out",
+                def.name,
+                f.name()
+            );
+        }
+    }
+    Arc::new(Schema::new(fields))
 }
 
 #[derive(Debug, Clone)]
@@ -186,7 +229,9 @@ impl Catalog {
                 files: vec![],
                 rows: 0,
                 corrupt: vec![],
+                schema: None,
             };
+            let mut schemas = Vec::new();
             for o in objects {
                 let file = PathBuf::from(format!(
                     "{}/{}",
@@ -209,10 +254,12 @@ impl Catalog {
                             bail!("{first}");
                         }
                         t.rows += b.metadata().file_metadata().num_rows() as u64;
+                        schemas.push(b.schema().clone());
                         t.files.push(file);
                     }
                 }
             }
+            t.schema = Some(merged_schema(&def, &schemas));
             tables.push(t);
         }
         if !any {
@@ -243,7 +290,9 @@ impl Catalog {
                 files: vec![],
                 rows: 0,
                 corrupt: vec![],
+                schema: None,
             };
+            let mut schemas = Vec::new();
             for file in parquet_files(&dir)? {
                 match footer(&file) {
                     Err(reason) => t.corrupt.push((file, reason)),
@@ -262,10 +311,12 @@ impl Catalog {
                             bail!("{first}{more}");
                         }
                         t.rows += rows;
+                        schemas.push(schema);
                         t.files.push(file);
                     }
                 }
             }
+            t.schema = Some(merged_schema(&def, &schemas));
             tables.push(t);
         }
         Ok(Catalog { root, tables })
@@ -295,14 +346,26 @@ impl Catalog {
     pub async fn register(&self, ctx: &SessionContext) -> Result<()> {
         crate::store::register(ctx, &self.root.to_string_lossy())?;
         for t in self.tables.iter().filter(|t| !t.files.is_empty()) {
-            register_files(ctx, &t.name, &t.files).await?;
+            register_files_as(ctx, &t.name, &t.files, t.schema.clone()).await?;
         }
         Ok(())
     }
 }
 
-/// Register an explicit list of Parquet files as one table.
+/// Register an explicit list of Parquet files, all written alike (by dajia),
+/// as one table; its schema is read from the first.
 pub async fn register_files(ctx: &SessionContext, name: &str, files: &[PathBuf]) -> Result<()> {
+    register_files_as(ctx, name, files, None).await
+}
+
+/// Register Parquet files as one table with `schema` (the catalog's merged
+/// schema; files lacking a column read it as null), or the first file's.
+pub async fn register_files_as(
+    ctx: &SessionContext,
+    name: &str,
+    files: &[PathBuf],
+    schema: Option<SchemaRef>,
+) -> Result<()> {
     let urls = files
         .iter()
         .map(|f| {
@@ -317,10 +380,11 @@ pub async fn register_files(ctx: &SessionContext, name: &str, files: &[PathBuf])
     let state = ctx.state();
     let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
     let opts = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
-    let config = ListingTableConfig::new_with_multi_paths(urls)
-        .with_listing_options(opts)
-        .infer_schema(&state)
-        .await?;
+    let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(opts);
+    let config = match schema {
+        Some(s) => config.with_schema(s),
+        None => config.infer_schema(&state).await?,
+    };
     ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
     Ok(())
 }

@@ -52,8 +52,9 @@ pub fn options(ctx: &SessionContext) -> DajiaOptions {
 /// Functions that need the brand knowledge base are registered when one is
 /// given.
 pub fn new_session(options: &DajiaOptions, kb: Option<Arc<KnowledgeBase>>) -> SessionContext {
-    // Files can be queried by path, as in datafusion-cli: SELECT * FROM 'x.parquet'.
-    let ctx = SessionContext::new_with_config(base_config()).enable_url_table();
+    // Files by path (SELECT * FROM 'x.parquet') only in `dajia sql`, under
+    // its folders: see `crate::file_tables`.
+    let ctx = SessionContext::new_with_config(base_config());
     set_options(&ctx, options);
     register_functions(&ctx, kb);
     ctx

@@ -24,20 +24,42 @@ pub enum Format {
 /// A session with the catalog's tables, the output tables and every
 /// function, with the default options.
 pub async fn session_for(catalog: Option<&str>, out: Option<&str>) -> Result<SessionContext> {
-    session_with_options(&Default::default(), &Default::default(), catalog, out, None).await
+    session_with_options(
+        &Default::default(),
+        &Default::default(),
+        catalog,
+        out,
+        None,
+        &[],
+    )
+    .await
 }
 
 /// A session carrying `options` (`SET` changes them), whose image functions
 /// use the indexes in `image_kb` (else the catalog's `brand_images` and
-/// counterfeit test purchases).
+/// counterfeit test purchases). Files are readable by path under the
+/// catalog, the output and `read_under`, nowhere else.
 pub async fn session_with_options(
     target: &crate::cluster::Target,
     options: &crate::options::DajiaOptions,
     catalog: Option<&str>,
     out: Option<&str>,
     image_kb: Option<&str>,
+    read_under: &[String],
 ) -> Result<SessionContext> {
     let ctx = crate::cluster::session(target, options, None).await?;
+    let roots: Vec<String> = catalog
+        .into_iter()
+        .chain(out)
+        .map(String::from)
+        .chain(read_under.iter().cloned())
+        .collect();
+    // (A cluster client reads no files by path.)
+    let ctx = if target.is_cluster() {
+        ctx
+    } else {
+        crate::file_tables::enable(ctx, &roots)
+    };
     let images = &options.images;
     if let Some(c) = catalog {
         let cat = Catalog::open_any(c, None).await?;

@@ -284,3 +284,55 @@ fn catalog_without_required_table_names_it() {
     assert!(!ok);
     assert!(err.contains("no readable `brands` table"), "{err}");
 }
+
+/// `batch` with `name` (Utf8) appended.
+fn with_column(batch: &RecordBatch, name: &str, values: Vec<Option<&str>>) -> RecordBatch {
+    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new(name, DataType::Utf8, true));
+    let mut cols = batch.columns().to_vec();
+    cols.push(Arc::new(StringArray::from(values)));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap()
+}
+
+/// Files of one table need not have the same columns: the table has every
+/// contract column any file has (null for the rows of files without it),
+/// not just the first file's; a column outside the contract whose type
+/// differs between files is left out instead of failing the night.
+#[test]
+fn a_column_missing_from_the_first_file_is_kept_for_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = listings(1, good(3), Some(300)); // no description
+    let second = with_column(
+        &listings(10, good(2), Some(300)),
+        "description",
+        vec![Some("工厂直销 原单 尾单"), None],
+    );
+    // extra_column is Float64 in the first file, Utf8 here.
+    let mut cols = second.columns().to_vec();
+    let mut fields: Vec<Field> = second.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields[5] = Field::new("extra_column", DataType::Utf8, true);
+    cols[5] = Arc::new(StringArray::from(vec![Some("x"), Some("y")]));
+    let second = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap();
+    let cat = catalog_with(
+        dir.path(),
+        &[("part-0.parquet", first), ("part-1.parquet", second)],
+    );
+    let (ok, stdout, stderr) = run(&[
+        "sql",
+        "--catalog",
+        cat.to_str().unwrap(),
+        "--format",
+        "csv",
+        "-c",
+        "SELECT listing_id, description FROM listings WHERE listing_id IN (1, 10, 11) ORDER BY 1",
+    ]);
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        vec!["listing_id,description", "1,", "10,工厂直销 原单 尾单", "11,"]
+    );
+    let out = dir.path().join("out");
+    let (ok, stdout, err) = scan(&cat, &out);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("5 listings scored"), "{stdout}");
+}

@@ -683,3 +683,44 @@ fn image_stage_on_executors_gives_the_in_process_rows() {
         assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     }
 }
+
+/// Issue 19, item 7 on a cluster: a scan killed between its two commits and
+/// one killed after both (before its manifest says `succeeded`) are
+/// invisible to readers, and the rerun rolls them back and publishes a clean
+/// run's rows.
+#[test]
+fn a_cluster_scan_killed_around_its_commits_is_invisible_and_rolled_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cat, out, local) = (
+        dir.path().join("catalog"),
+        dir.path().join("out"),
+        dir.path().join("local"),
+    );
+    gen(&cat, 2_000, 31);
+    let cluster = Cluster::start(1, dir.path());
+    let mut args = scan_args(&cat, &out, DATE);
+    args.extend(["--ocr", "off", "--cluster", &cluster.url].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, _, err) = run(&args);
+    assert!(ok, "{err}");
+    let before = (scores_csv(&out), rejects_csv(&out));
+    std::fs::remove_dir_all(&cat).unwrap();
+    gen(&cat, 2_500, 32);
+    for stage in ["between_commits", "after_commits"] {
+        let o = bin()
+            .args(&args)
+            .env("DAJIA_FAILPOINT_ABORT_AT", stage)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains("aborting"), "{stage}: {err}");
+        assert_eq!((scores_csv(&out), rejects_csv(&out)), before, "{stage}");
+    }
+    let (ok, _, err) = run(&args);
+    assert!(ok, "{err}");
+    let (ok, _, err) = scan_with(&cat, &local, &["--ocr", "off"]);
+    assert!(ok, "{err}");
+    assert_eq!(scores_csv(&out), scores_csv(&local));
+    assert_eq!(rejects_csv(&out), rejects_csv(&local));
+    assert_eq!(scores_csv(&out).lines().count(), 2_501);
+}

@@ -221,7 +221,7 @@ fn labelled_with_reason(out: &Path, cat: &Path, condition: &str, code: &str) -> 
          WHERE g.{condition} AND s.r['code'] LIKE '{code}'",
         cat.display()
     );
-    sql_csv(out, &sql)
+    sql_csv_reading(out, cat, &sql)
         .lines()
         .nth(1)
         .unwrap()
@@ -444,8 +444,9 @@ fn image_options_come_from_config_and_flags_and_bad_values_are_one_line_errors()
     std::fs::write(&cfg, "[images]\nmax_pixels = 1000\n").unwrap();
     let (ok, stdout, err) = scan_with(&["--image-kb", kb.to_str().unwrap()]);
     assert!(ok, "{err}");
-    let images: usize = sql_csv(
+    let images: usize = sql_csv_reading(
         &out,
+        &cat,
         &format!("SELECT count(*) FROM '{}/images'", cat.display()),
     )
     .lines()

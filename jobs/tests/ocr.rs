@@ -235,8 +235,9 @@ fn scan_flags_text_drawn_over_photos_and_sql_reads_it() {
          WHERE r['detail'] LIKE 'ocr:%' ORDER BY listing_id",
     );
     let flagged: Vec<&str> = flagged.lines().skip(1).collect();
-    let labels = common::sql_csv(
+    let labels = common::sql_csv_reading(
         &out,
+        &cat,
         &format!(
             "SELECT listing_id FROM '{}/ground_truth/' WHERE image_technique IN ('text_overlay', 'text_in_image_only') ORDER BY listing_id",
             cat.display()

@@ -125,10 +125,27 @@ pub enum Cmd {
         /// CREATE, INSERT, DROP); without it the session is read-only.
         #[arg(long)]
         allow_writes: bool,
+        /// Also allow reading files by path (`SELECT * FROM 'DIR/x.parquet'`)
+        /// under DIR; without it, only under --catalog and --out. Repeatable.
+        #[arg(long = "read-files-under", value_name = "DIR")]
+        read_files_under: Vec<String>,
         #[command(flatten)]
         options: OptionFlags,
         #[command(flatten)]
         cluster: ClusterArg,
+    },
+    /// Delete output files no reader needs: replaced partitions' files out
+    /// of the tables for longer than --retain, and files of killed runs.
+    Vacuum {
+        #[arg(long, env = "DAJIA_OUT")]
+        out: String,
+        /// How long a replaced file is kept for readers of older versions
+        /// (e.g. 7d, 36h, 90m).
+        #[arg(long, default_value = "7d", value_parser = parse_retention)]
+        retain: chrono::Duration,
+        /// List what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// A Ballista scheduler carrying dajia's functions (cluster mode).
     Scheduler {
@@ -291,4 +308,8 @@ pub enum BenchCmd {
         #[command(flatten)]
         options: OptionFlags,
     },
+}
+
+fn parse_retention(s: &str) -> Result<chrono::Duration, String> {
+    crate::vacuum::parse_retention(s).map_err(|e| format!("{e:#}"))
 }

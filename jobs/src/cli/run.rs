@@ -238,6 +238,7 @@ pub fn run(cli: Cli) -> Result<()> {
             format,
             image_kb,
             allow_writes,
+            read_files_under,
             options,
             cluster,
         } => {
@@ -250,6 +251,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     catalog.as_deref(),
                     out.as_deref(),
                     image_kb.as_deref(),
+                    &read_files_under,
                 )
                 .await?;
                 if allow_writes {
@@ -265,6 +267,17 @@ pub fn run(cli: Cli) -> Result<()> {
                     sql::repl(&ctx, format).await
                 }
             })?;
+        }
+        Cmd::Vacuum {
+            out,
+            retain,
+            dry_run,
+        } => {
+            let dir = crate::catalog::local_path(&out)?;
+            for v in rt.block_on(crate::vacuum::run(&dir, retain, dry_run))? {
+                let verb = if dry_run { "would delete" } else { "deleted" };
+                say(format_args!("{}: {verb} {} files", v.table, v.files.len()));
+            }
         }
         Cmd::Scheduler {
             bind,

@@ -49,6 +49,9 @@ pub struct NodeImageDefaults {
     /// functions are rebuilt without loading a model (their output types
     /// need only the embedder's kind), so the scheduler needs no models.
     pub plans_only: bool,
+    /// The most a plan may ask of this node (image size, bytes, batch,
+    /// fetches at once): plan values above are lowered to these.
+    pub ceilings: ImageOptions,
 }
 
 impl Default for NodeImageDefaults {
@@ -57,6 +60,7 @@ impl Default for NodeImageDefaults {
             models_dir: crate::images::default_models_dir(),
             device: DeviceChoice::Cpu,
             plans_only: false,
+            ceilings: ImageOptions::default(),
         }
     }
 }
@@ -216,7 +220,8 @@ impl Functions {
                         models_dir: self.node.models_dir.clone(),
                         device: self.node.device,
                         ..options
-                    };
+                    }
+                    .clamped_to(&self.node.ceilings);
                     let built = match &references {
                         // The scheduler only plans: output types need no index.
                         _ if self.node.plans_only => {
@@ -529,6 +534,25 @@ mod tests {
         // is the receiving node's.
         assert_eq!(d.images.options.verify_threshold, 0.5);
         assert_eq!(d.images.limits().max_pixels, 1234);
+        // ... but never above the node's own limits.
+        let greedy = ImageOptions {
+            max_pixels: u64::MAX,
+            max_bytes: usize::MAX,
+            batch_rows: 1 << 30,
+            ..opts.clone()
+        };
+        let f = ScalarUDF::from(udf::EmbedImage::new(Arc::new(
+            ImageRefs::empty(&greedy).unwrap(),
+        )));
+        let mut buf = Vec::new();
+        physical.try_encode_udf(&f, &mut buf).unwrap();
+        let g = physical.try_decode_udf("embed_image", &buf).unwrap();
+        let d = g.inner().downcast_ref::<udf::EmbedImage>().unwrap();
+        let node = ImageOptions::default();
+        assert_eq!(
+            (d.images.limits(), d.images.options.batch_rows),
+            (node.limits(), node.batch_rows)
+        );
         assert_eq!(
             d.images.options.models_dir,
             NodeImageDefaults::default().models_dir

@@ -171,6 +171,7 @@ pub async fn run_executor(opts: &ExecutorOptions) -> Result<()> {
         models_dir: opts.models_dir.clone(),
         device: opts.device,
         plans_only: false,
+        ceilings: Default::default(),
     };
     // Fail now, not at the first task, when the device asked for is absent.
     if opts.device != DeviceChoice::Cpu {

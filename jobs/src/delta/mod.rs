@@ -6,6 +6,7 @@
 //! `publish`.
 
 pub mod publish;
+pub mod published;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,14 +33,22 @@ pub async fn open(dir: &Path) -> Result<DeltaTable> {
         .with_context(|| format!("opening Delta table {}", dir.display()))
 }
 
+/// Commit metadata naming the run that made a commit (`dajia.run_id`, in
+/// the table's history next to the operation).
+pub fn commit_properties(run_id: &str) -> deltalake::kernel::transaction::CommitProperties {
+    deltalake::kernel::transaction::CommitProperties::default()
+        .with_metadata([("dajia.run_id".to_string(), serde_json::json!(run_id))])
+}
+
 /// Replace partition `dt` of the table at `dir` with the rows of `plan`, in
-/// one commit. Returns the new table version. `session` runs the plan (its
-/// object stores serve the plan's inputs, e.g. an `s3://` catalog); without
-/// one delta-rs uses its own.
+/// one commit naming `run_id`. Returns the new table version. `session`
+/// runs the plan (its object stores serve the plan's inputs, e.g. an
+/// `s3://` catalog); without one delta-rs uses its own.
 pub async fn replace_partition(
     dir: &Path,
     plan: LogicalPlan,
     dt: &str,
+    run_id: &str,
     session: Option<&SessionContext>,
 ) -> Result<i64> {
     let table = open(dir).await?;
@@ -52,7 +61,11 @@ pub async fn replace_partition(
         // delta-rs hands the Parquet writer 1024 rows at a time by default;
         // whole DataFusion batches are cheaper to encode.
         .with_write_batch_size(8192)
-        .with_writer_properties(writer_properties());
+        .with_writer_properties(writer_properties())
+        .with_commit_properties(commit_properties(run_id))
+        // Tables written before a column was added to the contract (e.g.
+        // `run_id`) take it on; their older partitions read it as null.
+        .with_schema_mode(deltalake::operations::write::SchemaMode::Merge);
     if exists {
         write = write.with_replace_where(col("dt").eq(lit(dt.to_string())));
     }
@@ -97,12 +110,13 @@ fn writer_properties() -> parquet::file::properties::WriterProperties {
     b.build()
 }
 
-/// Register the Delta table at `dir` as `name` in `ctx` (committed data only).
+/// Register the Delta table at `dir` as `name` in `ctx`, at its published
+/// version (see [`published`]).
 pub async fn register(ctx: &SessionContext, name: &str, dir: &Path) -> Result<bool> {
     if !dir.join("_delta_log").is_dir() {
         return Ok(false);
     }
-    let table = open(dir).await?;
+    let table = published::open(dir).await?;
     table.update_datafusion_session(&ctx.state())?;
     let provider = table.table_provider().await?;
     ctx.register_table(name, provider)?;
@@ -117,8 +131,8 @@ pub fn output_dir(out: &Path, table: &str) -> PathBuf {
 /// Register the committed files of the Delta table at `dir` as `name`, for
 /// sessions whose tables must be file-backed (a cluster's: Delta's own table
 /// provider does not travel in a distributed plan). One Parquet table per
-/// `dt` partition, of exactly the files the latest version references, in a
-/// view that adds `dt` back as a column.
+/// `dt` partition, of exactly the files the published version references
+/// (see [`published`]), in a view that adds `dt` back as a column.
 pub async fn register_committed_files(
     ctx: &SessionContext,
     name: &str,
@@ -127,7 +141,7 @@ pub async fn register_committed_files(
     if !dir.join("_delta_log").is_dir() {
         return Ok(false);
     }
-    let table = open(dir).await?;
+    let table = published::open(dir).await?;
     let mut by_dt: std::collections::BTreeMap<String, Vec<PathBuf>> = Default::default();
     for f in table.snapshot()?.log_data() {
         let dt = f

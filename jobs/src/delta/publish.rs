@@ -15,7 +15,7 @@ use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Int64Type, Schema};
 use datafusion::dataframe::DataFrame;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TableReference};
+use deltalake::kernel::transaction::{CommitBuilder, TableReference};
 use deltalake::kernel::{Action, Add, StructType};
 use deltalake::logstore::object_store::ObjectStoreExt;
 use deltalake::logstore::parquet_reader::ParquetObjectReader;
@@ -45,16 +45,28 @@ pub struct Published {
     pub rows: u64,
 }
 
-/// Write `df` (whose last column is `dt`) on the cluster into `staging`, then
-/// replace partition `dt` of the Delta table at `table_dir` with those parts
-/// in one commit.
+/// What must hold of the written parts before they are published.
+#[derive(Debug, Clone, Default)]
+pub struct Expect {
+    /// Exactly this many rows (e.g. the valid listings).
+    pub rows: Option<u64>,
+    /// No value of this column twice (e.g. `listing_id`).
+    pub unique: Option<&'static str>,
+}
+
+/// Write `df` (whose last column is `dt`) on the cluster into `staging`, check
+/// the parts meet `expect`, then replace partition `dt` of the Delta table at
+/// `table_dir` with those parts in one commit naming `run_id`.
 pub async fn replace_partition(
     df: DataFrame,
     table_dir: &Path,
     staging: &Path,
     dt: &str,
+    run_id: &str,
+    expect: Expect,
 ) -> Result<Published> {
     let schema: Schema = df.schema().as_arrow().clone();
+    let ctx = datafusion::prelude::SessionContext::new_with_state(df.clone().into_parts().0);
     if staging.exists() {
         std::fs::remove_dir_all(staging)?;
     }
@@ -68,6 +80,7 @@ pub async fn replace_partition(
     let rows = written.iter().map(|(_, n)| n).sum();
     let mut parts: Vec<PathBuf> = written.into_iter().map(|(p, _)| p).collect();
     parts.sort();
+    check(&ctx, &parts, rows, &expect).await?;
     let scored =
         schema.field_with_name("action").is_ok() && schema.field_with_name("reasons").is_ok();
     let tally = if scored {
@@ -76,37 +89,119 @@ pub async fn replace_partition(
         None
     };
 
+    let version = publish_parts(table_dir, &schema, dt, &parts, run_id).await?;
+    Ok(Published {
+        version,
+        tally,
+        files: parts.len(),
+        rows,
+    })
+}
+
+/// Move `parts` (Parquet files without a `dt` column) into the table at
+/// `table_dir` and replace partition `dt` with them in one commit naming
+/// `run_id`. Returns the version.
+async fn publish_parts(
+    table_dir: &Path,
+    schema: &Schema,
+    dt: &str,
+    parts: &[PathBuf],
+    run_id: &str,
+) -> Result<i64> {
     // Unique names per run: a retried commit never overwrites a file that
     // an earlier version of the table references.
-    let run = staging_abs
-        .parent()
-        .and_then(|p| p.file_name())
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "run".into());
     std::fs::create_dir_all(table_dir.join(format!("dt={dt}")))?;
     let mut rels = Vec::new();
     for (k, part) in parts.iter().enumerate() {
-        let rel = format!("dt={dt}/part-{k:05}-{run}.parquet");
+        let rel = format!("dt={dt}/part-{k:05}-{run_id}.parquet");
         std::fs::rename(part, table_dir.join(&rel))
             .with_context(|| format!("moving {} into the table", part.display()))?;
         rels.push(rel);
     }
-    match commit_replace_partition(table_dir, &schema, dt, &rels).await {
-        Ok(version) => Ok(Published {
-            version,
-            tally,
-            files: rels.len(),
-            rows,
-        }),
-        Err(e) => {
-            // Unreferenced either way; do not leave them for readers that
-            // list folders instead of reading the log.
-            for rel in &rels {
-                let _ = std::fs::remove_file(table_dir.join(rel));
+    match commit_replace_partition(table_dir, schema, dt, &rels, run_id).await {
+        Ok(version) => Ok(version),
+        // The commit may be durable though a step after it failed (e.g.
+        // delta-rs's checkpoint at every 100th version): its files are then
+        // the table's, and deleting them would break every reader.
+        Err(e) => match referencing_version(table_dir, &rels).await {
+            Ok(Some(version)) => {
+                tracing::warn!(
+                    "{}: version {version} is committed, but a step after the commit failed: {e:#}",
+                    table_dir.display()
+                );
+                Ok(version)
             }
-            Err(e)
-        }
+            Ok(None) => {
+                // Unreferenced: do not leave them for readers that list
+                // folders instead of reading the log.
+                for rel in &rels {
+                    let _ = std::fs::remove_file(table_dir.join(rel));
+                }
+                Err(e)
+            }
+            // Cannot tell: keep them (an orphan costs space, `dajia vacuum`
+            // removes it; a deleted referenced file loses data).
+            Err(why) => Err(e.context(format!(
+                "the commit failed and whether it is durable could not be read ({why:#}); its files are kept"
+            ))),
+        },
     }
+}
+
+/// The latest version of the table when it references the first of `rels`
+/// (all of a commit's files are in it or none are).
+async fn referencing_version(table_dir: &Path, rels: &[String]) -> Result<Option<i64>> {
+    let Some(first) = rels.first() else {
+        return Ok(None);
+    };
+    let table = crate::delta::open(table_dir).await?;
+    let Some(version) = table.version() else {
+        return Ok(None);
+    };
+    let found = table
+        .snapshot()?
+        .log_data()
+        .into_iter()
+        .any(|f| f.path().as_ref() == first.as_str());
+    Ok(found.then_some(version as i64))
+}
+
+/// Fail, publishing nothing, unless the written parts hold the expected
+/// rows: a retried task that wrote twice, or a join that multiplied rows,
+/// stops here. The uniqueness check runs on the cluster (over the parts,
+/// which every node can read).
+async fn check(
+    ctx: &datafusion::prelude::SessionContext,
+    parts: &[PathBuf],
+    rows: u64,
+    expect: &Expect,
+) -> Result<()> {
+    if let Some(want) = expect.rows {
+        anyhow::ensure!(
+            rows == want,
+            "the cluster wrote {rows} rows where {want} were expected; publishing nothing"
+        );
+    }
+    let (Some(col), false) = (expect.unique, parts.is_empty()) else {
+        return Ok(());
+    };
+    let name = "dajia_written_parts";
+    crate::catalog::register_files(ctx, name, parts).await?;
+    let b = ctx
+        .sql(&format!("SELECT count({col}) - count(DISTINCT {col}) FROM {name}"))
+        .await?
+        .collect()
+        .await;
+    ctx.deregister_table(name)?;
+    let dups = b?
+        .first()
+        .map(|b| b.column(0).as_primitive::<Int64Type>().value(0))
+        .unwrap_or(0);
+    anyhow::ensure!(
+        dups == 0,
+        "{dups} rows repeat a `{col}` already written; publishing nothing"
+    );
+    Ok(())
 }
 
 /// Counts by action and by reason code of the rows in `parts`.
@@ -154,6 +249,7 @@ async fn commit_replace_partition(
     schema: &Schema,
     dt: &str,
     rels: &[String],
+    run_id: &str,
 ) -> Result<i64> {
     let table = crate::delta::open(table_dir).await?;
     let store = table.object_store();
@@ -172,6 +268,7 @@ async fn commit_replace_partition(
             .with_partition_columns(["dt"])
             .with_save_mode(SaveMode::ErrorIfExists)
             .with_actions(adds)
+            .with_commit_properties(crate::delta::commit_properties(run_id))
             .await
             .with_context(|| format!("creating Delta table {}", table_dir.display()))?;
         return Ok(table.version().unwrap_or(0) as i64);
@@ -189,7 +286,17 @@ async fn commit_replace_partition(
         partition_by: Some(vec!["dt".to_string()]),
         predicate: Some(format!("dt = '{dt}'")),
     };
-    let commit = CommitBuilder::from(CommitProperties::default())
+    let have = table.snapshot()?.schema();
+    for f in schema.fields() {
+        anyhow::ensure!(
+            have.field(f.name()).is_some() || f.name() == "dt",
+            "Delta table {} has no column `{}` (written by an earlier dajia); \
+             scan once in one process (which adds it), then again on the cluster",
+            table_dir.display(),
+            f.name()
+        );
+    }
+    let commit = CommitBuilder::from(crate::delta::commit_properties(run_id))
         .with_actions(actions)
         .build(Some(snapshot as &dyn TableReference), table.log_store(), op)
         .await
@@ -322,4 +429,63 @@ fn stats_json(pq: &ParquetMetaData) -> Value {
         "maxValues": maxs,
         "nullCount": nulls,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::Field;
+
+    fn part(dir: &Path, name: &str, ids: Vec<i64>) -> (Schema, PathBuf) {
+        let schema = Schema::new(vec![Field::new("listing_id", DataType::Int64, false)]);
+        let b = RecordBatch::try_new(
+            Arc::new(schema.clone()),
+            vec![Arc::new(Int64Array::from(ids))],
+        )
+        .unwrap();
+        let p = dir.join(name);
+        crate::gen::write_parquet(&p, &b).unwrap();
+        let with_dt = Schema::new(vec![
+            schema.field(0).clone(),
+            Field::new("dt", DataType::Utf8, false),
+        ]);
+        (with_dt, p)
+    }
+
+    /// delta-rs checkpoints after some commits; when that fails the commit
+    /// is still durable, and its files must stay.
+    #[tokio::test]
+    async fn files_of_a_durable_commit_stay_when_a_step_after_it_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = dir.path().join("t");
+        let (schema, p) = part(dir.path(), "a.parquet", vec![1, 2]);
+        assert_eq!(publish_parts(&table, &schema, "d", &[p], "run-a").await.unwrap(), 0);
+        crate::delta::open(&table)
+            .await
+            .unwrap()
+            .set_tbl_properties()
+            .with_properties(HashMap::from([(
+                "delta.checkpointInterval".to_string(),
+                "1".to_string(),
+            )]))
+            .await
+            .unwrap();
+        // Version 2's checkpoint cannot be written: a folder is in its way.
+        let blocker = table.join("_delta_log/00000000000000000002.checkpoint.parquet");
+        std::fs::create_dir_all(blocker.join("x")).unwrap();
+        let (_, p) = part(dir.path(), "b.parquet", vec![3]);
+        let v = publish_parts(&table, &schema, "d", &[p], "run-b").await.unwrap();
+        assert_eq!(v, 2);
+        let t = crate::delta::open(&table).await.unwrap();
+        let files: Vec<String> = t
+            .snapshot()
+            .unwrap()
+            .log_data()
+            .into_iter()
+            .map(|f| f.path().to_string())
+            .collect();
+        assert_eq!(files, vec!["dt=d/part-00000-run-b.parquet"]);
+        assert!(table.join(&files[0]).exists(), "the committed file is kept");
+    }
 }

@@ -142,6 +142,29 @@ impl Default for ImageOptions {
 }
 
 impl ImageOptions {
+    /// These options with every resource limit at most `ceiling`'s: what an
+    /// executor runs with, whatever a plan asked for (a client cannot make
+    /// it decode `max_pixels = u64::MAX` images or hold more of them).
+    pub fn clamped_to(mut self, ceiling: &ImageOptions) -> ImageOptions {
+        let clamp = |name: &str, v: &mut u64, max: u64| {
+            if *v > max {
+                tracing::warn!("images.{name}={v} from the plan is over this node's {max}; using {max}");
+                *v = max;
+            }
+        };
+        clamp("max_pixels", &mut self.max_pixels, ceiling.max_pixels);
+        let mut n = self.max_bytes as u64;
+        clamp("max_bytes", &mut n, ceiling.max_bytes as u64);
+        self.max_bytes = n as usize;
+        let mut n = self.batch_rows as u64;
+        clamp("batch_rows", &mut n, ceiling.batch_rows as u64);
+        self.batch_rows = n as usize;
+        let mut n = self.fetch_concurrency as u64;
+        clamp("fetch_concurrency", &mut n, ceiling.fetch_concurrency as u64);
+        self.fetch_concurrency = n as usize;
+        self
+    }
+
     pub fn limits(&self) -> DecodeLimits {
         DecodeLimits {
             max_pixels: self.max_pixels,

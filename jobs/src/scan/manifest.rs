@@ -1,5 +1,8 @@
-//! The run manifest: one JSON file per run in `runs/`, written last, for
-//! success and failure alike.
+//! The run manifest: one JSON file per run in `runs/`, written when the run
+//! starts (`running`), after each commit, and at its end (`succeeded` or
+//! `failed`), each time durably (fsynced, then renamed into place). A run
+//! killed midway leaves `running`. Readers see the output tables at the
+//! versions of the last `succeeded` manifest (`delta::published`).
 
 use std::path::Path;
 use std::time::Duration;
@@ -31,6 +34,13 @@ pub struct Manifest {
     pub options: std::collections::BTreeMap<String, String>,
     pub inputs: Vec<serde_json::Value>,
     pub stages_seconds: Vec<(String, f64)>,
+    /// The table versions this run committed (`risk_scores`, `rejects`):
+    /// what readers open once the run has succeeded. Every row of both
+    /// carries this run's `run_id`, and each commit names it too.
+    pub commits: std::collections::BTreeMap<String, i64>,
+    /// Identity values shared by more than `scan.max_sellers_per_identity`
+    /// sellers, left out of the seller links (the most shared first).
+    pub hot_identity_values: Vec<super::links::HotValue>,
     pub summary: Option<ScanSummary>,
 }
 
@@ -64,6 +74,8 @@ impl Manifest {
                 .collect(),
             inputs: vec![],
             stages_seconds: vec![],
+            commits: Default::default(),
+            hot_identity_values: vec![],
             summary: None,
         }
     }
@@ -87,12 +99,21 @@ impl Manifest {
         self.error = Some(format!("{e:#}"));
         self.finished_at = Some(chrono::Utc::now().to_rfc3339());
     }
+    pub fn committed(&mut self, table: &str, version: i64) {
+        self.commits.insert(table.into(), version);
+    }
+    /// Write (or replace) this run's manifest in `dir`, durably: the bytes
+    /// are synced before the rename, and the folder after it.
     pub fn write(&self, dir: &Path) -> Result<()> {
+        use std::io::Write;
         std::fs::create_dir_all(dir)?;
         let path = dir.join(format!("{}.json", self.run_id));
         let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&serde_json::to_vec_pretty(self)?)?;
+        f.sync_all()?;
         std::fs::rename(tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()?;
         Ok(())
     }
 }

@@ -2,6 +2,7 @@
 //! listing on DataFusion, and publishes `risk_scores` and `rejects` (Delta
 //! Lake, partition `dt`) and a run manifest in `runs/`.
 
+mod failpoint;
 mod image_stage;
 mod image_stage_cluster;
 mod links;
@@ -22,7 +23,7 @@ use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::execution::context::SessionContext;
 
-use crate::catalog::{local_path, register_files, Catalog};
+use crate::catalog::{local_path, register_files, register_files_as, Catalog};
 use crate::{cluster, delta, kb, session, udf};
 
 pub use image_stage::ImageStageSummary;
@@ -67,25 +68,42 @@ impl ScanOptions {
 }
 
 /// Run the scan; on failure the manifest records the error and nothing is
-/// published.
+/// published: readers keep the last succeeded run's versions of both
+/// tables, and any commit this run made is rolled back.
 pub async fn run(opts: &ScanOptions) -> Result<ScanSummary> {
+    opts.options.validate()?;
     let out = local_path(&opts.out)?;
-    remove_stale_staging(&out.join("_staging"));
     let mut manifest = Manifest::start(opts);
-    let result = run_inner(opts, &out, &mut manifest).await;
+    // Before any work: a second scan of this output fails here.
+    let lease = crate::lease::Lease::acquire(&out, &manifest.run_id, opts.options.scan.lease_seconds)?;
+    remove_stale_staging(&out.join("_staging"));
+    let runs = out.join("runs");
+    manifest
+        .write(&runs)
+        .context("writing the run manifest")?;
+    // Commits of a run that was killed (or failed) after committing are
+    // undone, so the latest versions agree with what readers see.
+    let result = match delta::published::roll_back(&out, &manifest.run_id).await {
+        Ok(_) => run_inner(opts, &out, &mut manifest, &lease).await,
+        Err(e) => Err(e.context("rolling back an unfinished run's commits")),
+    };
     if result.is_err() {
         // Staged files of a failed run (salvaged rows, image hits) are
         // never read; remove them rather than let them pile up.
         let _ = std::fs::remove_dir_all(out.join("_staging").join(&manifest.run_id));
         let _ = std::fs::remove_dir(out.join("_staging"));
+        if !manifest.commits.is_empty() {
+            if let Err(e) = delta::published::roll_back(&out, &manifest.run_id).await {
+                tracing::warn!("rolling back this run's commits: {e:#} (the next scan will)");
+            }
+        }
     }
     match &result {
         Ok(s) => manifest.finish_ok(s),
         Err(e) => manifest.finish_err(e),
     }
-    manifest
-        .write(&out.join("runs"))
-        .context("writing the run manifest")?;
+    manifest.write(&runs).context("writing the run manifest")?;
+    drop(lease);
     result
 }
 
@@ -118,6 +136,7 @@ async fn run_inner(
     opts: &ScanOptions,
     out: &std::path::Path,
     manifest: &mut Manifest,
+    lease: &crate::lease::Lease,
 ) -> Result<ScanSummary> {
     let started = Instant::now();
     let dt = opts.date.to_string();
@@ -131,20 +150,22 @@ async fn run_inner(
     let counter = progress::Counter::default();
     udf::register_all(&ctx, Some(kb.clone()));
     ctx.register_udf(progress::counting_assess(kb.clone(), counter.clone()));
-    links::register_seller_links(&ctx).await?;
+    let max_per_value = opts.options.scan.max_sellers_per_identity;
+    manifest.hot_identity_values = links::register_seller_links(&ctx, max_per_value).await?;
     // The session that scores: this one, or a cluster client with the same
     // tables (file-backed, so executors read them) and functions. Connected
     // before the image stage, so that a wrong address fails at once.
     let remote = if opts.cluster.is_cluster() {
         let c = cluster::session(&opts.cluster, &opts.options, Some(kb.clone())).await?;
         catalog.register(&c).await?;
-        links::register_seller_links(&c).await?;
+        links::register_seller_links(&c, max_per_value).await?;
         Some(c)
     } else {
         None
     };
     manifest.stage("load", t.elapsed());
     manifest.inputs(&catalog);
+    failpoint::reached("catalog");
 
     let mut rejects: Vec<[Option<String>; 4]> = Vec::new();
     // Salvaged rows and image hits live here until the run is published.
@@ -222,6 +243,7 @@ async fn run_inner(
         }
     };
     manifest.stage("images", t.elapsed());
+    failpoint::reached("images");
     for t in &catalog.tables {
         for (file, reason) in &t.corrupt {
             rejects.push([
@@ -233,10 +255,12 @@ async fn run_inner(
         }
     }
 
+    let run_id = manifest.run_id.clone();
     let scorer = Scorer {
         ctx: remote.as_ref().unwrap_or(&ctx),
         remote: remote.is_some(),
         staging: &staging,
+        run_id: &run_id,
     };
 
     // Score and publish. A file that fails mid-read (e.g. bytes that are not
@@ -249,6 +273,7 @@ async fn run_inner(
     let bar = progress::Bar::start(opts.progress && !scorer.remote, total_rows, counter.clone());
     let risk_dir = delta::output_dir(out, "risk_scores");
     let mut files = listings.files.clone();
+    lease.check()?;
     let (version, cluster_tally) = match publish_scores(&scorer, opts, &risk_dir, &dt).await {
         Ok(v) => v,
         Err(first) => {
@@ -286,18 +311,26 @@ async fn run_inner(
             }
             files.retain(|f| !bad.iter().any(|(b, _)| b == f));
             scorer.ctx.deregister_table("listings")?;
-            register_files(scorer.ctx, "listings", &files).await?;
+            register_files_as(scorer.ctx, "listings", &files, listings.schema.clone()).await?;
             counter.reset();
             publish_scores(&scorer, opts, &risk_dir, &dt).await?
         }
     };
     bar.finish();
     manifest.stage("score_and_publish", t.elapsed());
+    manifest.committed("risk_scores", version);
+    manifest.write(&out.join("runs"))?;
+    failpoint::reached("between_commits");
 
     let t = Instant::now();
     let rejects_dir = delta::output_dir(out, "rejects");
-    let n_rejects = publish_rejects(&scorer, opts, &rejects_dir, &dt, rejects).await?;
+    lease.check()?;
+    let (n_rejects, rejects_version) =
+        publish_rejects(&scorer, opts, &rejects_dir, &dt, rejects).await?;
     manifest.stage("rejects", t.elapsed());
+    manifest.committed("rejects", rejects_version);
+    manifest.write(&out.join("runs"))?;
+    failpoint::reached("after_commits");
     if staging.exists() {
         std::fs::remove_dir_all(&staging)?;
         let _ = std::fs::remove_dir(out.join("_staging")); // only when empty
@@ -338,6 +371,8 @@ struct Scorer<'a> {
     remote: bool,
     /// The run's staging folder (on the output's store, seen by every node).
     staging: &'a std::path::Path,
+    /// Written in every row and named in every commit.
+    run_id: &'a str,
 }
 
 /// Score every valid listing and publish partition `dt` of `risk_scores`.
@@ -370,7 +405,7 @@ async fn publish_scores(
     // times.
     let sql = format!(
         "SELECT listing_id, seller_id, \"a.score\" AS score, \"a.action\" AS action, \"a.reasons\" AS reasons, \
-                \"a.brand_id\" AS brand_id, '{model_version}' AS model_version, '{dt}' AS dt \
+                \"a.brand_id\" AS brand_id, '{model_version}' AS model_version, '{run_id}' AS run_id, '{dt}' AS dt \
          FROM (SELECT listing_id, seller_id, unnest(a) FROM \
                (SELECT CAST(l.listing_id AS BIGINT) AS listing_id, CAST(l.seller_id AS BIGINT) AS seller_id, \
                        {assess}(l.title, {desc}, {brand}, l.category, l.price_cents, l.seller_id, sl.link_attrs, sl.link_sellers, {hits}, {ocr}) AS a \
@@ -382,18 +417,72 @@ async fn publish_scores(
         desc = if has_desc { "l.description" } else { "NULL" },
         brand = if has_brand { "l.brand" } else { "NULL" },
         valid = valid_row(opts.options.scan.max_text_bytes, has_desc),
+        run_id = scorer.run_id,
     );
+    // Exactly the valid listings are published, each once.
+    let valid = count(
+        ctx,
+        &format!(
+            "SELECT count(*) FROM listings l WHERE {}",
+            valid_row(opts.options.scan.max_text_bytes, has_desc)
+        ),
+    )
+    .await?;
     let df = ctx.sql(&sql).await?;
     if scorer.remote {
-        let p = delta::publish::replace_partition(df, dir, &scorer.staging.join("risk_scores"), dt)
-            .await?;
+        let expect = delta::publish::Expect {
+            rows: Some(valid),
+            unique: Some("listing_id"),
+        };
+        let p = delta::publish::replace_partition(
+            df,
+            dir,
+            &scorer.staging.join("risk_scores"),
+            dt,
+            scorer.run_id,
+            expect,
+        )
+        .await?;
         return Ok((p.version, p.tally));
     }
     let plan = df.into_optimized_plan()?;
-    Ok((
-        delta::replace_partition(dir, plan, dt, Some(ctx)).await?,
-        None,
-    ))
+    let version = delta::replace_partition(dir, plan, dt, scorer.run_id, Some(ctx)).await?;
+    // One process writes once, so this is a check of the query (a join that
+    // multiplied rows); a failure here fails the run, which rolls it back.
+    let (rows, distinct) = partition_rows(dir, dt, Some("listing_id")).await?;
+    anyhow::ensure!(
+        rows == valid && distinct == rows,
+        "risk_scores version {version} holds {rows} rows ({distinct} listings) where {valid} valid listings were read; failing the run"
+    );
+    Ok((version, None))
+}
+
+/// Rows of partition `dt` in the latest version of the table at `dir`, and
+/// how many distinct values of `distinct` they hold (else the rows again).
+async fn partition_rows(dir: &Path, dt: &str, distinct: Option<&str>) -> Result<(u64, u64)> {
+    let table = delta::open(dir).await?;
+    let ctx = SessionContext::new();
+    ctx.register_table("written", table.table_provider().await?)?;
+    let rows = count(&ctx, &format!("SELECT count(*) FROM written WHERE dt = '{dt}'")).await?;
+    let n = match distinct {
+        Some(c) => {
+            count(&ctx, &format!("SELECT count(DISTINCT {c}) FROM written WHERE dt = '{dt}'"))
+                .await?
+        }
+        None => rows,
+    };
+    Ok((rows, n))
+}
+
+/// The single integer a `SELECT count(...)` returns.
+async fn count(ctx: &SessionContext, sql: &str) -> Result<u64> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Int64Type;
+    let b = ctx.sql(sql).await?.collect().await?;
+    Ok(b.iter()
+        .find(|b| b.num_rows() > 0)
+        .map(|b| b.column(0).as_primitive::<Int64Type>().value(0))
+        .unwrap_or(0) as u64)
 }
 
 /// Decode each file fully; return the ones that fail, with the error.
@@ -421,14 +510,15 @@ fn find_unreadable(files: &[PathBuf]) -> Vec<(PathBuf, String)> {
 /// Publish partition `dt` of `rejects`: invalid listings rows (a query),
 /// unreadable images (on a cluster, a query over the image stage's
 /// results) and `extra` (files, reference images, salvaged rows). Returns
-/// how many rows.
+/// how many rows, and the table version.
 async fn publish_rejects(
     scorer: &Scorer<'_>,
     opts: &ScanOptions,
     dir: &std::path::Path,
     dt: &str,
     extra: Vec<[Option<String>; 4]>,
-) -> Result<usize> {
+) -> Result<(usize, i64)> {
+    let run_id = scorer.run_id;
     let ctx = scorer.ctx;
     let has_desc = has_col(ctx, "listings", "description").await;
     let max = opts.options.scan.max_text_bytes;
@@ -443,7 +533,7 @@ async fn publish_rejects(
                 WHEN l.seller_id IS NULL THEN 'seller_id is null' \
                 WHEN l.title IS NULL THEN 'title is null' \
                 WHEN octet_length(l.title) > {max} THEN concat('title is ', octet_length(l.title), ' bytes, over max_text_bytes=', {max}) \
-                {desc_reason} ELSE 'invalid row' END AS reason, '{dt}' AS dt \
+                {desc_reason} ELSE 'invalid row' END AS reason, '{run_id}' AS run_id, '{dt}' AS dt \
          FROM listings l WHERE NOT ({valid})",
         valid = valid_row(max, has_desc)
     );
@@ -471,6 +561,7 @@ async fn publish_rejects(
             col(1),
             col(2),
             col(3),
+            Arc::new(StringArray::from(vec![run_id; extra.len()])),
             Arc::new(StringArray::from(vec![dt; extra.len()])),
         ],
     )?;
@@ -482,44 +573,41 @@ async fn publish_rejects(
         crate::gen::write_parquet(&extra_file, &extra_batch)?;
         register_files(ctx, "rejects_extra", &[extra_file]).await?;
         let images = if ctx.table_exist("image_results")? {
-            format!(" UNION ALL SELECT 'images', CAST(NULL AS VARCHAR), image_id, reject, '{dt}' FROM image_results WHERE reject IS NOT NULL")
+            format!(" UNION ALL SELECT 'images', CAST(NULL AS VARCHAR), image_id, reject, '{run_id}', '{dt}' FROM image_results WHERE reject IS NOT NULL")
         } else {
             String::new()
         };
         let all = format!(
-            "{sql} UNION ALL SELECT table_name, file, row_key, reason, dt FROM rejects_extra{images}"
+            "{sql} UNION ALL SELECT table_name, file, row_key, reason, run_id, dt FROM rejects_extra{images}"
         );
         let p = delta::publish::replace_partition(
             ctx.sql(&all).await?,
             dir,
             &scorer.staging.join("rejects"),
             dt,
+            run_id,
+            Default::default(),
         )
         .await?;
-        return Ok(p.rows as usize);
+        return Ok((p.rows as usize, p.version));
     }
-    let mut batches = ctx.sql(&sql).await?.collect().await?;
-    if !extra.is_empty() {
-        batches.push(extra_batch);
-    }
-    let batches: Vec<RecordBatch> = batches
-        .into_iter()
-        .map(|b| {
-            // SQL strings may come back as Utf8View; the table stores Utf8.
-            let cols = b
-                .columns()
-                .iter()
-                .zip(schema.fields())
-                .map(|(c, f)| datafusion::arrow::compute::cast(c, f.data_type()))
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            RecordBatch::try_new(schema.clone(), cols).map_err(anyhow::Error::from)
-        })
-        .collect::<Result<_>>()?;
-    let n: usize = batches.iter().map(|b| b.num_rows()).sum();
-    let mem = MemTable::try_new(schema, vec![batches])?;
-    let df = ctx.read_table(Arc::new(mem))?;
-    // The rows are in memory: delta-rs's own session writes them (a cluster
-    // session would try to distribute an in-memory table).
-    delta::replace_partition(dir, df.into_optimized_plan()?, dt, None).await?;
-    Ok(n)
+    // Streamed to the writer, never collected: a night with millions of
+    // bad rows needs no more memory than one with none. The few rows held
+    // here join as a small in-memory table.
+    ctx.register_table(
+        "rejects_extra",
+        Arc::new(MemTable::try_new(schema.clone(), vec![vec![extra_batch]])?),
+    )?;
+    // The table stores Utf8 (SQL strings may be Utf8View).
+    let utf8 = |c: &str| format!("arrow_cast({c}, 'Utf8') AS {c}");
+    let cols: Vec<String> = schema.fields().iter().map(|f| utf8(f.name())).collect();
+    let all = format!(
+        "SELECT {} FROM ({sql} UNION ALL SELECT * FROM rejects_extra)",
+        cols.join(", ")
+    );
+    let plan = ctx.sql(&all).await?.into_optimized_plan();
+    ctx.deregister_table("rejects_extra")?;
+    let version = delta::replace_partition(dir, plan?, dt, run_id, Some(ctx)).await?;
+    let (rows, _) = partition_rows(dir, dt, None).await?;
+    Ok((rows as usize, version))
 }

@@ -81,15 +81,20 @@ pub fn scan(cat: &Path, out: &Path) -> (bool, String, String) {
 
 /// `dajia sql --out OUT --format csv -c SQL`; panics when the query fails.
 pub fn sql_csv(out: &Path, sql: &str) -> String {
-    let (ok, stdout, stderr) = run(&[
-        "sql",
-        "--out",
-        out.to_str().unwrap(),
-        "--format",
-        "csv",
-        "-c",
-        sql,
-    ]);
+    sql_csv_with(out, &[], sql)
+}
+
+/// As [`sql_csv`], also reading files by path under `dir` (e.g. a
+/// generated catalog's `ground_truth/`).
+pub fn sql_csv_reading(out: &Path, dir: &Path, sql: &str) -> String {
+    sql_csv_with(out, &["--read-files-under", dir.to_str().unwrap()], sql)
+}
+
+fn sql_csv_with(out: &Path, extra: &[&str], sql: &str) -> String {
+    let mut args = vec!["sql", "--out", out.to_str().unwrap(), "--format", "csv"];
+    args.extend_from_slice(extra);
+    args.extend(["-c", sql]);
+    let (ok, stdout, stderr) = run(&args);
     assert!(ok, "{stderr}");
     stdout
 }

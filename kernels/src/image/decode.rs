@@ -130,11 +130,29 @@ pub fn decode_checked(
     // RGBA8 output plus the decoder's own buffers.
     l.max_alloc = Some(limits.max_pixels.saturating_mul(8).max(64 << 20));
     reader.limits(l);
-    let img = reader.decode().map_err(|e| ImageError::Corrupt {
+    let img = isolated(format, || reader.decode())?.map_err(|e| ImageError::Corrupt {
         format: format_name(format),
         detail: e.to_string(),
     })?;
     Ok(img.into_rgb8())
+}
+
+/// Run one image's decoder so that a panic in it (a decoder bug met by
+/// hostile bytes) fails that image, as a corrupt one, not the process or
+/// the batch it is in. The decoder's state is dropped with the image, so
+/// nothing it left half-done is used again.
+fn isolated<T>(format: ImageFormat, f: impl FnOnce() -> T) -> Result<T, ImageError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        ImageError::Corrupt {
+            format: format_name(format),
+            detail: format!("the decoder panicked: {msg}"),
+        }
+    })
 }
 
 #[cfg(test)]
@@ -161,6 +179,16 @@ mod tests {
             f => img.write_to(&mut Cursor::new(&mut out), f).unwrap(),
         }
         out
+    }
+
+    #[test]
+    fn a_decoder_panic_fails_that_image_only() {
+        let e = isolated(ImageFormat::Png, || -> u8 { panic!("index out of bounds") }).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "corrupt or truncated PNG: the decoder panicked: index out of bounds"
+        );
+        assert_eq!(isolated(ImageFormat::Png, || 7).unwrap(), 7);
     }
 
     #[test]
