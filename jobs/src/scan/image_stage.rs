@@ -108,13 +108,13 @@ pub(super) async fn uri_column(ctx: &SessionContext) -> Result<&'static str> {
 /// `ctx` reading `batch_rows` rows per batch: the stage holds that many
 /// images' bytes at a time (per partition).
 fn with_batch_size(ctx: &SessionContext, batch_rows: usize) -> SessionContext {
-    let state = ctx.state();
+    // The same state (its catalogs and tables) with one setting changed; a
+    // state rebuilt from a copied config would replace the default catalog
+    // with an empty one.
+    let mut state = ctx.state();
     let config = state.config().clone().with_batch_size(batch_rows);
-    SessionContext::new_with_state(
-        datafusion::execution::SessionStateBuilder::new_from_existing(state)
-            .with_config(config)
-            .build(),
-    )
+    *state.config_mut() = config;
+    SessionContext::new_with_state(state)
 }
 
 /// Runs the stage; writes `hits_file` and registers it as `image_hits`.

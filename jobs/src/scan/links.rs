@@ -166,7 +166,7 @@ mod tests {
             vec![HotValue {
                 attribute: "address_hash".into(),
                 value: "hub".into(),
-                sellers: 200
+                sellers: 199 // all but seller 100
             }]
         );
     }
