@@ -281,6 +281,20 @@ async fn meta(ctx: &SessionContext, cmd: &str, format: Format) -> Result<bool> {
     Ok(true)
 }
 
+/// A statement as the REPL history keeps it: the values of secret settings
+/// and options (`SET s3.secret_access_key = '…'`, `OPTIONS ('aws.secret_access_key'
+/// '…')`, tokens, passwords) replaced by `'***'`, so that `~/.dajia_history`
+/// never holds a credential.
+pub fn for_history(stmt: &str) -> String {
+    static SECRET: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r#"(?i)((?:secret|password|passwd|token|access_key|credential)[A-Za-z0-9_.\-]*['"]?\s*(?:=|\s)\s*)('[^']*'|"[^"]*"|[^\s,;)]+)"#,
+        )
+        .expect("a valid pattern")
+    });
+    SECRET.replace_all(stmt, "$1'***'").into_owned()
+}
+
 pub async fn repl(ctx: &SessionContext, format: Format) -> Result<()> {
     use rustyline::error::ReadlineError;
     let mut rl = rustyline::DefaultEditor::new()?;
@@ -299,7 +313,7 @@ pub async fn repl(ctx: &SessionContext, format: Format) -> Result<()> {
                 if buf.is_empty() && t.starts_with('\\')
                     || buf.is_empty() && matches!(t, "help" | "quit" | "exit")
                 {
-                    let _ = rl.add_history_entry(t);
+                    let _ = rl.add_history_entry(for_history(t));
                     if !meta(ctx, t, format).await? {
                         break;
                     }
@@ -308,7 +322,7 @@ pub async fn repl(ctx: &SessionContext, format: Format) -> Result<()> {
                 buf.push_str(&line);
                 buf.push('\n');
                 if t.ends_with(';') {
-                    let _ = rl.add_history_entry(buf.trim());
+                    let _ = rl.add_history_entry(for_history(buf.trim()));
                     for stmt in split_statements(&buf) {
                         if let Err(e) =
                             run_statement(ctx, &stmt, format, &mut std::io::stdout()).await
@@ -351,6 +365,22 @@ pub async fn run_script(ctx: &SessionContext, script: &str, format: Format) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_never_reach_the_history() {
+        for (stmt, kept) in [
+            ("SET s3.secret_access_key = 'abc/DEF+1';", "SET s3.secret_access_key = '***';"),
+            ("set s3.session_token=xyz", "set s3.session_token='***'"),
+            (
+                "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION 's3://b/t' OPTIONS ('aws.secret_access_key' 'abc', 'aws.region' 'x')",
+                "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION 's3://b/t' OPTIONS ('aws.secret_access_key' '***', 'aws.region' 'x')",
+            ),
+            ("SELECT count(*) FROM risk_scores", "SELECT count(*) FROM risk_scores"),
+        ] {
+            assert_eq!(for_history(stmt), kept);
+        }
+        assert!(!for_history("SET s3.access_key_id = 'AKIA1'; SET s3.secret_access_key='s3cr3t'").contains("s3cr3t"));
+    }
 
     #[test]
     fn set_of_a_process_option_is_named() {

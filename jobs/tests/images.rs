@@ -254,7 +254,7 @@ fn scan_flags_image_reuse_rejects_bad_images_and_learns_known_fakes() {
         "the scan contacted a host no option allowed"
     );
 
-    let q = |sql: &str| sql_csv(&out, &sql.replace("CAT", cat.to_str().unwrap()));
+    let q = |sql: &str| sql_csv_reading(&out, &cat, &sql.replace("CAT", cat.to_str().unwrap()));
     let count = |sql: &str| -> usize { q(sql).lines().nth(1).unwrap().trim().parse().unwrap() };
     // Every bad image is a reject with its reason; the night went on.
     let rejects =
@@ -357,7 +357,7 @@ fn scan_flags_image_reuse_rejects_bad_images_and_learns_known_fakes() {
     args.extend(["--image-kb".to_string(), kb.to_str().unwrap().to_string()]);
     let (ok, _, err) = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(ok, "{err}");
-    let q2 = |sql: &str| sql_csv(&out2, &sql.replace("CAT", cat.to_str().unwrap()));
+    let q2 = |sql: &str| sql_csv_reading(&out2, &cat, &sql.replace("CAT", cat.to_str().unwrap()));
     let known = labelled_with_reason(
         &out2,
         &cat,
@@ -499,7 +499,7 @@ fn scan_with_the_mobilenet_embedder_flags_official_photo_copies() {
     assert!(stdout.contains("(mobilenet embedder"), "{stdout}");
     let labels = format!("'{}/ground_truth/labels.parquet'", cat.display());
     let q = |sql: &str| -> usize {
-        sql_csv(&out, sql)
+        sql_csv_reading(&out, &cat, sql)
             .lines()
             .nth(1)
             .unwrap()
