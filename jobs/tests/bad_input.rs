@@ -336,3 +336,24 @@ fn a_column_missing_from_the_first_file_is_kept_for_the_others() {
     assert!(ok, "{err}");
     assert!(stdout.contains("5 listings scored"), "{stdout}");
 }
+
+/// A listing the catalog lists twice would be published twice: the scan
+/// checks the written partition holds each valid listing once, and else
+/// fails, leaving readers on the previous result.
+#[test]
+fn a_listing_id_listed_twice_fails_the_run_and_publishes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = catalog_with(
+        dir.path(),
+        &[
+            ("part-0.parquet", listings(1, good(3), Some(300))),
+            ("part-1.parquet", listings(3, good(2), Some(300))),
+        ],
+    );
+    let out = dir.path().join("out");
+    let (ok, _, err) = scan(&cat, &out);
+    assert!(!ok);
+    assert!(err.contains("holds 5 rows (4 listings) where 5 valid listings were read"), "{err}");
+    let (ok, _, err) = run(&["sql", "--out", out.to_str().unwrap(), "-c", "SELECT * FROM risk_scores"]);
+    assert!(!ok && err.contains("risk_scores"), "nothing published: {err}");
+}

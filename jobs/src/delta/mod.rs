@@ -116,7 +116,9 @@ pub async fn register(ctx: &SessionContext, name: &str, dir: &Path) -> Result<bo
     if !dir.join("_delta_log").is_dir() {
         return Ok(false);
     }
-    let table = published::open(dir).await?;
+    let Some(table) = published::open(dir).await? else {
+        return Ok(false);
+    };
     table.update_datafusion_session(&ctx.state())?;
     let provider = table.table_provider().await?;
     ctx.register_table(name, provider)?;
@@ -141,7 +143,9 @@ pub async fn register_committed_files(
     if !dir.join("_delta_log").is_dir() {
         return Ok(false);
     }
-    let table = published::open(dir).await?;
+    let Some(table) = published::open(dir).await? else {
+        return Ok(false);
+    };
     let mut by_dt: std::collections::BTreeMap<String, Vec<PathBuf>> = Default::default();
     for f in table.snapshot()?.log_data() {
         let dt = f

@@ -7,7 +7,9 @@
 //! before it starts, so the latest versions agree again.
 //!
 //! Outputs written before manifests recorded their commits have no pin:
-//! readers see the latest versions, as before.
+//! readers see the latest versions, as before. An output whose runs (with
+//! recorded commits) never succeeded has nothing published: readers see no
+//! output tables, and the next scan moves the unfinished tables aside.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,12 +18,15 @@ use anyhow::{Context, Result};
 use deltalake::DeltaTable;
 
 /// The versions of the output tables under `out` that the last succeeded
-/// run committed; `None` when no succeeded run recorded any.
+/// run committed; an empty map when runs recorded commits but none
+/// succeeded (nothing is published); `None` when the output predates
+/// recorded commits (readers see the latest versions).
 pub fn versions(out: &Path) -> Result<Option<BTreeMap<String, i64>>> {
     let Ok(entries) = std::fs::read_dir(out.join("runs")) else {
         return Ok(None);
     };
     let mut best: Option<(String, BTreeMap<String, i64>)> = None;
+    let (mut any_succeeded, mut any_recorded) = (false, false);
     for e in entries.flatten() {
         let p = e.path();
         if p.extension().and_then(|x| x.to_str()) != Some("json") {
@@ -32,9 +37,13 @@ pub fn versions(out: &Path) -> Result<Option<BTreeMap<String, i64>>> {
             tracing::warn!("{}: not a readable run manifest, ignored", p.display());
             continue;
         };
+        // Written by a dajia that records its commits (even none yet).
+        let recorded = m["commits"].is_object();
+        any_recorded |= recorded;
         if m["outcome"] != "succeeded" {
             continue;
         }
+        any_succeeded = true;
         let (Some(finished), Some(commits)) = (m["finished_at"].as_str(), m["commits"].as_object())
         else {
             continue;
@@ -52,28 +61,48 @@ pub fn versions(out: &Path) -> Result<Option<BTreeMap<String, i64>>> {
             best = Some((finished, commits));
         }
     }
-    Ok(best.map(|(_, c)| c))
+    Ok(match best {
+        Some((_, c)) => Some(c),
+        None if any_recorded && !any_succeeded => Some(BTreeMap::new()),
+        None => None,
+    })
 }
 
-/// The published version of the table at `dir` (`OUT/TABLE`), if pinned.
-pub fn version_of(dir: &Path) -> Result<Option<i64>> {
+/// What readers see of one output table.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pin {
+    /// The output records no published versions (written before they were
+    /// recorded): the latest version.
+    Latest,
+    At(i64),
+    /// Nothing of it is published.
+    Nothing,
+}
+
+/// What readers see of the table at `dir` (`OUT/TABLE`).
+pub fn pin_of(dir: &Path) -> Result<Pin> {
     let (Some(out), Some(name)) = (dir.parent(), dir.file_name().and_then(|n| n.to_str())) else {
-        return Ok(None);
+        return Ok(Pin::Latest);
     };
-    Ok(versions(out)?.and_then(|v| v.get(name).copied()))
+    Ok(match versions(out)? {
+        None => Pin::Latest,
+        Some(v) => v.get(name).map_or(Pin::Nothing, |&v| Pin::At(v)),
+    })
 }
 
 /// Open the table at `dir` at its published version (the latest when the
-/// output records none).
-pub async fn open(dir: &Path) -> Result<DeltaTable> {
+/// output records none); `None` when nothing of it is published.
+pub async fn open(dir: &Path) -> Result<Option<DeltaTable>> {
     let mut table = super::open(dir).await?;
-    if let Some(v) = version_of(dir)? {
-        table
+    match pin_of(dir)? {
+        Pin::Nothing => return Ok(None),
+        Pin::Latest => {}
+        Pin::At(v) => table
             .load_version(v as u64)
             .await
-            .with_context(|| format!("loading version {v} of {}", dir.display()))?;
+            .with_context(|| format!("loading version {v} of {}", dir.display()))?,
     }
-    Ok(table)
+    Ok(Some(table))
 }
 
 /// Undo commits to the output tables made after the published versions (by
@@ -86,6 +115,26 @@ pub async fn roll_back(out: &Path, run_id: &str) -> Result<Vec<String>> {
         return Ok(vec![]);
     };
     let mut done = Vec::new();
+    if published.is_empty() {
+        // No run ever succeeded: every version of these tables is an
+        // unfinished run's. Moved aside into staging (removed with it later),
+        // not deleted, in case someone wants to look.
+        for name in ["risk_scores", "rejects"] {
+            let dir = out.join(name);
+            if dir.join("_delta_log").is_dir() {
+                let aside = out.join("_staging").join(format!("{run_id}-unpublished-{name}"));
+                std::fs::create_dir_all(out.join("_staging"))?;
+                tracing::warn!(
+                    "{name}: written only by runs that did not finish; moved to {}",
+                    aside.display()
+                );
+                std::fs::rename(&dir, &aside)
+                    .with_context(|| format!("moving {} aside", dir.display()))?;
+                done.push(name.to_string());
+            }
+        }
+        return Ok(done);
+    }
     for (name, &v) in &published {
         let dir = out.join(name);
         if !dir.join("_delta_log").is_dir() {

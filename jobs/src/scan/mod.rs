@@ -92,7 +92,9 @@ pub async fn run(opts: &ScanOptions) -> Result<ScanSummary> {
         // never read; remove them rather than let them pile up.
         let _ = std::fs::remove_dir_all(out.join("_staging").join(&manifest.run_id));
         let _ = std::fs::remove_dir(out.join("_staging"));
-        if !manifest.commits.is_empty() {
+        // Any commit this run made (a check after a commit may have failed)
+        // is undone now, unless another run took the output meanwhile.
+        if lease.check().is_ok() {
             if let Err(e) = delta::published::roll_back(&out, &manifest.run_id).await {
                 tracing::warn!("rolling back this run's commits: {e:#} (the next scan will)");
             }
