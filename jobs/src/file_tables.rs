@@ -50,7 +50,10 @@ pub fn enable(ctx: SessionContext, roots: &[String]) -> SessionContext {
         .build()
         .into();
     // DataFusion's factory reads through the session it is attached to.
-    factory.inner.session_store().with_state(ctx.state_weak_ref());
+    factory
+        .inner
+        .session_store()
+        .with_state(ctx.state_weak_ref());
     ctx
 }
 
@@ -65,7 +68,9 @@ fn root(r: &str) -> Option<Root> {
 /// The part of a local path before any glob character: what must exist.
 fn fixed_prefix(path: &Path) -> PathBuf {
     path.components()
-        .take_while(|c| !matches!(c, Component::Normal(s) if s.to_string_lossy().contains(['*', '?', '['])))
+        .take_while(
+            |c| !matches!(c, Component::Normal(s) if s.to_string_lossy().contains(['*', '?', '['])),
+        )
         .collect()
 }
 
@@ -85,7 +90,11 @@ impl Confined {
             DataFusionError::Plan(format!(
                 "`{url}` is outside the folders this session reads files from ({}); \
                  start dajia sql with --read-files-under DIR to read it",
-                if roots.is_empty() { "none".to_string() } else { roots.join(", ") }
+                if roots.is_empty() {
+                    "none".to_string()
+                } else {
+                    roots.join(", ")
+                }
             ))
         };
         if crate::store::is_s3(url) {

@@ -132,7 +132,10 @@ impl Lease {
                     // the other sees it here.
                     std::thread::sleep(Duration::from_millis(50));
                     if read(&path).as_ref().map(|h| h.run_id.as_str()) != Some(run_id) {
-                        bail!("another scan took the lease of {} at the same time", out.display());
+                        bail!(
+                            "another scan took the lease of {} at the same time",
+                            out.display()
+                        );
                     }
                 }
             },
@@ -228,15 +231,25 @@ mod tests {
         c.check().unwrap();
         // A run whose lease another took fails its check.
         write_atomic(&path(dir.path()), &holder("run-d", "now", 600)).unwrap();
-        assert!(c.check().unwrap_err().to_string().contains("lost its lease"));
+        assert!(c
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("lost its lease"));
         drop(c);
-        assert!(path(dir.path()).exists(), "run-d's lease is not removed by run-c");
+        assert!(
+            path(dir.path()).exists(),
+            "run-d's lease is not removed by run-c"
+        );
     }
 
     #[test]
     fn an_unreadable_lease_file_is_taken_over() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(path(dir.path()), b"{not json").unwrap();
-        Lease::acquire(dir.path(), "run-a", 600).unwrap().check().unwrap();
+        Lease::acquire(dir.path(), "run-a", 600)
+            .unwrap()
+            .check()
+            .unwrap();
     }
 }

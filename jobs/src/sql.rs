@@ -379,7 +379,10 @@ mod tests {
         ] {
             assert_eq!(for_history(stmt), kept);
         }
-        assert!(!for_history("SET s3.access_key_id = 'AKIA1'; SET s3.secret_access_key='s3cr3t'").contains("s3cr3t"));
+        assert!(
+            !for_history("SET s3.access_key_id = 'AKIA1'; SET s3.secret_access_key='s3cr3t'")
+                .contains("s3cr3t")
+        );
     }
 
     #[test]

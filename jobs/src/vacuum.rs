@@ -76,7 +76,11 @@ pub async fn run(out: &Path, retain: chrono::Duration, dry_run: bool) -> Result<
     if !dry_run {
         if let Ok(entries) = std::fs::read_dir(out.join("_staging")) {
             for e in entries.flatten() {
-                let age = e.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+                let age = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok());
                 if age.is_some_and(|a| a.as_secs() as i64 > retain.num_seconds()) {
                     let _ = std::fs::remove_dir_all(e.path());
                 }

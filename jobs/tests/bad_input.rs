@@ -287,7 +287,12 @@ fn catalog_without_required_table_names_it() {
 
 /// `batch` with `name` (Utf8) appended.
 fn with_column(batch: &RecordBatch, name: &str, values: Vec<Option<&str>>) -> RecordBatch {
-    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     fields.push(Field::new(name, DataType::Utf8, true));
     let mut cols = batch.columns().to_vec();
     cols.push(Arc::new(StringArray::from(values)));
@@ -309,7 +314,12 @@ fn a_column_missing_from_the_first_file_is_kept_for_the_others() {
     );
     // extra_column is Float64 in the first file, Utf8 here.
     let mut cols = second.columns().to_vec();
-    let mut fields: Vec<Field> = second.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut fields: Vec<Field> = second
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     fields[5] = Field::new("extra_column", DataType::Utf8, true);
     cols[5] = Arc::new(StringArray::from(vec![Some("x"), Some("y")]));
     let second = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap();
@@ -329,7 +339,12 @@ fn a_column_missing_from_the_first_file_is_kept_for_the_others() {
     assert!(ok, "{stderr}");
     assert_eq!(
         stdout.lines().collect::<Vec<_>>(),
-        vec!["listing_id,description", "1,", "10,工厂直销 原单 尾单", "11,"]
+        vec![
+            "listing_id,description",
+            "1,",
+            "10,工厂直销 原单 尾单",
+            "11,"
+        ]
     );
     let out = dir.path().join("out");
     let (ok, stdout, err) = scan(&cat, &out);
@@ -353,7 +368,19 @@ fn a_listing_id_listed_twice_fails_the_run_and_publishes_nothing() {
     let out = dir.path().join("out");
     let (ok, _, err) = scan(&cat, &out);
     assert!(!ok);
-    assert!(err.contains("holds 5 rows (4 listings) where 5 valid listings were read"), "{err}");
-    let (ok, _, err) = run(&["sql", "--out", out.to_str().unwrap(), "-c", "SELECT * FROM risk_scores"]);
-    assert!(!ok && err.contains("risk_scores"), "nothing published: {err}");
+    assert!(
+        err.contains("holds 5 rows (4 listings) where 5 valid listings were read"),
+        "{err}"
+    );
+    let (ok, _, err) = run(&[
+        "sql",
+        "--out",
+        out.to_str().unwrap(),
+        "-c",
+        "SELECT * FROM risk_scores",
+    ]);
+    assert!(
+        !ok && err.contains("risk_scores"),
+        "nothing published: {err}"
+    );
 }

@@ -713,7 +713,10 @@ fn a_cluster_scan_killed_around_its_commits_is_invisible_and_rolled_back() {
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(!o.status.success() && err.contains("aborting"), "{stage}: {err}");
+        assert!(
+            !o.status.success() && err.contains("aborting"),
+            "{stage}: {err}"
+        );
         assert_eq!((scores_csv(&out), rejects_csv(&out)), before, "{stage}");
     }
     let (ok, _, err) = run(&args);

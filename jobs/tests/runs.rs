@@ -14,7 +14,8 @@ use common::*;
 fn catalog(cat: &Path, seed: u64) {
     gen_with_images(cat, 3_000, seed, 0.05);
     std::fs::write(
-        cat.join("listings").join(format!("zz-corrupt-{seed}.parquet")),
+        cat.join("listings")
+            .join(format!("zz-corrupt-{seed}.parquet")),
         b"PAR1 not really parquet",
     )
     .unwrap();
@@ -83,7 +84,11 @@ fn a_scan_killed_at_any_stage_publishes_nothing_and_the_rerun_equals_a_clean_run
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success(), "{stage}: {err}");
         assert!(err.contains("aborting"), "{stage}: {err}");
-        assert_eq!(seen(&out), before, "after a kill at {stage}, readers see the last good run");
+        assert_eq!(
+            seen(&out),
+            before,
+            "after a kill at {stage}, readers see the last good run"
+        );
         let last = manifests(&out).pop().unwrap();
         assert_eq!(last["outcome"], "running", "{stage}: {last}");
     }
@@ -92,12 +97,23 @@ fn a_scan_killed_at_any_stage_publishes_nothing_and_the_rerun_equals_a_clean_run
     let o = bin().args(&args).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let after = seen(&out);
-    assert_eq!((&after.0, &after.1), (&want.0, &want.1), "the rerun gives a clean run's rows");
+    assert_eq!(
+        (&after.0, &after.1),
+        (&want.0, &want.1),
+        "the rerun gives a clean run's rows"
+    );
     assert_eq!(after.2, after.3, "both tables from one run");
     let last = manifests(&out).pop().unwrap();
     assert_eq!(last["outcome"], "succeeded");
-    assert!(after.2.contains(last["run_id"].as_str().unwrap()), "{after:?} {last}");
-    assert!(last["commits"]["risk_scores"].as_i64().is_some() && last["commits"]["rejects"].as_i64().is_some(), "{last}");
+    assert!(
+        after.2.contains(last["run_id"].as_str().unwrap()),
+        "{after:?} {last}"
+    );
+    assert!(
+        last["commits"]["risk_scores"].as_i64().is_some()
+            && last["commits"]["rejects"].as_i64().is_some(),
+        "{last}"
+    );
 }
 
 #[test]
@@ -116,8 +132,14 @@ fn a_second_scan_of_an_output_refuses_to_start_while_one_holds_it() {
     std::fs::write(out.join("_lease.json"), lease.to_string()).unwrap();
     let (ok, _, err) = scan(&cat, &out);
     assert!(!ok);
-    assert!(err.contains("another scan holds") && err.contains("2026-11-28-other-run"), "{err}");
-    assert!(!out.join("runs").exists() && !out.join("risk_scores").exists(), "no work done");
+    assert!(
+        err.contains("another scan holds") && err.contains("2026-11-28-other-run"),
+        "{err}"
+    );
+    assert!(
+        !out.join("runs").exists() && !out.join("risk_scores").exists(),
+        "no work done"
+    );
     std::fs::remove_file(out.join("_lease.json")).unwrap();
     let (ok, _, err) = scan(&cat, &out);
     assert!(ok, "{err}");
@@ -155,9 +177,20 @@ fn vacuum_deletes_replaced_and_orphaned_files_and_readers_see_the_same_rows() {
     assert!(!killed.success()); // may leave files no version references
     let before = seen(&out);
     let files = parquet_files(&out.join("risk_scores"));
-    let o = run_ok(&["vacuum", "--out", out.to_str().unwrap(), "--retain", "0m", "--dry-run"]);
+    let o = run_ok(&[
+        "vacuum",
+        "--out",
+        out.to_str().unwrap(),
+        "--retain",
+        "0m",
+        "--dry-run",
+    ]);
     assert!(o.contains("risk_scores: would delete"), "{o}");
-    assert_eq!(parquet_files(&out.join("risk_scores")), files, "a dry run deletes nothing");
+    assert_eq!(
+        parquet_files(&out.join("risk_scores")),
+        files,
+        "a dry run deletes nothing"
+    );
     let o = run_ok(&["vacuum", "--out", out.to_str().unwrap(), "--retain", "0m"]);
     let deleted: usize = o
         .lines()
@@ -167,10 +200,20 @@ fn vacuum_deletes_replaced_and_orphaned_files_and_readers_see_the_same_rows() {
         .unwrap_or_else(|| panic!("{o}"));
     assert!(deleted >= 1, "{o}");
     assert_eq!(parquet_files(&out.join("risk_scores")), files - deleted);
-    assert_eq!(seen(&out), before, "readers of the published version are unaffected");
+    assert_eq!(
+        seen(&out),
+        before,
+        "readers of the published version are unaffected"
+    );
     // A retention keeps recently replaced files.
     let o = run_ok(&["vacuum", "--out", out.to_str().unwrap(), "--retain", "7d"]);
     assert!(o.contains("risk_scores: deleted 0 files"), "{o}");
-    let (ok, _, err) = run(&["vacuum", "--out", out.to_str().unwrap(), "--retain", "7 days"]);
+    let (ok, _, err) = run(&[
+        "vacuum",
+        "--out",
+        out.to_str().unwrap(),
+        "--retain",
+        "7 days",
+    ]);
     assert!(!ok && err.contains("unit"), "{err}");
 }

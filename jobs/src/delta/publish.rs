@@ -188,7 +188,9 @@ async fn check(
     let name = "dajia_written_parts";
     crate::catalog::register_files(ctx, name, parts).await?;
     let b = ctx
-        .sql(&format!("SELECT count({col}) - count(DISTINCT {col}) FROM {name}"))
+        .sql(&format!(
+            "SELECT count({col}) - count(DISTINCT {col}) FROM {name}"
+        ))
         .await?
         .collect()
         .await;
@@ -460,7 +462,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let table = dir.path().join("t");
         let (schema, p) = part(dir.path(), "a.parquet", vec![1, 2]);
-        assert_eq!(publish_parts(&table, &schema, "d", &[p], "run-a").await.unwrap(), 0);
+        assert_eq!(
+            publish_parts(&table, &schema, "d", &[p], "run-a")
+                .await
+                .unwrap(),
+            0
+        );
         crate::delta::open(&table)
             .await
             .unwrap()
@@ -475,7 +482,9 @@ mod tests {
         let blocker = table.join("_delta_log/00000000000000000002.checkpoint.parquet");
         std::fs::create_dir_all(blocker.join("x")).unwrap();
         let (_, p) = part(dir.path(), "b.parquet", vec![3]);
-        let v = publish_parts(&table, &schema, "d", &[p], "run-b").await.unwrap();
+        let v = publish_parts(&table, &schema, "d", &[p], "run-b")
+            .await
+            .unwrap();
         assert_eq!(v, 2);
         let t = crate::delta::open(&table).await.unwrap();
         let files: Vec<String> = t

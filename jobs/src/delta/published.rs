@@ -55,7 +55,10 @@ pub fn versions(out: &Path) -> Result<Option<BTreeMap<String, i64>>> {
         // Runs of one output commit one at a time (the lease), so the one
         // that finished last holds the latest published versions.
         let finished = chrono::DateTime::parse_from_rfc3339(finished)
-            .map(|t| t.to_utc().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
+            .map(|t| {
+                t.to_utc()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+            })
             .unwrap_or_default();
         if !commits.is_empty() && best.as_ref().is_none_or(|(f, _)| finished > *f) {
             best = Some((finished, commits));
@@ -122,7 +125,9 @@ pub async fn roll_back(out: &Path, run_id: &str) -> Result<Vec<String>> {
         for name in ["risk_scores", "rejects"] {
             let dir = out.join(name);
             if dir.join("_delta_log").is_dir() {
-                let aside = out.join("_staging").join(format!("{run_id}-unpublished-{name}"));
+                let aside = out
+                    .join("_staging")
+                    .join(format!("{run_id}-unpublished-{name}"));
                 std::fs::create_dir_all(out.join("_staging"))?;
                 tracing::warn!(
                     "{name}: written only by runs that did not finish; moved to {}",

@@ -148,7 +148,9 @@ impl ImageOptions {
     pub fn clamped_to(mut self, ceiling: &ImageOptions) -> ImageOptions {
         let clamp = |name: &str, v: &mut u64, max: u64| {
             if *v > max {
-                tracing::warn!("images.{name}={v} from the plan is over this node's {max}; using {max}");
+                tracing::warn!(
+                    "images.{name}={v} from the plan is over this node's {max}; using {max}"
+                );
                 *v = max;
             }
         };
@@ -160,7 +162,11 @@ impl ImageOptions {
         clamp("batch_rows", &mut n, ceiling.batch_rows as u64);
         self.batch_rows = n as usize;
         let mut n = self.fetch_concurrency as u64;
-        clamp("fetch_concurrency", &mut n, ceiling.fetch_concurrency as u64);
+        clamp(
+            "fetch_concurrency",
+            &mut n,
+            ceiling.fetch_concurrency as u64,
+        );
         self.fetch_concurrency = n as usize;
         self
     }

@@ -116,10 +116,19 @@ mod tests {
     /// address (a hub's, when n is large); seller 100 shares its phone.
     fn sellers(n: i64) -> RecordBatch {
         let ids: Vec<i64> = (1..=n).chain([100]).collect();
-        let status: Vec<&str> = ids.iter().map(|&i| if i == 1 { "closed" } else { "active" }).collect();
-        let reason: Vec<Option<&str>> = ids.iter().map(|&i| (i == 1).then_some("counterfeit")).collect();
+        let status: Vec<&str> = ids
+            .iter()
+            .map(|&i| if i == 1 { "closed" } else { "active" })
+            .collect();
+        let reason: Vec<Option<&str>> = ids
+            .iter()
+            .map(|&i| (i == 1).then_some("counterfeit"))
+            .collect();
         let address: Vec<Option<&str>> = ids.iter().map(|&i| (i != 100).then_some("hub")).collect();
-        let phone: Vec<Option<&str>> = ids.iter().map(|&i| (i == 1 || i == 100).then_some("p1")).collect();
+        let phone: Vec<Option<&str>> = ids
+            .iter()
+            .map(|&i| (i == 1 || i == 100).then_some("p1"))
+            .collect();
         RecordBatch::try_new(
             Arc::new(Schema::new(vec![
                 Field::new("seller_id", DataType::Int64, false),

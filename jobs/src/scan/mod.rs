@@ -75,12 +75,11 @@ pub async fn run(opts: &ScanOptions) -> Result<ScanSummary> {
     let out = local_path(&opts.out)?;
     let mut manifest = Manifest::start(opts);
     // Before any work: a second scan of this output fails here.
-    let lease = crate::lease::Lease::acquire(&out, &manifest.run_id, opts.options.scan.lease_seconds)?;
+    let lease =
+        crate::lease::Lease::acquire(&out, &manifest.run_id, opts.options.scan.lease_seconds)?;
     remove_stale_staging(&out.join("_staging"));
     let runs = out.join("runs");
-    manifest
-        .write(&runs)
-        .context("writing the run manifest")?;
+    manifest.write(&runs).context("writing the run manifest")?;
     // Commits of a run that was killed (or failed) after committing are
     // undone, so the latest versions agree with what readers see.
     let result = match delta::published::roll_back(&out, &manifest.run_id).await {
@@ -465,11 +464,18 @@ async fn partition_rows(dir: &Path, dt: &str, distinct: Option<&str>) -> Result<
     let table = delta::open(dir).await?;
     let ctx = SessionContext::new();
     ctx.register_table("written", table.table_provider().await?)?;
-    let rows = count(&ctx, &format!("SELECT count(*) FROM written WHERE dt = '{dt}'")).await?;
+    let rows = count(
+        &ctx,
+        &format!("SELECT count(*) FROM written WHERE dt = '{dt}'"),
+    )
+    .await?;
     let n = match distinct {
         Some(c) => {
-            count(&ctx, &format!("SELECT count(DISTINCT {c}) FROM written WHERE dt = '{dt}'"))
-                .await?
+            count(
+                &ctx,
+                &format!("SELECT count(DISTINCT {c}) FROM written WHERE dt = '{dt}'"),
+            )
+            .await?
         }
         None => rows,
     };
