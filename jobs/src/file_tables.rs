@@ -98,6 +98,11 @@ impl Confined {
             ))
         };
         if crate::store::is_s3(url) {
+            // `..` (plain or escaped) would be resolved after this check.
+            let lower = url.to_ascii_lowercase();
+            if lower.split('/').any(|s| s == ".." || s == ".") || lower.contains("%2e") {
+                return Err(refuse());
+            }
             let inside = self
                 .roots
                 .iter()
@@ -173,6 +178,8 @@ mod tests {
             inside.join("link.csv").display().to_string(),
             "/etc/passwd".to_string(),
             "s3://bucket/other/x.parquet".to_string(),
+            "s3://bucket/prefix/../other/x.parquet".to_string(),
+            "s3://bucket/prefix/%2E%2E/other/x.parquet".to_string(),
             "http://example.com/x.csv".to_string(),
         ] {
             let e = q(bad.clone()).await.unwrap_err();

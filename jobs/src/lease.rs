@@ -21,6 +21,10 @@ use serde::{Deserialize, Serialize};
 struct Holder {
     run_id: String,
     host: String,
+    /// This boot of `host` (`/proc/sys/kernel/random/boot_id`): a pid is
+    /// only meaningful within one boot (and one pid namespace).
+    #[serde(default)]
+    boot: String,
     pid: u32,
     acquired_at: String,
     /// RFC 3339; after this the hold has lapsed and another run may take it.
@@ -36,7 +40,9 @@ impl Holder {
     /// Expired, or held by a process of this host that no longer exists (a
     /// killed scan, rerun on the same machine, need not wait for the expiry).
     fn lapsed(&self) -> bool {
-        self.expired() || (self.host == hostname() && !pid_alive(self.pid))
+        let (host, boot) = (hostname(), boot_id());
+        let here = !host.is_empty() && !boot.is_empty() && self.host == host && self.boot == boot;
+        self.expired() || (here && !pid_alive(self.pid))
     }
 }
 
@@ -61,16 +67,29 @@ pub fn path(out: &Path) -> PathBuf {
     out.join("_lease.json")
 }
 
-fn write_atomic(path: &Path, h: &Holder) -> Result<()> {
+/// `h` in a synced temporary file next to `path`.
+fn temp_file(path: &Path, h: &Holder) -> Result<PathBuf> {
+    use std::io::Write;
     let tmp = path.with_extension(format!("json.{}.tmp", h.run_id));
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec_pretty(h)?)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&serde_json::to_vec_pretty(h)?)?;
+    f.sync_all()?;
+    Ok(tmp)
+}
+
+/// Replace `path` with `h` (renewal).
+fn write_atomic(path: &Path, h: &Holder) -> Result<()> {
+    std::fs::rename(temp_file(path, h)?, path)?;
     Ok(())
+}
+
+/// Create `path` holding `h`, complete, or fail if it exists: a hard link
+/// of a finished file never shows a reader a half-written lease.
+fn create_complete(path: &Path, h: &Holder) -> std::io::Result<()> {
+    let tmp = temp_file(path, h).map_err(std::io::Error::other)?;
+    let r = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    r
 }
 
 fn read(path: &Path) -> Option<Holder> {
@@ -81,16 +100,29 @@ fn holder(run_id: &str, acquired_at: &str, seconds: u64) -> Holder {
     Holder {
         run_id: run_id.into(),
         host: hostname(),
+        boot: boot_id(),
         pid: std::process::id(),
         acquired_at: acquired_at.into(),
         expires_at: (chrono::Utc::now() + chrono::Duration::seconds(seconds as i64)).to_rfc3339(),
     }
 }
 
+/// This machine's name; empty when unknown (then no lease is judged local).
 fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname")
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer outlives the call, and its length is passed.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if r != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown-host".into())
+        .unwrap_or_default()
 }
 
 impl Lease {
@@ -101,12 +133,8 @@ impl Lease {
         let path = path(out);
         let now = chrono::Utc::now().to_rfc3339();
         let mine = holder(run_id, &now, seconds);
-        let created = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path);
-        match created {
-            Ok(_) => write_atomic(&path, &mine)?,
+        match create_complete(&path, &mine) {
+            Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match read(&path) {
                 Some(h) if !h.lapsed() => bail!(
                     "another scan holds {}: run {} (host {}, pid {}, since {}, until {}); \
@@ -120,18 +148,19 @@ impl Lease {
                     path.display()
                 ),
                 lapsed => {
-                    if let Some(h) = lapsed {
+                    if let Some(h) = &lapsed {
                         tracing::warn!(
                             "taking over the lapsed lease of run {} (expired {})",
                             h.run_id,
                             h.expires_at
                         );
                     }
-                    write_atomic(&path, &mine)?;
-                    // Two runs taking over at once: the last rename wins, and
-                    // the other sees it here.
-                    std::thread::sleep(Duration::from_millis(50));
-                    if read(&path).as_ref().map(|h| h.run_id.as_str()) != Some(run_id) {
+                    // Only one of several runs taking over at once can move
+                    // the stale file away, and only one can create the new.
+                    let stale = path.with_extension(format!("json.stale.{run_id}"));
+                    let moved = std::fs::rename(&path, &stale);
+                    let _ = std::fs::remove_file(&stale);
+                    if moved.is_err() || create_complete(&path, &mine).is_err() {
                         bail!(
                             "another scan took the lease of {} at the same time",
                             out.display()

@@ -288,7 +288,7 @@ async fn meta(ctx: &SessionContext, cmd: &str, format: Format) -> Result<bool> {
 pub fn for_history(stmt: &str) -> String {
     static SECRET: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
         regex::Regex::new(
-            r#"(?i)((?:secret|password|passwd|token|access_key|credential)[A-Za-z0-9_.\-]*['"]?\s*(?:=|\s)\s*)('[^']*'|"[^"]*"|[^\s,;)]+)"#,
+            r#"(?i)((?:secret|password|passwd|token|access_key|account_key|api_key|private_key|credential|sas)[A-Za-z0-9_.\-]*['"]?(?:\s*=\s*|\s+to\s+|\s+))('(?:[^']|'')*'|"[^"]*"|[^\s,;)]+)"#,
         )
         .expect("a valid pattern")
     });
@@ -371,6 +371,8 @@ mod tests {
         for (stmt, kept) in [
             ("SET s3.secret_access_key = 'abc/DEF+1';", "SET s3.secret_access_key = '***';"),
             ("set s3.session_token=xyz", "set s3.session_token='***'"),
+            ("SET s3.secret_access_key TO 'ab''cd'", "SET s3.secret_access_key TO '***'"),
+            ("SET azure.account_key = 'k'", "SET azure.account_key = '***'"),
             (
                 "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION 's3://b/t' OPTIONS ('aws.secret_access_key' 'abc', 'aws.region' 'x')",
                 "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION 's3://b/t' OPTIONS ('aws.secret_access_key' '***', 'aws.region' 'x')",

@@ -30,12 +30,13 @@ pub fn parse_retention(s: &str) -> Result<chrono::Duration> {
     let n: i64 = n
         .parse()
         .with_context(|| format!("retention `{s}`: expected a number and a unit, e.g. 7d"))?;
-    Ok(match unit {
-        "d" => chrono::Duration::days(n),
-        "h" => chrono::Duration::hours(n),
-        "m" => chrono::Duration::minutes(n),
+    let d = match unit {
+        "d" => chrono::Duration::try_days(n),
+        "h" => chrono::Duration::try_hours(n),
+        "m" => chrono::Duration::try_minutes(n),
         _ => bail!("retention `{s}`: the unit is d, h or m (e.g. 7d)"),
-    })
+    };
+    d.with_context(|| format!("retention `{s}` is too long"))
 }
 
 pub async fn run(out: &Path, retain: chrono::Duration, dry_run: bool) -> Result<Vec<Vacuumed>> {

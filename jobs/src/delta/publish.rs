@@ -187,16 +187,16 @@ async fn check(
     };
     let name = "dajia_written_parts";
     crate::catalog::register_files(ctx, name, parts).await?;
-    let b = ctx
-        .sql(&format!(
-            "SELECT count({col}) - count(DISTINCT {col}) FROM {name}"
-        ))
-        .await?
-        .collect()
-        .await;
+    let sql = format!("SELECT count({col}) - count(DISTINCT {col}) FROM {name}");
+    // Deregistered whatever happens: the session is the run's.
+    let b = match ctx.sql(&sql).await {
+        Ok(df) => df.collect().await,
+        Err(e) => Err(e),
+    };
     ctx.deregister_table(name)?;
     let dups = b?
-        .first()
+        .iter()
+        .find(|b| b.num_rows() > 0)
         .map(|b| b.column(0).as_primitive::<Int64Type>().value(0))
         .unwrap_or(0);
     anyhow::ensure!(

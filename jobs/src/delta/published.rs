@@ -22,10 +22,15 @@ use deltalake::DeltaTable;
 /// succeeded (nothing is published); `None` when the output predates
 /// recorded commits (readers see the latest versions).
 pub fn versions(out: &Path) -> Result<Option<BTreeMap<String, i64>>> {
+    versions_except(out, None)
+}
+
+/// [`versions`], leaving out the manifest of run `except` (the run asking).
+fn versions_except(out: &Path, except: Option<&str>) -> Result<Option<BTreeMap<String, i64>>> {
     let Ok(entries) = std::fs::read_dir(out.join("runs")) else {
         return Ok(None);
     };
-    let mut best: Option<(String, BTreeMap<String, i64>)> = None;
+    let mut best: Option<(Vec<i64>, BTreeMap<String, i64>)> = None;
     let (mut any_succeeded, mut any_recorded) = (false, false);
     for e in entries.flatten() {
         let p = e.path();
@@ -33,10 +38,16 @@ pub fn versions(out: &Path) -> Result<Option<BTreeMap<String, i64>>> {
             continue;
         }
         // A manifest that cannot be read is no evidence of success.
-        let Ok(m) = serde_json::from_slice::<serde_json::Value>(&std::fs::read(&p)?) else {
+        let Ok(m) = std::fs::read(&p)
+            .map_err(anyhow::Error::from)
+            .and_then(|b| Ok(serde_json::from_slice::<serde_json::Value>(&b)?))
+        else {
             tracing::warn!("{}: not a readable run manifest, ignored", p.display());
             continue;
         };
+        if except.is_some() && m["run_id"].as_str() == except {
+            continue;
+        }
         // Written by a dajia that records its commits (even none yet).
         let recorded = m["commits"].is_object();
         any_recorded |= recorded;
@@ -44,24 +55,22 @@ pub fn versions(out: &Path) -> Result<Option<BTreeMap<String, i64>>> {
             continue;
         }
         any_succeeded = true;
-        let (Some(finished), Some(commits)) = (m["finished_at"].as_str(), m["commits"].as_object())
-        else {
+        let Some(commits) = m["commits"].as_object() else {
             continue;
         };
         let commits: BTreeMap<String, i64> = commits
             .iter()
             .filter_map(|(k, v)| Some((k.clone(), v.as_i64()?)))
             .collect();
-        // Runs of one output commit one at a time (the lease), so the one
-        // that finished last holds the latest published versions.
-        let finished = chrono::DateTime::parse_from_rfc3339(finished)
-            .map(|t| {
-                t.to_utc()
-                    .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
-            })
-            .unwrap_or_default();
-        if !commits.is_empty() && best.as_ref().is_none_or(|(f, _)| finished > *f) {
-            best = Some((finished, commits));
+        // Runs of one output commit one at a time (the lease) and table
+        // versions only grow, so the succeeded run with the highest versions
+        // is the last (no clock involved).
+        let key: Vec<i64> = ["risk_scores", "rejects"]
+            .iter()
+            .map(|t| commits.get(*t).copied().unwrap_or(-1))
+            .collect();
+        if !commits.is_empty() && best.as_ref().is_none_or(|(k, _)| key > *k) {
+            best = Some((key, commits));
         }
     }
     Ok(match best {
@@ -114,21 +123,18 @@ pub async fn open(dir: &Path) -> Result<Option<DeltaTable>> {
 /// Called by a scan holding the output's lease, so no run is committing.
 /// Returns the tables rolled back.
 pub async fn roll_back(out: &Path, run_id: &str) -> Result<Vec<String>> {
-    let Some(published) = versions(out)? else {
+    let Some(published) = versions_except(out, Some(run_id))? else {
         return Ok(vec![]);
     };
     let mut done = Vec::new();
     if published.is_empty() {
         // No run ever succeeded: every version of these tables is an
-        // unfinished run's. Moved aside into staging (removed with it later),
-        // not deleted, in case someone wants to look.
+        // unfinished run's. Moved aside to `_unpublished/`, not deleted.
         for name in ["risk_scores", "rejects"] {
             let dir = out.join(name);
             if dir.join("_delta_log").is_dir() {
-                let aside = out
-                    .join("_staging")
-                    .join(format!("{run_id}-unpublished-{name}"));
-                std::fs::create_dir_all(out.join("_staging"))?;
+                let aside = out.join("_unpublished").join(format!("{name}-{run_id}"));
+                std::fs::create_dir_all(out.join("_unpublished"))?;
                 tracing::warn!(
                     "{name}: written only by runs that did not finish; moved to {}",
                     aside.display()

@@ -83,7 +83,11 @@ pub async fn run(opts: &ScanOptions) -> Result<ScanSummary> {
     // Commits of a run that was killed (or failed) after committing are
     // undone, so the latest versions agree with what readers see.
     let result = match delta::published::roll_back(&out, &manifest.run_id).await {
-        Ok(_) => run_inner(opts, &out, &mut manifest, &lease).await,
+        // A run that stalled past its lease must not call itself succeeded:
+        // another run may have rolled its commits back.
+        Ok(_) => run_inner(opts, &out, &mut manifest, &lease)
+            .await
+            .and_then(|s| lease.check().map(|_| s)),
         Err(e) => Err(e.context("rolling back an unfinished run's commits")),
     };
     if result.is_err() {

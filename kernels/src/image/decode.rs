@@ -116,7 +116,9 @@ pub fn check(bytes: &[u8], limits: &DecodeLimits) -> Result<Checked, ImageError>
 /// Decodes JPEG, PNG or WebP bytes into RGB8 on the CPU, refusing oversized
 /// inputs before decoding ([`check`]).
 pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, ImageError> {
-    decode_checked(bytes, check(bytes, limits)?.format, limits)
+    // The header parsers are decoder code too.
+    let checked = isolated("image header", || check(bytes, limits))??;
+    decode_checked(bytes, checked.format, limits)
 }
 
 /// Decodes bytes [`check`] already let through as `format`.
@@ -130,10 +132,11 @@ pub fn decode_checked(
     // RGBA8 output plus the decoder's own buffers.
     l.max_alloc = Some(limits.max_pixels.saturating_mul(8).max(64 << 20));
     reader.limits(l);
-    let img = isolated(format, || reader.decode())?.map_err(|e| ImageError::Corrupt {
-        format: format_name(format),
-        detail: e.to_string(),
-    })?;
+    let img =
+        isolated(&format_name(format), || reader.decode())?.map_err(|e| ImageError::Corrupt {
+            format: format_name(format),
+            detail: e.to_string(),
+        })?;
     Ok(img.into_rgb8())
 }
 
@@ -141,7 +144,7 @@ pub fn decode_checked(
 /// hostile bytes) fails that image, as a corrupt one, not the process or
 /// the batch it is in. The decoder's state is dropped with the image, so
 /// nothing it left half-done is used again.
-fn isolated<T>(format: ImageFormat, f: impl FnOnce() -> T) -> Result<T, ImageError> {
+fn isolated<T>(format: &str, f: impl FnOnce() -> T) -> Result<T, ImageError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
         let msg = p
             .downcast_ref::<&str>()
@@ -149,7 +152,7 @@ fn isolated<T>(format: ImageFormat, f: impl FnOnce() -> T) -> Result<T, ImageErr
             .or_else(|| p.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".into());
         ImageError::Corrupt {
-            format: format_name(format),
+            format: format.to_string(),
             detail: format!("the decoder panicked: {msg}"),
         }
     })
@@ -183,12 +186,12 @@ mod tests {
 
     #[test]
     fn a_decoder_panic_fails_that_image_only() {
-        let e = isolated(ImageFormat::Png, || -> u8 { panic!("index out of bounds") }).unwrap_err();
+        let e = isolated("PNG", || -> u8 { panic!("index out of bounds") }).unwrap_err();
         assert_eq!(
             e.to_string(),
             "corrupt or truncated PNG: the decoder panicked: index out of bounds"
         );
-        assert_eq!(isolated(ImageFormat::Png, || 7).unwrap(), 7);
+        assert_eq!(isolated("PNG", || 7).unwrap(), 7);
     }
 
     #[test]
