@@ -68,3 +68,19 @@ pub fn new_session(options: &DajiaOptions, kb: Option<Arc<KnowledgeBase>>) -> Se
 pub fn register_functions(ctx: &SessionContext, kb: Option<Arc<KnowledgeBase>>) {
     crate::udf::register_all(ctx, kb);
 }
+
+/// The integers of the one row a query such as `SELECT count(*), ...`
+/// returns (zeros when it returns none).
+pub async fn counts(ctx: &SessionContext, sql: &str) -> anyhow::Result<Vec<u64>> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Int64Type;
+    let batches = ctx.sql(sql).await?.collect().await?;
+    let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
+        let n = batches.first().map_or(1, |b| b.num_columns());
+        return Ok(vec![0; n]);
+    };
+    Ok(b.columns()
+        .iter()
+        .map(|c| c.as_primitive::<Int64Type>().value(0) as u64)
+        .collect())
+}

@@ -189,16 +189,9 @@ async fn check(
     crate::catalog::register_files(ctx, name, parts).await?;
     let sql = format!("SELECT count({col}) - count(DISTINCT {col}) FROM {name}");
     // Deregistered whatever happens: the session is the run's.
-    let b = match ctx.sql(&sql).await {
-        Ok(df) => df.collect().await,
-        Err(e) => Err(e),
-    };
+    let b = crate::session::counts(ctx, &sql).await;
     ctx.deregister_table(name)?;
-    let dups = b?
-        .iter()
-        .find(|b| b.num_rows() > 0)
-        .map(|b| b.column(0).as_primitive::<Int64Type>().value(0))
-        .unwrap_or(0);
+    let dups = b?[0];
     anyhow::ensure!(
         dups == 0,
         "{dups} rows repeat a `{col}` already written; publishing nothing"

@@ -468,33 +468,19 @@ async fn partition_rows(dir: &Path, dt: &str, distinct: Option<&str>) -> Result<
     let table = delta::open(dir).await?;
     let ctx = SessionContext::new();
     ctx.register_table("written", table.table_provider().await?)?;
-    let rows = count(
+    // Both counts in one read of the partition.
+    let n = distinct.map_or("count(*)".to_string(), |c| format!("count(DISTINCT {c})"));
+    let c = session::counts(
         &ctx,
-        &format!("SELECT count(*) FROM written WHERE dt = '{dt}'"),
+        &format!("SELECT count(*) AS n_rows, {n} AS n_distinct FROM written WHERE dt = '{dt}'"),
     )
     .await?;
-    let n = match distinct {
-        Some(c) => {
-            count(
-                &ctx,
-                &format!("SELECT count(DISTINCT {c}) FROM written WHERE dt = '{dt}'"),
-            )
-            .await?
-        }
-        None => rows,
-    };
-    Ok((rows, n))
+    Ok((c[0], c[1]))
 }
 
 /// The single integer a `SELECT count(...)` returns.
 async fn count(ctx: &SessionContext, sql: &str) -> Result<u64> {
-    use datafusion::arrow::array::AsArray;
-    use datafusion::arrow::datatypes::Int64Type;
-    let b = ctx.sql(sql).await?.collect().await?;
-    Ok(b.iter()
-        .find(|b| b.num_rows() > 0)
-        .map(|b| b.column(0).as_primitive::<Int64Type>().value(0))
-        .unwrap_or(0) as u64)
+    Ok(session::counts(ctx, sql).await?[0])
 }
 
 /// Decode each file fully; return the ones that fail, with the error.
