@@ -377,14 +377,49 @@ pub async fn register_files_as(
             ListingTableUrl::parse(abs.to_string_lossy()).map_err(anyhow::Error::from)
         })
         .collect::<Result<Vec<_>>>()?;
+    // A listing table reads all its files through one object store (its
+    // first path's): files in several stores (an S3 catalog's objects and
+    // the rows salvaged from one of them to a local folder) are one table
+    // per store, joined by a view.
+    let mut groups: Vec<(String, Vec<ListingTableUrl>)> = Vec::new();
+    for u in urls {
+        let store = u.object_store().as_str().to_string();
+        match groups.iter_mut().find(|(s, _)| *s == store) {
+            Some((_, g)) => g.push(u),
+            None => groups.push((store, vec![u])),
+        }
+    }
     let state = ctx.state();
-    let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
-    let opts = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
-    let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(opts);
-    let config = match schema {
-        Some(s) => config.with_schema(s),
-        None => config.infer_schema(&state).await?,
+    let table = |urls: Vec<ListingTableUrl>, schema: Option<SchemaRef>| {
+        let state = &state;
+        async move {
+            let format =
+                ParquetFormat::default().with_options(state.table_options().parquet.clone());
+            let opts = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
+            let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(opts);
+            let config = match schema {
+                Some(s) => config.with_schema(s),
+                None => config.infer_schema(state).await?,
+            };
+            anyhow::Ok(ListingTable::try_new(config)?)
+        }
     };
-    ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
+    if groups.len() <= 1 {
+        let urls = groups.pop().map(|(_, g)| g).unwrap_or_default();
+        ctx.register_table(name, Arc::new(table(urls, schema).await?))?;
+        return Ok(());
+    }
+    let mut schema = schema;
+    let mut parts = Vec::new();
+    for (k, (_, urls)) in groups.into_iter().enumerate() {
+        let t = table(urls, schema.clone()).await?;
+        schema.get_or_insert_with(|| datafusion::catalog::TableProvider::schema(&t));
+        let part = format!("{name}__store{k}");
+        ctx.deregister_table(part.as_str())?;
+        ctx.register_table(part.as_str(), Arc::new(t))?;
+        parts.push(format!("SELECT * FROM \"{part}\""));
+    }
+    let view = ctx.sql(&parts.join(" UNION ALL ")).await?.into_view();
+    ctx.register_table(name, view)?;
     Ok(())
 }

@@ -22,6 +22,7 @@ pub mod learn;
 pub mod lease;
 pub mod ocr;
 pub mod options;
+pub mod salvage;
 pub mod scan;
 pub mod session;
 pub mod sql;

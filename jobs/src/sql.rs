@@ -482,4 +482,31 @@ mod tests {
         .await
         .unwrap();
     }
+
+    // The `sql_split` fuzz target's properties (fuzz/), with SQL's own
+    // characters over-represented.
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn every_statement_splits_to_itself(script in "[a-zA-Z0-9 ;'\"\\-\n=_.()]{0,120}|\\PC{0,60}") {
+            for stmt in split_statements(&script) {
+                proptest::prop_assert!(!stmt.is_empty());
+                proptest::prop_assert_eq!(&stmt, stmt.trim());
+                proptest::prop_assert_eq!(split_statements(&stmt), vec![stmt.clone()]);
+            }
+        }
+
+        #[test]
+        fn redaction_is_stable_and_hides_the_value(
+            key in "(s3\\.secret_access_key|password|aws\\.session_token)",
+            value in "[a-zA-Z0-9/+]{6,20}",
+            tail in "[a-z ;]{0,20}",
+        ) {
+            let stmt = format!("SET {key} = '{value}';{tail}");
+            let shown = for_history(&stmt);
+            proptest::prop_assert!(!shown.contains(&value), "{}", shown);
+            proptest::prop_assert_eq!(for_history(&shown), shown);
+        }
+    }
 }

@@ -384,3 +384,25 @@ fn a_listing_id_listed_twice_fails_the_run_and_publishes_nothing() {
         "nothing published: {err}"
     );
 }
+
+#[test]
+fn rows_with_non_utf8_text_in_any_table_are_rejected_and_the_rest_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().join("catalog");
+    gen(&cat, 300, 5);
+    let seller = add_file_with_invalid_utf8(&cat, "sellers", "part-bad.parquet", 3, 9_000_001, "region");
+    let brand = add_file_with_invalid_utf8(&cat, "brands", "part-bad.parquet", 3, 8_000_001, "name");
+    let out = dir.path().join("out");
+    let (ok, stdout, err) = scan(&cat, &out);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("300 listings scored"), "{stdout}");
+    let r = rejects(&out);
+    for (table, id, column) in [("sellers", seller, "region"), ("brands", brand, "name")] {
+        assert!(
+            r.lines().any(|l| l.starts_with(&format!("{table},"))
+                && l.contains("part-bad.parquet")
+                && l.contains(&format!(",{id},{column} is not valid UTF-8 (byte 7)"))),
+            "{table}: {r}"
+        );
+    }
+}

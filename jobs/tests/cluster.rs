@@ -727,3 +727,32 @@ fn a_cluster_scan_killed_around_its_commits_is_invisible_and_rolled_back() {
     assert_eq!(rejects_csv(&out), rejects_csv(&local));
     assert_eq!(scores_csv(&out).lines().count(), 2_501);
 }
+
+#[test]
+fn an_executor_reads_its_image_ceilings_from_its_config_and_refuses_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("executor.toml");
+    std::fs::write(&cfg, "[images]\ndecode_budget_bytes = 0\n").unwrap();
+    // Checked before any connection (nothing listens on port 1).
+    let (ok, _, err) = run(&[
+        "executor",
+        "--scheduler",
+        "df://127.0.0.1:1",
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("images.decode_budget_bytes must be at least 1"),
+        "{err}"
+    );
+    std::fs::write(&cfg, "[images]\nmax_pixles = 5\n").unwrap();
+    let (ok, _, err) = run(&[
+        "executor",
+        "--scheduler",
+        "df://127.0.0.1:1",
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("max_pixles"), "{err}");
+}

@@ -313,3 +313,54 @@ fn catalog_on_s3_scans_like_a_local_folder_in_process_and_on_a_cluster() {
     assert!(!ok && err.trim().lines().count() == 1, "{err}");
     assert!(!err.contains(SECRET));
 }
+
+#[test]
+fn unreadable_rows_in_an_s3_catalog_are_salvaged_like_local_ones() {
+    let Some(moto) = start_moto() else { return };
+    let port = moto.1;
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().join("catalog");
+    gen(&cat, 300, 32);
+    let listing =
+        add_file_with_invalid_utf8(&cat, "listings", "part-bad.parquet", 5, 7_000_001, "title");
+    let seller =
+        add_file_with_invalid_utf8(&cat, "sellers", "part-bad.parquet", 3, 9_000_001, "region");
+    create_bucket(port, "salvage");
+    upload(port, &cat, "salvage", "nightly");
+    let out = dir.path().join("out");
+    let (ok, stdout, err) = run_env(
+        port,
+        &[
+            "scan",
+            "--catalog",
+            "s3://salvage/nightly",
+            "--out",
+            out.to_str().unwrap(),
+            "--date",
+            DATE,
+            "--no-progress",
+            "--ocr",
+            "off",
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ok, rejects, err) = run(&[
+        "sql",
+        "--out",
+        out.to_str().unwrap(),
+        "--format",
+        "csv",
+        "-c",
+        "SELECT table_name, file, row_key, reason FROM rejects ORDER BY row_key",
+    ]);
+    assert!(ok, "{err}");
+    // 300 + the 4 readable rows of the damaged listings file.
+    assert!(stdout.contains("304 listings scored"), "{stdout}{rejects}");
+    for (table, id, column) in [("listings", listing, "title"), ("sellers", seller, "region")] {
+        let want = format!(
+            "{table},s3://salvage/nightly/{table}/part-bad.parquet,{id},{column} is not valid UTF-8 (byte 7)"
+        );
+        assert!(rejects.lines().any(|l| l == want), "{want}\n{rejects}");
+    }
+    assert!(!out.join("_staging").exists(), "staged copies are removed");
+}

@@ -199,6 +199,12 @@ pub enum Cmd {
         /// Seconds between heartbeats to the scheduler.
         #[arg(long, default_value_t = 5)]
         heartbeat: u64,
+        /// TOML config whose `[images]` limits (max_pixels, max_bytes,
+        /// batch_rows, decode_budget_bytes, decode_timeout_ms,
+        /// fetch_concurrency) are this executor's ceilings: a plan asking
+        /// for more gets these (default: the built-in defaults).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 

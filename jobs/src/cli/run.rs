@@ -308,7 +308,13 @@ pub fn run(cli: Cli) -> Result<()> {
             device,
             models,
             heartbeat,
+            config,
         } => {
+            let mut limits = crate::options::DajiaOptions::default();
+            if let Some(path) = &config {
+                crate::options::resolve::apply_file(&mut limits, path)?;
+                limits.validate()?;
+            }
             let o = crate::cluster::node::ExecutorOptions {
                 scheduler: scheduler.parse()?,
                 bind,
@@ -328,6 +334,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 device: device.parse().map_err(anyhow::Error::msg)?,
                 models_dir: models.unwrap_or_else(crate::images::default_models_dir),
                 heartbeat_seconds: heartbeat,
+                image_ceilings: limits.images.0,
             };
             o.validate()?;
             rt.block_on(crate::cluster::node::run_executor(&o))?;

@@ -675,4 +675,39 @@ mod tests {
         assert_eq!(d.images.refs.official.entries, refs.refs.official.entries);
         assert!(!Arc::ptr_eq(&d.ocr, &ocr), "the executor's own OCR engines");
     }
+
+    // The `plan_codec` fuzz target's property (fuzz/): a function's state
+    // damaged in transit is decoded or refused, never a panic.
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn damaged_function_state_is_decoded_or_refused(
+            which in 0usize..3,
+            damage in proptest::collection::vec((proptest::prelude::any::<u16>(), proptest::prelude::any::<u8>()), 1..6),
+        ) {
+            let (_, physical) = codecs(NodeImageDefaults {
+                plans_only: true,
+                ..Default::default()
+            });
+            let f = match which {
+                0 => ScalarUDF::from(udf::BrandMentions::new(kb())),
+                1 => ScalarUDF::from(udf::AssessListing::new(kb())),
+                _ => ScalarUDF::from(udf::EmbedImage::new(Arc::new(
+                    ImageRefs::empty(&ImageOptions {
+                        device: DeviceChoice::Cpu,
+                        ..Default::default()
+                    })
+                    .unwrap(),
+                ))),
+            };
+            let mut buf = Vec::new();
+            physical.try_encode_udf(&f, &mut buf).unwrap();
+            for (at, v) in damage {
+                let i = at as usize % buf.len();
+                buf[i] = v;
+            }
+            let _ = physical.try_decode_udf(f.name(), &buf);
+        }
+    }
 }

@@ -139,6 +139,9 @@ pub struct ExecutorOptions {
     pub models_dir: PathBuf,
     /// Seconds between heartbeats to the scheduler.
     pub heartbeat_seconds: u64,
+    /// The most a plan may ask of this executor's image functions
+    /// (`--config`'s `[images]`, else the defaults).
+    pub image_ceilings: crate::images::ImageOptions,
 }
 
 impl ExecutorOptions {
@@ -171,7 +174,7 @@ pub async fn run_executor(opts: &ExecutorOptions) -> Result<()> {
         models_dir: opts.models_dir.clone(),
         device: opts.device,
         plans_only: false,
-        ceilings: Default::default(),
+        ceilings: opts.image_ceilings.clone(),
     };
     // Fail now, not at the first task, when the device asked for is absent.
     if opts.device != DeviceChoice::Cpu {
@@ -304,6 +307,7 @@ mod tests {
             device: DeviceChoice::Cpu,
             models_dir: "models".into(),
             heartbeat_seconds: 5,
+            image_ceilings: Default::default(),
         };
         assert!(e
             .validate()

@@ -49,6 +49,14 @@ pub struct ImageOptions {
     pub max_bytes: usize,
     /// Images decoded and embedded at once (bounds memory).
     pub batch_rows: usize,
+    /// Decoded pixels one batch holds at once, in bytes (each image counts
+    /// width × height × 4, from its header): a batch is decoded in parts
+    /// that fit, an image over the budget alone. Memory bounded by bytes,
+    /// not by image counts (1,024 images of 36 MP would be ~110 GB).
+    pub decode_budget_bytes: u64,
+    /// Longest one image may take to decode, in milliseconds: past it the
+    /// image is rejected and its decoder abandoned. 0: no limit.
+    pub decode_timeout_ms: u64,
     /// Where images are embedded and matched and OCR runs: `auto` (a working
     /// GPU, else the CPU, and says which), `cpu`, or `cuda` (a GPU or an
     /// error naming what is missing). On a cluster each executor uses its
@@ -133,6 +141,8 @@ impl Default for ImageOptions {
             max_pixels: limits.max_pixels,
             max_bytes: limits.max_bytes,
             batch_rows: 1024,
+            decode_budget_bytes: 2 << 30,
+            decode_timeout_ms: limits.timeout.map_or(0, |t| t.as_millis() as u64),
             device: DeviceChoice::Auto,
             verify_threshold: kimage::verify::DEFAULT_THRESHOLD,
             uri_allow: String::new(),
@@ -161,6 +171,22 @@ impl ImageOptions {
         let mut n = self.batch_rows as u64;
         clamp("batch_rows", &mut n, ceiling.batch_rows as u64);
         self.batch_rows = n as usize;
+        clamp(
+            "decode_budget_bytes",
+            &mut self.decode_budget_bytes,
+            ceiling.decode_budget_bytes,
+        );
+        // No limit (0) is the most a plan can ask for.
+        let mut t = match self.decode_timeout_ms {
+            0 => u64::MAX,
+            t => t,
+        };
+        let max = match ceiling.decode_timeout_ms {
+            0 => u64::MAX,
+            t => t,
+        };
+        clamp("decode_timeout_ms", &mut t, max);
+        self.decode_timeout_ms = if t == u64::MAX { 0 } else { t };
         let mut n = self.fetch_concurrency as u64;
         clamp(
             "fetch_concurrency",
@@ -175,6 +201,8 @@ impl ImageOptions {
         DecodeLimits {
             max_pixels: self.max_pixels,
             max_bytes: self.max_bytes,
+            timeout: (self.decode_timeout_ms > 0)
+                .then(|| std::time::Duration::from_millis(self.decode_timeout_ms)),
         }
     }
     pub fn threshold(&self) -> f32 {
@@ -189,6 +217,10 @@ impl ImageOptions {
             "image threshold {t} is not a cosine similarity in [-1, 1]"
         );
         anyhow::ensure!(self.batch_rows > 0, "image batch_rows must be at least 1");
+        anyhow::ensure!(
+            self.decode_budget_bytes > 0,
+            "images.decode_budget_bytes must be at least 1"
+        );
         anyhow::ensure!(
             self.fetch_concurrency > 0,
             "images.fetch_concurrency must be at least 1"

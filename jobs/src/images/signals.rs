@@ -119,19 +119,20 @@ pub fn read(
             }
         })
         .collect();
-    let t = Instant::now();
-    let matched = kb.match_listing_images(&bytes, listing_ids);
-    times.embed_match += t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let mut pages: Vec<Option<_>> = match ocr {
-        Some(o) => o
-            .read_batch(&bytes, &kb.limits())
-            .into_iter()
-            .map(Some)
-            .collect(),
-        None => vec![None; bytes.len()],
-    };
-    times.ocr += t.elapsed().as_secs_f64();
+    let limits = kb.limits();
+    let mut matched = Vec::with_capacity(bytes.len());
+    let mut pages: Vec<Option<_>> = Vec::with_capacity(bytes.len());
+    for part in budget_parts(&bytes, &limits, kb.options.decode_budget_bytes) {
+        let t = Instant::now();
+        matched.extend(kb.match_listing_images(&bytes[part.clone()], &listing_ids[part.clone()]));
+        times.embed_match += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        match ocr {
+            Some(o) => pages.extend(o.read_batch(&bytes[part], &limits).into_iter().map(Some)),
+            None => pages.extend(part.map(|_| None)),
+        }
+        times.ocr += t.elapsed().as_secs_f64();
+    }
 
     let mut out = Vec::with_capacity(bytes.len());
     for (i, r) in matched.into_iter().enumerate() {
@@ -184,4 +185,61 @@ pub fn read(
         out.push(o);
     }
     Ok(out)
+}
+
+/// Consecutive parts of `bytes` whose decoded pixels fit `budget` bytes
+/// (each image's size from its header; one over the budget is a part of its
+/// own; images the guards refuse count nothing, they are never decoded).
+pub fn budget_parts(
+    bytes: &[&[u8]],
+    limits: &dajia_kernels::image::DecodeLimits,
+    budget: u64,
+) -> Vec<std::ops::Range<usize>> {
+    let mut parts = Vec::new();
+    let (mut start, mut held) = (0, 0u64);
+    for (i, b) in bytes.iter().enumerate() {
+        let need = dajia_kernels::image::decode::decoded_bytes(b, limits);
+        if i > start && held.saturating_add(need) > budget {
+            parts.push(start..i);
+            (start, held) = (i, 0);
+        }
+        held = held.saturating_add(need);
+    }
+    if start < bytes.len() {
+        parts.push(start..bytes.len());
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dajia_kernels::image::DecodeLimits;
+
+    fn png(w: u32, h: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        image::RgbImage::new(w, h)
+            .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn a_batch_is_decoded_in_parts_that_fit_the_budget_in_bytes() {
+        let (small, big) = (png(100, 100), png(1000, 1000));
+        let junk = b"not an image".to_vec();
+        let all: Vec<&[u8]> = vec![&small, &small, &big, &junk, &small, &small, &small];
+        let limits = DecodeLimits::default();
+        // 40,000 bytes each small one, 4,000,000 the big one, 0 the junk.
+        assert_eq!(
+            budget_parts(&all, &limits, 100_000),
+            vec![0..2, 2..3, 3..6, 6..7]
+        );
+        assert_eq!(budget_parts(&all, &limits, u64::MAX), vec![0..7]);
+        assert!(budget_parts(&[], &limits, 1).is_empty());
+        // Every image in exactly one part, in order, even with a tiny budget.
+        let parts = budget_parts(&all, &limits, 1);
+        assert_eq!(parts.len(), 7);
+        assert!(parts.iter().all(|p| p.len() == 1));
+    }
 }

@@ -1,11 +1,13 @@
 //! The scan's image stage: every image of the snapshot is decoded, embedded
 //! and matched against the image indexes in bounded batches
-//! (`images.batch_rows` at a time); unreadable images become rejects; the
-//! matches are staged as a Parquet file `image_hits` (one row per listing)
-//! that the scoring query joins. With OCR on, the text inside each image is
-//! read too and staged in the same file (`ocr` column) for the text signals.
+//! (`images.batch_rows` at a time). Each batch's per-image results (hits,
+//! text read by OCR, why an image is unreadable) are appended to a staged
+//! Parquet file `image_results`, so memory does not grow with the catalog;
+//! unreadable images are published as rejects from it. A query then groups
+//! the results per listing into `image_hits` (hits and OCR texts in image id
+//! order, the same query as on a cluster), which the scoring query joins.
 
-use std::collections::BTreeMap;
+use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,17 +16,31 @@ use anyhow::Result;
 use datafusion::arrow::array::*;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::execution::context::SessionContext;
 use futures::StreamExt;
 use serde::Serialize;
 
 use dajia_kernels::ocr::Ocr;
-use dajia_kernels::risk::{ImageHit, ImageMatchKind, OcrText};
+use dajia_kernels::risk::{ImageHit, ImageMatchKind};
 
 use crate::images::fetch::Fetcher;
 use crate::images::signals::{self, BatchTimes, Fetched};
 use crate::images::ImageRefs;
-use crate::udf::{append_image_hits, image_hits_builder, ocr_text_fields};
+use crate::udf::{append_image_hits, image_hits_builder};
+
+/// Groups `image_results` per listing into the `image_hits` rows the scoring
+/// query joins: hits and OCR texts in image id order (an image's hits stay
+/// best first); listings with nothing to add are left out. In process and
+/// on a cluster alike.
+pub(super) const PER_LISTING: &str = "SELECT listing_id, flatten(array_agg(hits ORDER BY image_id)) AS hits, \
+        array_agg(named_struct('image_id', image_id, 'text', ocr) ORDER BY image_id) FILTER (WHERE ocr IS NOT NULL) AS ocr \
+     FROM image_results WHERE listing_id IS NOT NULL AND (cardinality(hits) > 0 OR ocr IS NOT NULL) \
+     GROUP BY listing_id";
+
+/// Rows per row group of the staged per-image results: what the writer
+/// buffers before flushing to disk.
+const RESULTS_ROW_GROUP: usize = 16 * 1024;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ImageStageSummary {
@@ -77,17 +93,8 @@ pub(super) fn process_cpu_seconds() -> f64 {
     secs(u.ru_utime) + secs(u.ru_stime)
 }
 
-/// What the stage stages for one listing.
-#[derive(Default)]
-struct ListingImages {
-    hits: Vec<ImageHit>,
-    ocr: Vec<OcrText>,
-}
-
 pub struct StageOutput {
     pub summary: ImageStageSummary,
-    /// (image_id, reason) of unreadable images.
-    pub rejects: Vec<(String, String)>,
 }
 
 /// The `images` table's `uri` as a string column (NULL when it has none).
@@ -117,7 +124,8 @@ fn with_batch_size(ctx: &SessionContext, batch_rows: usize) -> SessionContext {
     SessionContext::new_with_state(state)
 }
 
-/// Runs the stage; writes `hits_file` and registers it as `image_hits`.
+/// Runs the stage; writes `staging/image_results.parquet` and
+/// `staging/image_hits.parquet` and registers them by those names.
 pub async fn run(
     ctx: &SessionContext,
     kb: &ImageRefs,
@@ -125,7 +133,7 @@ pub async fn run(
     ocr_status: &str,
     batch_rows: usize,
     catalog_root: &Path,
-    hits_file: &Path,
+    staging: &Path,
 ) -> Result<StageOutput> {
     let started = Instant::now();
     let cpu = process_cpu_seconds();
@@ -142,8 +150,9 @@ pub async fn run(
         kb.options.fetch_concurrency,
     )?;
 
-    let mut staged: BTreeMap<i64, ListingImages> = BTreeMap::new();
-    let mut rejects = Vec::new();
+    std::fs::create_dir_all(staging)?;
+    let results_file = staging.join("image_results.parquet");
+    let mut results = ResultsWriter::create(&results_file)?;
     let mut s = ImageStageSummary {
         embedder: kb.refs.embedder.kind().to_string(),
         references_official: kb.refs.official.len(),
@@ -178,14 +187,14 @@ pub async fn run(
             .map(|i| (!listing.is_null(i)).then(|| listing.value(i)))
             .collect();
         let outcomes = signals::read(kb, ocr, ids, &lids, content, &fetched, &mut times)?;
+        let mut rows = ResultRows::default();
         for (i, o) in outcomes.into_iter().enumerate() {
             s.images += 1;
             let image_id = signals::image_id(ids, i);
-            if let Some(why) = o.reject {
+            if o.reject.is_some() {
                 s.rejected += 1;
-                rejects.push((image_id.to_string(), why));
             }
-            let Some(lid) = lids[i] else { continue };
+            let mut text = None;
             if let Some(read) = o.ocr {
                 s.ocr_thread_seconds += read.thread_seconds;
                 s.ocr_gated_out += read.gated_out as u64;
@@ -193,77 +202,123 @@ pub async fn run(
                     s.ocr_images_with_text += 1;
                     s.ocr_lines += read.lines as u64;
                     s.ocr_chars += read.text.chars().filter(|c| *c != '\n').count() as u64;
-                    staged.entry(lid).or_default().ocr.push(OcrText {
-                        image_id: image_id.to_string(),
-                        text: read.text,
-                    });
+                    text = Some(read.text);
                 }
             }
-            for h in o.hits {
+            for h in &o.hits {
                 match h.kind {
                     ImageMatchKind::Official => s.matched_official += 1,
                     ImageMatchKind::KnownFake => s.matched_known_fake += 1,
                 }
-                staged.entry(lid).or_default().hits.push(h);
             }
+            rows.push(image_id, lids[i], o.reject, &o.hits, text);
         }
+        results.write(rows)?;
     }
     s.fetch_seconds = times.fetch;
     s.embed_match_seconds = times.embed_match;
     s.ocr_seconds = times.ocr;
-    // Each listing's images in image id order (as the cluster's stage
-    // aggregates them); an image's hits stay best first.
-    for l in staged.values_mut() {
-        l.hits.sort_by(|a, b| a.image_id.cmp(&b.image_id));
-        l.ocr.sort_by(|a, b| a.image_id.cmp(&b.image_id));
-    }
-    s.listings_matched = staged.values().filter(|l| !l.hits.is_empty()).count();
-    write_hits(hits_file, &staged)?;
-    crate::catalog::register_files(ctx, "image_hits", &[hits_file.to_path_buf()]).await?;
+    results.close()?;
+    crate::catalog::register_files(ctx, "image_results", &[results_file]).await?;
+    let hits_file = staging.join("image_hits.parquet");
+    // Written as the grouping streams out (DataFusion's aggregate holds the
+    // groups, within the session's memory pool).
+    ctx.sql(PER_LISTING)
+        .await?
+        .write_parquet(
+            &hits_file.to_string_lossy(),
+            DataFrameWriteOptions::new().with_single_file_output(true),
+            None,
+        )
+        .await?;
+    crate::catalog::register_files(ctx, "image_hits", &[hits_file]).await?;
+    s.listings_matched = crate::session::counts(
+        ctx,
+        "SELECT count(*) FROM image_hits WHERE cardinality(hits) > 0",
+    )
+    .await?[0] as usize;
     s.gpu = kb.refs.embedder.times();
     s.seconds = started.elapsed().as_secs_f64();
     s.process_cpu_seconds = process_cpu_seconds() - cpu;
     s.images_per_second = s.images as f64 / s.seconds.max(1e-9);
-    Ok(StageOutput {
-        summary: s,
-        rejects,
-    })
+    Ok(StageOutput { summary: s })
 }
 
-fn write_hits(path: &Path, staged: &BTreeMap<i64, ListingImages>) -> Result<()> {
-    let mut b = image_hits_builder(staged.len());
-    let ocr_item = Arc::new(Field::new_list_field(
-        DataType::Struct(ocr_text_fields()),
-        true,
-    ));
-    let mut ob = ListBuilder::new(StructBuilder::from_fields(ocr_text_fields(), staged.len()))
-        .with_field(ocr_item.clone());
-    for l in staged.values() {
-        for t in &l.ocr {
-            let s = ob.values();
-            s.field_builder::<StringBuilder>(0)
-                .unwrap()
-                .append_value(&t.image_id);
-            s.field_builder::<StringBuilder>(1)
-                .unwrap()
-                .append_value(&t.text);
-            s.append(true);
-        }
-        ob.append(true);
-        append_image_hits(&mut b, &l.hits);
+/// One batch's per-image results, as columns.
+#[derive(Default)]
+struct ResultRows {
+    image_id: Vec<String>,
+    listing_id: Vec<Option<i64>>,
+    reject: Vec<Option<String>>,
+    hits: Vec<Vec<ImageHit>>,
+    ocr: Vec<Option<String>>,
+}
+
+impl ResultRows {
+    fn push(
+        &mut self,
+        image_id: &str,
+        listing_id: Option<i64>,
+        reject: Option<String>,
+        hits: &[ImageHit],
+        ocr: Option<String>,
+    ) {
+        self.image_id.push(image_id.to_string());
+        self.listing_id.push(listing_id);
+        self.reject.push(reject);
+        self.hits.push(hits.to_vec());
+        self.ocr.push(ocr);
     }
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("listing_id", DataType::Int64, false),
-        Field::new("hits", crate::udf::image_hits_type(), true),
-        Field::new("ocr", DataType::List(ocr_item), true),
-    ]));
-    let batch = RecordBatch::try_new(
-        schema,
-        vec![
-            Arc::new(Int64Array::from_iter_values(staged.keys().copied())),
-            Arc::new(b.finish()),
-            Arc::new(ob.finish()),
-        ],
-    )?;
-    crate::gen::write_parquet(path, &batch)
+}
+
+/// The staged `image_results` file (the columns the cluster's stage writes
+/// that the scan reads), appended batch by batch.
+struct ResultsWriter {
+    schema: Arc<Schema>,
+    writer: parquet::arrow::ArrowWriter<File>,
+}
+
+impl ResultsWriter {
+    fn create(path: &Path) -> Result<Self> {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("image_id", DataType::Utf8, false),
+            Field::new("listing_id", DataType::Int64, true),
+            Field::new("reject", DataType::Utf8, true),
+            Field::new("hits", crate::udf::image_hits_type(), true),
+            Field::new("ocr", DataType::Utf8, true),
+        ]));
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_max_row_group_row_count(Some(RESULTS_ROW_GROUP))
+            .build();
+        let writer = parquet::arrow::ArrowWriter::try_new(
+            File::create(path)?,
+            schema.clone(),
+            Some(props),
+        )?;
+        Ok(ResultsWriter { schema, writer })
+    }
+
+    fn write(&mut self, rows: ResultRows) -> Result<()> {
+        let mut hits = image_hits_builder(rows.hits.len());
+        for h in &rows.hits {
+            append_image_hits(&mut hits, h);
+        }
+        let batch = RecordBatch::try_new(
+            self.schema.clone(),
+            vec![
+                Arc::new(StringArray::from(rows.image_id)),
+                Arc::new(Int64Array::from(rows.listing_id)),
+                Arc::new(StringArray::from(rows.reject)),
+                Arc::new(hits.finish()),
+                Arc::new(StringArray::from(rows.ocr)),
+            ],
+        )?;
+        self.writer.write(&batch)?;
+        Ok(())
+    }
+
+    fn close(self) -> Result<()> {
+        self.writer.close()?;
+        Ok(())
+    }
 }

@@ -27,7 +27,9 @@ use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::{col, Expr, Partitioning};
 
-use super::image_stage::{process_cpu_seconds, uri_column, ImageStageSummary, StageOutput};
+use super::image_stage::{
+    process_cpu_seconds, uri_column, ImageStageSummary, StageOutput, PER_LISTING,
+};
 use crate::cluster::write_parts;
 use crate::images::ImageRefs;
 use crate::ocr::OcrMode;
@@ -74,10 +76,7 @@ pub async fn run(
     s.images_per_second = s.images as f64 / s.seconds.max(1e-9);
     // The rejects stay on the cluster: the scan publishes them from
     // `image_results` with the others.
-    Ok(StageOutput {
-        summary: s,
-        rejects: Vec::new(),
-    })
+    Ok(StageOutput { summary: s })
 }
 
 /// Steps 1–3.
@@ -157,14 +156,7 @@ async fn stage(
     // 2. Per listing, in image id order; listings with nothing to add are
     //    left out, as in process.
     let hits_dir = fresh_dir(&staging.join("image_hits"))?;
-    let grouped = ctx
-        .sql(
-            "SELECT listing_id, flatten(array_agg(hits ORDER BY image_id)) AS hits, \
-                    array_agg(named_struct('image_id', image_id, 'text', ocr) ORDER BY image_id) FILTER (WHERE ocr IS NOT NULL) AS ocr \
-             FROM image_results WHERE listing_id IS NOT NULL AND (cardinality(hits) > 0 OR ocr IS NOT NULL) \
-             GROUP BY listing_id",
-        )
-        .await?;
+    let grouped = ctx.sql(PER_LISTING).await?;
     let hit_parts: Vec<_> = write_parts::write(grouped, &hits_dir)
         .await
         .context("grouping the image hits on the cluster")?

@@ -8,11 +8,11 @@ mod image_stage_cluster;
 mod links;
 mod manifest;
 mod progress;
-mod salvage;
 mod settings;
 mod summary;
+mod unreadable;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -147,10 +147,14 @@ async fn run_inner(
     let dt = opts.date.to_string();
 
     let t = Instant::now();
-    let catalog = Catalog::open_any(&opts.catalog, Some(opts.date)).await?;
+    let mut catalog = Catalog::open_any(&opts.catalog, Some(opts.date)).await?;
     catalog.require(&["listings", "sellers", "brands"])?;
     let ctx = session::new_session(&opts.options, None);
     catalog.register(&ctx).await?;
+    let mut rejects: Vec<unreadable::RejectRow> = Vec::new();
+    // Salvaged rows and image hits live here until the run is published.
+    let staging = out.join("_staging").join(&manifest.run_id);
+    unreadable::salvage_tables(&ctx, &mut catalog, &staging, &mut rejects).await?;
     let kb = Arc::new(kb::load(&ctx).await?);
     let counter = progress::Counter::default();
     udf::register_all(&ctx, Some(kb.clone()));
@@ -171,10 +175,6 @@ async fn run_inner(
     manifest.stage("load", t.elapsed());
     manifest.inputs(&catalog);
     failpoint::reached("catalog");
-
-    let mut rejects: Vec<[Option<String>; 4]> = Vec::new();
-    // Salvaged rows and image hits live here until the run is published.
-    let staging = out.join("_staging").join(&manifest.run_id);
 
     let t = Instant::now();
     let image_summary = if catalog.table("images").is_none() {
@@ -236,14 +236,11 @@ async fn run_inner(
                         &ocr_status,
                         opts.options.images.batch_rows,
                         Path::new(&root),
-                        &staging.join("image_hits.parquet"),
+                        &staging,
                     )
                     .await?
                 }
             };
-            for (id, why) in out.rejects {
-                rejects.push([Some("images".into()), None, Some(id), Some(why)]);
-            }
             Some(out.summary)
         }
     };
@@ -282,7 +279,7 @@ async fn run_inner(
     let (version, cluster_tally) = match publish_scores(&scorer, opts, &risk_dir, &dt).await {
         Ok(v) => v,
         Err(first) => {
-            let bad = find_unreadable(&files);
+            let bad = crate::salvage::find_unreadable(&ctx, &files, false, &staging).await?;
             if bad.is_empty() {
                 bar.abandon();
                 return Err(first);
@@ -291,30 +288,9 @@ async fn run_inner(
                 "{} listings file(s) unreadable: salvaging their readable rows, then retrying",
                 bad.len()
             );
-            for (k, (file, reason)) in bad.iter().enumerate() {
-                match salvage::salvage(file) {
-                    Ok(s) => {
-                        let staged = staging.join(format!("salvaged-{k:05}.parquet"));
-                        crate::gen::write_parquet(&staged, &s.batch)?;
-                        for (id, why) in s.rejects {
-                            rejects.push([
-                                Some("listings".into()),
-                                Some(file.display().to_string()),
-                                id.map(|i| i.to_string()),
-                                Some(why),
-                            ]);
-                        }
-                        files.push(staged);
-                    }
-                    Err(e) => rejects.push([
-                        Some("listings".into()),
-                        Some(file.display().to_string()),
-                        None,
-                        Some(format!("{reason}; rows could not be salvaged: {e:#}")),
-                    ]),
-                }
-            }
-            files.retain(|f| !bad.iter().any(|(b, _)| b == f));
+            files =
+                unreadable::salvage_files(&ctx, "listings", &files, &bad, &staging, &mut rejects)
+                    .await?;
             scorer.ctx.deregister_table("listings")?;
             register_files_as(scorer.ctx, "listings", &files, listings.schema.clone()).await?;
             counter.reset();
@@ -483,28 +459,6 @@ async fn count(ctx: &SessionContext, sql: &str) -> Result<u64> {
     Ok(session::counts(ctx, sql).await?[0])
 }
 
-/// Decode each file fully; return the ones that fail, with the error.
-fn find_unreadable(files: &[PathBuf]) -> Vec<(PathBuf, String)> {
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let mut bad = Vec::new();
-    // Objects in a store cannot be salvaged row by row here: a failure
-    // reading them fails the run (and publishes nothing).
-    for f in files.iter().filter(|f| !crate::catalog::is_remote_file(f)) {
-        let res = (|| -> Result<()> {
-            let reader =
-                ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f)?)?.build()?;
-            for b in reader {
-                b?;
-            }
-            Ok(())
-        })();
-        if let Err(e) = res {
-            bad.push((f.clone(), format!("unreadable data: {e:#}")));
-        }
-    }
-    bad
-}
-
 /// Publish partition `dt` of `rejects`: invalid listings rows (a query),
 /// unreadable images (on a cluster, a query over the image stage's
 /// results) and `extra` (files, reference images, salvaged rows). Returns
@@ -552,6 +506,13 @@ async fn publish_rejects(
             extra.iter().map(|r| r[i].clone()).collect::<Vec<_>>(),
         ))
     };
+    // Unreadable images, from the image stage's staged results (in
+    // process and on a cluster).
+    let images = if ctx.table_exist("image_results")? {
+        format!(" UNION ALL SELECT 'images', CAST(NULL AS VARCHAR), image_id, reject, '{run_id}', '{dt}' FROM image_results WHERE reject IS NOT NULL")
+    } else {
+        String::new()
+    };
     let extra_batch = RecordBatch::try_new(
         schema.clone(),
         vec![
@@ -570,11 +531,6 @@ async fn publish_rejects(
         let extra_file = scorer.staging.join("rejects_extra.parquet");
         crate::gen::write_parquet(&extra_file, &extra_batch)?;
         register_files(ctx, "rejects_extra", &[extra_file]).await?;
-        let images = if ctx.table_exist("image_results")? {
-            format!(" UNION ALL SELECT 'images', CAST(NULL AS VARCHAR), image_id, reject, '{run_id}', '{dt}' FROM image_results WHERE reject IS NOT NULL")
-        } else {
-            String::new()
-        };
         let all = format!(
             "{sql} UNION ALL SELECT table_name, file, row_key, reason, run_id, dt FROM rejects_extra{images}"
         );
@@ -600,7 +556,7 @@ async fn publish_rejects(
     let utf8 = |c: &str| format!("arrow_cast({c}, 'Utf8') AS {c}");
     let cols: Vec<String> = schema.fields().iter().map(|f| utf8(f.name())).collect();
     let all = format!(
-        "SELECT {} FROM ({sql} UNION ALL SELECT * FROM rejects_extra)",
+        "SELECT {} FROM ({sql} UNION ALL SELECT * FROM rejects_extra{images})",
         cols.join(", ")
     );
     let plan = ctx.sql(&all).await?.into_optimized_plan();

@@ -219,3 +219,86 @@ pub fn add_bad_images(cat: &Path) -> std::net::TcpListener {
     dajia::gen::write_parquet(&cat.join("images/part-bad.parquet"), &batch).unwrap();
     listener
 }
+
+/// Copy the first `rows` rows of `table`'s first file under `cat` to a new
+/// file `name` of that table, with ids from `first_id` in its first column
+/// and the string column `column` of the middle row holding bytes that are
+/// not UTF-8 (as a buggy producer writes them). Returns the id of that row.
+#[allow(dead_code)]
+pub fn add_file_with_invalid_utf8(
+    cat: &Path,
+    table: &str,
+    name: &str,
+    rows: usize,
+    first_id: i64,
+    column: &str,
+) -> i64 {
+    use arrow::array::{Array, ArrayRef, Int64Array, StringArray};
+    use std::sync::Arc;
+    let dir = cat.join(table);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    files.sort();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(&files[0]).unwrap(),
+    )
+    .unwrap()
+    .with_batch_size(rows)
+    .build()
+    .unwrap();
+    let batch = reader.into_iter().next().unwrap().unwrap().slice(0, rows);
+    let schema = batch.schema();
+    let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
+    cols[0] = Arc::new(Int64Array::from_iter_values(
+        first_id..first_id + rows as i64,
+    ));
+    let k = schema.index_of(column).unwrap();
+    let old = arrow::compute::cast(&cols[k], &arrow::datatypes::DataType::Utf8).unwrap();
+    let old = old.as_any().downcast_ref::<StringArray>().unwrap();
+    let mut bytes = Vec::new();
+    let mut offsets = vec![0i32];
+    for i in 0..rows {
+        let v: &[u8] = if i == rows / 2 {
+            b"broken \xff\xfe value"
+        } else if old.is_null(i) {
+            b""
+        } else {
+            old.value(i).as_bytes()
+        };
+        bytes.extend_from_slice(v);
+        offsets.push(bytes.len() as i32);
+    }
+    // SAFETY: deliberately invalid UTF-8, only written to disk, never read as str here.
+    let bad = unsafe {
+        StringArray::new_unchecked(
+            arrow::buffer::OffsetBuffer::new(offsets.into()),
+            bytes.into(),
+            old.nulls().cloned(),
+        )
+    };
+    cols[k] = Arc::new(bad);
+    let fields: Vec<_> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if f.name() == column {
+                arrow::datatypes::Field::new(column, arrow::datatypes::DataType::Utf8, true)
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    let out = arrow::record_batch::RecordBatch::try_new(
+        Arc::new(arrow::datatypes::Schema::new(fields)),
+        cols,
+    )
+    .unwrap();
+    let f = std::fs::File::create(dir.join(name)).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(f, out.schema(), None).unwrap();
+    w.write(&out).unwrap();
+    w.close().unwrap();
+    first_id + (rows / 2) as i64
+}

@@ -1,9 +1,14 @@
 //! Decoding with guards. The header is read first: an image that declares
 //! more pixels than allowed (a decompression bomb) is refused before any
 //! pixel buffer is allocated, and the decoder itself runs under `image`'s
-//! allocation limits as a second line of defence.
+//! allocation limits as a second line of defence. A decoder that panics
+//! fails its image only; one that runs past `timeout` is abandoned on its
+//! helper thread and its image refused.
 
 use std::io::Cursor;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
 
 use image::{ImageFormat, ImageReader, Limits, RgbImage};
 
@@ -15,6 +20,10 @@ pub struct DecodeLimits {
     pub max_pixels: u64,
     /// Largest accepted encoded size.
     pub max_bytes: usize,
+    /// Longest one image may take to decode: past it the image is refused
+    /// and its decoder left to finish on its own thread. `None`: no limit
+    /// (decoded on the caller's thread).
+    pub timeout: Option<Duration>,
 }
 
 impl Default for DecodeLimits {
@@ -23,6 +32,8 @@ impl Default for DecodeLimits {
         DecodeLimits {
             max_pixels: 40_000_000,
             max_bytes: 32 << 20,
+            // A 40 MP photo decodes in well under a second on one core.
+            timeout: Some(Duration::from_secs(10)),
         }
     }
 }
@@ -113,12 +124,96 @@ pub fn check(bytes: &[u8], limits: &DecodeLimits) -> Result<Checked, ImageError>
     })
 }
 
+/// Bytes a decoder holds for this image (RGBA8 while decoding), from its
+/// header; 0 when the guards refuse it (it is never decoded).
+pub fn decoded_bytes(bytes: &[u8], limits: &DecodeLimits) -> u64 {
+    match isolated("image header", || check(bytes, limits)) {
+        Ok(Ok(c)) => c.width as u64 * c.height as u64 * 4,
+        _ => 0,
+    }
+}
+
 /// Decodes JPEG, PNG or WebP bytes into RGB8 on the CPU, refusing oversized
 /// inputs before decoding ([`check`]).
 pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, ImageError> {
     // The header parsers are decoder code too.
     let checked = isolated("image header", || check(bytes, limits))??;
-    decode_checked(bytes, checked.format, limits)
+    match limits.timeout {
+        None => decode_checked(bytes, checked.format, limits),
+        Some(t) => decode_within(bytes, checked.format, limits, t),
+    }
+}
+
+/// Decoders abandoned past their time limit and still running.
+static ABANDONED: AtomicUsize = AtomicUsize::new(0);
+
+/// Past this many abandoned decoders the run stops: each holds a thread
+/// and its buffers, and so many slow images means something is wrong.
+const MAX_ABANDONED: usize = 32;
+
+const RUNNING: u8 = 0;
+const DONE: u8 = 1;
+const GIVEN_UP: u8 = 2;
+
+/// [`decode_checked`] on a helper thread, waited for at most `timeout`.
+/// Rust cannot stop a thread, so a decoder past its time is left to finish
+/// (or loop) there, counted in [`ABANDONED`] until it returns. The thread
+/// costs ~20 µs, against milliseconds for decoding a photo.
+fn decode_within(
+    bytes: &[u8],
+    format: ImageFormat,
+    limits: &DecodeLimits,
+    timeout: Duration,
+) -> Result<RgbImage, ImageError> {
+    let abandoned = ABANDONED.load(Ordering::Relaxed);
+    if abandoned >= MAX_ABANDONED {
+        return Err(ImageError::DecodersStuck { abandoned });
+    }
+    let owned: Arc<[u8]> = bytes.into();
+    let limits = *limits;
+    let state = Arc::new(AtomicU8::new(RUNNING));
+    let (tx, rx) = mpsc::sync_channel(1);
+    let theirs = state.clone();
+    let spawned = std::thread::Builder::new()
+        .name("dajia-decode".into())
+        .spawn(move || {
+            let r = decode_checked(&owned, format, &limits);
+            if theirs
+                .compare_exchange(RUNNING, DONE, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                let _ = tx.send(r);
+            } else {
+                ABANDONED.fetch_sub(1, Ordering::Relaxed);
+            }
+        });
+    if spawned.is_err() {
+        // No thread to spare: decode here, without the limit.
+        return decode_checked(bytes, format, &limits);
+    }
+    match rx.recv_timeout(timeout) {
+        Ok(r) => r,
+        Err(_) => {
+            if state
+                .compare_exchange(RUNNING, GIVEN_UP, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                ABANDONED.fetch_add(1, Ordering::Relaxed);
+                Err(ImageError::TimedOut {
+                    format: format_name(format),
+                    seconds: timeout.as_secs_f64(),
+                })
+            } else {
+                // It finished just as the time ran out.
+                rx.recv().unwrap_or_else(|_| {
+                    Err(ImageError::Corrupt {
+                        format: format_name(format),
+                        detail: "the decoder thread ended without a result".into(),
+                    })
+                })
+            }
+        }
+    }
 }
 
 /// Decodes bytes [`check`] already let through as `format`.
@@ -280,5 +375,36 @@ mod tests {
                 max: 1_000_000
             })
         );
+    }
+
+    #[test]
+    fn an_image_past_its_time_limit_is_refused_and_the_next_decodes() {
+        // A 3000x3000 PNG takes far longer than a microsecond to decode.
+        let big = RgbImage::from_fn(3000, 3000, |x, y| Rgb([x as u8, y as u8, 7]));
+        let png = encode(&big, ImageFormat::Png);
+        let hurried = DecodeLimits {
+            timeout: Some(Duration::from_micros(1)),
+            ..Default::default()
+        };
+        let e = decode(&png, &hurried).err().expect("timed out");
+        assert!(
+            matches!(e, ImageError::TimedOut { ref format, .. } if format == "PNG"),
+            "{e}"
+        );
+        assert!(!e.is_run_failure(), "one slow image is that image's reject");
+        // The same bytes with time to spare, and without a limit.
+        let d = decode(&png, &DecodeLimits::default()).unwrap();
+        assert_eq!(d.dimensions(), (3000, 3000));
+        let inline = DecodeLimits {
+            timeout: None,
+            ..Default::default()
+        };
+        assert_eq!(decode(&png, &inline).unwrap(), d);
+        // The abandoned decoder finishes on its own and is no longer counted.
+        let t = std::time::Instant::now();
+        while ABANDONED.load(Ordering::Relaxed) > 0 && t.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(ABANDONED.load(Ordering::Relaxed), 0);
     }
 }

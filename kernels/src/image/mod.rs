@@ -53,6 +53,10 @@ pub enum ImageError {
     },
     #[error("corrupt or truncated {format}: {detail}")]
     Corrupt { format: String, detail: String },
+    #[error("decoding this {format} took longer than {seconds} s (images.decode_timeout_ms); its decoder was abandoned")]
+    TimedOut { format: String, seconds: f64 },
+    #[error("{abandoned} image decoders are still running past their time limit: stopping rather than piling up more (a decoder bug met by hostile images?)")]
+    DecodersStuck { abandoned: usize },
     #[error("model {model}: {detail}")]
     Model { model: String, detail: String },
     #[error("{0}")]
@@ -63,6 +67,9 @@ impl ImageError {
     /// A failure of the run's machinery (a model, the GPU) rather than of one
     /// image: the job stops and publishes nothing instead of rejecting rows.
     pub fn is_run_failure(&self) -> bool {
-        matches!(self, ImageError::Model { .. } | ImageError::Device(_))
+        matches!(
+            self,
+            ImageError::Model { .. } | ImageError::Device(_) | ImageError::DecodersStuck { .. }
+        )
     }
 }

@@ -1,0 +1,1 @@
+SET s3.secret_access_key = 'abc'; SELECT "x;y" FROM t

@@ -1,0 +1,1 @@
+COPY (SELECT * FROM listings) TO '/tmp/x' OPTIONS ('aws.secret_access_key' 'k');

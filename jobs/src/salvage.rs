@@ -1,0 +1,435 @@
+//! Salvage of catalog files that cannot be decoded whole, for every table
+//! and for files in object stores.
+//!
+//! The usual cause is a string column holding bytes that are not UTF-8:
+//! Arrow refuses the whole page, so one bad byte would fail the night. Such
+//! a file is read again one row group at a time (memory bounded by a row
+//! group, never a whole file): the other columns with Arrow, each string
+//! column as raw bytes with Parquet's column reader, checked value by value.
+//! Rows with a bad value become rejects (with their key, e.g. `listing_id`);
+//! a row group that cannot be read at all becomes one reject naming its
+//! rows; the rest is written, row group by row group, to a staging file the
+//! scan reads instead. A file whose footer cannot be read is not salvaged
+//! (the caller rejects it whole).
+//!
+//! Hand-written because neither parquet nor DataFusion offers a lossy read:
+//! both fail the batch on the first invalid string.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray};
+use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch};
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::{ArrowWriter, ProjectionMask};
+use parquet::file::reader::{FileReader, SerializedFileReader};
+
+/// What salvaging one file kept and rejected, in rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Salvage {
+    pub kept: u64,
+    pub rejected: u64,
+}
+
+fn is_string(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+fn is_binary(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+    )
+}
+
+/// Salvage the readable rows of the local Parquet file `src` into `dest`.
+/// `key` names the column that identifies a row in rejects; `on_reject`
+/// gets `(key value, reason)` for every row (or lost row group) left out.
+pub fn salvage_file(
+    src: &Path,
+    dest: &Path,
+    key: Option<&str>,
+    on_reject: &mut dyn FnMut(Option<String>, String),
+) -> Result<Salvage> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(src)?)?;
+    let schema = builder.schema().clone();
+    let metadata = builder.metadata().clone();
+    let declared = metadata.file_metadata().num_rows();
+    let groups: i64 = metadata.row_groups().iter().map(|g| g.num_rows()).sum();
+    if declared < 0 || groups != declared {
+        bail!("the footer declares {declared} rows but its row groups hold {groups}");
+    }
+    let descr = metadata.file_metadata().schema_descr_ptr();
+    // Each string column's leaf in the Parquet schema (a flat column).
+    let mut strings: Vec<(usize, usize)> = Vec::new();
+    let mut others: Vec<usize> = Vec::new();
+    for (i, f) in schema.fields().iter().enumerate() {
+        if is_string(f.data_type()) {
+            let leaf = (0..descr.num_columns())
+                .find(|&c| descr.column(c).path().parts() == [f.name().as_str()])
+                .with_context(|| format!("column {} is not a flat string column", f.name()))?;
+            strings.push((i, leaf));
+        } else {
+            others.push(i);
+        }
+    }
+    let out_schema = schema.clone();
+    let mut writer = ArrowWriter::try_new(File::create(dest)?, out_schema.clone(), None)?;
+    let key_index = key.and_then(|k| schema.index_of(k).ok());
+    let file_reader = SerializedFileReader::new(File::open(src)?)?;
+    let mut tally = Salvage::default();
+    for rg in 0..metadata.num_row_groups() {
+        let rows = metadata.row_group(rg).num_rows() as usize;
+        let read = read_row_group(src, &file_reader, rg, rows, &schema, &strings, &others);
+        let (batch, bad) = match read {
+            Ok(v) => v,
+            Err(e) => {
+                on_reject(
+                    None,
+                    format!("row group {rg} ({rows} rows) unreadable: {e:#}"),
+                );
+                tally.rejected += rows as u64;
+                continue;
+            }
+        };
+        let keys = key_index.map(|k| cast(batch.column(k), &DataType::Utf8)).transpose()?;
+        let keys = keys
+            .as_ref()
+            .and_then(|k| k.as_any().downcast_ref::<StringArray>());
+        for (i, why) in bad.iter().enumerate() {
+            if let Some(why) = why {
+                let id = keys.and_then(|k| (!k.is_null(i)).then(|| k.value(i).to_string()));
+                on_reject(id, why.clone());
+                tally.rejected += 1;
+            }
+        }
+        let keep = BooleanArray::from(bad.iter().map(|b| b.is_none()).collect::<Vec<_>>());
+        let kept = filter_record_batch(&batch, &keep)?;
+        tally.kept += kept.num_rows() as u64;
+        writer.write(&kept)?;
+        // One row group out per row group in: the writer holds no more.
+        writer.flush()?;
+    }
+    writer.close()?;
+    Ok(tally)
+}
+
+/// One row group with every column, and per row why it is bad (`None`: good).
+/// A string value that is not UTF-8 is read as null and marks its row bad.
+fn read_row_group(
+    src: &Path,
+    file_reader: &SerializedFileReader<File>,
+    rg: usize,
+    rows: usize,
+    schema: &SchemaRef,
+    strings: &[(usize, usize)],
+    others: &[usize],
+) -> Result<(RecordBatch, Vec<Option<String>>)> {
+    let mut columns: Vec<Option<ArrayRef>> = vec![None; schema.fields().len()];
+    if !others.is_empty() {
+        let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(src)?)?;
+        let mask = ProjectionMask::roots(builder.parquet_schema(), others.iter().copied());
+        let reader = builder
+            .with_row_groups(vec![rg])
+            .with_projection(mask)
+            .with_batch_size(rows.clamp(1, 1 << 20))
+            .build()?;
+        let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
+        let projected = Arc::new(schema.project(others)?);
+        let read = concat_batches(&projected, &batches)?;
+        if read.num_rows() != rows {
+            bail!("{} rows read for {rows} declared", read.num_rows());
+        }
+        for (k, &i) in others.iter().enumerate() {
+            columns[i] = Some(read.column(k).clone());
+        }
+    }
+    let mut bad: Vec<Option<String>> = vec![None; rows];
+    for &(i, leaf) in strings {
+        let field = schema.field(i);
+        let values = read_strings(file_reader, rg, leaf, field.name(), &mut bad)?;
+        if values.len() != rows {
+            bail!("column {}: {} values for {rows} rows", field.name(), values.len());
+        }
+        let array: ArrayRef = Arc::new(StringArray::from(values));
+        columns[i] = Some(cast(&array, field.data_type())?);
+    }
+    let columns = columns
+        .into_iter()
+        .map(|c| c.expect("every column read"))
+        .collect();
+    Ok((RecordBatch::try_new(schema.clone(), columns)?, bad))
+}
+
+/// One string column of one row group as raw bytes (the column reader does
+/// not check UTF-8), checked row by row; a value that is not UTF-8 is
+/// recorded in `bad` and read as null.
+fn read_strings(
+    reader: &SerializedFileReader<File>,
+    rg: usize,
+    leaf: usize,
+    name: &str,
+    bad: &mut [Option<String>],
+) -> Result<Vec<Option<String>>> {
+    use parquet::column::reader::ColumnReader;
+    let descr = reader.metadata().file_metadata().schema_descr_ptr();
+    let max_def = descr.column(leaf).max_def_level();
+    let ColumnReader::ByteArrayColumnReader(mut r) =
+        reader.get_row_group(rg)?.get_column_reader(leaf)?
+    else {
+        bail!("column {name} is not a byte array")
+    };
+    let mut out: Vec<Option<String>> = Vec::new();
+    loop {
+        let mut defs: Vec<i16> = Vec::new();
+        let mut values = Vec::new();
+        let (records, _, _) = r.read_records(8192, Some(&mut defs), None, &mut values)?;
+        if records == 0 {
+            break;
+        }
+        if out.len() + records > bad.len() {
+            bail!("column {name}: more values than the row group's rows");
+        }
+        let mut next = values.into_iter();
+        for k in 0..records {
+            let present = max_def == 0 || defs.get(k).is_some_and(|d| *d == max_def);
+            if !present {
+                out.push(None);
+                continue;
+            }
+            let v = next.next().map(|b| b.data().to_vec()).unwrap_or_default();
+            match String::from_utf8(v) {
+                Ok(s) => out.push(Some(s)),
+                Err(e) => {
+                    let i = out.len();
+                    bad[i].get_or_insert_with(|| {
+                        format!(
+                            "{name} is not valid UTF-8 (byte {})",
+                            e.utf8_error().valid_up_to()
+                        )
+                    });
+                    out.push(None);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The files of `files` that cannot be read whole, with the error. Every
+/// column is decoded except, with `skip_binary`, binary ones (image bytes,
+/// whose problems the image stage rejects image by image). Files in an
+/// object store are copied to `scratch` (streamed) and read there.
+pub async fn find_unreadable(
+    ctx: &SessionContext,
+    files: &[PathBuf],
+    skip_binary: bool,
+    scratch: &Path,
+) -> Result<Vec<(PathBuf, String)>> {
+    let mut bad = Vec::new();
+    for f in files {
+        let res = if crate::catalog::is_remote_file(f) {
+            std::fs::create_dir_all(scratch)?;
+            let copy = scratch.join("checking.parquet");
+            let res = match download(ctx, f, &copy).await {
+                Ok(()) => read_local(&copy, skip_binary),
+                // Not reachable is the run's problem, not the file's.
+                Err(e) => return Err(e.context(format!("reading {}", f.display()))),
+            };
+            let _ = std::fs::remove_file(&copy);
+            res
+        } else {
+            read_local(f, skip_binary)
+        };
+        if let Err(e) = res {
+            bad.push((f.clone(), format!("unreadable data: {e:#}")));
+        }
+    }
+    Ok(bad)
+}
+
+fn projection(schema: &Schema, skip_binary: bool) -> Vec<usize> {
+    (0..schema.fields().len())
+        .filter(|&i| !(skip_binary && is_binary(schema.field(i).data_type())))
+        .collect()
+}
+
+fn read_local(f: &Path, skip_binary: bool) -> Result<()> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(f)?)?;
+    let roots = projection(builder.schema(), skip_binary);
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    for b in builder.with_projection(mask).build()? {
+        b?;
+    }
+    Ok(())
+}
+
+/// The store and path of an `s3://` file, from `ctx`'s registry.
+fn remote(
+    ctx: &SessionContext,
+    f: &Path,
+) -> Result<(Arc<dyn object_store::ObjectStore>, object_store::path::Path)> {
+    let url = url::Url::parse(&f.to_string_lossy())?;
+    let store = ctx
+        .runtime_env()
+        .object_store(ObjectStoreUrl::parse(&url[..url::Position::BeforePath])?)?;
+    Ok((store, object_store::path::Path::from_url_path(url.path())?))
+}
+
+/// Copy an object-store file to `dest`, chunk by chunk (never whole in
+/// memory), so that it can be salvaged like a local one.
+pub async fn download(ctx: &SessionContext, f: &Path, dest: &Path) -> Result<()> {
+    use object_store::ObjectStoreExt;
+    let (store, path) = remote(ctx, f)?;
+    let mut stream = store.get(&path).await?.into_stream();
+    let mut out = std::io::BufWriter::new(File::create(dest)?);
+    while let Some(chunk) = stream.next().await {
+        out.write_all(&chunk?)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{BinaryArray, Int64Array};
+    use datafusion::arrow::buffer::OffsetBuffer;
+    use datafusion::arrow::datatypes::Field;
+    use parquet::file::properties::WriterProperties;
+
+    /// `(id, title, photo)` in row groups of 3 rows; the middle title of
+    /// each group is not UTF-8 (as a buggy producer writes it).
+    fn broken_file(path: &Path, groups: i64) {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("listing_id", DataType::Int64, false),
+            Field::new("title", DataType::Utf8, true),
+            Field::new("photo", DataType::Binary, true),
+        ]));
+        let props = WriterProperties::builder().set_max_row_group_row_count(Some(3)).build();
+        let mut w =
+            ArrowWriter::try_new(File::create(path).unwrap(), schema.clone(), Some(props)).unwrap();
+        for g in 0..groups {
+            let values: [&[u8]; 3] = [b"ok", b"bad \xff\xfe", b"fine"];
+            let mut offsets = vec![0i32];
+            for v in values {
+                offsets.push(offsets.last().unwrap() + v.len() as i32);
+            }
+            // SAFETY: deliberately invalid UTF-8, only written to disk.
+            let titles = unsafe {
+                StringArray::new_unchecked(
+                    OffsetBuffer::new(offsets.into()),
+                    values.concat().into(),
+                    None,
+                )
+            };
+            let batch = RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(Int64Array::from(vec![g * 10, g * 10 + 1, g * 10 + 2])),
+                    Arc::new(titles),
+                    Arc::new(BinaryArray::from(vec![Some(b"\xff\x00".as_ref()); 3])),
+                ],
+            )
+            .unwrap();
+            w.write(&batch).unwrap();
+        }
+        w.close().unwrap();
+    }
+
+    #[test]
+    fn bad_rows_of_every_row_group_are_rejected_with_their_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dest) = (dir.path().join("a.parquet"), dir.path().join("b.parquet"));
+        broken_file(&src, 3);
+        assert!(read_local(&src, true).is_err(), "Arrow refuses the file");
+        let mut rejects = Vec::new();
+        let s = salvage_file(&src, &dest, Some("listing_id"), &mut |k, w| {
+            rejects.push((k, w))
+        })
+        .unwrap();
+        assert_eq!(s, Salvage { kept: 6, rejected: 3 });
+        let keys: Vec<_> = rejects.iter().map(|(k, _)| k.clone().unwrap()).collect();
+        assert_eq!(keys, ["1", "11", "21"]);
+        assert_eq!(rejects[0].1, "title is not valid UTF-8 (byte 4)");
+        // The staged file reads whole, binary bytes untouched, three row groups.
+        let b = ParquetRecordBatchReaderBuilder::try_new(File::open(&dest).unwrap()).unwrap();
+        assert_eq!(b.metadata().num_row_groups(), 3);
+        let rows = concat_batches(
+            &b.schema().clone(),
+            &b.build().unwrap().collect::<Result<Vec<_>, _>>().unwrap(),
+        )
+        .unwrap();
+        let ids = rows.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+        assert_eq!(ids.values().to_vec(), [0, 2, 10, 12, 20, 22]);
+        let photo = rows.column(2).as_any().downcast_ref::<BinaryArray>().unwrap();
+        assert_eq!(photo.value(5), b"\xff\x00");
+    }
+
+    #[test]
+    fn binary_columns_can_be_skipped_by_the_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("a.parquet");
+        broken_file(&src, 1);
+        // The title is the problem, whether or not the photos are decoded.
+        assert!(read_local(&src, true).is_err());
+        assert!(read_local(&src, false).is_err());
+    }
+
+    #[test]
+    fn files_that_are_not_parquet_or_disagree_with_their_footer_are_refused_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dest) = (dir.path().join("a.parquet"), dir.path().join("b.parquet"));
+        std::fs::write(&src, b"PAR1 this is not a parquet file PAR1").unwrap();
+        assert!(salvage_file(&src, &dest, None, &mut |_, _| {}).is_err());
+        // Truncated: the footer is gone.
+        broken_file(&src, 2);
+        let bytes = std::fs::read(&src).unwrap();
+        std::fs::write(&src, &bytes[..bytes.len() / 2]).unwrap();
+        assert!(salvage_file(&src, &dest, None, &mut |_, _| {}).is_err());
+    }
+
+    // The `parquet_salvage` fuzz target's property (fuzz/): a damaged or
+    // cut file is refused or salvaged into a file that reads back whole.
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn damaged_files_are_refused_or_salvaged_into_readable_ones(
+            groups in 1i64..4,
+            damage in proptest::collection::vec((proptest::prelude::any::<u32>(), proptest::prelude::any::<u8>()), 0..6),
+            cut in proptest::option::of(proptest::prelude::any::<u32>()),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let (src, dest) = (dir.path().join("a.parquet"), dir.path().join("b.parquet"));
+            broken_file(&src, groups);
+            let mut bytes = std::fs::read(&src).unwrap();
+            for (at, v) in damage {
+                let i = at as usize % bytes.len();
+                bytes[i] = v;
+            }
+            if let Some(c) = cut {
+                bytes.truncate(c as usize % (bytes.len() + 1));
+            }
+            std::fs::write(&src, &bytes).unwrap();
+            if let Ok(s) = salvage_file(&src, &dest, Some("listing_id"), &mut |_, _| {}) {
+                let declared = ParquetRecordBatchReaderBuilder::try_new(File::open(&src).unwrap())
+                    .unwrap()
+                    .metadata()
+                    .file_metadata()
+                    .num_rows();
+                proptest::prop_assert!(s.kept + s.rejected <= declared as u64);
+                let b = ParquetRecordBatchReaderBuilder::try_new(File::open(&dest).unwrap()).unwrap();
+                let rows: usize = b.build().unwrap().map(|b| b.unwrap().num_rows()).sum();
+                proptest::prop_assert_eq!(rows as u64, s.kept);
+            }
+        }
+    }
+}
