@@ -49,7 +49,10 @@ fn write(inp: &Input) -> Option<Vec<u8>> {
         bytes.extend_from_slice(t.as_deref().unwrap_or_default());
         offsets.push(bytes.len() as i32);
     }
-    let nulls = inp.titles[..n].iter().map(|t| t.is_some()).collect::<Vec<_>>();
+    let nulls = inp.titles[..n]
+        .iter()
+        .map(|t| t.is_some())
+        .collect::<Vec<_>>();
     // SAFETY: bytes that may not be UTF-8 are the point; they are only
     // written to the file, never read as str.
     let titles = unsafe {
@@ -99,7 +102,10 @@ fn exercise(data: &[u8]) {
         })
         .ok();
     let dir = tempfile::tempdir().unwrap();
-    let (src, dest) = (dir.path().join("in.parquet"), dir.path().join("out.parquet"));
+    let (src, dest) = (
+        dir.path().join("in.parquet"),
+        dir.path().join("out.parquet"),
+    );
     std::fs::write(&src, data).unwrap();
     if let Ok(s) = salvage_file(&src, &dest, Some("listing_id"), &mut |_, _| {}) {
         let declared = declared.expect("a salvaged file has a readable footer");

@@ -48,7 +48,9 @@ struct Fixture {
 }
 
 static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let ctx = SessionContext::new();
     let kb = KnowledgeBase::new(vec![Brand {
         id: 7,

@@ -99,7 +99,9 @@ pub fn salvage_file(
                 continue;
             }
         };
-        let keys = key_index.map(|k| cast(batch.column(k), &DataType::Utf8)).transpose()?;
+        let keys = key_index
+            .map(|k| cast(batch.column(k), &DataType::Utf8))
+            .transpose()?;
         let keys = keys
             .as_ref()
             .and_then(|k| k.as_any().downcast_ref::<StringArray>());
@@ -156,7 +158,11 @@ fn read_row_group(
         let field = schema.field(i);
         let values = read_strings(file_reader, rg, leaf, field.name(), &mut bad)?;
         if values.len() != rows {
-            bail!("column {}: {} values for {rows} rows", field.name(), values.len());
+            bail!(
+                "column {}: {} values for {rows} rows",
+                field.name(),
+                values.len()
+            );
         }
         let array: ArrayRef = Arc::new(StringArray::from(values));
         columns[i] = Some(cast(&array, field.data_type())?);
@@ -313,7 +319,9 @@ mod tests {
             Field::new("title", DataType::Utf8, true),
             Field::new("photo", DataType::Binary, true),
         ]));
-        let props = WriterProperties::builder().set_max_row_group_row_count(Some(3)).build();
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(3))
+            .build();
         let mut w =
             ArrowWriter::try_new(File::create(path).unwrap(), schema.clone(), Some(props)).unwrap();
         for g in 0..groups {
@@ -355,7 +363,13 @@ mod tests {
             rejects.push((k, w))
         })
         .unwrap();
-        assert_eq!(s, Salvage { kept: 6, rejected: 3 });
+        assert_eq!(
+            s,
+            Salvage {
+                kept: 6,
+                rejected: 3
+            }
+        );
         let keys: Vec<_> = rejects.iter().map(|(k, _)| k.clone().unwrap()).collect();
         assert_eq!(keys, ["1", "11", "21"]);
         assert_eq!(rejects[0].1, "title is not valid UTF-8 (byte 4)");
@@ -367,9 +381,17 @@ mod tests {
             &b.build().unwrap().collect::<Result<Vec<_>, _>>().unwrap(),
         )
         .unwrap();
-        let ids = rows.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+        let ids = rows
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
         assert_eq!(ids.values().to_vec(), [0, 2, 10, 12, 20, 22]);
-        let photo = rows.column(2).as_any().downcast_ref::<BinaryArray>().unwrap();
+        let photo = rows
+            .column(2)
+            .as_any()
+            .downcast_ref::<BinaryArray>()
+            .unwrap();
         assert_eq!(photo.value(5), b"\xff\x00");
     }
 

@@ -390,8 +390,10 @@ fn rows_with_non_utf8_text_in_any_table_are_rejected_and_the_rest_read() {
     let dir = tempfile::tempdir().unwrap();
     let cat = dir.path().join("catalog");
     gen(&cat, 300, 5);
-    let seller = add_file_with_invalid_utf8(&cat, "sellers", "part-bad.parquet", 3, 9_000_001, "region");
-    let brand = add_file_with_invalid_utf8(&cat, "brands", "part-bad.parquet", 3, 8_000_001, "name");
+    let seller =
+        add_file_with_invalid_utf8(&cat, "sellers", "part-bad.parquet", 3, 9_000_001, "region");
+    let brand =
+        add_file_with_invalid_utf8(&cat, "brands", "part-bad.parquet", 3, 8_000_001, "name");
     let out = dir.path().join("out");
     let (ok, stdout, err) = scan(&cat, &out);
     assert!(ok, "{err}");

@@ -356,7 +356,10 @@ fn unreadable_rows_in_an_s3_catalog_are_salvaged_like_local_ones() {
     assert!(ok, "{err}");
     // 300 + the 4 readable rows of the damaged listings file.
     assert!(stdout.contains("304 listings scored"), "{stdout}{rejects}");
-    for (table, id, column) in [("listings", listing, "title"), ("sellers", seller, "region")] {
+    for (table, id, column) in [
+        ("listings", listing, "title"),
+        ("sellers", seller, "region"),
+    ] {
         let want = format!(
             "{table},s3://salvage/nightly/{table}/part-bad.parquet,{id},{column} is not valid UTF-8 (byte 7)"
         );

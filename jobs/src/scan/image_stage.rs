@@ -290,11 +290,8 @@ impl ResultsWriter {
         let props = parquet::file::properties::WriterProperties::builder()
             .set_max_row_group_row_count(Some(RESULTS_ROW_GROUP))
             .build();
-        let writer = parquet::arrow::ArrowWriter::try_new(
-            File::create(path)?,
-            schema.clone(),
-            Some(props),
-        )?;
+        let writer =
+            parquet::arrow::ArrowWriter::try_new(File::create(path)?, schema.clone(), Some(props))?;
         Ok(ResultsWriter { schema, writer })
     }
 
