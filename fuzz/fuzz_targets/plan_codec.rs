@@ -34,7 +34,7 @@ const QUERIES: &[&str] = &[
     "SELECT brand_mentions(t) AS m, normalize_text(t) AS n FROM v",
     "SELECT text_signals(t) AS s FROM v WHERE length(t) > 2",
     "SELECT embed_image(b) AS e, image_error(b) AS r FROM v",
-    "SELECT image_top_matches(embed_image(b)) AS m FROM v",
+    "SELECT image_top_matches(b) AS m FROM v WHERE b IS NOT NULL",
     "SELECT t, count(*) AS c FROM v GROUP BY t ORDER BY c DESC LIMIT 3",
 ];
 
@@ -100,7 +100,11 @@ struct Input {
     raw: Vec<u8>,
 }
 
-fuzz_target!(|inp: Input| {
+fuzz_target!(
+    init: {
+        LazyLock::force(&FIXTURE);
+    },
+    |inp: Input| {
     let f = &*FIXTURE;
     let name = FUNCTIONS[inp.function as usize % FUNCTIONS.len()];
     for node in [&f.executor, &f.scheduler] {
@@ -116,4 +120,5 @@ fuzz_target!(|inp: Input| {
         let _ = physical_plan_from_bytes_with_extension_codec(&bytes, &task, node.as_ref());
         let _ = physical_plan_from_bytes_with_extension_codec(&inp.raw, &task, node.as_ref());
     }
-});
+    }
+);

@@ -22,7 +22,7 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::execution::context::SessionContext;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use std::sync::Arc;
 
 /// One table of a catalog: its readable files and the ones set aside.
@@ -141,11 +141,40 @@ fn table_dir(root: &Path, table: &str, date: Option<NaiveDate>) -> Result<Option
     Ok(Some(dir))
 }
 
+/// How dajia reads every catalog footer: Arrow types from the Parquet
+/// schema, not from the `ARROW:schema` metadata a writer may embed (as
+/// DataFusion reads files: `skip_metadata`). Fuzzing found that a damaged
+/// embedded schema makes arrow-ipc 59 panic (`fuzz/parquet_salvage`,
+/// "Int type with bit width of 50331712 ... not supported").
+pub fn reader_options() -> ArrowReaderOptions {
+    ArrowReaderOptions::new().with_skip_arrow_metadata(true)
+}
+
+/// A reader of the Parquet file `f`: footer parsed with [`reader_options`],
+/// and a panic while parsing it (a parser bug met by hostile bytes) turned
+/// into an error, so that the file is rejected and the night goes on.
+pub fn parquet_reader(f: File) -> Result<ParquetRecordBatchReaderBuilder<File>> {
+    let parsed = std::panic::catch_unwind(|| {
+        ParquetRecordBatchReaderBuilder::try_new_with_options(f, reader_options())
+    });
+    match parsed {
+        Ok(r) => Ok(r?),
+        Err(p) => bail!("the footer parser panicked: {}", panic_message(&p)),
+    }
+}
+
+/// The message of a caught panic.
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
 /// Read a file's footer and schema, or say why it cannot be read.
 fn footer(path: &Path) -> std::result::Result<(SchemaRef, u64), String> {
     let f = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    let b = ParquetRecordBatchReaderBuilder::try_new(f)
-        .map_err(|e| format!("not a readable Parquet file: {e}"))?;
+    let b = parquet_reader(f).map_err(|e| format!("not a readable Parquet file: {e:#}"))?;
     Ok((
         b.schema().clone(),
         b.metadata().file_metadata().num_rows() as u64,
@@ -172,7 +201,7 @@ impl Catalog {
     /// local folder.
     async fn open_s3(uri: &str, date: Option<NaiveDate>) -> Result<Catalog> {
         use deltalake::logstore::parquet_reader::ParquetObjectReader;
-        use futures::TryStreamExt;
+        use futures::{FutureExt, TryStreamExt};
         use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 
         let (bucket, prefix) = crate::store::split_s3(uri)?;
@@ -240,7 +269,18 @@ impl Catalog {
                 ));
                 let reader = ParquetObjectReader::new(store.clone(), o.location.clone())
                     .with_file_size(o.size);
-                match ParquetRecordBatchStreamBuilder::new(reader).await {
+                let parsed = std::panic::AssertUnwindSafe(
+                    ParquetRecordBatchStreamBuilder::new_with_options(reader, reader_options()),
+                )
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|p| {
+                    Err(parquet::errors::ParquetError::General(format!(
+                        "the footer parser panicked: {}",
+                        panic_message(&p)
+                    )))
+                });
+                match parsed {
                     Err(e) => t
                         .corrupt
                         .push((file, format!("not a readable Parquet file: {e}"))),

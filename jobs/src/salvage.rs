@@ -27,9 +27,10 @@ use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::file::reader::{FileReader, SerializedFileReader};
+
+use crate::catalog::{panic_message, parquet_reader};
 
 /// What salvaging one file kept and rejected, in rows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -58,7 +59,21 @@ pub fn salvage_file(
     key: Option<&str>,
     on_reject: &mut dyn FnMut(Option<String>, String),
 ) -> Result<Salvage> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(src)?)?;
+    // The Parquet readers are parsers of hostile bytes too: a panic in them
+    // refuses the file (the caller rejects it whole), never the run.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        salvage_rows(src, dest, key, on_reject)
+    }))
+    .unwrap_or_else(|p| bail!("the Parquet reader panicked: {}", panic_message(&p)))
+}
+
+fn salvage_rows(
+    src: &Path,
+    dest: &Path,
+    key: Option<&str>,
+    on_reject: &mut dyn FnMut(Option<String>, String),
+) -> Result<Salvage> {
+    let builder = parquet_reader(File::open(src)?)?;
     let schema = builder.schema().clone();
     let metadata = builder.metadata().clone();
     let declared = metadata.file_metadata().num_rows();
@@ -136,7 +151,7 @@ fn read_row_group(
 ) -> Result<(RecordBatch, Vec<Option<String>>)> {
     let mut columns: Vec<Option<ArrayRef>> = vec![None; schema.fields().len()];
     if !others.is_empty() {
-        let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(src)?)?;
+        let builder = parquet_reader(File::open(src)?)?;
         let mask = ProjectionMask::roots(builder.parquet_schema(), others.iter().copied());
         let reader = builder
             .with_row_groups(vec![rg])
@@ -267,14 +282,20 @@ fn projection(schema: &Schema, skip_binary: bool) -> Vec<usize> {
         .collect()
 }
 
-fn read_local(f: &Path, skip_binary: bool) -> Result<()> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(f)?)?;
-    let roots = projection(builder.schema(), skip_binary);
-    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-    for b in builder.with_projection(mask).build()? {
-        b?;
-    }
-    Ok(())
+/// Decode every column of the local file `f` (but binary ones with
+/// `skip_binary`): `Ok` when it reads whole. A panic in the decoders
+/// (hostile bytes) is an error: the file is unreadable.
+pub fn read_local(f: &Path, skip_binary: bool) -> Result<()> {
+    std::panic::catch_unwind(|| -> Result<()> {
+        let builder = parquet_reader(File::open(f)?)?;
+        let roots = projection(builder.schema(), skip_binary);
+        let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+        for b in builder.with_projection(mask).build()? {
+            b?;
+        }
+        Ok(())
+    })
+    .unwrap_or_else(|p| bail!("the Parquet reader panicked: {}", panic_message(&p)))
 }
 
 /// The store and path of an `s3://` file, from `ctx`'s registry.
@@ -309,6 +330,7 @@ mod tests {
     use datafusion::arrow::array::{BinaryArray, Int64Array};
     use datafusion::arrow::buffer::OffsetBuffer;
     use datafusion::arrow::datatypes::Field;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::file::properties::WriterProperties;
 
     /// `(id, title, photo)` in row groups of 3 rows; the middle title of
@@ -416,6 +438,96 @@ mod tests {
         let bytes = std::fs::read(&src).unwrap();
         std::fs::write(&src, &bytes[..bytes.len() / 2]).unwrap();
         assert!(salvage_file(&src, &dest, None, &mut |_, _| {}).is_err());
+    }
+
+    /// The first fuzzing finding (`fuzz/parquet_salvage`): a footer whose
+    /// embedded Arrow schema declares an Int64 of bit width 0x03000040
+    /// makes parquet's default reader panic (arrow-ipc 59.3); dajia's
+    /// readers take the types from the Parquet schema and read the file.
+    #[test]
+    fn a_damaged_embedded_arrow_schema_is_ignored_not_a_crash() {
+        use base64::engine::general_purpose::STANDARD;
+        use base64::Engine;
+        use parquet::arrow::arrow_writer::ArrowWriterOptions;
+        use parquet::file::metadata::KeyValue;
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("a.parquet");
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "listing_id",
+            DataType::Int64,
+            false,
+        )]));
+        let mut raw = STANDARD
+            .decode(parquet::arrow::encode_arrow_schema(&schema))
+            .unwrap();
+        let at = raw
+            .windows(4)
+            .rposition(|w| w == [64, 0, 0, 0])
+            .expect("the Int64's bit width");
+        raw[at + 3] = 3;
+        let damaged = KeyValue::new("ARROW:schema".into(), STANDARD.encode(&raw));
+        let props = WriterProperties::builder()
+            .set_key_value_metadata(Some(vec![damaged]))
+            .build();
+        let opts = ArrowWriterOptions::new()
+            .with_properties(props)
+            .with_skip_arrow_metadata(true);
+        let mut w =
+            ArrowWriter::try_new_with_options(File::create(&src).unwrap(), schema.clone(), opts)
+                .unwrap();
+        let ids = Arc::new(Int64Array::from(vec![7, 8]));
+        w.write(&RecordBatch::try_new(schema, vec![ids]).unwrap())
+            .unwrap();
+        w.close().unwrap();
+        let f = File::open(&src).unwrap();
+        let default =
+            std::panic::catch_unwind(|| ParquetRecordBatchReaderBuilder::try_new(f).is_ok());
+        assert!(
+            default.is_err(),
+            "parquet's default reader no longer panics here"
+        );
+        let b = parquet_reader(File::open(&src).unwrap()).unwrap();
+        assert_eq!(b.metadata().file_metadata().num_rows(), 2);
+        assert!(read_local(&src, false).is_ok());
+        let s = salvage_file(&src, &dir.path().join("b.parquet"), None, &mut |_, _| {}).unwrap();
+        assert_eq!(
+            s,
+            Salvage {
+                kept: 2,
+                rejected: 0
+            }
+        );
+    }
+
+    /// The second fuzzing finding (`fuzz/findings/parquet_salvage/crash-38d2…`):
+    /// a dictionary page declaring no values over a non-empty buffer makes
+    /// parquet 59.3's string reader divide by zero. Reading it is an error
+    /// (the file is then salvaged or rejected), never a crash.
+    #[test]
+    fn a_decoder_panic_on_a_damaged_page_makes_the_file_unreadable_not_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("a.parquet");
+        std::fs::write(
+            &src,
+            include_bytes!("../tests/fixtures/fuzz-dictionary-page-divide-by-zero.parquet"),
+        )
+        .unwrap();
+        let e = read_local(&src, false).unwrap_err().to_string();
+        assert!(
+            e.contains("panicked") && e.contains("divide by zero"),
+            "{e}"
+        );
+        // Salvage reads string pages itself: it keeps what it can or refuses.
+        let mut lost = Vec::new();
+        match salvage_file(
+            &src,
+            &dir.path().join("b.parquet"),
+            Some("listing_id"),
+            &mut |k, w| lost.push((k, w)),
+        ) {
+            Ok(s) => assert!(s.kept + s.rejected <= 64, "{s:?}"),
+            Err(e) => assert!(!e.to_string().is_empty()),
+        }
     }
 
     // The `parquet_salvage` fuzz target's property (fuzz/): a damaged or

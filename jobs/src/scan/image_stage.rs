@@ -162,8 +162,9 @@ pub async fn run(
         ..Default::default()
     };
     let mut times = BatchTimes::default();
-    while let Some(batch) = stream.next().await {
-        let batch = batch?;
+    // A panic in the Parquet decoders (a damaged `images` file) fails the
+    // run with a message, rather than the process.
+    while let Some(batch) = next_batch(&mut stream).await? {
         let ids = cast(batch.column(0), &DataType::Utf8)?;
         let ids = ids.as_any().downcast_ref::<StringArray>().expect("Utf8");
         let listing = batch
@@ -242,6 +243,22 @@ pub async fn run(
     s.process_cpu_seconds = process_cpu_seconds() - cpu;
     s.images_per_second = s.images as f64 / s.seconds.max(1e-9);
     Ok(StageOutput { summary: s })
+}
+
+async fn next_batch(
+    stream: &mut datafusion::physical_plan::SendableRecordBatchStream,
+) -> Result<Option<RecordBatch>> {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(stream.next())
+        .catch_unwind()
+        .await
+    {
+        Ok(b) => Ok(b.transpose()?),
+        Err(p) => anyhow::bail!(
+            "reading the images panicked: {}",
+            crate::catalog::panic_message(&p)
+        ),
+    }
 }
 
 /// One batch's per-image results, as columns.

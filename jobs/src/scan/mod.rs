@@ -276,7 +276,8 @@ async fn run_inner(
     let risk_dir = delta::output_dir(out, "risk_scores");
     let mut files = listings.files.clone();
     lease.check()?;
-    let (version, cluster_tally) = match publish_scores(&scorer, opts, &risk_dir, &dt).await {
+    let (version, cluster_tally) = match caught(publish_scores(&scorer, opts, &risk_dir, &dt)).await
+    {
         Ok(v) => v,
         Err(first) => {
             let bad = crate::salvage::find_unreadable(&ctx, &files, false, &staging).await?;
@@ -454,6 +455,23 @@ async fn partition_rows(dir: &Path, dt: &str, distinct: Option<&str>) -> Result<
     Ok((c[0], c[1]))
 }
 
+/// `f`'s result, with a panic while it runs (a Parquet decoder bug met by
+/// a damaged catalog file: fuzzing found one, `fuzz/findings/`) turned into
+/// an error, so that the scan looks for unreadable files and salvages them
+/// instead of dying.
+async fn caught<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    use futures::FutureExt;
+    std::panic::AssertUnwindSafe(f)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|p| {
+            anyhow::bail!(
+                "reading the catalog panicked: {}",
+                crate::catalog::panic_message(&p)
+            )
+        })
+}
+
 /// The single integer a `SELECT count(...)` returns.
 async fn count(ctx: &SessionContext, sql: &str) -> Result<u64> {
     Ok(session::counts(ctx, sql).await?[0])
@@ -564,4 +582,25 @@ async fn publish_rejects(
     let version = delta::replace_partition(dir, plan?, dt, run_id, Some(ctx)).await?;
     let (rows, _) = partition_rows(dir, dt, None).await?;
     Ok((rows as usize, version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_while_reading_becomes_an_error() {
+        let boom = async {
+            if true {
+                panic!("attempt to divide by zero");
+            }
+            Ok(())
+        };
+        let e = caught::<()>(boom).await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "reading the catalog panicked: attempt to divide by zero"
+        );
+        assert_eq!(caught(async { Ok(7) }).await.unwrap(), 7);
+    }
 }
