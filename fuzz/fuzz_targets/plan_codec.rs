@@ -60,8 +60,23 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
         ..Default::default()
     }]);
     dajia::session::register_functions(&ctx, Some(Arc::new(kb)));
-    rt.block_on(ctx.sql("CREATE VIEW v AS SELECT column1 AS t, CAST(column2 AS BYTEA) AS b FROM (VALUES ('古驰 包', 'x'), ('nike', 'y'))"))
-        .unwrap();
+    // A file-backed table: an in-memory one travels as Arrow IPC inside the
+    // plan, where a damaged length makes arrow-ipc zero-fill gigabytes (the
+    // first run's open finding, fuzz/findings/plan_codec), which stops the
+    // fuzzer at its first time-out.
+    let file = std::env::temp_dir().join(format!("dajia-fuzz-plan-{}.parquet", std::process::id()));
+    rt.block_on(async {
+        ctx.sql(&format!(
+            "COPY (SELECT column1 AS t, CAST(column2 AS BYTEA) AS b FROM (VALUES ('古驰 包', 'x'), ('nike', 'y'))) TO '{}' STORED AS PARQUET",
+            file.display()
+        ))
+        .await?
+        .collect()
+        .await?;
+        ctx.register_parquet("v", file.to_str().unwrap(), Default::default())
+            .await
+    })
+    .unwrap();
     let (_, client) = codecs(NodeImageDefaults::default());
     let encoded = QUERIES
         .iter()

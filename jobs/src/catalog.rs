@@ -163,8 +163,10 @@ pub fn parquet_reader(f: File) -> Result<ParquetRecordBatchReaderBuilder<File>> 
     }
 }
 
-/// The message of a caught panic.
-pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+/// The message of a caught panic (the box `catch_unwind` returns: a
+/// `&dyn Any` made from `&Box<…>` would be the box, not its payload).
+#[allow(clippy::borrowed_box)]
+pub fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
     p.downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| p.downcast_ref::<String>().cloned())

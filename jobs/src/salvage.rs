@@ -554,7 +554,7 @@ mod tests {
             }
             std::fs::write(&src, &bytes).unwrap();
             if let Ok(s) = salvage_file(&src, &dest, Some("listing_id"), &mut |_, _| {}) {
-                let declared = ParquetRecordBatchReaderBuilder::try_new(File::open(&src).unwrap())
+                let declared = parquet_reader(File::open(&src).unwrap())
                     .unwrap()
                     .metadata()
                     .file_metadata()
