@@ -163,15 +163,7 @@ pub fn parquet_reader(f: File) -> Result<ParquetRecordBatchReaderBuilder<File>> 
     }
 }
 
-/// The message of a caught panic (the box `catch_unwind` returns: a
-/// `&dyn Any` made from `&Box<…>` would be the box, not its payload).
-#[allow(clippy::borrowed_box)]
-pub fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
-}
+pub use dajia_kernels::image::decode::panic_message;
 
 /// Read a file's footer and schema, or say why it cannot be read.
 fn footer(path: &Path) -> std::result::Result<(SchemaRef, u64), String> {

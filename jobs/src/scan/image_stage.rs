@@ -212,7 +212,7 @@ pub async fn run(
                     ImageMatchKind::KnownFake => s.matched_known_fake += 1,
                 }
             }
-            rows.push(image_id, lids[i], o.reject, &o.hits, text);
+            rows.push(image_id, lids[i], o.reject, o.hits, text);
         }
         results.write(rows)?;
     }
@@ -277,13 +277,13 @@ impl ResultRows {
         image_id: &str,
         listing_id: Option<i64>,
         reject: Option<String>,
-        hits: &[ImageHit],
+        hits: Vec<ImageHit>,
         ocr: Option<String>,
     ) {
         self.image_id.push(image_id.to_string());
         self.listing_id.push(listing_id);
         self.reject.push(reject);
-        self.hits.push(hits.to_vec());
+        self.hits.push(hits);
         self.ocr.push(ocr);
     }
 }

@@ -240,17 +240,20 @@ pub fn decode_checked(
 /// the batch it is in. The decoder's state is dropped with the image, so
 /// nothing it left half-done is used again.
 fn isolated<T>(format: &str, f: impl FnOnce() -> T) -> Result<T, ImageError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
-        let msg = p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
-        ImageError::Corrupt {
-            format: format.to_string(),
-            detail: format!("the decoder panicked: {msg}"),
-        }
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| ImageError::Corrupt {
+        format: format.to_string(),
+        detail: format!("the decoder panicked: {}", panic_message(&p)),
     })
+}
+
+/// The message of a caught panic (the box `catch_unwind` returns: a
+/// `&dyn Any` made from `&Box<…>` would be the box, not its payload).
+#[allow(clippy::borrowed_box)]
+pub fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 #[cfg(test)]
