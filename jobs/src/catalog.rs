@@ -362,6 +362,11 @@ impl Catalog {
             .find(|t| t.name == name && !t.files.is_empty())
     }
 
+    /// Forget every table but `names` (a job that reads only some).
+    pub fn keep(&mut self, names: &[&str]) {
+        self.tables.retain(|t| names.contains(&t.name.as_str()));
+    }
+
     /// Fail unless the tables the scan needs are present.
     pub fn require(&self, names: &[&str]) -> Result<()> {
         for n in names {

@@ -20,6 +20,7 @@ pub mod images;
 pub mod kb;
 pub mod learn;
 pub mod lease;
+pub mod link;
 pub mod ocr;
 pub mod options;
 pub mod salvage;

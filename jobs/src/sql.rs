@@ -93,7 +93,7 @@ pub async fn session_with_options(
     udf::register_images(&ctx, Arc::new(ikb), uri_root);
     if let Some(o) = out {
         let root = local_path(o)?;
-        for t in ["risk_scores", "rejects"] {
+        for t in delta::output_tables() {
             if target.is_cluster() {
                 delta::register_committed_files(&ctx, t, &root.join(t)).await?;
             } else {

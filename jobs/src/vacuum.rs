@@ -47,7 +47,7 @@ pub async fn run(out: &Path, retain: chrono::Duration, dry_run: bool) -> Result<
     }
     let published = delta::published::versions(out)?.unwrap_or_default();
     let mut done = Vec::new();
-    for name in ["risk_scores", "rejects"] {
+    for name in delta::output_tables() {
         let dir = delta::output_dir(out, name);
         if !dir.join("_delta_log").is_dir() {
             continue;

@@ -12,6 +12,7 @@ mod tables;
 mod validate;
 
 pub use tables::{
-    reason_fields, table, tables, ColumnDef, TableDef, TableKind, Ty, IDENTITY_ATTRIBUTES,
+    evidence_fields, reason_fields, table, tables, ColumnDef, TableDef, TableKind, Ty,
+    HARD_IDENTITY_ATTRIBUTES, IDENTITY_ATTRIBUTES,
 };
 pub use validate::{validate_schema, SchemaError};

@@ -19,6 +19,9 @@ pub enum Ty {
     ListInt64,
     /// `List<Struct<code Utf8, detail Utf8, weight Float32>>`.
     Reasons,
+    /// `List<Struct<attribute Utf8, value_hash Utf8, sellers Int64>>`: the
+    /// identity values that tie a seller cluster together.
+    Evidence,
 }
 
 impl Ty {
@@ -34,6 +37,10 @@ impl Ty {
             Ty::ListInt64 => DataType::List(Arc::new(Field::new_list_field(DataType::Int64, true))),
             Ty::Reasons => DataType::List(Arc::new(Field::new_list_field(
                 DataType::Struct(reason_fields()),
+                true,
+            ))),
+            Ty::Evidence => DataType::List(Arc::new(Field::new_list_field(
+                DataType::Struct(evidence_fields()),
                 true,
             ))),
         }
@@ -64,7 +71,7 @@ impl Ty {
             Ty::Timestamp => matches!(dt, D::Timestamp(_, _)),
             Ty::ListUtf8 => is_list_of(dt, &is_str),
             Ty::ListInt64 => is_list_of(dt, &is_int),
-            Ty::Reasons => is_list_of(dt, &|d| matches!(d, D::Struct(_))),
+            Ty::Reasons | Ty::Evidence => is_list_of(dt, &|d| matches!(d, D::Struct(_))),
         }
     }
 
@@ -79,6 +86,7 @@ impl Ty {
             Ty::ListUtf8 => "List<Utf8>",
             Ty::ListInt64 => "List<Int64>",
             Ty::Reasons => "List<Struct<code Utf8, detail Utf8, weight Float32>>",
+            Ty::Evidence => "List<Struct<attribute Utf8, value_hash Utf8, sellers Int64>>",
         }
     }
 }
@@ -94,6 +102,28 @@ pub const IDENTITY_ATTRIBUTES: &[&str] = &[
     "bank_account_hash",
     "address_hash",
 ];
+
+/// Identity attributes that tie sellers together on their own ("hard"
+/// links: one person's document, bank account or phone). The others
+/// (device, address, name) are "soft": a pair of sellers is linked only when
+/// it shares at least two soft values (an office, a family, a common name
+/// share one).
+pub const HARD_IDENTITY_ATTRIBUTES: &[&str] = &[
+    "id_number_hash",
+    "id_photo_hash",
+    "bank_account_hash",
+    "phone_hash",
+];
+
+/// Fields of one piece of cluster evidence: an identity attribute, the
+/// (platform-hashed) value and how many sellers share it.
+pub fn evidence_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("attribute", DataType::Utf8, false),
+        Field::new("value_hash", DataType::Utf8, false),
+        Field::new("sellers", DataType::Int64, false),
+    ])
+}
 
 /// Fields of one reason: a code, a human-readable detail and its weight.
 pub fn reason_fields() -> Fields {
@@ -215,6 +245,7 @@ pub fn tables() -> Vec<TableDef> {
                 opt("registered_at", Timestamp, "Account registration time."),
                 col("status", Utf8, true, "active or closed."),
                 opt("closed_reason", Utf8, "Why a closed account was closed, e.g. counterfeit."),
+                opt("closed_at", Timestamp, "When a closed account was closed."),
                 opt("region", Utf8, "Seller's region."),
                 opt("id_name_hash", Utf8, "Hash of the name on the identity document."),
                 opt("id_number_hash", Utf8, "Hash of the identity document number."),
@@ -273,6 +304,20 @@ pub fn tables() -> Vec<TableDef> {
             ],
         },
         TableDef {
+            name: "orders",
+            kind: Input,
+            doc: "Optional sales: what listings sold, for estimating what a seller network sold (leads).",
+            columns: vec![
+                col("order_id", Int64, false, "Order id."),
+                col("listing_id", Int64, false, "Listing sold."),
+                col("seller_id", Int64, false, "Seller of the listing."),
+                col("quantity", Int64, true, "Units sold."),
+                col("amount_cents", Int64, false, "Order amount in minor units (fen for CNY)."),
+                col("ordered_at", Timestamp, false, "Order time."),
+                opt("ship_to_region", Utf8, "Buyer's region."),
+            ],
+        },
+        TableDef {
             name: "risk_scores",
             kind: Output,
             doc: "One row per scanned listing and date: score, action and reasons (Delta Lake, partition dt).",
@@ -299,6 +344,40 @@ pub fn tables() -> Vec<TableDef> {
                 col("reason", Utf8, false, "Why it was rejected."),
                 col("run_id", Utf8, true, "The scan run that wrote the row, as in risk_scores."),
                 col("dt", Utf8, false, "Snapshot date YYYY-MM-DD (partition column)."),
+            ],
+        },
+        TableDef {
+            name: "seller_clusters",
+            kind: Output,
+            doc: "Sellers linked into one network by shared identity values, from `dajia link` (Delta Lake, partition dt); sellers linked to nobody have no row.",
+            columns: vec![
+                col("seller_id", Int64, false, "A seller in a cluster of two or more."),
+                col("cluster_id", Int64, false, "The cluster: its smallest seller_id."),
+                col("cluster_size", Int64, false, "Sellers in the cluster."),
+                col("closed_members", Int64, false, "Members closed for counterfeiting."),
+                col("last_closed_at", Timestamp, true, "When the cluster's latest member closed for counterfeiting was closed, when known."),
+                col("evidence", Evidence, false, "The identity values that tie the cluster together (the same for every member)."),
+                col("path_attributes", ListUtf8, true, "The strongest chain of links from this seller to a member closed for counterfeiting: the attributes of each step (`a+b` when a step is two soft values); null without such a member."),
+                col("path_sellers", ListInt64, true, "The sellers of each step of that chain; the last one is closed for counterfeiting."),
+                col("run_id", Utf8, true, "The `dajia link` run that wrote the row."),
+                col("dt", Utf8, false, "Date YYYY-MM-DD (partition column)."),
+            ],
+        },
+        TableDef {
+            name: "leads",
+            kind: Output,
+            doc: "Seller clusters whose estimated counterfeit sales pass a threshold, per region, for law enforcement; from `dajia leads` (Delta Lake, partition dt).",
+            columns: vec![
+                col("cluster_id", Int64, false, "The seller cluster (seller_clusters.cluster_id)."),
+                col("region", Utf8, false, "Region of the cluster's sellers (most of them)."),
+                col("sellers", ListInt64, false, "Members of the cluster."),
+                col("listings", Int64, false, "Listings of the members with counterfeit evidence."),
+                col("estimated_counterfeit_sales_cents", Int64, false, "Orders of the members' listings, each weighted by its counterfeit evidence (a confirmed test purchase counts fully, a genuine verdict not at all, otherwise the listing's risk score)."),
+                col("confirmed_purchases", Int64, false, "Test purchases of the members' listings judged counterfeit."),
+                col("evidence", Utf8, false, "The evidence pack as JSON: linking values, members, top listings with their reasons, verdicts, sales by month."),
+                col("rank", Int64, false, "Rank within the region by estimated sales, 1 first."),
+                col("run_id", Utf8, true, "The `dajia leads` run that wrote the row."),
+                col("dt", Utf8, false, "Date YYYY-MM-DD (partition column)."),
             ],
         },
     ]

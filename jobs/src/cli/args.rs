@@ -67,6 +67,24 @@ pub enum Cmd {
         #[command(flatten)]
         cluster: ClusterArg,
     },
+    /// Link sellers into networks by shared identity values and publish
+    /// `seller_clusters` for the date.
+    Link {
+        #[arg(long, env = "DAJIA_CATALOG")]
+        catalog: String,
+        #[arg(long, env = "DAJIA_OUT")]
+        out: String,
+        #[arg(long)]
+        date: NaiveDate,
+        /// Values shared by more sellers than this link nobody
+        /// (`scan.max_sellers_per_identity`, default 50).
+        #[arg(long)]
+        max_sellers_per_value: Option<u64>,
+        #[command(flatten)]
+        options: OptionFlags,
+        #[command(flatten)]
+        cluster: ClusterArg,
+    },
     /// Benchmarks (figures and JSON, not tests).
     #[command(subcommand)]
     Bench(BenchCmd),

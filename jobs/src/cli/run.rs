@@ -99,6 +99,30 @@ pub fn run(cli: Cli) -> Result<()> {
             let s = rt.block_on(scan::run(&o))?;
             say(format_args!("{s}\n"));
         }
+        Cmd::Link {
+            catalog,
+            out,
+            date,
+            max_sellers_per_value,
+            options,
+            cluster,
+        } => {
+            let o = crate::link::LinkOptions {
+                catalog,
+                out,
+                date,
+                options: resolve_with(
+                    &options,
+                    max_sellers_per_value
+                        .map(|v| ("scan.max_sellers_per_identity", v.to_string()))
+                        .into_iter()
+                        .collect(),
+                )?,
+                cluster: cluster.target()?,
+            };
+            let r = rt.block_on(crate::link::run(&o))?;
+            say(format_args!("{r}\n"));
+        }
         Cmd::Learn(LearnCmd::Variants {
             pairs,
             benign,

@@ -125,6 +125,16 @@ pub async fn register(ctx: &SessionContext, name: &str, dir: &Path) -> Result<bo
     Ok(true)
 }
 
+/// Names of every output table of the contract (`risk_scores`, `rejects`,
+/// `seller_clusters`, `leads`, ...).
+pub fn output_tables() -> Vec<&'static str> {
+    dajia_schemas::tables()
+        .into_iter()
+        .filter(|t| t.kind == dajia_schemas::TableKind::Output)
+        .map(|t| t.name)
+        .collect()
+}
+
 /// The output tables under an output prefix.
 pub fn output_dir(out: &Path, table: &str) -> PathBuf {
     out.join(table)

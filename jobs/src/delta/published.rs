@@ -48,6 +48,11 @@ fn versions_except(out: &Path, except: Option<&str>) -> Result<Option<BTreeMap<S
         if except.is_some() && m["run_id"].as_str() == except {
             continue;
         }
+        // Other jobs' manifests (`dajia link`, `"job": "link"`) publish
+        // their own tables in one commit each; only scans pin.
+        if m["job"].as_str().is_some_and(|j| j != "scan") {
+            continue;
+        }
         // Written by a dajia that records its commits (even none yet).
         let recorded = m["commits"].is_object();
         any_recorded |= recorded;
@@ -65,7 +70,7 @@ fn versions_except(out: &Path, except: Option<&str>) -> Result<Option<BTreeMap<S
         // Runs of one output commit one at a time (the lease) and table
         // versions only grow, so the succeeded run with the highest versions
         // is the last (no clock involved).
-        let key: Vec<i64> = ["risk_scores", "rejects"]
+        let key: Vec<i64> = SCAN_TABLES
             .iter()
             .map(|t| commits.get(*t).copied().unwrap_or(-1))
             .collect();
@@ -91,11 +96,19 @@ pub enum Pin {
     Nothing,
 }
 
+/// The tables a scan commits together, pinned by its manifest. The other
+/// output tables (`seller_clusters`, `leads`) are each written in one commit
+/// by their own job, so their latest version is always a whole result.
+pub const SCAN_TABLES: &[&str] = &["risk_scores", "rejects"];
+
 /// What readers see of the table at `dir` (`OUT/TABLE`).
 pub fn pin_of(dir: &Path) -> Result<Pin> {
     let (Some(out), Some(name)) = (dir.parent(), dir.file_name().and_then(|n| n.to_str())) else {
         return Ok(Pin::Latest);
     };
+    if !SCAN_TABLES.contains(&name) {
+        return Ok(Pin::Latest);
+    }
     Ok(match versions(out)? {
         None => Pin::Latest,
         Some(v) => v.get(name).map_or(Pin::Nothing, |&v| Pin::At(v)),
@@ -130,7 +143,7 @@ pub async fn roll_back(out: &Path, run_id: &str) -> Result<Vec<String>> {
     if published.is_empty() {
         // No run ever succeeded: every version of these tables is an
         // unfinished run's. Moved aside to `_unpublished/`, not deleted.
-        for name in ["risk_scores", "rejects"] {
+        for name in SCAN_TABLES {
             let dir = out.join(name);
             if dir.join("_delta_log").is_dir() {
                 let aside = out.join("_unpublished").join(format!("{name}-{run_id}"));

@@ -40,7 +40,9 @@ pub struct Manifest {
     pub commits: std::collections::BTreeMap<String, i64>,
     /// Identity values shared by more than `scan.max_sellers_per_identity`
     /// sellers, left out of the seller links (the most shared first).
-    pub hot_identity_values: Vec<super::links::HotValue>,
+    pub hot_identity_values: Vec<crate::link::HotValue>,
+    /// The seller networks the scan linked (`dajia link`'s figures).
+    pub links: Option<crate::link::LinkSummary>,
     pub summary: Option<ScanSummary>,
 }
 
@@ -76,6 +78,7 @@ impl Manifest {
             stages_seconds: vec![],
             commits: Default::default(),
             hot_identity_values: vec![],
+            links: None,
             summary: None,
         }
     }
@@ -105,15 +108,21 @@ impl Manifest {
     /// Write (or replace) this run's manifest in `dir`, durably: the bytes
     /// are synced before the rename, and the folder after it.
     pub fn write(&self, dir: &Path) -> Result<()> {
-        use std::io::Write;
-        std::fs::create_dir_all(dir)?;
-        let path = dir.join(format!("{}.json", self.run_id));
-        let tmp = path.with_extension("json.tmp");
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec_pretty(self)?)?;
-        f.sync_all()?;
-        std::fs::rename(tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()?;
-        Ok(())
+        write_json(dir, &self.run_id, self)
     }
+}
+
+/// Write `value` as `dir/NAME.json`, durably: the bytes are synced before
+/// the rename over any older file, and the folder after it.
+pub fn write_json(dir: &Path, name: &str, value: &impl Serialize) -> Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("{name}.json"));
+    let tmp = path.with_extension("json.tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&serde_json::to_vec_pretty(value)?)?;
+    f.sync_all()?;
+    std::fs::rename(tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
 }

@@ -5,7 +5,6 @@
 mod failpoint;
 mod image_stage;
 mod image_stage_cluster;
-mod links;
 mod manifest;
 mod progress;
 mod settings;
@@ -27,7 +26,7 @@ use crate::catalog::{local_path, register_files, register_files_as, Catalog};
 use crate::{cluster, delta, kb, session, udf};
 
 pub use image_stage::ImageStageSummary;
-pub use manifest::Manifest;
+pub use manifest::{write_json, Manifest};
 pub use progress::Tally;
 pub use settings::ScanSettings;
 pub use summary::ScanSummary;
@@ -159,19 +158,29 @@ async fn run_inner(
     let counter = progress::Counter::default();
     udf::register_all(&ctx, Some(kb.clone()));
     ctx.register_udf(progress::counting_assess(kb.clone(), counter.clone()));
-    let max_per_value = opts.options.scan.max_sellers_per_identity;
-    manifest.hot_identity_values = links::register_seller_links(&ctx, max_per_value).await?;
     // The session that scores: this one, or a cluster client with the same
     // tables (file-backed, so executors read them) and functions. Connected
     // before the image stage, so that a wrong address fails at once.
     let remote = if opts.cluster.is_cluster() {
         let c = cluster::session(&opts.cluster, &opts.options, Some(kb.clone())).await?;
         catalog.register(&c).await?;
-        links::register_seller_links(&c, max_per_value).await?;
         Some(c)
     } else {
         None
     };
+    // Seller networks (`dajia link`'s computation, on the session that
+    // scores): each seller's chain of links to a seller closed for
+    // counterfeiting becomes `seller_links`.
+    let linked = crate::link::register_seller_links(
+        remote.as_ref().unwrap_or(&ctx),
+        &opts.options,
+        &staging,
+        remote.is_some(),
+    )
+    .await
+    .context("linking sellers")?;
+    manifest.hot_identity_values = linked.hot_values.clone();
+    manifest.links = Some(linked);
     manifest.stage("load", t.elapsed());
     manifest.inputs(&catalog);
     failpoint::reached("catalog");

@@ -278,11 +278,11 @@ impl ScalarUDFImpl for AssessListing {
                     let a = a.as_any().downcast_ref::<StringArray>().expect("Utf8 list");
                     let s = sellers.value(i);
                     let s = s.as_any().downcast_ref::<Int64Array>().expect("Int64 list");
-                    let shared: Vec<(String, i64)> = (0..a.len().min(s.len()))
+                    let steps: Vec<(String, i64)> = (0..a.len().min(s.len()))
                         .filter(|&j| !a.is_null(j) && !s.is_null(j))
                         .map(|j| (a.value(j).to_string(), s.value(j)))
                         .collect();
-                    (!shared.is_empty()).then_some(SellerLink { shared })
+                    (!steps.is_empty()).then_some(SellerLink { steps })
                 };
                 ListingInput {
                     title: opt(&title, i).unwrap_or(""),

@@ -79,7 +79,14 @@ pub struct ImageHit {
 /// counterfeiting: `(attribute column, closed seller id)` pairs.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SellerLink {
-    pub shared: Vec<(String, i64)>,
+    /// The chain from the listing's seller to a seller closed for
+    /// counterfeiting, one step per seller reached: the attributes shared at
+    /// that step (`phone_hash`, or `device_hash+address_hash`) and the seller
+    /// they are shared with. The last step's seller is the closed one; one
+    /// step is a direct link. Several steps to the same seller are one step
+    /// sharing all their attributes (the one-hop form, one row per
+    /// attribute).
+    pub steps: Vec<(String, i64)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -315,7 +322,7 @@ mod tests {
         let kb = kb();
         let mut l = listing("棉麻 女包", "", 9_900, 3);
         l.link = Some(SellerLink {
-            shared: vec![("id_photo_hash".into(), 99), ("id_name_hash".into(), 99)],
+            steps: vec![("id_photo_hash".into(), 99), ("id_name_hash".into(), 99)],
         });
         let a = kb.assess(&Rules::default(), &l);
         assert_eq!(codes(&a), vec!["linked_to_closed_seller"]);
@@ -323,9 +330,28 @@ mod tests {
         assert_eq!(a.action, Action::Review);
         // Sharing only an address is weak evidence.
         l.link = Some(SellerLink {
-            shared: vec![("address_hash".into(), 99)],
+            steps: vec![("address_hash".into(), 99)],
         });
         assert_eq!(kb.assess(&Rules::default(), &l).action, Action::Allow);
+        // A chain: a phone shared with seller 55, who shares a bank account
+        // with the closed 99. Weakest step (phone, 0.6) times one hop (0.95).
+        l.link = Some(SellerLink {
+            steps: vec![("phone_hash".into(), 55), ("bank_account_hash".into(), 99)],
+        });
+        let a = kb.assess(&Rules::default(), &l);
+        assert_eq!(codes(&a), vec!["linked_to_closed_seller"]);
+        assert!((a.reasons[0].weight - 0.57).abs() < 1e-5, "{:?}", a.reasons);
+        assert_eq!(
+            a.reasons[0].detail,
+            "phone → seller 55 → bank_account → seller 99, closed for counterfeiting"
+        );
+        assert_eq!(a.action, Action::Review);
+        // Two soft values in one step count together, not as two steps.
+        l.link = Some(SellerLink {
+            steps: vec![("device_hash+address_hash".into(), 99)],
+        });
+        let a = kb.assess(&Rules::default(), &l);
+        assert!((a.reasons[0].weight - (1.0 - 0.5 * 0.85)).abs() < 1e-5);
     }
 
     #[test]

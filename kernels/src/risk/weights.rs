@@ -100,6 +100,10 @@ pub struct Weights {
     pub link_address: f32,
     /// The same name on the ID (shared link; names repeat).
     pub link_id_name: f32,
+    /// A chain of links through other sellers (A shares a phone with B, B a
+    /// bank account with the closed C) weighs as its weakest step, times this
+    /// for each step after the first.
+    pub link_hop: f32,
     /// A listing image is a copy of a brand's official photo and the seller
     /// is not authorised for the brand.
     pub image_matches_official: f32,
@@ -132,6 +136,7 @@ impl Default for Weights {
             link_device: 0.5,
             link_address: 0.15,
             link_id_name: 0.2,
+            link_hop: 0.95,
             image_matches_official: 0.6,
             image_matches_known_fake: 0.8,
             evasion_strong: 0.4,
@@ -158,6 +163,7 @@ impl Weights {
             link_device,
             link_address,
             link_id_name,
+            link_hop,
             image_matches_official,
             image_matches_known_fake,
             evasion_strong,
@@ -178,6 +184,7 @@ impl Weights {
             ("link_device", link_device),
             ("link_address", link_address),
             ("link_id_name", link_id_name),
+            ("link_hop", link_hop),
             ("image_matches_official", image_matches_official),
             ("image_matches_known_fake", image_matches_known_fake),
             ("evasion_strong", evasion_strong),
@@ -197,6 +204,29 @@ impl Weights {
             "id_name_hash" => self.link_id_name,
             _ => 0.0,
         }
+    }
+
+    /// Weight of one step of a chain of links: the attributes two sellers
+    /// share, written `a` or `a+b`, combined by noisy-OR and capped at 0.95.
+    pub fn link_step_weight(&self, attributes: &str) -> f32 {
+        let mut attrs: Vec<&str> = attributes.split('+').map(str::trim).collect();
+        attrs.sort();
+        attrs.dedup();
+        noisy_or(attrs.iter().map(|a| self.link_weight(a))).min(0.95)
+    }
+
+    /// Weight of a chain of steps (each as [`Self::link_step_weight`] reads
+    /// it): its weakest step, times `link_hop` per step after the first.
+    pub fn link_path_weight<'a>(&self, steps: impl IntoIterator<Item = &'a str>) -> f32 {
+        let (mut weakest, mut n) = (f32::INFINITY, 0i32);
+        for s in steps {
+            weakest = weakest.min(self.link_step_weight(s));
+            n += 1;
+        }
+        if n == 0 {
+            return 0.0;
+        }
+        weakest * self.link_hop.clamp(0.0, 1.0).powi(n - 1)
     }
 }
 

@@ -239,8 +239,9 @@ pub const SIGNALS: &[Signal] = &[
             "link_device",
             "link_address",
             "link_id_name",
+            "link_hop",
         ],
-        doc: "The seller shares identity attributes with a seller closed for counterfeiting.",
+        doc: "The seller is linked to a seller closed for counterfeiting through shared identity attributes, directly or through a chain of linked sellers.",
     },
     Signal {
         code: ReasonCode::ImageMatchesOfficial,
