@@ -81,6 +81,107 @@ pub struct EvalReport {
     /// (listings, flagged, false-positive rate). `real_title` is the rate
     /// on real product titles as written, apart from the hard negatives.
     pub benign: BTreeMap<String, (u64, u64, f64)>,
+    /// Seller networks (`seller_clusters`) against the generated truth
+    /// about sellers, when both exist.
+    pub links: Option<LinkEval>,
+}
+
+/// `seller_clusters` against `ground_truth/sellers/` (from `dajia gen`).
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct LinkEval {
+    /// Accounts of closed counterfeiters' rings.
+    pub relapsed: u64,
+    /// ... of which have a chain to a seller closed for counterfeiting.
+    pub relapsed_found: u64,
+    pub relapsed_recall: f64,
+    /// ... of which are linked to the closed seller of their own ring.
+    pub relapsed_right_network: u64,
+    /// Sellers with a chain to a closed counterfeiter, and how many of them
+    /// are in a ring (membership precision).
+    pub linked_to_closed: u64,
+    pub linked_to_closed_right: u64,
+    pub membership_precision: f64,
+    /// Sellers sharing a hub value with hundreds of strangers, and how many
+    /// of them any cluster holds (false links through hubs).
+    pub hub_members: u64,
+    pub hub_members_linked: u64,
+    pub hub_false_link_rate: f64,
+    /// Benign sellers (not in a ring) with a chain to a closed counterfeiter.
+    pub benign_linked_to_closed: u64,
+    /// Recall by hops from the closed seller: (relapsed, found, recall).
+    pub per_hops: BTreeMap<i64, (u64, u64, f64)>,
+}
+
+/// Seller truth of a generated catalog (`ground_truth/sellers/`), if any.
+fn seller_truth_dir(labels: &str) -> Option<std::path::PathBuf> {
+    let p = local_path(labels).ok()?;
+    [p.join("ground_truth/sellers"), p.join("sellers")]
+        .into_iter()
+        .find(|d| d.join("truth.parquet").is_file())
+}
+
+/// [`LinkEval`] of partition `date` of the `seller_clusters` table at
+/// `clusters` (registered as `seller_clusters`) against `truth`.
+async fn eval_links(
+    ctx: &datafusion::prelude::SessionContext,
+    truth: &Path,
+    date: &str,
+) -> Result<LinkEval> {
+    register_files(ctx, "seller_truth", &[truth.join("truth.parquet")]).await?;
+    let sql = format!(
+        "WITH c AS (SELECT * FROM seller_clusters WHERE dt = '{date}') \
+         SELECT t.role, t.network, t.hops, c.cluster_id IS NOT NULL AS clustered, \
+                c.path_sellers IS NOT NULL AS chained, \
+                CASE WHEN c.path_sellers IS NOT NULL THEN c.path_sellers[CAST(array_length(c.path_sellers) AS BIGINT)] END AS reached \
+         FROM seller_truth t LEFT JOIN c ON t.seller_id = c.seller_id"
+    );
+    let mut e = LinkEval::default();
+    for b in ctx.sql(&sql).await?.collect().await? {
+        let role = cast(b.column(0), &DataType::Utf8)?;
+        let role = role.as_string::<i32>();
+        let network = b
+            .column(1)
+            .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        let hops = b
+            .column(2)
+            .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        let clustered = b.column(3).as_boolean();
+        let chained = b.column(4).as_boolean();
+        let reached = b
+            .column(5)
+            .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        for i in 0..b.num_rows() {
+            let (r, chain) = (role.value(i), chained.value(i));
+            if r == "relapsed" {
+                e.relapsed += 1;
+                e.relapsed_found += chain as u64;
+                let right = chain && !reached.is_null(i) && reached.value(i) == network.value(i);
+                e.relapsed_right_network += right as u64;
+                let h = e.per_hops.entry(hops.value(i)).or_default();
+                h.0 += 1;
+                h.1 += chain as u64;
+            }
+            if chain {
+                e.linked_to_closed += 1;
+                if r == "relapsed" {
+                    e.linked_to_closed_right += 1;
+                } else {
+                    e.benign_linked_to_closed += 1;
+                }
+            }
+            if r == "hub_member" {
+                e.hub_members += 1;
+                e.hub_members_linked += clustered.value(i) as u64;
+            }
+        }
+    }
+    e.relapsed_recall = ratio(e.relapsed_found, e.relapsed);
+    e.membership_precision = ratio(e.linked_to_closed_right, e.linked_to_closed);
+    e.hub_false_link_rate = ratio(e.hub_members_linked, e.hub_members);
+    for v in e.per_hops.values_mut() {
+        v.2 = ratio(v.1, v.0);
+    }
+    Ok(e)
 }
 
 /// Find the `risk_scores` table: the URI itself or `URI/risk_scores`.
@@ -281,6 +382,21 @@ pub async fn run_on(
     r.recall = r.overall.recall();
     r.f1 = r.overall.f1();
     r.takedown_precision = takedown.precision();
+    // Seller networks, when the output has them and the labels say who is
+    // in a ring.
+    let clusters = scores_dir(scores)?
+        .parent()
+        .map(|p| p.join("seller_clusters"))
+        .filter(|d| d.join("_delta_log").is_dir());
+    if let (Some(dir), Some(truth)) = (clusters, seller_truth_dir(labels)) {
+        if target.is_cluster() {
+            delta::register_committed_files(&ctx, "seller_clusters", &dir).await?;
+        } else {
+            delta::register(&ctx, "seller_clusters", &dir).await?;
+        }
+        let date = r.date.clone().unwrap_or_default();
+        r.links = Some(eval_links(&ctx, &truth, &date).await?);
+    }
     Ok(r)
 }
 
@@ -334,6 +450,29 @@ impl std::fmt::Display for EvalReport {
         )?;
         for (k, (n, d, r)) in &self.hard_negatives {
             writeln!(f, "    {k:<22} {n:>8} {d:>8}  {r:.4}")?;
+        }
+        if let Some(l) = &self.links {
+            writeln!(
+                f,
+                "  seller networks: relapsed-seller recall {:.4} ({} of {}; {} to their own ring's closed seller)",
+                l.relapsed_recall, l.relapsed_found, l.relapsed, l.relapsed_right_network
+            )?;
+            writeln!(
+                f,
+                "    membership precision {:.4} ({} of {} sellers linked to a closed counterfeiter are in a ring)",
+                l.membership_precision, l.linked_to_closed_right, l.linked_to_closed
+            )?;
+            writeln!(
+                f,
+                "    hub members in any cluster {} of {} (false-link rate {:.4})",
+                l.hub_members_linked, l.hub_members, l.hub_false_link_rate
+            )?;
+            for (h, (n, d, r)) in &l.per_hops {
+                writeln!(
+                    f,
+                    "    {h} hop(s) from the closed seller: {d} of {n}  {r:.4}"
+                )?;
+            }
         }
         Ok(())
     }

@@ -70,8 +70,8 @@ pub fn run(cli: Cli) -> Result<()> {
                 image_share,
             })?;
             println!(
-                "generated {} listings ({} counterfeit, {} hard negatives, {} images), {} sellers, {} brands in {:.2}s ({:.0} listings/s) under {}; labels in {}",
-                s.listings, s.counterfeit, s.hard_negatives, s.images, s.sellers, s.brands, s.seconds, s.listings as f64 / s.seconds.max(1e-9), out.display(),
+                "generated {} listings ({} counterfeit, {} hard negatives, {} images), {} sellers, {} brands, {} orders in {:.2}s ({:.0} listings/s) under {}; labels in {}",
+                s.listings, s.counterfeit, s.hard_negatives, s.images, s.sellers, s.brands, s.orders, s.seconds, s.listings as f64 / s.seconds.max(1e-9), out.display(),
                 gen::labels_path(&out).display()
             );
         }

@@ -48,6 +48,7 @@ pub struct GenSummary {
     pub brands: usize,
     pub counterfeit: usize,
     pub hard_negatives: usize,
+    pub orders: usize,
     pub files: usize,
     pub images: usize,
     pub seconds: f64,
@@ -303,7 +304,9 @@ pub fn generate(opts: &GenOptions) -> Result<GenSummary> {
         files += 1;
     }
     write::labels(root, &labels)?;
+    write::seller_truth(root, &ctx.sellers)?;
     write::test_purchases(root, &labels, opts.seed, ctx.snapshot_us)?;
+    let orders = write::orders(root, &labels, &ctx.sellers, opts.seed, ctx.snapshot_us)?;
     Ok(GenSummary {
         listings: opts.listings,
         sellers: ctx.sellers.count(),
@@ -311,7 +314,8 @@ pub fn generate(opts: &GenOptions) -> Result<GenSummary> {
         counterfeit,
         hard_negatives: hard,
         images: n_images,
-        files: files + 4,
+        orders,
+        files: files + 5,
         seconds: start.elapsed().as_secs_f64(),
     })
 }

@@ -10,6 +10,7 @@ use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 
 use super::sellers::SellerPlan;
@@ -109,6 +110,8 @@ pub fn sellers(root: &Path, plan: &SellerPlan, now_us: i64) -> Result<()> {
             .map(|x| Some(now_us - x.registered_days_ago * 86_400_000_000))),
         Arc::new(StringArray::from_iter_values(s.iter().map(|x| x.status))),
         Arc::new(StringArray::from_iter(s.iter().map(|x| x.closed_reason))),
+        ts(s.iter()
+            .map(|x| x.closed_days_ago.map(|d| now_us - d * 86_400_000_000))),
         Arc::new(StringArray::from_iter_values(s.iter().map(|x| x.region))),
     ];
     for i in 0..7 {
@@ -242,6 +245,89 @@ pub fn labels(root: &Path, rows: &[Row]) -> Result<()> {
         ],
     )?;
     write_batch(&root.join("ground_truth/labels.parquet"), &batch)
+}
+
+/// Ground truth about sellers, beside the catalog: each seller's role and,
+/// for the rings of closed counterfeiters, the ring (its closed account's
+/// id) and how many links from it.
+pub fn seller_truth(root: &Path, plan: &SellerPlan) -> Result<()> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("seller_id", DataType::Int64, false),
+        Field::new("role", DataType::Utf8, false),
+        Field::new("network", DataType::Int64, true),
+        Field::new("hops", DataType::Int64, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from_iter_values(
+                plan.sellers.iter().map(|s| s.id),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                plan.truth.iter().map(|t| t.role.as_str()),
+            )),
+            Arc::new(Int64Array::from_iter(plan.truth.iter().map(|t| t.network))),
+            Arc::new(Int64Array::from_iter(plan.truth.iter().map(|t| t.hops))),
+        ],
+    )?;
+    // A folder of its own: `ground_truth/*.parquet` are the listing labels.
+    write_batch(&root.join("ground_truth/sellers/truth.parquet"), &batch)
+}
+
+/// Orders of the last 90 days: a few per listing on average, many more for
+/// the listings of counterfeiters' rings (what makes a ring a lead).
+pub fn orders(
+    root: &Path,
+    rows: &[Row],
+    plan: &SellerPlan,
+    seed: u64,
+    now_us: i64,
+) -> Result<usize> {
+    clear_table(root, "orders")?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x0bde);
+    let in_ring: std::collections::HashSet<i64> =
+        plan.reopeners.iter().map(|(id, _)| *id).collect();
+    let regions = ["浙江省", "广东省", "江苏省", "北京市", "四川省", "湖北省"];
+    let (mut ids, mut listing, mut seller, mut qty, mut amount, mut at, mut to) =
+        (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    for r in rows {
+        let mean: f64 = if in_ring.contains(&r.seller_id) {
+            12.0
+        } else {
+            1.5
+        };
+        // Geometric number of orders with that mean.
+        let p = 1.0 / (1.0 + mean);
+        let mut k = 0;
+        while !rng.random_bool(p) && k < 200 {
+            k += 1;
+        }
+        for _ in 0..k {
+            let q = rng.random_range(1..=3i64);
+            ids.push(ids.len() as i64 + 1);
+            listing.push(r.listing_id);
+            seller.push(r.seller_id);
+            qty.push(q);
+            amount.push(r.price_cents.max(0) * q);
+            at.push(Some(now_us - rng.random_range(0..86_400_000_000i64 * 90)));
+            to.push(*regions.choose(&mut rng).unwrap());
+        }
+    }
+    let n = ids.len();
+    let batch = RecordBatch::try_new(
+        table_schema("orders"),
+        vec![
+            Arc::new(Int64Array::from(ids)),
+            Arc::new(Int64Array::from(listing)),
+            Arc::new(Int64Array::from(seller)),
+            Arc::new(Int64Array::from(qty)),
+            Arc::new(Int64Array::from(amount)),
+            ts(at),
+            Arc::new(StringArray::from(to)),
+        ],
+    )?;
+    write_batch(&root.join("orders/part-00000.parquet"), &batch)?;
+    Ok(n)
 }
 
 /// Test purchases of about 1% of the listings, with their true verdict:

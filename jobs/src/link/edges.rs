@@ -15,7 +15,8 @@
 
 use anyhow::Result;
 use datafusion::arrow::array::AsArray;
-use datafusion::arrow::datatypes::Int64Type;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::execution::context::SessionContext;
 use serde::Serialize;
 
@@ -97,9 +98,12 @@ pub async fn hot_values(ctx: &SessionContext, max: u64) -> Result<(Vec<HotValue>
         .collect()
         .await?;
     for b in batches {
+        // Strings may come back as views: read them as plain Utf8.
+        let a = cast(b.column(0), &DataType::Utf8)?;
+        let v = cast(b.column(1), &DataType::Utf8)?;
         let (a, v, n) = (
-            b.column(0).as_string::<i32>(),
-            b.column(1).as_string::<i32>(),
+            a.as_string::<i32>(),
+            v.as_string::<i32>(),
             b.column(2).as_primitive::<Int64Type>(),
         );
         for i in 0..b.num_rows() {

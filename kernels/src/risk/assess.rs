@@ -334,24 +334,36 @@ mod tests {
         });
         assert_eq!(kb.assess(&Rules::default(), &l).action, Action::Allow);
         // A chain: a phone shared with seller 55, who shares a bank account
-        // with the closed 99. Weakest step (phone, 0.6) times one hop (0.95).
+        // with the closed 99: the weakest link (phone, 0.6), whatever the hops.
         l.link = Some(SellerLink {
             steps: vec![("phone_hash".into(), 55), ("bank_account_hash".into(), 99)],
         });
         let a = kb.assess(&Rules::default(), &l);
         assert_eq!(codes(&a), vec!["linked_to_closed_seller"]);
-        assert!((a.reasons[0].weight - 0.57).abs() < 1e-5, "{:?}", a.reasons);
+        assert!((a.reasons[0].weight - 0.6).abs() < 1e-5, "{:?}", a.reasons);
         assert_eq!(
             a.reasons[0].detail,
             "phone → seller 55 → bank_account → seller 99, closed for counterfeiting"
         );
         assert_eq!(a.action, Action::Review);
-        // Two soft values in one step count together, not as two steps.
+        // Two soft values in one step count together (at least
+        // link_two_values), not as two steps.
         l.link = Some(SellerLink {
-            steps: vec![("device_hash+address_hash".into(), 99)],
+            steps: vec![("id_name_hash+address_hash".into(), 99)],
         });
         let a = kb.assess(&Rules::default(), &l);
-        assert!((a.reasons[0].weight - (1.0 - 0.5 * 0.85)).abs() < 1e-5);
+        assert!((a.reasons[0].weight - 0.6).abs() < 1e-5, "{:?}", a.reasons);
+        assert_eq!(
+            a.reasons[0].detail,
+            "address + id_name → seller 99, closed for counterfeiting"
+        );
+        // A decay per hop, when configured.
+        let mut rules = Rules::default();
+        rules.weights.link_hop = 0.5;
+        l.link = Some(SellerLink {
+            steps: vec![("phone_hash".into(), 55), ("phone_hash".into(), 99)],
+        });
+        assert!((kb.assess(&rules, &l).reasons[0].weight - 0.3).abs() < 1e-5);
     }
 
     #[test]

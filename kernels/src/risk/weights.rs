@@ -100,9 +100,15 @@ pub struct Weights {
     pub link_address: f32,
     /// The same name on the ID (shared link; names repeat).
     pub link_id_name: f32,
+    /// Two sellers sharing two identity values or more at once (a device
+    /// and an address, a name and an address): such a link weighs at least
+    /// this, since two values together point to one person far more than
+    /// either alone (a hub shares an address, a family a name).
+    pub link_two_values: f32,
     /// A chain of links through other sellers (A shares a phone with B, B a
-    /// bank account with the closed C) weighs as its weakest step, times this
-    /// for each step after the first.
+    /// bank account with the closed C) weighs as its weakest link, times
+    /// this for each link after the first. 1 (the default): a network is
+    /// one, however many accounts lie between.
     pub link_hop: f32,
     /// A listing image is a copy of a brand's official photo and the seller
     /// is not authorised for the brand.
@@ -136,7 +142,8 @@ impl Default for Weights {
             link_device: 0.5,
             link_address: 0.15,
             link_id_name: 0.2,
-            link_hop: 0.95,
+            link_two_values: 0.6,
+            link_hop: 1.0,
             image_matches_official: 0.6,
             image_matches_known_fake: 0.8,
             evasion_strong: 0.4,
@@ -163,6 +170,7 @@ impl Weights {
             link_device,
             link_address,
             link_id_name,
+            link_two_values,
             link_hop,
             image_matches_official,
             image_matches_known_fake,
@@ -184,6 +192,7 @@ impl Weights {
             ("link_device", link_device),
             ("link_address", link_address),
             ("link_id_name", link_id_name),
+            ("link_two_values", link_two_values),
             ("link_hop", link_hop),
             ("image_matches_official", image_matches_official),
             ("image_matches_known_fake", image_matches_known_fake),
@@ -207,12 +216,23 @@ impl Weights {
     }
 
     /// Weight of one step of a chain of links: the attributes two sellers
-    /// share, written `a` or `a+b`, combined by noisy-OR and capped at 0.95.
+    /// share, written `a` or `a+b`, combined by noisy-OR, at least
+    /// `link_two_values` for two or more, capped at 0.95.
     pub fn link_step_weight(&self, attributes: &str) -> f32 {
-        let mut attrs: Vec<&str> = attributes.split('+').map(str::trim).collect();
+        let mut attrs: Vec<&str> = attributes
+            .split('+')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .collect();
         attrs.sort();
         attrs.dedup();
-        noisy_or(attrs.iter().map(|a| self.link_weight(a))).min(0.95)
+        let w = noisy_or(attrs.iter().map(|a| self.link_weight(a)));
+        let floor = if attrs.len() >= 2 {
+            self.link_two_values
+        } else {
+            0.0
+        };
+        w.max(floor).min(0.95)
     }
 
     /// Weight of a chain of steps (each as [`Self::link_step_weight`] reads

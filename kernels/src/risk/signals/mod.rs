@@ -239,6 +239,7 @@ pub const SIGNALS: &[Signal] = &[
             "link_device",
             "link_address",
             "link_id_name",
+            "link_two_values",
             "link_hop",
         ],
         doc: "The seller is linked to a seller closed for counterfeiting through shared identity attributes, directly or through a chain of linked sellers.",
