@@ -18,6 +18,7 @@ pub mod file_tables;
 pub mod gen;
 pub mod images;
 pub mod kb;
+pub mod leads;
 pub mod learn;
 pub mod lease;
 pub mod link;

@@ -85,6 +85,27 @@ pub enum Cmd {
         #[command(flatten)]
         cluster: ClusterArg,
     },
+    /// Seller networks whose estimated counterfeit sales pass a threshold,
+    /// per region, with evidence packs: publishes `leads` for the date.
+    Leads {
+        #[arg(long, env = "DAJIA_CATALOG")]
+        catalog: String,
+        #[arg(long, env = "DAJIA_OUT")]
+        out: String,
+        #[arg(long)]
+        date: NaiveDate,
+        /// Estimated counterfeit sales a network must reach, in CNY.
+        #[arg(long, default_value_t = 50_000.0)]
+        threshold: f64,
+        /// Orders of this many days up to --date count.
+        #[arg(long, default_value_t = 365)]
+        window_days: u32,
+        /// Also write leads.csv and one Markdown page per lead here.
+        #[arg(long)]
+        export: Option<PathBuf>,
+        #[command(flatten)]
+        cluster: ClusterArg,
+    },
     /// Benchmarks (figures and JSON, not tests).
     #[command(subcommand)]
     Bench(BenchCmd),

@@ -123,6 +123,27 @@ pub fn run(cli: Cli) -> Result<()> {
             let r = rt.block_on(crate::link::run(&o))?;
             say(format_args!("{r}\n"));
         }
+        Cmd::Leads {
+            catalog,
+            out,
+            date,
+            threshold,
+            window_days,
+            export,
+            cluster,
+        } => {
+            anyhow::ensure!(
+                threshold.is_finite() && threshold > 0.0,
+                "--threshold must be a positive amount in CNY"
+            );
+            let mut o = crate::leads::LeadsOptions::new(&catalog, &out, date);
+            o.threshold_cents = (threshold * 100.0).round() as i64;
+            o.window_days = window_days;
+            o.export = export;
+            o.cluster = cluster.target()?;
+            let r = rt.block_on(crate::leads::run(&o))?;
+            say(format_args!("{r}\n"));
+        }
         Cmd::Learn(LearnCmd::Variants {
             pairs,
             benign,

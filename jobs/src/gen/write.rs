@@ -285,17 +285,24 @@ pub fn orders(
 ) -> Result<usize> {
     clear_table(root, "orders")?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x0bde);
-    let in_ring: std::collections::HashSet<i64> =
-        plan.reopeners.iter().map(|(id, _)| *id).collect();
+    // Rings differ in size of business: a factor per ring, so that some
+    // pass a leads threshold and some do not.
+    let ring_scale: std::collections::HashMap<i64, f64> = plan
+        .sellers
+        .iter()
+        .zip(&plan.truth)
+        .filter(|(_, t)| t.role == super::sellers::Role::Relapsed)
+        .map(|(s, t)| {
+            let ring = t.network.unwrap_or(0) as u64;
+            let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ ring.wrapping_mul(0x9E37));
+            (s.id, r.random_range(0.02..1.5))
+        })
+        .collect();
     let regions = ["浙江省", "广东省", "江苏省", "北京市", "四川省", "湖北省"];
     let (mut ids, mut listing, mut seller, mut qty, mut amount, mut at, mut to) =
         (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
     for r in rows {
-        let mean: f64 = if in_ring.contains(&r.seller_id) {
-            12.0
-        } else {
-            1.5
-        };
+        let mean: f64 = ring_scale.get(&r.seller_id).map_or(1.5, |k| 12.0 * k);
         // Geometric number of orders with that mean.
         let p = 1.0 / (1.0 + mean);
         let mut k = 0;
