@@ -291,8 +291,143 @@ fn default_options_give_the_stored_rows() {
         .collect();
     assert_eq!(
         digest,
-        "dc16a16fa8ce4a2d306d76831659a5cfb3c00af35fc4e8a2d8efd959eb9cad3f",
+        "92651ceee5f8e4a111d36453a6ecb08ea09747b35359e52f6291f217c21e2949",
         "rows changed with default options; first rows:\n{}",
         rows.lines().take(3).collect::<Vec<_>>().join("\n")
+    );
+}
+
+/// `dajia link` → scan → eval → `dajia leads` on a generated catalog whose
+/// closed counterfeiters came back as rings of 2-10 accounts chained by
+/// different identity values, beside hub values shared by hundreds of
+/// benign sellers.
+#[test]
+fn seller_networks_are_linked_scored_and_become_leads() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cat, out) = (dir.path().join("catalog"), dir.path().join("out"));
+    gen(&cat, 20_000, 7);
+    let (c, o) = (cat.to_str().unwrap(), out.to_str().unwrap());
+    let link = ["link", "--catalog", c, "--out", o, "--date", DATE];
+    // Clear one-line errors, nothing written.
+    let (ok, _, err) = run(&[&link[..], &["--max-sellers-per-value", "1"]].concat());
+    assert!(!ok && err.contains("at least 2"), "{err}");
+    let (ok, _, err) = run(&["leads", "--catalog", c, "--out", o, "--date", DATE]);
+    assert!(!ok && err.contains("dajia link"), "{err}");
+    assert!(!out.join("seller_clusters").exists());
+
+    let s = run_ok(&link);
+    println!("{s}");
+    assert!(
+        s.contains("hub-address-1") && s.contains("default-device"),
+        "hub values are reported: {s}"
+    );
+    let (ok, _, err) = scan(&cat, &out);
+    assert!(ok, "{err}");
+    let json = dir.path().join("eval.json");
+    let e = run_ok(&[
+        "eval",
+        "--scores",
+        o,
+        "--labels",
+        c,
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    println!("{e}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let l = &v["links"];
+    let f = |k: &str| l[k].as_f64().unwrap();
+    assert!(f("relapsed") >= 50.0, "{l}");
+    assert!(f("relapsed_recall") >= 0.95, "{l}");
+    assert!(f("membership_precision") >= 0.95, "{l}");
+    assert_eq!(f("relapsed_right_network"), f("relapsed_found"), "{l}");
+    assert!(
+        f("hub_members") >= 100.0 && f("hub_members_linked") == 0.0,
+        "{l}"
+    );
+    assert!(
+        l["per_hops"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .any(|h| h.parse::<i64>().unwrap() >= 4),
+        "rings several hops long: {l}"
+    );
+    // The scan names whole chains: seller → seller → ... → closed seller.
+    let chained = sql_csv(
+        &out,
+        "SELECT count(*) AS n FROM (SELECT unnest(reasons) AS u FROM risk_scores) \
+         WHERE u['code'] = 'linked_to_closed_seller' AND u['detail'] LIKE '%→%→%→%closed for counterfeiting'",
+    );
+    let n: u64 = chained.lines().nth(1).unwrap().trim().parse().unwrap();
+    assert!(n > 10, "{chained}");
+
+    // seller_clusters is readable next to the scan's tables, and a rerun
+    // replaces the date's partition.
+    let q = "SELECT count(*) AS n, count(DISTINCT cluster_id) AS c, sum(closed_members) AS closed FROM seller_clusters";
+    let before = sql_csv(&out, q);
+    run_ok(&link);
+    assert_eq!(sql_csv(&out, q), before);
+
+    // Leads: the networks above CNY 50,000, with their evidence packs.
+    let export = dir.path().join("leads");
+    let s = run_ok(&[
+        "leads",
+        "--catalog",
+        c,
+        "--out",
+        o,
+        "--date",
+        DATE,
+        "--export",
+        export.to_str().unwrap(),
+    ]);
+    println!("{s}");
+    let rows = sql_csv(
+        &out,
+        "SELECT cluster_id, region, rank, estimated_counterfeit_sales_cents AS cents, cardinality(sellers) AS n FROM leads ORDER BY region, rank",
+    );
+    let leads: Vec<&str> = rows.lines().skip(1).collect();
+    assert!(!leads.is_empty(), "{s}");
+    for r in &leads {
+        let cents: i64 = r.split(',').nth(3).unwrap().parse().unwrap();
+        assert!(cents >= 5_000_000, "{r}");
+    }
+    let csv = std::fs::read_to_string(export.join("leads.csv")).unwrap();
+    assert_eq!(csv.lines().count(), leads.len() + 1, "{csv}");
+    let pages: Vec<_> = std::fs::read_dir(&export)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    assert_eq!(pages.len(), leads.len());
+    let page = std::fs::read_to_string(&pages[0]).unwrap();
+    for part in [
+        "What ties the accounts together",
+        "closed | counterfeit",
+        "Listings",
+        "linked_to_closed_seller",
+    ] {
+        assert!(page.contains(part), "{part} missing:\n{page}");
+    }
+    // A threshold above every network: no leads, and the partition says so.
+    let s = run_ok(&[
+        "leads",
+        "--catalog",
+        c,
+        "--out",
+        o,
+        "--date",
+        DATE,
+        "--threshold",
+        "100000000",
+    ]);
+    assert!(s.starts_with("0 of"), "{s}");
+    assert_eq!(
+        sql_csv(&out, "SELECT count(*) AS n FROM leads")
+            .lines()
+            .nth(1),
+        Some("0")
     );
 }

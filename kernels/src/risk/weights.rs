@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Version of the default rules and weights, written with every score.
-pub const MODEL_VERSION: &str = "rules-2026.11.3";
+pub const MODEL_VERSION: &str = "rules-2026.12.1";
 
 /// What a finding weighs and where the actions start: the part of the
 /// assessment that configuration may change.
@@ -334,7 +334,7 @@ mod vocabulary_version {
             .collect();
         assert_eq!(
             (MODEL_VERSION, hex.as_str()),
-            ("rules-2026.11.3", "6c74cf39"),
+            ("rules-2026.12.1", "6c74cf39"),
             "kernels/data vocabularies changed: bump MODEL_VERSION and record their new digest here"
         );
     }
