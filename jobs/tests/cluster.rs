@@ -268,6 +268,38 @@ fn scheduler_and_two_executors_score_like_one_machine() {
         cat.to_str().unwrap(),
     ]);
 
+    // dajia link on the cluster (its rounds checkpointed by the executors):
+    // the in-process seller_clusters rows.
+    let link = |out: &Path, extra: &[&str]| {
+        let base = [
+            "link",
+            "--catalog",
+            cat.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--date",
+            DATE,
+        ];
+        run_ok(&[&base[..], extra].concat())
+    };
+    link(&local, &[]);
+    link(&remote, &["--cluster", &cluster.url]);
+    let clusters = |out: &Path| {
+        run_ok(&[
+            "sql",
+            "--out",
+            out.to_str().unwrap(),
+            "--format",
+            "json",
+            "-c",
+            "SELECT seller_id, cluster_id, cluster_size, closed_members, last_closed_at, evidence, path_attributes, path_sellers \
+             FROM seller_clusters ORDER BY seller_id",
+        ])
+    };
+    let (a, b) = (clusters(&local), clusters(&remote));
+    assert!(a.lines().count() >= 10, "{a}");
+    assert!(a == b, "cluster seller_clusters differ:\n{a}\n---\n{b}");
+
     // A wrong address is one line, and publishes nothing.
     let bad = dir.path().join("bad");
     let (ok, _, err) = scan_with(&cat, &bad, &["--cluster", "df://127.0.0.1:1"]);

@@ -269,7 +269,8 @@ fn config_rules_reach_sql_and_name_the_model_version() {
 
 /// Default options give exactly the rows they gave before the options layer
 /// (digest of every column of every row of a generated catalog with images,
-/// OCR off, taken on main at ab127a6 with `dajia sql --format json`).
+/// OCR off, with `dajia sql --format json`; taken again when the generator
+/// grew seller rings and `model_version` became rules-2026.12.1).
 #[test]
 fn default_options_give_the_stored_rows() {
     use sha2::{Digest, Sha256};
