@@ -144,6 +144,7 @@ fn generated_images_are_official_copies_fakes_and_overlays() {
         date: date(),
         rows_per_file: 2_000,
         image_share: 0.5,
+        sellers: None,
     })
     .unwrap();
     assert!((850..1_150).contains(&s.images), "{} images", s.images);

@@ -241,6 +241,7 @@ fn scan_flags_image_reuse_rejects_bad_images_and_learns_known_fakes() {
         date: date(),
         rows_per_file: 4_000,
         image_share: 0.4,
+        sellers: None,
     })
     .unwrap();
     let listener = add_bad_images(&cat);

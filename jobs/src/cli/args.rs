@@ -43,6 +43,10 @@ pub enum Cmd {
         /// official brand photos in `brand_images`); 0 writes no images.
         #[arg(long, default_value_t = 0.0)]
         image_share: f64,
+        /// Sellers to generate (default: one per 40 listings, at least
+        /// 200), e.g. millions with few listings to measure `dajia link`.
+        #[arg(long)]
+        sellers: Option<usize>,
     },
     /// The nightly scan: score every listing of a snapshot.
     Scan {

@@ -60,6 +60,7 @@ pub fn run(cli: Cli) -> Result<()> {
             date,
             rows_per_file,
             image_share,
+            sellers,
         } => {
             let s = gen::generate(&gen::GenOptions {
                 out: out.clone(),
@@ -68,6 +69,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 date,
                 rows_per_file,
                 image_share,
+                sellers,
             })?;
             println!(
                 "generated {} listings ({} counterfeit, {} hard negatives, {} images), {} sellers, {} brands, {} orders in {:.2}s ({:.0} listings/s) under {}; labels in {}",

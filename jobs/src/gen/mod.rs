@@ -39,6 +39,9 @@ pub struct GenOptions {
     pub rows_per_file: usize,
     /// Share of listings with an image (JPEG bytes in the `images` table).
     pub image_share: f64,
+    /// Sellers to generate (default: one per 40 listings, at least 200):
+    /// many more than the listings need, to measure `dajia link` alone.
+    pub sellers: Option<usize>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -170,7 +173,7 @@ pub fn generate(opts: &GenOptions) -> Result<GenSummary> {
     anyhow::ensure!(opts.listings > 0, "--listings must be at least 1");
     anyhow::ensure!(opts.rows_per_file > 0, "rows per file must be at least 1");
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
-    let plan = sellers::plan(opts.listings, &mut rng);
+    let plan = sellers::plan(opts.listings, opts.sellers, &mut rng);
     let brands = vocab::brands(&mut rng, &plan.flagship);
     let matcher = BrandMatcher::new(brands.iter().enumerate().map(|(i, b)| {
         let mut n = vec![b.name.as_str()];

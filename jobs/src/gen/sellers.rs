@@ -105,8 +105,8 @@ fn hash(rng: &mut impl Rng) -> String {
     format!("{:016x}", rng.random::<u64>())
 }
 
-pub fn plan(listings: usize, rng: &mut impl Rng) -> SellerPlan {
-    let n = (listings / 40).max(200);
+pub fn plan(listings: usize, sellers: Option<usize>, rng: &mut impl Rng) -> SellerPlan {
+    let n = sellers.unwrap_or(listings / 40).max(200);
     let n_flagship = (n / 20).max(40);
     let n_closed = (n / 30).max(5);
     let regions = [
@@ -223,20 +223,27 @@ pub fn plan(listings: usize, rng: &mut impl Rng) -> SellerPlan {
         }
     }
     let regular: Vec<i64> = (next as i64 + 1..=n as i64).collect();
-    // Hub values among the benign sellers: two addresses (logistics hubs)
-    // and a default device id, each shared by hundreds of strangers, some
-    // of whom share two of them.
+    // Hub values among the benign sellers: addresses (logistics hubs) and
+    // default device ids, each shared by hundreds of strangers, some of
+    // whom share two of them; three per 100,000 sellers, at least three.
     let hub_size = (regular.len() / 3).clamp(*HUB_SELLERS.start(), *HUB_SELLERS.end());
+    let sets = (n / 100_000).max(1);
+    let hubs: Vec<(&str, String)> = (0..sets)
+        .flat_map(|k| {
+            let tag = if k == 0 { String::new() } else { format!("-{k}") };
+            [
+                ("address_hash", format!("hub-address-1{tag}")),
+                ("address_hash", format!("hub-address-2{tag}")),
+                ("device_hash", format!("default-device{tag}")),
+            ]
+        })
+        .collect();
     if regular.len() >= hub_size {
-        for (attr, value) in [
-            ("address_hash", "hub-address-1"),
-            ("address_hash", "hub-address-2"),
-            ("device_hash", "default-device"),
-        ] {
+        for (attr, value) in hubs {
             let i = ATTRS.iter().position(|x| *x == attr).unwrap();
             for id in regular.choose_multiple(rng, hub_size) {
                 let k = (*id - 1) as usize;
-                sellers[k].attrs[i] = Some(value.to_string());
+                sellers[k].attrs[i] = Some(value.clone());
                 truth[k].role = Role::HubMember;
             }
         }

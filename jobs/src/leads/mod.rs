@@ -287,7 +287,7 @@ async fn select_leads(ctx: &SessionContext, threshold: i64) -> Result<Vec<Lead>>
               regions AS (SELECT m.cluster_id, coalesce(CAST(s.region AS VARCHAR), 'unknown') AS region, count(*) AS n \
                           FROM members m LEFT JOIN sellers s ON m.seller_id = s.seller_id GROUP BY 1, 2), \
               best AS (SELECT cluster_id, region, row_number() OVER (PARTITION BY cluster_id ORDER BY n DESC, region) AS k FROM regions), \
-              ids AS (SELECT cluster_id, array_agg(seller_id ORDER BY seller_id) AS sellers FROM members GROUP BY cluster_id) \
+              ids AS (SELECT cluster_id, array_sort(array_agg(seller_id)) AS sellers FROM members GROUP BY cluster_id) \
          SELECT t.cluster_id, best.region, ids.sellers, t.listings, t.est, t.confirmed \
          FROM totals t JOIN best ON t.cluster_id = best.cluster_id AND best.k = 1 JOIN ids ON t.cluster_id = ids.cluster_id \
          ORDER BY t.est DESC, t.cluster_id"

@@ -25,6 +25,7 @@ pub fn gen_with_images(dir: &Path, listings: usize, seed: u64, image_share: f64)
         date: date(),
         rows_per_file: listings.div_ceil(3).max(1),
         image_share,
+        sellers: None,
     })
     .expect("generate a catalog");
 }
