@@ -230,7 +230,11 @@ pub fn plan(listings: usize, sellers: Option<usize>, rng: &mut impl Rng) -> Sell
     let sets = (n / 100_000).max(1);
     let hubs: Vec<(&str, String)> = (0..sets)
         .flat_map(|k| {
-            let tag = if k == 0 { String::new() } else { format!("-{k}") };
+            let tag = if k == 0 {
+                String::new()
+            } else {
+                format!("-{k}")
+            };
             [
                 ("address_hash", format!("hub-address-1{tag}")),
                 ("address_hash", format!("hub-address-2{tag}")),
