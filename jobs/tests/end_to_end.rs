@@ -293,7 +293,7 @@ fn default_options_give_the_stored_rows() {
         .collect();
     assert_eq!(
         digest,
-        "92651ceee5f8e4a111d36453a6ecb08ea09747b35359e52f6291f217c21e2949",
+        "3c9b035f12ec0a3bee6dfb8e5eb3d52aa79fc3daafff6d55892a61b29b708b97",
         "rows changed with default options; first rows:\n{}",
         rows.lines().take(3).collect::<Vec<_>>().join("\n")
     );
