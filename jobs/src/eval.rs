@@ -235,11 +235,8 @@ pub async fn run_on(
     date: Option<&str>,
 ) -> Result<EvalReport> {
     let ctx = crate::cluster::session(target, &Default::default(), None).await?;
-    if target.is_cluster() {
-        delta::register_committed_files(&ctx, "risk_scores", &scores_dir(scores)?).await?;
-    } else {
-        delta::register(&ctx, "risk_scores", &scores_dir(scores)?).await?;
-    }
+    let cluster = target.is_cluster();
+    delta::register_for(&ctx, "risk_scores", &scores_dir(scores)?, cluster).await?;
     register_files(&ctx, "labels", &label_files(labels)?).await?;
     let schema = ctx.table("labels").await?.schema().clone();
     let has = |c: &str| schema.field_with_unqualified_name(c).is_ok();
@@ -389,11 +386,7 @@ pub async fn run_on(
         .map(|p| p.join("seller_clusters"))
         .filter(|d| d.join("_delta_log").is_dir());
     if let (Some(dir), Some(truth)) = (clusters, seller_truth_dir(labels)) {
-        if target.is_cluster() {
-            delta::register_committed_files(&ctx, "seller_clusters", &dir).await?;
-        } else {
-            delta::register(&ctx, "seller_clusters", &dir).await?;
-        }
+        delta::register_for(&ctx, "seller_clusters", &dir, cluster).await?;
         let date = r.date.clone().unwrap_or_default();
         r.links = Some(eval_links(&ctx, &truth, &date).await?);
     }

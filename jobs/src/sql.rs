@@ -94,11 +94,7 @@ pub async fn session_with_options(
     if let Some(o) = out {
         let root = local_path(o)?;
         for t in delta::output_tables() {
-            if target.is_cluster() {
-                delta::register_committed_files(&ctx, t, &root.join(t)).await?;
-            } else {
-                delta::register(&ctx, t, &root.join(t)).await?;
-            }
+            delta::register_for(&ctx, t, &root.join(t), target.is_cluster()).await?;
         }
     }
     Ok(ctx)

@@ -135,6 +135,22 @@ pub fn output_tables() -> Vec<&'static str> {
         .collect()
 }
 
+/// Register the Delta table at `dir` as `name` the way a session reads
+/// it: file-backed on a cluster ([`register_committed_files`]), Delta's own
+/// provider in one process ([`register`]). False when it does not exist.
+pub async fn register_for(
+    ctx: &SessionContext,
+    name: &str,
+    dir: &Path,
+    cluster: bool,
+) -> Result<bool> {
+    if cluster {
+        register_committed_files(ctx, name, dir).await
+    } else {
+        register(ctx, name, dir).await
+    }
+}
+
 /// The output tables under an output prefix.
 pub fn output_dir(out: &Path, table: &str) -> PathBuf {
     out.join(table)

@@ -142,22 +142,6 @@ impl std::fmt::Display for LeadsRun {
     }
 }
 
-/// Register the output table `name` of `out` in `ctx` (file-backed on a
-/// cluster); false when it does not exist.
-async fn register_output(
-    ctx: &SessionContext,
-    out: &std::path::Path,
-    name: &str,
-    cluster: bool,
-) -> Result<bool> {
-    let dir = delta::output_dir(out, name);
-    if cluster {
-        delta::register_committed_files(ctx, name, &dir).await
-    } else {
-        delta::register(ctx, name, &dir).await
-    }
-}
-
 /// Run `dajia leads`.
 pub async fn run(o: &LeadsOptions) -> Result<LeadsRun> {
     let t = Instant::now();
@@ -174,7 +158,7 @@ pub async fn run(o: &LeadsOptions) -> Result<LeadsRun> {
         ("seller_clusters", "dajia link"),
         ("risk_scores", "dajia scan"),
     ] {
-        if !register_output(&ctx, &out, table, cluster).await? {
+        if !delta::register_for(&ctx, table, &delta::output_dir(&out, table), cluster).await? {
             bail!(
                 "{} has no {table} table (run `{job}` for {dt} first)",
                 out.display()
