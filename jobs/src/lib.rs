@@ -6,7 +6,9 @@
 //!   registered in one place for every session;
 //! - [`images`]: image indexes, matching, and the `dajia kb` job;
 //! - [`scan`]: the nightly job; [`gen`], [`eval`], [`sql`]: the others;
-//! - [`learn`]: variant characters and replica terms learned from real data.
+//! - [`learn`]: variant characters and replica terms learned from real data;
+//! - [`link`], [`leads`]: seller networks and leads for law enforcement;
+//! - [`train`]: reason weights and thresholds learned from verdicts.
 
 pub mod bench;
 pub mod catalog;
@@ -29,5 +31,6 @@ pub mod scan;
 pub mod session;
 pub mod sql;
 pub mod store;
+pub mod train;
 pub mod udf;
 pub mod vacuum;

@@ -323,8 +323,12 @@ fn seller_networks_are_linked_scored_and_become_leads() {
         s.contains("hub-address-1") && s.contains("default-device"),
         "hub values are reported: {s}"
     );
-    let (ok, _, err) = scan(&cat, &out);
+    let (ok, summary, err) = scan(&cat, &out);
     assert!(ok, "{err}");
+    assert!(
+        summary.contains("linked to a seller closed for counterfeiting"),
+        "{summary}"
+    );
     let json = dir.path().join("eval.json");
     let e = run_ok(&[
         "eval",
@@ -356,11 +360,12 @@ fn seller_networks_are_linked_scored_and_become_leads() {
             .any(|h| h.parse::<i64>().unwrap() >= 4),
         "rings several hops long: {l}"
     );
-    // The scan names whole chains: seller → seller → ... → closed seller.
+    // The scan names whole chains: seller → seller → ... → closed seller,
+    // and the day it was closed.
     let chained = sql_csv(
         &out,
         "SELECT count(*) AS n FROM (SELECT unnest(reasons) AS u FROM risk_scores) \
-         WHERE u['code'] = 'linked_to_closed_seller' AND u['detail'] LIKE '%→%→%→%closed for counterfeiting'",
+         WHERE u['code'] = 'linked_to_closed_seller' AND u['detail'] LIKE '%→%→%→%closed for counterfeiting 20__-__-__'",
     );
     let n: u64 = chained.lines().nth(1).unwrap().trim().parse().unwrap();
     assert!(n > 10, "{chained}");

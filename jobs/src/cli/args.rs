@@ -110,6 +110,38 @@ pub enum Cmd {
         #[command(flatten)]
         cluster: ClusterArg,
     },
+    /// Learn the reasons' weights and the action thresholds from verdicts
+    /// (test purchases, resolved complaints) and write a model file that
+    /// `--model FILE` scores with.
+    Train {
+        #[arg(long, env = "DAJIA_CATALOG")]
+        catalog: String,
+        /// The output holding `risk_scores` (the reasons of the labelled
+        /// listings); the model goes to OUT/models/VERSION.json.
+        #[arg(long, env = "DAJIA_OUT")]
+        out: String,
+        /// Last day of the training window.
+        #[arg(long)]
+        date: NaiveDate,
+        /// Verdicts of this many days up to --date count.
+        #[arg(long, default_value_t = 90)]
+        window_days: u32,
+        /// Share of the verdicts, the latest, held out to evaluate.
+        #[arg(long, default_value_t = 0.25)]
+        holdout_share: f64,
+        /// Pull of each exponent towards the default weights (0: none).
+        #[arg(long, default_value_t = 1.0)]
+        l2: f64,
+        /// Fewest training verdicts to train at all.
+        #[arg(long, default_value_t = 50)]
+        min_labels: u64,
+        /// Fewest verdicts of each kind (counterfeit, genuine) in training.
+        #[arg(long, default_value_t = 10)]
+        min_per_class: u64,
+        /// Also write the model file here.
+        #[arg(long)]
+        model_out: Option<PathBuf>,
+    },
     /// Benchmarks (figures and JSON, not tests).
     #[command(subcommand)]
     Bench(BenchCmd),

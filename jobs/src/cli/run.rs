@@ -125,6 +125,27 @@ pub fn run(cli: Cli) -> Result<()> {
             let r = rt.block_on(crate::link::run(&o))?;
             say(format_args!("{r}\n"));
         }
+        Cmd::Train {
+            catalog,
+            out,
+            date,
+            window_days,
+            holdout_share,
+            l2,
+            min_labels,
+            min_per_class,
+            model_out,
+        } => {
+            let mut o = crate::train::TrainOptions::new(&catalog, &out, date);
+            o.window_days = window_days;
+            o.holdout_share = holdout_share;
+            o.l2 = l2;
+            o.min_labels = min_labels;
+            o.min_per_class = min_per_class;
+            o.model_out = model_out;
+            let r = rt.block_on(crate::train::run(&o))?;
+            say(format_args!("{r}\n"));
+        }
         Cmd::Leads {
             catalog,
             out,

@@ -15,18 +15,18 @@ pub mod components;
 pub mod edges;
 pub mod paths;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use chrono::NaiveDate;
-use datafusion::arrow::array::Int64Builder;
 use datafusion::arrow::array::{
-    ArrayRef, AsArray, Int64Array, ListBuilder, RecordBatch, StringBuilder,
+    Array, ArrayRef, AsArray, Int64Array, ListBuilder, RecordBatch, StringBuilder,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use datafusion::arrow::array::{Date32Builder, Int64Builder};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Int64Type, Schema};
 use datafusion::execution::context::SessionContext;
 use serde::Serialize;
 
@@ -165,7 +165,7 @@ pub async fn compute(
         s.clusters_with_closed,
     ) = (c[0], c[1], c[2]);
 
-    let chains = chains(ctx, &closed, weights).await?;
+    let chains = chains(ctx, &closed, &closed_at, weights).await?;
     s.linked_to_closed = chains.num_rows() as u64;
     cp.save_batch(ctx, "link_paths", chains).await?;
     let rows = ctx
@@ -183,19 +183,35 @@ pub async fn compute(
 
 /// The strongest chain of every seller in a cluster with a member closed
 /// for counterfeiting, as rows `(seller_id, path_attributes,
-/// path_sellers)`. Only those clusters' edges are read into memory.
-async fn chains(ctx: &SessionContext, closed: &str, weights: &Weights) -> Result<RecordBatch> {
-    let closed_ids: HashSet<i64> = ctx
+/// path_sellers, closed_on)` (`closed_on`: the day the chain's last seller
+/// was closed, when `sellers` says). Only those clusters' edges are read into memory.
+async fn chains(
+    ctx: &SessionContext,
+    closed: &str,
+    closed_at: &str,
+    weights: &Weights,
+) -> Result<RecordBatch> {
+    // The closed members and the day each was closed (named in the reason).
+    let mut closed_on: HashMap<i64, Option<i32>> = HashMap::new();
+    for b in ctx
         .sql(&format!(
-            "SELECT DISTINCT CAST(s.seller_id AS BIGINT) FROM sellers s \
-             JOIN link_components c ON CAST(s.seller_id AS BIGINT) = c.seller_id WHERE {closed}"
+            "SELECT CAST(s.seller_id AS BIGINT), CAST(max({closed_at}) AS DATE) FROM sellers s \
+             JOIN link_components c ON CAST(s.seller_id AS BIGINT) = c.seller_id WHERE {closed} \
+             GROUP BY 1"
         ))
         .await?
         .collect()
         .await?
-        .iter()
-        .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
-        .collect();
+    {
+        let (id, day) = (
+            b.column(0).as_primitive::<Int64Type>(),
+            b.column(1).as_primitive::<Date32Type>(),
+        );
+        for i in 0..b.num_rows() {
+            closed_on.insert(id.value(i), day.is_valid(i).then(|| day.value(i)));
+        }
+    }
+    let closed_ids: HashSet<i64> = closed_on.keys().copied().collect();
     let mut edge_list = Vec::new();
     for b in ctx
         .sql(
@@ -222,6 +238,7 @@ async fn chains(ctx: &SessionContext, closed: &str, weights: &Weights) -> Result
     ids.sort_unstable();
     let mut attrs = ListBuilder::new(StringBuilder::new());
     let mut sellers = ListBuilder::new(Int64Builder::new());
+    let mut days = Date32Builder::with_capacity(ids.len());
     for id in &ids {
         for (a, s) in &found[id] {
             attrs.values().append_value(a);
@@ -229,11 +246,14 @@ async fn chains(ctx: &SessionContext, closed: &str, weights: &Weights) -> Result
         }
         attrs.append(true);
         sellers.append(true);
+        let end = found[id].last().map(|(_, s)| *s);
+        days.append_option(end.and_then(|s| closed_on.get(&s).copied().flatten()));
     }
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from(ids)),
         Arc::new(attrs.finish()),
         Arc::new(sellers.finish()),
+        Arc::new(days.finish()),
     ];
     Ok(RecordBatch::try_new(paths_schema(), columns)?)
 }
@@ -244,13 +264,14 @@ fn paths_schema() -> Arc<Schema> {
         Field::new("seller_id", DataType::Int64, false),
         Field::new("path_attributes", list(DataType::Utf8), true),
         Field::new("path_sellers", list(DataType::Int64), true),
+        Field::new("closed_on", DataType::Date32, true),
     ]))
 }
 
 /// The scan's linking: [`compute`] on `ctx`, checkpoints under `staging`,
-/// then the view `seller_links(seller_id, link_attrs, link_sellers)` that
-/// `assess_listing` reads: one row per seller with a chain to a seller
-/// closed for counterfeiting.
+/// then the view `seller_links(seller_id, link_attrs, link_sellers,
+/// link_closed_on)` that `assess_listing` reads: one row per seller with a
+/// chain to a seller closed for counterfeiting.
 pub async fn register_seller_links(
     ctx: &SessionContext,
     options: &DajiaOptions,
@@ -269,7 +290,7 @@ pub async fn register_seller_links(
     .await?;
     ctx.sql(
         "CREATE OR REPLACE VIEW seller_links AS SELECT seller_id, path_attributes AS link_attrs, \
-         path_sellers AS link_sellers FROM link_paths",
+         path_sellers AS link_sellers, closed_on AS link_closed_on FROM link_paths",
     )
     .await?
     .collect()

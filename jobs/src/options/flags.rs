@@ -8,9 +8,13 @@ use std::path::PathBuf;
 /// Option flags shared by the jobs; each overrides the config file's value.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct OptionFlags {
-    /// TOML file with [images], [ocr], [weights], [thresholds], [scan] and [cluster] sections.
+    /// TOML file with [images], [ocr], [weights], [thresholds], [model], [scan] and [cluster] sections.
     #[arg(long, env = "DAJIA_CONFIG")]
     pub config: Option<PathBuf>,
+    /// A model file from `dajia train`: its exponents on the weights and its
+    /// thresholds, applied after the config file and before the flags.
+    #[arg(long, env = "DAJIA_MODEL")]
+    pub model: Option<PathBuf>,
     /// Any option as KEY=VALUE (e.g. `--set ocr.box_thresh=0.5`; `dajia sql
     /// -c '\set'` lists them); repeatable, applied after the named flags.
     #[arg(long = "set", value_name = "KEY=VALUE")]

@@ -28,7 +28,7 @@ use datafusion::common::config::{
 };
 use datafusion::common::DataFusionError;
 
-use dajia_kernels::risk::{Rules, Thresholds, Weights};
+use dajia_kernels::risk::{Learned, Rules, Thresholds, Weights};
 
 use crate::cluster::ClusterSettings;
 use crate::images::ImageOptions;
@@ -49,6 +49,9 @@ pub struct DajiaOptions {
     pub weights: Section<Weights>,
     /// Where review and takedown start (`[thresholds]`).
     pub thresholds: Section<Thresholds>,
+    /// A trained model's exponents on the weights (`[model]`, from
+    /// `dajia train`; `--model FILE` sets it and the thresholds).
+    pub model: Section<Learned>,
     /// The nightly scan's own settings (`[scan]`).
     pub scan: Section<ScanSettings>,
     /// Planning for a Ballista cluster (`[cluster]`).
@@ -56,7 +59,15 @@ pub struct DajiaOptions {
 }
 
 /// The sections, as the TOML file and `SET` name them.
-pub const SECTIONS: [&str; 6] = ["images", "ocr", "weights", "thresholds", "scan", "cluster"];
+pub const SECTIONS: [&str; 7] = [
+    "images",
+    "ocr",
+    "weights",
+    "thresholds",
+    "model",
+    "scan",
+    "cluster",
+];
 
 impl ConfigExtension for DajiaOptions {
     const PREFIX: &'static str = "dajia";
@@ -75,6 +86,7 @@ impl ConfigField for DajiaOptions {
         self.ocr.visit(v, &at("ocr"), "");
         self.weights.visit(v, &at("weights"), "");
         self.thresholds.visit(v, &at("thresholds"), "");
+        self.model.visit(v, &at("model"), "");
         self.scan.visit(v, &at("scan"), "");
         self.cluster.visit(v, &at("cluster"), "");
     }
@@ -86,6 +98,7 @@ impl ConfigField for DajiaOptions {
             "ocr" => self.ocr.set(rest, value),
             "weights" => self.weights.set(rest, value),
             "thresholds" => self.thresholds.set(rest, value),
+            "model" => self.model.set(rest, value),
             "scan" => self.scan.set(rest, value),
             "cluster" => self.cluster.set(rest, value),
             _ => {
@@ -110,6 +123,7 @@ impl ConfigField for DajiaOptions {
             "ocr" => self.ocr.reset(rest),
             "weights" => self.weights.reset(rest),
             "thresholds" => self.thresholds.reset(rest),
+            "model" => self.model.reset(rest),
             "scan" => self.scan.reset(rest),
             "cluster" => self.cluster.reset(rest),
             _ => Err(DataFusionError::Configuration(format!(
@@ -186,6 +200,7 @@ impl DajiaOptions {
         Rules {
             weights: self.weights.0.clone(),
             thresholds: self.thresholds.0.clone(),
+            model: self.model.0.clone(),
         }
     }
 

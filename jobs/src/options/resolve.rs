@@ -1,5 +1,5 @@
 //! Resolving the options once, in one place, with one precedence:
-//! defaults < TOML file < environment < flags. (The environment variables are
+//! defaults < TOML file < model file (`--model`) < environment < flags. (The environment variables are
 //! those of the named flags, read by clap, which lets a flag win over its
 //! variable.)
 
@@ -22,6 +22,9 @@ pub fn resolve_with(flags: &OptionFlags, own: Vec<(&str, String)>) -> Result<Daj
     let mut o = DajiaOptions::default();
     if let Some(path) = &flags.config {
         apply_file(&mut o, path)?;
+    }
+    if let Some(path) = &flags.model {
+        crate::train::ModelFile::read(path)?.apply(&mut o);
     }
     let own = own.into_iter().map(|(k, v)| (k.to_string(), v));
     for (k, v) in own.chain(flags.pairs().map_err(anyhow::Error::msg)?) {

@@ -333,6 +333,7 @@ async fn run_inner(
     summary.rejects = n_rejects;
     summary.table_version = version;
     summary.images = image_summary;
+    summary.links = manifest.links.clone();
     summary.seconds = started.elapsed().as_secs_f64();
     summary.rows_per_second = summary.scored as f64 / summary.seconds.max(1e-9);
     manifest.stage("summary", t.elapsed());
@@ -399,7 +400,7 @@ async fn publish_scores(
                 \"a.brand_id\" AS brand_id, '{model_version}' AS model_version, '{run_id}' AS run_id, '{dt}' AS dt \
          FROM (SELECT listing_id, seller_id, unnest(a) FROM \
                (SELECT CAST(l.listing_id AS BIGINT) AS listing_id, CAST(l.seller_id AS BIGINT) AS seller_id, \
-                       {assess}(l.title, {desc}, {brand}, l.category, l.price_cents, l.seller_id, sl.link_attrs, sl.link_sellers, {hits}, {ocr}) AS a \
+                       {assess}(l.title, {desc}, {brand}, l.category, l.price_cents, l.seller_id, sl.link_attrs, sl.link_sellers, {hits}, {ocr}, sl.link_closed_on) AS a \
                 FROM listings l LEFT JOIN seller_links sl ON l.seller_id = sl.seller_id{hits_join} \
                 WHERE {valid}))",
         hits = if has_hits { "ih.hits" } else { "NULL" },

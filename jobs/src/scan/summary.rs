@@ -18,6 +18,8 @@ pub struct ScanSummary {
     pub seconds: f64,
     pub rows_per_second: f64,
     pub images: Option<super::ImageStageSummary>,
+    /// The seller networks linked before scoring.
+    pub links: Option<crate::link::LinkSummary>,
 }
 
 impl ScanSummary {
@@ -72,6 +74,13 @@ impl std::fmt::Display for ScanSummary {
             pct(self.takedown)
         )?;
         writeln!(f, "  rejects   {:>10}", self.rejects)?;
+        if let Some(l) = &self.links {
+            writeln!(
+                f,
+                "  sellers   {:>10}  linked to a seller closed for counterfeiting ({} clusters of {} sellers, {} with a closed member, largest {}; {} identity values too common to link)",
+                l.linked_to_closed, l.clusters, l.clustered_sellers, l.clusters_with_closed, l.largest_cluster, l.hot_values_total
+            )?;
+        }
         if let Some(i) = &self.images {
             writeln!(
                 f,

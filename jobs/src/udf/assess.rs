@@ -16,10 +16,12 @@ use dajia_schemas::Ty;
 use super::{coerce_string, kb_identity, string_arg};
 
 /// `assess_listing(title, description, brand, category, price_cents,
-/// seller_id, link_attrs, link_sellers [, image_hits])`: the scan's
-/// per-listing assessment as `Struct<score Float32, action Utf8, reasons
-/// List<Struct>, brand_id Int64>`. `image_hits` ([`image_hits_type`]) are
-/// the listing's images that matched the image indexes.
+/// seller_id, link_attrs, link_sellers [, image_hits [, ocr_texts [,
+/// link_closed_on]]])`: the scan's per-listing assessment as `Struct<score
+/// Float32, action Utf8, reasons List<Struct>, brand_id Int64>`.
+/// `image_hits` ([`image_hits_type`]) are the listing's images that matched
+/// the image indexes; `link_closed_on` (a date) when the chain's closed
+/// seller was closed, named in the reason.
 pub struct AssessListing {
     pub(crate) kb: Arc<KnowledgeBase>,
     signature: Signature,
@@ -192,8 +194,8 @@ impl ScalarUDFImpl for AssessListing {
     }
     fn coerce_types(&self, t: &[DataType]) -> Result<Vec<DataType>> {
         let f = "assess_listing";
-        if !(8..=10).contains(&t.len()) {
-            return datafusion::common::plan_err!("{f} takes 8 to 10 arguments (title, description, brand, category, price_cents, seller_id, link_attrs, link_sellers [, image_hits [, ocr_texts]]), got {}", t.len());
+        if !(8..=11).contains(&t.len()) {
+            return datafusion::common::plan_err!("{f} takes 8 to 11 arguments (title, description, brand, category, price_cents, seller_id, link_attrs, link_sellers [, image_hits [, ocr_texts [, link_closed_on]]]), got {}", t.len());
         }
         let mut types = vec![
             coerce_string(&t[0], f, 1)?,
@@ -208,8 +210,12 @@ impl ScalarUDFImpl for AssessListing {
         if t.len() >= 9 {
             types.push(image_hits_type());
         }
-        if t.len() == 10 {
+        if t.len() >= 10 {
             types.push(ocr_texts_type());
+        }
+        if t.len() == 11 {
+            // A date, a timestamp (its day) or 'YYYY-MM-DD' text.
+            types.push(DataType::Date32);
         }
         Ok(types)
     }
@@ -262,6 +268,16 @@ impl ScalarUDFImpl for AssessListing {
                 .expect("coerced to List<Struct>")
         });
 
+        let closed_on = match args.args.get(10) {
+            Some(v) => Some(v.to_array(n)?),
+            None => None,
+        };
+        let closed_on = closed_on.as_ref().map(|c| {
+            c.as_any()
+                .downcast_ref::<Date32Array>()
+                .expect("coerced to Date32")
+        });
+
         fn opt(a: &StringArray, i: usize) -> Option<&str> {
             if a.is_null(i) {
                 None
@@ -282,7 +298,11 @@ impl ScalarUDFImpl for AssessListing {
                         .filter(|&j| !a.is_null(j) && !s.is_null(j))
                         .map(|j| (a.value(j).to_string(), s.value(j)))
                         .collect();
-                    (!steps.is_empty()).then_some(SellerLink { steps })
+                    let closed_on = closed_on
+                        .filter(|c| c.is_valid(i))
+                        .and_then(|c| c.value_as_date(i))
+                        .map(|d| d.to_string());
+                    (!steps.is_empty()).then_some(SellerLink { steps, closed_on })
                 };
                 ListingInput {
                     title: opt(&title, i).unwrap_or(""),

@@ -87,6 +87,8 @@ pub struct SellerLink {
     /// sharing all their attributes (the one-hop form, one row per
     /// attribute).
     pub steps: Vec<(String, i64)>,
+    /// When the last step's seller was closed (`YYYY-MM-DD`), when known.
+    pub closed_on: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -136,6 +138,10 @@ impl KnowledgeBase {
         f.brand_source = "the text".to_string();
         signals::run_all(self, w, l, &texts, &mut f);
 
+        // A trained model's exponents (identity by default).
+        for r in &mut f.reasons {
+            r.weight = rules.model.apply(r.code, r.weight);
+        }
         let score = noisy_or(f.reasons.iter().map(|r| r.weight));
         Assessment {
             score,
@@ -323,6 +329,7 @@ mod tests {
         let mut l = listing("棉麻 女包", "", 9_900, 3);
         l.link = Some(SellerLink {
             steps: vec![("id_photo_hash".into(), 99), ("id_name_hash".into(), 99)],
+            closed_on: None,
         });
         let a = kb.assess(&Rules::default(), &l);
         assert_eq!(codes(&a), vec!["linked_to_closed_seller"]);
@@ -331,25 +338,28 @@ mod tests {
         // Sharing only an address is weak evidence.
         l.link = Some(SellerLink {
             steps: vec![("address_hash".into(), 99)],
+            closed_on: None,
         });
         assert_eq!(kb.assess(&Rules::default(), &l).action, Action::Allow);
         // A chain: a phone shared with seller 55, who shares a bank account
         // with the closed 99: the weakest link (phone, 0.6), whatever the hops.
         l.link = Some(SellerLink {
             steps: vec![("phone_hash".into(), 55), ("bank_account_hash".into(), 99)],
+            closed_on: Some("2026-10-02".into()),
         });
         let a = kb.assess(&Rules::default(), &l);
         assert_eq!(codes(&a), vec!["linked_to_closed_seller"]);
         assert!((a.reasons[0].weight - 0.6).abs() < 1e-5, "{:?}", a.reasons);
         assert_eq!(
             a.reasons[0].detail,
-            "phone → seller 55 → bank_account → seller 99, closed for counterfeiting"
+            "phone → seller 55 → bank_account → seller 99, closed for counterfeiting 2026-10-02"
         );
         assert_eq!(a.action, Action::Review);
         // Two soft values in one step count together (at least
         // link_two_values), not as two steps.
         l.link = Some(SellerLink {
             steps: vec![("id_name_hash+address_hash".into(), 99)],
+            closed_on: None,
         });
         let a = kb.assess(&Rules::default(), &l);
         assert!((a.reasons[0].weight - 0.6).abs() < 1e-5, "{:?}", a.reasons);
@@ -362,6 +372,7 @@ mod tests {
         rules.weights.link_hop = 0.5;
         l.link = Some(SellerLink {
             steps: vec![("phone_hash".into(), 55), ("phone_hash".into(), 99)],
+            closed_on: None,
         });
         assert!((kb.assess(&rules, &l).reasons[0].weight - 0.3).abs() < 1e-5);
     }

@@ -3,6 +3,7 @@
 
 mod assess;
 mod kb;
+mod learned;
 pub mod signals;
 mod weights;
 
@@ -10,5 +11,6 @@ pub use assess::{
     assess_batch, Assessment, ImageHit, ImageMatchKind, ListingInput, OcrText, Reason, SellerLink,
 };
 pub use kb::{Brand, KnowledgeBase};
+pub use learned::{scaled, Learned, MAX_SCALE};
 pub use signals::{ReasonCode, Signal, SIGNALS};
 pub use weights::{Action, Rules, Thresholds, Weights, MODEL_VERSION};

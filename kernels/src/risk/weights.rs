@@ -8,6 +8,8 @@ use documented::DocumentedFields;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::learned::Learned;
+
 /// Version of the default rules and weights, written with every score.
 pub const MODEL_VERSION: &str = "rules-2026.12.1";
 
@@ -17,21 +19,36 @@ pub const MODEL_VERSION: &str = "rules-2026.12.1";
 pub struct Rules {
     pub weights: Weights,
     pub thresholds: Thresholds,
+    /// A trained model's exponents on the weights (`dajia train`).
+    #[serde(default)]
+    pub model: Learned,
 }
 
 impl Rules {
-    /// [`MODEL_VERSION`] for the defaults; otherwise it plus `+` and the
-    /// first 8 hex digits of a SHA-256 of the effective values, so two runs
-    /// with the same `model_version` scored by the same rules.
+    /// [`MODEL_VERSION`] for the defaults; otherwise it (or the trained
+    /// model's name) plus `+` and the first 8 hex digits of a SHA-256 of the
+    /// effective values, so two runs with the same `model_version` scored
+    /// by the same rules.
     pub fn version(&self) -> String {
         if *self == Rules::default() {
             return MODEL_VERSION.to_string();
         }
-        // `Debug` of the two structs: every field by name, floats in their
-        // shortest round-trip form; stable for given values.
-        let digest = Sha256::digest(format!("{:?}{:?}", self.weights, self.thresholds));
+        // `Debug` of the structs: every field by name, floats in their
+        // shortest round-trip form; stable for given values. Without a
+        // model, the digest is the one of weights and thresholds alone (as
+        // before models existed).
+        let mut text = format!("{:?}{:?}", self.weights, self.thresholds);
+        if self.model != Learned::default() {
+            text.push_str(&format!("{:?}", self.model));
+        }
+        let digest = Sha256::digest(text);
         let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
-        format!("{MODEL_VERSION}+{hex}")
+        let base = if self.model.name.is_empty() {
+            MODEL_VERSION
+        } else {
+            &self.model.name
+        };
+        format!("{base}+{hex}")
     }
 
     /// Checks the values apart from any I/O: weights are probabilities,
@@ -60,7 +77,7 @@ impl Rules {
                 t.review, t.takedown
             ));
         }
-        Ok(())
+        self.model.validate()
     }
 }
 

@@ -26,8 +26,9 @@ fn steps(shared: &[(String, i64)]) -> Vec<(Vec<&str>, i64)> {
 }
 
 /// The weight of the chain (`Weights::link_path_weight`: its weakest step,
-/// decayed per hop); the detail names each step, e.g. `phone → seller 55 →
-/// bank_account → seller 99, closed for counterfeiting`.
+/// decayed per hop); the detail names each step and when the last seller was
+/// closed, e.g. `phone → seller 55 → bank_account → seller 99, closed for
+/// counterfeiting 2026-10-02`.
 pub(crate) fn reason(w: &Weights, l: &ListingInput<'_>, f: &mut Findings) {
     let Some(link) = &l.link else { return };
     let steps = steps(&link.steps);
@@ -43,9 +44,14 @@ pub(crate) fn reason(w: &Weights, l: &ListingInput<'_>, f: &mut Findings) {
             format!("{} → seller {seller}", names.join(" + "))
         })
         .collect();
+    let when = link
+        .closed_on
+        .as_deref()
+        .map(|d| format!(" {d}"))
+        .unwrap_or_default();
     f.reasons.push(Reason {
         code: ReasonCode::LinkedToClosedSeller,
-        detail: format!("{}, closed for counterfeiting", shown.join(" → ")),
+        detail: format!("{}, closed for counterfeiting{when}", shown.join(" → ")),
         weight,
     });
 }
