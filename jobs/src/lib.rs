@@ -8,7 +8,8 @@
 //! - [`scan`]: the nightly job; [`gen`], [`eval`], [`sql`]: the others;
 //! - [`learn`]: variant characters and replica terms learned from real data;
 //! - [`link`], [`leads`]: seller networks and leads for law enforcement;
-//! - [`train`]: reason weights and thresholds learned from verdicts.
+//! - [`train`], [`sample`]: reason weights and thresholds learned from
+//!   verdicts; which listings to test-buy under a budget.
 
 pub mod bench;
 pub mod catalog;
@@ -27,6 +28,7 @@ pub mod link;
 pub mod ocr;
 pub mod options;
 pub mod salvage;
+pub mod sample;
 pub mod scan;
 pub mod session;
 pub mod sql;

@@ -10,6 +10,7 @@ use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 pub enum Ty {
     Int64,
     Float32,
+    Float64,
     Boolean,
     Utf8,
     Binary,
@@ -29,6 +30,7 @@ impl Ty {
         match self {
             Ty::Int64 => DataType::Int64,
             Ty::Float32 => DataType::Float32,
+            Ty::Float64 => DataType::Float64,
             Ty::Boolean => DataType::Boolean,
             Ty::Utf8 => DataType::Utf8,
             Ty::Binary => DataType::Binary,
@@ -64,7 +66,7 @@ impl Ty {
         };
         match self {
             Ty::Int64 => is_int(dt),
-            Ty::Float32 => matches!(dt, D::Float16 | D::Float32 | D::Float64),
+            Ty::Float32 | Ty::Float64 => matches!(dt, D::Float16 | D::Float32 | D::Float64),
             Ty::Boolean => matches!(dt, D::Boolean),
             Ty::Utf8 => is_str(dt),
             Ty::Binary => matches!(dt, D::Binary | D::LargeBinary | D::BinaryView),
@@ -79,6 +81,7 @@ impl Ty {
         match self {
             Ty::Int64 => "Int64",
             Ty::Float32 => "Float32",
+            Ty::Float64 => "Float64",
             Ty::Boolean => "Boolean",
             Ty::Utf8 => "Utf8",
             Ty::Binary => "Binary",
@@ -377,6 +380,23 @@ pub fn tables() -> Vec<TableDef> {
                 col("evidence", Utf8, false, "The evidence pack as JSON: linking values, members, top listings with their reasons, verdicts, sales by month."),
                 col("rank", Int64, false, "Rank within the region by estimated sales, 1 first."),
                 col("run_id", Utf8, true, "The `dajia leads` run that wrote the row."),
+                col("dt", Utf8, false, "Date YYYY-MM-DD (partition column)."),
+            ],
+        },
+        TableDef {
+            name: "purchase_plan",
+            kind: Output,
+            doc: "Listings chosen for test purchases under a budget; from `dajia sample` (Delta Lake, partition dt).",
+            columns: vec![
+                col("listing_id", Int64, false, "Listing to buy."),
+                col("seller_id", Int64, false, "Its seller."),
+                col("category", Utf8, true, "Its category."),
+                col("brand_id", Int64, true, "The brand the scan found (risk_scores.brand_id)."),
+                col("region", Utf8, true, "The seller's region."),
+                col("why", Utf8, false, "exploit (highest expected counterfeit rate and sales), explore (Thompson sampling over category x brand x region), or random (a simple random sample of the eligible listings)."),
+                col("inclusion_probability", Float64, true, "Probability the listing was chosen: n/N for the random slice, 1 for exploit (chosen deterministically from the scores); null for explore (adaptive draws)."),
+                col("expected_counterfeit", Float32, false, "The night's risk score: the model's probability that a purchase finds a counterfeit."),
+                col("run_id", Utf8, true, "The `dajia sample` run that wrote the row."),
                 col("dt", Utf8, false, "Date YYYY-MM-DD (partition column)."),
             ],
         },

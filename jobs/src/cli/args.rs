@@ -47,6 +47,12 @@ pub enum Cmd {
         /// 200), e.g. millions with few listings to measure `dajia link`.
         #[arg(long)]
         sellers: Option<usize>,
+        /// Instead of generating: answer the purchase plan of --date under
+        /// this output (`dajia sample`) with verdicts from the ground truth
+        /// of the catalog at --out (a simulated buyer), added to its
+        /// test_purchases.
+        #[arg(long, value_name = "OUT")]
+        answer_plan: Option<PathBuf>,
     },
     /// The nightly scan: score every listing of a snapshot.
     Scan {
@@ -141,6 +147,41 @@ pub enum Cmd {
         /// Also write the model file here.
         #[arg(long)]
         model_out: Option<PathBuf>,
+    },
+    /// Choose listings to test-buy under a budget (exploit, explore, and a
+    /// random slice that measures the counterfeit rate): publishes
+    /// `purchase_plan` for the date.
+    Sample {
+        #[arg(long, env = "DAJIA_CATALOG")]
+        catalog: String,
+        #[arg(long, env = "DAJIA_OUT")]
+        out: String,
+        #[arg(long)]
+        date: NaiveDate,
+        /// Purchases to plan.
+        #[arg(long)]
+        budget: u64,
+        /// Share of the budget drawn at random (the rate estimate's sample).
+        #[arg(long, default_value_t = 0.1)]
+        random_share: f64,
+        /// Share of the budget for exploration (Thompson sampling).
+        #[arg(long, default_value_t = 0.2)]
+        explore_share: f64,
+        /// Purchases per seller at most.
+        #[arg(long, default_value_t = 2)]
+        max_per_seller: u64,
+        /// Purchases per brand at most (default: a fifth of the budget).
+        #[arg(long)]
+        max_per_brand: Option<u64>,
+        /// A listing bought within this many days is not bought again.
+        #[arg(long, default_value_t = 180)]
+        cooldown_days: u32,
+        /// Confidence of the rate's interval: 0.8, 0.9, 0.95 or 0.99.
+        #[arg(long, default_value_t = 0.9)]
+        confidence: f64,
+        /// Seed of the random slice and the exploration draws.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     /// Benchmarks (figures and JSON, not tests).
     #[command(subcommand)]

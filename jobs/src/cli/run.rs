@@ -61,7 +61,13 @@ pub fn run(cli: Cli) -> Result<()> {
             rows_per_file,
             image_share,
             sellers,
+            answer_plan,
         } => {
+            if let Some(plan) = answer_plan {
+                let b = rt.block_on(gen::buyer::answer(&out, &plan, date, seed))?;
+                say(format_args!("{b}\n"));
+                return Ok(());
+            }
             let s = gen::generate(&gen::GenOptions {
                 out: out.clone(),
                 listings,
@@ -144,6 +150,30 @@ pub fn run(cli: Cli) -> Result<()> {
             o.min_per_class = min_per_class;
             o.model_out = model_out;
             let r = rt.block_on(crate::train::run(&o))?;
+            say(format_args!("{r}\n"));
+        }
+        Cmd::Sample {
+            catalog,
+            out,
+            date,
+            budget,
+            random_share,
+            explore_share,
+            max_per_seller,
+            max_per_brand,
+            cooldown_days,
+            confidence,
+            seed,
+        } => {
+            let mut o = crate::sample::SampleOptions::new(&catalog, &out, date, budget);
+            o.random_share = random_share;
+            o.explore_share = explore_share;
+            o.max_per_seller = max_per_seller;
+            o.max_per_brand = max_per_brand;
+            o.cooldown_days = cooldown_days;
+            o.confidence = confidence;
+            o.seed = seed;
+            let r = rt.block_on(crate::sample::run(&o))?;
             say(format_args!("{r}\n"));
         }
         Cmd::Leads {

@@ -6,6 +6,7 @@
 //! negatives, 10% counterfeits made with one technique of the evasion
 //! catalogue (`evasion.rs`, documented in README "Generated catalogs").
 
+pub mod buyer;
 pub(crate) mod evasion;
 pub mod photos;
 mod sellers;

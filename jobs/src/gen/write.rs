@@ -41,7 +41,7 @@ pub fn write_batch(path: &Path, batch: &RecordBatch) -> Result<()> {
     Ok(())
 }
 
-fn table_schema(name: &str) -> Arc<Schema> {
+pub(super) fn table_schema(name: &str) -> Arc<Schema> {
     let t = dajia_schemas::table(name).expect("known table");
     let s = t.schema();
     Arc::new(Schema::new(
@@ -52,7 +52,7 @@ fn table_schema(name: &str) -> Arc<Schema> {
     ))
 }
 
-fn ts(values: impl IntoIterator<Item = Option<i64>>) -> ArrayRef {
+pub(super) fn ts(values: impl IntoIterator<Item = Option<i64>>) -> ArrayRef {
     Arc::new(TimestampMicrosecondArray::from_iter(values).with_timezone("UTC"))
 }
 

@@ -250,6 +250,30 @@ pub fn lowest_threshold(scored: &[(f64, bool)], min_precision: f64, cap: f64) ->
     best
 }
 
+/// A threshold that makes the fewest errors on `scored` (false flags and
+/// misses counted alike): `preferred` itself when it does, else the score
+/// closest to it that does. Labels only say where the errors change, so
+/// among equally good thresholds the one nearest the default is kept.
+pub fn fewest_errors(scored: &[(f64, bool)], preferred: f64) -> f64 {
+    let errors = |t: f64| {
+        scored
+            .iter()
+            .filter(|(s, y)| (*s >= t && t > 0.0) != *y)
+            .count()
+    };
+    let mut best = (errors(preferred), 0.0f64, preferred);
+    let mut candidates: Vec<f64> = scored.iter().map(|x| x.0).filter(|s| *s > 0.0).collect();
+    candidates.sort_by(|a, b| a.total_cmp(b));
+    candidates.dedup();
+    for t in candidates {
+        let key = (errors(t), (t - preferred).abs(), t);
+        if key.0 < best.0 || (key.0 == best.0 && key.1 < best.1) {
+            best = key;
+        }
+    }
+    best.2
+}
+
 /// Area under the ROC curve (ties count half): how well scores rank
 /// counterfeits above genuine listings.
 pub fn auc(scored: &[(f64, bool)]) -> f64 {
@@ -345,6 +369,14 @@ mod tests {
         assert_eq!(lowest_threshold(&s, 0.75, 1.0), Some(0.6));
         assert_eq!(lowest_threshold(&s, 0.75, 0.65), Some(0.6));
         assert_eq!(lowest_threshold(&[(0.5, false)], 0.5, 1.0), None);
+        // One false flag at 0.7 costs less than missing the 0.6.
+        assert_eq!(fewest_errors(&s, 0.95), 0.6);
+        // Anywhere in (0.1, 0.6] makes one error: the preferred 0.5 stays.
+        assert_eq!(fewest_errors(&s, 0.5), 0.5);
+        assert_eq!(
+            fewest_errors(&[(0.9, true), (0.5, false), (0.4, true)], 0.3),
+            0.9
+        );
         let c = Counts::at(&s, 0.6);
         assert_eq!((c.flagged, c.true_positives, c.positives), (4, 3, 3));
         assert!((auc(&s) - 5.0 / 6.0).abs() < 1e-12);

@@ -128,22 +128,21 @@ fn below(t: f64) -> f32 {
     ((t - 1e-6) as f32).clamp(0.0, 1.0)
 }
 
-/// Thresholds for exponents `beta` on the training slice. Review: the
-/// lowest score whose precision is no lower than the defaults' (the most
-/// recall at that precision). Takedown (removal without a person) is
-/// conservative: it only rises above the default, where the training slice
-/// shows the defaults' takedown precision is not reached there; listings
-/// cross it by their reweighted scores, not by a lower bar.
+/// Thresholds for exponents `beta` on the training slice. Review: a
+/// score that makes the fewest errors there (a false flag and a miss
+/// weigh alike; a person reviews), the default when it is one of them. Takedown (removal without a person) is
+/// conservative: never below the default, and raised where the training
+/// slice shows the defaults' takedown precision is not reached there;
+/// listings cross it by their reweighted scores, not by a lower bar.
 fn thresholds(train: &[(f64, bool)], default: &[(f64, bool)], d: &Thresholds) -> Thresholds {
     let m = Metrics::of(default, d);
     let takedown = fit::lowest_threshold(train, m.takedown_precision.max(m.precision), 1.0)
         .map(below)
         .unwrap_or(d.takedown)
         .max(d.takedown);
-    let review = fit::lowest_threshold(train, m.precision, 1.0)
-        .map(below)
-        .unwrap_or(d.review)
-        .min(takedown);
+    let preferred = f64::from(d.review);
+    let t = fit::fewest_errors(train, preferred);
+    let review = if t == preferred { d.review } else { below(t) }.min(takedown);
     Thresholds { review, takedown }
 }
 
