@@ -439,3 +439,181 @@ fn seller_networks_are_linked_scored_and_become_leads() {
         Some("0")
     );
 }
+
+// dajia train and --model FILE: weights learned from verdicts, a model file
+// that round-trips, scores that name it, refusals that explain; dajia sample
+// and the simulated buyer.
+
+#[test]
+fn train_writes_a_model_the_scan_scores_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cat, out) = (dir.path().join("catalog"), dir.path().join("out"));
+    gen(&cat, 20_000, 11);
+    let (c, o) = (cat.to_str().unwrap(), out.to_str().unwrap());
+    let train = ["train", "--catalog", c, "--out", o, "--date", DATE];
+
+    // Nothing scanned yet: a clear message.
+    let (ok, _, err) = run(&train);
+    assert!(!ok && err.contains("dajia scan"), "{err}");
+    let (ok, _, err) = scan(&cat, &out);
+    assert!(ok, "{err}");
+
+    // Too few labels, or one-sided: refused, and nothing written.
+    let (ok, _, err) = run(&[&train[..], &["--min-labels", "1000000"]].concat());
+    assert!(!ok && err.contains("too few labels"), "{err}");
+    let (ok, _, err) = run(&[&train[..], &["--window-days", "1"]].concat());
+    assert!(!ok && err.contains("too few labels"), "{err}");
+    let (ok, _, err) = run(&[&train[..], &["--holdout-share", "1.5"]].concat());
+    assert!(!ok && err.contains("--holdout-share"), "{err}");
+    assert!(!out.join("models").exists());
+
+    let copy = dir.path().join("model.json");
+    let s = run_ok(&[&train[..], &["--model-out", copy.to_str().unwrap()]].concat());
+    println!("{s}");
+    let model: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&copy).unwrap()).unwrap();
+    let version = model["version"].as_str().unwrap().to_string();
+    assert!(version.starts_with("trained-2026-11-28+"), "{version}");
+    assert!(out.join("models").join(format!("{version}.json")).exists());
+    // Evaluated on later verdicts than it learned from.
+    assert!(
+        model["holdout"]["from"].as_str().unwrap() >= model["train"]["to"].as_str().unwrap(),
+        "{model}"
+    );
+    let (d, t) = (&model["holdout_default"], &model["holdout_trained"]);
+    for m in [d, t] {
+        assert!(m["auc"].as_f64().unwrap() > 0.5, "{model}");
+    }
+
+    // Deterministic: the same verdicts give the same model.
+    let again = run_ok(&train);
+    assert!(again.contains(&version), "{again}");
+
+    // The scan scores with it, and every row names it.
+    let (ok, summary, err) = scan_with(&cat, &out, &["--model", copy.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    println!("{summary}");
+    let v = sql_csv(&out, "SELECT DISTINCT model_version AS v FROM risk_scores");
+    assert_eq!(v.lines().nth(1), Some(version.as_str()), "{v}");
+    // Rows the model scored are read back in default weights: training on
+    // them again gives the same exponents (to rounding).
+    let copy2 = dir.path().join("model2.json");
+    let after = run_ok(&[&train[..], &["--model-out", copy2.to_str().unwrap()]].concat());
+    assert!(!after.contains("left out"), "{after}");
+    let model2: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&copy2).unwrap()).unwrap();
+    for (k, v) in model["model"].as_object().unwrap() {
+        if let Some(x) = v.as_f64() {
+            let y = model2["model"][k].as_f64().unwrap();
+            assert!((x - y).abs() < 1e-3, "{k}: {x} then {y}");
+        }
+    }
+
+    // A damaged or hand-edited model file is refused with its cause.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"format\": \"dajia-model/1\", \"version\": 3").unwrap();
+    let (ok, _, err) = scan_with(&cat, &out, &["--model", bad.to_str().unwrap()]);
+    assert!(!ok && err.contains("not JSON"), "{err}");
+    let mut edited = model.clone();
+    edited["thresholds"]["review"] = serde_json::json!(0.01);
+    std::fs::write(&bad, edited.to_string()).unwrap();
+    let (ok, _, err) = scan_with(&cat, &out, &["--model", bad.to_str().unwrap()]);
+    assert!(!ok && err.contains("do not match its version"), "{err}");
+    std::fs::write(&bad, "{\"format\": \"onnx\"}").unwrap();
+    let (ok, _, err) = scan_with(&cat, &out, &["--model", bad.to_str().unwrap()]);
+    assert!(!ok && err.contains("dajia train"), "{err}");
+}
+
+#[test]
+fn sample_plans_the_budget_and_estimates_the_rate_from_the_random_slice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cat, out) = (dir.path().join("catalog"), dir.path().join("out"));
+    gen(&cat, 20_000, 5);
+    let (c, o) = (cat.to_str().unwrap(), out.to_str().unwrap());
+    let sample = ["sample", "--catalog", c, "--out", o, "--date", DATE];
+    let (ok, _, err) = run(&[&sample[..], &["--budget", "200"]].concat());
+    assert!(!ok && err.contains("dajia scan"), "{err}");
+    let (ok, _, err) = scan(&cat, &out);
+    assert!(ok, "{err}");
+    for (bad, says) in [
+        (&["--budget", "0"][..], "--budget"),
+        (&["--budget", "10", "--random-share", "0.8", "--explore-share", "0.5"][..], "must not exceed 1"),
+        (&["--budget", "10", "--confidence", "0.42"][..], "--confidence"),
+    ] {
+        let (ok, _, err) = run(&[&sample[..], bad].concat());
+        assert!(!ok && err.contains(says), "{err}");
+    }
+
+    let plan_q = "SELECT listing_id, why, inclusion_probability AS p FROM purchase_plan ORDER BY listing_id";
+    let s = run_ok(&[&sample[..], &["--budget", "200"]].concat());
+    println!("{s}");
+    let first = sql_csv(&out, plan_q);
+    run_ok(&[&sample[..], &["--budget", "200"]].concat());
+    assert_eq!(sql_csv(&out, plan_q), first, "same seed, same plan");
+    let parts = sql_csv(
+        &out,
+        "SELECT why, count(*) AS n, min(inclusion_probability) AS lo, max(inclusion_probability) AS hi \
+         FROM purchase_plan GROUP BY why ORDER BY why",
+    );
+    let lines: Vec<&str> = parts.lines().skip(1).collect();
+    assert!(lines.iter().any(|l| l.starts_with("random,20,")), "{parts}");
+    assert!(lines.iter().any(|l| l.starts_with("exploit,")), "{parts}");
+    let total: u64 = lines.iter().map(|l| l.split(',').nth(1).unwrap().parse::<u64>().unwrap()).sum();
+    assert_eq!(total, 200, "{parts}");
+    // Caps: two purchases per seller besides the random slice; nothing bought
+    // in the cooldown; no takedown (it is gone).
+    let worst = sql_csv(
+        &out,
+        "SELECT max(n) AS n FROM (SELECT seller_id, count(*) AS n FROM purchase_plan WHERE why <> 'random' GROUP BY seller_id)",
+    );
+    assert!(worst.lines().nth(1).unwrap().parse::<u64>().unwrap() <= 2, "{worst}");
+    let taken = sql_csv(
+        &out,
+        "SELECT count(*) AS n FROM purchase_plan p JOIN risk_scores r ON p.listing_id = r.listing_id WHERE r.action = 'takedown'",
+    );
+    assert_eq!(taken.lines().nth(1), Some("0"), "{taken}");
+    let again = sql_csv_reading(
+        &out,
+        &cat,
+        &format!(
+            "SELECT count(*) AS n FROM purchase_plan p JOIN '{}' t ON p.listing_id = t.listing_id",
+            cat.join("test_purchases").display()
+        ),
+    );
+    assert_eq!(again.lines().nth(1), Some("0"), "bought recently: {again}");
+    assert!(s.contains("no verdicts yet"), "{s}");
+
+    // The simulated buyer answers the plan; the next plan leaves those
+    // listings out and estimates the rate from the random slice.
+    let bought = run_ok(&["gen", "--out", c, "--answer-plan", o, "--date", DATE]);
+    println!("{bought}");
+    assert!(bought.contains("bought 200 of 200"), "{bought}");
+    let s = run_ok(&[&sample[..], &["--budget", "200", "--seed", "2"]].concat());
+    println!("{s}");
+    assert!(s.contains("counterfeit rate of eligible listings"), "{s}");
+    let manifest = std::fs::read_dir(out.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("sample-"))
+        .max()
+        .unwrap();
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(manifest).unwrap()).unwrap();
+    let r = &m["rate"];
+    let (rate, lo, hi) = (
+        r["rate"].as_f64().unwrap(),
+        r["low"].as_f64().unwrap(),
+        r["high"].as_f64().unwrap(),
+    );
+    assert_eq!(r["purchases"].as_u64(), Some(20), "{m}");
+    assert!(lo <= rate && rate <= hi && hi < 1.0, "{m}");
+    let overlap = sql_csv_reading(
+        &out,
+        &cat,
+        &format!(
+            "SELECT count(*) AS n FROM purchase_plan p JOIN '{}' t ON p.listing_id = t.listing_id",
+            cat.join("test_purchases/part-plan-2026-11-28.parquet").display()
+        ),
+    );
+    assert_eq!(overlap.lines().nth(1), Some("0"), "bought twice: {overlap}");
+}

@@ -56,29 +56,40 @@ fn quoted(attrs: &[&str]) -> String {
 /// Register `link_values(seller_id, attr, v, n)`: every identity value
 /// shared by two sellers or more (hot ones included, `n` sellers), one row
 /// per seller holding it. `attrs` must be non-empty.
+///
+/// One attribute at a time, each written as its own checkpoint, and
+/// `link_values` their union: grouping every (attribute, value) of 10
+/// million sellers at once held ~20 GB of hash tables (measured), one
+/// attribute's values at a time a seventh of that.
 pub async fn shared_values(
     ctx: &SessionContext,
     attrs: &[&str],
     cp: &mut Checkpoints,
 ) -> Result<u64> {
-    let vals: Vec<String> = attrs
-        .iter()
-        .map(|a| {
-            format!(
-                "SELECT CAST(seller_id AS BIGINT) AS seller_id, '{a}' AS attr, CAST({a} AS VARCHAR) AS v \
-                 FROM sellers WHERE {a} IS NOT NULL AND CAST({a} AS VARCHAR) <> ''"
-            )
-        })
-        .collect();
-    let sql = format!(
-        "WITH vals AS (SELECT DISTINCT * FROM ({})), \
-              shared AS (SELECT attr, v, count(*) AS n FROM vals GROUP BY attr, v HAVING count(*) > 1) \
-         SELECT vals.seller_id, vals.attr, vals.v, shared.n FROM vals \
-         JOIN shared ON vals.attr = shared.attr AND vals.v = shared.v",
-        vals.join(" UNION ALL ")
-    );
-    let df = ctx.sql(&sql).await?;
-    cp.save(ctx, "link_values", df).await
+    let mut rows = 0;
+    let mut parts = Vec::new();
+    for a in attrs {
+        let sql = format!(
+            // `|| ''`: a value of its own, without the column's field
+            // metadata, which DataFusion 55 keeps on one side of a no-op
+            // cast and not the other ("Physical input schema should be the
+            // same as the one converted from logical input schema").
+            "WITH vals AS (SELECT DISTINCT CAST(seller_id AS BIGINT) AS seller_id, CAST({a} AS VARCHAR) || '' AS v \
+                           FROM sellers WHERE {a} IS NOT NULL AND CAST({a} AS VARCHAR) <> ''), \
+                  shared AS (SELECT v, count(*) AS n FROM vals GROUP BY v HAVING count(*) > 1) \
+             SELECT vals.seller_id, '{a}' AS attr, vals.v, shared.n FROM vals \
+             JOIN shared ON vals.v = shared.v"
+        );
+        let name = format!("link_values_{a}");
+        rows += cp.save(ctx, &name, ctx.sql(&sql).await?).await?;
+        parts.push(format!("SELECT seller_id, attr, v, n FROM {name}"));
+    }
+    ctx.deregister_table("link_values")?;
+    ctx.sql(&format!("CREATE VIEW link_values AS {}", parts.join(" UNION ALL ")))
+        .await?
+        .collect()
+        .await?;
+    Ok(rows)
 }
 
 /// Values shared by more than `max` sellers, the most shared first (at most
@@ -123,22 +134,42 @@ pub async fn hot_values(ctx: &SessionContext, max: u64) -> Result<(Vec<HotValue>
 }
 
 /// Register `link_edges(a, b, attrs)` (`a > b`, `attrs` the attributes the
-/// pair shares, joined by '+') from `link_values`, leaving out values shared
-/// by more than `max` sellers. Returns the edges.
+/// pair shares, in alphabetical order joined by '+') from `link_values`,
+/// leaving out values shared by more than `max` sellers. Returns the edges.
+///
+/// The attributes of a pair are aggregated as bits (`bit_or`), not as
+/// `array_agg`/`count(DISTINCT)`: those keep a list or a set per pair, which
+/// at 10 million sellers held more than 20 GB (measured, out of memory); a
+/// bit set is one integer per pair.
 pub async fn edges(ctx: &SessionContext, max: u64, cp: &mut Checkpoints) -> Result<u64> {
     let hard = quoted(HARD);
+    let mut sorted: Vec<&str> = ATTRS.to_vec();
+    sorted.sort_unstable();
+    let bit = |a: &str| 1i64 << sorted.iter().position(|x| *x == a).expect("an identity attribute");
+    let to_bit = sorted
+        .iter()
+        .map(|a| format!("WHEN '{a}' THEN {}", bit(a)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let hard_mask: i64 = HARD.iter().map(|a| bit(a)).sum();
+    let names = sorted
+        .iter()
+        .map(|a| format!("CASE WHEN bits & {} <> 0 THEN '{a}' END", bit(a)))
+        .collect::<Vec<_>>()
+        .join(", ");
     let sql = format!(
         "WITH usable AS (SELECT * FROM link_values WHERE n <= {max}), \
               roots AS (SELECT attr, v, min(seller_id) AS root FROM usable WHERE attr IN ({hard}) GROUP BY attr, v), \
-              hard AS (SELECT u.seller_id AS a, r.root AS b, u.attr, true AS strong FROM usable u \
+              hard AS (SELECT u.seller_id AS a, r.root AS b, u.attr FROM usable u \
                        JOIN roots r ON u.attr = r.attr AND u.v = r.v WHERE u.seller_id <> r.root), \
-              soft AS (SELECT x.seller_id AS a, y.seller_id AS b, x.attr, false AS strong FROM usable x \
+              soft AS (SELECT x.seller_id AS a, y.seller_id AS b, x.attr FROM usable x \
                        JOIN usable y ON x.attr = y.attr AND x.v = y.v AND x.seller_id > y.seller_id \
                        WHERE x.attr NOT IN ({hard})), \
-              pairs AS (SELECT * FROM hard UNION ALL SELECT * FROM soft) \
-         SELECT a, b, array_to_string(array_sort(array_distinct(array_agg(attr))), '+') AS attrs \
-         FROM pairs GROUP BY a, b \
-         HAVING bool_or(strong) OR count(DISTINCT attr) >= 2"
+              pairs AS (SELECT a, b, CASE attr {to_bit} END AS bit FROM hard \
+                        UNION ALL SELECT a, b, CASE attr {to_bit} END AS bit FROM soft), \
+              grouped AS (SELECT a, b, bit_or(bit) AS bits FROM pairs GROUP BY a, b) \
+         SELECT a, b, concat_ws('+', {names}) AS attrs FROM grouped \
+         WHERE bits & {hard_mask} <> 0 OR bits & (bits - 1) <> 0"
     );
     let df = ctx.sql(&sql).await?;
     cp.save(ctx, "link_edges", df).await

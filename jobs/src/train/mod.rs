@@ -128,9 +128,15 @@ fn below(t: f64) -> f32 {
     ((t - 1e-6) as f32).clamp(0.0, 1.0)
 }
 
+/// The level of the sign test a review threshold must pass to move from
+/// the default ([`fit::fewest_errors`]): a one-in-twenty chance that labels
+/// this lopsided come from a band where the move gains nothing.
+pub const THRESHOLD_SIGNIFICANCE: f64 = 0.05;
+
 /// Thresholds for exponents `beta` on the training slice. Review: a
 /// score that makes the fewest errors there (a false flag and a miss
-/// weigh alike; a person reviews), the default when it is one of them. Takedown (removal without a person) is
+/// weigh alike; a person reviews), the default unless the labels show a
+/// better one beyond chance. Takedown (removal without a person) is
 /// conservative: never below the default, and raised where the training
 /// slice shows the defaults' takedown precision is not reached there;
 /// listings cross it by their reweighted scores, not by a lower bar.
@@ -141,7 +147,7 @@ fn thresholds(train: &[(f64, bool)], default: &[(f64, bool)], d: &Thresholds) ->
         .unwrap_or(d.takedown)
         .max(d.takedown);
     let preferred = f64::from(d.review);
-    let t = fit::fewest_errors(train, preferred);
+    let t = fit::fewest_errors(train, preferred, THRESHOLD_SIGNIFICANCE);
     let review = if t == preferred { d.review } else { below(t) }.min(takedown);
     Thresholds { review, takedown }
 }
