@@ -537,14 +537,28 @@ fn sample_plans_the_budget_and_estimates_the_rate_from_the_random_slice() {
     assert!(ok, "{err}");
     for (bad, says) in [
         (&["--budget", "0"][..], "--budget"),
-        (&["--budget", "10", "--random-share", "0.8", "--explore-share", "0.5"][..], "must not exceed 1"),
-        (&["--budget", "10", "--confidence", "0.42"][..], "--confidence"),
+        (
+            &[
+                "--budget",
+                "10",
+                "--random-share",
+                "0.8",
+                "--explore-share",
+                "0.5",
+            ][..],
+            "must not exceed 1",
+        ),
+        (
+            &["--budget", "10", "--confidence", "0.42"][..],
+            "--confidence",
+        ),
     ] {
         let (ok, _, err) = run(&[&sample[..], bad].concat());
         assert!(!ok && err.contains(says), "{err}");
     }
 
-    let plan_q = "SELECT listing_id, why, inclusion_probability AS p FROM purchase_plan ORDER BY listing_id";
+    let plan_q =
+        "SELECT listing_id, why, inclusion_probability AS p FROM purchase_plan ORDER BY listing_id";
     let s = run_ok(&[&sample[..], &["--budget", "200"]].concat());
     println!("{s}");
     let first = sql_csv(&out, plan_q);
@@ -558,7 +572,10 @@ fn sample_plans_the_budget_and_estimates_the_rate_from_the_random_slice() {
     let lines: Vec<&str> = parts.lines().skip(1).collect();
     assert!(lines.iter().any(|l| l.starts_with("random,20,")), "{parts}");
     assert!(lines.iter().any(|l| l.starts_with("exploit,")), "{parts}");
-    let total: u64 = lines.iter().map(|l| l.split(',').nth(1).unwrap().parse::<u64>().unwrap()).sum();
+    let total: u64 = lines
+        .iter()
+        .map(|l| l.split(',').nth(1).unwrap().parse::<u64>().unwrap())
+        .sum();
     assert_eq!(total, 200, "{parts}");
     // Caps: two purchases per seller besides the random slice; nothing bought
     // in the cooldown; no takedown (it is gone).
@@ -566,7 +583,10 @@ fn sample_plans_the_budget_and_estimates_the_rate_from_the_random_slice() {
         &out,
         "SELECT max(n) AS n FROM (SELECT seller_id, count(*) AS n FROM purchase_plan WHERE why <> 'random' GROUP BY seller_id)",
     );
-    assert!(worst.lines().nth(1).unwrap().parse::<u64>().unwrap() <= 2, "{worst}");
+    assert!(
+        worst.lines().nth(1).unwrap().parse::<u64>().unwrap() <= 2,
+        "{worst}"
+    );
     let taken = sql_csv(
         &out,
         "SELECT count(*) AS n FROM purchase_plan p JOIN risk_scores r ON p.listing_id = r.listing_id WHERE r.action = 'takedown'",
@@ -594,7 +614,12 @@ fn sample_plans_the_budget_and_estimates_the_rate_from_the_random_slice() {
     let manifest = std::fs::read_dir(out.join("runs"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("sample-"))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("sample-")
+        })
         .max()
         .unwrap();
     let m: serde_json::Value =
@@ -612,7 +637,8 @@ fn sample_plans_the_budget_and_estimates_the_rate_from_the_random_slice() {
         &cat,
         &format!(
             "SELECT count(*) AS n FROM purchase_plan p JOIN '{}' t ON p.listing_id = t.listing_id",
-            cat.join("test_purchases/part-plan-2026-11-28.parquet").display()
+            cat.join("test_purchases/part-plan-2026-11-28.parquet")
+                .display()
         ),
     );
     assert_eq!(overlap.lines().nth(1), Some("0"), "bought twice: {overlap}");

@@ -85,10 +85,13 @@ pub async fn shared_values(
         parts.push(format!("SELECT seller_id, attr, v, n FROM {name}"));
     }
     ctx.deregister_table("link_values")?;
-    ctx.sql(&format!("CREATE VIEW link_values AS {}", parts.join(" UNION ALL ")))
-        .await?
-        .collect()
-        .await?;
+    ctx.sql(&format!(
+        "CREATE VIEW link_values AS {}",
+        parts.join(" UNION ALL ")
+    ))
+    .await?
+    .collect()
+    .await?;
     Ok(rows)
 }
 
@@ -145,7 +148,12 @@ pub async fn edges(ctx: &SessionContext, max: u64, cp: &mut Checkpoints) -> Resu
     let hard = quoted(HARD);
     let mut sorted: Vec<&str> = ATTRS.to_vec();
     sorted.sort_unstable();
-    let bit = |a: &str| 1i64 << sorted.iter().position(|x| *x == a).expect("an identity attribute");
+    let bit = |a: &str| {
+        1i64 << sorted
+            .iter()
+            .position(|x| *x == a)
+            .expect("an identity attribute")
+    };
     let to_bit = sorted
         .iter()
         .map(|a| format!("WHEN '{a}' THEN {}", bit(a)))

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use anyhow::Result;
-use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::array::{Array, AsArray, StructArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float32Type, Int64Type};
 use datafusion::execution::context::SessionContext;
@@ -129,7 +129,6 @@ pub async fn load(
          SELECT listing_id, day, counterfeit, reasons, model_version FROM s WHERE k = 1 ORDER BY listing_id"
     );
     let batches = ctx.sql(&sql).await?.collect().await?;
-    let k = SIGNALS.len();
     let mut rows = Vec::new();
     for b in &batches {
         let id = b.column(0).as_primitive::<Int64Type>();
@@ -144,63 +143,96 @@ pub async fn load(
                 *skipped.entry("never scanned".into()).or_insert(0) += 1;
                 continue;
             }
-            let v = version.value(i);
-            let model = if v == MODEL_VERSION {
-                None
-            } else if let Some(m) = models.get(v) {
-                Some(&m.model)
-            } else {
-                *skipped
-                    .entry(format!(
-                        "scored by rules {v} (not the defaults nor a known model)"
-                    ))
-                    .or_insert(0) += 1;
-                continue;
-            };
-            let r = reasons.value(i);
-            let r = r.as_struct();
-            let code = cast(r.column(0), &DataType::Utf8)?;
-            let code = code.as_string::<i32>();
-            let weight = r.column(2).as_primitive::<Float32Type>();
-            let mut z = vec![0.0; k];
-            let mut ok = true;
-            for j in 0..r.len() {
-                let Some(c) = ReasonCode::parse(code.value(j)) else {
-                    continue; // a code this build does not know weighs nothing here
-                };
-                let mut w = weight.value(j);
-                if let Some(m) = model {
-                    // Undo the model's exponent: back to the default weight.
-                    let s = m.scale(c);
-                    if s == 0.0 {
-                        ok = false;
-                        break;
-                    }
-                    w = scaled(w, 1.0 / s);
-                }
-                let slot = SIGNALS
-                    .iter()
-                    .position(|s| s.code == c)
-                    .expect("known code");
-                z[slot] += -(1.0 - f64::from(w).clamp(0.0, 0.999_999)).ln();
+            match features(reasons.value(i).as_struct(), version.value(i), models)? {
+                Ok(z) => rows.push(Labelled {
+                    listing_id: id.value(i),
+                    day: day.is_valid(i).then(|| day.value(i)),
+                    example: Example {
+                        z,
+                        counterfeit: y.value(i),
+                    },
+                }),
+                Err(why) => *skipped.entry(why).or_insert(0) += 1,
             }
-            if !ok {
-                *skipped
-                    .entry(format!("scored by model {v}, which zeroes a reason"))
-                    .or_insert(0) += 1;
-                continue;
-            }
-            rows.push(Labelled {
-                listing_id: id.value(i),
-                day: day.is_valid(i).then(|| day.value(i)),
-                example: Example {
-                    z,
-                    counterfeit: y.value(i),
-                },
-            });
         }
     }
     Ok(Labels { rows, skipped })
+}
+
+/// One listing's `z` per reason code from its reasons, read back in
+/// default weights when `version` is a trained model's; `Err(why)` when it
+/// cannot be (rules nobody knows, a model that zeroes a reason).
+fn features(
+    r: &StructArray,
+    version: &str,
+    models: &HashMap<String, ModelFile>,
+) -> Result<std::result::Result<Vec<f64>, String>> {
+    let model = if version == MODEL_VERSION {
+        None
+    } else if let Some(m) = models.get(version) {
+        Some(&m.model)
+    } else {
+        return Ok(Err(format!(
+            "scored by rules {version} (not the defaults nor a known model)"
+        )));
+    };
+    let code = cast(r.column(0), &DataType::Utf8)?;
+    let code = code.as_string::<i32>();
+    let weight = r.column(2).as_primitive::<Float32Type>();
+    let mut z = vec![0.0; SIGNALS.len()];
+    for j in 0..r.len() {
+        let Some(c) = ReasonCode::parse(code.value(j)) else {
+            continue; // a code this build does not know weighs nothing here
+        };
+        let mut w = weight.value(j);
+        if let Some(m) = model {
+            // Undo the model's exponent: back to the default weight.
+            let s = m.scale(c);
+            if s == 0.0 {
+                return Ok(Err(format!(
+                    "scored by model {version}, which zeroes a reason"
+                )));
+            }
+            w = scaled(w, 1.0 / s);
+        }
+        let slot = SIGNALS
+            .iter()
+            .position(|s| s.code == c)
+            .expect("known code");
+        z[slot] += -(1.0 - f64::from(w).clamp(0.0, 0.999_999)).ln();
+    }
+    Ok(Ok(z))
+}
+
+/// The night's listings the decisions are made on: the `z` of up to
+/// `limit` listings with at least one reason from the latest scan on or
+/// before `day` (days since 1970-01-01), a sample by hash order when there
+/// are more (a top-k, streaming, whatever the catalog's size). Listings
+/// without reasons score 0 under any exponents and are left out.
+pub async fn population(
+    ctx: &SessionContext,
+    day: i32,
+    limit: usize,
+    models: &HashMap<String, ModelFile>,
+) -> Result<Vec<Vec<f64>>> {
+    let sql = format!(
+        "WITH d AS (SELECT max(dt) AS dt FROM risk_scores WHERE CAST(CAST(dt AS DATE) AS INT) <= {day}) \
+         SELECT r.reasons, r.model_version FROM risk_scores r JOIN d ON r.dt = d.dt \
+         WHERE cardinality(r.reasons) > 0 \
+         ORDER BY md5(CAST(r.listing_id AS VARCHAR)) LIMIT {limit}"
+    );
+    let mut out = Vec::new();
+    for b in ctx.sql(&sql).await?.collect().await? {
+        let reasons = b.column(0).as_list::<i32>();
+        let version = cast(b.column(1), &DataType::Utf8)?;
+        let version = version.as_string::<i32>();
+        for i in 0..b.num_rows() {
+            if let Ok(z) = features(reasons.value(i).as_struct(), version.value(i), models)? {
+                out.push(z);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Model files kept under `OUT/models/`, by version.

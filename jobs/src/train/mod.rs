@@ -13,6 +13,7 @@
 //!   so that precision is no lower than the defaults' there.
 //! - Refuses with a clear message when labels are too few or one-sided.
 
+pub mod backing;
 pub mod data;
 pub mod fit;
 pub mod model_file;
@@ -133,6 +134,14 @@ fn below(t: f64) -> f32 {
 /// this lopsided come from a band where the move gains nothing.
 pub const THRESHOLD_SIGNIFICANCE: f64 = 0.05;
 
+/// Listings of the night a model is checked on (`backing`): a sample by
+/// hash when the night has more listings with reasons.
+pub const NIGHT_SAMPLE: usize = 1_000_000;
+
+/// The strongest pull towards the defaults tried, as a multiple of `--l2`
+/// (4⁸): past it the model is the defaults.
+const MAX_PULL: f64 = 65_536.0;
+
 /// Thresholds for exponents `beta` on the training slice. Review: a
 /// score that makes the fewest errors there (a false flag and a miss
 /// weigh alike; a person reviews), the default unless the labels show a
@@ -244,30 +253,61 @@ pub async fn run(o: &TrainOptions) -> Result<TrainRun> {
     }
 
     let examples: Vec<Example> = train.iter().map(|r| r.example.clone()).collect();
+    let labelled: Vec<&Example> = examples.iter().collect();
+    let night = data::population(&ctx, to, NIGHT_SAMPLE, &models).await?;
     let k = SIGNALS.len();
-    let f = fit::fit(
-        &examples,
-        k,
-        &FitOptions {
-            l2: o.l2,
-            ..Default::default()
-        },
-    );
-    let mut learned = Learned {
-        name: format!("trained-{}", o.date),
-        ..Default::default()
-    };
-    for (s, b) in SIGNALS.iter().zip(&f.beta) {
-        learned.set_scale(s.code, *b as f32);
-    }
-    // Score with the exponents as stored (f32), as the scan will.
-    let beta: Vec<f64> = SIGNALS
-        .iter()
-        .map(|s| f64::from(learned.scale(s.code)))
-        .collect();
     let ones = vec![1.0; k];
     let defaults = Thresholds::default();
-    let th = thresholds(&scored(train, &beta), &scored(train, &ones), &defaults);
+    // The weakest pull towards the defaults under which every decision the
+    // model changes on the night's listings is backed (`backing`): from
+    // `--l2`, four times stronger each try; the defaults themselves when
+    // even the strongest leaves a change unbacked.
+    let mut l2 = o.l2;
+    let mut unbacked = Vec::new();
+    let (f, learned, beta, th, changes) = loop {
+        let f = fit::fit(
+            &examples,
+            k,
+            &FitOptions {
+                l2,
+                ..Default::default()
+            },
+        );
+        let mut learned = Learned {
+            name: format!("trained-{}", o.date),
+            ..Default::default()
+        };
+        for (s, b) in SIGNALS.iter().zip(&f.beta) {
+            learned.set_scale(s.code, *b as f32);
+        }
+        // Score with the exponents as stored (f32), as the scan will.
+        let beta: Vec<f64> = SIGNALS
+            .iter()
+            .map(|s| f64::from(learned.scale(s.code)))
+            .collect();
+        let th = thresholds(&scored(train, &beta), &scored(train, &ones), &defaults);
+        let changes = backing::changes(
+            &night,
+            &labelled,
+            &beta,
+            f64::from(th.review),
+            f64::from(defaults.review),
+            THRESHOLD_SIGNIFICANCE,
+        );
+        let (backed, not): (Vec<_>, Vec<_>) = changes.into_iter().partition(|c| c.backed);
+        if not.is_empty() {
+            break (f, learned, beta, th, backed);
+        }
+        unbacked = not;
+        if l2 >= o.l2.max(1.0) * MAX_PULL {
+            let learned = Learned {
+                name: learned.name,
+                ..Default::default()
+            };
+            break (f, learned, ones.clone(), defaults.clone(), Vec::new());
+        }
+        l2 = if l2 == 0.0 { 1.0 } else { l2 * 4.0 };
+    };
     let held_trained = scored(holdout, &beta);
     let mut model = ModelFile {
         format: model_file::FORMAT.into(),
@@ -277,13 +317,16 @@ pub async fn run(o: &TrainOptions) -> Result<TrainRun> {
         model: learned,
         thresholds: th.clone(),
         leak: f.leak,
-        l2: o.l2,
+        l2,
         train: ts,
         holdout: hs,
         holdout_default: Metrics::of(&scored(holdout, &ones), &defaults),
         holdout_trained: Metrics::of(&held_trained, &th),
         calibration: calibration(&held_trained),
         skipped,
+        night_listings: night.len() as u64,
+        changes,
+        unbacked,
     };
     model.version = model.rules().version();
     let path = ModelFile::path_under(&out, &model.version);
@@ -332,6 +375,37 @@ impl std::fmt::Display for TrainRun {
             Thresholds::default().review,
             Thresholds::default().takedown
         )?;
+        let moved: u64 = m.changes.iter().map(|c| c.listings).sum();
+        writeln!(
+            f,
+            "  checked on {} listings of the night: {moved} decisions changed in {} patterns of reasons, each backed by verdicts; pull towards the defaults l2 {}",
+            m.night_listings,
+            m.changes.len(),
+            m.l2
+        )?;
+        let show = |f: &mut std::fmt::Formatter<'_>, c: &backing::Change| {
+            writeln!(
+                f,
+                "    {:<9} {:>7} listings with {} ({} counterfeit, {} genuine verdicts)",
+                if c.flagged { "flagged" } else { "unflagged" },
+                c.listings,
+                c.reasons,
+                c.counterfeit,
+                c.genuine
+            )
+        };
+        for c in m.changes.iter().take(5) {
+            show(f, c)?;
+        }
+        if !m.unbacked.is_empty() {
+            writeln!(
+                f,
+                "  weaker pulls left changes without verdicts to back them, e.g.:"
+            )?;
+            for c in m.unbacked.iter().take(5) {
+                show(f, c)?;
+            }
+        }
         writeln!(
             f,
             "  held out        precision  recall  takedown precision  recall    AUC"

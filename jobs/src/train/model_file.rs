@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::backing::Change;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
@@ -89,6 +90,17 @@ pub struct ModelFile {
     pub calibration: Vec<Bin>,
     /// Labelled listings left out, and why.
     pub skipped: Vec<(String, u64)>,
+    /// Listings of the night the model was checked on (`train::backing`).
+    #[serde(default)]
+    pub night_listings: u64,
+    /// The decisions it changes on them, per pattern of reasons, each
+    /// backed by verdicts.
+    #[serde(default)]
+    pub changes: Vec<Change>,
+    /// Changes that were not backed at the weaker pulls towards the
+    /// defaults tried first (why `l2` is what it is).
+    #[serde(default)]
+    pub unbacked: Vec<Change>,
 }
 
 impl ModelFile {
