@@ -40,6 +40,35 @@ pub fn commit_properties(run_id: &str) -> deltalake::kernel::transaction::Commit
         .with_metadata([("dajia.run_id".to_string(), serde_json::json!(run_id))])
 }
 
+/// Publish `columns` (in the contract's column order) as partition `dt` of
+/// the contract table `table` under `out`, replacing what the date had:
+/// the small tables a client assembles itself (`purchase_plan`, `leads`).
+pub async fn replace_partition_with_columns(
+    out: &Path,
+    table: &str,
+    columns: Vec<datafusion::arrow::array::ArrayRef>,
+    dt: &str,
+    run_id: &str,
+) -> Result<i64> {
+    let def =
+        dajia_schemas::table(table).with_context(|| format!("{table} is not in the contract"))?;
+    // The contract's fields without their metadata, as the writers expect.
+    let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(
+        def.schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_metadata(Default::default()))
+            .collect::<Vec<_>>(),
+    ));
+    let batch = datafusion::arrow::array::RecordBatch::try_new(schema, columns)
+        .with_context(|| format!("assembling {table}"))?;
+    let local = SessionContext::new();
+    let plan = local.read_batch(batch)?.into_optimized_plan()?;
+    replace_partition(&output_dir(out, table), plan, dt, run_id, Some(&local))
+        .await
+        .with_context(|| format!("publishing {table}"))
+}
+
 /// Replace partition `dt` of the table at `dir` with the rows of `plan`, in
 /// one commit naming `run_id`. Returns the new table version. `session`
 /// runs the plan (its object stores serve the plan's inputs, e.g. an

@@ -22,10 +22,10 @@ mod pack;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use chrono::NaiveDate;
 use datafusion::arrow::array::{
-    ArrayRef, AsArray, Int64Array, Int64Builder, ListBuilder, RecordBatch, StringArray,
+    ArrayRef, AsArray, Int64Array, Int64Builder, ListBuilder, StringArray,
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
@@ -329,7 +329,6 @@ fn rank(leads: &mut [Lead]) {
 
 /// Replace partition `dt` of `OUT/leads` with `leads`, in one commit.
 async fn publish(out: &std::path::Path, dt: &str, run_id: &str, leads: &[Lead]) -> Result<i64> {
-    let def = dajia_schemas::table("leads").expect("leads is in the contract");
     let mut sellers = ListBuilder::new(Int64Builder::new());
     for l in leads {
         sellers.values().append_slice(&l.sellers);
@@ -353,25 +352,7 @@ async fn publish(out: &std::path::Path, dt: &str, run_id: &str, leads: &[Lead]) 
         strings(&|_| run_id.to_string()),
         strings(&|_| dt.to_string()),
     ];
-    let schema = std::sync::Arc::new(datafusion::arrow::datatypes::Schema::new(
-        def.schema()
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone().with_metadata(Default::default()))
-            .collect::<Vec<_>>(),
-    ));
-    let batch = RecordBatch::try_new(schema, columns).context("assembling the leads")?;
-    let local = SessionContext::new();
-    let plan = local.read_batch(batch)?.into_optimized_plan()?;
-    delta::replace_partition(
-        &delta::output_dir(out, "leads"),
-        plan,
-        dt,
-        run_id,
-        Some(&local),
-    )
-    .await
-    .context("publishing leads")
+    delta::replace_partition_with_columns(out, "leads", columns, dt, run_id).await
 }
 
 #[cfg(test)]

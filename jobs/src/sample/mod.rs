@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use chrono::NaiveDate;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Float32Array, Float64Array, Int64Array, RecordBatch, StringArray,
@@ -606,7 +606,6 @@ async fn rates(
 
 /// Replace partition `dt` of `OUT/purchase_plan` with `plan`, one commit.
 async fn publish(out: &std::path::Path, dt: &str, run_id: &str, plan: &[Pick]) -> Result<i64> {
-    let def = dajia_schemas::table("purchase_plan").expect("purchase_plan is in the contract");
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from_iter_values(
             plan.iter().map(|p| p.listing_id),
@@ -631,23 +630,5 @@ async fn publish(out: &std::path::Path, dt: &str, run_id: &str, plan: &[Pick]) -
         Arc::new(StringArray::from_iter_values(plan.iter().map(|_| run_id))),
         Arc::new(StringArray::from_iter_values(plan.iter().map(|_| dt))),
     ];
-    let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(
-        def.schema()
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone().with_metadata(Default::default()))
-            .collect::<Vec<_>>(),
-    ));
-    let batch = RecordBatch::try_new(schema, columns).context("assembling the plan")?;
-    let local = SessionContext::new();
-    let plan = local.read_batch(batch)?.into_optimized_plan()?;
-    delta::replace_partition(
-        &delta::output_dir(out, "purchase_plan"),
-        plan,
-        dt,
-        run_id,
-        Some(&local),
-    )
-    .await
-    .context("publishing purchase_plan")
+    delta::replace_partition_with_columns(out, "purchase_plan", columns, dt, run_id).await
 }
