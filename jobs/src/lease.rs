@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -60,6 +60,8 @@ pub struct Lease {
     path: PathBuf,
     run_id: String,
     lost: Arc<AtomicBool>,
+    /// Held while the renewal swaps the file (it is briefly absent then).
+    swapping: Arc<Mutex<()>>,
     renewal: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -77,10 +79,65 @@ fn temp_file(path: &Path, h: &Holder) -> Result<PathBuf> {
     Ok(tmp)
 }
 
-/// Replace `path` with `h` (renewal).
+/// Replace `path` with `h` unconditionally (tests set up holders with it).
+#[cfg(test)]
 fn write_atomic(path: &Path, h: &Holder) -> Result<()> {
     std::fs::rename(temp_file(path, h)?, path)?;
     Ok(())
+}
+
+/// Compare-and-swap on a file, for a filesystem that has no such call:
+/// `path` is renamed to `aside` (atomic: of several runs doing this at
+/// once, exactly one gets the file); if what it moved is `expected`, `new`
+/// is created in its place (a hard link, which fails if another run created
+/// a lease in the meantime); if not, the file is put back untouched.
+/// Reading and then writing instead would let a run renew over a lease that
+/// another had just taken over (or take over one just renewed), and both
+/// would believe they hold it.
+fn swap(
+    path: &Path,
+    aside: &Path,
+    expected: impl Fn(Option<&Holder>) -> bool,
+    new: &Holder,
+) -> bool {
+    if std::fs::rename(path, aside).is_err() {
+        return false; // moved by another run first, or removed
+    }
+    let moved = read(aside);
+    let swapped = expected(moved.as_ref()) && create_complete(path, new).is_ok();
+    if !swapped && moved.as_ref().is_some_and(|h| h.run_id != new.run_id) {
+        // Not ours to replace: put it back, unless a new lease exists.
+        let _ = std::fs::hard_link(aside, path);
+    }
+    let _ = std::fs::remove_file(aside);
+    swapped
+}
+
+/// Replace the lapsed lease `seen` (`None`: an unreadable file) with `mine`,
+/// only if the file still holds `seen`: its holder may have renewed it since
+/// it was read, or another run may have taken it over.
+fn take_over(path: &Path, seen: Option<&Holder>, mine: &Holder) -> Result<()> {
+    let aside = path.with_extension(format!("json.stale.{}", mine.run_id));
+    if !swap(path, &aside, |moved| moved == seen, mine) {
+        bail!("the lease changed while it was being taken over");
+    }
+    Ok(())
+}
+
+/// Extend this run's lease by `seconds`; `false` when it is no longer this
+/// run's (another run took it over).
+fn renew(path: &Path, run_id: &str, seconds: u64) -> bool {
+    let Some(h) = read(path).filter(|h| h.run_id == run_id) else {
+        return false;
+    };
+    let aside = path.with_extension(format!("json.renew.{run_id}"));
+    let renewed = holder(run_id, &h.acquired_at, seconds);
+    swap(
+        path,
+        &aside,
+        |moved| moved.is_some_and(|m| m.run_id == run_id),
+        &renewed,
+    )
 }
 
 /// Create `path` holding `h`, complete, or fail if it exists: a hard link
@@ -155,39 +212,32 @@ impl Lease {
                             h.expires_at
                         );
                     }
-                    // Only one of several runs taking over at once can move
-                    // the stale file away, and only one can create the new.
-                    let stale = path.with_extension(format!("json.stale.{run_id}"));
-                    let moved = std::fs::rename(&path, &stale);
-                    let _ = std::fs::remove_file(&stale);
-                    if moved.is_err() || create_complete(&path, &mine).is_err() {
-                        bail!(
+                    take_over(&path, lapsed.as_ref(), &mine).with_context(|| {
+                        format!(
                             "another scan took the lease of {} at the same time",
                             out.display()
-                        );
-                    }
+                        )
+                    })?;
                 }
             },
             Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
         }
         let lost = Arc::new(AtomicBool::new(false));
+        let swapping = Arc::new(Mutex::new(()));
         let renewal = tokio::runtime::Handle::try_current().ok().map(|rt| {
-            let (path, run_id, lost) = (path.clone(), run_id.to_string(), lost.clone());
+            let (path, run_id) = (path.clone(), run_id.to_string());
+            let (lost, swapping) = (lost.clone(), swapping.clone());
             rt.spawn(async move {
                 let every = Duration::from_secs((seconds / 4).max(1));
                 loop {
                     tokio::time::sleep(every).await;
-                    match read(&path) {
-                        Some(h) if h.run_id == run_id => {
-                            let renewed = holder(&run_id, &h.acquired_at, seconds);
-                            if let Err(e) = write_atomic(&path, &renewed) {
-                                tracing::warn!("renewing the lease {}: {e:#}", path.display());
-                            }
-                        }
-                        _ => {
-                            lost.store(true, Ordering::SeqCst);
-                            return;
-                        }
+                    let renewed = {
+                        let _swap = swapping.lock().unwrap_or_else(|p| p.into_inner());
+                        renew(&path, &run_id, seconds)
+                    };
+                    if !renewed {
+                        lost.store(true, Ordering::SeqCst);
+                        return;
                     }
                 }
             })
@@ -196,6 +246,7 @@ impl Lease {
             path,
             run_id: run_id.into(),
             lost,
+            swapping,
             renewal,
         })
     }
@@ -204,6 +255,8 @@ impl Lease {
     /// commit: a run that stalled past its lease must not publish over the
     /// run that took it).
     pub fn check(&self) -> Result<()> {
+        // Not while the renewal has the file moved aside.
+        let _swap = self.swapping.lock().unwrap_or_else(|p| p.into_inner());
         let ours = read(&self.path).is_some_and(|h| h.run_id == self.run_id && !h.expired());
         if self.lost.load(Ordering::SeqCst) || !ours {
             bail!(
@@ -221,6 +274,7 @@ impl Drop for Lease {
         if let Some(r) = self.renewal.take() {
             r.abort();
         }
+        let _swap = self.swapping.lock().unwrap_or_else(|p| p.into_inner());
         if read(&self.path).is_some_and(|h| h.run_id == self.run_id) {
             let _ = std::fs::remove_file(&self.path);
         }
@@ -280,5 +334,35 @@ mod tests {
             .unwrap()
             .check()
             .unwrap();
+    }
+
+    #[test]
+    fn renewal_and_takeover_compare_before_they_swap() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = path(dir.path());
+        let a = Lease::acquire(dir.path(), "run-a", 600).unwrap();
+        // run-b read run-a's lease when it looked lapsed; run-a has renewed
+        // it since: run-b's takeover must fail and leave run-a's lease.
+        let mut seen = read(&p).unwrap();
+        seen.expires_at = "2026-01-01T00:10:00Z".into();
+        let b = holder("run-b", "now", 600);
+        assert!(take_over(&p, Some(&seen), &b).is_err());
+        assert_eq!(read(&p).unwrap().run_id, "run-a");
+        a.check().unwrap();
+        assert!(renew(&p, "run-a", 600));
+        a.check().unwrap();
+        // Taken over by run-b: run-a's renewal must not write over it.
+        let now = read(&p).unwrap();
+        take_over(&p, Some(&now), &b).unwrap();
+        assert!(!renew(&p, "run-a", 600));
+        assert_eq!(read(&p).unwrap().run_id, "run-b");
+        assert!(a.check().is_err());
+        drop(a);
+        assert_eq!(read(&p).unwrap().run_id, "run-b", "not removed by run-a");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no moved-aside files left"
+        );
     }
 }

@@ -27,6 +27,7 @@ pub mod lease;
 pub mod link;
 pub mod ocr;
 pub mod options;
+pub mod report;
 pub mod salvage;
 pub mod sample;
 pub mod scan;

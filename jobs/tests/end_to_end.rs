@@ -182,6 +182,180 @@ fn generated_images_are_official_copies_fakes_and_overlays() {
     let (ok, stdout, err) = scan(&cat, &out);
     assert!(ok, "{err}");
     assert!(stdout.contains("2000 listings scored"), "{stdout}");
+    nightly_report_renders_in_a_browser(&cat, &out, &stdout);
+}
+
+/// Issue 22, items 2 and 3: every scan writes the night's HTML report, and
+/// `dajia report` writes it again for a date; it is one file that loads
+/// nothing from outside, and headless Chromium draws its charts.
+fn nightly_report_renders_in_a_browser(cat: &std::path::Path, out: &std::path::Path, stdout: &str) {
+    let first = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("report"))
+        .map(|p| std::path::PathBuf::from(p.trim()))
+        .unwrap_or_else(|| panic!("the scan names its report: {stdout}"));
+    assert!(
+        first.is_file() && first.starts_with(out.join("reports")),
+        "{first:?}"
+    );
+    // A second night (same catalog, OCR off), so the page compares two dates.
+    let next = "2026-11-29";
+    let mut args = scan_args(cat, out, next);
+    args.extend(["--ocr", "off"].map(String::from));
+    let (ok, _, err) = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok, "{err}");
+    let html = out.join("night.html");
+    let said = run_ok(&[
+        "report",
+        "--out",
+        out.to_str().unwrap(),
+        "--date",
+        next,
+        "--html",
+        html.to_str().unwrap(),
+    ]);
+    assert!(said.contains("2000 listings"), "{said}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    for section in [
+        "Decisions",
+        "Listings by action",
+        "Listings by risk score",
+        "Flagged share by category",
+        "Flagged share by seller region",
+        "Top brands",
+        "Top reasons",
+        "Images and OCR",
+        "Wall seconds by stage",
+        "Rejects",
+        "2026-11-28", // the run-over-run table's earlier date
+    ] {
+        assert!(page.contains(section), "the page lacks {section}");
+    }
+    // Nothing outside the file: no attribute or style that loads anything
+    // (listings' text may mention URLs; it is text), and a policy that makes
+    // the browser refuse anything that slipped through.
+    let lower = page.to_lowercase();
+    for outside in ["src=", "href=", "url(", "@import"] {
+        assert!(
+            !lower.contains(outside),
+            "the page refers outside: {outside}"
+        );
+    }
+    assert!(page.contains("default-src 'none'"));
+    // Bad dates are one-line errors.
+    let (ok, _, err) = run(&[
+        "report",
+        "--out",
+        out.to_str().unwrap(),
+        "--date",
+        "2026-01-01",
+    ]);
+    assert!(
+        !ok && err.contains("no scores for 2026-01-01") && err.contains("2026-11-29"),
+        "{err}"
+    );
+
+    let Some((dom, shot)) = render_in_chromium(&html) else {
+        return;
+    };
+    assert!(
+        dom.contains("Top reasons") && dom.contains("takedown"),
+        "{dom}"
+    );
+    let charts = dom
+        .split("data-charts=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .map(|s| s.replace("&quot;", "\""))
+        .expect("the page recorded where its charts are");
+    let charts: Vec<(String, u32, u32, u32, u32)> = serde_json::from_str(&charts).unwrap();
+    assert!(charts.len() >= 6, "{charts:?}");
+    for (id, x, y, w, h) in &charts {
+        assert!(*w > 300 && *h > 100, "{id} drawn at {w}x{h}");
+        assert!(
+            x + w <= shot.width() && y + h <= shot.height(),
+            "{id} is outside the screenshot"
+        );
+        // A drawn chart: ink (not white) over part of it, in several colours.
+        let mut ink = 0u64;
+        let mut colours = std::collections::HashSet::new();
+        for py in *y..y + h {
+            for px in *x..x + w {
+                let p = shot.get_pixel(px, py).0;
+                if p[..3].iter().any(|&c| c < 200) {
+                    ink += 1;
+                    colours.insert([p[0] / 32, p[1] / 32, p[2] / 32]);
+                }
+            }
+        }
+        let share = ink as f64 / (*w as f64 * *h as f64);
+        println!(
+            "chart {id}: {w}x{h}, ink {:.1}%, {} colours",
+            share * 100.0,
+            colours.len()
+        );
+        assert!(
+            share > 0.01 && colours.len() >= 2,
+            "{id}: ink {share}, colours {colours:?}"
+        );
+    }
+}
+
+/// The DOM after load and a screenshot of `html` in headless Chromium;
+/// `None` (the check skipped, saying why) when Chromium is not installed,
+/// unless `DAJIA_REQUIRE_CHROMIUM` is set.
+fn render_in_chromium(html: &std::path::Path) -> Option<(String, image::RgbaImage)> {
+    let chromium = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| {
+            std::process::Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok()
+        });
+    let Some(chromium) = chromium else {
+        assert!(
+            std::env::var_os("DAJIA_REQUIRE_CHROMIUM").is_none(),
+            "DAJIA_REQUIRE_CHROMIUM is set but no chromium is installed (apt-get install chromium)"
+        );
+        println!("browser check skipped: no chromium installed (apt-get install chromium)");
+        return None;
+    };
+    let profile = tempfile::tempdir().unwrap();
+    let shot = profile.path().join("shot.png");
+    let url = format!("file://{}", html.canonicalize().unwrap().display());
+    // The flags keep Chromium off the network (it has none here) and away
+    // from the user's profile.
+    let base = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        "--force-device-scale-factor=1",
+        "--window-size=1280,6000",
+    ];
+    let browse = |extra: &str| {
+        let o = std::process::Command::new(chromium)
+            .args(base)
+            .arg(format!(
+                "--user-data-dir={}",
+                profile.path().join("p").display()
+            ))
+            .arg(extra)
+            .arg(&url)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let dom = browse("--dump-dom");
+    browse(&format!("--screenshot={}", shot.display()));
+    Some((dom, image::open(&shot).unwrap().to_rgba8()))
 }
 
 /// The one manifest under `out/runs`, parsed.

@@ -39,34 +39,50 @@ fn start_moto() -> Option<Moto> {
         eprintln!("skipped: no moto server (pip install 'moto[server]')");
         return None;
     }
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("python3")
-        .args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let m = Moto(child, port);
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "moto did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
+    // A port picked free can be taken before moto binds it (by another
+    // test's process): then moto exits, and it is started again on another.
+    for _ in 0..3 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(log.reopen().unwrap())
+            .spawn()
+            .unwrap();
+        let mut m = Moto(child, port);
+        let start = Instant::now();
+        loop {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(m);
+            }
+            if m.0.try_wait().unwrap().is_some() {
+                eprintln!(
+                    "moto exited on port {port}: {}",
+                    std::fs::read_to_string(log.path()).unwrap_or_default()
+                );
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "moto did not start: {}",
+                std::fs::read_to_string(log.path()).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
-    Some(m)
+    panic!("moto did not start on three ports");
 }
 
 /// `PUT /bucket` (moto does not check signatures).
@@ -343,7 +359,7 @@ fn unreadable_rows_in_an_s3_catalog_are_salvaged_like_local_ones() {
             "off",
         ],
     );
-    assert!(ok, "{err}");
+    assert!(ok, "scan failed: {err}\n{stdout}");
     let (ok, rejects, err) = run(&[
         "sql",
         "--out",

@@ -250,6 +250,22 @@ pub enum Cmd {
         #[command(flatten)]
         cluster: ClusterArg,
     },
+    /// One night's results as one self-contained HTML page with charts
+    /// (also written by every scan, next to its manifest).
+    Report {
+        #[arg(long, env = "DAJIA_OUT")]
+        out: String,
+        #[arg(long)]
+        date: NaiveDate,
+        /// Where to write the page (default: OUT/reports/RUN_ID.html, named
+        /// like the manifest of the run readers see for the date).
+        #[arg(long)]
+        html: Option<PathBuf>,
+        /// The catalog for categories, regions and brand names (default:
+        /// the one the run's manifest names).
+        #[arg(long)]
+        catalog: Option<String>,
+    },
     /// Delete output files no reader needs: replaced partitions' files out
     /// of the tables for longer than --retain, and files of killed runs.
     Vacuum {

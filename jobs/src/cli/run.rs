@@ -26,11 +26,38 @@ fn say(args: std::fmt::Arguments) {
     let _ = std::io::stdout().write_fmt(args);
 }
 
+/// The commands' runtime. A default tokio runtime, dropped, waits for every
+/// blocking task to end; after a job fails mid-stage (a cluster executor
+/// lost during the image stage, say) a blocking task can be left waiting
+/// for input that will never come, and the process hung there instead of
+/// exiting with its error (seen once on a cluster test). Dropped, this one
+/// waits at most [`SHUTDOWN_GRACE`], then lets the process exit.
+struct Runtime(Option<tokio::runtime::Runtime>);
+
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl std::ops::Deref for Runtime {
+    type Target = tokio::runtime::Runtime;
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_timeout(SHUTDOWN_GRACE);
+        }
+    }
+}
+
 /// Run the command `cli` names.
 pub fn run(cli: Cli) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = Runtime(Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?,
+    ));
     match cli.cmd {
         Cmd::Schema { table } => {
             let tables = match table {
@@ -365,6 +392,21 @@ pub fn run(cli: Cli) -> Result<()> {
                     sql::repl(&ctx, format).await
                 }
             })?;
+        }
+        Cmd::Report {
+            out,
+            date,
+            html,
+            catalog,
+        } => {
+            let o = crate::report::ReportOptions {
+                out,
+                date,
+                html,
+                catalog,
+            };
+            let r = rt.block_on(crate::report::run(&o))?;
+            say(format_args!("{r}"));
         }
         Cmd::Vacuum {
             out,

@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use deltalake::DeltaTable;
 
 /// The versions of the output tables under `out` that the last succeeded
@@ -26,12 +26,12 @@ pub fn versions(out: &Path) -> Result<Option<BTreeMap<String, i64>>> {
 }
 
 /// [`versions`], leaving out the manifest of run `except` (the run asking).
-fn versions_except(out: &Path, except: Option<&str>) -> Result<Option<BTreeMap<String, i64>>> {
-    let Ok(entries) = std::fs::read_dir(out.join("runs")) else {
-        return Ok(None);
-    };
-    let mut best: Option<(Vec<i64>, BTreeMap<String, i64>)> = None;
-    let (mut any_succeeded, mut any_recorded) = (false, false);
+/// The scan manifests in `OUT/runs/` (`None` when there is no such
+/// folder). Other jobs' manifests (`dajia link`, `"job": "link"`) publish
+/// their own tables in one commit each; only scans pin.
+fn scan_manifests(out: &Path) -> Option<Vec<serde_json::Value>> {
+    let entries = std::fs::read_dir(out.join("runs")).ok()?;
+    let mut found = Vec::new();
     for e in entries.flatten() {
         let p = e.path();
         if p.extension().and_then(|x| x.to_str()) != Some("json") {
@@ -45,12 +45,21 @@ fn versions_except(out: &Path, except: Option<&str>) -> Result<Option<BTreeMap<S
             tracing::warn!("{}: not a readable run manifest, ignored", p.display());
             continue;
         };
-        if except.is_some() && m["run_id"].as_str() == except {
-            continue;
+        if m["job"].as_str().is_none_or(|j| j == "scan") {
+            found.push(m);
         }
-        // Other jobs' manifests (`dajia link`, `"job": "link"`) publish
-        // their own tables in one commit each; only scans pin.
-        if m["job"].as_str().is_some_and(|j| j != "scan") {
+    }
+    Some(found)
+}
+
+fn versions_except(out: &Path, except: Option<&str>) -> Result<Option<BTreeMap<String, i64>>> {
+    let Some(manifests) = scan_manifests(out) else {
+        return Ok(None);
+    };
+    let mut best: Option<(Vec<i64>, BTreeMap<String, i64>)> = None;
+    let (mut any_succeeded, mut any_recorded) = (false, false);
+    for m in manifests {
+        if except.is_some() && m["run_id"].as_str() == except {
             continue;
         }
         // Written by a dajia that records its commits (even none yet).
@@ -139,6 +148,12 @@ pub async fn roll_back(out: &Path, run_id: &str) -> Result<Vec<String>> {
     let Some(published) = versions_except(out, Some(run_id))? else {
         return Ok(vec![]);
     };
+    let succeeded: Vec<String> = scan_manifests(out)
+        .unwrap_or_default()
+        .iter()
+        .filter(|m| m["outcome"] == "succeeded")
+        .filter_map(|m| m["run_id"].as_str().map(String::from))
+        .collect();
     let mut done = Vec::new();
     if published.is_empty() {
         // No run ever succeeded: every version of these tables is an
@@ -166,7 +181,7 @@ pub async fn roll_back(out: &Path, run_id: &str) -> Result<Vec<String>> {
         }
         let table = super::open(&dir).await?;
         let latest = table.version().map_or(-1, |l| l as i64);
-        if latest <= v {
+        if latest <= v || !undoable_commits_after(&table, name, v, latest, &succeeded).await? {
             continue;
         }
         tracing::warn!(
@@ -182,4 +197,151 @@ pub async fn roll_back(out: &Path, run_id: &str) -> Result<Vec<String>> {
         done.push(name.clone());
     }
     Ok(done)
+}
+
+/// Whether the commits of `table` after its published version `v` (up to
+/// `latest`) hold a change to undo, checked commit by commit (newest
+/// first) against the run that made it (`dajia.run_id`):
+/// - a vacuum's commits change no rows and are kept;
+/// - a restore to `v` (an earlier roll-back) means everything older is
+///   already undone;
+/// - a commit of a dajia run that did not succeed is undone;
+/// - a commit of a run whose manifest says it succeeded, or one that no
+///   dajia run made (another writer, or a manifest lost), is never undone
+///   silently: the roll-back fails, naming the version, for an operator to
+///   look at. Restoring over it would throw away rows nobody can recompute.
+async fn undoable_commits_after(
+    table: &DeltaTable,
+    name: &str,
+    v: i64,
+    latest: i64,
+    succeeded: &[String],
+) -> Result<bool> {
+    use futures::TryStreamExt;
+    let commits: Vec<_> = table
+        .history(Some((latest - v) as usize))
+        .try_collect()
+        .await
+        .with_context(|| format!("reading the history of {name}"))?;
+    if commits.len() < (latest - v) as usize {
+        bail!(
+            "{name}: a commit after the published version {v} has no commit information \
+             (not written by dajia); not rolling it back over: inspect the table"
+        );
+    }
+    let mut undo = false;
+    for (i, c) in commits.iter().enumerate() {
+        let version = latest - i as i64;
+        let op = c.operation.as_deref().unwrap_or("(no operation)");
+        let run = c.info.get("dajia.run_id").and_then(|r| r.as_str());
+        match (op, run) {
+            ("VACUUM START" | "VACUUM END", _) => {}
+            ("RESTORE", Some(_)) if restored_to(c) == Some(v) => break,
+            (_, Some(r)) if succeeded.iter().any(|s| s == r) => bail!(
+                "{name}: version {version} ({op}) was committed by run {r}, which succeeded, \
+                 after the published version {v}: the manifests in runs/ disagree with the \
+                 table; not rolling back"
+            ),
+            (_, Some(_)) => undo = true,
+            (_, None) => bail!(
+                "{name}: version {version} ({op}) was not written by a dajia run; \
+                 not rolling it back over: inspect the table (its published version is {v})"
+            ),
+        }
+    }
+    Ok(undo)
+}
+
+/// The version a RESTORE commit went back to (its operation parameters
+/// hold it as a number or, as delta-rs writes them, a string).
+fn restored_to(c: &deltalake::kernel::CommitInfo) -> Option<i64> {
+    let p = c.operation_parameters.as_ref()?.get("version")?;
+    p.as_i64().or_else(|| p.as_str()?.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::prelude::SessionContext;
+
+    async fn commit(dir: &Path, run_id: Option<&str>) {
+        let ctx = SessionContext::new();
+        let df = ctx.sql("SELECT 1 AS x, '2026-01-01' AS dt").await.unwrap();
+        match run_id {
+            Some(r) => {
+                let plan = df.into_optimized_plan().unwrap();
+                super::super::replace_partition(dir, plan, "2026-01-01", r, Some(&ctx))
+                    .await
+                    .unwrap();
+            }
+            // Another writer: no `dajia.run_id`.
+            None => {
+                let batches = df.collect().await.unwrap();
+                super::super::open(dir)
+                    .await
+                    .unwrap()
+                    .write(batches)
+                    .with_save_mode(deltalake::protocol::SaveMode::Append)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    fn manifest(out: &Path, run_id: &str, outcome: &str, commits: serde_json::Value) {
+        std::fs::create_dir_all(out.join("runs")).unwrap();
+        let m = serde_json::json!({"run_id": run_id, "job": "scan", "outcome": outcome, "commits": commits});
+        std::fs::write(
+            out.join("runs").join(format!("{run_id}.json")),
+            m.to_string(),
+        )
+        .unwrap();
+    }
+
+    async fn latest(dir: &Path) -> i64 {
+        super::super::open(dir).await.unwrap().version().unwrap() as i64
+    }
+
+    #[tokio::test]
+    async fn only_unfinished_runs_commits_are_undone_and_only_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        let scores = out.join("risk_scores");
+        commit(&scores, Some("ok")).await;
+        manifest(
+            out,
+            "ok",
+            "succeeded",
+            serde_json::json!({"risk_scores": 0}),
+        );
+        commit(&scores, Some("killed")).await;
+        manifest(out, "killed", "running", serde_json::json!({}));
+        assert_eq!(roll_back(out, "next").await.unwrap(), ["risk_scores"]);
+        assert_eq!(latest(&scores).await, 2, "one RESTORE commit");
+        // Already restored to the published version: nothing more to undo
+        // (no new RESTORE commit on every later run).
+        assert!(roll_back(out, "after").await.unwrap().is_empty());
+        assert_eq!(latest(&scores).await, 2);
+    }
+
+    #[tokio::test]
+    async fn a_commit_no_dajia_run_made_is_never_rolled_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        let scores = out.join("risk_scores");
+        commit(&scores, Some("ok")).await;
+        manifest(
+            out,
+            "ok",
+            "succeeded",
+            serde_json::json!({"risk_scores": 0}),
+        );
+        commit(&scores, None).await;
+        let e = roll_back(out, "next").await.unwrap_err().to_string();
+        assert!(
+            e.contains("version 1") && e.contains("not written by a dajia run"),
+            "{e}"
+        );
+        assert_eq!(latest(&scores).await, 1, "left as it was");
+    }
 }

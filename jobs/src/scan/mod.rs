@@ -108,7 +108,24 @@ pub async fn run(opts: &ScanOptions) -> Result<ScanSummary> {
     }
     manifest.write(&runs).context("writing the run manifest")?;
     drop(lease);
-    result
+    let mut summary = result?;
+    // The night's report, from what readers now see. The run has published:
+    // a report that cannot be written is a warning, not a failed run.
+    let report = crate::report::ReportOptions {
+        out: out.display().to_string(),
+        date: opts.date,
+        html: Some(crate::report::default_path(
+            &out,
+            &summary.date,
+            Some(&manifest.run_id),
+        )),
+        catalog: Some(opts.catalog.clone()),
+    };
+    match crate::report::run(&report).await {
+        Ok(r) => summary.report = Some(r.path),
+        Err(e) => tracing::warn!("writing the night's report: {e:#} (run `dajia report`)"),
+    }
+    Ok(summary)
 }
 
 /// A run's staged files older than this belong to a run that was killed

@@ -20,6 +20,9 @@ pub struct ScanSummary {
     pub images: Option<super::ImageStageSummary>,
     /// The seller networks linked before scoring.
     pub links: Option<crate::link::LinkSummary>,
+    /// The night's HTML report (`dajia report`), written after the manifest.
+    #[serde(skip)]
+    pub report: Option<std::path::PathBuf>,
 }
 
 impl ScanSummary {
@@ -74,6 +77,9 @@ impl std::fmt::Display for ScanSummary {
             pct(self.takedown)
         )?;
         writeln!(f, "  rejects   {:>10}", self.rejects)?;
+        if let Some(p) = &self.report {
+            writeln!(f, "  report    {}", p.display())?;
+        }
         if let Some(l) = &self.links {
             writeln!(
                 f,

@@ -1,0 +1,350 @@
+//! The figures of one night's report, computed with SQL over the output's
+//! published tables (and the catalog, for categories, regions and brand
+//! names) plus the run's manifest. Every table is a list of JSON rows so
+//! that the page's template shows them as they are.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use datafusion::prelude::SessionContext;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// One row of a query's result, by column name.
+pub type Row = Map<String, Value>;
+
+#[derive(Debug, Default, Serialize)]
+pub struct Figures {
+    pub date: String,
+    /// The run whose rows these are, and its manifest (when found).
+    pub run_id: Option<String>,
+    pub manifest: Option<Value>,
+    pub listings: u64,
+    /// `action`, `n`, in the order allow, review, takedown.
+    pub actions: Vec<Row>,
+    /// The latest earlier date of the output, with its counts by action.
+    pub previous_date: Option<String>,
+    pub previous_actions: Vec<Row>,
+    /// Listings per score bin of width 0.05 (20 bins).
+    pub histogram: Vec<u64>,
+    /// `name`, `listings`, `flagged`, `rate` (flagged: review or takedown).
+    pub categories: Vec<Row>,
+    pub regions: Vec<Row>,
+    /// `brand_id`, `name`, `listings`, `flagged`, `takedown`.
+    pub brands: Vec<Row>,
+    /// `code`, `listings`, and up to three examples (`listing_id`, `detail`).
+    pub reasons: Vec<Row>,
+    pub reason_examples: Vec<Row>,
+    /// `table_name`, `reason`, `n`.
+    pub rejects: Vec<Row>,
+    pub rejects_total: u64,
+    /// `stage`, `seconds` (wall), from the manifest.
+    pub stages: Vec<(String, f64)>,
+    /// Where the image work's time went (wall or CPU/GPU seconds by part).
+    pub image_split: Vec<(String, f64)>,
+    pub leads: Option<Vec<Row>>,
+    pub plan: Option<Vec<Row>>,
+    /// Sections left out, and why (e.g. the catalog cannot be read).
+    pub notes: Vec<String>,
+}
+
+/// The rows of `sql`, as JSON objects.
+pub async fn rows(ctx: &SessionContext, sql: &str) -> Result<Vec<Row>> {
+    let batches = ctx.sql(sql).await?.collect().await?;
+    let mut w = datafusion::arrow::json::ArrayWriter::new(Vec::new());
+    for b in &batches {
+        w.write(b)?;
+    }
+    w.finish()?;
+    let bytes = w.into_inner();
+    if bytes.is_empty() {
+        return Ok(vec![]);
+    }
+    let v: Vec<Row> = serde_json::from_slice(&bytes).context("reading query rows")?;
+    Ok(v)
+}
+
+pub fn num(r: &Row, k: &str) -> f64 {
+    match r.get(k) {
+        Some(Value::Number(n)) => n.as_f64().unwrap_or(0.0),
+        Some(Value::String(s)) => s.parse().unwrap_or(0.0),
+        _ => 0.0,
+    }
+}
+
+pub fn text(r: &Row, k: &str) -> String {
+    match r.get(k) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => "(none)".into(),
+        Some(v) => v.to_string(),
+    }
+}
+
+/// A date as a SQL literal (dates are validated `YYYY-MM-DD` by the caller).
+fn lit(d: &str) -> String {
+    format!("'{}'", d.replace('\'', "''"))
+}
+
+/// Gather the figures of `date` from `ctx`, whose `risk_scores` and
+/// `rejects` (and `leads`, `purchase_plan` when they exist) are the
+/// output's published tables, and whose `listings`, `sellers` and `brands`
+/// are the catalog's when `catalog` is true.
+pub async fn gather(
+    ctx: &SessionContext,
+    date: &str,
+    catalog: bool,
+    manifest: Option<Value>,
+    has: impl Fn(&str) -> bool,
+) -> Result<Figures> {
+    let d = lit(date);
+    let mut f = Figures {
+        date: date.into(),
+        run_id: manifest
+            .as_ref()
+            .and_then(|m| m["run_id"].as_str().map(String::from)),
+        ..Default::default()
+    };
+    let scores = format!("(SELECT * FROM risk_scores WHERE dt = {d})");
+    f.actions = rows(
+        ctx,
+        &format!(
+            "SELECT a.action, coalesce(n, 0) AS n FROM (VALUES ('allow', 0), ('review', 1), ('takedown', 2)) AS a(action, o) \
+             LEFT JOIN (SELECT action, count(*) AS n FROM {scores} GROUP BY action) c ON c.action = a.action ORDER BY o"
+        ),
+    )
+    .await
+    .context("counting listings by action")?;
+    f.listings = f.actions.iter().map(|r| num(r, "n") as u64).sum();
+    if let Some(prev) = rows(
+        ctx,
+        &format!("SELECT max(dt) AS d FROM risk_scores WHERE dt < {d}"),
+    )
+    .await?
+    .first()
+    .and_then(|r| r.get("d").and_then(|v| v.as_str().map(String::from)))
+    {
+        f.previous_actions = rows(
+            ctx,
+            &format!(
+                "SELECT action, count(*) AS n FROM risk_scores WHERE dt = {} GROUP BY action",
+                lit(&prev)
+            ),
+        )
+        .await?;
+        f.previous_date = Some(prev);
+    }
+    let mut histogram = vec![0u64; 20];
+    for r in rows(
+        ctx,
+        &format!(
+            "SELECT least(CAST(floor(score * 20) AS BIGINT), 19) AS bin, count(*) AS n FROM {scores} GROUP BY 1"
+        ),
+    )
+    .await?
+    {
+        let bin = (num(&r, "bin").max(0.0) as usize).min(19);
+        histogram[bin] += num(&r, "n") as u64;
+    }
+    f.histogram = histogram;
+    f.reasons = rows(
+        ctx,
+        &format!(
+            "SELECT code, count(DISTINCT listing_id) AS listings, \
+                    sum(CASE WHEN action = 'takedown' THEN 1 ELSE 0 END) AS takedown \
+             FROM (SELECT listing_id, action, get_field(r, 'code') AS code \
+                   FROM (SELECT listing_id, action, unnest(reasons) AS r FROM {scores})) \
+             GROUP BY code ORDER BY listings DESC, code LIMIT 15"
+        ),
+    )
+    .await
+    .context("counting reasons")?;
+    // The highest-scored listings of each of those reasons, as examples.
+    f.reason_examples = rows(
+        ctx,
+        &format!(
+            "SELECT code, listing_id, score, substr(detail, 1, 160) AS detail FROM ( \
+               SELECT code, listing_id, score, detail, \
+                      row_number() OVER (PARTITION BY code ORDER BY score DESC, listing_id) AS k \
+               FROM (SELECT listing_id, score, get_field(r, 'code') AS code, get_field(r, 'detail') AS detail \
+                     FROM (SELECT listing_id, score, unnest(reasons) AS r FROM {scores}))) \
+             WHERE k <= 3 ORDER BY code, k"
+        ),
+    )
+    .await?;
+    // Brand names from the catalog (a join: DataFusion plans no scalar
+    // subquery in a projection).
+    let (brand_name, brand_join) = if catalog {
+        (
+            "b.name",
+            "LEFT JOIN (SELECT brand_id, min(name) AS name FROM brands GROUP BY brand_id) b \
+             ON b.brand_id = s.brand_id",
+        )
+    } else {
+        ("CAST(NULL AS VARCHAR)", "")
+    };
+    f.brands = rows(
+        ctx,
+        &format!(
+            "SELECT s.brand_id, {brand_name} AS name, s.listings, s.flagged, s.takedown FROM ( \
+               SELECT brand_id, count(*) AS listings, \
+                      sum(CASE WHEN action <> 'allow' THEN 1 ELSE 0 END) AS flagged, \
+                      sum(CASE WHEN action = 'takedown' THEN 1 ELSE 0 END) AS takedown \
+               FROM {scores} WHERE brand_id IS NOT NULL GROUP BY brand_id) s {brand_join} \
+             ORDER BY s.flagged DESC, s.listings DESC, s.brand_id LIMIT 15"
+        ),
+    )
+    .await
+    .context("counting brands")?;
+    if catalog {
+        for (what, sql) in [
+            (
+                "categories",
+                format!(
+                    "SELECT coalesce(l.category, '(none)') AS name, count(*) AS listings, \
+                            sum(CASE WHEN s.action <> 'allow' THEN 1 ELSE 0 END) AS flagged \
+                     FROM {scores} s JOIN listings l ON l.listing_id = s.listing_id \
+                     GROUP BY 1 ORDER BY listings DESC, name LIMIT 15"
+                ),
+            ),
+            (
+                "regions",
+                format!(
+                    "SELECT coalesce(se.region, '(none)') AS name, count(*) AS listings, \
+                            sum(CASE WHEN s.action <> 'allow' THEN 1 ELSE 0 END) AS flagged \
+                     FROM {scores} s JOIN sellers se ON se.seller_id = s.seller_id \
+                     GROUP BY 1 ORDER BY listings DESC, name LIMIT 15"
+                ),
+            ),
+        ] {
+            match rows(ctx, &sql).await {
+                Ok(mut rs) => {
+                    for r in &mut rs {
+                        let rate = num(r, "flagged") / num(r, "listings").max(1.0);
+                        r.insert("rate".into(), serde_json::json!(rate));
+                    }
+                    if what == "categories" {
+                        f.categories = rs;
+                    } else {
+                        f.regions = rs;
+                    }
+                }
+                Err(e) => f.notes.push(format!("flag rate by {what}: {e:#}")),
+            }
+        }
+    } else {
+        f.notes.push(
+            "flag rate by category and by region, brand names: the catalog could not be read \
+             (give --catalog)"
+                .into(),
+        );
+    }
+    f.rejects = rows(
+        ctx,
+        &format!(
+            "SELECT table_name, substr(reason, 1, 90) AS reason, count(*) AS n \
+             FROM rejects WHERE dt = {d} GROUP BY 1, 2 ORDER BY n DESC, table_name, reason LIMIT 12"
+        ),
+    )
+    .await
+    .unwrap_or_default();
+    f.rejects_total = rows(
+        ctx,
+        &format!("SELECT count(*) AS n FROM rejects WHERE dt = {d}"),
+    )
+    .await
+    .ok()
+    .and_then(|r| r.first().map(|r| num(r, "n") as u64))
+    .unwrap_or(0);
+    // The night's other outputs, when this output has them; a section that
+    // cannot be read is left out with its reason, not the whole page.
+    if has("leads") {
+        match rows(
+            ctx,
+            &format!(
+                "SELECT rank, region, cluster_id, cardinality(sellers) AS sellers, listings, \
+                        estimated_counterfeit_sales_cents / 100.0 AS estimated_sales, confirmed_purchases \
+                 FROM leads WHERE dt = {d} ORDER BY estimated_counterfeit_sales_cents DESC, cluster_id LIMIT 10"
+            ),
+        )
+        .await
+        {
+            Ok(r) => f.leads = Some(r),
+            Err(e) => f.notes.push(format!("leads: {e:#}")),
+        }
+    }
+    if has("purchase_plan") {
+        match rows(
+            ctx,
+            &format!(
+                "SELECT why, count(*) AS listings, avg(inclusion_probability) AS inclusion_probability, \
+                        avg(expected_counterfeit) AS expected_counterfeit \
+                 FROM purchase_plan WHERE dt = {d} GROUP BY why ORDER BY why"
+            ),
+        )
+        .await
+        {
+            Ok(r) => f.plan = Some(r),
+            Err(e) => f.notes.push(format!("purchase plan: {e:#}")),
+        }
+    }
+    if let Some(m) = &manifest {
+        f.stages = m["stages_seconds"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| Some((s[0].as_str()?.to_string(), s[1].as_f64()?)))
+            .collect();
+        let i = &m["summary"]["images"];
+        if i.is_object() {
+            let mut split = vec![
+                ("fetch (wall)", i["fetch_seconds"].as_f64()),
+                (
+                    "decode + embed + match (wall)",
+                    i["embed_match_seconds"].as_f64(),
+                ),
+                ("OCR (wall)", i["ocr_seconds"].as_f64()),
+                ("OCR (CPU thread-seconds)", i["ocr_thread_seconds"].as_f64()),
+                ("process CPU", i["process_cpu_seconds"].as_f64()),
+            ];
+            if i["gpu"].is_object() {
+                split.push(("GPU device", i["gpu"]["device_seconds"].as_f64()));
+                split.push((
+                    "decode (CPU thread-seconds)",
+                    i["gpu"]["decode_thread_seconds"].as_f64(),
+                ));
+            }
+            f.image_split = split
+                .into_iter()
+                .filter_map(|(k, v)| Some((k.to_string(), v?)))
+                .collect();
+        }
+    }
+    f.manifest = manifest;
+    Ok(f)
+}
+
+/// The manifest of the scan of `date` whose commits readers see (the
+/// succeeded one with the highest versions), if any.
+pub fn published_manifest(out: &Path, date: &str) -> Option<Value> {
+    let mut best: Option<(i64, Value)> = None;
+    for e in std::fs::read_dir(out.join("runs")).ok()?.flatten() {
+        let p = e.path();
+        if p.extension().and_then(|x| x.to_str()) != Some("json") {
+            continue;
+        }
+        let Some(m) = std::fs::read(&p)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        else {
+            continue;
+        };
+        if m["job"] != "scan" || m["outcome"] != "succeeded" || m["date"] != date {
+            continue;
+        }
+        let v = m["commits"]["risk_scores"].as_i64().unwrap_or(-1);
+        if best.as_ref().is_none_or(|(b, _)| v > *b) {
+            best = Some((v, m));
+        }
+    }
+    best.map(|(_, m)| m)
+}
