@@ -276,8 +276,11 @@ fn nightly_report_renders_in_a_browser(cat: &std::path::Path, out: &std::path::P
             x + w <= shot.width() && y + h <= shot.height(),
             "{id} is outside the screenshot"
         );
-        // A drawn chart: ink (not white) over part of it, in several colours.
-        let mut ink = 0u64;
+        // A drawn chart: ink (not white) over part of it, in several
+        // colours, and bars (the charts' bar colours, not only axes and
+        // grid lines).
+        const BARS: [[u8; 3]; 4] = [[59, 110, 168], [76, 154, 91], [230, 155, 34], [192, 57, 43]];
+        let (mut ink, mut bar) = (0u64, 0u64);
         let mut colours = std::collections::HashSet::new();
         for py in *y..y + h {
             for px in *x..x + w {
@@ -286,17 +289,25 @@ fn nightly_report_renders_in_a_browser(cat: &std::path::Path, out: &std::path::P
                     ink += 1;
                     colours.insert([p[0] / 32, p[1] / 32, p[2] / 32]);
                 }
+                if BARS
+                    .iter()
+                    .any(|b| (0..3).all(|i| p[i].abs_diff(b[i]) <= 12))
+                {
+                    bar += 1;
+                }
             }
         }
-        let share = ink as f64 / (*w as f64 * *h as f64);
+        let area = *w as f64 * *h as f64;
+        let (share, bars) = (ink as f64 / area, bar as f64 / area);
         println!(
-            "chart {id}: {w}x{h}, ink {:.1}%, {} colours",
+            "chart {id}: {w}x{h}, ink {:.1}%, bars {:.1}%, {} colours",
             share * 100.0,
+            bars * 100.0,
             colours.len()
         );
         assert!(
-            share > 0.01 && colours.len() >= 2,
-            "{id}: ink {share}, colours {colours:?}"
+            share > 0.01 && bars > 0.002 && colours.len() >= 2,
+            "{id}: ink {share}, bars {bars}, colours {colours:?}"
         );
     }
 }
