@@ -25,7 +25,6 @@ pub fn versions(out: &Path) -> Result<Option<BTreeMap<String, i64>>> {
     versions_except(out, None)
 }
 
-/// [`versions`], leaving out the manifest of run `except` (the run asking).
 /// The scan manifests in `OUT/runs/` (`None` when there is no such
 /// folder). Other jobs' manifests (`dajia link`, `"job": "link"`) publish
 /// their own tables in one commit each; only scans pin.
@@ -52,6 +51,7 @@ fn scan_manifests(out: &Path) -> Option<Vec<serde_json::Value>> {
     Some(found)
 }
 
+/// [`versions`], leaving out the manifest of run `except` (the run asking).
 fn versions_except(out: &Path, except: Option<&str>) -> Result<Option<BTreeMap<String, i64>>> {
     let Some(manifests) = scan_manifests(out) else {
         return Ok(None);
@@ -302,18 +302,20 @@ mod tests {
         super::super::open(dir).await.unwrap().version().unwrap() as i64
     }
 
+    /// An output whose `risk_scores` version 0 is published by run `ok`.
+    async fn published_once() -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let scores = dir.path().join("risk_scores");
+        commit(&scores, Some("ok")).await;
+        let commits = serde_json::json!({"risk_scores": 0});
+        manifest(dir.path(), "ok", "succeeded", commits);
+        (dir, scores)
+    }
+
     #[tokio::test]
     async fn only_unfinished_runs_commits_are_undone_and_only_once() {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, scores) = published_once().await;
         let out = dir.path();
-        let scores = out.join("risk_scores");
-        commit(&scores, Some("ok")).await;
-        manifest(
-            out,
-            "ok",
-            "succeeded",
-            serde_json::json!({"risk_scores": 0}),
-        );
         commit(&scores, Some("killed")).await;
         manifest(out, "killed", "running", serde_json::json!({}));
         assert_eq!(roll_back(out, "next").await.unwrap(), ["risk_scores"]);
@@ -326,16 +328,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_commit_no_dajia_run_made_is_never_rolled_over() {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, scores) = published_once().await;
         let out = dir.path();
-        let scores = out.join("risk_scores");
-        commit(&scores, Some("ok")).await;
-        manifest(
-            out,
-            "ok",
-            "succeeded",
-            serde_json::json!({"risk_scores": 0}),
-        );
         commit(&scores, None).await;
         let e = roll_back(out, "next").await.unwrap_err().to_string();
         assert!(
