@@ -28,7 +28,7 @@ pub fn versions(out: &Path) -> Result<Option<BTreeMap<String, i64>>> {
 /// The scan manifests in `OUT/runs/` (`None` when there is no such
 /// folder). Other jobs' manifests (`dajia link`, `"job": "link"`) publish
 /// their own tables in one commit each; only scans pin.
-fn scan_manifests(out: &Path) -> Option<Vec<serde_json::Value>> {
+pub fn scan_manifests(out: &Path) -> Option<Vec<serde_json::Value>> {
     let entries = std::fs::read_dir(out.join("runs")).ok()?;
     let mut found = Vec::new();
     for e in entries.flatten() {

@@ -196,26 +196,26 @@ pub async fn gather(
     .await
     .context("counting brands")?;
     if catalog {
-        for (what, sql) in [
+        // Flag rate of the listings grouped by a catalog column: the
+        // listing's category, its seller's region.
+        for (what, name, join) in [
             (
                 "categories",
-                format!(
-                    "SELECT coalesce(l.category, '(none)') AS name, count(*) AS listings, \
-                            sum(CASE WHEN s.action <> 'allow' THEN 1 ELSE 0 END) AS flagged \
-                     FROM {scores} s JOIN listings l ON l.listing_id = s.listing_id \
-                     GROUP BY 1 ORDER BY listings DESC, name LIMIT 15"
-                ),
+                "c.category",
+                "listings c ON c.listing_id = s.listing_id",
             ),
             (
                 "regions",
-                format!(
-                    "SELECT coalesce(se.region, '(none)') AS name, count(*) AS listings, \
-                            sum(CASE WHEN s.action <> 'allow' THEN 1 ELSE 0 END) AS flagged \
-                     FROM {scores} s JOIN sellers se ON se.seller_id = s.seller_id \
-                     GROUP BY 1 ORDER BY listings DESC, name LIMIT 15"
-                ),
+                "c.region",
+                "sellers c ON c.seller_id = s.seller_id",
             ),
         ] {
+            let sql = format!(
+                "SELECT coalesce({name}, '(none)') AS name, count(*) AS listings, \
+                        sum(CASE WHEN s.action <> 'allow' THEN 1 ELSE 0 END) AS flagged \
+                 FROM {scores} s JOIN {join} \
+                 GROUP BY 1 ORDER BY listings DESC, name LIMIT 15"
+            );
             match rows(ctx, &sql).await {
                 Ok(mut rs) => {
                     for r in &mut rs {
@@ -326,25 +326,8 @@ pub async fn gather(
 /// The manifest of the scan of `date` whose commits readers see (the
 /// succeeded one with the highest versions), if any.
 pub fn published_manifest(out: &Path, date: &str) -> Option<Value> {
-    let mut best: Option<(i64, Value)> = None;
-    for e in std::fs::read_dir(out.join("runs")).ok()?.flatten() {
-        let p = e.path();
-        if p.extension().and_then(|x| x.to_str()) != Some("json") {
-            continue;
-        }
-        let Some(m) = std::fs::read(&p)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        else {
-            continue;
-        };
-        if m["job"] != "scan" || m["outcome"] != "succeeded" || m["date"] != date {
-            continue;
-        }
-        let v = m["commits"]["risk_scores"].as_i64().unwrap_or(-1);
-        if best.as_ref().is_none_or(|(b, _)| v > *b) {
-            best = Some((v, m));
-        }
-    }
-    best.map(|(_, m)| m)
+    crate::delta::published::scan_manifests(out)?
+        .into_iter()
+        .filter(|m| m["outcome"] == "succeeded" && m["date"] == date)
+        .max_by_key(|m| m["commits"]["risk_scores"].as_i64().unwrap_or(-1))
 }
