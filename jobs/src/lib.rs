@@ -31,6 +31,7 @@ pub mod report;
 pub mod salvage;
 pub mod sample;
 pub mod scan;
+pub mod serve;
 pub mod session;
 pub mod sql;
 pub mod store;

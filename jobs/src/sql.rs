@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::context::{SQLOptions, SessionContext};
+use datafusion::logical_expr::LogicalPlan;
 
 use crate::catalog::{local_path, Catalog};
 use crate::images::ImageRefs;
@@ -133,20 +134,30 @@ pub async fn run_statement(
     let state = ctx.state();
     let writes = state.config().get_extension::<WritesAllowed>().is_some();
     let plan = state.create_logical_plan(sql).await?;
-    // Read-only unless the user said otherwise: an ad-hoc query must not
-    // write files (COPY TO) or define tables over arbitrary paths.
+    verify_read_only(&plan, writes, true).map_err(|e| {
+        anyhow::anyhow!(
+            "`dajia sql` is read-only ({e}); start it with --allow-writes to run COPY, CREATE, INSERT or DROP"
+        )
+    })?;
+    let batches = ctx.execute_logical_plan(plan).await?.collect().await?;
+    print_batches(&batches, format, w)
+}
+
+/// Refuse a plan that writes (COPY TO, INSERT, CREATE, DROP: an ad-hoc
+/// query must not write files or define tables over arbitrary paths)
+/// unless `writes`, and one that changes the session (SET) unless `set`.
+/// The error is DataFusion's reason, one line.
+pub fn verify_read_only(plan: &LogicalPlan, writes: bool, set: bool) -> Result<(), String> {
     SQLOptions::new()
         .with_allow_ddl(writes)
         .with_allow_dml(writes)
-        .verify_plan(&plan)
+        .with_allow_statements(set)
+        .verify_plan(plan)
         .map_err(|e| {
-            anyhow::anyhow!(
-                "`dajia sql` is read-only ({}); start it with --allow-writes to run COPY, CREATE, INSERT or DROP",
-                e.strip_backtrace().trim_start_matches("Error during planning: ")
-            )
-        })?;
-    let batches = ctx.execute_logical_plan(plan).await?.collect().await?;
-    print_batches(&batches, format, w)
+            e.strip_backtrace()
+                .trim_start_matches("Error during planning: ")
+                .replace('\n', " ")
+        })
 }
 
 /// Marks a session whose statements may write (`dajia sql --allow-writes`);

@@ -124,6 +124,58 @@ impl Drop for Cluster {
     }
 }
 
+/// `sql`'s rows as CSV, fetched with arrow-flight's Flight SQL client from
+/// a `dajia serve --flight-sql` started with `args`.
+fn flight_sql_csv(args: &[&str], sql: &str) -> String {
+    use arrow_flight::sql::client::FlightSqlServiceClient;
+    use futures::TryStreamExt;
+    use std::io::BufRead;
+    const TOKEN: &str = "cluster-token-0123456789abcdef";
+    let mut server = bin()
+        .args(["serve", "--flight-sql", "127.0.0.1:0"])
+        .args(args)
+        .env("DAJIA_FLIGHT_TOKEN", TOKEN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(server.stdout.take().unwrap()).lines();
+    let first = lines
+        .next()
+        .expect("dajia serve says where it listens")
+        .unwrap();
+    let uri = first
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("grpc://"))
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_string();
+    let batches = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let channel = tonic::transport::Channel::from_shared(format!("http://{uri}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut client = FlightSqlServiceClient::new(channel);
+        client.set_token(TOKEN.to_string());
+        let info = client.execute(sql.to_string(), None).await.unwrap();
+        let ticket = info.endpoint[0].ticket.clone().unwrap();
+        let stream = client.do_get(ticket).await.unwrap();
+        stream.try_collect::<Vec<_>>().await.unwrap()
+    });
+    let _ = server.kill();
+    let _ = server.wait();
+    let mut csv = Vec::new();
+    {
+        let mut w = datafusion::arrow::csv::WriterBuilder::new()
+            .with_header(true)
+            .build(&mut csv);
+        for b in &batches {
+            w.write(b).unwrap();
+        }
+    }
+    String::from_utf8(csv).unwrap()
+}
+
 fn options(cat: &Path, out: &Path) -> dajia::scan::ScanOptions {
     let mut o = dajia::scan::ScanOptions::new(cat.to_str().unwrap(), out.to_str().unwrap(), date());
     // The image stage runs in the client process either way; OCR would only
@@ -250,6 +302,18 @@ fn scheduler_and_two_executors_score_like_one_machine() {
         q,
     ]);
     println!("sql:\n{out}");
+    // The same query from a Flight SQL client of `dajia serve --cluster`:
+    // the same rows.
+    let via_flight = flight_sql_csv(
+        &[
+            "--catalog",
+            cat.to_str().unwrap(),
+            "--cluster",
+            &cluster.url,
+        ],
+        q,
+    );
+    assert_eq!(via_flight, out, "Flight SQL on the cluster");
     let q = "SELECT action, count(*) AS n FROM risk_scores GROUP BY action ORDER BY action";
     same(&[
         "sql",

@@ -453,6 +453,126 @@ fn config_rules_reach_sql_and_name_the_model_version() {
     assert!(same(&without) < rows, "the config made no difference");
 }
 
+/// `dajia serve --flight-sql`: a notebook's ADBC client (PyPI's
+/// adbc-driver-flightsql) connects with the token, lists the tables, runs a
+/// dajia function over the catalog and the outputs and fetches Arrow; a
+/// write and a wrong token are refused; SIGTERM stops the server cleanly;
+/// the token never reaches its log.
+#[test]
+fn flight_sql_serves_adbc_clients_read_only_with_a_token() {
+    use std::io::BufRead;
+    const TOKEN: &str = "e2e-token-3f1c9a7b5d2e4f60";
+    let dir = tempfile::tempdir().unwrap();
+    let (cat, out) = (dir.path().join("catalog"), dir.path().join("out"));
+    gen(&cat, 2_000, 5);
+    let (ok, _, err) = scan(&cat, &out);
+    assert!(ok, "{err}");
+    let (cat_s, out_s) = (cat.to_str().unwrap(), out.to_str().unwrap());
+
+    // Options are checked before anything is opened, in one line.
+    let (ok, _, err) = run(&["serve", "--flight-sql", "0.0.0.0:0", "--out", out_s]);
+    assert!(
+        !ok && err.contains("--tls-cert") && err.lines().count() == 1,
+        "{err}"
+    );
+    let (ok, _, err) = run(&["serve", "--flight-sql", "127.0.0.1:0", "--out", out_s]);
+    assert!(!ok && err.contains("DAJIA_FLIGHT_TOKEN"), "{err}");
+
+    let mut server = bin()
+        .args([
+            "serve",
+            "--flight-sql",
+            "127.0.0.1:0",
+            "--catalog",
+            cat_s,
+            "--out",
+            out_s,
+        ])
+        .env("DAJIA_FLIGHT_TOKEN", TOKEN)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(server.stdout.take().unwrap()).lines();
+    let first = lines
+        .next()
+        .expect("the server says where it listens")
+        .unwrap();
+    let uri = first
+        .split_whitespace()
+        .find(|w| w.starts_with("grpc://"))
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_string();
+
+    let adbc = std::process::Command::new("python3")
+        .args(["-c", "import adbc_driver_flightsql.dbapi, pyarrow"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let client = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/adbc_client.py");
+    let report = adbc.then(|| {
+        std::process::Command::new("python3")
+            .args([client, &uri, TOKEN])
+            .output()
+            .unwrap()
+    });
+
+    // SIGTERM: the server stops at once and exits 0.
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let status = server.wait().unwrap();
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut server.stderr.take().unwrap(), &mut log).unwrap();
+    assert!(status.success(), "{status}: {log}");
+    assert!(!log.contains(TOKEN), "the token reached the server's log");
+
+    let Some(report) = report else {
+        assert!(
+            std::env::var_os("DAJIA_REQUIRE_ADBC").is_none(),
+            "DAJIA_REQUIRE_ADBC is set but python3 cannot import adbc_driver_flightsql and pyarrow"
+        );
+        eprintln!("flight_sql ADBC client skipped: pip install adbc-driver-flightsql pyarrow");
+        return;
+    };
+    let stdout = String::from_utf8_lossy(&report.stdout);
+    assert!(
+        report.status.success(),
+        "{stdout}{}\nserver log:\n{log}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let tables: Vec<&str> = r["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    for t in ["listings", "sellers", "brands", "risk_scores", "rejects"] {
+        assert!(tables.contains(&t), "{t} not listed: {tables:?}");
+    }
+    assert_eq!(r["query"][0]["normalized"], "高仿 gucci", "{r}");
+    assert_eq!(r["query"][0]["listings"], 2_000, "{r}");
+    let scored: u64 = r["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["n"].as_u64().unwrap())
+        .sum();
+    assert_eq!(scored, 2_000, "{r}");
+    let write = r["write"].as_str().unwrap();
+    assert!(write.contains("read-only"), "{write}");
+    let wrong = r["wrong_token"].as_str().unwrap();
+    assert!(
+        wrong.contains("bearer token") || wrong.to_lowercase().contains("unauthenticated"),
+        "{wrong}"
+    );
+    assert!(!out.join("copied").exists());
+    // The server's log names each query it ran or refused.
+    assert!(log.contains("running: SELECT normalize_text"), "{log}");
+}
+
 /// Default options give exactly the rows they gave before the options layer
 /// (digest of every column of every row of a generated catalog with images,
 /// OCR off, with `dajia sql --format json`; taken again when the generator

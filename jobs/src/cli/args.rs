@@ -250,6 +250,55 @@ pub enum Cmd {
         #[command(flatten)]
         cluster: ClusterArg,
     },
+    /// Arrow Flight SQL over a catalog and the outputs, with every dajia
+    /// function, for ADBC, JDBC (DBeaver) and BI clients: read-only, every
+    /// call authenticated with a bearer token, results bounded.
+    Serve {
+        /// Address to serve Arrow Flight SQL on (port 0: any free port,
+        /// printed once listening). Loopback unless TLS or --allow-plaintext.
+        #[arg(long = "flight-sql", value_name = "HOST:PORT", default_value = "127.0.0.1:32010", value_parser = parse_socket_addr)]
+        flight_sql: std::net::SocketAddr,
+        #[arg(long, env = "DAJIA_CATALOG")]
+        catalog: Option<String>,
+        #[arg(long, env = "DAJIA_OUT")]
+        out: Option<String>,
+        /// Image indexes written by `dajia kb` for image_top_matches.
+        #[arg(long, env = "DAJIA_IMAGE_KB")]
+        image_kb: Option<String>,
+        /// File whose first line is the bearer token every client must send
+        /// (default: the DAJIA_FLIGHT_TOKEN environment variable). Never logged.
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+        /// TLS certificate chain (PEM); with --tls-key.
+        #[arg(long, value_name = "PEM", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// TLS private key (PEM); with --tls-cert.
+        #[arg(long, value_name = "PEM", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Serve a non-loopback address without TLS (the token then travels
+        /// in clear: only on a network you trust).
+        #[arg(long)]
+        allow_plaintext: bool,
+        /// Rows one result may have; a larger one fails with this limit named.
+        #[arg(long, default_value_t = crate::serve::Limits::default().max_rows)]
+        max_rows: u64,
+        /// In-memory bytes one result may have.
+        #[arg(long, default_value_t = crate::serve::Limits::default().max_bytes)]
+        max_result_bytes: u64,
+        /// Seconds one query may run, planning to last batch.
+        #[arg(long, value_name = "SECONDS", default_value_t = crate::serve::Limits::default().timeout.as_secs())]
+        query_timeout: u64,
+        /// Queries that may run at once; more are refused until one ends.
+        #[arg(long, default_value_t = crate::serve::Limits::default().max_concurrent)]
+        max_concurrent_queries: usize,
+        /// Also allow reading files by path under DIR (as `dajia sql`).
+        #[arg(long = "read-files-under", value_name = "DIR")]
+        read_files_under: Vec<String>,
+        #[command(flatten)]
+        options: OptionFlags,
+        #[command(flatten)]
+        cluster: ClusterArg,
+    },
     /// One night's results as one self-contained HTML page with charts
     /// (also written by every scan, next to its manifest).
     Report {
@@ -446,6 +495,15 @@ pub enum BenchCmd {
         #[command(flatten)]
         options: OptionFlags,
     },
+}
+
+/// HOST:PORT, the host a name or an address (the first address it resolves to).
+fn parse_socket_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    s.to_socket_addrs()
+        .map_err(|e| format!("`{s}` is not HOST:PORT ({e})"))?
+        .next()
+        .ok_or_else(|| format!("`{s}` resolves to no address"))
 }
 
 fn parse_retention(s: &str) -> Result<chrono::Duration, String> {

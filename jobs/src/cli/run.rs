@@ -393,6 +393,67 @@ pub fn run(cli: Cli) -> Result<()> {
                 }
             })?;
         }
+        Cmd::Serve {
+            flight_sql,
+            catalog,
+            out,
+            image_kb,
+            token_file,
+            tls_cert,
+            tls_key,
+            allow_plaintext,
+            max_rows,
+            max_result_bytes,
+            query_timeout,
+            max_concurrent_queries,
+            read_files_under,
+            options,
+            cluster,
+        } => {
+            use crate::serve::{Limits, ServeOptions, TlsFiles, Token};
+            let target = cluster.target()?;
+            let options = resolve(&options)?;
+            let limits = Limits {
+                max_rows,
+                max_bytes: max_result_bytes,
+                timeout: std::time::Duration::from_secs(query_timeout),
+                max_concurrent: max_concurrent_queries,
+            };
+            let tls = tls_cert
+                .zip(tls_key)
+                .map(|(cert, key)| TlsFiles { cert, key });
+            let token = Token::load(token_file.as_deref(), "DAJIA_FLIGHT_TOKEN")?;
+            let serve = ServeOptions::new(flight_sql, token, tls, allow_plaintext, limits)?;
+            rt.block_on(async {
+                let ctx = sql::session_with_options(
+                    &target,
+                    &options,
+                    catalog.as_deref(),
+                    out.as_deref(),
+                    image_kb.as_deref(),
+                    &read_files_under,
+                )
+                .await?;
+                let scheme = if serve.tls.is_some() {
+                    "grpc+tls"
+                } else {
+                    "grpc"
+                };
+                let on = |addr| {
+                    say(format_args!(
+                        "dajia: Arrow Flight SQL on {scheme}://{addr} ({}); Ctrl-C stops\n",
+                        if target.is_cluster() {
+                            "queries run on the cluster"
+                        } else {
+                            "queries run in this process"
+                        }
+                    ));
+                    use std::io::Write;
+                    let _ = std::io::stdout().flush();
+                };
+                crate::serve::serve(ctx, &serve, on, shutdown_signal()).await
+            })?;
+        }
         Cmd::Report {
             out,
             date,
@@ -481,4 +542,21 @@ pub fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Resolves at Ctrl-C or SIGTERM (a service manager's stop).
+async fn shutdown_signal() {
+    let term = async {
+        #[cfg(unix)]
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+            return;
+        }
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
 }
