@@ -571,6 +571,11 @@ fn flight_sql_serves_adbc_clients_read_only_with_a_token() {
     assert!(!out.join("copied").exists());
     // The server's log names each query it ran or refused.
     assert!(log.contains("running: SELECT normalize_text"), "{log}");
+    assert!(
+        log.contains("refused (PermissionDenied): CREATE TABLE copied"),
+        "{log}"
+    );
+    println!("ADBC client: {r}\nserver log:\n{log}");
 }
 
 /// Default options give exactly the rows they gave before the options layer

@@ -422,6 +422,8 @@ pub fn run(cli: Cli) -> Result<()> {
             let tls = tls_cert
                 .zip(tls_key)
                 .map(|(cert, key)| TlsFiles { cert, key });
+            crate::serve::check_address(flight_sql, tls.is_some(), allow_plaintext)?;
+            limits.validate()?;
             let token = Token::load(token_file.as_deref(), "DAJIA_FLIGHT_TOKEN")?;
             let serve = ServeOptions::new(flight_sql, token, tls, allow_plaintext, limits)?;
             rt.block_on(async {

@@ -50,8 +50,7 @@ pub struct ServeOptions {
 }
 
 impl ServeOptions {
-    /// Check the combination: an address other than loopback carries the
-    /// token over the network, so it needs TLS unless `allow_plaintext`.
+    /// Check the combination (`check_address`) and the limits.
     pub fn new(
         addr: SocketAddr,
         token: Token,
@@ -59,11 +58,7 @@ impl ServeOptions {
         allow_plaintext: bool,
         limits: Limits,
     ) -> Result<Self> {
-        if !addr.ip().is_loopback() && tls.is_none() && !allow_plaintext {
-            bail!(
-                "--flight-sql {addr} is not a loopback address: give --tls-cert and --tls-key so that the bearer token is not sent in clear, or --allow-plaintext on a network you trust"
-            );
-        }
+        check_address(addr, tls.is_some(), allow_plaintext)?;
         limits.validate()?;
         Ok(Self {
             addr,
@@ -72,6 +67,18 @@ impl ServeOptions {
             limits,
         })
     }
+}
+
+/// An address other than loopback carries the token over the network, so
+/// it needs TLS unless `allow_plaintext`. (Checked first, before the token
+/// is read.)
+pub fn check_address(addr: SocketAddr, tls: bool, allow_plaintext: bool) -> Result<()> {
+    if !addr.ip().is_loopback() && !tls && !allow_plaintext {
+        bail!(
+            "--flight-sql {addr} is not a loopback address: give --tls-cert and --tls-key so that the bearer token is not sent in clear, or --allow-plaintext on a network you trust"
+        );
+    }
+    Ok(())
 }
 
 /// Serve `ctx` over Flight SQL until `shutdown` resolves. `on_listening`

@@ -96,11 +96,18 @@ impl FlightSqlEndpoint {
     /// The schema `sql`'s result will have (what FlightInfo announces and
     /// DoGet then sends: the same one, as strict clients such as ADBC
     /// require).
-    async fn result_schema(&self, sql: &str) -> Result<SchemaRef, Status> {
+    async fn result_schema(&self, sql: &str, peer: String) -> Result<SchemaRef, Status> {
         let plan = tokio::time::timeout(self.limits.timeout, self.plan(sql))
             .await
-            .map_err(|_| self.limits.timed_out())??;
-        Ok(plan.schema().inner().clone())
+            .map_err(|_| self.limits.timed_out())
+            .and_then(|p| p);
+        match plan {
+            Ok(plan) => Ok(plan.schema().inner().clone()),
+            Err(e) => {
+                log_query(&peer, sql, Err(&e));
+                Err(e)
+            }
+        }
     }
 
     /// Run `sql` and stream its batches within the limits.
@@ -258,7 +265,7 @@ impl FlightSqlService for FlightSqlEndpoint {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = self.result_schema(&query.query).await?;
+        let schema = self.result_schema(&query.query, peer(&request)).await?;
         let ticket = TicketStatementQuery {
             statement_handle: query.query.into_bytes().into(),
         };
@@ -281,9 +288,9 @@ impl FlightSqlService for FlightSqlEndpoint {
     async fn do_action_create_prepared_statement(
         &self,
         query: ActionCreatePreparedStatementRequest,
-        _request: Request<Action>,
+        request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        let schema = self.result_schema(&query.query).await?;
+        let schema = self.result_schema(&query.query, peer(&request)).await?;
         let ipc = IpcMessage::try_from(SchemaAsIpc::new(&schema, &IpcWriteOptions::default()))
             .map_err(arrow_status)?;
         Ok(ActionCreatePreparedStatementResult {
@@ -298,9 +305,8 @@ impl FlightSqlService for FlightSqlEndpoint {
         cmd: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = self
-            .result_schema(handle_sql(&cmd.prepared_statement_handle)?)
-            .await?;
+        let sql = handle_sql(&cmd.prepared_statement_handle)?;
+        let schema = self.result_schema(sql, peer(&request)).await?;
         flight_info(&schema, cmd.as_any().encode_to_vec(), request.into_inner())
     }
 
