@@ -62,7 +62,7 @@ impl Limits {
         })
     }
 
-    /// Why a query that ran `elapsed` is stopped.
+    /// Why a query past its deadline is stopped.
     pub fn timed_out(&self) -> Status {
         Status::deadline_exceeded(format!(
             "the query ran longer than {} s (--query-timeout); narrow it or aggregate",

@@ -91,7 +91,8 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
     let mut server = tonic::transport::Server::builder()
-        // A client that stops reading does not hold a query forever.
+        // A client gone without closing its connection is noticed (and its
+        // query dropped) within a minute, not at --query-timeout.
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)));
     if let Some(tls) = &options.tls {
