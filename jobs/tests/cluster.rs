@@ -129,26 +129,8 @@ impl Drop for Cluster {
 fn flight_sql_csv(args: &[&str], sql: &str) -> String {
     use arrow_flight::sql::client::FlightSqlServiceClient;
     use futures::TryStreamExt;
-    use std::io::BufRead;
     const TOKEN: &str = "cluster-token-0123456789abcdef";
-    let mut server = bin()
-        .args(["serve", "--flight-sql", "127.0.0.1:0"])
-        .args(args)
-        .env("DAJIA_FLIGHT_TOKEN", TOKEN)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(server.stdout.take().unwrap()).lines();
-    let first = lines
-        .next()
-        .expect("dajia serve says where it listens")
-        .unwrap();
-    let uri = first
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("grpc://"))
-        .unwrap_or_else(|| panic!("no address in {first:?}"))
-        .to_string();
+    let (mut server, uri) = serve_flight_sql(args, TOKEN, Stdio::inherit());
     let batches = tokio::runtime::Runtime::new().unwrap().block_on(async {
         let channel = tonic::transport::Channel::from_shared(format!("http://{uri}"))
             .unwrap()

@@ -460,7 +460,6 @@ fn config_rules_reach_sql_and_name_the_model_version() {
 /// the token never reaches its log.
 #[test]
 fn flight_sql_serves_adbc_clients_read_only_with_a_token() {
-    use std::io::BufRead;
     const TOKEN: &str = "e2e-token-3f1c9a7b5d2e4f60";
     let dir = tempfile::tempdir().unwrap();
     let (cat, out) = (dir.path().join("catalog"), dir.path().join("out"));
@@ -478,31 +477,12 @@ fn flight_sql_serves_adbc_clients_read_only_with_a_token() {
     let (ok, _, err) = run(&["serve", "--flight-sql", "127.0.0.1:0", "--out", out_s]);
     assert!(!ok && err.contains("DAJIA_FLIGHT_TOKEN"), "{err}");
 
-    let mut server = bin()
-        .args([
-            "serve",
-            "--flight-sql",
-            "127.0.0.1:0",
-            "--catalog",
-            cat_s,
-            "--out",
-            out_s,
-        ])
-        .env("DAJIA_FLIGHT_TOKEN", TOKEN)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(server.stdout.take().unwrap()).lines();
-    let first = lines
-        .next()
-        .expect("the server says where it listens")
-        .unwrap();
-    let uri = first
-        .split_whitespace()
-        .find(|w| w.starts_with("grpc://"))
-        .unwrap_or_else(|| panic!("no address in {first:?}"))
-        .to_string();
+    let (mut server, addr) = serve_flight_sql(
+        &["--catalog", cat_s, "--out", out_s],
+        TOKEN,
+        std::process::Stdio::piped(),
+    );
+    let uri = format!("grpc://{addr}");
 
     let adbc = std::process::Command::new("python3")
         .args(["-c", "import adbc_driver_flightsql.dbapi, pyarrow"])

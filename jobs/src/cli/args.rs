@@ -222,10 +222,8 @@ pub enum Cmd {
     },
     /// Ad-hoc SQL over a catalog and the outputs, with every dajia function.
     Sql {
-        #[arg(long, env = "DAJIA_CATALOG")]
-        catalog: Option<String>,
-        #[arg(long, env = "DAJIA_OUT")]
-        out: Option<String>,
+        #[command(flatten)]
+        session: SessionArgs,
         /// Run this SQL and exit.
         #[arg(short = 'c', long = "command")]
         command: Option<String>,
@@ -234,21 +232,10 @@ pub enum Cmd {
         file: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "table")]
         format: sql::Format,
-        /// Image indexes written by `dajia kb` for image_top_matches.
-        #[arg(long, env = "DAJIA_IMAGE_KB")]
-        image_kb: Option<String>,
         /// Allow statements that write files or define tables (COPY TO,
         /// CREATE, INSERT, DROP); without it the session is read-only.
         #[arg(long)]
         allow_writes: bool,
-        /// Also allow reading files by path (`SELECT * FROM 'DIR/x.parquet'`)
-        /// under DIR; without it, only under --catalog and --out. Repeatable.
-        #[arg(long = "read-files-under", value_name = "DIR")]
-        read_files_under: Vec<String>,
-        #[command(flatten)]
-        options: OptionFlags,
-        #[command(flatten)]
-        cluster: ClusterArg,
     },
     /// Arrow Flight SQL over a catalog and the outputs, with every dajia
     /// function, for ADBC, JDBC (DBeaver) and BI clients: read-only, every
@@ -258,13 +245,8 @@ pub enum Cmd {
         /// printed once listening). Loopback unless TLS or --allow-plaintext.
         #[arg(long = "flight-sql", value_name = "HOST:PORT", default_value = "127.0.0.1:32010", value_parser = parse_socket_addr)]
         flight_sql: std::net::SocketAddr,
-        #[arg(long, env = "DAJIA_CATALOG")]
-        catalog: Option<String>,
-        #[arg(long, env = "DAJIA_OUT")]
-        out: Option<String>,
-        /// Image indexes written by `dajia kb` for image_top_matches.
-        #[arg(long, env = "DAJIA_IMAGE_KB")]
-        image_kb: Option<String>,
+        #[command(flatten)]
+        session: SessionArgs,
         /// File whose first line is the bearer token every client must send
         /// (default: the DAJIA_FLIGHT_TOKEN environment variable). Never logged.
         #[arg(long, value_name = "FILE")]
@@ -291,13 +273,6 @@ pub enum Cmd {
         /// Queries that may run at once; more are refused until one ends.
         #[arg(long, default_value_t = crate::serve::Limits::default().max_concurrent)]
         max_concurrent_queries: usize,
-        /// Also allow reading files by path under DIR (as `dajia sql`).
-        #[arg(long = "read-files-under", value_name = "DIR")]
-        read_files_under: Vec<String>,
-        #[command(flatten)]
-        options: OptionFlags,
-        #[command(flatten)]
-        cluster: ClusterArg,
     },
     /// One night's results as one self-contained HTML page with charts
     /// (also written by every scan, next to its manifest).
@@ -387,6 +362,28 @@ pub enum Cmd {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+}
+
+/// The session `dajia sql` and `dajia serve` open: the catalog's tables,
+/// the output tables, image indexes, files by path, options, and where
+/// queries run.
+#[derive(clap::Args)]
+pub struct SessionArgs {
+    #[arg(long, env = "DAJIA_CATALOG")]
+    pub catalog: Option<String>,
+    #[arg(long, env = "DAJIA_OUT")]
+    pub out: Option<String>,
+    /// Image indexes written by `dajia kb` for image_top_matches.
+    #[arg(long, env = "DAJIA_IMAGE_KB")]
+    pub image_kb: Option<String>,
+    /// Also allow reading files by path (`SELECT * FROM 'DIR/x.parquet'`)
+    /// under DIR; without it, only under --catalog and --out. Repeatable.
+    #[arg(long = "read-files-under", value_name = "DIR")]
+    pub read_files_under: Vec<String>,
+    #[command(flatten)]
+    pub options: OptionFlags,
+    #[command(flatten)]
+    pub cluster: ClusterArg,
 }
 
 /// `--cluster df://HOST:PORT`: run the job's queries on a dajia cluster.

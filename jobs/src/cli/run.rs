@@ -356,29 +356,14 @@ pub fn run(cli: Cli) -> Result<()> {
             }
         }
         Cmd::Sql {
-            catalog,
-            out,
+            session,
             command,
             file,
             format,
-            image_kb,
             allow_writes,
-            read_files_under,
-            options,
-            cluster,
         } => {
-            let target = cluster.target()?;
-            let options = resolve(&options)?;
             rt.block_on(async {
-                let ctx = sql::session_with_options(
-                    &target,
-                    &options,
-                    catalog.as_deref(),
-                    out.as_deref(),
-                    image_kb.as_deref(),
-                    &read_files_under,
-                )
-                .await?;
+                let (ctx, _) = open_session(&session).await?;
                 if allow_writes {
                     sql::allow_writes(&ctx);
                 }
@@ -395,9 +380,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Serve {
             flight_sql,
-            catalog,
-            out,
-            image_kb,
+            session,
             token_file,
             tls_cert,
             tls_key,
@@ -406,13 +389,8 @@ pub fn run(cli: Cli) -> Result<()> {
             max_result_bytes,
             query_timeout,
             max_concurrent_queries,
-            read_files_under,
-            options,
-            cluster,
         } => {
             use crate::serve::{Limits, ServeOptions, TlsFiles, Token};
-            let target = cluster.target()?;
-            let options = resolve(&options)?;
             let limits = Limits {
                 max_rows,
                 max_bytes: max_result_bytes,
@@ -427,15 +405,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let token = Token::load(token_file.as_deref(), "DAJIA_FLIGHT_TOKEN")?;
             let serve = ServeOptions::new(flight_sql, token, tls, allow_plaintext, limits)?;
             rt.block_on(async {
-                let ctx = sql::session_with_options(
-                    &target,
-                    &options,
-                    catalog.as_deref(),
-                    out.as_deref(),
-                    image_kb.as_deref(),
-                    &read_files_under,
-                )
-                .await?;
+                let (ctx, target) = open_session(&session).await?;
                 let scheme = if serve.tls.is_some() {
                     "grpc+tls"
                 } else {
@@ -561,4 +531,22 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term => {}
     }
+}
+
+/// The session of `dajia sql` and `dajia serve`, and where its queries run.
+async fn open_session(
+    s: &super::args::SessionArgs,
+) -> Result<(datafusion::prelude::SessionContext, crate::cluster::Target)> {
+    let target = s.cluster.target()?;
+    let options = resolve(&s.options)?;
+    let ctx = sql::session_with_options(
+        &target,
+        &options,
+        s.catalog.as_deref(),
+        s.out.as_deref(),
+        s.image_kb.as_deref(),
+        &s.read_files_under,
+    )
+    .await?;
+    Ok((ctx, target))
 }

@@ -303,3 +303,33 @@ pub fn add_file_with_invalid_utf8(
     w.close().unwrap();
     first_id + (rows / 2) as i64
 }
+
+/// `dajia serve --flight-sql 127.0.0.1:0 ARGS` with the bearer token
+/// `token`: the server (its stderr as given) and the HOST:PORT it says it
+/// listens on.
+pub fn serve_flight_sql(
+    args: &[&str],
+    token: &str,
+    stderr: std::process::Stdio,
+) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut server = bin()
+        .args(["serve", "--flight-sql", "127.0.0.1:0"])
+        .args(args)
+        .env("DAJIA_FLIGHT_TOKEN", token)
+        .stdout(std::process::Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(server.stdout.take().unwrap()).lines();
+    let first = lines
+        .next()
+        .expect("dajia serve says where it listens")
+        .unwrap();
+    let addr = first
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("grpc://"))
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_string();
+    (server, addr)
+}
