@@ -400,10 +400,8 @@ pub fn run(cli: Cli) -> Result<()> {
             let tls = tls_cert
                 .zip(tls_key)
                 .map(|(cert, key)| TlsFiles { cert, key });
-            crate::serve::check_address(flight_sql, tls.is_some(), allow_plaintext)?;
-            limits.validate()?;
+            let serve = ServeOptions::new(flight_sql, tls, allow_plaintext, limits)?;
             let token = Token::load(token_file.as_deref(), "DAJIA_FLIGHT_TOKEN")?;
-            let serve = ServeOptions::new(flight_sql, token, tls, allow_plaintext, limits)?;
             rt.block_on(async {
                 let (ctx, target) = open_session(&session).await?;
                 let scheme = if serve.tls.is_some() {
@@ -423,7 +421,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     use std::io::Write;
                     let _ = std::io::stdout().flush();
                 };
-                crate::serve::serve(ctx, &serve, on, shutdown_signal()).await
+                crate::serve::serve(ctx, &serve, &token, on, shutdown_signal()).await
             })?;
         }
         Cmd::Report {

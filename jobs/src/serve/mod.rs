@@ -40,53 +40,42 @@ pub struct TlsFiles {
 }
 
 /// What `dajia serve` listens on and how it guards queries, validated
-/// before anything is opened.
+/// before anything is read or opened (the token, read from a file or the
+/// environment, is given to `serve` apart).
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     pub addr: SocketAddr,
-    pub token: Token,
     pub tls: Option<TlsFiles>,
     pub limits: Limits,
 }
 
 impl ServeOptions {
-    /// Check the combination (`check_address`) and the limits.
+    /// An address other than loopback carries the token over the network,
+    /// so it needs TLS unless `allow_plaintext`; and the limits must hold.
     pub fn new(
         addr: SocketAddr,
-        token: Token,
         tls: Option<TlsFiles>,
         allow_plaintext: bool,
         limits: Limits,
     ) -> Result<Self> {
-        check_address(addr, tls.is_some(), allow_plaintext)?;
+        if !addr.ip().is_loopback() && tls.is_none() && !allow_plaintext {
+            bail!(
+                "--flight-sql {addr} is not a loopback address: give --tls-cert and --tls-key so that the bearer token is not sent in clear, or --allow-plaintext on a network you trust"
+            );
+        }
         limits.validate()?;
-        Ok(Self {
-            addr,
-            token,
-            tls,
-            limits,
-        })
+        Ok(Self { addr, tls, limits })
     }
 }
 
-/// An address other than loopback carries the token over the network, so
-/// it needs TLS unless `allow_plaintext`. (Checked first, before the token
-/// is read.)
-pub fn check_address(addr: SocketAddr, tls: bool, allow_plaintext: bool) -> Result<()> {
-    if !addr.ip().is_loopback() && !tls && !allow_plaintext {
-        bail!(
-            "--flight-sql {addr} is not a loopback address: give --tls-cert and --tls-key so that the bearer token is not sent in clear, or --allow-plaintext on a network you trust"
-        );
-    }
-    Ok(())
-}
-
-/// Serve `ctx` over Flight SQL until `shutdown` resolves. `on_listening`
+/// Serve `ctx` over Flight SQL to clients that send `token`, until
+/// `shutdown` resolves. `on_listening`
 /// gets the bound address (the port when 0 was asked for) once clients can
 /// connect.
 pub async fn serve(
     ctx: SessionContext,
     options: &ServeOptions,
+    token: &Token,
     on_listening: impl FnOnce(SocketAddr),
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
@@ -111,7 +100,7 @@ pub async fn serve(
         .max_decoding_message_size(16 << 20)
         .max_encoding_message_size(64 << 20);
     let service =
-        tonic::service::interceptor::InterceptedService::new(service, options.token.interceptor());
+        tonic::service::interceptor::InterceptedService::new(service, token.interceptor());
     on_listening(bound);
     server
         .add_service(service)
@@ -139,9 +128,7 @@ fn tls_config(tls: &TlsFiles) -> Result<tonic::transport::ServerTlsConfig> {
         (&cert, "certificate", &tls.cert),
         (&key, "private key", &tls.key),
     ] {
-        if !bytes.starts_with(b"-----BEGIN")
-            && !String::from_utf8_lossy(bytes).contains("-----BEGIN")
-        {
+        if !bytes.windows(10).any(|w| w == b"-----BEGIN") {
             bail!("the TLS {what} {} is not a PEM file", path.display());
         }
     }
@@ -179,18 +166,12 @@ mod tests {
         )
         .unwrap();
         ctx.register_batch("numbers", batch).unwrap();
-        let opts = ServeOptions::new(
-            "127.0.0.1:0".parse().unwrap(),
-            Token::new(TOKEN).unwrap(),
-            tls,
-            false,
-            limits,
-        )
-        .unwrap();
+        let opts = ServeOptions::new("127.0.0.1:0".parse().unwrap(), tls, false, limits).unwrap();
+        let token = Token::new(TOKEN).unwrap();
         let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
-            serve(ctx, &opts, |a| addr_tx.send(a).unwrap(), async {
+            serve(ctx, &opts, &token, |a| addr_tx.send(a).unwrap(), async {
                 let _ = stop_rx.await;
             })
             .await
@@ -472,23 +453,15 @@ mod tests {
 
     #[test]
     fn other_addresses_need_tls_or_an_explicit_plaintext() {
-        let token = Token::new(TOKEN).unwrap();
         let open: SocketAddr = "0.0.0.0:32010".parse().unwrap();
-        let e = ServeOptions::new(open, token.clone(), None, false, Limits::default()).unwrap_err();
+        let e = ServeOptions::new(open, None, false, Limits::default()).unwrap_err();
         assert!(e.to_string().contains("--tls-cert"), "{e}");
-        ServeOptions::new(open, token.clone(), None, true, Limits::default()).unwrap();
+        ServeOptions::new(open, None, true, Limits::default()).unwrap();
         let tls = TlsFiles {
             cert: "c.pem".into(),
             key: "k.pem".into(),
         };
-        ServeOptions::new(open, token.clone(), Some(tls), false, Limits::default()).unwrap();
-        ServeOptions::new(
-            "[::1]:1".parse().unwrap(),
-            token,
-            None,
-            false,
-            Limits::default(),
-        )
-        .unwrap();
+        ServeOptions::new(open, Some(tls), false, Limits::default()).unwrap();
+        ServeOptions::new("[::1]:1".parse().unwrap(), None, false, Limits::default()).unwrap();
     }
 }
