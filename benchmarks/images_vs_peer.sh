@@ -39,6 +39,10 @@ for name, a, b, note in rows:
     print(f"{name:34} {a:10.4g} {b:10.4g} {a / b:7.2f}x  {note}")
 print(f"descriptor on {d['cores']} cores: {d['images_per_second_all_cores']:.0f} images/s; "
       f"matching {d['match_queries']}x{d['match_refs']}: {d['match_pairs_per_second']:.3g} pairs/s, {d['match_queries_per_second']:.0f} queries/s")
+g = d["decode_guard"]
+print(f"decode time limit (a helper thread per image, {g['timeout_ms']} ms): one core {g['one_core_without_limit']:.0f} -> "
+      f"{g['one_core_with_limit']:.0f} images/s ({g['ratio_one_core']:.3f}x, {g['overhead_us_per_image_one_core']:+.1f} us/image); "
+      f"{d['cores']} cores {g['all_cores_without_limit']:.0f} -> {g['all_cores_with_limit']:.0f} images/s ({g['ratio_all_cores']:.3f}x)")
 print(f"descriptor goal >= 400 images/s per core: {'met' if d['images_per_second_one_core'] >= 400 else 'NOT met'}; "
       f"recall@1 goal >= 0.98 among >= 10k: {'met' if d['recall_at_1'] >= 0.98 and d['refs'] >= 10000 else 'NOT met'}")
 json.dump({"descriptor": d, "mobilenet": m, "peer": p, "cores": cores, "build_profile": profile,

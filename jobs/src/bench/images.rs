@@ -2,6 +2,8 @@
 //! matching throughput, and recall@1 of transformed copies among distractor
 //! photos. The JPEGs and the ground truth are written to `--out` so that a
 //! peer (benchmarks/images_peer.py: PIL + imagehash) measures the same files.
+//! It also measures what the per-image decode time limit costs
+//! ([`DecodeGuardCost`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -39,6 +41,31 @@ pub struct TransformRecall {
     pub min_similarity: f32,
 }
 
+/// What the decode time limit costs: the time limit runs each image's
+/// decoder on a helper thread ([`kimage::decode`]), so decoding alone is
+/// timed with and without it on the same images, on one core and on all.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecodeGuardCost {
+    /// The limit measured (the options' `decode_timeout_ms`, or 10 s where
+    /// that is off).
+    pub timeout_ms: u64,
+    pub images: usize,
+    /// Images decoded per second, best of [`GUARD_REPEATS`] runs each.
+    pub one_core_without_limit: f64,
+    pub one_core_with_limit: f64,
+    pub all_cores_without_limit: f64,
+    pub all_cores_with_limit: f64,
+    /// Extra wall time per image on one core, in microseconds.
+    pub overhead_us_per_image_one_core: f64,
+    /// Throughput with the limit over throughput without it (1.0: free).
+    pub ratio_one_core: f64,
+    pub ratio_all_cores: f64,
+}
+
+/// Runs of each decode timing; the best is kept (the others are noise from
+/// the rest of the machine).
+const GUARD_REPEATS: usize = 3;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
     pub embedder: String,
@@ -70,6 +97,7 @@ pub struct BenchReport {
     /// Copies at or above the threshold / unrelated best matches at or above it.
     pub copies_above_threshold: f64,
     pub unrelated_above_threshold: f64,
+    pub decode_guard: DecodeGuardCost,
 }
 
 /// A reference photo at a size between 320 and 640 px on each side.
@@ -90,6 +118,57 @@ fn percentile(v: &mut [f32], p: f64) -> f32 {
     }
     v.sort_by(|a, b| a.total_cmp(b));
     v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Decoding alone of `sample`, with and without a time limit per image.
+fn decode_guard_cost(
+    sample: &[&[u8]],
+    limits: &DecodeLimits,
+    one: &rayon::ThreadPool,
+) -> Result<DecodeGuardCost> {
+    let timeout = limits.timeout.unwrap_or(std::time::Duration::from_secs(10));
+    let with = DecodeLimits {
+        timeout: Some(timeout),
+        ..*limits
+    };
+    let without = DecodeLimits {
+        timeout: None,
+        ..*limits
+    };
+    let rate = |l: &DecodeLimits, pool: Option<&rayon::ThreadPool>| -> Result<f64> {
+        let mut best = f64::MAX;
+        for _ in 0..GUARD_REPEATS {
+            let t = Instant::now();
+            let decode_all = || -> Vec<bool> {
+                sample
+                    .par_iter()
+                    .map(|b| kimage::decode(b, l).is_ok())
+                    .collect()
+            };
+            let ok = match pool {
+                Some(p) => p.install(decode_all),
+                None => decode_all(),
+            };
+            best = best.min(t.elapsed().as_secs_f64());
+            anyhow::ensure!(ok.iter().all(|&k| k), "a benchmark image failed to decode");
+        }
+        Ok(sample.len() as f64 / best)
+    };
+    let one_without = rate(&without, Some(one))?;
+    let one_with = rate(&with, Some(one))?;
+    let all_without = rate(&without, None)?;
+    let all_with = rate(&with, None)?;
+    Ok(DecodeGuardCost {
+        timeout_ms: timeout.as_millis() as u64,
+        images: sample.len(),
+        one_core_without_limit: one_without,
+        one_core_with_limit: one_with,
+        all_cores_without_limit: all_without,
+        all_cores_with_limit: all_with,
+        overhead_us_per_image_one_core: (1.0 / one_with - 1.0 / one_without) * 1e6,
+        ratio_one_core: one_with / one_without,
+        ratio_all_cores: all_with / all_without,
+    })
 }
 
 pub fn run(o: &BenchOptions) -> Result<BenchReport> {
@@ -176,6 +255,7 @@ pub fn run(o: &BenchOptions) -> Result<BenchReport> {
     let t = Instant::now();
     let _ = embedder.embed_batch(&sample, &limits);
     let all_cores = sample.len() as f64 / t.elapsed().as_secs_f64();
+    let decode_guard = decode_guard_cost(&sample, &limits, &one)?;
 
     // Accuracy: every reference and every query embedded.
     eprintln!(
@@ -263,6 +343,7 @@ pub fn run(o: &BenchOptions) -> Result<BenchReport> {
         threshold,
         copies_above_threshold: copies_above,
         unrelated_above_threshold: unrelated_above,
+        decode_guard,
     })
 }
 
@@ -304,10 +385,17 @@ impl std::fmt::Display for BenchReport {
             "  similarity: copies p01 {:.3} p50 {:.3}; best unrelated p50 {:.3} p99 {:.3} max {:.3}",
             self.copy_similarity_p01, self.copy_similarity_p50, self.unrelated_similarity_p50, self.unrelated_similarity_p99, self.unrelated_similarity_max
         )?;
-        write!(
+        writeln!(
             f,
             "  threshold {:.3}: {:.4} of copies and {:.4} of unrelated best matches at or above it",
             self.threshold, self.copies_above_threshold, self.unrelated_above_threshold
+        )?;
+        let g = &self.decode_guard;
+        write!(
+            f,
+            "  decode alone, {} images, without / with a {} ms limit per image: one core {:.0} / {:.0} images/s ({:.3}x, {:+.1} us per image); {} cores {:.0} / {:.0} images/s ({:.3}x)",
+            g.images, g.timeout_ms, g.one_core_without_limit, g.one_core_with_limit, g.ratio_one_core,
+            g.overhead_us_per_image_one_core, self.cores, g.all_cores_without_limit, g.all_cores_with_limit, g.ratio_all_cores
         )
     }
 }

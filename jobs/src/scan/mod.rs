@@ -306,7 +306,7 @@ async fn run_inner(
     {
         Ok(v) => v,
         Err(first) => {
-            let bad = crate::salvage::find_unreadable(&ctx, &files, false, &staging).await?;
+            let bad = crate::salvage::find_unreadable(&ctx, &files, false).await?;
             if bad.is_empty() {
                 bar.abandon();
                 return Err(first);

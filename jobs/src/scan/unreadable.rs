@@ -29,7 +29,7 @@ pub(super) async fn salvage_tables(
         .iter_mut()
         .filter(|t| t.name != "listings" && !t.files.is_empty())
     {
-        let bad = find_unreadable(ctx, &t.files, true, staging).await?;
+        let bad = find_unreadable(ctx, &t.files, true).await?;
         if bad.is_empty() {
             continue;
         }
