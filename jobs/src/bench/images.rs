@@ -62,9 +62,9 @@ pub struct DecodeGuardCost {
     pub ratio_all_cores: f64,
 }
 
-/// Runs of each decode timing; the best is kept (the others are noise from
-/// the rest of the machine).
-const GUARD_REPEATS: usize = 3;
+/// Runs of each decode timing, alternated; the best is kept (the others are
+/// noise from the rest of the machine).
+const GUARD_REPEATS: usize = 5;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
@@ -135,29 +135,34 @@ fn decode_guard_cost(
         timeout: None,
         ..*limits
     };
-    let rate = |l: &DecodeLimits, pool: Option<&rayon::ThreadPool>| -> Result<f64> {
-        let mut best = f64::MAX;
-        for _ in 0..GUARD_REPEATS {
-            let t = Instant::now();
-            let decode_all = || -> Vec<bool> {
-                sample
-                    .par_iter()
-                    .map(|b| kimage::decode(b, l).is_ok())
-                    .collect()
-            };
-            let ok = match pool {
-                Some(p) => p.install(decode_all),
-                None => decode_all(),
-            };
-            best = best.min(t.elapsed().as_secs_f64());
-            anyhow::ensure!(ok.iter().all(|&k| k), "a benchmark image failed to decode");
-        }
-        Ok(sample.len() as f64 / best)
+    // Seconds to decode `sample` once under `l`, on `pool` or on all cores.
+    let time = |l: &DecodeLimits, pool: Option<&rayon::ThreadPool>| -> Result<f64> {
+        let t = Instant::now();
+        let decode_all = || -> Vec<bool> {
+            sample
+                .par_iter()
+                .map(|b| kimage::decode(b, l).is_ok())
+                .collect()
+        };
+        let ok = match pool {
+            Some(p) => p.install(decode_all),
+            None => decode_all(),
+        };
+        anyhow::ensure!(ok.iter().all(|&k| k), "a benchmark image failed to decode");
+        Ok(t.elapsed().as_secs_f64())
     };
-    let one_without = rate(&without, Some(one))?;
-    let one_with = rate(&with, Some(one))?;
-    let all_without = rate(&without, None)?;
-    let all_with = rate(&with, None)?;
+    // Alternated, so that the machine's slow moments fall on both.
+    let rates = |pool: Option<&rayon::ThreadPool>| -> Result<(f64, f64)> {
+        let (mut without_s, mut with_s) = (f64::MAX, f64::MAX);
+        for _ in 0..GUARD_REPEATS {
+            without_s = without_s.min(time(&without, pool)?);
+            with_s = with_s.min(time(&with, pool)?);
+        }
+        let n = sample.len() as f64;
+        Ok((n / without_s, n / with_s))
+    };
+    let (one_without, one_with) = rates(Some(one))?;
+    let (all_without, all_with) = rates(None)?;
     Ok(DecodeGuardCost {
         timeout_ms: timeout.as_millis() as u64,
         images: sample.len(),
