@@ -166,11 +166,12 @@ struct Job {
     reply: mpsc::SyncSender<Result<RgbImage, ImageError>>,
 }
 
-/// Decoder threads waiting for an image, reused from image to image. A new
-/// thread per image cost ~0.8 ms per image, a third of a 640-px JPEG's
-/// decode (`dajia bench images`, "decode alone"): not the spawn itself but
-/// a fresh thread's allocator, which maps and faults in every large buffer
-/// again. A thread whose caller gave up on it is never returned here.
+/// Decoder threads waiting for an image, reused from image to image. With a
+/// new thread per image the time limit cost +0.8 ms per image on one core
+/// (`dajia bench images`, "decode alone", 640-px JPEGs, one run on a busy
+/// 2-core machine); with pooled threads +0.17 ms, 0.92x the throughput
+/// without a limit (two runs, alternated, best of 5). A thread whose caller
+/// gave up on it is never returned here.
 static IDLE: Mutex<Vec<mpsc::Sender<Job>>> = Mutex::new(Vec::new());
 
 /// Idle decoder threads kept (more than the cores of any machine here; an
