@@ -286,18 +286,18 @@ pub async fn find_unreadable(
 async fn check_remote(ctx: &SessionContext, f: &Path, skip_binary: bool) -> Result<Option<String>> {
     use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
     let (store, path) = remote(ctx, f)?;
-    let reachable = |store: Arc<dyn object_store::ObjectStore>, path: object_store::path::Path| async move {
+    // Not reachable (or not there) is the run's problem, not the file's.
+    let reachable = || async {
         use object_store::ObjectStoreExt;
         store
             .head(&path)
             .await
             .with_context(|| format!("reading {}", f.display()))
     };
-    let size = reachable(store.clone(), path.clone()).await?.size;
     let reader = StoreReader {
         store: store.clone(),
         path: path.clone(),
-        size,
+        size: reachable().await?.size,
     };
     // On its own task, so that a panic in the decoders ends only this check.
     let read = tokio::spawn(async move {
@@ -329,7 +329,7 @@ async fn check_remote(ctx: &SessionContext, f: &Path, skip_binary: bool) -> Resu
     // A read can also fail because the store went away mid-file: only a
     // store that still answers makes it the file's fault. (A file wrongly
     // called unreadable here is only salvaged whole, not lost.)
-    reachable(store, path).await?;
+    reachable().await?;
     Ok(Some(why))
 }
 
