@@ -60,9 +60,12 @@ export LD_LIBRARY_PATH="$DAJIA_MODELS/nvrtc/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_P
 export DAJIA_REQUIRE_NVRTC=1
 # (`--bin dajia-gpu-bench` compiles the GPU benchmark with CUDA; the dajia
 # binary is built for the `device` test. Neither has unit tests, and a test
-# harness of the dajia binary would be one more ~1 GB link.)
+# harness of the dajia binary would be one more ~1 GB link.) No `--lib`: the
+# libraries' unit tests do not depend on the feature (what does, the device
+# choice and nvJPEG loading, is in `device_choice`), and their test harnesses
+# under `cuda` cost CI minutes of compiling (the jobs crate's above all).
 cargo test --workspace --locked --no-fail-fast --features dajia-kernels/cuda \
-  --lib --bin dajia-gpu-bench --test nvrtc --test parity --test runtime --test models_parity --test device \
+  --bin dajia-gpu-bench --test nvrtc --test parity --test runtime --test models_parity --test device --test device_choice \
   -- --show-output 2>&1 | tee -a "$log" || status=1
 df -h . || true
 echo

@@ -195,27 +195,3 @@ pub fn select(choice: DeviceChoice) -> Result<Selected, DeviceError> {
         }),
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn choices_parse_and_cpu_always_works() {
-        assert_eq!("CUDA".parse::<DeviceChoice>(), Ok(DeviceChoice::Cuda));
-        assert_eq!("auto".parse::<DeviceChoice>(), Ok(DeviceChoice::Auto));
-        assert!("tpu"
-            .parse::<DeviceChoice>()
-            .unwrap_err()
-            .contains("auto, cpu or cuda"));
-        let s = select(DeviceChoice::Cpu).unwrap();
-        assert_eq!(s.device.kind(), "cpu");
-        assert!(s.note.is_none());
-        // auto never fails: a GPU, or the CPU with the reason.
-        let s = select(DeviceChoice::Auto).unwrap();
-        match &s.device {
-            Device::Cpu => assert!(s.note.as_deref().unwrap().contains("using the CPU")),
-            Device::Cuda(_) => assert!(s.note.as_deref().unwrap().contains("using cuda:")),
-        }
-    }
-}
