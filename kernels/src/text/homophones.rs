@@ -13,7 +13,6 @@ use std::ops::Range;
 use std::sync::LazyLock;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use daachorse::DoubleArrayAhoCorasick;
 use pinyin::ToPinyin;
 
 const HAN_BASE: u32 = 0x4E00;
@@ -122,24 +121,9 @@ fn unfold_range(text: &str, start: usize, end: usize) -> Range<usize> {
 
 /// Terms of one vocabulary, matched by sound. `T` says which term.
 pub struct HomophoneMatcher<T> {
-    ac: Option<Folded>,
+    ac: Option<AhoCorasick>,
     terms: Vec<(T, String)>,
-}
-
-/// The folded terms' automaton.
-enum Folded {
-    /// Leftmost-longest, one match per place.
-    Leftmost(AhoCorasick),
-    /// Every match, on daachorse's byte-wise double array: the knowledge
-    /// base hears all three vocabularies in every text, and a double array
-    /// stays in cache where a byte DFA of thousands of terms does not (see
-    /// `lexicon.rs`). Each distinct folded term once (daachorse refuses
-    /// duplicates, and homophone terms fold alike): its value indexes
-    /// `owners`, the terms (indexes into `terms`) that fold to it.
-    Overlapping {
-        ac: DoubleArrayAhoCorasick<u32>,
-        owners: Vec<Vec<usize>>,
-    },
+    overlapping: bool,
 }
 
 /// Which terms are matched by sound: at least `syllables` ideographs, or
@@ -210,32 +194,21 @@ impl<T> HomophoneMatcher<T> {
             }
         }
         let ac = (!kept.is_empty()).then(|| {
-            let folded = kept.iter().map(|(_, s)| fold(s).unwrap_or_default());
-            if !overlapping {
-                return Folded::Leftmost(
-                    AhoCorasickBuilder::new()
-                        .match_kind(MatchKind::LeftmostLongest)
-                        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-                        .build(folded)
-                        .expect("homophone patterns build an automaton"),
-                );
-            }
-            let mut index: std::collections::HashMap<Vec<u8>, u32> = Default::default();
-            let mut owners: Vec<Vec<usize>> = Vec::new();
-            for (term, f) in folded.enumerate() {
-                let id = *index.entry(f).or_insert_with(|| {
-                    owners.push(Vec::new());
-                    (owners.len() - 1) as u32
-                });
-                owners[id as usize].push(term);
-            }
-            Folded::Overlapping {
-                ac: DoubleArrayAhoCorasick::with_values(index)
-                    .expect("homophone patterns build an automaton"),
-                owners,
-            }
+            AhoCorasickBuilder::new()
+                .match_kind(if overlapping {
+                    MatchKind::Standard
+                } else {
+                    MatchKind::LeftmostLongest
+                })
+                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+                .build(kept.iter().map(|(_, s)| fold(s).unwrap_or_default()))
+                .expect("homophone patterns build an automaton")
         });
-        HomophoneMatcher { ac, terms: kept }
+        HomophoneMatcher {
+            ac,
+            terms: kept,
+            overlapping,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -258,29 +231,14 @@ impl<T> HomophoneMatcher<T> {
             return Vec::new();
         };
         let mut out: Vec<HomophoneHit<'_, T>> = Vec::new();
-        // (term, start, end) in the folded text: by end, longest first,
-        // then term order (aho-corasick's order for both kinds).
-        let matches: Vec<(usize, usize, usize)> = match ac {
-            Folded::Leftmost(ac) => ac
-                .find_iter(folded)
-                .map(|m| (m.pattern().as_usize(), m.start(), m.end()))
-                .collect(),
-            Folded::Overlapping { ac, owners } => {
-                let mut all: Vec<(usize, usize, usize)> = Vec::new();
-                for m in ac.find_overlapping_iter(folded) {
-                    all.extend(
-                        owners[m.value() as usize]
-                            .iter()
-                            .map(|&t| (t, m.start(), m.end())),
-                    );
-                }
-                all.sort_unstable_by_key(|&(t, s, e)| (e, std::cmp::Reverse(e - s), t));
-                all
-            }
+        let matches: Vec<aho_corasick::Match> = if self.overlapping {
+            ac.find_overlapping_iter(folded).collect()
+        } else {
+            ac.find_iter(folded).collect()
         };
-        for (term, start, end) in matches {
-            let (term, canonical) = &self.terms[term];
-            let range = unfold_range(text, start, end);
+        for m in matches {
+            let (term, canonical) = &self.terms[m.pattern().as_usize()];
+            let range = unfold_range(text, m.start(), m.end());
             if &text[range.clone()] == canonical.as_str() {
                 continue;
             }
