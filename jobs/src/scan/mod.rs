@@ -161,6 +161,8 @@ async fn run_inner(
 ) -> Result<ScanSummary> {
     let started = Instant::now();
     let dt = opts.date.to_string();
+    // The text kernels' dictionaries load while the catalog is read.
+    std::thread::spawn(dajia_kernels::text::homophones::warm_up);
 
     let t = Instant::now();
     let mut catalog = Catalog::open_any(&opts.catalog, Some(opts.date)).await?;
@@ -185,6 +187,8 @@ async fn run_inner(
     } else {
         None
     };
+    manifest.stage("load", t.elapsed());
+    let t = Instant::now();
     // Seller networks (`dajia link`'s computation, on the session that
     // scores): each seller's chain of links to a seller closed for
     // counterfeiting becomes `seller_links`.
@@ -198,7 +202,7 @@ async fn run_inner(
     .context("linking sellers")?;
     manifest.hot_identity_values = linked.hot_values.clone();
     manifest.links = Some(linked);
-    manifest.stage("load", t.elapsed());
+    manifest.stage("link_sellers", t.elapsed());
     manifest.inputs(&catalog);
     failpoint::reached("catalog");
 
