@@ -140,13 +140,12 @@ pub async fn gather(
         ),
     );
     let reasons = q(format!(
-            "SELECT code, count(DISTINCT listing_id) AS listings, \
+        "SELECT code, count(DISTINCT listing_id) AS listings, \
                     sum(CASE WHEN action = 'takedown' THEN 1 ELSE 0 END) AS takedown \
              FROM (SELECT listing_id, action, get_field(r, 'code') AS code \
                    FROM (SELECT listing_id, action, unnest(reasons) AS r FROM {scores})) \
              GROUP BY code ORDER BY listings DESC, code LIMIT 15"
-        ),
-    );
+    ));
     // The highest-scored listings of each of those reasons, as examples.
     let reason_examples = q(format!(
             "SELECT code, listing_id, score, substr(detail, 1, 160) AS detail FROM ( \
@@ -169,14 +168,13 @@ pub async fn gather(
         ("CAST(NULL AS VARCHAR)", "")
     };
     let brands = q(format!(
-            "SELECT s.brand_id, {brand_name} AS name, s.listings, s.flagged, s.takedown FROM ( \
+        "SELECT s.brand_id, {brand_name} AS name, s.listings, s.flagged, s.takedown FROM ( \
                SELECT brand_id, count(*) AS listings, \
                       sum(CASE WHEN action <> 'allow' THEN 1 ELSE 0 END) AS flagged, \
                       sum(CASE WHEN action = 'takedown' THEN 1 ELSE 0 END) AS takedown \
                FROM {scores} WHERE brand_id IS NOT NULL GROUP BY brand_id) s {brand_join} \
              ORDER BY s.flagged DESC, s.listings DESC, s.brand_id LIMIT 15"
-        ),
-    );
+    ));
     // Flag rate of the listings grouped by a catalog column: the
     // listing's category, its seller's region.
     let flag_rate = |name: &str, join: &str| {
@@ -203,10 +201,8 @@ pub async fn gather(
     let rejects = q(format!(
             "SELECT table_name, substr(reason, 1, 90) AS reason, count(*) AS n \
              FROM rejects WHERE dt = {d} GROUP BY 1, 2 ORDER BY n DESC, table_name, reason LIMIT 12"
-        ),
-    );
-    let rejects_total = q(format!("SELECT count(*) AS n FROM rejects WHERE dt = {d}"),
-    );
+        ));
+    let rejects_total = q(format!("SELECT count(*) AS n FROM rejects WHERE dt = {d}"));
     // The night's other outputs, when this output has them; a section that
     // cannot be read is left out with its reason, not the whole page.
     let optional = |table: &str, sql: String| {
@@ -239,7 +235,16 @@ pub async fn gather(
         (actions, previous, histogram, reasons, reason_examples, brands),
         (categories, regions, rejects, rejects_total, leads, plan),
     ) = futures::join!(
-        async { futures::join!(actions, previous, histogram, reasons, reason_examples, brands) },
+        async {
+            futures::join!(
+                actions,
+                previous,
+                histogram,
+                reasons,
+                reason_examples,
+                brands
+            )
+        },
         async { futures::join!(categories, regions, rejects, rejects_total, leads, plan) },
     );
 

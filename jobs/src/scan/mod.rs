@@ -192,14 +192,18 @@ async fn run_inner(
     // Seller networks (`dajia link`'s computation, on the session that
     // scores): each seller's chain of links to a seller closed for
     // counterfeiting becomes `seller_links`.
-    let linked = crate::link::register_seller_links(
-        remote.as_ref().unwrap_or(&ctx),
-        &opts.options,
-        &staging,
-        remote.is_some(),
-    )
-    .await
-    .context("linking sellers")?;
+    // The valid listings are counted meanwhile (linking is mostly small
+    // queries one after another, leaving the cores idle): publishing checks
+    // the rows it wrote against this count. A failed count here is no
+    // error yet: publishing counts again, under the salvage of unreadable
+    // files.
+    let scoring = remote.as_ref().unwrap_or(&ctx);
+    let (linked, valid) = tokio::join!(
+        crate::link::register_seller_links(scoring, &opts.options, &staging, remote.is_some()),
+        caught(count_valid(scoring, opts)),
+    );
+    let linked = linked.context("linking sellers")?;
+    let mut valid = valid.ok();
     manifest.hot_identity_values = linked.hot_values.clone();
     manifest.links = Some(linked);
     manifest.stage("link_sellers", t.elapsed());
@@ -306,28 +310,34 @@ async fn run_inner(
     let risk_dir = delta::output_dir(out, "risk_scores");
     let mut files = listings.files.clone();
     lease.check()?;
-    let (version, cluster_tally) = match caught(publish_scores(&scorer, opts, &risk_dir, &dt)).await
-    {
-        Ok(v) => v,
-        Err(first) => {
-            let bad = crate::salvage::find_unreadable(&ctx, &files, false).await?;
-            if bad.is_empty() {
-                bar.abandon();
-                return Err(first);
+    let (version, cluster_tally) =
+        match caught(publish_scores(&scorer, opts, &risk_dir, &dt, valid.take())).await {
+            Ok(v) => v,
+            Err(first) => {
+                let bad = crate::salvage::find_unreadable(&ctx, &files, false).await?;
+                if bad.is_empty() {
+                    bar.abandon();
+                    return Err(first);
+                }
+                tracing::warn!(
+                    "{} listings file(s) unreadable: salvaging their readable rows, then retrying",
+                    bad.len()
+                );
+                files = unreadable::salvage_files(
+                    &ctx,
+                    "listings",
+                    &files,
+                    &bad,
+                    &staging,
+                    &mut rejects,
+                )
+                .await?;
+                scorer.ctx.deregister_table("listings")?;
+                register_files_as(scorer.ctx, "listings", &files, listings.schema.clone()).await?;
+                counter.reset();
+                publish_scores(&scorer, opts, &risk_dir, &dt, None).await?
             }
-            tracing::warn!(
-                "{} listings file(s) unreadable: salvaging their readable rows, then retrying",
-                bad.len()
-            );
-            files =
-                unreadable::salvage_files(&ctx, "listings", &files, &bad, &staging, &mut rejects)
-                    .await?;
-            scorer.ctx.deregister_table("listings")?;
-            register_files_as(scorer.ctx, "listings", &files, listings.schema.clone()).await?;
-            counter.reset();
-            publish_scores(&scorer, opts, &risk_dir, &dt).await?
-        }
-    };
+        };
     bar.finish();
     manifest.stage("score_and_publish", t.elapsed());
     manifest.committed("risk_scores", version);
@@ -388,14 +398,29 @@ struct Scorer<'a> {
     run_id: &'a str,
 }
 
-/// Score every valid listing and publish partition `dt` of `risk_scores`.
-/// Returns the table version, and on a cluster the tally of what was
-/// published (locally the counting function tallies as rows stream).
+/// How many rows of `listings` are valid (scored).
+async fn count_valid(ctx: &SessionContext, opts: &ScanOptions) -> Result<u64> {
+    let has_desc = has_col(ctx, "listings", "description").await;
+    count(
+        ctx,
+        &format!(
+            "SELECT count(*) FROM listings l WHERE {}",
+            valid_row(opts.options.scan.max_text_bytes, has_desc)
+        ),
+    )
+    .await
+}
+
+/// Score every valid listing and publish partition `dt` of `risk_scores`;
+/// `valid` is how many there are when already counted. Returns the table
+/// version, and on a cluster the tally of what was published (locally the
+/// counting function tallies as rows stream).
 async fn publish_scores(
     scorer: &Scorer<'_>,
     opts: &ScanOptions,
     dir: &std::path::Path,
     dt: &str,
+    valid: Option<u64>,
 ) -> Result<(i64, Option<progress::Tally>)> {
     let ctx = scorer.ctx;
     // The counting variant reports to this process; executors get the
@@ -433,14 +458,10 @@ async fn publish_scores(
         run_id = scorer.run_id,
     );
     // Exactly the valid listings are published, each once.
-    let valid = count(
-        ctx,
-        &format!(
-            "SELECT count(*) FROM listings l WHERE {}",
-            valid_row(opts.options.scan.max_text_bytes, has_desc)
-        ),
-    )
-    .await?;
+    let valid = match valid {
+        Some(n) => n,
+        None => count_valid(ctx, opts).await?,
+    };
     let df = ctx.sql(&sql).await?;
     if scorer.remote {
         let expect = delta::publish::Expect {
