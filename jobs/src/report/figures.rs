@@ -110,35 +110,29 @@ pub async fn gather(
     // scan (at 1M listings the page took 1.2 s with them one after another).
     let q = |sql: String| async move { rows(ctx, &sql).await };
     let actions = q(format!(
-            "SELECT a.action, coalesce(n, 0) AS n FROM (VALUES ('allow', 0), ('review', 1), ('takedown', 2)) AS a(action, o) \
-             LEFT JOIN (SELECT action, count(*) AS n FROM {scores} GROUP BY action) c ON c.action = a.action ORDER BY o"
-        ),
-    );
+        "SELECT a.action, coalesce(n, 0) AS n FROM (VALUES ('allow', 0), ('review', 1), ('takedown', 2)) AS a(action, o) \
+         LEFT JOIN (SELECT action, count(*) AS n FROM {scores} GROUP BY action) c ON c.action = a.action ORDER BY o"
+    ));
     let previous = async {
-        let prev = rows(
-            ctx,
-            &format!("SELECT max(dt) AS d FROM risk_scores WHERE dt < {d}"),
-        )
+        let prev = q(format!(
+            "SELECT max(dt) AS d FROM risk_scores WHERE dt < {d}"
+        ))
         .await?
         .first()
         .and_then(|r| r.get("d").and_then(|v| v.as_str().map(String::from)));
         let Some(prev) = prev else {
             return Ok(None);
         };
-        let counts = rows(
-            ctx,
-            &format!(
-                "SELECT action, count(*) AS n FROM risk_scores WHERE dt = {} GROUP BY action",
-                lit(&prev)
-            ),
-        )
+        let counts = q(format!(
+            "SELECT action, count(*) AS n FROM risk_scores WHERE dt = {} GROUP BY action",
+            lit(&prev)
+        ))
         .await?;
         anyhow::Ok(Some((prev, counts)))
     };
     let histogram = q(format!(
-            "SELECT least(CAST(floor(score * 20) AS BIGINT), 19) AS bin, count(*) AS n FROM {scores} GROUP BY 1"
-        ),
-    );
+        "SELECT least(CAST(floor(score * 20) AS BIGINT), 19) AS bin, count(*) AS n FROM {scores} GROUP BY 1"
+    ));
     let reasons = q(format!(
         "SELECT code, count(DISTINCT listing_id) AS listings, \
                     sum(CASE WHEN action = 'takedown' THEN 1 ELSE 0 END) AS takedown \
@@ -148,14 +142,13 @@ pub async fn gather(
     ));
     // The highest-scored listings of each of those reasons, as examples.
     let reason_examples = q(format!(
-            "SELECT code, listing_id, score, substr(detail, 1, 160) AS detail FROM ( \
-               SELECT code, listing_id, score, detail, \
-                      row_number() OVER (PARTITION BY code ORDER BY score DESC, listing_id) AS k \
-               FROM (SELECT listing_id, score, get_field(r, 'code') AS code, get_field(r, 'detail') AS detail \
-                     FROM (SELECT listing_id, score, unnest(reasons) AS r FROM {scores}))) \
-             WHERE k <= 3 ORDER BY code, k"
-        ),
-    );
+        "SELECT code, listing_id, score, substr(detail, 1, 160) AS detail FROM ( \
+           SELECT code, listing_id, score, detail, \
+                  row_number() OVER (PARTITION BY code ORDER BY score DESC, listing_id) AS k \
+           FROM (SELECT listing_id, score, get_field(r, 'code') AS code, get_field(r, 'detail') AS detail \
+                 FROM (SELECT listing_id, score, unnest(reasons) AS r FROM {scores}))) \
+         WHERE k <= 3 ORDER BY code, k"
+    ));
     // Brand names from the catalog (a join: DataFusion plans no scalar
     // subquery in a projection).
     let (brand_name, brand_join) = if catalog {
@@ -199,9 +192,9 @@ pub async fn gather(
     let categories = flag_rate("c.category", "listings c ON c.listing_id = s.listing_id");
     let regions = flag_rate("c.region", "sellers c ON c.seller_id = s.seller_id");
     let rejects = q(format!(
-            "SELECT table_name, substr(reason, 1, 90) AS reason, count(*) AS n \
-             FROM rejects WHERE dt = {d} GROUP BY 1, 2 ORDER BY n DESC, table_name, reason LIMIT 12"
-        ));
+        "SELECT table_name, substr(reason, 1, 90) AS reason, count(*) AS n \
+         FROM rejects WHERE dt = {d} GROUP BY 1, 2 ORDER BY n DESC, table_name, reason LIMIT 12"
+    ));
     let rejects_total = q(format!("SELECT count(*) AS n FROM rejects WHERE dt = {d}"));
     // The night's other outputs, when this output has them; a section that
     // cannot be read is left out with its reason, not the whole page.
@@ -218,11 +211,10 @@ pub async fn gather(
     let leads = optional(
         "leads",
         format!(
-            "SELECT rank, region, cluster_id, cardinality(sellers) AS sellers, listings, \
-                    estimated_counterfeit_sales_cents / 100.0 AS estimated_sales, confirmed_purchases \
-             FROM leads WHERE dt = {d} ORDER BY estimated_counterfeit_sales_cents DESC, cluster_id LIMIT 10"
-        ),
-    );
+        "SELECT rank, region, cluster_id, cardinality(sellers) AS sellers, listings, \
+                estimated_counterfeit_sales_cents / 100.0 AS estimated_sales, confirmed_purchases \
+         FROM leads WHERE dt = {d} ORDER BY estimated_counterfeit_sales_cents DESC, cluster_id LIMIT 10"
+    ));
     let plan = optional(
         "purchase_plan",
         format!(
@@ -232,20 +224,31 @@ pub async fn gather(
         ),
     );
     let (
-        (actions, previous, histogram, reasons, reason_examples, brands),
-        (categories, regions, rejects, rejects_total, leads, plan),
+        actions,
+        previous,
+        histogram,
+        reasons,
+        reason_examples,
+        brands,
+        categories,
+        regions,
+        rejects,
+        rejects_total,
+        leads,
+        plan,
     ) = futures::join!(
-        async {
-            futures::join!(
-                actions,
-                previous,
-                histogram,
-                reasons,
-                reason_examples,
-                brands
-            )
-        },
-        async { futures::join!(categories, regions, rejects, rejects_total, leads, plan) },
+        actions,
+        previous,
+        histogram,
+        reasons,
+        reason_examples,
+        brands,
+        categories,
+        regions,
+        rejects,
+        rejects_total,
+        leads,
+        plan
     );
 
     f.actions = actions.context("counting listings by action")?;
@@ -264,10 +267,12 @@ pub async fn gather(
     f.reason_examples = reason_examples?;
     f.brands = brands.context("counting brands")?;
     if catalog {
-        for (what, result) in [("categories", categories), ("regions", regions)] {
+        for (what, result, table) in [
+            ("categories", categories, &mut f.categories),
+            ("regions", regions, &mut f.regions),
+        ] {
             match result.expect("run with the catalog") {
-                Ok(rs) if what == "categories" => f.categories = rs,
-                Ok(rs) => f.regions = rs,
+                Ok(rs) => *table = rs,
                 Err(e) => f.notes.push(format!("flag rate by {what}: {e:#}")),
             }
         }
