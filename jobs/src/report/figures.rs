@@ -3,6 +3,7 @@
 //! names) plus the run's manifest. Every table is a list of JSON rows so
 //! that the page's template shows them as they are.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -109,10 +110,8 @@ pub async fn gather(
     // single-threaded parts (planning, a final merge) overlap another's
     // scan (at 1M listings the page took 1.2 s with them one after another).
     let q = |sql: String| async move { rows(ctx, &sql).await };
-    let actions = q(format!(
-        "SELECT a.action, coalesce(n, 0) AS n FROM (VALUES ('allow', 0), ('review', 1), ('takedown', 2)) AS a(action, o) \
-         LEFT JOIN (SELECT action, count(*) AS n FROM {scores} GROUP BY action) c ON c.action = a.action ORDER BY o"
-    ));
+    // Actions, histogram, brands, reasons and their examples: one read.
+    let pass = super::score_pass::gather(ctx, &scores);
     let previous = async {
         let prev = q(format!(
             "SELECT max(dt) AS d FROM risk_scores WHERE dt < {d}"
@@ -130,44 +129,13 @@ pub async fn gather(
         .await?;
         anyhow::Ok(Some((prev, counts)))
     };
-    let histogram = q(format!(
-        "SELECT least(CAST(floor(score * 20) AS BIGINT), 19) AS bin, count(*) AS n FROM {scores} GROUP BY 1"
-    ));
-    let reasons = q(format!(
-        "SELECT code, count(DISTINCT listing_id) AS listings, \
-                    sum(CASE WHEN action = 'takedown' THEN 1 ELSE 0 END) AS takedown \
-             FROM (SELECT listing_id, action, get_field(r, 'code') AS code \
-                   FROM (SELECT listing_id, action, unnest(reasons) AS r FROM {scores})) \
-             GROUP BY code ORDER BY listings DESC, code LIMIT 15"
-    ));
-    // The highest-scored listings of each of those reasons, as examples.
-    let reason_examples = q(format!(
-        "SELECT code, listing_id, score, substr(detail, 1, 160) AS detail FROM ( \
-           SELECT code, listing_id, score, detail, \
-                  row_number() OVER (PARTITION BY code ORDER BY score DESC, listing_id) AS k \
-           FROM (SELECT listing_id, score, get_field(r, 'code') AS code, get_field(r, 'detail') AS detail \
-                 FROM (SELECT listing_id, score, unnest(reasons) AS r FROM {scores}))) \
-         WHERE k <= 3 ORDER BY code, k"
-    ));
-    // Brand names from the catalog (a join: DataFusion plans no scalar
-    // subquery in a projection).
-    let (brand_name, brand_join) = if catalog {
-        (
-            "b.name",
-            "LEFT JOIN (SELECT brand_id, min(name) AS name FROM brands GROUP BY brand_id) b \
-             ON b.brand_id = s.brand_id",
-        )
-    } else {
-        ("CAST(NULL AS VARCHAR)", "")
+    // Brand names from the catalog.
+    let brand_names = async {
+        if !catalog {
+            return Ok(vec![]);
+        }
+        rows(ctx, "SELECT brand_id, min(name) AS name FROM brands GROUP BY brand_id").await
     };
-    let brands = q(format!(
-        "SELECT s.brand_id, {brand_name} AS name, s.listings, s.flagged, s.takedown FROM ( \
-               SELECT brand_id, count(*) AS listings, \
-                      sum(CASE WHEN action <> 'allow' THEN 1 ELSE 0 END) AS flagged, \
-                      sum(CASE WHEN action = 'takedown' THEN 1 ELSE 0 END) AS takedown \
-               FROM {scores} WHERE brand_id IS NOT NULL GROUP BY brand_id) s {brand_join} \
-             ORDER BY s.flagged DESC, s.listings DESC, s.brand_id LIMIT 15"
-    ));
     // Flag rate of the listings grouped by a catalog column: the
     // listing's category, its seller's region.
     let flag_rate = |name: &str, join: &str| {
@@ -224,12 +192,9 @@ pub async fn gather(
         ),
     );
     let (
-        actions,
+        pass,
         previous,
-        histogram,
-        reasons,
-        reason_examples,
-        brands,
+        brand_names,
         categories,
         regions,
         rejects,
@@ -237,12 +202,9 @@ pub async fn gather(
         leads,
         plan,
     ) = futures::join!(
-        actions,
+        pass,
         previous,
-        histogram,
-        reasons,
-        reason_examples,
-        brands,
+        brand_names,
         categories,
         regions,
         rejects,
@@ -251,21 +213,27 @@ pub async fn gather(
         plan
     );
 
-    f.actions = actions.context("counting listings by action")?;
+    let pass = pass.context("reading the date's scores")?;
+    f.actions = pass.actions;
     f.listings = f.actions.iter().map(|r| num(r, "n") as u64).sum();
     if let Some((prev, counts)) = previous? {
         f.previous_actions = counts;
         f.previous_date = Some(prev);
     }
-    let mut bins = vec![0u64; 20];
-    for r in histogram? {
-        let bin = (num(&r, "bin").max(0.0) as usize).min(19);
-        bins[bin] += num(&r, "n") as u64;
+    f.histogram = pass.histogram;
+    f.reasons = pass.reasons;
+    f.reason_examples = pass.reason_examples;
+    let names: HashMap<i64, Value> = brand_names
+        .context("reading brand names")?
+        .into_iter()
+        .filter_map(|mut r| Some((r.get("brand_id")?.as_i64()?, r.remove("name")?)))
+        .collect();
+    f.brands = pass.brands;
+    for b in &mut f.brands {
+        if let Some(n) = b.get("brand_id").and_then(Value::as_i64).and_then(|id| names.get(&id)) {
+            b.insert("name".into(), n.clone());
+        }
     }
-    f.histogram = bins;
-    f.reasons = reasons.context("counting reasons")?;
-    f.reason_examples = reason_examples?;
-    f.brands = brands.context("counting brands")?;
     if catalog {
         for (what, result, table) in [
             ("categories", categories, &mut f.categories),

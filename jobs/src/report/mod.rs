@@ -4,11 +4,13 @@
 //!
 //! - [`figures`]: the numbers, by SQL over the published output tables, the
 //!   catalog and the run's manifest;
+//!   (`score_pass`: the figures over every scored row, in one read);
 //! - [`charts`]: the SVG charts (plotters);
 //! - `page.html`: the page (a minijinja template, escaped by default).
 
 pub mod charts;
 pub mod figures;
+mod score_pass;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

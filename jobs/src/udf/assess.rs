@@ -13,7 +13,7 @@ use dajia_kernels::risk::{
 };
 use dajia_schemas::Ty;
 
-use super::{coerce_string, kb_identity, string_arg};
+use super::{coerce_string_or_view, kb_identity, strings_arg};
 
 /// `assess_listing(title, description, brand, category, price_cents,
 /// seller_id, link_attrs, link_sellers [, image_hits [, ocr_texts [,
@@ -198,10 +198,10 @@ impl ScalarUDFImpl for AssessListing {
             return datafusion::common::plan_err!("{f} takes 8 to 11 arguments (title, description, brand, category, price_cents, seller_id, link_attrs, link_sellers [, image_hits [, ocr_texts [, link_closed_on]]]), got {}", t.len());
         }
         let mut types = vec![
-            coerce_string(&t[0], f, 1)?,
-            coerce_string(&t[1], f, 2)?,
-            coerce_string(&t[2], f, 3)?,
-            coerce_string(&t[3], f, 4)?,
+            coerce_string_or_view(&t[0], f, 1)?,
+            coerce_string_or_view(&t[1], f, 2)?,
+            coerce_string_or_view(&t[2], f, 3)?,
+            coerce_string_or_view(&t[3], f, 4)?,
             DataType::Int64,
             DataType::Int64,
             list_of(DataType::Utf8),
@@ -224,10 +224,10 @@ impl ScalarUDFImpl for AssessListing {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let n = args.number_rows;
-        let title = string_arg(&args.args[0], n)?;
-        let desc = string_arg(&args.args[1], n)?;
-        let brand = string_arg(&args.args[2], n)?;
-        let category = string_arg(&args.args[3], n)?;
+        let title = strings_arg(&args.args[0], n)?;
+        let desc = strings_arg(&args.args[1], n)?;
+        let brand = strings_arg(&args.args[2], n)?;
+        let category = strings_arg(&args.args[3], n)?;
         let price = args.args[4].to_array(n)?;
         let price = price
             .as_any()
@@ -278,13 +278,6 @@ impl ScalarUDFImpl for AssessListing {
                 .expect("coerced to Date32")
         });
 
-        fn opt(a: &StringArray, i: usize) -> Option<&str> {
-            if a.is_null(i) {
-                None
-            } else {
-                Some(a.value(i))
-            }
-        }
         let inputs: Vec<ListingInput> = (0..n)
             .map(|i| {
                 let link = if attrs.is_null(i) || sellers.is_null(i) {
@@ -305,10 +298,10 @@ impl ScalarUDFImpl for AssessListing {
                     (!steps.is_empty()).then_some(SellerLink { steps, closed_on })
                 };
                 ListingInput {
-                    title: opt(&title, i).unwrap_or(""),
-                    description: opt(&desc, i),
-                    declared_brand: opt(&brand, i),
-                    category: opt(&category, i),
+                    title: title.get(i).unwrap_or(""),
+                    description: desc.get(i),
+                    declared_brand: brand.get(i),
+                    category: category.get(i),
                     price_cents: (!price.is_null(i)).then(|| price.value(i)),
                     seller_id: if seller.is_null(i) {
                         -1

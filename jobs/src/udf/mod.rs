@@ -13,7 +13,7 @@ mod text_signals;
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, StringArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray, StringViewArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Result;
@@ -144,6 +144,47 @@ pub(crate) fn string_arg(v: &ColumnarValue, rows: usize) -> Result<StringArray> 
         .downcast_ref::<StringArray>()
         .expect("cast to Utf8")
         .clone())
+}
+
+/// A string column read where it lies, `Utf8View` (how Delta tables and
+/// Parquet files with view types read) or `Utf8`; anything else is cast to
+/// `Utf8`. Casting views to `Utf8` would copy every string.
+pub(crate) enum Strings {
+    Utf8(StringArray),
+    View(StringViewArray),
+}
+
+impl Strings {
+    /// `arr` as it is when `Utf8View` or `Utf8`, else cast to `Utf8`.
+    pub(crate) fn of(arr: &ArrayRef) -> Result<Strings> {
+        Ok(match arr.data_type() {
+            DataType::Utf8View => Strings::View(arr.as_string_view().clone()),
+            DataType::Utf8 => Strings::Utf8(arr.as_string::<i32>().clone()),
+            _ => Strings::Utf8(cast(arr, &DataType::Utf8)?.as_string::<i32>().clone()),
+        })
+    }
+
+    /// Row `i`, `None` when null.
+    pub(crate) fn get(&self, i: usize) -> Option<&str> {
+        match self {
+            Strings::Utf8(a) => a.is_valid(i).then(|| a.value(i)),
+            Strings::View(a) => a.is_valid(i).then(|| a.value(i)),
+        }
+    }
+}
+
+/// The argument as [`Strings`] of `rows` rows (scalars expanded).
+pub(crate) fn strings_arg(v: &ColumnarValue, rows: usize) -> Result<Strings> {
+    Strings::of(&v.to_array(rows)?)
+}
+
+/// Coercion for an argument read by [`strings_arg`]: `Utf8View` stays,
+/// any other string (or null) becomes Utf8.
+pub(crate) fn coerce_string_or_view(t: &DataType, fname: &str, pos: usize) -> Result<DataType> {
+    match t {
+        DataType::Utf8View => Ok(DataType::Utf8View),
+        t => coerce_string(t, fname, pos),
+    }
 }
 
 /// Canonical string type for coercion: any string (or null) becomes Utf8.
