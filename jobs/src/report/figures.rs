@@ -134,7 +134,11 @@ pub async fn gather(
         if !catalog {
             return Ok(vec![]);
         }
-        rows(ctx, "SELECT brand_id, min(name) AS name FROM brands GROUP BY brand_id").await
+        rows(
+            ctx,
+            "SELECT brand_id, min(name) AS name FROM brands GROUP BY brand_id",
+        )
+        .await
     };
     // Flag rate of the listings grouped by a catalog column: the
     // listing's category, its seller's region.
@@ -191,17 +195,7 @@ pub async fn gather(
              FROM purchase_plan WHERE dt = {d} GROUP BY why ORDER BY why"
         ),
     );
-    let (
-        pass,
-        previous,
-        brand_names,
-        categories,
-        regions,
-        rejects,
-        rejects_total,
-        leads,
-        plan,
-    ) = futures::join!(
+    let (pass, previous, brand_names, categories, regions, rejects, rejects_total, leads, plan) = futures::join!(
         pass,
         previous,
         brand_names,
@@ -230,7 +224,11 @@ pub async fn gather(
         .collect();
     f.brands = pass.brands;
     for b in &mut f.brands {
-        if let Some(n) = b.get("brand_id").and_then(Value::as_i64).and_then(|id| names.get(&id)) {
+        if let Some(n) = b
+            .get("brand_id")
+            .and_then(Value::as_i64)
+            .and_then(|id| names.get(&id))
+        {
             b.insert("name".into(), n.clone());
         }
     }

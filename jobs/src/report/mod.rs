@@ -3,8 +3,8 @@
 //! scan that succeeds (`OUT/reports/RUN_ID.html`, named like its manifest).
 //!
 //! - [`figures`]: the numbers, by SQL over the published output tables, the
-//!   catalog and the run's manifest;
-//!   (`score_pass`: the figures over every scored row, in one read);
+//!   catalog and the run's manifest, except those over every scored row,
+//!   read once by `score_pass`;
 //! - [`charts`]: the SVG charts (plotters);
 //! - `page.html`: the page (a minijinja template, escaped by default).
 

@@ -7,12 +7,14 @@
 //! listings 1.0 CPU-second of the page's 1.2, the Parquet decoding of the
 //! `reasons` column done twice. Here the rows stream once (decoded by
 //! DataFusion's scan on every core) and each figure is a few counters; the
-//! results are the queries' rows, column for column, so the page and its
-//! JSON do not change. The order of each table is the queries' `ORDER BY`.
+//! results are the queries' rows, as Arrow's JSON writer wrote them (null
+//! fields left out), so the page and its JSON do not change; the test below
+//! runs the old queries against the pass. The order of each table is the
+//! queries' `ORDER BY`.
 
 use std::collections::HashMap;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Float32Type, Int64Type};
 use datafusion::prelude::SessionContext;
@@ -25,7 +27,7 @@ use crate::udf::Strings;
 /// The actions in the page's order.
 const ACTIONS: [&str; 3] = ["allow", "review", "takedown"];
 /// Rows kept of the reason and brand tables.
-pub const TOP: usize = 15;
+const TOP: usize = 15;
 /// Examples kept per reason.
 const EXAMPLES: usize = 3;
 /// Characters of an example's detail shown.
@@ -54,7 +56,8 @@ pub struct ScoreFigures {
 struct ReasonTally {
     listings: u64,
     takedown: u64,
-    /// Best first: (score, listing id, detail).
+    /// Best first (higher score, then lower listing id): (score, listing
+    /// id, detail).
     examples: Vec<(f32, i64, Option<String>)>,
 }
 
@@ -97,10 +100,21 @@ impl Tally {
         let scores = b.column(1).as_primitive::<Float32Type>();
         let actions = Strings::of(b.column(2))?;
         let brands = b.column(3).as_primitive::<Int64Type>();
-        let reasons = b.column(4).as_list::<i32>();
-        let fields = reasons.values().as_struct();
-        let codes = Strings::of(fields.column_by_name("code").expect("reason code"))?;
-        let details = Strings::of(fields.column_by_name("detail").expect("reason detail"))?;
+        let reasons = b
+            .column(4)
+            .as_list_opt::<i32>()
+            .context("`reasons` is not a list")?;
+        let fields = reasons
+            .values()
+            .as_struct_opt()
+            .context("`reasons` is not a list of structs")?;
+        let field = |name: &str| {
+            let c = fields
+                .column_by_name(name)
+                .with_context(|| format!("a reason has no `{name}`"))?;
+            anyhow::Ok(Strings::of(c)?)
+        };
+        let (codes, details) = (field("code")?, field("detail")?);
         let mut seen: Vec<&str> = Vec::new();
         for i in 0..b.num_rows() {
             let action = actions.get(i);
@@ -109,9 +123,11 @@ impl Tally {
                 self.actions[a] += 1;
             }
             let takedown = a == Some(2);
-            // A null score counts in the first bin, as the query did.
+            // A null score counts in the last bin, as the query's `least`
+            // (which skips nulls) put it.
             let score = scores.is_valid(i).then(|| scores.value(i));
-            let bin = score.map_or(0, |s| ((s * 20.0).floor() as i64).clamp(0, BINS as i64 - 1));
+            let last = BINS as i64 - 1;
+            let bin = score.map_or(last, |s| ((s * 20.0).floor() as i64).clamp(0, last));
             self.histogram[bin as usize] += 1;
             if brands.is_valid(i) {
                 let e = self.brands.entry(brands.value(i)).or_default();
@@ -127,6 +143,7 @@ impl Tally {
             let offsets = reasons.value_offsets();
             for j in offsets[i] as usize..offsets[i + 1] as usize {
                 let Some(code) = codes.get(j) else { continue };
+                // A code's name is allocated once, at its first reason.
                 let r = match self.reasons.get_mut(code) {
                     Some(r) => r,
                     None => self.reasons.entry(code.to_string()).or_default(),
@@ -141,7 +158,9 @@ impl Tally {
                 r.takedown += u64::from(takedown);
                 if let (Some(s), Some(id)) = (score, id) {
                     offer(&mut r.examples, s, id, || {
-                        details.get(j).map(|d| d.chars().take(DETAIL_CHARS).collect())
+                        details
+                            .get(j)
+                            .map(|d| d.chars().take(DETAIL_CHARS).collect())
                     });
                 }
             }
@@ -203,8 +222,11 @@ fn offer(
     id: i64,
     detail: impl FnOnce() -> Option<String>,
 ) {
-    let before = |(s, i, _): &(f32, i64, Option<String>)| {
-        s.total_cmp(&score).is_gt() || (*s == score && *i <= id)
+    // The SQL sort's order: scores by their total order, then ids.
+    let before = |(s, i, _): &(f32, i64, Option<String>)| match s.total_cmp(&score) {
+        std::cmp::Ordering::Greater => true,
+        std::cmp::Ordering::Equal => *i <= id,
+        std::cmp::Ordering::Less => false,
     };
     let at = best.iter().take_while(|e| before(e)).count();
     if at < EXAMPLES {
@@ -216,12 +238,19 @@ fn offer(
 /// A Float32 score as JSON, written as its shortest decimal (0.85, not
 /// 0.8500000238418579), as Arrow's JSON writer writes it.
 fn score_json(s: f32) -> Value {
-    s.to_string().parse::<f64>().map_or(Value::Null, Value::from)
+    s.to_string()
+        .parse::<f64>()
+        .map_or(Value::Null, Value::from)
 }
 
+/// A JSON object as a row, its null fields left out (as Arrow's JSON
+/// writer, which wrote the queries' rows, leaves them out).
 fn row(v: Value) -> Row {
     match v {
-        Value::Object(m) => m,
+        Value::Object(mut m) => {
+            m.retain(|_, v| !v.is_null());
+            m
+        }
         _ => unreachable!("rows are objects"),
     }
 }
@@ -229,6 +258,95 @@ fn row(v: Value) -> Row {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::figures::rows;
+
+    /// The queries the pass replaced, run on the same rows.
+    #[tokio::test]
+    async fn the_pass_gives_the_rows_of_the_queries_it_replaced() {
+        let ctx = SessionContext::new();
+        // 60 listings: tied and bin-edge scores (k * 0.05, 1.0), 20 codes
+        // (more than TOP), a code twice in one listing, 18 brands and none.
+        let mut values = Vec::new();
+        for i in 0..60i64 {
+            let score = [0.05, 0.35, 0.5, 0.85, 1.0, 0.0, 0.123, 0.35][(i % 8) as usize];
+            let action = ["allow", "review", "takedown"][(i % 3) as usize];
+            let brand = if i % 7 == 0 {
+                "NULL".to_string()
+            } else {
+                (i % 18).to_string()
+            };
+            let reasons: Vec<String> = (0..=(i % 3))
+                .map(|k| {
+                    let code = format!("c{:02}", (i * 3 + k * 7) % 20);
+                    format!(
+                        "named_struct('code', '{code}', 'detail', '{code} of {i} {}', 'weight', CAST(0.5 AS REAL))",
+                        "长".repeat(200)
+                    )
+                })
+                .chain((i % 5 == 0).then(|| {
+                    "named_struct('code', 'c99', 'detail', 'twice', 'weight', CAST(0.1 AS REAL))".to_string()
+                }))
+                .chain((i % 5 == 0).then(|| {
+                    "named_struct('code', 'c99', 'detail', 'twice', 'weight', CAST(0.1 AS REAL))".to_string()
+                }))
+                .collect();
+            let reasons = format!("make_array({})", reasons.join(", "));
+            values.push(format!(
+                "SELECT CAST({i} AS BIGINT) AS listing_id, CAST({score} AS REAL) AS score, '{action}' AS action, \
+                        CAST({brand} AS BIGINT) AS brand_id, {reasons} AS reasons"
+            ));
+        }
+        ctx.sql(&format!("CREATE TABLE s AS {}", values.join(" UNION ALL ")))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let pass = gather(&ctx, "s").await.unwrap();
+        let q = |sql: &str| {
+            let sql = sql.replace("{scores}", "s");
+            let ctx = &ctx;
+            async move { rows(ctx, &sql).await.unwrap() }
+        };
+        assert_eq!(
+            pass.actions,
+            q("SELECT a.action, coalesce(n, 0) AS n FROM (VALUES ('allow', 0), ('review', 1), ('takedown', 2)) AS a(action, o) \
+               LEFT JOIN (SELECT action, count(*) AS n FROM {scores} GROUP BY action) c ON c.action = a.action ORDER BY o").await
+        );
+        let mut bins = vec![0u64; 20];
+        for r in q("SELECT least(CAST(floor(score * 20) AS BIGINT), 19) AS bin, count(*) AS n FROM {scores} GROUP BY 1").await {
+            bins[r["bin"].as_i64().unwrap().max(0) as usize] += r["n"].as_u64().unwrap();
+        }
+        assert_eq!(pass.histogram, bins);
+        assert_eq!(
+            pass.reasons,
+            q("SELECT code, count(DISTINCT listing_id) AS listings, \
+                      sum(CASE WHEN action = 'takedown' THEN 1 ELSE 0 END) AS takedown \
+               FROM (SELECT listing_id, action, get_field(r, 'code') AS code \
+                     FROM (SELECT listing_id, action, unnest(reasons) AS r FROM {scores})) \
+               GROUP BY code ORDER BY listings DESC, code LIMIT 15")
+            .await
+        );
+        assert_eq!(pass.reasons.len(), TOP);
+        assert_eq!(
+            pass.reason_examples,
+            q("SELECT code, listing_id, score, substr(detail, 1, 160) AS detail FROM ( \
+                 SELECT code, listing_id, score, detail, \
+                        row_number() OVER (PARTITION BY code ORDER BY score DESC, listing_id) AS k \
+                 FROM (SELECT listing_id, score, get_field(r, 'code') AS code, get_field(r, 'detail') AS detail \
+                       FROM (SELECT listing_id, score, unnest(reasons) AS r FROM {scores}))) \
+               WHERE k <= 3 ORDER BY code, k").await
+        );
+        assert_eq!(
+            pass.brands,
+            q("SELECT s.brand_id, CAST(NULL AS VARCHAR) AS name, s.listings, s.flagged, s.takedown FROM ( \
+                 SELECT brand_id, count(*) AS listings, \
+                        sum(CASE WHEN action <> 'allow' THEN 1 ELSE 0 END) AS flagged, \
+                        sum(CASE WHEN action = 'takedown' THEN 1 ELSE 0 END) AS takedown \
+                 FROM {scores} WHERE brand_id IS NOT NULL GROUP BY brand_id) s \
+               ORDER BY s.flagged DESC, s.listings DESC, s.brand_id LIMIT 15").await
+        );
+    }
 
     #[test]
     fn examples_keep_the_highest_scores_then_the_lowest_ids() {

@@ -155,12 +155,25 @@ pub(crate) enum Strings {
 }
 
 impl Strings {
-    /// `arr` as it is when `Utf8View` or `Utf8`, else cast to `Utf8`.
+    /// `arr` as it is when `Utf8View` or `Utf8`; other string encodings
+    /// (LargeUtf8, dictionaries of strings) cast to `Utf8`; an error for
+    /// anything else.
     pub(crate) fn of(arr: &ArrayRef) -> Result<Strings> {
         Ok(match arr.data_type() {
             DataType::Utf8View => Strings::View(arr.as_string_view().clone()),
             DataType::Utf8 => Strings::Utf8(arr.as_string::<i32>().clone()),
-            _ => Strings::Utf8(cast(arr, &DataType::Utf8)?.as_string::<i32>().clone()),
+            DataType::LargeUtf8 | DataType::Null => {
+                Strings::Utf8(cast(arr, &DataType::Utf8)?.as_string::<i32>().clone())
+            }
+            DataType::Dictionary(_, v)
+                if matches!(
+                    **v,
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                ) =>
+            {
+                Strings::Utf8(cast(arr, &DataType::Utf8)?.as_string::<i32>().clone())
+            }
+            other => return datafusion::common::exec_err!("expected strings, got {other}"),
         })
     }
 
