@@ -1,4 +1,4 @@
-//! Writing a cluster query's rows where they are computed: one Parquet part
+//! Writing a query's rows where they are computed: one Parquet part
 //! per partition, by the task that computes the partition.
 //!
 //! DataFusion's own file sink (`DataFrame::write_parquet`, `COPY`) wants its
@@ -78,6 +78,20 @@ pub async fn write(
         }));
     }
     Ok(parts)
+}
+
+/// [`write`] for a query run by this process (whose planner does not know
+/// the node; a cluster client's is Ballista's, which ships it): each
+/// partition written by the thread that computes it.
+pub async fn write_here(
+    df: datafusion::dataframe::DataFrame,
+    dir: &std::path::Path,
+) -> Result<Vec<(std::path::PathBuf, u64)>> {
+    let (state, plan) = df.into_parts();
+    let state = datafusion::execution::session_state::SessionStateBuilder::new_from_existing(state)
+        .with_query_planner(Arc::new(DajiaQueryPlanner))
+        .build();
+    write(datafusion::dataframe::DataFrame::new(state, plan), dir).await
 }
 
 /// Logical node: write `input`'s partitions as Parquet parts under `dir`.
@@ -279,8 +293,6 @@ impl ExecutionPlan for WritePartsExec {
 /// written. Nothing is left behind for an empty partition.
 async fn write_part(mut input: SendableRecordBatchStream, path: &std::path::Path) -> Result<usize> {
     use datafusion::parquet::arrow::AsyncArrowWriter;
-    use datafusion::parquet::basic::Compression;
-    use datafusion::parquet::file::properties::WriterProperties;
     let mut writer: Option<AsyncArrowWriter<tokio::fs::File>> = None;
     let mut rows = 0;
     while let Some(batch) = input.next().await {
@@ -292,13 +304,10 @@ async fn write_part(mut input: SendableRecordBatchStream, path: &std::path::Path
             let file = tokio::fs::File::create(path).await.map_err(|e| {
                 DataFusionError::Execution(format!("creating {}: {e}", path.display()))
             })?;
-            let props = WriterProperties::builder()
-                .set_compression(Compression::SNAPPY)
-                .build();
             writer = Some(AsyncArrowWriter::try_new(
                 file,
                 batch.schema(),
-                Some(props),
+                Some(crate::delta::writer_properties(&batch.schema())),
             )?);
         }
         rows += batch.num_rows();

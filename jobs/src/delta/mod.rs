@@ -80,6 +80,7 @@ pub async fn replace_partition(
     run_id: &str,
     session: Option<&SessionContext>,
 ) -> Result<i64> {
+    let plan_schema = plan.schema().inner().clone();
     let table = open(dir).await?;
     let exists = table.version().is_some();
     let mut write = table
@@ -90,7 +91,7 @@ pub async fn replace_partition(
         // delta-rs hands the Parquet writer 1024 rows at a time by default;
         // whole DataFusion batches are cheaper to encode.
         .with_write_batch_size(8192)
-        .with_writer_properties(writer_properties())
+        .with_writer_properties(writer_properties(plan_schema.as_ref()))
         .with_commit_properties(commit_properties(run_id))
         // Tables written before a column was added to the contract (e.g.
         // `run_id`) take it on; their older partitions read it as null.
@@ -114,27 +115,27 @@ pub async fn replace_partition(
     Ok(table.version().unwrap_or(0) as i64)
 }
 
-/// Snappy-compressed Parquet with page statistics on the scalar columns
-/// only: nobody filters on reason details, and their statistics cost time.
-fn writer_properties() -> parquet::file::properties::WriterProperties {
+/// Snappy-compressed Parquet with page statistics on the top-level scalar
+/// columns of `schema` only: readers skip files by ids, scores and dates;
+/// nobody filters on nested values (reason details, evidence), and their
+/// statistics cost time.
+pub(crate) fn writer_properties(
+    schema: &datafusion::arrow::datatypes::Schema,
+) -> parquet::file::properties::WriterProperties {
     use parquet::file::properties::{EnabledStatistics, WriterProperties};
     use parquet::schema::types::ColumnPath;
     let mut b = WriterProperties::builder()
         .set_compression(parquet::basic::Compression::SNAPPY)
         .set_statistics_enabled(EnabledStatistics::None);
-    for c in [
-        "listing_id",
-        "seller_id",
-        "score",
-        "action",
-        "brand_id",
-        "model_version",
-        "table_name",
-        "file",
-        "row_key",
-        "reason",
-    ] {
-        b = b.set_column_statistics_enabled(ColumnPath::from(c), EnabledStatistics::Page);
+    for f in schema
+        .fields()
+        .iter()
+        .filter(|f| !f.data_type().is_nested())
+    {
+        b = b.set_column_statistics_enabled(
+            ColumnPath::from(f.name().as_str()),
+            EnabledStatistics::Page,
+        );
     }
     b.build()
 }

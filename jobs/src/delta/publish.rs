@@ -54,9 +54,21 @@ pub struct Expect {
     pub unique: Option<&'static str>,
 }
 
-/// Write `df` (whose last column is `dt`) on the cluster into `staging`, check
-/// the parts meet `expect`, then replace partition `dt` of the Delta table at
-/// `table_dir` with those parts in one commit naming `run_id`.
+/// Who computes and writes the rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writers {
+    /// The cluster's tasks (the session is a Ballista client's).
+    Cluster,
+    /// This process, one part per partition of the query; the rows are not
+    /// tallied here (the scan's counting function tallies them as they
+    /// stream).
+    Here,
+}
+
+/// Write `df` (whose last column is `dt`) into `staging`, part by part where
+/// the rows are computed, check the parts meet `expect`, then replace
+/// partition `dt` of the Delta table at `table_dir` with those parts in one
+/// commit naming `run_id`. Nothing is published when the check fails.
 pub async fn replace_partition(
     df: DataFrame,
     table_dir: &Path,
@@ -64,6 +76,7 @@ pub async fn replace_partition(
     dt: &str,
     run_id: &str,
     expect: Expect,
+    writers: Writers,
 ) -> Result<Published> {
     let schema: Schema = df.schema().as_arrow().clone();
     let ctx = datafusion::prelude::SessionContext::new_with_state(df.clone().into_parts().0);
@@ -74,16 +87,22 @@ pub async fn replace_partition(
     let staging_abs = std::fs::canonicalize(staging)?;
     // Each task writes the partition it computes (no single writer); the
     // parts to publish are exactly those the job returned.
-    let written = crate::cluster::write_parts::write(df.drop_columns(&["dt"])?, &staging_abs)
-        .await
-        .context("writing the rows on the cluster")?;
+    let rows_df = df.drop_columns(&["dt"])?;
+    let written = match writers {
+        Writers::Cluster => crate::cluster::write_parts::write(rows_df, &staging_abs)
+            .await
+            .context("writing the rows on the cluster")?,
+        Writers::Here => crate::cluster::write_parts::write_here(rows_df, &staging_abs)
+            .await
+            .context("writing the rows")?,
+    };
     let rows = written.iter().map(|(_, n)| n).sum();
     let mut parts: Vec<PathBuf> = written.into_iter().map(|(p, _)| p).collect();
     parts.sort();
     check(&ctx, &parts, rows, &expect).await?;
     let scored =
         schema.field_with_name("action").is_ok() && schema.field_with_name("reasons").is_ok();
-    let tally = if scored {
+    let tally = if scored && writers == Writers::Cluster {
         Some(tally_of(&parts).await?)
     } else {
         None
@@ -281,15 +300,22 @@ async fn commit_replace_partition(
         partition_by: Some(vec!["dt".to_string()]),
         predicate: Some(format!("dt = '{dt}'")),
     };
+    // Tables written before a column joined the contract (e.g. `run_id`)
+    // take it on, nullable, in the same commit; their older files read it
+    // as null.
     let have = table.snapshot()?.schema();
-    for f in schema.fields() {
-        anyhow::ensure!(
-            have.field(f.name()).is_some() || f.name() == "dt",
-            "Delta table {} has no column `{}` (written by an earlier dajia); \
-             scan once in one process (which adds it), then again on the cluster",
-            table_dir.display(),
-            f.name()
-        );
+    let missing: Vec<_> = schema
+        .fields()
+        .iter()
+        .filter(|f| f.name() != "dt" && have.field(f.name()).is_none())
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    if !missing.is_empty() {
+        use deltalake::kernel::MetadataExt;
+        let added: StructType = (&Schema::new(missing)).try_into_kernel()?;
+        let merged = StructType::try_new(have.fields().cloned().chain(added.fields().cloned()))?;
+        let metadata = table.snapshot()?.metadata().clone().with_schema(&merged)?;
+        actions.push(Action::Metadata(metadata));
     }
     let commit = CommitBuilder::from(crate::delta::commit_properties(run_id))
         .with_actions(actions)
@@ -446,6 +472,67 @@ mod tests {
             Field::new("dt", DataType::Utf8, false),
         ]);
         (with_dt, p)
+    }
+
+    /// A table written before a column joined the contract takes it on in
+    /// the commit that first writes it; its older files read it as null.
+    #[tokio::test]
+    async fn a_table_takes_on_a_column_it_did_not_have() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = dir.path().join("t");
+        let (schema, p) = part(dir.path(), "a.parquet", vec![1, 2]);
+        publish_parts(&table, &schema, "d1", &[p], "run-a")
+            .await
+            .unwrap();
+        let wider = Schema::new(vec![
+            Field::new("listing_id", DataType::Int64, false),
+            Field::new("run_id", DataType::Utf8, false),
+        ]);
+        let b = RecordBatch::try_new(
+            Arc::new(wider.clone()),
+            vec![
+                Arc::new(Int64Array::from(vec![3])),
+                Arc::new(datafusion::arrow::array::StringArray::from(vec!["run-b"])),
+            ],
+        )
+        .unwrap();
+        let p = dir.path().join("b.parquet");
+        crate::gen::write_parquet(&p, &b).unwrap();
+        let with_dt = Schema::new(vec![
+            wider.field(0).clone(),
+            wider.field(1).clone(),
+            Field::new("dt", DataType::Utf8, false),
+        ]);
+        assert_eq!(
+            publish_parts(&table, &with_dt, "d2", &[p], "run-b")
+                .await
+                .unwrap(),
+            1
+        );
+        let ctx = datafusion::prelude::SessionContext::new();
+        let t = crate::delta::open(&table).await.unwrap();
+        ctx.register_table("t", t.table_provider().await.unwrap())
+            .unwrap();
+        let rows = crate::report::figures::rows(
+            &ctx,
+            "SELECT listing_id, run_id, dt FROM t ORDER BY listing_id",
+        )
+        .await
+        .unwrap();
+        let got: Vec<(i64, Option<&str>, &str)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r["listing_id"].as_i64().unwrap(),
+                    r.get("run_id").and_then(Value::as_str),
+                    r["dt"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [(1, None, "d1"), (2, None, "d1"), (3, Some("run-b"), "d2")]
+        );
     }
 
     /// delta-rs checkpoints after some commits; when that fails the commit

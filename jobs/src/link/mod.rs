@@ -428,6 +428,7 @@ async fn publish(
             dt,
             run_id,
             expect,
+            delta::publish::Writers::Cluster,
         )
         .await?;
         p.version
