@@ -198,7 +198,7 @@ async fn check(
     if let Some(want) = expect.rows {
         anyhow::ensure!(
             rows == want,
-            "the cluster wrote {rows} rows where {want} were expected; publishing nothing"
+            "{rows} rows were written where {want} were expected; publishing nothing"
         );
     }
     let (Some(col), false) = (expect.unique, parts.is_empty()) else {
