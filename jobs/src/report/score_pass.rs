@@ -47,8 +47,8 @@ pub struct ScoreFigures {
     /// `code`, `listing_id`, `score`, `detail`: per code, its highest
     /// scores (ties: the lower listing id), by code.
     pub reason_examples: Vec<Row>,
-    /// `brand_id`, `name` (null: the caller names them), `listings`,
-    /// `flagged`, `takedown`; the [`TOP`] most flagged.
+    /// `brand_id`, `listings`, `flagged`, `takedown` (the caller adds
+    /// `name` from the catalog); the [`TOP`] most flagged.
     pub brands: Vec<Row>,
 }
 
@@ -200,7 +200,7 @@ impl Tally {
             .iter()
             .take(TOP)
             .map(|(id, b)| {
-                row(json!({"brand_id": id, "name": null, "listings": b.listings,
+                row(json!({"brand_id": id, "listings": b.listings,
                            "flagged": b.flagged, "takedown": b.takedown}))
             })
             .collect();
