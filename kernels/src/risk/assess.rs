@@ -169,6 +169,7 @@ impl KnowledgeBase {
             heard: self.hear(&norm),
             latin: has_candidate(raw),
             norm,
+            traced: Default::default(),
         })
     }
 
@@ -194,6 +195,9 @@ pub(crate) struct Text<'t> {
     pub heard: HeardTerms,
     /// Whether a masked or leetspeak Latin word may be in `raw`.
     pub latin: bool,
+    /// `raw` normalised with each character's origin, when a signal needs
+    /// to trace a match back to what was written (`signals::evasion`).
+    pub traced: std::cell::OnceCell<crate::text::normalize::Traced>,
 }
 
 #[cfg(test)]

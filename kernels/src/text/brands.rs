@@ -7,7 +7,9 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use super::evasion::{LatinDisguises, Transform};
 use super::homophones::{fold, is_real_word, Heard, HomophoneMatcher};
 use super::lexicon::Span;
-use super::{is_latin_word, normalize_text};
+use super::{head_chars, is_latin_word, normalize_text, tail_chars};
+
+use std::sync::LazyLock;
 
 /// How a brand is mentioned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,7 +163,7 @@ impl BrandMatcher {
     ) -> Vec<DisguisedMention> {
         let mut out = Vec::new();
         for h in heard {
-            if is_real_word(text, &h.range) || is_compat_context(text, h.range.start, h.range.end) {
+            if is_compat_context(text, h.range.start, h.range.end) || is_real_word(text, &h.range) {
                 continue;
             }
             // Another brand's own name is not a disguise of this one.
@@ -274,24 +276,14 @@ fn latin_boundaries_ok(text: &str, start: usize, end: usize, alias: &str) -> boo
 }
 
 fn is_compat_context(text: &str, start: usize, end: usize) -> bool {
-    let before = tail_chars(&text[..start], 12);
-    let after = head_chars(&text[end..], 12);
-    COMPAT_BEFORE.iter().any(|w| before.contains(w))
-        || COMPAT_AFTER.iter().any(|w| after.contains(w))
-}
-
-fn tail_chars(s: &str, n: usize) -> &str {
-    match s.char_indices().rev().nth(n.saturating_sub(1)) {
-        Some((i, _)) => &s[i..],
-        None => s,
-    }
-}
-
-fn head_chars(s: &str, n: usize) -> &str {
-    match s.char_indices().nth(n) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
+    // One automaton per side instead of a substring search per word: this
+    // runs for every brand mention and heard name (it was 3.8% of the text
+    // path's time as 30 `contains` calls).
+    static BEFORE: LazyLock<AhoCorasick> =
+        LazyLock::new(|| AhoCorasick::new(COMPAT_BEFORE).expect("compatibility words"));
+    static AFTER: LazyLock<AhoCorasick> =
+        LazyLock::new(|| AhoCorasick::new(COMPAT_AFTER).expect("compatibility words"));
+    BEFORE.is_match(tail_chars(&text[..start], 12)) || AFTER.is_match(head_chars(&text[end..], 12))
 }
 
 #[cfg(test)]

@@ -37,3 +37,19 @@ pub fn truncate_at_char(s: &str, max_bytes: usize) -> &str {
     }
     &s[..end]
 }
+
+/// The last `n` characters of `s` (all of it when shorter).
+pub(crate) fn tail_chars(s: &str, n: usize) -> &str {
+    match s.char_indices().rev().nth(n.saturating_sub(1)) {
+        Some((i, _)) => &s[i..],
+        None => s,
+    }
+}
+
+/// The first `n` characters of `s` (all of it when shorter).
+pub(crate) fn head_chars(s: &str, n: usize) -> &str {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}

@@ -463,11 +463,8 @@ impl ReplicaMatcher {
 /// The family's context rules: a word close after (`not_before`) or before
 /// (`not_after`) the match that gives it another meaning.
 fn excluded_by_context(f: &Family, before: &str, after: &str) -> bool {
-    let near_after: String = after.chars().take(8).collect();
-    let near_before: String = {
-        let v: Vec<char> = before.chars().rev().take(8).collect();
-        v.into_iter().rev().collect()
-    };
+    let near_after = super::head_chars(after, 8);
+    let near_before = super::tail_chars(before, 8);
     f.not_before
         .iter()
         .any(|w| near_after.starts_with(w) || (w.chars().count() > 1 && near_after.contains(w)))

@@ -21,7 +21,7 @@ pub(crate) fn resolve(
     f: &mut Findings,
 ) {
     for t in texts {
-        let (source, raw, text) = (&t.source, t.raw, t.norm.as_str());
+        let (source, text) = (&t.source, t.norm.as_str());
         for m in kb
             .brand_matcher
             .mentions(text, t.found.brands.iter().copied())
@@ -32,8 +32,7 @@ pub(crate) fn resolve(
                     if let Some(image) = source.strip_prefix("ocr:") {
                         f.brand_source = format!("image {image}");
                     } else {
-                        let undone =
-                            span_evasion(raw, text, m.start..m.end, kb.brand_spellings(m.brand));
+                        let undone = span_evasion(t, m.start..m.end, kb.brand_spellings(m.brand));
                         f.evasion(source, undone, || kb.brands[m.brand].name.clone());
                     }
                 }

@@ -11,7 +11,7 @@ use crate::risk::{KnowledgeBase, Weights};
 /// The contact offers of one text; a disguised channel keyword becomes an
 /// evasion.
 pub(crate) fn on_text(kb: &KnowledgeBase, w: &Weights, t: &Text<'_>, f: &mut Findings) {
-    let (source, raw, text) = (&t.source, t.raw, t.norm.as_str());
+    let (source, text) = (&t.source, t.norm.as_str());
     let from_image = source.starts_with("ocr:");
     let contacts = kb
         .contact
@@ -32,7 +32,7 @@ pub(crate) fn on_text(kb: &KnowledgeBase, w: &Weights, t: &Text<'_>, f: &mut Fin
         let keyword = &text[hit.keyword.clone()];
         let e = match hit.sounds_like {
             Some(_) => Some((keyword.to_string(), vec![Transform::Homophone])),
-            None => span_evasion(raw, text, hit.keyword.clone(), kb.contact.keywords()),
+            None => span_evasion(t, hit.keyword.clone(), kb.contact.keywords()),
         };
         f.evasion(source, e, || {
             hit.sounds_like

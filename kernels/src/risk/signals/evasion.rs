@@ -8,7 +8,7 @@ use crate::text::evasion::{evaded_in, Transform};
 use crate::text::normalize::normalize_traced;
 
 use super::{Findings, ReasonCode};
-use crate::risk::assess::Reason;
+use crate::risk::assess::{Reason, Text};
 use crate::risk::Weights;
 
 /// A disguise undone to read a term.
@@ -59,22 +59,23 @@ pub(crate) fn reason(w: &Weights, f: &mut Findings) {
     });
 }
 
-/// The disguises undone in the input text `raw` to read `norm[range]` (a
+/// The disguises undone in the input text `t.raw` to read `t.norm[range]` (a
 /// match in its normalised form), unless the input writes it as one of the
 /// term's own `spellings`. Returns the input span and the disguises.
 pub(crate) fn span_evasion(
-    raw: &str,
-    norm: &str,
+    t: &Text<'_>,
     range: Range<usize>,
     spellings: impl IntoIterator<Item = impl AsRef<str>>,
 ) -> Option<(String, Vec<Transform>)> {
+    let (raw, norm) = (t.raw, t.norm.as_str());
     let term = norm.get(range.clone())?;
     // The common case, the term written plainly in simplified text: no tracing.
     if raw.contains(term) || (term.is_ascii() && raw.to_ascii_lowercase().contains(term)) {
         return None;
     }
     // (Also a listed traditional alias is traced: `evaded_in` judges it.)
-    let traced = normalize_traced(raw);
+    // Traced once per text, however many of its matches need it.
+    let traced = t.traced.get_or_init(|| normalize_traced(raw));
     let r = if traced.text == norm {
         range
     } else {

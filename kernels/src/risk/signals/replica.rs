@@ -42,12 +42,7 @@ pub(crate) fn on_text(kb: &KnowledgeBase, w: &Weights, t: &Text<'_>, f: &mut Fin
         }
         let e = match &hit.sounds_like {
             Some(_) => Some((hit.spelling.clone(), vec![Transform::Homophone])),
-            None => span_evasion(
-                raw,
-                text,
-                hit.range.clone(),
-                kb.replica.spellings(hit.family),
-            ),
+            None => span_evasion(t, hit.range.clone(), kb.replica.spellings(hit.family)),
         };
         f.evasion(source, e, || {
             hit.sounds_like
