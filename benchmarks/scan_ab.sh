@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Two builds of `dajia scan` on the same catalog, side by side: runs them
+# alternately RUNS times each (default 5; single runs on a shared 2-core
+# machine vary by ±15%), prints the median wall, user CPU and
+# score_and_publish seconds of each and the ratio, checks both published the
+# same risk_scores (ids, scores, actions, brands, reasons), and writes
+# benchmarks/results/scan_ab.json (or $DAJIA_AB_OUT).
+#   usage: benchmarks/scan_ab.sh BIN_BEFORE BIN_AFTER [RUNS]
+# The catalog is $DAJIA_BENCH_DIR/catalog (default /tmp/dajia-bench, as
+# scan_vs_duckdb.sh leaves it); when missing, BIN_BEFORE generates 1M listings.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -ge 2 ] || { echo "usage: $0 BIN_BEFORE BIN_AFTER [RUNS]" >&2; exit 2; }
+A=$1 B=$2 RUNS=${3:-5}
+WORK=${DAJIA_BENCH_DIR:-/tmp/dajia-bench}
+OUT=${DAJIA_AB_OUT:-benchmarks/results/scan_ab.json}
+if [ ! -d "$WORK/catalog/listings" ]; then
+  mkdir -p "$WORK"
+  "$A" gen --out "$WORK/catalog" --listings 1000000 --seed 1
+fi
+TIMES=$(mktemp)
+for i in $(seq "$RUNS"); do
+  for side in before after; do
+    bin=$A; [ "$side" = after ] && bin=$B
+    rm -rf "$WORK/ab-$side"
+    /usr/bin/time -f "%e %U %S" -o "$WORK/time.txt" \
+      "$bin" scan --catalog "$WORK/catalog" --out "$WORK/ab-$side" --date 2026-11-28 --no-progress > /dev/null
+    echo "$side $(cat "$WORK/time.txt") $(python3 -c "import json,glob,sys; d=json.load(open(glob.glob(sys.argv[1] + '/runs/*.json')[0])); print(dict(d['stages_seconds'])['score_and_publish'])" "$WORK/ab-$side")" | tee -a "$TIMES" >&2
+  done
+done
+python3 - "$TIMES" "$WORK" "$OUT" "$A" "$B" <<'PY'
+import json, statistics, sys
+import pyarrow.dataset as ds
+times, work, out, a, b = sys.argv[1:6]
+runs = {"before": [], "after": []}
+for line in open(times):
+    side, wall, user, sys_, score = line.split()
+    runs[side].append({"wall": float(wall), "user": float(user), "sys": float(sys_), "score_and_publish": float(score)})
+def table(side):
+    t = ds.dataset(f"{work}/ab-{side}/risk_scores", format="parquet", partitioning="hive")
+    return t.to_table(columns=["listing_id", "score", "action", "brand_id", "reasons"]).sort_by("listing_id")
+same = table("before").equals(table("after"))
+res = {"what": "dajia scan of one catalog by two builds, alternating", "binaries": {"before": a, "after": b},
+       "same_risk_scores": same}
+for side, rs in runs.items():
+    res[side] = {k: [r[k] for r in rs] for k in ("wall", "user", "sys", "score_and_publish")}
+    res[side].update({f"median_{k}": statistics.median(r[k] for r in rs) for k in ("wall", "user", "score_and_publish")})
+for k in ("wall", "user", "score_and_publish"):
+    res[f"ratio_{k}"] = round(res["before"][f"median_{k}"] / res["after"][f"median_{k}"], 3)
+json.dump(res, open(out, "w"), indent=2)
+print(f"median wall {res['before']['median_wall']:.2f} s -> {res['after']['median_wall']:.2f} s ({res['ratio_wall']}x); "
+      f"user {res['before']['median_user']:.2f} -> {res['after']['median_user']:.2f} s ({res['ratio_user']}x); "
+      f"score_and_publish {res['before']['median_score_and_publish']:.2f} -> {res['after']['median_score_and_publish']:.2f} s "
+      f"({res['ratio_score_and_publish']}x); same risk_scores: {same}")
+if not same:
+    sys.exit("the two builds published different risk_scores")
+PY
+rm -f "$TIMES"
