@@ -9,9 +9,10 @@
 # The catalog is $DAJIA_BENCH_DIR/catalog (default /tmp/dajia-bench, as
 # scan_vs_duckdb.sh leaves it); when missing, BIN_BEFORE generates 1M listings.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 [ $# -ge 2 ] || { echo "usage: $0 BIN_BEFORE BIN_AFTER [RUNS]" >&2; exit 2; }
-A=$1 B=$2 RUNS=${3:-5}
+# Paths as given, from where the script was started.
+A=$(realpath "$1") B=$(realpath "$2") RUNS=${3:-5}
+cd "$(dirname "$0")/.."
 WORK=${DAJIA_BENCH_DIR:-/tmp/dajia-bench}
 OUT=${DAJIA_AB_OUT:-benchmarks/results/scan_ab.json}
 if [ ! -d "$WORK/catalog/listings" ]; then
@@ -19,13 +20,16 @@ if [ ! -d "$WORK/catalog/listings" ]; then
   "$A" gen --out "$WORK/catalog" --listings 1000000 --seed 1
 fi
 TIMES=$(mktemp)
+trap 'rm -f "$TIMES"' EXIT
 for i in $(seq "$RUNS"); do
   for side in before after; do
     bin=$A; [ "$side" = after ] && bin=$B
     rm -rf "$WORK/ab-$side"
     /usr/bin/time -f "%e %U %S" -o "$WORK/time.txt" \
       "$bin" scan --catalog "$WORK/catalog" --out "$WORK/ab-$side" --date 2026-11-28 --no-progress > /dev/null
-    echo "$side $(cat "$WORK/time.txt") $(python3 -c "import json,glob,sys; d=json.load(open(glob.glob(sys.argv[1] + '/runs/*.json')[0])); print(dict(d['stages_seconds'])['score_and_publish'])" "$WORK/ab-$side")" | tee -a "$TIMES" >&2
+    # The stage's seconds from the run's manifest (a failure here stops the script).
+    score=$(python3 -c "import json,glob,sys; d=json.load(open(glob.glob(sys.argv[1] + '/runs/*.json')[0])); print(dict(d['stages_seconds'])['score_and_publish'])" "$WORK/ab-$side")
+    echo "$side $(cat "$WORK/time.txt") $score" | tee -a "$TIMES" >&2
   done
 done
 python3 - "$TIMES" "$WORK" "$OUT" "$A" "$B" <<'PY'
@@ -55,4 +59,3 @@ print(f"median wall {res['before']['median_wall']:.2f} s -> {res['after']['media
 if not same:
     sys.exit("the two builds published different risk_scores")
 PY
-rm -f "$TIMES"

@@ -13,22 +13,27 @@
 # listings are assessed. Writes benchmarks/results/text_instructions.json
 # (or $DAJIA_INSN_OUT).
 set -euo pipefail
-cd "$(dirname "$0")/.."
 [ $# -ge 2 ] || { echo "usage: $0 TEXTS.tsv BIN [BIN ...]" >&2; exit 2; }
 command -v valgrind > /dev/null || { echo "valgrind is needed (apt-get install valgrind)" >&2; exit 2; }
-TEXTS=$1; shift
+# Paths as given, from where the script was started.
+TEXTS=$(realpath "$1"); shift
+BINS=(); for b in "$@"; do BINS+=("$(realpath "$b")"); done
+cd "$(dirname "$0")/.."
 N=${N:-20000}
 OUT=${DAJIA_INSN_OUT:-benchmarks/results/text_instructions.json}
-SMALL=$(mktemp); head -n $((N + 1)) "$TEXTS" > "$SMALL"
+SMALL=$(mktemp); trap 'rm -f "$SMALL"' EXIT
+head -n $((N + 1)) "$TEXTS" > "$SMALL"
 RESULTS=()
-for bin in "$@"; do
+for bin in "${BINS[@]}"; do
+  # Exactly the method (not its closures or other methods, which would
+  # toggle counting off while they run).
   ir=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null --collect-atstart=no \
-        '--toggle-collect=*KnowledgeBase*assess*' "$bin" "$N" "$SMALL" 2>&1 |
+        '--toggle-collect=*KnowledgeBase>::assess' "$bin" "$N" "$SMALL" 2>&1 |
        sed -nE 's/.*Collected : ([0-9]+).*/\1/p')
+  [ -n "$ir" ] || { echo "$bin: callgrind counted nothing (not an assess_throughput build?)" >&2; exit 1; }
   echo "$bin: $ir instructions, $((ir / N)) per listing" >&2
   RESULTS+=("$bin=$ir")
 done
-rm -f "$SMALL"
 python3 - "$OUT" "$N" "$TEXTS" "${RESULTS[@]}" <<'PY'
 import json, sys
 out, n, texts = sys.argv[1], int(sys.argv[2]), sys.argv[3]
