@@ -129,18 +129,16 @@ pub fn normalize_traced(input: &str) -> Traced {
     let mut buf = [0u8; 4];
     for (i, c) in input.char_indices() {
         let end = i + c.len_utf8();
-        if is_stable(c) {
-            // As the general case below, without its two conversions.
-            let before = chars.len();
-            numerals |= map_char::<true>(c, &mut chars);
-            from.extend((before..chars.len()).map(|_| i..end));
-            continue;
-        }
-        let one = nfkc(c.encode_utf8(&mut buf)).into_owned();
-        let one = if needs_fast2s(&one) {
-            fast2s::convert(&one)
+        // A stable character is its own NFKC and simplified form.
+        let one: Cow<str> = if is_stable(c) {
+            Cow::Borrowed(&input[i..end])
         } else {
-            one
+            let one = nfkc(c.encode_utf8(&mut buf)).into_owned();
+            if needs_fast2s(&one) {
+                fast2s::convert(&one).into()
+            } else {
+                one.into()
+            }
         };
         for c2 in one.chars() {
             let before = chars.len();
@@ -166,7 +164,7 @@ pub fn normalize_traced(input: &str) -> Traced {
 /// Steps 1 and 2 leave `c` as it is whatever surrounds it: ASCII; an
 /// ideograph of the main block that fast2s converts without context; or a
 /// starter (combining class 0) that NFKC's quick check passes ("Yes") and
-/// that is not of the ideograph ranges fast2s is run on. A text made only of
+/// that fast2s is not run on (`needs_fast2s_char`). A text made only of
 /// these is in NFKC (the quick check would say "Yes" for all of it: no
 /// character is "Maybe" or "No", no combining classes to misorder) and
 /// needs no fast2s, so each character can be mapped on its own. Characters
@@ -183,15 +181,10 @@ static STABLE: LazyLock<Vec<u64>> = LazyLock::new(|| {
     let mut bits = vec![0u64; 0x10000 / 64];
     for u in 0..0x10000u32 {
         let Some(c) = char::from_u32(u) else { continue };
-        let stable = if c.is_ascii() {
-            true
-        } else if (HAN_BASE..=HAN_END).contains(&u) {
-            HAN[(u - HAN_BASE) as usize].1 & CONTEXTUAL == 0
-        } else {
-            !matches!(u, 0x3400..=0x4DBF | 0xF900..=0xFAFF)
+        let stable = c.is_ascii()
+            || (!needs_fast2s_char(c)
                 && unicode_normalization::char::canonical_combining_class(c) == 0
-                && is_nfkc_quick(std::iter::once(c)) == IsNormalized::Yes
-        };
+                && is_nfkc_quick(std::iter::once(c)) == IsNormalized::Yes);
         if stable {
             bits[u as usize / 64] |= 1 << (u % 64);
         }
@@ -296,13 +289,17 @@ pub(crate) fn han_change(c: char) -> Option<(char, bool)> {
 }
 
 fn needs_fast2s(s: &str) -> bool {
-    s.chars().any(|c| {
-        let u = c as u32;
-        u >= 0x3400
-            && (matches!(u, 0x3400..=0x4DBF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F)
-                || ((HAN_BASE..=HAN_END).contains(&u)
-                    && HAN[(u - HAN_BASE) as usize].1 & CONTEXTUAL != 0))
-    })
+    s.chars().any(needs_fast2s_char)
+}
+
+/// A character step 2 leaves to fast2s: extension and compatibility
+/// ideographs, and the main block's CONTEXTUAL ones.
+fn needs_fast2s_char(c: char) -> bool {
+    let u = c as u32;
+    u >= 0x3400
+        && (matches!(u, 0x3400..=0x4DBF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F)
+            || ((HAN_BASE..=HAN_END).contains(&u)
+                && HAN[(u - HAN_BASE) as usize].1 & CONTEXTUAL != 0))
 }
 
 /// Step 3 for one character, pushing its replacement(s). Returns whether it
