@@ -6,6 +6,11 @@
 //! (in a dev build the kernels are optimised too, see the workspace Cargo.toml)
 use dajia_kernels::risk::{Brand, KnowledgeBase, ListingInput, Rules};
 
+/// The `dajia` binary's allocator, so that allocation costs what it costs
+/// in a scan.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let n: usize = std::env::args()
         .nth(1)

@@ -5,7 +5,7 @@ use rayon::prelude::*;
 use std::borrow::Cow;
 
 use crate::text::evasion::has_candidate;
-use crate::text::normalize_text;
+use crate::text::normalize::normalize_folded;
 
 use super::kb::{FoundTerms, HeardTerms, KnowledgeBase};
 use super::signals::{self, Findings, ReasonCode};
@@ -161,12 +161,12 @@ impl KnowledgeBase {
         if raw.is_empty() {
             return None;
         }
-        let norm = normalize_text(raw);
+        let (norm, folded) = normalize_folded(raw);
         Some(Text {
             source,
             raw,
             found: self.found(&norm),
-            heard: self.hear(&norm),
+            heard: self.hear(&norm, folded.as_deref()),
             latin: has_candidate(raw),
             norm,
             traced: Default::default(),

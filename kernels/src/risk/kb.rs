@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::text::brands::BrandMatcher;
 use crate::text::contact::ContactMatcher;
-use crate::text::homophones::{fold, Heard, HomophoneMatcher, MinLength};
+use crate::text::homophones::{Heard, HomophoneMatcher, MinLength};
 use crate::text::lexicon::{Lexicon, Span};
 use crate::text::normalize_text;
 use crate::text::replica::ReplicaMatcher;
@@ -132,12 +132,13 @@ impl KnowledgeBase {
     }
 
     /// The vocabularies' terms heard in normalised `text` (one pass).
-    pub(crate) fn hear(&self, text: &str) -> HeardTerms {
+    /// `folded` is `homophones::fold(text)`.
+    pub(crate) fn hear(&self, text: &str, folded: Option<&[u8]>) -> HeardTerms {
         let mut out = HeardTerms::default();
-        let Some(folded) = fold(text) else {
+        if folded.is_none() {
             return out;
-        };
-        for h in self.sound.find(text, Some(&folded)) {
+        }
+        for h in self.sound.find(text, folded) {
             let (vocab, term) = *h.term;
             let heard = Heard {
                 term,

@@ -282,10 +282,25 @@ fn id_after(rest: &str, channel: &str) -> Option<String> {
     ok.then_some(word)
 }
 
+/// How many ASCII digits `bytes` holds. Counted in blocks of at most 255
+/// into a byte-wide sum, which the compiler turns into vector compares and
+/// adds; `filter(..).count()` was counted byte by byte (4% of the text
+/// path's instructions, every text is counted).
+fn ascii_digits(bytes: &[u8]) -> usize {
+    bytes
+        .chunks(255)
+        .map(|block| {
+            block
+                .iter()
+                .fold(0u8, |n, b| n + (b.wrapping_sub(b'0') < 10) as u8) as usize
+        })
+        .sum()
+}
+
 /// Chinese mobile numbers (1[3-9] and nine more digits) standing alone,
 /// possibly written as 3-4-4 groups.
 fn mobile_numbers(text: &str) -> Vec<String> {
-    if text.bytes().filter(u8::is_ascii_digit).count() < 11 {
+    if ascii_digits(text.as_bytes()) < 11 {
         return Vec::new();
     }
     let chars: Vec<char> = text.chars().collect();
@@ -326,6 +341,17 @@ fn mobile_numbers(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digits_are_counted_in_blocks_as_one_by_one() {
+        let unit = "a1/9:0 高13800138000 ９①";
+        for n in [0, 1, 7, 8, 9, 40, 300] {
+            let text = unit.repeat(n);
+            let want = text.bytes().filter(u8::is_ascii_digit).count();
+            assert_eq!(ascii_digits(text.as_bytes()), want, "{n} repeats");
+        }
+        assert_eq!(ascii_digits(&[b'7'; 1000]), 1000);
+    }
 
     fn ids(text: &str) -> Vec<String> {
         ContactMatcher::new()

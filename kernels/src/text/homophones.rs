@@ -48,31 +48,17 @@ pub fn syllable(c: char) -> Option<u16> {
     }
 }
 
-/// Bytes of one character in the folded form: an ideograph becomes two
-/// bytes shaped like a UTF-8 lead and continuation byte (so a match can only
-/// start on a character), ASCII letters and digits stay, anything else is a
-/// space (no term spans it).
-#[inline]
-fn fold_char(c: char, out: &mut Vec<u8>) {
-    // A digit sounds like its numeral (肆 in 公肆级, already read as 4,
-    // still sounds like 司 in 公司级).
-    let c = match c {
-        '0'..='9' => DIGIT_NUMERALS[(c as u8 - b'0') as usize],
-        c => c,
-    };
-    if c.is_ascii() {
-        out.push(if c.is_ascii_alphanumeric() {
-            c.to_ascii_lowercase() as u8
-        } else {
-            b' '
-        });
-    } else if let Some(s) = syllable(c) {
-        out.push(0xC0 | (s >> 6) as u8);
-        out.push(0x80 | (s & 63) as u8);
-    } else {
-        out.push(b' ');
-    }
+/// The two folded bytes of a syllable id: shaped like a UTF-8 lead and
+/// continuation byte, so a match can only start on a character.
+#[inline(always)]
+fn syllable_bytes(s: u16) -> [u8; 2] {
+    [0xC0 | (s >> 6) as u8, 0x80 | (s & 63) as u8]
 }
+
+/// A digit sounds like its numeral (肆 in 公肆级, already read as 4, still
+/// sounds like 司 in 公司级): each digit's folded bytes.
+static DIGITS: LazyLock<[Option<[u8; 2]>; 10]> =
+    LazyLock::new(|| DIGIT_NUMERALS.map(|n| syllable(n).map(syllable_bytes)));
 
 const DIGIT_NUMERALS: [char; 10] = ['零', '一', '二', '三', '四', '五', '六', '七', '八', '九'];
 
@@ -92,11 +78,46 @@ pub fn fold(text: &str) -> Option<Vec<u8>> {
     if text.is_ascii() {
         return None;
     }
-    let mut out = Vec::with_capacity(text.len());
-    for c in text.chars() {
-        fold_char(c, &mut out);
+    // At most one character per byte of `text`.
+    Some(fold_chars(text.chars(), text.len()))
+}
+
+/// The folded form of normalised text given as its characters, at most
+/// `max_chars` of them. An ideograph becomes its syllable's two bytes, a
+/// digit its numeral's, an ASCII letter stays (lower case); anything else is
+/// a space (no term spans it).
+pub(crate) fn fold_chars(chars: impl Iterator<Item = char>, max_chars: usize) -> Vec<u8> {
+    // The tables once per text, not per character.
+    let (syllables, digits) = (&SYLLABLE[..], &*DIGITS);
+    // Each character is one 2-byte store into a buffer sized for the worst
+    // case (two bytes each), advanced by the bytes it takes: pushing byte by
+    // byte checked capacity per byte, a twentieth of the text path.
+    let mut out = vec![0u8; max_chars * 2];
+    let mut at = 0;
+    for c in chars {
+        let u = c as u32;
+        let (pair, n) = if u < 0x80 {
+            let b = u as u8;
+            if b.is_ascii_digit() {
+                match digits[(b - b'0') as usize] {
+                    Some(pair) => (pair, 2),
+                    None => ([b' ', 0], 1),
+                }
+            } else if b.is_ascii_alphabetic() {
+                ([b.to_ascii_lowercase(), 0], 1)
+            } else {
+                ([b' ', 0], 1)
+            }
+        } else if (HAN_BASE..=HAN_END).contains(&u) && syllables[(u - HAN_BASE) as usize] != 0 {
+            (syllable_bytes(syllables[(u - HAN_BASE) as usize] - 1), 2)
+        } else {
+            ([b' ', 0], 1)
+        };
+        out[at..at + 2].copy_from_slice(&pair);
+        at += n;
     }
-    Some(out)
+    out.truncate(at);
+    out
 }
 
 /// The byte range in `text` of the folded range `start..end`.

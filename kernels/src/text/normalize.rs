@@ -26,16 +26,23 @@ use super::{is_cjk, is_latin_word};
 
 /// Normalise text for matching. Total: never fails, whatever the input.
 pub fn normalize_text(input: &str) -> String {
-    normalize_with::<true>(input)
+    normalize_with::<true>(input, false).0
+}
+
+/// [`normalize_text`] and its folded form for homophone matching
+/// ([`super::homophones::fold`] of it), computed from the characters at
+/// hand rather than by decoding the text again.
+pub(crate) fn normalize_folded(input: &str) -> (String, Option<Vec<u8>>) {
+    normalize_with::<true>(input, true)
 }
 
 /// [`normalize_text`] without the learned variant characters: what the
 /// normaliser did before it learned them (the learner's baseline).
 pub fn normalize_base(input: &str) -> String {
-    normalize_with::<false>(input)
+    normalize_with::<false>(input, false).0
 }
 
-fn normalize_with<const VARIANTS: bool>(input: &str) -> String {
+fn normalize_with<const VARIANTS: bool>(input: &str, fold: bool) -> (String, Option<Vec<u8>>) {
     // Two character buffers per text: kept per thread and reused, since
     // allocating and freeing them was a visible share of the scan's
     // allocator time (one listing's texts are a few dozen characters).
@@ -46,13 +53,15 @@ fn normalize_with<const VARIANTS: bool>(input: &str) -> String {
         let mut scratch = scratch.borrow_mut();
         let (chars, out) = &mut *scratch;
         let text = normalize_into::<VARIANTS>(input, chars, out);
+        let folded = (fold && !text.is_ascii())
+            .then(|| super::homophones::fold_chars(out.iter().copied(), out.len()));
         // A rare huge text does not keep its buffers for the thread's life.
         const KEEP: usize = 1 << 16;
         if chars.capacity() > KEEP {
             *chars = Vec::new();
             *out = Vec::new();
         }
-        text
+        (text, folded)
     })
 }
 
@@ -65,17 +74,24 @@ fn normalize_into<const VARIANTS: bool>(
     out.clear();
     chars.reserve(input.len());
     let mut numerals = false;
+    // The tables once per text, not once per character (each `LazyLock`
+    // access is a check the loop would repeat).
+    let (stable, han) = (&STABLE[..], &HAN[..]);
     // Most titles are ASCII, common ideographs without context-dependent
     // conversions and punctuation (【】，): NFKC-stable, simplified per
     // character. Steps 1–3 then happen in this one pass; anything else
     // starts over below.
-    let plain = input.chars().all(|c| {
-        let stable = is_stable(c);
-        if stable {
-            numerals |= map_char::<VARIANTS>(c, chars);
+    let mut plain = true;
+    for c in input.chars() {
+        if c.is_ascii() {
+            chars.push(c.to_ascii_lowercase());
+        } else if is_stable_in(stable, c) {
+            numerals |= map_char_in::<VARIANTS>(han, c, chars);
+        } else {
+            plain = false;
+            break;
         }
-        stable
-    });
+    }
     if !plain {
         chars.clear();
         numerals = false;
@@ -88,7 +104,7 @@ fn normalize_into<const VARIANTS: bool>(
             nfkc
         };
         for c in simplified.chars() {
-            numerals |= map_char::<VARIANTS>(c, chars);
+            numerals |= map_char_in::<VARIANTS>(han, c, chars);
         }
     }
     out.reserve(chars.len());
@@ -96,9 +112,62 @@ fn normalize_into<const VARIANTS: bool>(
     if numerals {
         fold_numeral_runs(out);
     }
-    let mut text = String::with_capacity(input.len());
-    text.extend(out.iter());
-    text
+    string_of(out)
+}
+
+/// `chars` as a `String`. Hand-written because this is a tenth of the text
+/// path's instructions: `String: FromIterator<char>` (and `String::push`)
+/// checks capacity and branches per byte, then the bytes are known to be
+/// UTF-8 only by construction. Here each character's encoding is one 4-byte
+/// store into a buffer sized for the worst case, and the UTF-8 is not
+/// validated again.
+fn string_of(chars: &[char]) -> String {
+    // Four bytes per character, the most one takes (texts are short-lived
+    // and a few dozen characters: not worth a pass to size them exactly).
+    let mut buf = vec![0u8; chars.len() * 4];
+    let mut at = 0;
+    for &c in chars {
+        let (word, n) = utf8_word(c);
+        buf[at..at + 4].copy_from_slice(&word);
+        at += n;
+    }
+    buf.truncate(at);
+    debug_assert!(std::str::from_utf8(&buf).is_ok());
+    // SAFETY: `buf` is exactly the UTF-8 encodings of `chars`, one after
+    // another (`utf8_word` puts a character's bytes first; the bytes of a
+    // store past them are overwritten by the next character's or cut off).
+    unsafe { String::from_utf8_unchecked(buf) }
+}
+
+/// The UTF-8 bytes of `c` at the start of a 4-byte word, and how many.
+#[inline(always)]
+fn utf8_word(c: char) -> ([u8; 4], usize) {
+    let u = c as u32;
+    if u < 0x80 {
+        ([u as u8, 0, 0, 0], 1)
+    } else if u < 0x800 {
+        ([0xC0 | (u >> 6) as u8, 0x80 | (u & 0x3F) as u8, 0, 0], 2)
+    } else if u < 0x10000 {
+        (
+            [
+                0xE0 | (u >> 12) as u8,
+                0x80 | ((u >> 6) & 0x3F) as u8,
+                0x80 | (u & 0x3F) as u8,
+                0,
+            ],
+            3,
+        )
+    } else {
+        (
+            [
+                0xF0 | (u >> 18) as u8,
+                0x80 | ((u >> 12) & 0x3F) as u8,
+                0x80 | ((u >> 6) & 0x3F) as u8,
+                0x80 | (u & 0x3F) as u8,
+            ],
+            4,
+        )
+    }
 }
 
 /// Normalised text with, for each of its characters, the byte range of the
@@ -171,8 +240,14 @@ pub fn normalize_traced(input: &str) -> Traced {
 /// outside the BMP always go the general way.
 #[inline]
 fn is_stable(c: char) -> bool {
+    is_stable_in(&STABLE, c)
+}
+
+/// [`is_stable`] with the table already at hand.
+#[inline(always)]
+fn is_stable_in(stable: &[u64], c: char) -> bool {
     let u = c as usize;
-    u < 0x10000 && STABLE[u / 64] & (1 << (u % 64)) != 0
+    u < 0x10000 && stable[u / 64] & (1 << (u % 64)) != 0
 }
 
 /// [`is_stable`] for the BMP, one bit per character: the Unicode lookups
@@ -306,6 +381,17 @@ fn needs_fast2s_char(c: char) -> bool {
 /// may be part of a spelled-out number (so step 5 is needed).
 #[inline]
 fn map_char<const VARIANTS: bool>(c: char, out: &mut Vec<char>) -> bool {
+    map_char_in::<VARIANTS>(&HAN, c, out)
+}
+
+/// [`map_char`] with the `HAN` table at hand: ASCII and the main ideograph
+/// block (nearly every character of a listing) inline, the rest out of line.
+#[inline(always)]
+fn map_char_in<const VARIANTS: bool>(
+    han: &[(char, u8, char)],
+    c: char,
+    out: &mut Vec<char>,
+) -> bool {
     if c.is_ascii() {
         out.push(c.to_ascii_lowercase());
         // Step 5 rewrites only runs holding Chinese numerals.
@@ -313,7 +399,11 @@ fn map_char<const VARIANTS: bool>(c: char, out: &mut Vec<char>) -> bool {
     }
     let u = c as u32;
     if (HAN_BASE..=HAN_END).contains(&u) {
-        let (s, flags, v) = HAN[(u - HAN_BASE) as usize];
+        let (s, flags, v) = han[(u - HAN_BASE) as usize];
+        if flags & (VARIANT | ALWAYS_DIGIT | CONTEXTUAL) == 0 {
+            out.push(s);
+            return flags & RUN_DIGIT != 0;
+        }
         // A CONTEXTUAL character is already converted by fast2s: keep it.
         let s = if flags & CONTEXTUAL != 0 { c } else { s };
         if VARIANTS && flags & VARIANT != 0 {
@@ -327,6 +417,12 @@ fn map_char<const VARIANTS: bool>(c: char, out: &mut Vec<char>) -> bool {
         out.push(s);
         return flags & RUN_DIGIT != 0;
     }
+    map_other::<VARIANTS>(c, out)
+}
+
+/// [`map_char`] outside ASCII and the main ideograph block.
+#[inline(never)]
+fn map_other<const VARIANTS: bool>(c: char, out: &mut Vec<char>) -> bool {
     if let Some(d) = always_digit(c) {
         out.push(d);
         return true;
@@ -360,28 +456,50 @@ fn map_char<const VARIANTS: bool>(c: char, out: &mut Vec<char>) -> bool {
 
 /// Characters that are part of words: letters, digits, CJK, and the two
 /// symbols that carry meaning in listings (`+` as in "+V", `_` inside ids).
-#[inline]
+#[inline(always)]
 fn is_word(c: char) -> bool {
     if c.is_ascii() {
-        c.is_ascii_alphanumeric() || c == '+' || c == '_'
+        ASCII_WORD & (1 << c as u32) != 0
+    } else if (HAN_BASE..=HAN_END).contains(&(c as u32)) {
+        true // the main ideograph block: most of a listing's characters
     } else {
         is_cjk(c) || c.is_alphanumeric()
     }
 }
 
+/// [`is_word`] for ASCII, one bit per character.
+const ASCII_WORD: u128 = {
+    let mut bits = 0u128;
+    let mut c = 0u8;
+    while c < 128 {
+        if c.is_ascii_alphanumeric() || c == b'+' || c == b'_' {
+            bits |= 1 << c;
+        }
+        c += 1;
+    }
+    bits
+};
+
 /// Where each output character of step 4 came from: nothing in the hot
 /// path (`()`), its index in the input for [`normalize_traced`].
 trait Track {
     fn push(&mut self, index: usize);
+    fn extend(&mut self, indices: std::ops::Range<usize>);
 }
 impl Track for () {
     #[inline(always)]
     fn push(&mut self, _: usize) {}
+    #[inline(always)]
+    fn extend(&mut self, _: std::ops::Range<usize>) {}
 }
 impl Track for Vec<usize> {
     #[inline(always)]
     fn push(&mut self, index: usize) {
         Vec::push(self, index)
+    }
+    #[inline(always)]
+    fn extend(&mut self, indices: std::ops::Range<usize>) {
+        Extend::extend(self, indices)
     }
 }
 
@@ -403,9 +521,14 @@ fn remove_separators(chars: &[char], out: &mut Vec<char>, track: &mut impl Track
     while i < n {
         let c = chars[i];
         if is_word(c) {
-            out.push(c);
-            track.push(i);
+            // The whole run of word characters at once.
+            let start = i;
             i += 1;
+            while i < n && is_word(chars[i]) {
+                i += 1;
+            }
+            out.extend_from_slice(&chars[start..i]);
+            track.extend(start..i);
             continue;
         }
         // A masking character inside a Latin word ("gu*cci") is not a word break.
@@ -632,6 +755,47 @@ mod tests {
                 "{t}"
             );
         }
+    }
+
+    #[test]
+    fn strings_are_built_as_collect_builds_them() {
+        // Every UTF-8 length, its edges, and long runs of each.
+        let one: Vec<char> = "\u{0}a\u{7F}\u{80}é\u{7FF}\u{800}长\u{FFFF}\u{10000}𠀀\u{10FFFF}"
+            .chars()
+            .collect();
+        let mut texts = vec![Vec::new(), one.clone()];
+        for &c in &one {
+            texts.push(vec![c; 1000]);
+        }
+        texts.push(one.iter().cycle().take(10_001).copied().collect());
+        for chars in texts {
+            assert_eq!(super::string_of(&chars), chars.iter().collect::<String>());
+        }
+    }
+
+    #[test]
+    fn the_folded_form_is_the_fold_of_the_text() {
+        let data = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../jobs/data/spam_variant_pairs_train.tsv"
+        ))
+        .unwrap();
+        let extra = [
+            "",
+            "abc",
+            "高仿 13800138000",
+            "一三八零零",
+            "Ｇ①🔥é",
+            "乾隆",
+        ];
+        let mut checked = 0;
+        for t in data.lines().flat_map(|l| l.split('\t')).chain(extra) {
+            let (text, folded) = super::normalize_folded(t);
+            assert_eq!(text, n(t), "{t:?}");
+            assert_eq!(folded, crate::text::homophones::fold(&text), "{t:?}");
+            checked += 1;
+        }
+        assert!(checked > 5_000, "{checked} texts");
     }
 
     #[test]
