@@ -38,11 +38,17 @@ static SYLLABLE: LazyLock<Vec<u16>> = LazyLock::new(|| {
 
 /// The toneless syllable of an ideograph of the main block, as an id.
 pub fn syllable(c: char) -> Option<u16> {
+    syllable_in(&SYLLABLE, c)
+}
+
+/// [`syllable`] with the table at hand (a loop reads it once).
+#[inline(always)]
+fn syllable_in(syllables: &[u16], c: char) -> Option<u16> {
     let u = c as u32;
     if !(HAN_BASE..=HAN_END).contains(&u) {
         return None;
     }
-    match SYLLABLE[(u - HAN_BASE) as usize] {
+    match syllables[(u - HAN_BASE) as usize] {
         0 => None,
         s => Some(s - 1),
     }
@@ -108,8 +114,8 @@ pub(crate) fn fold_chars(chars: impl Iterator<Item = char>, max_chars: usize) ->
             } else {
                 ([b' ', 0], 1)
             }
-        } else if (HAN_BASE..=HAN_END).contains(&u) && syllables[(u - HAN_BASE) as usize] != 0 {
-            (syllable_bytes(syllables[(u - HAN_BASE) as usize] - 1), 2)
+        } else if let Some(s) = syllable_in(syllables, c) {
+            (syllable_bytes(s), 2)
         } else {
             ([b' ', 0], 1)
         };

@@ -83,14 +83,11 @@ fn normalize_into<const VARIANTS: bool>(
     // starts over below.
     let mut plain = true;
     for c in input.chars() {
-        if c.is_ascii() {
-            chars.push(c.to_ascii_lowercase());
-        } else if is_stable_in(stable, c) {
-            numerals |= map_char_in::<VARIANTS>(han, c, chars);
-        } else {
+        if !(c.is_ascii() || is_stable_in(stable, c)) {
             plain = false;
             break;
         }
+        numerals |= map_char_in::<VARIANTS>(han, c, chars);
     }
     if !plain {
         chars.clear();
@@ -115,11 +112,11 @@ fn normalize_into<const VARIANTS: bool>(
     string_of(out)
 }
 
-/// `chars` as a `String`. Hand-written because this is a tenth of the text
-/// path's instructions: `String: FromIterator<char>` (and `String::push`)
+/// `chars` as a `String`. `String: FromIterator<char>` (and `String::push`)
 /// checks capacity and branches per byte, then the bytes are known to be
-/// UTF-8 only by construction. Here each character's encoding is one 4-byte
-/// store into a buffer sized for the worst case, and the UTF-8 is not
+/// UTF-8 only by construction; this was a tenth of the text path's
+/// instructions. Here each character's encoding (`char::encode_utf8`) is one
+/// 4-byte store into a buffer sized for the worst case, and the UTF-8 is not
 /// validated again.
 fn string_of(chars: &[char]) -> String {
     // Four bytes per character, the most one takes (texts are short-lived
@@ -127,47 +124,17 @@ fn string_of(chars: &[char]) -> String {
     let mut buf = vec![0u8; chars.len() * 4];
     let mut at = 0;
     for &c in chars {
-        let (word, n) = utf8_word(c);
+        let mut word = [0u8; 4];
+        let n = c.encode_utf8(&mut word).len();
         buf[at..at + 4].copy_from_slice(&word);
         at += n;
     }
     buf.truncate(at);
     debug_assert!(std::str::from_utf8(&buf).is_ok());
     // SAFETY: `buf` is exactly the UTF-8 encodings of `chars`, one after
-    // another (`utf8_word` puts a character's bytes first; the bytes of a
-    // store past them are overwritten by the next character's or cut off).
+    // another (each store puts a character's bytes first; the bytes past
+    // them are overwritten by the next character's or cut off).
     unsafe { String::from_utf8_unchecked(buf) }
-}
-
-/// The UTF-8 bytes of `c` at the start of a 4-byte word, and how many.
-#[inline(always)]
-fn utf8_word(c: char) -> ([u8; 4], usize) {
-    let u = c as u32;
-    if u < 0x80 {
-        ([u as u8, 0, 0, 0], 1)
-    } else if u < 0x800 {
-        ([0xC0 | (u >> 6) as u8, 0x80 | (u & 0x3F) as u8, 0, 0], 2)
-    } else if u < 0x10000 {
-        (
-            [
-                0xE0 | (u >> 12) as u8,
-                0x80 | ((u >> 6) & 0x3F) as u8,
-                0x80 | (u & 0x3F) as u8,
-                0,
-            ],
-            3,
-        )
-    } else {
-        (
-            [
-                0xF0 | (u >> 18) as u8,
-                0x80 | ((u >> 12) & 0x3F) as u8,
-                0x80 | ((u >> 6) & 0x3F) as u8,
-                0x80 | (u & 0x3F) as u8,
-            ],
-            4,
-        )
-    }
 }
 
 /// Normalised text with, for each of its characters, the byte range of the
