@@ -30,7 +30,7 @@ for bin in "${BINS[@]}"; do
   ir=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null --collect-atstart=no \
         '--toggle-collect=*KnowledgeBase>::assess' "$bin" "$N" "$SMALL" 2>&1 |
        sed -nE 's/.*Collected : ([0-9]+).*/\1/p')
-  [ -n "$ir" ] || { echo "$bin: callgrind counted nothing (not an assess_throughput build?)" >&2; exit 1; }
+  [ "${ir:-0}" -gt 0 ] || { echo "$bin: callgrind counted nothing (not an assess_throughput build, or it failed: run it alone)" >&2; exit 1; }
   echo "$bin: $ir instructions, $((ir / N)) per listing" >&2
   RESULTS+=("$bin=$ir")
 done
