@@ -154,6 +154,17 @@ fn image_hits(hits: &ListArray, i: usize) -> Vec<ImageHit> {
         .collect()
 }
 
+/// An optional argument as an array of `n` rows, or `None` when it is
+/// absent or a NULL literal (the scan passes `NULL` when the catalog has no
+/// images): then no array of `n` nulls is built and no row is looked at.
+fn optional_arg(v: Option<&ColumnarValue>, n: usize) -> Result<Option<ArrayRef>> {
+    match v {
+        None => Ok(None),
+        Some(ColumnarValue::Scalar(s)) if s.is_null() => Ok(None),
+        Some(v) => Ok(Some(v.to_array(n)?)),
+    }
+}
+
 fn list_of(t: DataType) -> DataType {
     DataType::List(Arc::new(Field::new_list_field(t, true)))
 }
@@ -248,30 +259,21 @@ impl ScalarUDFImpl for AssessListing {
             .as_any()
             .downcast_ref::<ListArray>()
             .expect("coerced to List<Int64>");
-        let hits = match args.args.get(8) {
-            Some(v) => Some(v.to_array(n)?),
-            None => None,
-        };
+        let hits = optional_arg(args.args.get(8), n)?;
         let hits = hits.as_ref().map(|h| {
             h.as_any()
                 .downcast_ref::<ListArray>()
                 .expect("coerced to List<Struct>")
         });
 
-        let ocr = match args.args.get(9) {
-            Some(v) => Some(v.to_array(n)?),
-            None => None,
-        };
+        let ocr = optional_arg(args.args.get(9), n)?;
         let ocr = ocr.as_ref().map(|h| {
             h.as_any()
                 .downcast_ref::<ListArray>()
                 .expect("coerced to List<Struct>")
         });
 
-        let closed_on = match args.args.get(10) {
-            Some(v) => Some(v.to_array(n)?),
-            None => None,
-        };
+        let closed_on = optional_arg(args.args.get(10), n)?;
         let closed_on = closed_on.as_ref().map(|c| {
             c.as_any()
                 .downcast_ref::<Date32Array>()

@@ -49,13 +49,18 @@ pub const FUNCTION_HELP: &[(&str, &str, &str)] = &[
     ("image_error(content) -> Utf8", "Why an image cannot be read (empty, not an image, unsupported format, over the pixel limit, corrupt or truncated); NULL when it can.", "SELECT image_id, image_error(content) FROM images WHERE image_error(content) IS NOT NULL;"),
 ];
 
+/// The knowledge base of sessions given none: built once per process (its
+/// matchers take ~10 ms to build, and a scan opens several sessions).
+static EMPTY_KB: std::sync::LazyLock<Arc<KnowledgeBase>> =
+    std::sync::LazyLock::new(|| Arc::new(KnowledgeBase::new(Vec::new())));
+
 /// Register every dajia function on `ctx`. Functions needing the knowledge
 /// base are registered only when `kb` is given. The OCR functions run where
 /// `ctx`'s options say (`images.device`, `images.models_dir`: the process's
 /// own); their other settings come with each call.
 pub fn register_all(ctx: &SessionContext, kb: Option<Arc<KnowledgeBase>>) {
     ctx.register_udf(ScalarUDF::from(NormalizeText::new()));
-    let kb = kb.unwrap_or_else(|| Arc::new(KnowledgeBase::new(Vec::new())));
+    let kb = kb.unwrap_or_else(|| EMPTY_KB.clone());
     ctx.register_udf(ScalarUDF::from(TextSignals::new(kb.clone())));
     ctx.register_udf(ScalarUDF::from(BrandMentions::new(kb.clone())));
     ctx.register_udf(ScalarUDF::from(AssessListing::new(kb)));
