@@ -163,18 +163,22 @@ pub fn normalize_traced(input: &str) -> Traced {
     let mut from: Vec<std::ops::Range<usize>> = Vec::with_capacity(input.len());
     let mut numerals = false;
     let mut buf = [0u8; 4];
+    let (stable, han) = (&STABLE[..], &HAN[..]);
     for (i, c) in input.char_indices() {
         let end = i + c.len_utf8();
-        // A stable character is its own NFKC and simplified form.
-        let one: Cow<str> = if is_stable(c) {
-            Cow::Borrowed(&input[i..end])
+        // A stable character is its own NFKC and simplified form: mapped
+        // as it is (nearly every character of a listing).
+        if is_stable_in(stable, c) {
+            let before = chars.len();
+            numerals |= map_char_in::<true>(han, c, &mut chars);
+            from.extend((before..chars.len()).map(|_| i..end));
+            continue;
+        }
+        let one = nfkc(c.encode_utf8(&mut buf)).into_owned();
+        let one: Cow<str> = if needs_fast2s(&one) {
+            fast2s::convert(&one).into()
         } else {
-            let one = nfkc(c.encode_utf8(&mut buf)).into_owned();
-            if needs_fast2s(&one) {
-                fast2s::convert(&one).into()
-            } else {
-                one.into()
-            }
+            one.into()
         };
         for c2 in one.chars() {
             let before = chars.len();
@@ -205,19 +209,14 @@ pub fn normalize_traced(input: &str) -> Traced {
 /// character is "Maybe" or "No", no combining classes to misorder) and
 /// needs no fast2s, so each character can be mapped on its own. Characters
 /// outside the BMP always go the general way.
-#[inline]
-fn is_stable(c: char) -> bool {
-    is_stable_in(&STABLE, c)
-}
-
-/// [`is_stable`] with the table already at hand.
+/// `stable` is the [`STABLE`] table, read once by the caller.
 #[inline(always)]
 fn is_stable_in(stable: &[u64], c: char) -> bool {
     let u = c as usize;
     u < 0x10000 && stable[u / 64] & (1 << (u % 64)) != 0
 }
 
-/// [`is_stable`] for the BMP, one bit per character: the Unicode lookups
+/// [`is_stable_in`]'s table for the BMP, one bit per character: the Unicode lookups
 /// behind it cost more than the rest of the pass per character.
 static STABLE: LazyLock<Vec<u64>> = LazyLock::new(|| {
     let mut bits = vec![0u64; 0x10000 / 64];

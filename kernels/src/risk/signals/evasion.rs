@@ -83,10 +83,9 @@ pub(crate) fn span_evasion(
         s..s + term.len()
     };
     let range = traced.input_range(r.start, r.end)?;
-    let spellings: Vec<String> = spellings
-        .into_iter()
-        .map(|s| s.as_ref().to_string())
-        .collect();
-    evaded_in(raw, range.clone(), spellings.iter().map(String::as_str))
+    // Borrowed as they are (a contact keyword has dozens of spellings, each
+    // copied per traced match before).
+    let spellings: Vec<_> = spellings.into_iter().collect();
+    evaded_in(raw, range.clone(), spellings.iter().map(AsRef::as_ref))
         .map(|t| (raw[range].to_string(), t))
 }
