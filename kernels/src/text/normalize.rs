@@ -256,8 +256,8 @@ pub(crate) fn nfkc(input: &str) -> Cow<'_, str> {
 /// character before an unstable one (which may compose with it) up to the
 /// next stable character goes through `unicode-normalization`. A title
 /// with one full-width comma normalises two characters, not all of them
-/// (on 20,000 catalog listings, whole-text NFKC took 8.5M of the text
-/// path's 276M instructions; these pieces take 2.9M).
+/// (on 20,000 catalog listings, `nfkc` took 10.7M of the text path's 276M
+/// instructions with whole-text NFKC, 5.0M by pieces).
 fn nfkc_pieces(input: &str) -> String {
     let stable = &STABLE[..];
     let mut out = String::with_capacity(input.len());
