@@ -92,7 +92,7 @@ fn normalize_into<const VARIANTS: bool>(
     if !plain {
         chars.clear();
         numerals = false;
-        // Step 2 happens per character in `map_char` through `HAN`, except
+        // Step 2 happens per character in `map_char_in` through `HAN`, except
         // for the few strings that need fast2s's context rules (see `HAN`).
         let nfkc = nfkc(input);
         let simplified: Cow<str> = if needs_fast2s(&nfkc) {
@@ -164,14 +164,18 @@ pub fn normalize_traced(input: &str) -> Traced {
     let mut numerals = false;
     let mut buf = [0u8; 4];
     let (stable, han) = (&STABLE[..], &HAN[..]);
+    // Step 3 for `c`, each output character remembering the input range.
+    let mut map = |c: char, range: std::ops::Range<usize>| {
+        let before = chars.len();
+        numerals |= map_char_in::<true>(han, c, &mut chars);
+        from.extend((before..chars.len()).map(|_| range.clone()));
+    };
     for (i, c) in input.char_indices() {
         let end = i + c.len_utf8();
         // A stable character is its own NFKC and simplified form: mapped
         // as it is (nearly every character of a listing).
         if is_stable_in(stable, c) {
-            let before = chars.len();
-            numerals |= map_char_in::<true>(han, c, &mut chars);
-            from.extend((before..chars.len()).map(|_| i..end));
+            map(c, i..end);
             continue;
         }
         let one = nfkc(c.encode_utf8(&mut buf)).into_owned();
@@ -181,9 +185,7 @@ pub fn normalize_traced(input: &str) -> Traced {
             one.into()
         };
         for c2 in one.chars() {
-            let before = chars.len();
-            numerals |= map_char::<true>(c2, &mut chars);
-            from.extend((before..chars.len()).map(|_| i..end));
+            map(c2, i..end);
         }
     }
     let mut out = Vec::with_capacity(chars.len());
@@ -272,7 +274,8 @@ fn nfkc_pieces(input: &str) -> String {
             }
             last_stable = Some(i);
         } else if from.is_none() {
-            let s = last_stable.filter(|&p| p >= copied).unwrap_or(copied);
+            // A stable character not yet copied (copying stops at one).
+            let s = last_stable.unwrap_or(copied);
             out.push_str(&input[copied..s]);
             from = Some(s);
         }
@@ -380,15 +383,11 @@ fn needs_fast2s_char(c: char) -> bool {
                 && HAN[(u - HAN_BASE) as usize].1 & CONTEXTUAL != 0))
 }
 
-/// Step 3 for one character, pushing its replacement(s). Returns whether it
-/// may be part of a spelled-out number (so step 5 is needed).
-#[inline]
-fn map_char<const VARIANTS: bool>(c: char, out: &mut Vec<char>) -> bool {
-    map_char_in::<VARIANTS>(&HAN, c, out)
-}
-
-/// [`map_char`] with the `HAN` table at hand: ASCII and the main ideograph
-/// block (nearly every character of a listing) inline, the rest out of line.
+/// Step 3 for one character, pushing its replacement(s); `han` is the
+/// [`HAN`] table, read once by the caller. Returns whether it may be part
+/// of a spelled-out number (so step 5 is needed). ASCII and the main
+/// ideograph block (nearly every character of a listing) inline, the rest
+/// out of line.
 #[inline(always)]
 fn map_char_in<const VARIANTS: bool>(
     han: &[(char, u8, char)],
@@ -423,7 +422,7 @@ fn map_char_in<const VARIANTS: bool>(
     map_other::<VARIANTS>(c, out)
 }
 
-/// [`map_char`] outside ASCII and the main ideograph block.
+/// [`map_char_in`] outside ASCII and the main ideograph block.
 #[inline(never)]
 fn map_other<const VARIANTS: bool>(c: char, out: &mut Vec<char>) -> bool {
     if let Some(d) = always_digit(c) {
@@ -631,7 +630,7 @@ mod tests {
         let mut chars = Vec::new();
         let mut numerals = false;
         for c in simplified.chars() {
-            numerals |= super::map_char::<true>(c, &mut chars);
+            numerals |= super::map_char_in::<true>(&super::HAN, c, &mut chars);
         }
         let mut out = Vec::new();
         super::remove_separators(&chars, &mut out, &mut ());
