@@ -53,3 +53,20 @@ pub(crate) fn head_chars(s: &str, n: usize) -> &str {
         None => s,
     }
 }
+
+/// Real titles and real spam (raw and hand-normalised) of `jobs/data`: the
+/// texts tests compare two ways of computing the same thing on.
+#[cfg(test)]
+pub(crate) fn real_texts() -> Vec<String> {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../jobs/data/");
+    let mut texts = Vec::new();
+    for f in ["product_titles_train.tsv", "spam_variant_pairs_train.tsv"] {
+        let data = std::fs::read_to_string(format!("{root}{f}")).unwrap();
+        texts.extend(
+            data.lines()
+                .skip(1)
+                .flat_map(|l| l.split('\t').map(str::to_string)),
+        );
+    }
+    texts
+}

@@ -642,27 +642,13 @@ mod tests {
 
     /// Every field of `jobs/data`'s real titles and real spam (raw and
     /// hand-normalised), headers left out.
-    fn real_texts() -> Vec<String> {
-        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../jobs/data/");
-        let mut texts = Vec::new();
-        for f in ["product_titles_train.tsv", "spam_variant_pairs_train.tsv"] {
-            let data = std::fs::read_to_string(format!("{root}{f}")).unwrap();
-            texts.extend(
-                data.lines()
-                    .skip(1)
-                    .flat_map(|l| l.split('\t').map(str::to_string)),
-            );
-        }
-        texts
-    }
-
     #[test]
     fn the_one_pass_gives_what_the_general_way_gives() {
         // Real titles and real spam (raw and hand-normalised), plus texts
         // with what sends a text the general way: combining marks after a
         // punctuation-free starter, compatibility forms, contextual and
         // extension ideographs, next to the punctuation the one pass takes.
-        let mut texts = real_texts();
+        let mut texts = crate::text::real_texts();
         for t in [
             "【正品】e\u{301}té，包",
             "【】cafe\u{301}",
@@ -695,7 +681,7 @@ mod tests {
         // compose, reorder or decompose next to stable ones: combining marks
         // (in and out of canonical order), Hangul jamo and syllables,
         // compatibility forms, full-width punctuation, astral ideographs.
-        let mut texts = real_texts();
+        let mut texts = crate::text::real_texts();
         let pool: Vec<char> = "ae高仿包，、。！（）【】Ａ１①ﬁ㍿ᄀ\u{1161}\u{11A8}가각\u{300}\u{301}\u{316}\u{327}\u{308}\u{3099}か\u{FF9E}ｶ\u{0F73}\u{0F71}𠀀豈乾 .:x\u{200B}"
             .chars()
             .collect();
