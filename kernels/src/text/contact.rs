@@ -228,7 +228,7 @@ impl ContactMatcher {
 }
 
 /// The id right after a keyword: skip fillers, then read a digit id (5-15
-/// digits, groups joined across spaces and dashes; o/l read as 0/1 once there
+/// digits, groups joined across spaces and dashes; o/l/i read as 0/1/1 once there
 /// are three real digits) or, for messengers, an account name of 6-20 letters,
 /// digits, `_` or `-` starting with a letter and holding a digit.
 ///
@@ -515,6 +515,10 @@ mod tests {
                 "_abc1234",
                 "ab-cd-12",
                 "lol123456",
+                // Past the 40-character window.
+                "1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2",
+                "12345678 12345678 12345678 12345678 123456",
+                "a1bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
             ] {
                 for tail in ["", " ", "货", "x", "-", "✨", long.as_str()] {
                     rests.push(format!("{fill}{id}{tail}"));

@@ -318,20 +318,16 @@ impl<T> LatinDisguises<T> {
         if self.by_len.is_empty() {
             return out;
         }
-        // Full-width forms and homoglyphs of the word are read as ASCII
-        // (NFKC), letters lowercased and `＊` read as `*`: `read`. The text
-        // is cut into words and each word counted in one pass over the NFKC
+        // Full-width forms of the word are read as ASCII (NFKC, which also
+        // turns `＊` into `*`), letters lowercased. The text is cut into words and each word counted in one pass over the NFKC
         // text as it is; only a word that may be a disguised name is
         // written out read (lowercasing and collecting the whole text first
         // cost ~6,000 instructions per spam message, most of it for words
         // of one or two characters that could never be a name).
-        let read = |c: char| match c.to_ascii_lowercase() {
-            '＊' => '*',
-            c => c,
-        };
+        let read = |c: char| c.to_ascii_lowercase();
         let word_char = |c: char| c.is_ascii_alphanumeric() || is_mask(c) || matches!(c, '@' | '$');
         let text = super::normalize::nfkc(raw);
-        for word in text.split(|c: char| !word_char(read(c))) {
+        for word in text.split(|c: char| !word_char(c)) {
             let (mut n, mut letters, mut masks, mut leets) = (0, 0, 0, 0);
             for c in word.chars().map(read) {
                 n += 1;
@@ -498,7 +494,6 @@ mod tests {
         let text: String = crate::text::normalize::nfkc(raw)
             .chars()
             .map(|c| c.to_ascii_lowercase())
-            .map(|c| if c == '＊' { '*' } else { c })
             .collect();
         for word in text.split(|c: char| !word_char(c)) {
             let letters = word.chars().filter(|c| c.is_ascii_alphabetic()).count();
@@ -550,14 +545,8 @@ mod tests {
             .collect();
         let m = LatinDisguises::new(names.iter().cloned().enumerate());
         let mut texts = crate::text::real_texts();
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move |n: usize| {
-            // xorshift64: a fixed, repeatable sequence.
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut rng = crate::text::XorShift(0x9E37_79B9_7F4A_7C15);
+        let mut next = move |n: usize| rng.below(n);
         let swaps = [
             '*', '＊', '×', '※', '0', '1', '3', '4', '@', '$', '5', '7', '8', '-', ' ',
         ];

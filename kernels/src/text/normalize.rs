@@ -78,31 +78,22 @@ fn normalize_into<const VARIANTS: bool>(
     // access is a check the loop would repeat).
     let (stable, han) = (&STABLE[..], &HAN[..]);
     // Most titles are ASCII, common ideographs without context-dependent
-    // conversions and punctuation (【】，): NFKC-stable, simplified per
-    // character. Steps 1–3 then happen in this one pass; anything else
-    // starts over below.
+    // conversions and punctuation: stable characters (【】) and `SIMPLE`
+    // ones (，！ and full-width letters), each its own NFKC whatever the
+    // others, simplified per character. Steps 1–3 then happen in this one
+    // pass; anything else starts over below.
     let simple = &SIMPLE[..];
     let mut plain = true;
-    // After a character replaced by its own NFKC (`SIMPLE`), the next one
-    // must be stable (or the text end) for that to be the text's NFKC.
-    let mut need_stable = false;
     for c in input.chars() {
         if c.is_ascii() || is_stable_in(stable, c) {
-            need_stable = false;
             numerals |= map_char_in::<VARIANTS>(han, c, chars);
-            continue;
-        }
-        match simple_nfkc(simple, c) {
-            Some(nfkc) if !need_stable => {
-                for &d in nfkc {
-                    numerals |= map_char_in::<VARIANTS>(han, d, chars);
-                }
-                need_stable = true;
+        } else if let Some(nfkc) = simple_nfkc(simple, c) {
+            for &d in nfkc {
+                numerals |= map_char_in::<VARIANTS>(han, d, chars);
             }
-            _ => {
-                plain = false;
-                break;
-            }
+        } else {
+            plain = false;
+            break;
         }
     }
     if !plain {
@@ -232,8 +223,7 @@ pub fn normalize_traced(input: &str) -> Traced {
 /// `stable` is the [`STABLE`] table, read once by the caller.
 #[inline(always)]
 fn is_stable_in(stable: &[u64], c: char) -> bool {
-    let u = c as usize;
-    u < STABLE_END && stable[u / 64] & (1 << (u % 64)) != 0
+    (c as usize) < STABLE_END && has_bit(stable, c)
 }
 
 /// Where [`STABLE`] and [`SIMPLE`] end: planes 0 and 1 (16 KiB of bits).
@@ -242,34 +232,48 @@ const STABLE_END: usize = 0x20000;
 /// [`is_stable_in`]'s table for planes 0 and 1, one bit per character: the Unicode lookups
 /// behind it cost more than the rest of the pass per character.
 static STABLE: LazyLock<Vec<u64>> = LazyLock::new(|| {
-    let mut bits = vec![0u64; STABLE_END / 64];
-    for u in 0..STABLE_END as u32 {
-        let Some(c) = char::from_u32(u) else { continue };
-        let stable = c.is_ascii()
+    bit_table(|c| {
+        c.is_ascii()
             || (!needs_fast2s_char(c)
                 && unicode_normalization::char::canonical_combining_class(c) == 0
-                && is_nfkc_quick(std::iter::once(c)) == IsNormalized::Yes);
-        if stable {
-            bits[u as usize / 64] |= 1 << (u % 64);
+                && is_nfkc_quick(std::iter::once(c)) == IsNormalized::Yes)
+    })
+});
+
+/// One bit per character of planes 0 and 1: whether `holds`.
+fn bit_table(holds: impl Fn(char) -> bool) -> Vec<u64> {
+    let mut bits = vec![0u64; STABLE_END / 64];
+    for c in (0..STABLE_END as u32).filter_map(char::from_u32) {
+        if holds(c) {
+            bits[c as usize / 64] |= 1 << (c as usize % 64);
         }
     }
     bits
-});
+}
+
+/// Bit `c` of a [`bit_table`]; `c` below [`STABLE_END`].
+#[inline(always)]
+fn has_bit(bits: &[u64], c: char) -> bool {
+    let u = c as usize;
+    bits[u / 64] & (1 << (u % 64)) != 0
+}
 
 /// Characters of planes 0 and 1 that are not stable but whose NFKC is the same
-/// wherever they stand between stable characters, with that NFKC: the
-/// full-width punctuation (，！：（）) and letters of real listings, which
-/// would otherwise send a whole title through `unicode-normalization`
-/// (9.5% of the text path's instructions on real titles and spam).
+/// wherever they stand next to stable characters or each other, with that
+/// NFKC: the full-width punctuation (，！：（）) and letters of real
+/// listings, which would otherwise send a whole title through
+/// `unicode-normalization` (9.5% of the text path's instructions on real
+/// titles and spam); also circled numbers (① → 1), compatibility
+/// ideographs, Hangul compatibility letters and mathematical letters.
 ///
 /// Why it holds: a character's NFKC decomposes it fully, then composes. Its
 /// decomposition here starts with a starter that NFKC's quick check passes
-/// ("Yes"), so nothing is reordered across it and the stable character
-/// before cannot compose with it (only "Maybe" characters are the second of
-/// a composition); the stable character after is likewise neither reordered
-/// nor composed with what comes before it. And the NFKC is itself made of
-/// stable characters, so step 2 and 3 map it per character, as the general
-/// way would. Sorted, for binary search.
+/// ("Yes"), so nothing is reordered across it and nothing before can compose
+/// with it (only "Maybe" characters are the second of a composition); a
+/// stable character, or another of these, after it is likewise neither
+/// reordered nor composed with what comes before. And the NFKC is itself
+/// made of stable characters, so steps 2 and 3 map it per character, as the
+/// general way would. Sorted, for binary search.
 static SIMPLE: LazyLock<Vec<(char, Box<[char]>)>> = LazyLock::new(|| {
     use unicode_normalization::char::canonical_combining_class as ccc;
     let stable = &STABLE[..];
@@ -300,9 +304,11 @@ fn simple_nfkc(simple: &[(char, Box<[char]>)], c: char) -> Option<&[char]> {
 pub(crate) fn nfkc(input: &str) -> Cow<'_, str> {
     // A text of stable characters is in NFKC (see `is_stable_in`). One bit
     // per character instead of `is_nfkc_quick`, whose lookups cost ~2,300
-    // instructions per call from `evasion.rs` on real spam; the few texts
-    // in NFKC that hold an unstable character (an extension ideograph) are
-    // copied by `nfkc_pieces` unchanged.
+    // instructions per call from `evasion.rs` on real spam. Texts already in
+    // NFKC that hold a character stable only for NFKC (an extension or
+    // contextual ideograph such as 乾, a combining mark the quick check
+    // passes, as in Thai, Hebrew or Arabic) come out of `nfkc_pieces` as
+    // they went in, in a new string.
     let stable = &STABLE[..];
     if input
         .chars()
@@ -340,15 +346,23 @@ fn nfkc_pieces(input: &str) -> String {
             }
             last_stable = Some(i);
         } else if let Some(nfkc) = simple_nfkc(simple, c).filter(|_| {
-            // Between stable characters (or the text's ends): its own NFKC.
-            from.is_none() && chars.peek().is_none_or(|&(_, n)| is_stable_in(stable, n))
+            // Outside a piece and before a stable or `SIMPLE` character (or
+            // the text's end): its own NFKC. Not before another unstable
+            // one, which may compose with it (Ａ + U+0301 → Á): then it
+            // starts that one's piece.
+            from.is_none()
+                && chars.peek().is_none_or(|&(_, n)| {
+                    is_stable_in(stable, n) || simple_nfkc(simple, n).is_some()
+                })
         }) {
             out.push_str(&input[copied..i]);
             out.extend(nfkc);
             copied = i + c.len_utf8();
         } else if from.is_none() {
-            // A stable character not yet copied (copying stops at one).
-            let s = last_stable.unwrap_or(copied);
+            // The piece starts at the latest place nothing before composes
+            // with: a stable character not yet copied, or where copying
+            // stopped (a stable or `SIMPLE` character: see the peek above).
+            let s = last_stable.map_or(copied, |l| l.max(copied));
             out.push_str(&input[copied..s]);
             from = Some(s);
         }
@@ -538,8 +552,7 @@ fn is_word(c: char) -> bool {
     } else if (HAN_BASE..=HAN_END).contains(&(c as u32)) {
         true // the main ideograph block: most of a listing's characters
     } else if (c as usize) < STABLE_END {
-        let u = c as usize;
-        WORD[u / 64] & (1 << (u % 64)) != 0
+        has_bit(&WORD, c)
     } else {
         is_word_slow(c)
     }
@@ -553,15 +566,7 @@ fn is_word_slow(c: char) -> bool {
 /// punctuation of real listings (，。【】“”) otherwise costs a binary search
 /// of Unicode's alphabetic table each (2.5% of the text path's instructions
 /// on real titles and spam).
-static WORD: LazyLock<Vec<u64>> = LazyLock::new(|| {
-    let mut bits = vec![0u64; STABLE_END / 64];
-    for c in (0..STABLE_END as u32).filter_map(char::from_u32) {
-        if is_word_slow(c) {
-            bits[c as usize / 64] |= 1 << (c as usize % 64);
-        }
-    }
-    bits
-});
+static WORD: LazyLock<Vec<u64>> = LazyLock::new(|| bit_table(is_word_slow));
 
 /// [`is_word`] for ASCII, one bit per character.
 const ASCII_WORD: u128 = {
@@ -734,8 +739,6 @@ mod tests {
         out.into_iter().collect()
     }
 
-    /// Every field of `jobs/data`'s real titles and real spam (raw and
-    /// hand-normalised), headers left out.
     #[test]
     fn the_one_pass_gives_what_the_general_way_gives() {
         // Real titles and real spam (raw and hand-normalised), plus texts
@@ -779,18 +782,10 @@ mod tests {
         let pool: Vec<char> = "ae高仿包，、。！（）【】Ａ１①ﬁ㍿ᄀ\u{1161}\u{11A8}가각\u{300}\u{301}\u{316}\u{327}\u{308}\u{3099}か\u{FF9E}ｶ\u{0F73}\u{0F71}𠀀豈乾 .:x\u{200B}🔥𝐀🄰\u{1F3FB}"
             .chars()
             .collect();
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut rng = crate::text::XorShift(0x2545_f491_4f6c_dd1d);
         for _ in 0..60_000 {
-            let len = (state >> 60) as usize + 1;
-            let t: String = (0..len)
-                .map(|_| {
-                    // xorshift64: a fixed, repeatable sequence.
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    pool[(state % pool.len() as u64) as usize]
-                })
-                .collect();
+            let len = (rng.0 >> 60) as usize + 1;
+            let t: String = (0..len).map(|_| pool[rng.below(pool.len())]).collect();
             texts.push(t);
         }
         for t in &texts {
