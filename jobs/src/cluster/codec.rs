@@ -410,6 +410,22 @@ impl PhysicalExtensionCodec for DajiaPhysicalCodec {
     }
 }
 
+/// Decodes a task's encoded physical plan exactly as dajia's executors do:
+/// Ballista's decoder, patched so that a panic inside DataFusion's plan
+/// decoder (a damaged plan) is an error of that task, not of the executor
+/// (`third_party/ballista-executor/PATCHES.md`). The fuzz target
+/// `plan_codec` and the tests below decode through it.
+pub fn decode_task_plan(
+    encoded: &[u8],
+    task_context: &TaskContext,
+    codec: &DajiaPhysicalCodec,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    ballista_executor::plan_decode::decode_physical_plan::<
+        datafusion_proto::protobuf::PhysicalPlanNode,
+    >(encoded, task_context, codec)
+    .map_err(|e| DataFusionError::External(Box::new(e)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -678,6 +694,76 @@ mod tests {
 
     // The `plan_codec` fuzz target's property (fuzz/): a function's state
     // damaged in transit is decoded or refused, never a panic.
+    /// The first aggregate of a plan, through the nodes a GROUP BY plan has.
+    fn first_aggregate(
+        node: &mut datafusion_proto::protobuf::PhysicalPlanNode,
+    ) -> Option<&mut datafusion_proto::protobuf::AggregateExecNode> {
+        use datafusion_proto::protobuf::physical_plan_node::PhysicalPlanType as T;
+        let input = match node.physical_plan_type.as_mut()? {
+            T::Aggregate(a) => return Some(a),
+            T::Projection(p) => p.input.as_mut(),
+            T::Repartition(r) => r.input.as_mut(),
+            T::CoalesceBatches(c) => c.input.as_mut(),
+            T::Merge(m) => m.input.as_mut(),
+            T::Sort(s) => s.input.as_mut(),
+            T::SortPreservingMerge(s) => s.input.as_mut(),
+            T::Filter(f) => f.input.as_mut(),
+            _ => None,
+        }?;
+        first_aggregate(input)
+    }
+
+    /// The `plan_codec` fuzz target's finding: an aggregate whose grouping
+    /// sets have no grouping expressions makes DataFusion 55.2's decoder
+    /// panic. Decoded as an executor decodes it, it is an error.
+    #[tokio::test]
+    async fn a_plan_whose_decoder_panics_is_an_error_on_an_executor() {
+        use prost::Message;
+        let ctx = datafusion::prelude::SessionContext::new();
+        let plan = ctx
+            .sql("SELECT column1 AS t, count(*) AS c FROM (VALUES ('a'), ('b'), ('a')) GROUP BY column1")
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        let (_, client) = codecs(NodeImageDefaults::default());
+        let (_, executor) = codecs(NodeImageDefaults {
+            models_dir: "/nonexistent/models".into(),
+            ..Default::default()
+        });
+        let encoded = datafusion_proto::bytes::physical_plan_to_bytes_with_extension_codec(
+            plan,
+            client.as_ref(),
+        )
+        .unwrap();
+        let task = ctx.task_ctx();
+        // Undamaged, the executor's decoding gives the plan back.
+        assert!(decode_task_plan(&encoded, &task, &executor).is_ok());
+        let mut node = datafusion_proto::protobuf::PhysicalPlanNode::decode(&encoded[..]).unwrap();
+        let aggregate = first_aggregate(&mut node).expect("a GROUP BY plan has an aggregate");
+        aggregate.group_expr.clear();
+        aggregate.group_expr_name.clear();
+        if aggregate.groups.is_empty() {
+            aggregate.groups.push(false);
+        }
+        let damaged = node.encode_to_vec();
+        // DataFusion's own decoder panics on it (what an executor met before
+        // the patch)...
+        let unpatched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            datafusion_proto::bytes::physical_plan_from_bytes_with_extension_codec(
+                &damaged,
+                &task,
+                executor.as_ref(),
+            )
+        }));
+        assert!(unpatched.is_err(), "DataFusion's decoder no longer panics here: the patch may be dropped");
+        // ...and the executor's decoding turns that into an error.
+        let e = decode_task_plan(&damaged, &task, &executor).unwrap_err();
+        assert!(e.to_string().contains("the plan decoder panicked"), "{e}");
+        assert!(e.to_string().contains("chunk size must be non-zero"), "{e}");
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
 

@@ -361,10 +361,13 @@ async fn run_received_task<T: 'static + AsLogicalPlan, U: 'static + AsExecutionP
         runtime.clone(),
     ));
 
-    let plan: Arc<dyn ExecutionPlan> =
-        U::try_decode(task.plan.as_slice()).and_then(|proto| {
-            proto.try_into_physical_plan(&task_context, codec.physical_extension_codec())
-        })?;
+    // dajia's patch: decoded isolated, so that a plan whose decoder panics
+    // fails this task instead of ending the poll loop (PATCHES.md).
+    let plan: Arc<dyn ExecutionPlan> = crate::plan_decode::decode_physical_plan::<U>(
+        task.plan.as_slice(),
+        &task_context,
+        codec.physical_extension_codec(),
+    )?;
 
     let global_output_partition_ids: Vec<usize> = task
         .global_output_partition_ids

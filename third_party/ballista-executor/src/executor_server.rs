@@ -890,19 +890,22 @@ impl<T: 'static + AsLogicalPlan, U: 'static + AsExecutionPlan> ExecutorGrpc
             task_sender
                 .send(CuratorTaskDefinition {
                     scheduler_endpoint: scheduler_endpoint.clone(),
-                    task: get_task_definition(
-                        task,
-                        self.executor.runtime_producer.clone(),
-                        self.executor.produce_config(),
-                        self.executor.function_registry.scalar_functions.clone(),
-                        self.executor.function_registry.aggregate_functions.clone(),
-                        self.executor.function_registry.window_functions.clone(),
-                        self.executor
-                            .function_registry
-                            .higher_order_functions
-                            .clone(),
-                        self.codec.clone(),
-                    )
+                    // dajia's patch: decoded isolated (PATCHES.md).
+                    task: crate::plan_decode::isolated("task definition", || {
+                        get_task_definition(
+                            task,
+                            self.executor.runtime_producer.clone(),
+                            self.executor.produce_config(),
+                            self.executor.function_registry.scalar_functions.clone(),
+                            self.executor.function_registry.aggregate_functions.clone(),
+                            self.executor.function_registry.window_functions.clone(),
+                            self.executor
+                                .function_registry
+                                .higher_order_functions
+                                .clone(),
+                            self.codec.clone(),
+                        )
+                    })
                     .map_err(|e| Status::invalid_argument(format!("{e}")))?,
                 })
                 .await
@@ -925,18 +928,24 @@ impl<T: 'static + AsLogicalPlan, U: 'static + AsExecutionPlan> ExecutorGrpc
         let mut failed_jobs: HashSet<String> = HashSet::new();
         for multi_task in multi_tasks {
             let job_id = multi_task.job_id.clone();
-            let multi_task: Vec<TaskDefinition> = match get_task_definition_vec(
-                multi_task,
-                self.executor.runtime_producer.clone(),
-                self.executor.produce_config(),
-                self.executor.function_registry.scalar_functions.clone(),
-                self.executor.function_registry.aggregate_functions.clone(),
-                self.executor.function_registry.window_functions.clone(),
-                self.executor
-                    .function_registry
-                    .higher_order_functions
-                    .clone(),
-                self.codec.clone(),
+            // dajia's patch: decoded isolated (PATCHES.md).
+            let multi_task: Vec<TaskDefinition> = match crate::plan_decode::isolated(
+                "task definitions",
+                || {
+                    get_task_definition_vec(
+                        multi_task,
+                        self.executor.runtime_producer.clone(),
+                        self.executor.produce_config(),
+                        self.executor.function_registry.scalar_functions.clone(),
+                        self.executor.function_registry.aggregate_functions.clone(),
+                        self.executor.function_registry.window_functions.clone(),
+                        self.executor
+                            .function_registry
+                            .higher_order_functions
+                            .clone(),
+                        self.codec.clone(),
+                    )
+                },
             ) {
                 Ok(tasks) => tasks,
                 Err(e) => {

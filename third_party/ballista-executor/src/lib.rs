@@ -41,6 +41,9 @@ pub mod flight_service;
 pub mod health;
 /// Metrics collection for executor runtime statistics.
 pub mod metrics;
+/// Decoding of the plans the scheduler sends, isolated from panics
+/// (dajia's patch; see PATCHES.md).
+pub mod plan_decode;
 /// Session-scoped cache of shared executor runtime environments.
 pub mod runtime_cache;
 /// Graceful shutdown coordination for executor components.
