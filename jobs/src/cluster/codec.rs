@@ -757,7 +757,10 @@ mod tests {
                 executor.as_ref(),
             )
         }));
-        assert!(unpatched.is_err(), "DataFusion's decoder no longer panics here: the patch may be dropped");
+        assert!(
+            unpatched.is_err(),
+            "DataFusion's decoder no longer panics here: the patch may be dropped"
+        );
         // ...and the executor's decoding turns that into an error.
         let e = decode_task_plan(&damaged, &task, &executor).unwrap_err();
         assert!(e.to_string().contains("the plan decoder panicked"), "{e}");
