@@ -767,6 +767,74 @@ mod tests {
         assert!(e.to_string().contains("chunk size must be non-zero"), "{e}");
     }
 
+    /// The plan's first in-memory table, through the nodes a VALUES plan has.
+    fn first_memory_scan(
+        node: &mut datafusion_proto::protobuf::PhysicalPlanNode,
+    ) -> Option<&mut datafusion_proto::protobuf::MemoryScanExecNode> {
+        use datafusion_proto::protobuf::physical_plan_node::PhysicalPlanType as T;
+        match node.physical_plan_type.as_mut()? {
+            T::MemoryScan(m) => Some(m),
+            T::Projection(p) => first_memory_scan(p.input.as_mut()?),
+            T::Filter(f) => first_memory_scan(f.input.as_mut()?),
+            T::CoalesceBatches(c) => first_memory_scan(c.input.as_mut()?),
+            T::Repartition(r) => first_memory_scan(r.input.as_mut()?),
+            _ => None,
+        }
+    }
+
+    /// The `plan_codec` fuzz target's other finding: an in-memory table whose
+    /// Arrow IPC message declares more bytes than follow made arrow-ipc
+    /// zero-fill that many (~1.7 GB) before reading. An executor refuses the
+    /// plan from the lengths alone.
+    #[tokio::test]
+    async fn an_in_memory_table_declaring_more_bytes_than_it_has_is_refused_unread() {
+        use prost::Message;
+        let ctx = datafusion::prelude::SessionContext::new();
+        let plan = ctx
+            .sql("SELECT column1 AS t FROM (VALUES ('a'), ('b')) WHERE column1 <> 'c'")
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        let (_, client) = codecs(NodeImageDefaults::default());
+        let (_, executor) = codecs(NodeImageDefaults {
+            models_dir: "/nonexistent/models".into(),
+            ..Default::default()
+        });
+        let encoded = datafusion_proto::bytes::physical_plan_to_bytes_with_extension_codec(
+            plan,
+            client.as_ref(),
+        )
+        .unwrap();
+        let task = ctx.task_ctx();
+        assert!(decode_task_plan(&encoded, &task, &executor).is_ok());
+        let node = datafusion_proto::protobuf::PhysicalPlanNode::decode(&encoded[..]).unwrap();
+        for (what, at, declared) in [("metadata", 4usize, 0x6a00_0000u32), ("cut", 4, 0)] {
+            let mut node = node.clone();
+            let scan = first_memory_scan(&mut node).expect("a VALUES plan reads a memory table");
+            let partition = scan
+                .partitions
+                .iter_mut()
+                .find(|p| !p.is_empty())
+                .expect("a partition with rows");
+            assert_eq!(partition[..4], [0xff; 4], "IPC stream framing");
+            if what == "cut" {
+                partition.truncate(6);
+            } else {
+                partition[at..at + 4].copy_from_slice(&declared.to_le_bytes());
+            }
+            let damaged = node.encode_to_vec();
+            let started = std::time::Instant::now();
+            let e = decode_task_plan(&damaged, &task, &executor).unwrap_err();
+            assert!(e.to_string().contains("in-memory table"), "{what}: {e}");
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "{what}: read before refused"
+            );
+        }
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
 

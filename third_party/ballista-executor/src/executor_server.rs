@@ -892,6 +892,7 @@ impl<T: 'static + AsLogicalPlan, U: 'static + AsExecutionPlan> ExecutorGrpc
                     scheduler_endpoint: scheduler_endpoint.clone(),
                     // dajia's patch: decoded isolated (PATCHES.md).
                     task: crate::plan_decode::isolated("task definition", || {
+                        crate::plan_decode::check_memory_scans(&task.plan)?;
                         get_task_definition(
                             task,
                             self.executor.runtime_producer.clone(),
@@ -932,6 +933,7 @@ impl<T: 'static + AsLogicalPlan, U: 'static + AsExecutionPlan> ExecutorGrpc
             let multi_task: Vec<TaskDefinition> = match crate::plan_decode::isolated(
                 "task definitions",
                 || {
+                    crate::plan_decode::check_memory_scans(&multi_task.plan)?;
                     get_task_definition_vec(
                         multi_task,
                         self.executor.runtime_producer.clone(),
