@@ -52,8 +52,8 @@ pub fn decode_physical_plan<U: AsExecutionPlan>(
     task_context: &TaskContext,
     codec: &dyn PhysicalExtensionCodec,
 ) -> Result<Arc<dyn ExecutionPlan>, BallistaError> {
-    check_memory_scans(encoded)?;
     isolated("task plan", || {
+        check_memory_scans(encoded)?;
         Ok(U::try_decode(encoded)?.try_into_physical_plan(task_context, codec)?)
     })
 }
@@ -120,7 +120,10 @@ pub fn check_memory_scans(encoded: &[u8]) -> Result<(), BallistaError> {
 
 /// Walks an Arrow IPC stream's framing (`[0xFFFFFFFF] <metadata length>
 /// <metadata> <body>` per message, a zero length at the end) and checks that
-/// every declared length fits in what is left.
+/// every declared length fits in what is left. Compressed batches are
+/// refused: each compressed buffer declares its uncompressed length, which
+/// arrow-ipc allocates before decompressing, and DataFusion never compresses
+/// an in-memory table it encodes.
 fn check_ipc_stream(bytes: &[u8]) -> Result<(), String> {
     let word = |at: usize| {
         bytes
@@ -129,7 +132,10 @@ fn check_ipc_stream(bytes: &[u8]) -> Result<(), String> {
     };
     let mut at = 0;
     while at < bytes.len() {
-        let mut len = word(at).ok_or("a message length cut short")?;
+        // Fewer than 4 bytes left: the end, as arrow-ipc's reader takes it.
+        let Some(mut len) = word(at) else {
+            return Ok(());
+        };
         at += 4;
         if len == 0xFFFF_FFFF {
             len = word(at).ok_or("a message length cut short")?;
@@ -148,6 +154,13 @@ fn check_ipc_stream(bytes: &[u8]) -> Result<(), String> {
             .map_err(|e| format!("unreadable message metadata: {e}"))?;
         at += len as usize;
         let left = bytes.len() - at;
+        let compressed = message
+            .header_as_record_batch()
+            .or_else(|| message.header_as_dictionary_batch().and_then(|d| d.data()))
+            .is_some_and(|batch| batch.compression().is_some());
+        if compressed {
+            return Err("a compressed batch (in-memory tables are not compressed)".into());
+        }
         let body = message.bodyLength();
         if body < 0 || body as u64 > left as u64 {
             return Err(format!(
