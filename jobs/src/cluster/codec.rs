@@ -711,15 +711,18 @@ mod tests {
         first_aggregate(input)
     }
 
-    /// The `plan_codec` fuzz target's finding: an aggregate whose grouping
-    /// sets have no grouping expressions makes DataFusion 55.2's decoder
-    /// panic. Decoded as an executor decodes it, it is an error.
-    #[tokio::test]
-    async fn a_plan_whose_decoder_panics_is_an_error_on_an_executor() {
-        use prost::Message;
+    /// The physical plan of `sql` as a client encodes it for an executor, with
+    /// a task context and an executor's codec to decode it.
+    async fn plan_as_sent(
+        sql: &str,
+    ) -> (
+        Arc<datafusion::execution::TaskContext>,
+        Arc<DajiaPhysicalCodec>,
+        Vec<u8>,
+    ) {
         let ctx = datafusion::prelude::SessionContext::new();
         let plan = ctx
-            .sql("SELECT column1 AS t, count(*) AS c FROM (VALUES ('a'), ('b'), ('a')) GROUP BY column1")
+            .sql(sql)
             .await
             .unwrap()
             .create_physical_plan()
@@ -735,7 +738,19 @@ mod tests {
             client.as_ref(),
         )
         .unwrap();
-        let task = ctx.task_ctx();
+        (ctx.task_ctx(), executor, encoded.to_vec())
+    }
+
+    /// The `plan_codec` fuzz target's finding: an aggregate whose grouping
+    /// sets have no grouping expressions makes DataFusion 55.2's decoder
+    /// panic. Decoded as an executor decodes it, it is an error.
+    #[tokio::test]
+    async fn a_plan_whose_decoder_panics_is_an_error_on_an_executor() {
+        use prost::Message;
+        let (task, executor, encoded) = plan_as_sent(
+            "SELECT column1 AS t, count(*) AS c FROM (VALUES ('a'), ('b'), ('a')) GROUP BY column1",
+        )
+        .await;
         // Undamaged, the executor's decoding gives the plan back.
         assert!(decode_task_plan(&encoded, &task, &executor).is_ok());
         let mut node = datafusion_proto::protobuf::PhysicalPlanNode::decode(&encoded[..]).unwrap();
@@ -787,25 +802,9 @@ mod tests {
     #[tokio::test]
     async fn an_in_memory_table_declaring_more_bytes_than_it_has_is_refused_unread() {
         use prost::Message;
-        let ctx = datafusion::prelude::SessionContext::new();
-        let plan = ctx
-            .sql("SELECT column1 AS t FROM (VALUES ('a'), ('b')) WHERE column1 <> 'c'")
-            .await
-            .unwrap()
-            .create_physical_plan()
-            .await
-            .unwrap();
-        let (_, client) = codecs(NodeImageDefaults::default());
-        let (_, executor) = codecs(NodeImageDefaults {
-            models_dir: "/nonexistent/models".into(),
-            ..Default::default()
-        });
-        let encoded = datafusion_proto::bytes::physical_plan_to_bytes_with_extension_codec(
-            plan,
-            client.as_ref(),
-        )
-        .unwrap();
-        let task = ctx.task_ctx();
+        let (task, executor, encoded) =
+            plan_as_sent("SELECT column1 AS t FROM (VALUES ('a'), ('b')) WHERE column1 <> 'c'")
+                .await;
         assert!(decode_task_plan(&encoded, &task, &executor).is_ok());
         let node = datafusion_proto::protobuf::PhysicalPlanNode::decode(&encoded[..]).unwrap();
         for (what, at, declared) in [
