@@ -101,11 +101,19 @@ impl ExecutionPlan for CollectExec {
         Ok(TreeNodeRecursion::Continue)
     }
 
+    // dajia's patch (PATCHES.md): upstream left this `unimplemented!()`, a
+    // panic for any optimizer rule that rewrites the plan under a collect.
     fn with_new_children(
         self: Arc<Self>,
-        _children: Vec<Arc<dyn ExecutionPlan>>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        unimplemented!()
+        match <[_; 1]>::try_from(children) {
+            Ok([plan]) => Ok(Arc::new(CollectExec::new(plan))),
+            Err(children) => Err(DataFusionError::Internal(format!(
+                "CollectExec takes one child, got {}",
+                children.len()
+            ))),
+        }
     }
 
     fn execute(

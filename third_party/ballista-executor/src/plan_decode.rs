@@ -18,7 +18,6 @@
 //! finding). [`check_memory_scans`] compares every declared length with the
 //! bytes that are there, before anything is decoded.
 
-use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
@@ -39,7 +38,7 @@ pub fn isolated<R>(
         Ok(result) => result,
         Err(panic) => Err(BallistaError::General(format!(
             "{what}: the plan decoder panicked: {}",
-            panic_message(panic.as_ref())
+            crate::execution_loop::any_to_string(&panic)
         ))),
     }
 }
@@ -170,12 +169,4 @@ fn check_ipc_stream(bytes: &[u8]) -> Result<(), String> {
         at += body as usize;
     }
     Ok(())
-}
-
-fn panic_message(panic: &(dyn Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".to_string())
 }
