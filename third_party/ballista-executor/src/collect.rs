@@ -101,8 +101,8 @@ impl ExecutionPlan for CollectExec {
         Ok(TreeNodeRecursion::Continue)
     }
 
-    // dajia's patch (PATCHES.md): upstream left this `unimplemented!()`, a
-    // panic for any optimizer rule that rewrites the plan under a collect.
+    // dajia's patch (PATCHES.md): upstream left this unimplemented (a
+    // panic) for any optimizer rule that rewrites the plan under a collect.
     fn with_new_children(
         self: Arc<Self>,
         children: Vec<Arc<dyn ExecutionPlan>>,
