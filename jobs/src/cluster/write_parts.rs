@@ -291,7 +291,10 @@ impl ExecutionPlan for WritePartsExec {
 
 /// Writes every batch of `input` to `path` (snappy Parquet); the rows
 /// written. Nothing is left behind for an empty partition.
-async fn write_part(mut input: SendableRecordBatchStream, path: &std::path::Path) -> Result<usize> {
+pub(crate) async fn write_part(
+    mut input: SendableRecordBatchStream,
+    path: &std::path::Path,
+) -> Result<usize> {
     use datafusion::parquet::arrow::AsyncArrowWriter;
     let mut writer: Option<AsyncArrowWriter<tokio::fs::File>> = None;
     let mut rows = 0;

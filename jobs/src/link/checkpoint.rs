@@ -1,26 +1,42 @@
-//! Intermediate tables of an iterative job written out as Parquet and read
-//! back, so that round k's plan starts from files instead of nesting every
-//! earlier round's plan (which would grow without bound). In one process
-//! DataFusion's own writer writes them; on a cluster each executor writes the
-//! partitions it computes (`cluster::write_parts`), into a folder every node
-//! can read.
+//! Intermediate tables of an iterative job, materialised so that round k's
+//! plan starts from a table instead of nesting every earlier round's plan
+//! (which would grow without bound). On a cluster each executor writes the
+//! partitions it computes as Parquet (`cluster::write_parts`), into a folder
+//! every node can read. In one process they are kept in memory up to
+//! [`IN_MEMORY_BYTES`] (all held checkpoints together) and written to
+//! Parquet beyond it: at a catalog's usual size every round then costs its
+//! query alone, not a write, a listing and a read of files (the seller
+//! linking of a 1M-listing scan is twenty such rounds), and at 10 million
+//! sellers memory stays bounded.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use datafusion::arrow::array::{AsArray, RecordBatch};
-use datafusion::arrow::datatypes::UInt64Type;
-use datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::dataframe::DataFrame;
 use datafusion::datasource::MemTable;
 use datafusion::execution::context::SessionContext;
 use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use futures::StreamExt;
+
+/// Bytes of checkpoints one process keeps in memory at once (Arrow's own
+/// accounting of the batches); a checkpoint that would pass it is written
+/// to Parquet instead.
+pub const IN_MEMORY_BYTES: usize = 512 << 20;
 
 /// Where a job's checkpoints go, and how they are written.
 pub struct Checkpoints {
     dir: PathBuf,
     cluster: bool,
     written: usize,
+    /// Bytes of each checkpoint now held in memory, by table name (a
+    /// checkpoint saved again under its name replaces the old one).
+    held: HashMap<String, usize>,
+    /// [`IN_MEMORY_BYTES`] unless set by [`Self::with_memory_budget`].
+    memory_budget: usize,
 }
 
 impl Checkpoints {
@@ -35,47 +51,91 @@ impl Checkpoints {
             dir: std::fs::canonicalize(dir)?,
             cluster,
             written: 0,
+            held: HashMap::new(),
+            memory_budget: IN_MEMORY_BYTES,
         })
     }
 
-    /// Write `df` and register what was written as table `name` (replacing
-    /// any table of that name). Returns the rows written.
+    /// Keep at most `bytes` of checkpoints in memory (0: write every one).
+    pub fn with_memory_budget(mut self, bytes: usize) -> Self {
+        self.memory_budget = bytes;
+        self
+    }
+
+    /// Materialise `df` and register it as table `name` (replacing any
+    /// table of that name). Returns the rows.
     pub async fn save(&mut self, ctx: &SessionContext, name: &str, df: DataFrame) -> Result<u64> {
         self.written += 1;
         let dir = self.dir.join(format!("{:03}-{name}", self.written));
+        if !self.cluster {
+            return self.save_here(ctx, name, df, &dir).await;
+        }
         std::fs::create_dir_all(&dir)?;
         let schema = Arc::new(df.schema().as_arrow().clone());
-        let (files, rows) = if self.cluster {
-            let parts = crate::cluster::write_parts::write(df, &dir)
-                .await
-                .with_context(|| format!("writing checkpoint {name} on the cluster"))?;
-            let rows = parts.iter().map(|(_, n)| n).sum();
-            (parts.into_iter().map(|(p, _)| p).collect(), rows)
-        } else {
-            let path = format!("{}/", dir.display());
-            let done = df
-                .write_parquet(&path, DataFrameWriteOptions::new(), None)
-                .await
-                .with_context(|| format!("writing checkpoint {name}"))?;
-            // DataFusion's writers return one row: the count (UInt64).
-            let rows = done
-                .iter()
-                .filter(|b| b.num_columns() > 0)
-                .flat_map(|b| {
-                    b.column(0)
-                        .as_primitive_opt::<UInt64Type>()
-                        .map(|c| c.values().to_vec())
-                        .unwrap_or_default()
-                })
-                .sum();
-            (parquet_files(&dir)?, rows)
-        };
+        let parts = crate::cluster::write_parts::write(df, &dir)
+            .await
+            .with_context(|| format!("writing checkpoint {name} on the cluster"))?;
+        let rows = parts.iter().map(|(_, n)| n).sum();
+        let files: Vec<PathBuf> = parts.into_iter().map(|(p, _)| p).collect();
         ctx.deregister_table(name)?;
         if files.is_empty() {
             ctx.register_table(name, Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
         } else {
             crate::catalog::register_files_as(ctx, name, &files, Some(schema)).await?;
         }
+        Ok(rows)
+    }
+
+    /// [`Self::save`] in this process: the batches in memory while the
+    /// held checkpoints stay within the memory budget, else (those read so
+    /// far, then the rest as they come) one Parquet file under `dir`.
+    async fn save_here(
+        &mut self,
+        ctx: &SessionContext,
+        name: &str,
+        df: DataFrame,
+        dir: &Path,
+    ) -> Result<u64> {
+        let budget = self.memory_budget.saturating_sub(self.held_besides(name));
+        let mut stream = df
+            .execute_stream()
+            .await
+            .with_context(|| format!("computing checkpoint {name}"))?;
+        let schema = stream.schema();
+        let (mut batches, mut bytes, mut rows) = (Vec::new(), 0usize, 0u64);
+        while let Some(b) = stream.next().await {
+            let b = b.with_context(|| format!("computing checkpoint {name}"))?;
+            rows += b.num_rows() as u64;
+            bytes += b.get_array_memory_size();
+            batches.push(b);
+            if bytes > budget {
+                break;
+            }
+        }
+        ctx.deregister_table(name)?;
+        if bytes <= budget {
+            // Spread over the session's partitions, as files would be.
+            let n = ctx.state().config().target_partitions().max(1);
+            let mut parts = vec![Vec::new(); n];
+            for (i, b) in batches.into_iter().enumerate() {
+                parts[i % n].push(b);
+            }
+            ctx.register_table(name, Arc::new(MemTable::try_new(schema, parts)?))?;
+            self.held.insert(name.to_string(), bytes);
+            return Ok(rows);
+        }
+        self.held.remove(name);
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join("part-0.parquet");
+        let read = batches.into_iter().map(Ok);
+        let rest = futures::stream::iter(read).chain(stream);
+        let all = Box::pin(RecordBatchStreamAdapter::new(schema.clone(), rest));
+        let more = crate::cluster::write_parts::write_part(all, &path)
+            .await
+            .with_context(|| format!("writing checkpoint {name}"))?;
+        // `write_part` counted every row, the ones read above included.
+        rows = more as u64;
+        crate::catalog::register_files_as(ctx, name, &[path], Some(schema)).await?;
         Ok(rows)
     }
 
@@ -88,6 +148,18 @@ impl Checkpoints {
         batch: RecordBatch,
     ) -> Result<u64> {
         self.written += 1;
+        let bytes = batch.get_array_memory_size();
+        if !self.cluster && self.held_besides(name) + bytes <= self.memory_budget {
+            ctx.deregister_table(name)?;
+            let rows = batch.num_rows() as u64;
+            ctx.register_table(
+                name,
+                Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch]])?),
+            )?;
+            self.held.insert(name.to_string(), bytes);
+            return Ok(rows);
+        }
+        self.held.remove(name);
         let dir = self.dir.join(format!("{:03}-{name}", self.written));
         std::fs::create_dir_all(&dir)?;
         let path = dir.join("part-0.parquet");
@@ -99,19 +171,20 @@ impl Checkpoints {
         Ok(batch.num_rows() as u64)
     }
 
+    /// Bytes held in memory by the checkpoints other than `name` (which a
+    /// new one of that name replaces).
+    fn held_besides(&self, name: &str) -> usize {
+        self.held
+            .iter()
+            .filter(|(n, _)| n.as_str() != name)
+            .map(|(_, b)| b)
+            .sum()
+    }
+
     /// Delete every checkpoint.
     pub fn remove(self) {
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {
             tracing::warn!("could not remove {}: {e}", self.dir.display());
         }
     }
-}
-
-fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
-        .collect();
-    files.sort();
-    Ok(files)
 }

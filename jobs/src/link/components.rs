@@ -143,7 +143,10 @@ mod tests {
         nodes.into_iter().map(|n| (n, find(&mut p, n))).collect()
     }
 
-    async fn run(edges: &[(i64, i64)]) -> (HashMap<i64, i64>, Rounds) {
+    /// The components of `edges`, with checkpoints kept in memory up to
+    /// `budget` bytes (0: every one written to Parquet and read back), and
+    /// whether any checkpoint was written.
+    async fn run_within(edges: &[(i64, i64)], budget: usize) -> (HashMap<i64, i64>, Rounds, bool) {
         let ctx = SessionContext::new();
         let batch = RecordBatch::try_new(
             Arc::new(Schema::new(vec![
@@ -158,7 +161,9 @@ mod tests {
         .unwrap();
         ctx.register_batch("e", batch).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let mut cp = Checkpoints::new(&dir.path().join("cp"), false).unwrap();
+        let mut cp = Checkpoints::new(&dir.path().join("cp"), false)
+            .unwrap()
+            .with_memory_budget(budget);
         let r = components(&ctx, "e", "cc", &mut cp).await.unwrap();
         let mut got = HashMap::new();
         for b in ctx
@@ -181,6 +186,24 @@ mod tests {
                 );
             }
         }
+        let wrote = has_parquet_file(&dir.path().join("cp"));
+        (got, r, wrote)
+    }
+
+    fn has_parquet_file(dir: &std::path::Path) -> bool {
+        std::fs::read_dir(dir).unwrap().flatten().any(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                has_parquet_file(&p)
+            } else {
+                p.extension().is_some_and(|x| x == "parquet")
+            }
+        })
+    }
+
+    async fn run(edges: &[(i64, i64)]) -> (HashMap<i64, i64>, Rounds) {
+        let (got, r, wrote) = run_within(edges, crate::link::checkpoint::IN_MEMORY_BYTES).await;
+        assert!(!wrote, "small checkpoints stay in memory");
         (got, r)
     }
 
@@ -202,6 +225,12 @@ mod tests {
         assert_eq!(got[&1002], 1000);
         assert!(!got.contains_key(&1003), "a self loop links nobody");
         assert!(r.rounds <= 12, "{r:?}");
+        // Past the memory budget every checkpoint goes through Parquet,
+        // with the same result.
+        let (spilled, r2, wrote) = run_within(&edges, 0).await;
+        assert!(wrote, "a zero budget writes every checkpoint");
+        assert_eq!(spilled, got);
+        assert_eq!(r2.rounds, r.rounds);
     }
 
     #[tokio::test]
