@@ -22,9 +22,10 @@ use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
 
-/// Bytes of checkpoints one process keeps in memory at once (Arrow's own
-/// accounting of the batches); a checkpoint that would pass it is written
-/// to Parquet instead.
+/// Bytes of checkpoints one process keeps in memory at once ([`batch_bytes`]);
+/// a checkpoint that would pass it is written to Parquet instead. While a
+/// checkpoint replacing one of the same name is computed (a round of
+/// connected components reads the last), both are held.
 pub const IN_MEMORY_BYTES: usize = 512 << 20;
 
 /// Where a job's checkpoints go, and how they are written.
@@ -106,13 +107,14 @@ impl Checkpoints {
         while let Some(b) = stream.next().await {
             let b = b.with_context(|| format!("computing checkpoint {name}"))?;
             rows += b.num_rows() as u64;
-            bytes += b.get_array_memory_size();
+            bytes += batch_bytes(&b);
             batches.push(b);
             if bytes > budget {
                 break;
             }
         }
-        ctx.deregister_table(name)?;
+        // The table is replaced only once its successor is built: a failure
+        // leaves the earlier one registered.
         if bytes <= budget {
             // Spread over the session's partitions, as files would be.
             let n = ctx.state().config().target_partitions().max(1);
@@ -120,22 +122,29 @@ impl Checkpoints {
             for (i, b) in batches.into_iter().enumerate() {
                 parts[i % n].push(b);
             }
-            ctx.register_table(name, Arc::new(MemTable::try_new(schema, parts)?))?;
+            let table = MemTable::try_new(schema, parts)?;
+            ctx.deregister_table(name)?;
+            ctx.register_table(name, Arc::new(table))?;
             self.held.insert(name.to_string(), bytes);
             return Ok(rows);
         }
-        self.held.remove(name);
         std::fs::create_dir_all(dir)?;
         let path = dir.join("part-0.parquet");
         let read = batches.into_iter().map(Ok);
         let rest = futures::stream::iter(read).chain(stream);
         let all = Box::pin(RecordBatchStreamAdapter::new(schema.clone(), rest));
-        let more = crate::cluster::write_parts::write_part(all, &path)
+        // `write_part` counts every row, the ones read above included, and
+        // writes no file when there are none.
+        let rows = crate::cluster::write_parts::write_part(all, &path)
             .await
-            .with_context(|| format!("writing checkpoint {name}"))?;
-        // `write_part` counted every row, the ones read above included.
-        rows = more as u64;
-        crate::catalog::register_files_as(ctx, name, &[path], Some(schema)).await?;
+            .with_context(|| format!("writing checkpoint {name}"))? as u64;
+        ctx.deregister_table(name)?;
+        self.held.remove(name);
+        if rows == 0 {
+            ctx.register_table(name, Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
+        } else {
+            crate::catalog::register_files_as(ctx, name, &[path], Some(schema)).await?;
+        }
         Ok(rows)
     }
 
@@ -148,18 +157,15 @@ impl Checkpoints {
         batch: RecordBatch,
     ) -> Result<u64> {
         self.written += 1;
-        let bytes = batch.get_array_memory_size();
+        let bytes = batch_bytes(&batch);
         if !self.cluster && self.held_besides(name) + bytes <= self.memory_budget {
-            ctx.deregister_table(name)?;
             let rows = batch.num_rows() as u64;
-            ctx.register_table(
-                name,
-                Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch]])?),
-            )?;
+            let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+            ctx.deregister_table(name)?;
+            ctx.register_table(name, Arc::new(table))?;
             self.held.insert(name.to_string(), bytes);
             return Ok(rows);
         }
-        self.held.remove(name);
         let dir = self.dir.join(format!("{:03}-{name}", self.written));
         std::fs::create_dir_all(&dir)?;
         let path = dir.join("part-0.parquet");
@@ -167,6 +173,7 @@ impl Checkpoints {
         w.write(&batch)?;
         w.close()?;
         ctx.deregister_table(name)?;
+        self.held.remove(name);
         crate::catalog::register_files_as(ctx, name, &[path], Some(batch.schema())).await?;
         Ok(batch.num_rows() as u64)
     }
@@ -181,10 +188,29 @@ impl Checkpoints {
             .sum()
     }
 
+    /// Whether the checkpoints are written for a cluster.
+    pub fn on_cluster(&self) -> bool {
+        self.cluster
+    }
+
     /// Delete every checkpoint.
     pub fn remove(self) {
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {
             tracing::warn!("could not remove {}: {e}", self.dir.display());
         }
     }
+}
+
+/// The bytes of `b`'s data. Aggregates hand out slices of one large batch,
+/// and `get_array_memory_size` counts the whole buffer under every slice:
+/// summed over the slices that grows with the square of the rows.
+fn batch_bytes(b: &RecordBatch) -> usize {
+    b.columns()
+        .iter()
+        .map(|c| {
+            c.to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| c.get_array_memory_size())
+        })
+        .sum()
 }

@@ -238,6 +238,10 @@ mod tests {
         let (got, r) = run(&[]).await;
         assert!(got.is_empty());
         assert_eq!(r.rounds, 0);
+        // Empty checkpoints past the budget: no file to read back, an empty table.
+        let (got, r, _) = run_within(&[], 0).await;
+        assert!(got.is_empty());
+        assert_eq!(r.rounds, 0);
     }
 
     proptest! {

@@ -73,6 +73,29 @@ async fn closed_condition(ctx: &SessionContext) -> Result<String> {
     )
 }
 
+/// Sellers per partition when linking in one process. Linking is about
+/// twenty queries one after another; below this size each extra partition
+/// costs more in exchanges between partitions than it computes. Measured
+/// with `dajia link` on 2 cores (one partition against two): 25,000 sellers
+/// 0.20 s against 0.25 s wall and a third less CPU; 100,000 sellers 0.46 s
+/// against 0.53 s; 300,000 sellers the same wall (1.31 s), a quarter less
+/// CPU; 1,000,000 sellers 5.6 s against 4.75 s.
+const SELLERS_PER_PARTITION: u64 = 250_000;
+
+/// A session sharing `ctx`'s tables and functions, with one partition per
+/// [`SELLERS_PER_PARTITION`] sellers (at least one, at most `ctx`'s).
+async fn sized_session(ctx: &SessionContext) -> Result<SessionContext> {
+    let sellers = crate::session::counts(ctx, "SELECT count(*) FROM sellers").await?[0];
+    let most = ctx.state().config().target_partitions().max(1);
+    let n = (sellers.div_ceil(SELLERS_PER_PARTITION) as usize).clamp(1, most);
+    // `new_from_existing` keeps the catalog list (tables registered on
+    // either session are seen by both), the functions and the options.
+    let mut state =
+        datafusion::execution::SessionStateBuilder::new_from_existing(ctx.state()).build();
+    state.config_mut().options_mut().execution.target_partitions = n;
+    Ok(SessionContext::new_with_state(state))
+}
+
 const TS_UTC: &str = "'Timestamp(Microsecond, Some(\"UTC\"))'";
 
 /// Link the sellers of `ctx`'s `sellers` table, registering
@@ -89,6 +112,15 @@ pub async fn compute(
         max_per_value >= 2,
         "the limit of sellers per identity value must be at least 2"
     );
+    // In one process, on a session sized to the sellers (the tables it
+    // registers land in the same catalog, so `ctx` sees them).
+    let sized;
+    let ctx = if cp.on_cluster() {
+        ctx
+    } else {
+        sized = sized_session(ctx).await?;
+        &sized
+    };
     let mut s = LinkSummary::default();
     let attrs = edges::present_attributes(ctx).await?;
     let closed = closed_condition(ctx).await?;
