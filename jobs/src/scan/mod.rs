@@ -310,10 +310,14 @@ async fn run_inner(
     let risk_dir = delta::output_dir(out, "risk_scores");
     let mut files = listings.files.clone();
     lease.check()?;
+    // Every listings row valid (the count equals the files' rows): the
+    // rejects query has no listings row to find, and need not read them.
+    let mut all_valid = valid == Some(total_rows);
     let (version, cluster_tally) =
         match caught(publish_scores(&scorer, opts, &risk_dir, &dt, valid.take())).await {
             Ok(v) => v,
             Err(first) => {
+                all_valid = false;
                 let bad = crate::salvage::find_unreadable(&ctx, &files, false).await?;
                 if bad.is_empty() {
                     bar.abandon();
@@ -348,7 +352,7 @@ async fn run_inner(
     let rejects_dir = delta::output_dir(out, "rejects");
     lease.check()?;
     let (n_rejects, rejects_version) =
-        publish_rejects(&scorer, opts, &rejects_dir, &dt, rejects).await?;
+        publish_rejects(&scorer, opts, &rejects_dir, &dt, rejects, all_valid).await?;
     manifest.stage("rejects", t.elapsed());
     manifest.committed("rejects", rejects_version);
     manifest.write(&out.join("runs"))?;
@@ -525,16 +529,18 @@ async fn count(ctx: &SessionContext, sql: &str) -> Result<u64> {
     Ok(session::counts(ctx, sql).await?[0])
 }
 
-/// Publish partition `dt` of `rejects`: invalid listings rows (a query),
-/// unreadable images (on a cluster, a query over the image stage's
-/// results) and `extra` (files, reference images, salvaged rows). Returns
-/// how many rows, and the table version.
+/// Publish partition `dt` of `rejects`: invalid listings rows (a query,
+/// which reads no listings when `all_valid`), unreadable images (on a
+/// cluster, a query over the image stage's results) and `extra` (files,
+/// reference images, salvaged rows). Returns how many rows, and the table
+/// version.
 async fn publish_rejects(
     scorer: &Scorer<'_>,
     opts: &ScanOptions,
     dir: &std::path::Path,
     dt: &str,
     extra: Vec<[Option<String>; 4]>,
+    all_valid: bool,
 ) -> Result<(usize, i64)> {
     let run_id = scorer.run_id;
     let ctx = scorer.ctx;
@@ -552,8 +558,13 @@ async fn publish_rejects(
                 WHEN l.title IS NULL THEN 'title is null' \
                 WHEN octet_length(l.title) > {max} THEN concat('title is ', octet_length(l.title), ' bytes, over max_text_bytes=', {max}) \
                 {desc_reason} ELSE 'invalid row' END AS reason, '{run_id}' AS run_id, '{dt}' AS dt \
-         FROM listings l WHERE NOT ({valid})",
-        valid = valid_row(max, has_desc)
+         FROM listings l WHERE {invalid}",
+        // `false` plans no scan at all (an empty relation of the same columns).
+        invalid = if all_valid {
+            "false".to_string()
+        } else {
+            format!("NOT ({})", valid_row(max, has_desc))
+        }
     );
     // Names and types from the contract (`schemas/`); every column but `dt`
     // written nullable, as since the first release, so that tables written
