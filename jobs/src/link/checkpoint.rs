@@ -18,7 +18,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::MemTable;
 use datafusion::execution::context::SessionContext;
-use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
 
@@ -69,7 +69,12 @@ impl Checkpoints {
         self.written += 1;
         let dir = self.dir.join(format!("{:03}-{name}", self.written));
         if !self.cluster {
-            return self.save_here(ctx, name, df, &dir).await;
+            let stream = df
+                .execute_stream()
+                .await
+                .with_context(|| format!("computing checkpoint {name}"))?;
+            let budget = self.room_for(name);
+            return self.keep_or_write(ctx, name, stream, &dir, budget).await;
         }
         std::fs::create_dir_all(&dir)?;
         let schema = Arc::new(df.schema().as_arrow().clone());
@@ -87,21 +92,17 @@ impl Checkpoints {
         Ok(rows)
     }
 
-    /// [`Self::save`] in this process: the batches in memory while the
-    /// held checkpoints stay within the memory budget, else (those read so
-    /// far, then the rest as they come) one Parquet file under `dir`.
-    async fn save_here(
+    /// Register `stream`'s batches as table `name`: in memory while they
+    /// stay within `budget` bytes, else (those read so far, then the rest as
+    /// they come) as one Parquet file under `dir`.
+    async fn keep_or_write(
         &mut self,
         ctx: &SessionContext,
         name: &str,
-        df: DataFrame,
+        mut stream: SendableRecordBatchStream,
         dir: &Path,
+        budget: usize,
     ) -> Result<u64> {
-        let budget = self.memory_budget.saturating_sub(self.held_besides(name));
-        let mut stream = df
-            .execute_stream()
-            .await
-            .with_context(|| format!("computing checkpoint {name}"))?;
         let schema = stream.schema();
         let (mut batches, mut bytes, mut rows) = (Vec::new(), 0usize, 0u64);
         while let Some(b) = stream.next().await {
@@ -148,8 +149,9 @@ impl Checkpoints {
         Ok(rows)
     }
 
-    /// Write `batch` (computed in this process) as one Parquet file and
-    /// register it as table `name`.
+    /// Register `batch` (computed in this process) as table `name`, as
+    /// [`Self::save`] does: in memory within the budget, else as one Parquet
+    /// file; always a file on a cluster, whose executors read it.
     pub async fn save_batch(
         &mut self,
         ctx: &SessionContext,
@@ -157,35 +159,24 @@ impl Checkpoints {
         batch: RecordBatch,
     ) -> Result<u64> {
         self.written += 1;
-        let bytes = batch_bytes(&batch);
-        if !self.cluster && self.held_besides(name) + bytes <= self.memory_budget {
-            let rows = batch.num_rows() as u64;
-            let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
-            ctx.deregister_table(name)?;
-            ctx.register_table(name, Arc::new(table))?;
-            self.held.insert(name.to_string(), bytes);
-            return Ok(rows);
-        }
         let dir = self.dir.join(format!("{:03}-{name}", self.written));
-        std::fs::create_dir_all(&dir)?;
-        let path = dir.join("part-0.parquet");
-        let mut w = ArrowWriter::try_new(std::fs::File::create(&path)?, batch.schema(), None)?;
-        w.write(&batch)?;
-        w.close()?;
-        ctx.deregister_table(name)?;
-        self.held.remove(name);
-        crate::catalog::register_files_as(ctx, name, &[path], Some(batch.schema())).await?;
-        Ok(batch.num_rows() as u64)
+        let budget = if self.cluster { 0 } else { self.room_for(name) };
+        let schema = batch.schema();
+        let stream = futures::stream::iter([Ok(batch)]);
+        let stream = Box::pin(RecordBatchStreamAdapter::new(schema, stream));
+        self.keep_or_write(ctx, name, stream, &dir, budget).await
     }
 
-    /// Bytes held in memory by the checkpoints other than `name` (which a
-    /// new one of that name replaces).
-    fn held_besides(&self, name: &str) -> usize {
-        self.held
+    /// Bytes of the memory budget a checkpoint `name` may take: what the
+    /// others hold is taken (an earlier one of that name it replaces).
+    fn room_for(&self, name: &str) -> usize {
+        let others: usize = self
+            .held
             .iter()
             .filter(|(n, _)| n.as_str() != name)
             .map(|(_, b)| b)
-            .sum()
+            .sum();
+        self.memory_budget.saturating_sub(others)
     }
 
     /// Whether the checkpoints are written for a cluster.
