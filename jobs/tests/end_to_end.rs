@@ -202,7 +202,7 @@ fn nightly_report_renders_in_a_browser(cat: &std::path::Path, out: &std::path::P
     let next = "2026-11-29";
     let mut args = scan_args(cat, out, next);
     args.extend(["--ocr", "off"].map(String::from));
-    let (ok, _, err) = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (ok, scanned, err) = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(ok, "{err}");
     let html = out.join("night.html");
     let said = run_ok(&[
@@ -216,6 +216,27 @@ fn nightly_report_renders_in_a_browser(cat: &std::path::Path, out: &std::path::P
     ]);
     assert!(said.contains("2000 listings"), "{said}");
     let page = std::fs::read_to_string(&html).unwrap();
+    // The scan counted its scores' figures as it wrote them; `dajia report`
+    // read them from the table: the same page (but for when it was made, and
+    // the order in which a chart draws its bars).
+    let lines = |page: &str| {
+        let mut l: Vec<String> = page
+            .lines()
+            .filter(|l| !l.contains("report written"))
+            .map(String::from)
+            .collect();
+        l.sort();
+        l
+    };
+    let counted = scanned
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("report"))
+        .map(|p| std::fs::read_to_string(p.trim()).unwrap())
+        .unwrap_or_else(|| panic!("the scan names its report: {scanned}"));
+    assert!(
+        lines(&counted) == lines(&page),
+        "the scan's page differs from `dajia report`'s"
+    );
     for section in [
         "Decisions",
         "Listings by action",

@@ -435,8 +435,9 @@ pub fn run(cli: Cli) -> Result<()> {
                 date,
                 html,
                 catalog,
+                scores: None,
             };
-            let r = rt.block_on(crate::report::run(&o))?;
+            let r = rt.block_on(crate::report::run(o))?;
             say(format_args!("{r}"));
         }
         Cmd::Vacuum {

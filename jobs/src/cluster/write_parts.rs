@@ -255,6 +255,7 @@ impl ExecutionPlan for WritePartsExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
+        let observer = context.session_config().get_extension::<WrittenBatches>();
         let input = self.input.execute(partition, context)?;
         // Unique per attempt: a retried task never writes over the part of
         // an earlier attempt (which then belongs to no result).
@@ -267,7 +268,7 @@ impl ExecutionPlan for WritePartsExec {
             std::process::id()
         ));
         let written = async move {
-            let rows = write_part(input, &path).await?;
+            let rows = write_part(input, &path, observer.as_deref()).await?;
             // An empty partition wrote nothing and reports nothing.
             let (paths, counts) = if rows > 0 {
                 (vec![path.to_string_lossy().into_owned()], vec![rows as i64])
@@ -289,11 +290,13 @@ impl ExecutionPlan for WritePartsExec {
     }
 }
 
-/// Writes every batch of `input` to `path` (snappy Parquet); the rows
-/// written. Nothing is left behind for an empty partition.
+/// Writes every batch of `input` to `path` (snappy Parquet), showing each
+/// to `observer` first; the rows written. Nothing is left behind for an
+/// empty partition.
 pub(crate) async fn write_part(
     mut input: SendableRecordBatchStream,
     path: &std::path::Path,
+    observer: Option<&WrittenBatches>,
 ) -> Result<usize> {
     use datafusion::parquet::arrow::AsyncArrowWriter;
     let mut writer: Option<AsyncArrowWriter<tokio::fs::File>> = None;
@@ -314,12 +317,31 @@ pub(crate) async fn write_part(
             )?);
         }
         rows += batch.num_rows();
+        if let Some(o) = observer {
+            (o.0)(&batch)?;
+        }
         writer.as_mut().expect("opened").write(&batch).await?;
     }
     if let Some(w) = writer {
         w.close().await?;
     }
     Ok(rows)
+}
+
+/// Sees every batch a partition writes, before it is written: figures of
+/// the written rows without reading them again (the scan's report). A
+/// session config extension ([`observe_writes`]): it reaches the parts this
+/// process writes, never a cluster's executors, whose sessions are their own.
+pub struct WrittenBatches(pub Box<dyn Fn(&RecordBatch) -> Result<()> + Send + Sync>);
+
+/// `df` with `observer` shown every batch that [`write_here`] writes of it.
+pub fn observe_writes(
+    df: datafusion::dataframe::DataFrame,
+    observer: WrittenBatches,
+) -> datafusion::dataframe::DataFrame {
+    let (mut state, plan) = df.into_parts();
+    state.config_mut().set_extension(Arc::new(observer));
+    datafusion::dataframe::DataFrame::new(state, plan)
 }
 
 /// Plans [`WritePartsNode`] as [`WritePartsExec`].
@@ -382,6 +404,41 @@ mod tests {
             })
             .collect();
         (schema, batches)
+    }
+
+    #[tokio::test]
+    async fn an_observer_sees_every_written_row_once_and_its_error_fails_the_write() {
+        let ctx = SessionContext::new();
+        let (schema, batches) = numbers(4, 250);
+        ctx.register_table("t", Arc::new(MemTable::try_new(schema, batches).unwrap()))
+            .unwrap();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let into = seen.clone();
+        let df = observe_writes(
+            ctx.table("t").await.unwrap(),
+            WrittenBatches(Box::new(move |b| {
+                let n = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+                into.lock().unwrap().extend(n.values().iter().copied());
+                Ok(())
+            })),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let parts = write_here(df, dir.path()).await.unwrap();
+        assert_eq!(parts.iter().map(|(_, n)| n).sum::<u64>(), 1000);
+        let mut seen = seen.lock().unwrap().clone();
+        seen.sort();
+        assert_eq!(seen, (0..1000).collect::<Vec<i64>>());
+        // An observer's error fails the write.
+        let df = observe_writes(
+            ctx.table("t").await.unwrap(),
+            WrittenBatches(Box::new(|_| {
+                Err(DataFusionError::Execution("the tally is full".into()))
+            })),
+        );
+        let err = write_here(df, tempfile::tempdir().unwrap().path())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("the tally is full"), "{err}");
     }
 
     #[tokio::test]

@@ -136,7 +136,7 @@ impl Checkpoints {
         let all = Box::pin(RecordBatchStreamAdapter::new(schema.clone(), rest));
         // `write_part` counts every row, the ones read above included, and
         // writes no file when there are none.
-        let rows = crate::cluster::write_parts::write_part(all, &path)
+        let rows = crate::cluster::write_parts::write_part(all, &path, None)
             .await
             .with_context(|| format!("writing checkpoint {name}"))? as u64;
         ctx.deregister_table(name)?;

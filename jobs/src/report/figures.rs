@@ -89,12 +89,14 @@ fn lit(d: &str) -> String {
 /// Gather the figures of `date` from `ctx`, whose `risk_scores` and
 /// `rejects` (and `leads`, `purchase_plan` when they exist) are the
 /// output's published tables, and whose `listings`, `sellers` and `brands`
-/// are the catalog's when `catalog` is true.
+/// are the catalog's when `catalog` is true; `scores`: the figures of the
+/// date's `risk_scores` rows when already counted.
 pub async fn gather(
     ctx: &SessionContext,
     date: &str,
     catalog: bool,
     manifest: Option<Value>,
+    scores: Option<super::ScoreFigures>,
     has: impl Fn(&str) -> bool,
 ) -> Result<Figures> {
     let d = lit(date);
@@ -105,13 +107,19 @@ pub async fn gather(
             .and_then(|m| m["run_id"].as_str().map(String::from)),
         ..Default::default()
     };
-    let scores = format!("(SELECT * FROM risk_scores WHERE dt = {d})");
+    let scores_sql = format!("(SELECT * FROM risk_scores WHERE dt = {d})");
     // The queries are independent: they run at once, so that one query's
     // single-threaded parts (planning, a final merge) overlap another's
     // scan (at 1M listings the page took 1.2 s with them one after another).
     let q = |sql: String| async move { rows(ctx, &sql).await };
-    // Actions, histogram, brands, reasons and their examples: one read.
-    let pass = super::score_pass::gather(ctx, &scores);
+    // Actions, histogram, brands, reasons and their examples: one read,
+    // unless counted already.
+    let pass = async {
+        match scores {
+            Some(counted) => Ok(counted),
+            None => super::score_pass::gather(ctx, &scores_sql).await,
+        }
+    };
     let previous = async {
         let prev = q(format!(
             "SELECT max(dt) AS d FROM risk_scores WHERE dt < {d}"
@@ -146,7 +154,7 @@ pub async fn gather(
         let sql = format!(
             "SELECT coalesce({name}, '(none)') AS name, count(*) AS listings, \
                     sum(CASE WHEN s.action <> 'allow' THEN 1 ELSE 0 END) AS flagged \
-             FROM {scores} s JOIN {join} \
+             FROM {scores_sql} s JOIN {join} \
              GROUP BY 1 ORDER BY listings DESC, name LIMIT 15"
         );
         async move {

@@ -12,6 +12,8 @@ pub mod charts;
 pub mod figures;
 mod score_pass;
 
+pub use score_pass::{ScoreFigures, ScoreTally};
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -33,6 +35,9 @@ pub struct ReportOptions {
     /// The catalog to read categories, regions and brand names from;
     /// default the one the run's manifest names.
     pub catalog: Option<String>,
+    /// The figures of the date's scores, when the caller counted them as it
+    /// wrote them (the scan); else they are read from `risk_scores`.
+    pub scores: Option<ScoreFigures>,
 }
 
 #[derive(Debug, Serialize)]
@@ -65,7 +70,7 @@ impl std::fmt::Display for ReportSummary {
     }
 }
 
-pub async fn run(o: &ReportOptions) -> Result<ReportSummary> {
+pub async fn run(o: ReportOptions) -> Result<ReportSummary> {
     let started = Instant::now();
     let out = local_path(&o.out)?;
     let date = o.date.to_string();
@@ -106,7 +111,7 @@ pub async fn run(o: &ReportOptions) -> Result<ReportSummary> {
         },
         None => false,
     };
-    let mut f = figures::gather(&ctx, &date, with_catalog, manifest, |t| {
+    let mut f = figures::gather(&ctx, &date, with_catalog, manifest, o.scores, |t| {
         registered.contains(&t)
     })
     .await?;

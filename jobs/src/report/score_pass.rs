@@ -11,12 +11,18 @@
 //! fields left out), so the page and its JSON do not change; the test below
 //! runs the old queries against the pass. The order of each table is the
 //! queries' `ORDER BY`.
+//!
+//! A scan reads none of it: it counts the rows as it writes them
+//! ([`ScoreTally`] shown each written batch, through
+//! `cluster::write_parts::observe_writes`) and gives the report the
+//! figures, which are those of the partition it published.
 
 use std::collections::HashMap;
 
 use anyhow::{Context, Result};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{Float32Type, Int64Type};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Float32Type, Int64Type};
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -36,7 +42,7 @@ const DETAIL_CHARS: usize = 160;
 const BINS: usize = 20;
 
 /// The figures of one pass, as the page's rows.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ScoreFigures {
     /// `action`, `n`, for allow, review, takedown (0 when none).
     pub actions: Vec<Row>,
@@ -68,8 +74,10 @@ struct BrandTally {
     takedown: u64,
 }
 
+/// The figures' counters over the rows added so far (those of one read of
+/// `risk_scores`, or those the scan wrote: see [`ScoreTally::add_scores`]).
 #[derive(Default)]
-struct Tally {
+pub struct ScoreTally {
     actions: [u64; 3],
     histogram: [u64; BINS],
     reasons: HashMap<String, ReasonTally>,
@@ -81,27 +89,44 @@ struct Tally {
 pub async fn gather(ctx: &SessionContext, scores: &str) -> Result<ScoreFigures> {
     let mut stream = ctx
         .sql(&format!(
-            "SELECT CAST(listing_id AS BIGINT), CAST(score AS REAL), action, \
-                    CAST(brand_id AS BIGINT), reasons FROM {scores}"
+            "SELECT listing_id, score, action, brand_id, reasons FROM {scores}"
         ))
         .await?
         .execute_stream()
         .await?;
-    let mut t = Tally::default();
+    let mut t = ScoreTally::default();
     while let Some(b) = stream.next().await {
-        t.add(&b?)?;
+        t.add_scores(&b?)?;
     }
     Ok(t.figures())
 }
 
-impl Tally {
-    fn add(&mut self, b: &RecordBatch) -> Result<()> {
-        let ids = b.column(0).as_primitive::<Int64Type>();
-        let scores = b.column(1).as_primitive::<Float32Type>();
-        let actions = Strings::of(b.column(2))?;
-        let brands = b.column(3).as_primitive::<Int64Type>();
+impl ScoreTally {
+    /// Count the rows of `b`, a batch with `risk_scores`' columns
+    /// `listing_id`, `score`, `action`, `brand_id` and `reasons` (others are
+    /// ignored).
+    pub fn add_scores(&mut self, b: &RecordBatch) -> Result<()> {
+        let column = |name: &str, to: &DataType| {
+            let c = b
+                .column_by_name(name)
+                .with_context(|| format!("the scores have no `{name}`"))?;
+            anyhow::Ok(cast(c, to)?)
+        };
+        let ids = column("listing_id", &DataType::Int64)?;
+        let scores = column("score", &DataType::Float32)?;
+        let brands = column("brand_id", &DataType::Int64)?;
+        let (ids, scores, brands) = (
+            ids.as_primitive::<Int64Type>(),
+            scores.as_primitive::<Float32Type>(),
+            brands.as_primitive::<Int64Type>(),
+        );
+        let actions = Strings::of(
+            b.column_by_name("action")
+                .context("the scores have no `action`")?,
+        )?;
         let reasons = b
-            .column(4)
+            .column_by_name("reasons")
+            .context("the scores have no `reasons`")?
             .as_list_opt::<i32>()
             .context("`reasons` is not a list")?;
         let fields = reasons
@@ -168,7 +193,7 @@ impl Tally {
         Ok(())
     }
 
-    fn figures(self) -> ScoreFigures {
+    pub fn figures(self) -> ScoreFigures {
         let actions = ACTIONS
             .iter()
             .zip(self.actions)

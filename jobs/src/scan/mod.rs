@@ -12,7 +12,7 @@ mod summary;
 mod unreadable;
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -20,9 +20,12 @@ use chrono::NaiveDate;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
 use datafusion::execution::context::SessionContext;
 
 use crate::catalog::{local_path, register_files, register_files_as, Catalog};
+use crate::cluster::write_parts;
+use crate::report::{ScoreFigures, ScoreTally};
 use crate::{cluster, delta, kb, session, udf};
 
 pub use image_stage::ImageStageSummary;
@@ -86,7 +89,7 @@ pub async fn run(opts: &ScanOptions) -> Result<ScanSummary> {
         // another run may have rolled its commits back.
         Ok(_) => run_inner(opts, &out, &mut manifest, &lease)
             .await
-            .and_then(|s| lease.check().map(|_| s)),
+            .and_then(|r| lease.check().map(|_| r)),
         Err(e) => Err(e.context("rolling back an unfinished run's commits")),
     };
     if result.is_err() {
@@ -103,14 +106,15 @@ pub async fn run(opts: &ScanOptions) -> Result<ScanSummary> {
         }
     }
     match &result {
-        Ok(s) => manifest.finish_ok(s),
+        Ok((s, _)) => manifest.finish_ok(s),
         Err(e) => manifest.finish_err(e),
     }
     manifest.write(&runs).context("writing the run manifest")?;
     drop(lease);
-    let mut summary = result?;
-    // The night's report, from what readers now see. The run has published:
-    // a report that cannot be written is a warning, not a failed run.
+    let (mut summary, scores) = result?;
+    // The night's report, from what readers now see (the scores' figures as
+    // counted while they were written). The run has published: a report
+    // that cannot be written is a warning, not a failed run.
     let report = crate::report::ReportOptions {
         out: out.display().to_string(),
         date: opts.date,
@@ -120,8 +124,9 @@ pub async fn run(opts: &ScanOptions) -> Result<ScanSummary> {
             Some(&manifest.run_id),
         )),
         catalog: Some(opts.catalog.clone()),
+        scores,
     };
-    match crate::report::run(&report).await {
+    match crate::report::run(report).await {
         Ok(r) => summary.report = Some(r.path),
         Err(e) => tracing::warn!("writing the night's report: {e:#} (run `dajia report`)"),
     }
@@ -158,7 +163,7 @@ async fn run_inner(
     out: &std::path::Path,
     manifest: &mut Manifest,
     lease: &crate::lease::Lease,
-) -> Result<ScanSummary> {
+) -> Result<(ScanSummary, Option<ScoreFigures>)> {
     let started = Instant::now();
     let dt = opts.date.to_string();
     // The text kernels' dictionaries load while the catalog is read.
@@ -313,35 +318,32 @@ async fn run_inner(
     // Every listings row valid (the count equals the files' rows): the
     // rejects query has no listings row to find, and need not read them.
     let mut all_valid = valid == Some(total_rows);
-    let (version, cluster_tally) =
-        match caught(publish_scores(&scorer, opts, &risk_dir, &dt, valid.take())).await {
-            Ok(v) => v,
-            Err(first) => {
-                all_valid = false;
-                let bad = crate::salvage::find_unreadable(&ctx, &files, false).await?;
-                if bad.is_empty() {
-                    bar.abandon();
-                    return Err(first);
-                }
-                tracing::warn!(
-                    "{} listings file(s) unreadable: salvaging their readable rows, then retrying",
-                    bad.len()
-                );
-                files = unreadable::salvage_files(
-                    &ctx,
-                    "listings",
-                    &files,
-                    &bad,
-                    &staging,
-                    &mut rejects,
-                )
-                .await?;
-                scorer.ctx.deregister_table("listings")?;
-                register_files_as(scorer.ctx, "listings", &files, listings.schema.clone()).await?;
-                counter.reset();
-                publish_scores(&scorer, opts, &risk_dir, &dt, None).await?
+    let ScoresPublished {
+        version,
+        cluster_tally,
+        figures,
+    } = match caught(publish_scores(&scorer, opts, &risk_dir, &dt, valid.take())).await {
+        Ok(v) => v,
+        Err(first) => {
+            all_valid = false;
+            let bad = crate::salvage::find_unreadable(&ctx, &files, false).await?;
+            if bad.is_empty() {
+                bar.abandon();
+                return Err(first);
             }
-        };
+            tracing::warn!(
+                "{} listings file(s) unreadable: salvaging their readable rows, then retrying",
+                bad.len()
+            );
+            files =
+                unreadable::salvage_files(&ctx, "listings", &files, &bad, &staging, &mut rejects)
+                    .await?;
+            scorer.ctx.deregister_table("listings")?;
+            register_files_as(scorer.ctx, "listings", &files, listings.schema.clone()).await?;
+            counter.reset();
+            publish_scores(&scorer, opts, &risk_dir, &dt, None).await?
+        }
+    };
     bar.finish();
     manifest.stage("score_and_publish", t.elapsed());
     manifest.committed("risk_scores", version);
@@ -372,7 +374,7 @@ async fn run_inner(
     summary.seconds = started.elapsed().as_secs_f64();
     summary.rows_per_second = summary.scored as f64 / summary.seconds.max(1e-9);
     manifest.stage("summary", t.elapsed());
-    Ok(summary)
+    Ok((summary, figures))
 }
 
 async fn has_col(ctx: &SessionContext, table: &str, c: &str) -> bool {
@@ -415,17 +417,25 @@ async fn count_valid(ctx: &SessionContext, opts: &ScanOptions) -> Result<u64> {
     .await
 }
 
+/// What publishing the scores made.
+struct ScoresPublished {
+    version: i64,
+    /// On a cluster, the tally of what was published (locally the counting
+    /// function tallies as rows stream).
+    cluster_tally: Option<progress::Tally>,
+    /// In one process, the report's figures of the rows written.
+    figures: Option<ScoreFigures>,
+}
+
 /// Score every valid listing and publish partition `dt` of `risk_scores`;
-/// `valid` is how many there are when already counted. Returns the table
-/// version, and on a cluster the tally of what was published (locally the
-/// counting function tallies as rows stream).
+/// `valid` is how many there are when already counted.
 async fn publish_scores(
     scorer: &Scorer<'_>,
     opts: &ScanOptions,
     dir: &std::path::Path,
     dt: &str,
     valid: Option<u64>,
-) -> Result<(i64, Option<progress::Tally>)> {
+) -> Result<ScoresPublished> {
     let ctx = scorer.ctx;
     // The counting variant reports to this process; executors get the
     // plain function (its knowledge base travels in the plan).
@@ -466,7 +476,23 @@ async fn publish_scores(
         Some(n) => n,
         None => count_valid(ctx, opts).await?,
     };
-    let df = ctx.sql(&sql).await?;
+    let mut df = ctx.sql(&sql).await?;
+    // In one process the report's figures are counted from the rows as
+    // they are written (a cluster's executors write them out of reach).
+    let counted = (!scorer.remote).then(|| Arc::new(Mutex::new(ScoreTally::default())));
+    if let Some(tally) = &counted {
+        let tally = tally.clone();
+        df = write_parts::observe_writes(
+            df,
+            write_parts::WrittenBatches(Box::new(move |b| {
+                let mut t = tally.lock().map_err(|_| {
+                    DataFusionError::Internal("the scores' tally was poisoned".into())
+                })?;
+                t.add_scores(b)
+                    .map_err(|e| DataFusionError::External(e.into()))
+            })),
+        );
+    }
     // Written part by part where the rows are computed (the cluster's tasks,
     // or this process's partitions), then checked before the one commit
     // that publishes them: exactly the valid listings, each once (a retried
@@ -491,7 +517,22 @@ async fn publish_scores(
         writers,
     )
     .await?;
-    Ok((p.version, p.tally))
+    let figures = match counted {
+        Some(t) => Some(
+            std::mem::take(
+                &mut *t
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("the scores' tally was poisoned"))?,
+            )
+            .figures(),
+        ),
+        None => None,
+    };
+    Ok(ScoresPublished {
+        version: p.version,
+        cluster_tally: p.tally,
+        figures,
+    })
 }
 
 /// Rows of partition `dt` in the latest version of the table at `dir`.
