@@ -353,8 +353,8 @@ fn a_column_missing_from_the_first_file_is_kept_for_the_others() {
 }
 
 /// A listing the catalog lists twice would be published twice: the scan
-/// checks the written parts hold each valid listing once before it commits,
-/// and else fails, leaving readers on the previous result.
+/// checks, as it writes, that each valid listing is written once, and else
+/// fails before it commits, leaving readers on the previous result.
 #[test]
 fn a_listing_id_listed_twice_fails_the_run_and_publishes_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -369,7 +369,7 @@ fn a_listing_id_listed_twice_fails_the_run_and_publishes_nothing() {
     let (ok, _, err) = scan(&cat, &out);
     assert!(!ok);
     assert!(
-        err.contains("1 rows repeat a `listing_id` already written; publishing nothing"),
+        err.contains("`listing_id` 3 is written twice; publishing nothing"),
         "{err}"
     );
     let (ok, _, err) = run(&[

@@ -46,12 +46,16 @@ pub struct Published {
 }
 
 /// What must hold of the written parts before they are published.
-#[derive(Debug, Clone, Default)]
+#[derive(Default)]
 pub struct Expect {
     /// Exactly this many rows (e.g. the valid listings).
     pub rows: Option<u64>,
-    /// No value of this column twice (e.g. `listing_id`).
+    /// No value of this column twice (e.g. `listing_id`), by a query over
+    /// the parts.
     pub unique: Option<&'static str>,
+    /// A check by whoever saw the rows written (in one process, the scan
+    /// counts each listing as it writes it), run after the writing.
+    pub counted: Option<Box<dyn FnOnce() -> Result<()> + Send>>,
 }
 
 /// Who computes and writes the rows.
@@ -99,7 +103,7 @@ pub async fn replace_partition(
     let rows = written.iter().map(|(_, n)| n).sum();
     let mut parts: Vec<PathBuf> = written.into_iter().map(|(p, _)| p).collect();
     parts.sort();
-    check(&ctx, &parts, rows, &expect).await?;
+    check(&ctx, &parts, rows, expect).await?;
     let scored =
         schema.field_with_name("action").is_ok() && schema.field_with_name("reasons").is_ok();
     let tally = if scored && writers == Writers::Cluster {
@@ -193,13 +197,16 @@ async fn check(
     ctx: &datafusion::prelude::SessionContext,
     parts: &[PathBuf],
     rows: u64,
-    expect: &Expect,
+    expect: Expect,
 ) -> Result<()> {
     if let Some(want) = expect.rows {
         anyhow::ensure!(
             rows == want,
             "{rows} rows were written where {want} were expected; publishing nothing"
         );
+    }
+    if let Some(counted) = expect.counted {
+        counted()?;
     }
     let (Some(col), false) = (expect.unique, parts.is_empty()) else {
         return Ok(());

@@ -452,6 +452,7 @@ async fn publish(
         let expect = delta::publish::Expect {
             rows: Some(summary.clustered_sellers),
             unique: Some("seller_id"),
+            counted: None,
         };
         let p = delta::publish::replace_partition(
             df,

@@ -10,6 +10,7 @@ mod progress;
 mod settings;
 mod summary;
 mod unreadable;
+mod written;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -25,7 +26,7 @@ use datafusion::execution::context::SessionContext;
 
 use crate::catalog::{local_path, register_files, register_files_as, Catalog};
 use crate::cluster::write_parts;
-use crate::report::{ScoreFigures, ScoreTally};
+use crate::report::ScoreFigures;
 use crate::{cluster, delta, kb, session, udf};
 
 pub use image_stage::ImageStageSummary;
@@ -33,6 +34,7 @@ pub use manifest::{write_json, Manifest};
 pub use progress::Tally;
 pub use settings::ScanSettings;
 pub use summary::ScanSummary;
+use written::WrittenScores;
 
 #[derive(Debug, Clone)]
 pub struct ScanOptions {
@@ -477,19 +479,19 @@ async fn publish_scores(
         None => count_valid(ctx, opts).await?,
     };
     let mut df = ctx.sql(&sql).await?;
-    // In one process the report's figures are counted from the rows as
-    // they are written (a cluster's executors write them out of reach).
-    let counted = (!scorer.remote).then(|| Arc::new(Mutex::new(ScoreTally::default())));
-    if let Some(tally) = &counted {
-        let tally = tally.clone();
+    // In one process the rows are counted as they are written (a
+    // cluster's executors write them out of reach): each listing once, and
+    // the report's figures.
+    let written = (!scorer.remote).then(|| Arc::new(Mutex::new(WrittenScores::default())));
+    if let Some(w) = &written {
+        let w = w.clone();
         df = write_parts::observe_writes(
             df,
             write_parts::WrittenBatches(Box::new(move |b| {
-                let mut t = tally.lock().map_err(|_| {
-                    DataFusionError::Internal("the scores' tally was poisoned".into())
+                let mut w = w.lock().map_err(|_| {
+                    DataFusionError::Internal("the written scores' tally was poisoned".into())
                 })?;
-                t.add_scores(b)
-                    .map_err(|e| DataFusionError::External(e.into()))
+                w.add(b).map_err(|e| DataFusionError::External(e.into()))
             })),
         );
     }
@@ -500,7 +502,15 @@ async fn publish_scores(
     // published.
     let expect = delta::publish::Expect {
         rows: Some(valid),
-        unique: Some("listing_id"),
+        // In one process, by the ids seen written.
+        unique: written.is_none().then_some("listing_id"),
+        counted: written.clone().map(|w| {
+            Box::new(move || {
+                w.lock()
+                    .map_err(|_| anyhow::anyhow!("the written scores' tally was poisoned"))?
+                    .check_each_once()
+            }) as Box<dyn FnOnce() -> Result<()> + Send>
+        }),
     };
     let writers = if scorer.remote {
         delta::publish::Writers::Cluster
@@ -517,12 +527,12 @@ async fn publish_scores(
         writers,
     )
     .await?;
-    let figures = match counted {
-        Some(t) => Some(
+    let figures = match written {
+        Some(w) => Some(
             std::mem::take(
-                &mut *t
+                &mut *w
                     .lock()
-                    .map_err(|_| anyhow::anyhow!("the scores' tally was poisoned"))?,
+                    .map_err(|_| anyhow::anyhow!("the written scores' tally was poisoned"))?,
             )
             .figures(),
         ),
