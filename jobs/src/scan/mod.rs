@@ -13,7 +13,7 @@ mod unreadable;
 mod written;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -21,7 +21,6 @@ use chrono::NaiveDate;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::datasource::MemTable;
-use datafusion::error::DataFusionError;
 use datafusion::execution::context::SessionContext;
 
 use crate::catalog::{local_path, register_files, register_files_as, Catalog};
@@ -34,7 +33,7 @@ pub use manifest::{write_json, Manifest};
 pub use progress::Tally;
 pub use settings::ScanSettings;
 pub use summary::ScanSummary;
-use written::WrittenScores;
+use written::Written;
 
 #[derive(Debug, Clone)]
 pub struct ScanOptions {
@@ -482,18 +481,9 @@ async fn publish_scores(
     // In one process the rows are counted as they are written (a
     // cluster's executors write them out of reach): each listing once, and
     // the report's figures.
-    let written = (!scorer.remote).then(|| Arc::new(Mutex::new(WrittenScores::default())));
+    let written = (!scorer.remote).then(Written::default);
     if let Some(w) = &written {
-        let w = w.clone();
-        df = write_parts::observe_writes(
-            df,
-            write_parts::WrittenBatches(Box::new(move |b| {
-                let mut w = w.lock().map_err(|_| {
-                    DataFusionError::Internal("the written scores' tally was poisoned".into())
-                })?;
-                w.add(b).map_err(|e| DataFusionError::External(e.into()))
-            })),
-        );
+        df = write_parts::observe_writes(df, w.observer());
     }
     // Written part by part where the rows are computed (the cluster's tasks,
     // or this process's partitions), then checked before the one commit
@@ -504,13 +494,7 @@ async fn publish_scores(
         rows: Some(valid),
         // In one process, by the ids seen written.
         unique: written.is_none().then_some("listing_id"),
-        counted: written.clone().map(|w| {
-            Box::new(move || {
-                w.lock()
-                    .map_err(|_| anyhow::anyhow!("the written scores' tally was poisoned"))?
-                    .check_each_once()
-            }) as Box<dyn FnOnce() -> Result<()> + Send>
-        }),
+        counted: written.as_ref().map(Written::check_each_once),
     };
     let writers = if scorer.remote {
         delta::publish::Writers::Cluster
@@ -527,17 +511,7 @@ async fn publish_scores(
         writers,
     )
     .await?;
-    let figures = match written {
-        Some(w) => Some(
-            std::mem::take(
-                &mut *w
-                    .lock()
-                    .map_err(|_| anyhow::anyhow!("the written scores' tally was poisoned"))?,
-            )
-            .figures(),
-        ),
-        None => None,
-    };
+    let figures = written.map(|w| w.figures()).transpose()?;
     Ok(ScoresPublished {
         version: p.version,
         cluster_tally: p.tally,

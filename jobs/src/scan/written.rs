@@ -9,14 +9,52 @@
 //! cluster the executors write out of this process's reach, and the
 //! queries remain (`delta::publish::Expect::unique`, `report::run`).
 
-use anyhow::{bail, Context, Result};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use anyhow::{anyhow, bail, Context, Result};
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::Int64Type;
+use datafusion::error::DataFusionError;
 
+use crate::cluster::write_parts::WrittenBatches;
 use crate::report::{ScoreFigures, ScoreTally};
 
+/// [`WrittenScores`] shared by the partitions that write and the checks
+/// after them.
+#[derive(Clone, Default)]
+pub struct Written(Arc<Mutex<WrittenScores>>);
+
+impl Written {
+    /// What the writing partitions show each batch to.
+    pub fn observer(&self) -> WrittenBatches {
+        let w = self.clone();
+        WrittenBatches(Box::new(move |b| {
+            w.lock()
+                .and_then(|mut w| w.add(b))
+                .map_err(|e| DataFusionError::External(e.into()))
+        }))
+    }
+
+    /// [`WrittenScores::check_each_once`], for the check before the commit.
+    pub fn check_each_once(&self) -> Box<dyn FnOnce() -> Result<()> + Send> {
+        let w = self.clone();
+        Box::new(move || w.lock()?.check_each_once())
+    }
+
+    /// The report's figures of the rows written.
+    pub fn figures(self) -> Result<ScoreFigures> {
+        Ok(std::mem::take(&mut *self.lock()?).figures())
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, WrittenScores>> {
+        self.0
+            .lock()
+            .map_err(|_| anyhow!("a writer panicked while counting the scores"))
+    }
+}
+
 #[derive(Default)]
-pub struct WrittenScores {
+struct WrittenScores {
     tally: ScoreTally,
     /// Every `listing_id` written so far, in the order written.
     ids: Vec<i64>,
