@@ -101,6 +101,22 @@ for prec, v in peer.items():
         print(f"- descriptor, dajia GPU over PyTorch mobilenet {prec}: {rate['cuda','descriptor'] / v:.2f}x")
 if p.get("error"):
     print(f"- PyTorch images peer did not run: {p['error']}")
+# The model runtime per model and batch: dajia (f32, f16) against the
+# PyTorch peer (fp32, fp16) and the goals.
+m = load("models-peer.json")
+goals = {("mobilenet_v2", 256): 30000, ("ppocrv5_det", 16): 1500, ("ppocrv5_rec", 128): 20000}
+torch = {(r["model"], r["shape"][0], r["dtype"]): r["items_per_second"] for r in m.get("runs", []) if r.get("items_per_second")}
+rows = [r for r in b.get("models", []) if r["runtime"].startswith("dajia-cuda")]
+if rows:
+    print("\n| model | batch | runtime | items/s | PyTorch fp32 | PyTorch fp16 | over fp16 | goal |\n|---|---|---|---|---|---|---|---|")
+for r in rows:
+    n, bs = r["model"], r["shape"][0]
+    f32, f16 = torch.get((n, bs, "float32")), torch.get((n, bs, "float16"))
+    g = goals.get((n, bs))
+    cell = lambda v: f"{v:.0f}" if v else "-"
+    ratio = f"{r['items_per_second'] / f16:.2f}x" if f16 else "-"
+    goal = (f"{g} ({'met' if r['items_per_second'] >= g else 'not met'})" if g else "")
+    print(f"| {n} | {bs} | {r['runtime']} | {r['items_per_second']:.0f} | {cell(f32)} | {cell(f16)} | {ratio} | {goal} |")
 PY
   break
 done

@@ -223,3 +223,56 @@ pub fn ocr_text(
         0.99,
     ))
 }
+
+/// One of the ONNX models on dajia's runtime against the reference (tract
+/// on the CPU, or the runtime's CPU executor), by each model's own measure;
+/// `rows` is the output's last axis. MobileNetV2: every row's (image's)
+/// cosine ≥ 0.999. PP-OCRv5 det: the probability map within 0.02. PP-OCRv5
+/// rec: the same character (argmax of a row) at ≥ 99.5% of time steps.
+pub fn runtime_output(
+    model: &str,
+    rows: usize,
+    got: &[f32],
+    reference: &[f32],
+    launcher: String,
+) -> Check {
+    let rows = rows.max(1);
+    let argmax = |r: &[f32]| {
+        r.iter()
+            .enumerate()
+            .fold(0, |b, (i, x)| if *x > r[b] { i } else { b })
+    };
+    match model {
+        "mobilenet_v2" => {
+            let min = got
+                .chunks(rows)
+                .zip(reference.chunks(rows))
+                .map(|(g, r)| cosine(g, r))
+                .fold(1.0, f64::min);
+            at_least("mobilenet_v2 runtime", launcher, "min cosine", min, 0.999)
+        }
+        "ppocrv5_rec" => {
+            let steps = got.len() / rows;
+            let same = got
+                .chunks(rows)
+                .zip(reference.chunks(rows))
+                .filter(|(g, r)| argmax(g) == argmax(r))
+                .count();
+            let agreement = same as f64 / steps.max(1) as f64;
+            at_least(
+                "ppocrv5_rec runtime",
+                launcher,
+                "argmax agreement",
+                agreement,
+                0.995,
+            )
+        }
+        _ => at_most(
+            "ppocrv5_det runtime",
+            launcher,
+            "max abs diff",
+            max_abs(got, reference),
+            0.02,
+        ),
+    }
+}

@@ -1,12 +1,12 @@
-//! One ONNX model, optimised by tract once per input shape, on the runtime
-//! of the device: tract's CPU runtime, or tract-cuda (`cuda` feature).
-//!
-//! tract-cuda registers itself only when linked with `use tract_cuda as _`
-//! (below), and is selected by name: `runtime_for_name("cuda")` checks the
-//! driver and libraries and returns an error without a GPU (calling its
-//! transform directly would panic). Each CUDA plan logs how many of its nodes
-//! run on the GPU and which fell back to the CPU (tract-cuda has no kernel
-//! for some, e.g. pooling and bilinear resize).
+//! One ONNX model, prepared once per input shape on the runtime of the
+//! device: tract's CPU runtime, or (`cuda` feature) dajia's own runtime
+//! (`kernels/src/runtime/`: tract's typed graph lowered to dajia's ops, run
+//! on cuDNN, cuBLAS and NVRTC kernels, in the precision `DAJIA_GPU_PRECISION`
+//! names: f16, the default, or f32). An op the lowering does not know is an
+//! error naming the op and the model when the plan is built; nothing falls
+//! back to the CPU. (tract-cuda, the GPU runtime before it, was removed once
+//! dajia's runtime had passed its parity checks on an H200: it was 16-80x
+//! slower than PyTorch and did not speed up with batch size.)
 //!
 //! Why not one plan with symbolic dimensions: the PP-OCRv5 detector does not
 //! type-check with a symbolic height/width in tract 0.23 (its FPN concat cannot
@@ -21,13 +21,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use tract_onnx::prelude::*;
-use tract_onnx::tract_core::runtime::{runtime_for_name, Runnable};
+use tract_onnx::tract_core::runtime::Runnable;
 
 use crate::device::{DeviceError, Runtime};
 use crate::image::ImageError;
-
-#[cfg(feature = "cuda")]
-use tract_cuda as _;
 
 /// Where a plan's nodes run, for the log and the benchmark.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,28 +58,6 @@ impl std::fmt::Display for Placement {
     }
 }
 
-fn placement(runtime: Runtime, plan: &dyn Runnable) -> Placement {
-    let mut p = Placement {
-        runtime: runtime.name(),
-        device_nodes: 0,
-        cpu_ops: Vec::new(),
-    };
-    if runtime == Runtime::Cpu {
-        return p;
-    }
-    if let Some(model) = plan.typed_model() {
-        for node in model.nodes() {
-            let op = node.op.name();
-            if op.starts_with("Cuda") || op.starts_with("Gpu") || op.starts_with("DeviceSync") {
-                p.device_nodes += 1;
-            } else if op != "Source" && op != "Const" {
-                p.cpu_ops.push(op.to_string());
-            }
-        }
-    }
-    p
-}
-
 /// Plans kept per model; past this the cache is cleared (shapes are snapped
 /// to a grid, so a catalog of ordinary photos stays far below it). On a GPU
 /// the OCR warm-up builds one plan per shape bucket (64 detector shapes at
@@ -93,33 +68,11 @@ const MAX_GPU_PLANS: usize = 160;
 /// A prepared model for one input shape.
 #[derive(Clone)]
 pub enum Plan {
-    /// tract's CPU runtime, or tract-cuda.
+    /// tract's CPU runtime.
     Tract(Arc<dyn Runnable>),
     /// dajia's own runtime on the GPU (`runtime::cuda`).
     #[cfg(feature = "cuda")]
     Dajia(Arc<crate::runtime::cuda::CudaProgram>),
-}
-
-/// Which runtime `--device cuda` runs the ONNX models on: dajia's own
-/// (`kernels/src/runtime/`, cuDNN and cuBLAS; the default) or tract-cuda
-/// (`DAJIA_GPU_RUNTIME=tract-cuda`), kept selectable until the new runtime
-/// has passed its parity checks on a real GPU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GpuRuntime {
-    Dajia,
-    TractCuda,
-}
-
-impl GpuRuntime {
-    pub fn from_env() -> Result<Self, String> {
-        match std::env::var("DAJIA_GPU_RUNTIME").as_deref() {
-            Err(_) | Ok("") | Ok("dajia") => Ok(GpuRuntime::Dajia),
-            Ok("tract-cuda") => Ok(GpuRuntime::TractCuda),
-            Ok(other) => Err(format!(
-                "DAJIA_GPU_RUNTIME={other}: expected dajia or tract-cuda"
-            )),
-        }
-    }
 }
 
 pub struct ShapedModel {
@@ -214,35 +167,7 @@ impl ShapedModel {
                     .and_then(|m| m.into_runnable())
                     .map_err(bad_model)?,
             )),
-            Runtime::Cuda
-                if GpuRuntime::from_env().map_err(|e| model_err(self.name, e))?
-                    == GpuRuntime::Dajia =>
-            {
-                self.dajia_plan(m, shape)?
-            }
-            Runtime::Cuda => {
-                let typed = m
-                    .into_typed()
-                    .and_then(|m| m.into_decluttered())
-                    .map_err(bad_model)?;
-                let on_gpu = || -> TractResult<Arc<dyn Runnable>> {
-                    let rt = runtime_for_name("cuda")?.ok_or_else(|| {
-                        TractError::msg("tract-cuda is not linked into this build")
-                    })?;
-                    Ok(Arc::from(rt.prepare(typed)?))
-                };
-                let plan = on_gpu().map_err(|e| {
-                    ImageError::Device(DeviceError::Model {
-                        model: self.name.to_string(),
-                        runtime: "cuda".into(),
-                        detail: format!("{e:#}").replace('\n', " "),
-                    })
-                })?;
-                let p = placement(self.runtime, plan.as_ref());
-                tracing::info!("model {} {shape:?} on {p}", self.name);
-                *self.last_placement.lock().expect("placement") = Some(p);
-                Plan::Tract(plan)
-            }
+            Runtime::Cuda => self.dajia_plan(m, shape)?,
         };
         let mut plans = self.plans.lock().expect("plan cache");
         let max = match self.runtime {
@@ -272,19 +197,25 @@ impl ShapedModel {
             .map_err(|e| device_err(format!("{e:#}")))?;
         let compiled = crate::runtime::Compiled::new(self.name, &typed)
             .map_err(|e| device_err(e.to_string()))?;
+        let precision =
+            crate::runtime::Precision::from_env().map_err(|e| device_err(e.to_string()))?;
         let steps = compiled.program.steps.len();
         let dev = crate::device::CudaDevice::open(0).map_err(ImageError::Device)?;
-        let program =
-            crate::runtime::cuda::CudaProgram::new(dev, compiled).map_err(|e| match e {
+        let program = crate::runtime::cuda::CudaProgram::new(dev, compiled, precision).map_err(
+            |e| match e {
                 crate::runtime::RuntimeError::Device(d)
                     if d.to_ascii_lowercase().contains("out of memory") =>
                 {
                     ImageError::Device(DeviceError::OutOfMemory(d))
                 }
                 e => device_err(e.to_string()),
-            })?;
+            },
+        )?;
         let p = Placement {
-            runtime: "dajia-cuda",
+            runtime: match precision {
+                crate::runtime::Precision::F16 => "dajia-cuda f16",
+                crate::runtime::Precision::F32 => "dajia-cuda f32",
+            },
             device_nodes: steps,
             cpu_ops: Vec::new(),
         };
@@ -306,11 +237,12 @@ impl ShapedModel {
     /// Where the nodes of the last plan built run (None before the first).
     pub fn placement(&self) -> Option<Placement> {
         if self.runtime == Runtime::Cpu {
-            return match self.plan_any()? {
-                Plan::Tract(p) => Some(placement(Runtime::Cpu, &*p)),
-                #[cfg(feature = "cuda")]
-                Plan::Dajia(_) => None,
-            };
+            self.plan_any()?;
+            return Some(Placement {
+                runtime: "cpu",
+                device_nodes: 0,
+                cpu_ops: Vec::new(),
+            });
         }
         self.last_placement.lock().expect("placement").clone()
     }
@@ -348,20 +280,9 @@ impl ShapedModel {
             }
         };
         let input = Tensor::from_shape(shape, data).map_err(|e| model_err(self.name, e))?;
-        let out = plan.run(tvec!(input.into_tvalue())).map_err(|e| {
-            let msg = format!("{e:#}");
-            // tract-cuda reports a full device as a CUDA error; the batch is
-            // then split and retried (device::batch), not failed.
-            if self.runtime == Runtime::Cuda && msg.to_ascii_lowercase().contains("out of memory") {
-                ImageError::Device(DeviceError::OutOfMemory(format!(
-                    "{}: {}",
-                    self.name,
-                    msg.replace('\n', " ")
-                )))
-            } else {
-                model_err(self.name, e)
-            }
-        })?;
+        let out = plan
+            .run(tvec!(input.into_tvalue()))
+            .map_err(|e| model_err(self.name, e))?;
         let view = out[0]
             .to_plain_array_view::<f32>()
             .map_err(|e| model_err(self.name, e))?;

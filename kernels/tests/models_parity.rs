@@ -1,5 +1,5 @@
 //! Parity of the neural models across runtimes and batch sizes: mobilenet
-//! and OCR on tract's CPU runtime against tract-cuda (skipped with a message
+//! and OCR on tract's CPU runtime against dajia's GPU runtime (skipped with a message
 //! without a GPU), and the batched paths a GPU uses against the one-at-a-time
 //! CPU path (run here). Models come from `scripts/setup-models.sh`
 //! (`$DAJIA_MODELS`, else ./models); without them the tests skip, unless
@@ -120,7 +120,7 @@ fn mobilenet_batches_and_runtimes_agree() {
             "mobilenet on {}",
             cuda.placement().map(|p| p.to_string()).unwrap_or_default()
         );
-        let c = parity::mobilenet(&cpu, &cuda, &imgs, "tract-cuda".into()).unwrap();
+        let c = parity::mobilenet(&cpu, &cuda, &imgs, "dajia-cuda".into()).unwrap();
         eprintln!("{c}");
         assert!(c.pass, "{c}");
     }
@@ -222,7 +222,7 @@ fn ocr_text_agrees_across_batch_sizes_and_runtimes() {
             },
         )
         .unwrap();
-        let c = parity::ocr_text(&cpu, &cuda, &refs, "tract-cuda".into()).unwrap();
+        let c = parity::ocr_text(&cpu, &cuda, &refs, "dajia-cuda".into()).unwrap();
         for (m, p) in cuda.placements() {
             eprintln!("{m} on {p}");
         }

@@ -8,8 +8,9 @@
 use std::path::{Path, PathBuf};
 
 use dajia_kernels::image::thumbnail::{imagenet_chw, resize_rgb};
+use dajia_kernels::parity;
 use dajia_kernels::runtime::program::Op;
-use dajia_kernels::runtime::Compiled;
+use dajia_kernels::runtime::{Compiled, Precision};
 use tract_onnx::prelude::*;
 
 fn models() -> Option<PathBuf> {
@@ -108,6 +109,19 @@ fn same_on_host_kernels(c: &Compiled, input: &[f32], reference: &[Vec<f32>]) {
     }
 }
 
+/// The program with values stored in half, as the GPU runs it by default
+/// (the host kernels round where the GPU rounds: every stored value, the
+/// convolutions' and matmuls' outputs after f32 accumulation), keeps each
+/// model's parity with tract's f32 output (`parity::runtime_output`).
+fn same_in_half(c: &Compiled, input: &[f32], theirs: &[Vec<f32>]) {
+    let half = c.run_host_kernels_in(input, Precision::F16).unwrap();
+    let p = &c.program;
+    let rows = *p.shape(p.outputs[0]).last().unwrap();
+    let check = parity::runtime_output(&p.model, rows, &half[0], &theirs[0], "host f16".into());
+    eprintln!("{check}");
+    assert!(check.pass, "{check}");
+}
+
 #[test]
 fn mobilenet_matches_tract() {
     let Some(dir) = models() else { return };
@@ -149,6 +163,7 @@ fn mobilenet_matches_tract() {
         }
         eprintln!("max abs diff {}", max_abs_diff(o, t));
     }
+    same_in_half(&c, &input, &theirs);
 }
 
 #[test]
@@ -165,6 +180,7 @@ fn ocr_detector_matches_tract() {
     let d = max_abs_diff(&ours[0], &theirs[0]);
     eprintln!("det probability map max abs diff {d}");
     assert!(d <= 0.02, "probability map differs by {d}");
+    same_in_half(&c, &input, &theirs);
 }
 
 #[test]
@@ -214,6 +230,7 @@ fn ocr_recogniser_matches_tract() {
     };
     assert_eq!(argmax(o), argmax(t));
     assert!(d <= 1e-3, "probabilities differ by {d}");
+    same_in_half(&c, &input, &theirs);
 }
 
 #[test]

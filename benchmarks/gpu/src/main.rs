@@ -82,9 +82,6 @@ struct Args {
     /// Skip the models on dajia's runtime (parity and items/s per batch).
     #[arg(long)]
     no_models: bool,
-    /// Also time the models on tract-cuda (its first plans take minutes).
-    #[arg(long)]
-    tract_cuda: bool,
     #[arg(long)]
     json: PathBuf,
     #[arg(long)]
@@ -143,7 +140,7 @@ struct Report {
     parity_pass: bool,
     images: Vec<ImagesRun>,
     ocr: Vec<OcrRun>,
-    /// The three models on dajia's runtime (and tract-cuda when asked).
+    /// The three models on dajia's runtime, in f32 and f16.
     models: Vec<models::ModelRun>,
     goal_images_per_second: f64,
     /// mobilenet end to end against the PyTorch peer (images_peer.py).
@@ -529,13 +526,7 @@ fn main() -> Result<()> {
         });
         if gpu.is_some() {
             report.stage("models gpu", &json, |r| {
-                models::run(
-                    &a.models,
-                    a.tract_cuda,
-                    &mut r.parity,
-                    &mut r.models,
-                    &mut r.errors,
-                )
+                models::run(&a.models, &mut r.parity, &mut r.models, &mut r.errors)
             });
         }
     }

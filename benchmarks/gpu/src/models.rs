@@ -1,13 +1,15 @@
 //! The three ONNX models on dajia's own GPU runtime (`kernels/src/runtime/`):
-//! parity of the GPU against the CPU reference executor, then items/s per
-//! model and batch (and tract-cuda's where asked, `--tract-cuda`: its first
-//! plan alone takes minutes). PyTorch's figures for the same models come
-//! from `benchmarks/gpu/models_peer.py`, run beside this by gpu-bench.sh.
+//! in each storage precision (f32, and f16, the default), parity of the GPU
+//! against the CPU reference executor, then items/s per model and batch.
+//! PyTorch's figures for the same models come from
+//! `benchmarks/gpu/models_peer.py`, run beside this by gpu-bench.sh.
 
 use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Result;
+#[cfg(feature = "cuda")]
+use dajia_kernels::parity;
 use dajia_kernels::parity::Check;
 use dajia_kernels::runtime::Compiled;
 use serde::Serialize;
@@ -65,14 +67,6 @@ pub const CASES: &[(&str, &str, &[[usize; 4]])] = &[
     ),
 ];
 
-/// Names of the runtime parity checks, in `CASES` order.
-#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-const RUNTIME_CHECKS: [&str; 3] = [
-    "mobilenet_v2 runtime",
-    "ppocrv5_det runtime",
-    "ppocrv5_rec runtime",
-];
-
 /// A deterministic input in [-1, 1).
 pub fn input(n: usize) -> Vec<f32> {
     let mut x = 0x2545F4914F6CDD1Du64;
@@ -101,23 +95,12 @@ pub fn time(items: usize, mut f: impl FnMut() -> Result<()>) -> Result<(usize, f
     Ok((runs, s, (runs * items) as f64 / s))
 }
 
-#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-fn max_rel_diff(a: &[f32], b: &[f32]) -> f64 {
-    let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs())) as f64;
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs() as f64)
-        .fold(0.0, f64::max)
-        / scale
-}
-
 /// Each model's parity (batch 2, GPU program against the CPU reference)
-/// and items/s per shape, appended to `checks` and `runs`; a model that
-/// fails is named in `errors` and the others still run.
+/// and items/s per shape, in each precision, appended to `checks` and
+/// `runs`; a model that fails is named in `errors` and the others still run.
 #[cfg(feature = "cuda")]
 pub fn run(
     models: &Path,
-    tract_cuda: bool,
     checks: &mut Vec<Check>,
     runs: &mut Vec<ModelRun>,
     errors: &mut Vec<String>,
@@ -125,11 +108,9 @@ pub fn run(
     use dajia_kernels::device::CudaDevice;
 
     let dev = CudaDevice::open(0).map_err(|e| anyhow::anyhow!("{e}"))?;
-    for (i, (name, file, shapes)) in CASES.iter().enumerate() {
+    for (name, file, shapes) in CASES {
         let t = Instant::now();
-        if let Err(e) = run_one(
-            &dev, models, i, name, file, shapes, tract_cuda, checks, runs,
-        ) {
+        if let Err(e) = run_one(&dev, models, name, file, shapes, checks, runs) {
             eprintln!(
                 "model {name}: FAILED after {:.1}s: {e:#}",
                 t.elapsed().as_secs_f64()
@@ -141,94 +122,66 @@ pub fn run(
 }
 
 #[cfg(feature = "cuda")]
-#[allow(clippy::too_many_arguments)]
 fn run_one(
     dev: &std::sync::Arc<dajia_kernels::device::CudaDevice>,
     models: &Path,
-    i: usize,
     name: &'static str,
     file: &str,
     shapes: &[[usize; 4]],
-    tract_cuda: bool,
     checks: &mut Vec<Check>,
     runs: &mut Vec<ModelRun>,
 ) -> Result<()> {
-    use dajia_kernels::device::Runtime;
-    use dajia_kernels::plans::ShapedModel;
     use dajia_kernels::runtime::cuda::CudaProgram;
+    use dajia_kernels::runtime::Precision;
 
     let path = models.join(file);
-    // Parity on a batch of 2: the GPU program against the CPU reference.
-    let small = [2, shapes[0][1], shapes[0][2], shapes[0][3]];
-    let c = Compiled::from_onnx(name, &path, &small).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let x = input(small.iter().product());
-    let reference = c.run_cpu(&x).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let gpu = CudaProgram::new(dev.clone(), c).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let got = gpu.run(&x).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let d = max_rel_diff(&got[0], &reference[0]);
-    eprintln!("{name} parity: max abs diff / max |ref| = {d:.6}");
-    // TF32 convolutions: a relative difference of 1% at most.
-    checks.push(Check {
-        check: RUNTIME_CHECKS[i],
-        launcher: "dajia-cuda".into(),
-        metric: "max abs diff / max |ref|",
-        value: d,
-        tolerance: 0.01,
-        pass: d <= 0.01,
-    });
-    for shape in shapes {
-        let c = Compiled::from_onnx(name, &path, shape).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let x = input(shape.iter().product());
-        let gpu = CudaProgram::new(dev.clone(), c).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let t = time(shape[0], || {
-            gpu.run(&x).map(|_| ()).map_err(|e| anyhow::anyhow!("{e}"))
-        })?;
-        eprintln!("{name} {shape:?} dajia-cuda: {:.0}/s", t.2);
-        let mut run = ModelRun::timed(name, "dajia-cuda", shape, t);
-        if shape == shapes.last().expect("shapes") {
-            let p = gpu.profile(&x).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let total: f64 = p.iter().map(|e| e.1).sum();
-            for (kind, sec, count) in &p {
-                eprintln!(
-                    "  profile {name} {shape:?}: {kind:<16} {:>8.3} ms {:>5.1}% {count} launches",
-                    sec * 1e3,
-                    100.0 * sec / total.max(1e-12)
-                );
-            }
-            run.profile = Some(p);
-        }
-        runs.push(run);
-        if tract_cuda {
-            // Read when the plan is built (single-threaded here).
-            std::env::set_var("DAJIA_GPU_RUNTIME", "tract-cuda");
-            let m = ShapedModel::load(
-                name,
-                path.parent().unwrap(),
-                path.file_name().unwrap().to_str().unwrap(),
-                &[],
-                Runtime::Cuda,
-            )?;
+    let compile = |shape: &[usize]| {
+        Compiled::from_onnx(name, &path, shape).map_err(|e| anyhow::anyhow!("{e}"))
+    };
+    for precision in [Precision::F32, Precision::F16] {
+        let runtime = format!("dajia-cuda {}", precision.name());
+        let prepare = |c: Compiled| {
+            CudaProgram::new(dev.clone(), c, precision).map_err(|e| anyhow::anyhow!("{e}"))
+        };
+        // Parity on a batch of 2: the GPU program against the CPU reference.
+        let small = [2, shapes[0][1], shapes[0][2], shapes[0][3]];
+        let c = compile(&small)?;
+        let x = input(small.iter().product());
+        let reference = c.run_cpu(&x).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let rows = *c.program.shape(c.program.outputs[0]).last().unwrap_or(&1);
+        let gpu = prepare(c)?;
+        let got = gpu.run(&x).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let check = parity::runtime_output(name, rows, &got[0], &reference[0], runtime.clone());
+        eprintln!("{check}");
+        checks.push(check);
+        for shape in shapes {
+            let x = input(shape.iter().product());
+            let gpu = prepare(compile(shape)?)?;
             let t = time(shape[0], || {
-                m.run(shape, &x)
-                    .map(|_| ())
-                    .map_err(|e| anyhow::anyhow!("{e}"))
+                gpu.run(&x).map(|_| ()).map_err(|e| anyhow::anyhow!("{e}"))
             })?;
-            std::env::remove_var("DAJIA_GPU_RUNTIME");
-            eprintln!("{name} {shape:?} tract-cuda: {:.0}/s", t.2);
-            runs.push(ModelRun::timed(name, "tract-cuda", shape, t));
+            eprintln!("{name} {shape:?} {runtime}: {:.0}/s", t.2);
+            let mut run = ModelRun::timed(name, &runtime, shape, t);
+            if shape == shapes.last().expect("shapes") {
+                let p = gpu.profile(&x).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let total: f64 = p.iter().map(|e| e.1).sum();
+                for (kind, sec, count) in &p {
+                    eprintln!(
+                        "  profile {name} {shape:?} {runtime}: {kind:<16} {:>8.3} ms {:>5.1}% {count} launches",
+                        sec * 1e3,
+                        100.0 * sec / total.max(1e-12)
+                    );
+                }
+                run.profile = Some(p);
+            }
+            runs.push(run);
         }
     }
     Ok(())
 }
 
 #[cfg(not(feature = "cuda"))]
-pub fn run(
-    _: &Path,
-    _: bool,
-    _: &mut Vec<Check>,
-    _: &mut Vec<ModelRun>,
-    _: &mut Vec<String>,
-) -> Result<()> {
+pub fn run(_: &Path, _: &mut Vec<Check>, _: &mut Vec<ModelRun>, _: &mut Vec<String>) -> Result<()> {
     anyhow::bail!("this dajia-gpu-bench was built without CUDA (--features cuda)")
 }
 

@@ -38,11 +38,21 @@ pub struct RtView {
     pub base: i64,
 }
 
-/// Where an operand lives: a range of the arena, or a constant.
+/// Where an operand lives: a value's range of the arena (elements, stored in
+/// the executor's precision), a constant, or a range of the f32 scratch
+/// after the values (split reductions' partials and statistics).
 #[derive(Debug, Clone)]
 pub enum Buf {
     Arena(Range<usize>),
     Const(ValueId),
+    Scratch(Range<usize>),
+}
+
+impl Buf {
+    /// Whether the buffer holds values in the executor's precision (else f32).
+    pub fn is_value(&self) -> bool {
+        !matches!(self, Buf::Scratch(_))
+    }
 }
 
 /// The calls a program needs. Shapes are NCHW (`[n, c, h, w]`).
@@ -495,13 +505,12 @@ impl Reduction {
         if self.chunks == 1 {
             return None;
         }
-        let at = plan.scratch.start;
         let (p, g) = (self.groups * self.chunks, self.groups);
-        debug_assert!(p + 2 * g <= plan.scratch.len());
+        debug_assert!(p + 2 * g <= plan.scratch_len);
         Some((
-            Buf::Arena(at..at + p),
-            Buf::Arena(at + p..at + p + g),
-            Buf::Arena(at + p + g..at + p + 2 * g),
+            Buf::Scratch(0..p),
+            Buf::Scratch(p..p + g),
+            Buf::Scratch(p + g..p + 2 * g),
         ))
     }
 

@@ -2,27 +2,36 @@
 //! values' lifetimes (first write to last read), so that values that are
 //! never alive together share memory. Executors allocate the arena once per
 //! program and never during a run.
+//!
+//! Offsets count elements, so one plan serves both storage precisions
+//! ([`Precision`]): a value at offset `o` starts at byte `o * bytes`. The
+//! scratch of split reductions (partials and per-group statistics) is f32 in
+//! either precision and sits after the values, at [`MemoryPlan::scratch_at`].
 
 use std::ops::Range;
 
 use super::launch::reduction_scratch;
 use super::program::{Op, Program, ValueId};
-use super::RuntimeError;
+use super::{Precision, RuntimeError};
 
 #[derive(Debug, Clone)]
 pub struct MemoryPlan {
-    /// Per value: its offset in the arena (in f32s); constants and values no
-    /// step computes have none.
+    /// Per value: its offset in the arena (in elements); constants and values
+    /// no step computes have none.
     offsets: Vec<Option<usize>>,
     lens: Vec<usize>,
-    /// Step-local scratch at the arena's end (split reductions' partials),
-    /// sized for the step that needs the most.
-    pub scratch: Range<usize>,
-    pub arena_len: usize,
+    /// Elements the values take (a multiple of [`ALIGN`]).
+    pub values_len: usize,
+    /// f32s of step-local scratch after the values (split reductions'
+    /// partials), sized for the step that needs the most.
+    pub scratch_len: usize,
 }
 
-/// Offsets are aligned to 64 f32s (256 bytes, what cuDNN and cuBLAS like).
+/// Offsets are aligned to 64 elements (256 bytes in f32, 128 in half: cuDNN
+/// and cuBLAS want 16).
 const ALIGN: usize = 64;
+/// Where the scratch starts, in bytes.
+const SCRATCH_ALIGN: usize = 256;
 
 impl MemoryPlan {
     /// First-fit over live intervals, largest values first.
@@ -100,20 +109,29 @@ impl MemoryPlan {
             })
             .max()
             .unwrap_or(0);
-        let at = arena_len.div_ceil(ALIGN) * ALIGN;
         MemoryPlan {
             offsets,
             lens: p.values.iter().map(|v| v.len()).collect(),
-            scratch: at..at + scratch_len,
-            arena_len: at + scratch_len,
+            values_len: arena_len.div_ceil(ALIGN) * ALIGN,
+            scratch_len,
         }
     }
 
-    /// An arena for `p` holding `input` in its place (checked against the
-    /// program's input shape).
+    /// Byte offset of the scratch when values are stored in `precision`.
+    pub fn scratch_at(&self, precision: Precision) -> usize {
+        (self.values_len * precision.bytes()).div_ceil(SCRATCH_ALIGN) * SCRATCH_ALIGN
+    }
+
+    /// Bytes of the whole arena (values and scratch) in `precision`.
+    pub fn arena_bytes(&self, precision: Precision) -> usize {
+        self.scratch_at(precision) + self.scratch_len * 4
+    }
+
+    /// An f32 arena for `p` holding `input` in its place (checked against
+    /// the program's input shape).
     pub fn arena(&self, p: &Program, input: &[f32]) -> Result<Vec<f32>, RuntimeError> {
         p.check_input(input)?;
-        let mut arena = vec![0f32; self.arena_len];
+        let mut arena = vec![0f32; self.arena_bytes(Precision::F32) / 4];
         arena[self.range(p.input)].copy_from_slice(input);
         Ok(arena)
     }

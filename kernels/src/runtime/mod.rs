@@ -41,9 +41,67 @@ pub const OPS: crate::image::kernels::KernelSource = crate::image::kernels::Kern
         "rt_reduce_scale",
         "rt_pool",
         "rt_deconv",
+        "rt_convert",
     ],
 };
 pub use program::Program;
+
+/// How the runtime's executors store the values of a program (weights,
+/// activations): f32, or IEEE half with every kernel, convolution and matmul
+/// still computing and accumulating in f32. Half moves half the bytes and
+/// lets cuDNN and cuBLAS use tensor cores at full rate; the models' parity
+/// against tract's f32 CPU output is tested in both (`tests/runtime.rs`,
+/// on the host kernels, which round exactly as the GPU does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    F32,
+    /// The GPU's default.
+    #[default]
+    F16,
+}
+
+impl Precision {
+    /// Bytes per stored value.
+    pub fn bytes(self) -> usize {
+        match self {
+            Precision::F32 => 4,
+            Precision::F16 => 2,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+        }
+    }
+
+    /// The flag the kernels of `cuda/ops.cu` take (`half`).
+    pub fn half_flag(self) -> i32 {
+        (self == Precision::F16) as i32
+    }
+
+    /// `DAJIA_GPU_PRECISION` (`f16`, the default, or `f32`).
+    pub fn from_env() -> Result<Self, RuntimeError> {
+        match std::env::var("DAJIA_GPU_PRECISION").as_deref() {
+            Err(_) | Ok("") => Ok(Precision::default()),
+            Ok(v) => v.parse(),
+        }
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = RuntimeError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "f16" => Ok(Precision::F16),
+            "f32" => Ok(Precision::F32),
+            other => Err(RuntimeError::Input(format!(
+                "DAJIA_GPU_PRECISION={other}: expected f16 or f32"
+            ))),
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RuntimeError {
@@ -100,9 +158,20 @@ impl Compiled {
         Self::new(name, &typed)
     }
 
-    /// Runs with the kernels the GPU runs, compiled for the host.
+    /// Runs with the kernels the GPU runs, compiled for the host, storing
+    /// values in f32.
     pub fn run_host_kernels(&self, input: &[f32]) -> Result<Vec<Vec<f32>>, RuntimeError> {
-        host::run(&self.program, &self.plan, input)
+        host::run(&self.program, &self.plan, input, Precision::F32)
+    }
+
+    /// As [`run_host_kernels`](Self::run_host_kernels), storing values in
+    /// `precision` and rounding where the GPU rounds.
+    pub fn run_host_kernels_in(
+        &self,
+        input: &[f32],
+        precision: Precision,
+    ) -> Result<Vec<Vec<f32>>, RuntimeError> {
+        host::run(&self.program, &self.plan, input, precision)
     }
 
     /// Runs on the CPU reference executor.
