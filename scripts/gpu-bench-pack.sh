@@ -29,7 +29,7 @@ xz -T0 -6 "$out/dajia-gpu-bench"
 
 cp "$models/mobilenet_v2.onnx" "$out/models/"
 cp "$models"/ppocrv5/ppocrv5_det.onnx "$models"/ppocrv5/ppocrv5_rec.onnx "$models"/ppocrv5/ppocr_keys_v5.txt "$out/models/ppocrv5/"
-cp benchmarks/gpu/models_peer.py benchmarks/gpu/images_peer.py "$out/"
+cp benchmarks/gpu/models_peer.py benchmarks/gpu/program_peer.py benchmarks/gpu/images_peer.py "$out/"
 # Real photographs the image benchmark makes its photo pool from.
 cp -r "$models/photos" "$out/photos"
 

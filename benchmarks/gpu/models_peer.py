@@ -6,12 +6,17 @@ speed) at batch 1, 64 and 256, fp32 and fp16, channels-last with
 cudnn.benchmark, timed as dajia-gpu-bench times its runs (two warm-up runs,
 then at least three and at least a second; the clock stops after the GPU
 finishes). PP-OCRv5 has no PyTorch build on the node (its weights are
-Paddle's, and no ONNX-to-PyTorch converter is installed there): the peer says
-so rather than timing something else.
+Paddle's, and no ONNX-to-PyTorch converter is installed there); with
+`--programs DIR` (`dajia-gpu-bench --export-programs DIR`) each model also
+runs as dajia's lowered program on PyTorch's eager ops (program_peer.py: the
+same graph and fused weights, cuDNN convolutions, cuBLAS matmuls), first
+checked against dajia's CPU reference: that is the detector's and the
+recogniser's peer, and MobileNetV2's second one.
 
-usage: models_peer.py OUT.json [OUT.md]
+usage: models_peer.py OUT.json [OUT.md] [--programs DIR]
 """
 import json
+import os
 import sys
 import time
 
@@ -31,14 +36,52 @@ def timed(fn, items):
     return runs, s, runs * items / s
 
 
+def programs(folder, out):
+    """Every exported program, fp32 and fp16, after its parity check."""
+    import torch
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import program_peer
+
+    for dtype in (torch.float32, torch.float16):
+        name = str(dtype).replace("torch.", "")
+        try:
+            out["program_parity"][name] = program_peer.check(folder, "cuda", name)
+        except Exception as e:  # the timings still run; the parity says why
+            out["program_parity"][name] = {"error": str(e)}
+    for f in sorted(os.listdir(folder)):
+        if not f.endswith(".json"):
+            continue
+        stem = os.path.join(folder, f[:-5])
+        spec = json.load(open(stem + ".json"))
+        shape = spec["values"][spec["input"]]["shape"]
+        for dtype in (torch.float32, torch.float16):
+            try:
+                prog = program_peer.load(stem, "cuda", dtype)
+                x = torch.randn(*shape, device="cuda", dtype=dtype)
+                with torch.inference_mode():
+                    runs, s, rate = timed(lambda: prog(x), shape[0])
+            except Exception as e:
+                out["errors"].append(f"{f[:-5]} {dtype}: {e}")
+                continue
+            out["runs"].append({"model": spec["model"], "impl": "dajia program",
+                                "dtype": str(dtype).replace("torch.", ""), "shape": shape,
+                                "runs": runs, "seconds": s, "items_per_second": rate})
+            print(f"pytorch program {spec['model']} b{shape[0]} {dtype}: {rate:.0f}/s", file=sys.stderr)
+
+
 def main():
-    out = {"peer": "pytorch", "runs": [], "missing": []}
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    folder = sys.argv[sys.argv.index("--programs") + 1] if "--programs" in sys.argv else None
+    if folder in args:
+        args.remove(folder)
+    out = {"peer": "pytorch", "runs": [], "missing": [], "errors": [], "program_parity": {}}
     try:
         import torch
         import torchvision
     except Exception as e:  # the node's Python is expected to have both
         out["error"] = f"PyTorch not importable: {e}"
-        json.dump(out, open(sys.argv[1], "w"), indent=2)
+        json.dump(out, open(args[0], "w"), indent=2)
         print(out["error"], file=sys.stderr)
         return 1
     out["torch"] = torch.__version__
@@ -54,19 +97,27 @@ def main():
                 x = torch.randn(batch, 3, 224, 224, device="cuda", dtype=dtype).to(memory_format=torch.channels_last)
                 with torch.inference_mode():
                     runs, s, rate = timed(lambda: m(x), batch)
-                out["runs"].append({"model": "mobilenet_v2", "dtype": str(dtype).replace("torch.", ""),
+                out["runs"].append({"model": "mobilenet_v2", "impl": "torchvision",
+                                    "dtype": str(dtype).replace("torch.", ""),
                                     "shape": [batch, 3, 224, 224], "runs": runs, "seconds": s,
                                     "items_per_second": rate})
                 print(f"pytorch mobilenet_v2 b{batch} {dtype}: {rate:.0f}/s", file=sys.stderr)
-        out["missing"] = ["ppocrv5_det", "ppocrv5_rec"]
-    json.dump(out, open(sys.argv[1], "w"), indent=2)
-    if len(sys.argv) > 2:
-        with open(sys.argv[2], "w") as f:
-            f.write("# PyTorch peer\n\n| model | dtype | input | items/s |\n|---|---|---|---|\n")
+        if folder and os.path.isdir(folder):
+            programs(folder, out)
+        else:
+            out["missing"] = ["ppocrv5_det", "ppocrv5_rec"]
+    json.dump(out, open(args[0], "w"), indent=2)
+    if len(args) > 1:
+        with open(args[1], "w") as f:
+            f.write("# PyTorch peer\n\n| model | implementation | dtype | input | items/s |\n|---|---|---|---|---|\n")
             for r in out["runs"]:
-                f.write(f"| {r['model']} | {r['dtype']} | {r['shape']} | {r['items_per_second']:.1f} |\n")
+                f.write(f"| {r['model']} | {r['impl']} | {r['dtype']} | {r['shape']} | {r['items_per_second']:.1f} |\n")
             for m in out["missing"]:
-                f.write(f"| {m} | — | — | no PyTorch build of this model on the node |\n")
+                f.write(f"| {m} | — | — | — | no PyTorch build of this model on the node |\n")
+            for dtype, diffs in out["program_parity"].items():
+                f.write(f"\nProgram peer against dajia's CPU reference ({dtype}, max abs diff / max |expected|): {diffs}\n")
+            for e in out["errors"]:
+                f.write(f"\n- error: {e}\n")
     return 0
 
 

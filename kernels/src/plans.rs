@@ -1,8 +1,8 @@
 //! One ONNX model, prepared once per input shape on the runtime of the
 //! device: tract's CPU runtime, or (`cuda` feature) dajia's own runtime
 //! (`kernels/src/runtime/`: tract's typed graph lowered to dajia's ops, run
-//! on cuDNN, cuBLAS and NVRTC kernels, in the precision `DAJIA_GPU_PRECISION`
-//! names: f16, the default, or f32). An op the lowering does not know is an
+//! on cuDNN, cuBLAS and NVRTC kernels, in each model's precision:
+//! `runtime::Precision::for_model`). An op the lowering does not know is an
 //! error naming the op and the model when the plan is built; nothing falls
 //! back to the CPU. (tract-cuda, the GPU runtime before it, was removed once
 //! dajia's runtime had passed its parity checks on an H200: it was 16-80x
@@ -197,8 +197,8 @@ impl ShapedModel {
             .map_err(|e| device_err(format!("{e:#}")))?;
         let compiled = crate::runtime::Compiled::new(self.name, &typed)
             .map_err(|e| device_err(e.to_string()))?;
-        let precision =
-            crate::runtime::Precision::from_env().map_err(|e| device_err(e.to_string()))?;
+        let precision = crate::runtime::Precision::for_model(self.name)
+            .map_err(|e| device_err(e.to_string()))?;
         let steps = compiled.program.steps.len();
         let dev = crate::device::CudaDevice::open(0).map_err(ImageError::Device)?;
         let program = crate::runtime::cuda::CudaProgram::new(dev, compiled, precision).map_err(

@@ -249,3 +249,155 @@ fn unknown_ops_are_named() {
         "{e}"
     );
 }
+
+/// Half precision at the sizes the GPU runs (detector 640×640, recogniser
+/// 48×320, MobileNetV2 224×224) on inputs spread over the whole normalised
+/// range: no stored value overflows half (a global average's sum did, before
+/// `fuse::reduce_mean`), and each model keeps its parity measure against the
+/// f32 reference executor.
+#[test]
+fn half_precision_holds_at_full_size() {
+    let Some(dir) = models() else { return };
+    let cases = [
+        ("mobilenet_v2", "mobilenet_v2.onnx", [1, 3, 224, 224]),
+        ("ppocrv5_det", "ppocrv5/ppocrv5_det.onnx", [1, 3, 640, 640]),
+        ("ppocrv5_rec", "ppocrv5/ppocrv5_rec.onnx", [1, 3, 48, 320]),
+    ];
+    for (name, file, shape) in cases {
+        let c = Compiled::from_onnx(name, &dir.join(file), &shape).unwrap();
+        let n: usize = shape.iter().product();
+        // A fixed spread over [-2, 2) (ImageNet-normalised pixels reach ±2.6).
+        let x: Vec<f32> = (0..n)
+            .map(|i| ((i as u64 * 2654435761) % 4096) as f32 / 1024.0 - 2.0)
+            .collect();
+        let reference = c.run_cpu(&x).unwrap();
+        let half = c.run_host_kernels_in(&x, Precision::F16).unwrap();
+        assert!(half[0].iter().all(|v| v.is_finite()), "{name}: not finite");
+        let rows = *c.program.shape(c.program.outputs[0]).last().unwrap();
+        let check = parity::runtime_output(name, rows, &half[0], &reference[0], "host f16".into());
+        eprintln!("{check}");
+        assert!(check.pass, "{check}");
+    }
+}
+
+/// Text drawn with the CJK font on a light background, `w`×`h`, a line per
+/// entry of `lines` (`size` px, `step` px apart).
+fn drawn_text(dir: &Path, w: u32, h: u32, lines: &[&str], size: f32, step: i32) -> image::RgbImage {
+    use ab_glyph::{FontRef, PxScale};
+    use image::{Rgb, RgbImage};
+
+    let font = std::fs::read(dir.join("fonts/wqy-microhei.ttc")).unwrap();
+    let font = FontRef::try_from_slice(&font).unwrap();
+    let mut img = RgbImage::from_pixel(w, h, Rgb([245, 242, 235]));
+    for (k, text) in lines.iter().enumerate() {
+        imageproc::drawing::draw_text_mut(
+            &mut img,
+            Rgb([20, 20, 30]),
+            12,
+            6 + step * k as i32,
+            PxScale::from(size),
+            &font,
+            text,
+        );
+    }
+    img
+}
+
+const LINES: [&str; 4] = [
+    "顶级复刻 1:1 AAA",
+    "加微信 lux8888 看实物",
+    "NIKE AIR MAX 90",
+    "¥199.00 包邮",
+];
+
+/// Half precision on drawn text, as the GPU reads it. The detector (640×640
+/// page) finds the same boxes (corners within 2 px) but its probability map
+/// moves by more than 0.02 at the edges of text, so it runs in f32 unless
+/// told otherwise; the recogniser (four 48×320 lines) reads the same
+/// character at ≥ 99.5% of time steps, so it runs in half.
+/// `Precision::for_model` is asserted against these measurements.
+#[test]
+fn half_precision_on_drawn_text() {
+    use dajia_kernels::ocr::det::{self, DetOptions, ProbMap};
+
+    let Some(dir) = models() else { return };
+    let auto = std::env::var_os("DAJIA_GPU_PRECISION").is_none();
+    // The detector.
+    let page = drawn_text(&dir, 640, 640, &LINES, 48.0, 150);
+    let shape = [1, 3, 640, 640];
+    let c =
+        Compiled::from_onnx("ppocrv5_det", &dir.join("ppocrv5/ppocrv5_det.onnx"), &shape).unwrap();
+    let x = det::input_tensor(&page, 640, 640);
+    let reference = c.run_cpu(&x).unwrap().swap_remove(0);
+    let half = c
+        .run_host_kernels_in(&x, Precision::F16)
+        .unwrap()
+        .swap_remove(0);
+    let check = parity::runtime_output("ppocrv5_det", 640, &half, &reference, "host f16".into());
+    let off = half
+        .iter()
+        .zip(&reference)
+        .filter(|(a, b)| (*a - *b).abs() > 0.02)
+        .count();
+    eprintln!("{check}; {off} of {} pixels off by > 0.02", half.len());
+    let opts = DetOptions::default();
+    let boxes = |data: Vec<f32>| {
+        let map = ProbMap {
+            width: 640,
+            height: 640,
+            data,
+        };
+        det::boxes_from_map(&map, &opts, 640, 640)
+    };
+    let (want, got) = (boxes(reference), boxes(half));
+    eprintln!(
+        "detector boxes: {} in f32, {} in f16",
+        want.len(),
+        got.len()
+    );
+    assert!(want.len() >= LINES.len(), "{want:?}");
+    assert_eq!(want.len(), got.len(), "{want:?}\n{got:?}");
+    for ((w, _), (g, _)) in want.iter().zip(&got) {
+        for (a, b) in w.iter().zip(g) {
+            assert!(
+                (a[0] - b[0]).abs() <= 2.0 && (a[1] - b[1]).abs() <= 2.0,
+                "{w:?} vs {g:?}"
+            );
+        }
+    }
+    if auto {
+        let runs_half = Precision::for_model("ppocrv5_det").unwrap() == Precision::F16;
+        assert_eq!(
+            runs_half, check.pass,
+            "the detector's default precision against {check}"
+        );
+    }
+    // The recogniser: each line on its own 48×320 strip, (x/255-0.5)/0.5.
+    let shape = [LINES.len(), 3, 48, 320];
+    let c =
+        Compiled::from_onnx("ppocrv5_rec", &dir.join("ppocrv5/ppocrv5_rec.onnx"), &shape).unwrap();
+    let mut x = Vec::new();
+    for line in LINES {
+        let strip = drawn_text(&dir, 320, 48, &[line], 30.0, 0);
+        for ch in (0..3).rev() {
+            x.extend(strip.pixels().map(|p| p[ch] as f32 / 127.5 - 1.0));
+        }
+    }
+    let reference = c.run_cpu(&x).unwrap().swap_remove(0);
+    let half = c
+        .run_host_kernels_in(&x, Precision::F16)
+        .unwrap()
+        .swap_remove(0);
+    let classes = *c.program.shape(c.program.outputs[0]).last().unwrap();
+    let check =
+        parity::runtime_output("ppocrv5_rec", classes, &half, &reference, "host f16".into());
+    eprintln!("{check}");
+    assert!(check.pass, "{check}");
+    if auto {
+        assert_eq!(Precision::for_model("ppocrv5_rec").unwrap(), Precision::F16);
+        assert_eq!(
+            Precision::for_model("mobilenet_v2").unwrap(),
+            Precision::F16
+        );
+    }
+}

@@ -26,6 +26,7 @@ use dajia_kernels::parity::{self, Check};
 use rayon::prelude::*;
 use serde::Serialize;
 
+mod export;
 mod models;
 mod pool;
 
@@ -82,8 +83,12 @@ struct Args {
     /// Skip the models on dajia's runtime (parity and items/s per batch).
     #[arg(long)]
     no_models: bool,
+    /// Write dajia's lowered program of each model and shape here for the
+    /// PyTorch peer (`benchmarks/gpu/program_peer.py`), then exit.
     #[arg(long)]
-    json: PathBuf,
+    export_programs: Option<PathBuf>,
+    #[arg(long, required_unless_present = "export_programs")]
+    json: Option<PathBuf>,
     #[arg(long)]
     markdown: Option<PathBuf>,
 }
@@ -406,6 +411,12 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let a = Args::parse();
+    if let Some(dir) = &a.export_programs {
+        export::all(&a.models, dir)?;
+        eprintln!("programs written to {}", dir.display());
+        return Ok(());
+    }
+    let json_path = a.json.clone().context("--json is required")?;
     let (pool, mix) = match (&a.images, &a.photos) {
         (Some(dir), _) => (read_images(dir)?, None),
         (None, Some(photos)) => {
@@ -450,7 +461,7 @@ fn main() -> Result<()> {
         errors: Vec::new(),
         stage_seconds: Vec::new(),
     };
-    let json = a.json.clone();
+    let json = json_path.clone();
 
     // Parity on real photos: the host launcher always, the GPU when present.
     let imgs: Vec<_> = pool
@@ -586,7 +597,7 @@ fn main() -> Result<()> {
         }
     }
 
-    std::fs::write(&a.json, serde_json::to_vec_pretty(&report)?)?;
+    std::fs::write(&json_path, serde_json::to_vec_pretty(&report)?)?;
     if let Some(md) = &a.markdown {
         std::fs::write(md, markdown(&report))?;
     }

@@ -232,19 +232,19 @@ fn reduce(r: Reducer, axes: &[usize], x: &[f32], dims: &[usize], y: &mut [f32]) 
     let init = match r {
         Reducer::Max => f32::NEG_INFINITY,
         Reducer::Min => f32::INFINITY,
-        Reducer::Sum | Reducer::MeanOfSquares => 0.0,
+        Reducer::Sum | Reducer::Mean | Reducer::MeanOfSquares => 0.0,
     };
     y.fill(init);
     for (i, &v) in x.iter().enumerate() {
         let g = &mut y[group(i)];
         *g = match r {
-            Reducer::Sum => *g + v,
+            Reducer::Sum | Reducer::Mean => *g + v,
             Reducer::MeanOfSquares => *g + v * v,
             Reducer::Max => g.max(v),
             Reducer::Min => g.min(v),
         };
     }
-    if r == Reducer::MeanOfSquares {
+    if matches!(r, Reducer::Mean | Reducer::MeanOfSquares) {
         let n: usize = axes.iter().map(|&a| dims[a]).product();
         for g in y.iter_mut() {
             *g /= n as f32;

@@ -8,7 +8,8 @@
 //!   of 1×1 convolutions tract turned into einsums) fold into its weights;
 //! - a residual addition joins the convolution before it;
 //! - an element-wise map after a convolution becomes its epilogue;
-//! - an affine map after a gated activation becomes that step's `post`.
+//! - an affine map after a gated activation becomes that step's `post`;
+//! - a sum scaled by 1/count becomes a mean (global average pooling).
 //!
 //! A fused step takes the place of the later one (all its inputs exist
 //! there), keeping that step's output value.
@@ -26,6 +27,7 @@ pub fn fuse(mut p: Program) -> Program {
         merge(&mut p, conv_residual);
         merge(&mut p, conv_epilogue);
         merge(&mut p, post_affine);
+        merge(&mut p, reduce_mean);
         if p.steps.len() == before {
             return p;
         }
@@ -275,6 +277,35 @@ fn post_affine(_: &mut Program, a: &Step, b: &Step) -> Option<Step> {
     };
     Some(Step {
         op,
+        inputs: a.inputs.clone(),
+        output: b.output,
+    })
+}
+
+/// `sum(x, axes) · (1/count)` → `mean(x, axes)`: computed in f32 and
+/// stored once, where the sum of a large feature map alone would overflow
+/// half precision (65504).
+fn reduce_mean(p: &mut Program, a: &Step, b: &Step) -> Option<Step> {
+    let (
+        Op::Reduce {
+            reducer: Reducer::Sum,
+            axes,
+        },
+        Op::Map(e),
+    ) = (&a.op, &b.op)
+    else {
+        return None;
+    };
+    let [Elementwise::Affine { scale, shift }] = e.chain.as_slice() else {
+        return None;
+    };
+    let count: usize = axes.iter().map(|&x| p.shape(a.inputs[0])[x]).product();
+    let exact = (*scale as f64 * count as f64 - 1.0).abs() < 1e-6;
+    (exact && *shift == 0.0 && !e.gate && e.post.is_none()).then(|| Step {
+        op: Op::Reduce {
+            reducer: Reducer::Mean,
+            axes: axes.clone(),
+        },
         inputs: a.inputs.clone(),
         output: b.output,
     })

@@ -582,8 +582,8 @@ impl Backend for Host<'_> {
 #[cfg(test)]
 mod tests {
     use super::super::launch::reduction_chunks;
-    use super::super::program::{Op, Program, Reducer, Step, Value};
-    use super::super::{cpu, MemoryPlan, Precision};
+    use super::super::program::{Elementwise, Epilogue, Op, Program, Reducer, Step, Value};
+    use super::super::{cpu, fuse, MemoryPlan, Precision};
 
     /// One step reading the input; the output shape given.
     fn one_step(op: Op, input: &[usize], output: &[usize]) -> Program {
@@ -621,6 +621,7 @@ mod tests {
         assert_eq!(reduction_chunks(4000, 3), 1);
         let reducers = [
             Reducer::Sum,
+            Reducer::Mean,
             Reducer::Max,
             Reducer::Min,
             Reducer::MeanOfSquares,
@@ -705,5 +706,74 @@ mod tests {
         }
         let nan = super::to_half(&[f32::NAN]);
         assert!(half::f16::from_bits(nan[0]).is_nan());
+    }
+
+    /// A global average (tract's sum then 1/count) fuses into one mean,
+    /// computed in f32 and stored once: in half precision the sum of a
+    /// 160×160 map of 3s (76,800) alone would be infinite (max 65,504).
+    #[test]
+    fn a_global_average_is_a_mean_and_does_not_overflow_half() {
+        let value = |s: &[usize]| Value {
+            shape: s.to_vec(),
+            data: None,
+        };
+        let p = Program {
+            model: "average".into(),
+            values: vec![
+                value(&[1, 2, 160, 160]),
+                value(&[1, 2, 1, 1]),
+                value(&[1, 2, 1, 1]),
+            ],
+            steps: vec![
+                Step {
+                    op: Op::Reduce {
+                        reducer: Reducer::Sum,
+                        axes: vec![2, 3],
+                    },
+                    inputs: vec![0],
+                    output: 1,
+                },
+                Step {
+                    op: Op::Map(Epilogue {
+                        chain: vec![Elementwise::Affine {
+                            scale: 1.0 / 25600.0,
+                            shift: 0.0,
+                        }],
+                        ..Default::default()
+                    }),
+                    inputs: vec![1],
+                    output: 2,
+                },
+            ],
+            input: 0,
+            outputs: vec![2],
+        };
+        let x: Vec<f32> = (0..51200).map(|i| 3.0 + (i % 7) as f32 * 0.01).collect();
+        let plan = MemoryPlan::new(&p);
+        let unfused = super::run(&p, &plan, &x, Precision::F16).unwrap();
+        assert!(unfused[0].iter().all(|v| v.is_infinite()), "{unfused:?}");
+        let fused = fuse::fuse(p);
+        assert!(
+            matches!(
+                fused.steps.as_slice(),
+                [Step {
+                    op: Op::Reduce {
+                        reducer: Reducer::Mean,
+                        ..
+                    },
+                    ..
+                }]
+            ),
+            "{:?}",
+            fused.steps
+        );
+        let plan = MemoryPlan::new(&fused);
+        let want = cpu::run(&fused, &plan, &x).unwrap();
+        for precision in [Precision::F32, Precision::F16] {
+            let got = super::run(&fused, &plan, &x, precision).unwrap();
+            for (g, w) in got[0].iter().zip(&want[0]) {
+                assert!((g - w).abs() <= 2e-3 * w.abs(), "{precision:?}: {g} vs {w}");
+            }
+        }
     }
 }

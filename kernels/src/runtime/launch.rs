@@ -383,19 +383,21 @@ pub fn drive(p: &Program, plan: &MemoryPlan, backend: &impl Backend) -> Result<(
                 }
             }
             Op::Reduce { reducer, axes } => {
-                let code = match reducer {
-                    Reducer::Sum => 0,
-                    Reducer::Max => 1,
-                    Reducer::Min => 2,
-                    Reducer::MeanOfSquares => 3,
+                // rt_reduce's code, and the split form's pass 1 and pass 2
+                // codes: means sum (0) or sum squares (3), then divide (4).
+                let (code, part_op, combine_op) = match reducer {
+                    Reducer::Sum => (0, 0, 0),
+                    Reducer::Max => (1, 1, 1),
+                    Reducer::Min => (2, 2, 2),
+                    Reducer::MeanOfSquares => (3, 3, 4),
+                    Reducer::Mean => (6, 0, 4),
                 };
                 let r = Reduction::new(shape(0), axes)?;
                 match r.split(plan) {
                     None => backend.reduce(&i(0), &y, n, code, 0.0, r.groups_view, r.inner)?,
                     Some((part, ..)) => {
-                        r.part(backend, &i(0), &part, code, &part)?;
-                        // Pass 1 sums squares (3); pass 2 takes their mean (4).
-                        r.combine(backend, &part, &y, if code == 3 { 4 } else { code }, 0.0)?;
+                        r.part(backend, &i(0), &part, part_op, &part)?;
+                        r.combine(backend, &part, &y, combine_op, 0.0)?;
                     }
                 }
             }

@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use serde::Serialize;
+
 pub type ValueId = usize;
 
 #[derive(Debug, Clone)]
@@ -92,7 +94,7 @@ impl Program {
 
 /// A per-element function; chains of them run in one pass (a convolution's
 /// epilogue, a fused run of activations).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub enum Elementwise {
     /// `x * scale + shift`.
     Affine {
@@ -138,7 +140,7 @@ impl Elementwise {
 /// with `gate` the input times it (`x * chain(x)`: hard-swish, SiLU), then
 /// `post` (`scale, shift`), an affine map after the gate (the recogniser's
 /// learnable affine blocks follow its hard-swish activations).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Epilogue {
     pub chain: Vec<Elementwise>,
     pub gate: bool,
@@ -164,7 +166,7 @@ impl Epilogue {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum BinOp {
     Add,
     Sub,
@@ -190,18 +192,22 @@ impl BinOp {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Reducer {
     Sum,
     Max,
     Min,
+    /// Not an ONNX reducer: a sum and a scale by 1/count, fused
+    /// (`fuse::reduce_mean`), so that a global average never stores the
+    /// sum itself, which overflows half precision on a large feature map.
+    Mean,
     MeanOfSquares,
 }
 
 /// A 2-D convolution on NCHW input. Inputs: `[x, weight [Co, Ci/g, kh, kw],
 /// bias [Co]]`, and with `residual` a fourth, added before the epilogue
 /// (cuDNN's `act(conv(x) + bias + z)`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Conv {
     pub group: usize,
     pub kernel: [usize; 2],
@@ -213,7 +219,7 @@ pub struct Conv {
     pub epilogue: Epilogue,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum Op {
     Conv(Conv),
     /// Transposed convolution with kernel equal to stride and no padding

@@ -245,7 +245,7 @@ DJ_FN long long rt_count(const RtView* inner) {
 // One thread per output group: `groups` maps the group to the first input
 // element, `inner` walks the reduced axes. op: 0 sum, 1 max, 2 min,
 // 3 mean of squares, 4 softmax (writes every element of the group),
-// 5 RMS norm (eps in `eps`, writes every element).
+// 5 RMS norm (eps in `eps`, writes every element), 6 mean.
 template <typename T>
 DJ_FN void rt_reduce_t(const T* x, T* y, long long n_groups, int op, float eps,
                        const RtView* groups, const RtView* inner) {
@@ -253,16 +253,16 @@ DJ_FN void rt_reduce_t(const T* x, T* y, long long n_groups, int op, float eps,
     if (t >= (unsigned long long)n_groups) return;
     long long base = rt_offset(groups, t);
     long long count = rt_count(inner);
-    if (op <= 3) {
+    if (op <= 3 || op == 6) {
         float acc = op == 1 ? DJ_NEG_INF : (op == 2 ? -DJ_NEG_INF : 0.0f);
         for (long long j = 0; j < count; ++j) {
             float v = rt_ld(x, base + rt_offset(inner, j));
-            if (op == 0) acc += v;
+            if (op == 0 || op == 6) acc += v;
             else if (op == 1) acc = fmaxf(acc, v);
             else if (op == 2) acc = fminf(acc, v);
             else acc += v * v;
         }
-        rt_st(y, t, op == 3 ? acc / (float)count : acc);
+        rt_st(y, t, op == 3 || op == 6 ? acc / (float)count : acc);
         return;
     }
     if (op == 4) {
@@ -335,7 +335,8 @@ DJ_KERNEL void rt_reduce_part(const void* x, float* part, long long n_groups, in
 }
 
 // Pass 2: one thread per group combines its `chunks` partials. op as pass 1,
-// plus 4 mean of squares and 5 RMS scale 1/sqrt(mean of squares + eps).
+// plus 4 mean (of the partial sums or sums of squares) and 5 RMS scale
+// 1/sqrt(mean of squares + eps).
 // `y` is a value of the program (stored as `y_half` says) or a statistic (f32).
 template <typename T>
 DJ_FN void rt_reduce_combine_t(const float* part, T* y, long long n_groups, int chunks, int op,
