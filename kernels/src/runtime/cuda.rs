@@ -3,7 +3,8 @@
 //! compiled by NVRTC (cached by content hash, as the image kernels are).
 //! Weights are converted to the program's [`Precision`] and uploaded once,
 //! the arena is allocated once from the memory plan, every cuDNN descriptor
-//! and algorithm is chosen when the program is prepared; a run copies the
+//! and algorithm is chosen when the program is prepared (the algorithm by
+//! timing each cuDNN accepts, `cuda/tune.rs`); a run copies the
 //! input in (converted to half on the device in f16), launches on one stream
 //! without synchronising, and copies the outputs back (widened to f32).
 
@@ -26,8 +27,10 @@ use cudarc::driver::{
 };
 use half::f16;
 
+mod tune;
+
 use super::launch::{drive, Backend, Buf, RtChain, RtView};
-use super::program::{nchw, Conv, Op, ValueId};
+use super::program::{nchw, Conv, Op};
 use super::OPS;
 use super::{Compiled, Precision, RuntimeError};
 use crate::device::cuda::driver_err;
@@ -220,7 +223,7 @@ impl CudaProgram {
         let handle = Cudnn::new(s.clone()).map_err(|e| err("cuDNN", e))?;
         let (convs, workspace) = ConvPlans::new(&handle, p, precision)?;
         let workspace = s.alloc_zeros::<u8>(workspace).map_err(alloc_err)?;
-        Ok(CudaProgram {
+        let program = CudaProgram {
             dev,
             compiled,
             precision,
@@ -233,11 +236,46 @@ impl CudaProgram {
                 _handle: handle,
                 convs,
             }),
-        })
+        };
+        if tune::enabled() {
+            program.tune()?;
+        }
+        Ok(program)
     }
 
     pub fn precision(&self) -> Precision {
         self.precision
+    }
+
+    /// Where `b` lives, given the device addresses of the arena and the
+    /// weights (held for the caller's run).
+    fn raw(
+        &self,
+        arena: CUdeviceptr,
+        weights: CUdeviceptr,
+        stream: &Arc<CudaStream>,
+        b: &Buf,
+    ) -> Raw {
+        let bytes = self.precision.bytes();
+        let (ptr, len) = match b {
+            Buf::Arena(r) => (arena + (r.start * bytes) as u64, r.len()),
+            Buf::Scratch(r) => {
+                let at = self.compiled.plan.scratch_at(self.precision);
+                (arena + (at + r.start * 4) as u64, r.len())
+            }
+            Buf::Const(v) => {
+                let at = self.weight_at[*v].expect("constants read by a step are uploaded");
+                (
+                    weights + (at * bytes) as u64,
+                    self.compiled.program.values[*v].len(),
+                )
+            }
+        };
+        Raw {
+            ptr,
+            len,
+            stream: stream.clone(),
+        }
     }
 
     pub fn compiled(&self) -> &Compiled {
@@ -397,27 +435,7 @@ type Profile = RefCell<(Instant, Vec<(&'static str, f64, usize)>)>;
 
 impl Gpu<'_> {
     fn raw(&self, b: &Buf) -> Raw {
-        let bytes = self.prog.precision.bytes();
-        let (ptr, len) = match b {
-            Buf::Arena(r) => (self.arena + (r.start * bytes) as u64, r.len()),
-            Buf::Scratch(r) => {
-                let at = self.prog.compiled.plan.scratch_at(self.prog.precision);
-                (self.arena + (at + r.start * 4) as u64, r.len())
-            }
-            Buf::Const(v) => (
-                self.weights + (self.weight(*v) * bytes) as u64,
-                self.prog.compiled.program.values[*v].len(),
-            ),
-        };
-        Raw {
-            ptr,
-            len,
-            stream: self.stream.clone(),
-        }
-    }
-
-    fn weight(&self, v: ValueId) -> usize {
-        self.prog.weight_at[v].expect("constants read by a step are uploaded")
+        self.prog.raw(self.arena, self.weights, &self.stream, b)
     }
 
     fn ptr(&self, b: &Buf) -> u64 {
