@@ -221,8 +221,8 @@ impl OcrConfig {
                         t.elapsed().as_secs_f64()
                     );
                 }
-                // Which tract runtime the models run on (tract-cuda logs
-                // per plan which nodes stayed on the CPU).
+                // Which runtime the models run on (the GPU runtime logs
+                // each plan's steps and precision).
                 let status = format!("PP-OCRv5 mobile on {}", runtime.name());
                 Ok((Some(Arc::new(o)), status))
             }

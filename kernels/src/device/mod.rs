@@ -1,7 +1,7 @@
 //! Where the heavy image work runs: the CPU (the reference: rayon, SIMD
 //! resizing, matrixmultiply) or an NVIDIA GPU through CUDA (cudarc: the
-//! project's own kernels compiled by NVRTC, cuBLAS; tract-cuda for the ONNX
-//! models).
+//! project's own kernels compiled by NVRTC, cuBLAS; dajia's model runtime,
+//! `crate::runtime`, for the ONNX models).
 //!
 //! The CUDA backend is behind the `cuda` cargo feature. Without it the same
 //! API exists and [`CudaDevice::open`] returns [`DeviceError::NotBuilt`] (the

@@ -1,5 +1,5 @@
 //! The `mobilenet` embedder: torchvision's ImageNet MobileNetV2, converted to
-//! ONNX by `scripts/setup-models.sh`, run with tract on the CPU or tract-cuda. Its output
+//! ONNX by `scripts/setup-models.sh`, run with tract on the CPU or dajia's GPU runtime. Its output
 //! `embedding` is the 1280-d global-average-pooled feature before the
 //! classifier; we L2-normalise it.
 

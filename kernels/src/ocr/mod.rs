@@ -48,7 +48,7 @@ pub struct OcrOptions {
     /// Images whose longer side is at least twice this are first checked on
     /// a copy this size; 0 disables the gate.
     pub gate_side: u32,
-    /// Where the models run (tract's CPU runtime or tract-cuda).
+    /// Where the models run (tract's CPU runtime or dajia's GPU runtime).
     pub runtime: Runtime,
 }
 
