@@ -4,9 +4,10 @@
 # images/s (decode + embed + match) and OCR lines/s and characters/s on the
 # CPU and the GPU (descriptor and mobilenet, on a photo pool made from real
 # photographs: 320-1600 px, baseline/progressive JPEG, PNG, WebP), the three
-# models on dajia's runtime per batch, and the PyTorch peers
-# (benchmarks/gpu/models_peer.py; images_peer.py on the same pool), with the
-# ratios. Writes $OUT/gpu-bench.{json,md}, $OUT/models-peer.{json,md} and
+# models on dajia's runtime per batch in f32 and f16, and the PyTorch peers
+# (benchmarks/gpu/models_peer.py: torchvision's MobileNetV2 and every model as
+# dajia's exported program on PyTorch, program_peer.py; images_peer.py on the
+# same pool), with the ratios and the goals. Writes $OUT/gpu-bench.{json,md}, $OUT/models-peer.{json,md} and
 # $OUT/images-peer.{json,md}.
 #
 # Usage: scripts/gpu-bench.sh [BUNDLE=gpu-bundle] [OUT=${OUT:-gpu-bench-out}]

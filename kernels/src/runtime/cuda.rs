@@ -403,8 +403,12 @@ fn conv_plan<T: CudnnDataType>(
     .get_workspace_size(algo)
     .map_err(e)?;
     let describe = format!(
-        "{:?} x {xs:?} w {ws:?} y {ys:?} pads {:?} stride {:?} dilation {:?} group {} algo {algo:?} workspace {workspace} bytes",
-        T::DATA_TYPE, c.pads, c.stride, c.dilation, c.group
+        "{:?} x {xs:?} w {ws:?} y {ys:?} pads {:?} stride {:?} dilation {:?} group {}",
+        T::DATA_TYPE,
+        c.pads,
+        c.stride,
+        c.dilation,
+        c.group
     );
     Ok(ConvPlan {
         x,
@@ -568,8 +572,12 @@ impl Gpu<'_> {
             }
         }
         Err(RuntimeError::Device(format!(
-            "{}: cuDNN convolution: {e:?} ({}; this run's workspace {} bytes)",
-            self.prog.compiled.program.model, plan.describe, self.workspace.1
+            "{}: cuDNN convolution: {e:?} ({}; algo {:?} asks {} bytes of workspace, this run's is {})",
+            self.prog.compiled.program.model,
+            plan.describe,
+            plan.algo,
+            plan.workspace,
+            self.workspace.1
         )))
     }
 }
