@@ -7,8 +7,8 @@
 //!
 //! cudarc's safe cuDNN layer keeps its raw descriptors private, so
 //! `cudnnFindConvolutionForwardAlgorithmEx` is out of reach; the same
-//! search is done here through `ConvForward`: every algorithm cuDNN accepts
-//! for the convolution (its workspace query succeeds, within
+//! search is done here through `ConvForward`: each [`candidates`] algorithm
+//! cuDNN accepts for the convolution (its workspace query succeeds, within
 //! [`TUNE_WORKSPACE`]), launched once to warm up and, unless that took over
 //! four times the best so far, [`REPS`] times on the program's own buffers,
 //! timed between stream synchronisations.
@@ -23,25 +23,41 @@ use half::f16;
 
 use super::{alloc_err, ConvPlan, ConvPlans, CudaProgram, Raw, WorkspaceBytes};
 use crate::runtime::launch::Buf;
-use crate::runtime::program::{Program, Step};
+use crate::runtime::program::{Conv, Op, Program, Step};
 use crate::runtime::RuntimeError;
 
-/// Every forward algorithm cuDNN has.
-const ALGOS: [Algo; 8] = [
-    Algo::CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
-    Algo::CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM,
-    Algo::CUDNN_CONVOLUTION_FWD_ALGO_GEMM,
-    Algo::CUDNN_CONVOLUTION_FWD_ALGO_DIRECT,
-    Algo::CUDNN_CONVOLUTION_FWD_ALGO_FFT,
-    Algo::CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING,
-    Algo::CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD,
-    Algo::CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED,
-];
+/// The algorithms worth timing for a convolution: the heuristic's choice,
+/// the two implicit GEMMs (cuDNN's tensor-core kernels), Winograd for
+/// ungrouped 3×3 stride-1 convolutions and tiled FFT for ungrouped kernels
+/// of 5 or more. Explicit GEMM (im2col), direct and untiled FFT are left
+/// out: rarely fastest, and their trials (workspace, slow runs) cost the
+/// most at start-up, where a GPU OCR warm-up prepares ~100 programs.
+fn candidates(conv: &Conv, heuristic: Algo) -> Vec<Algo> {
+    let mut v = vec![
+        heuristic,
+        Algo::CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM,
+        Algo::CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
+    ];
+    if conv.group == 1 && conv.kernel == [3, 3] && conv.stride == [1, 1] {
+        v.push(Algo::CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD);
+        v.push(Algo::CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED);
+    }
+    if conv.group == 1 && conv.kernel.iter().max() >= Some(&5) {
+        v.push(Algo::CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING);
+    }
+    let mut seen = Vec::with_capacity(v.len());
+    v.retain(|a| {
+        let new = !seen.contains(a);
+        seen.push(*a);
+        new
+    });
+    v
+}
 
 /// The most workspace a trial may use (an algorithm asking more is skipped).
 const TUNE_WORKSPACE: usize = 256 << 20;
 /// Timed launches per algorithm.
-const REPS: u32 = 3;
+const REPS: u32 = 2;
 
 /// Whether programs are tuned (`DAJIA_CUDNN_TUNE`, on unless `0`).
 pub fn enabled() -> bool {
@@ -138,7 +154,10 @@ fn fastest<T: CudnnDataType + Copy>(
     };
     let (x, w, mut y) = (raw(step.inputs[0]), raw(step.inputs[1]), raw(step.output));
     let mut best: Option<(Algo, usize, f64)> = None;
-    for algo in ALGOS {
+    let Op::Conv(conv) = &step.op else {
+        return Ok(None);
+    };
+    for algo in candidates(conv, plan.algo) {
         let Ok(bytes) = op.get_workspace_size(algo) else {
             continue;
         };
