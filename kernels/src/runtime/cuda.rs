@@ -98,9 +98,12 @@ struct CudnnState {
 }
 
 /// Per step: the plan of a convolution step, `None` for other steps.
+type Plans<T> = Vec<Option<ConvPlan<T>>>;
+
+/// A program's conv plans in its precision.
 enum ConvPlans {
-    F32(Vec<Option<ConvPlan<f32>>>),
-    F16(Vec<Option<ConvPlan<f16>>>),
+    F32(Plans<f32>),
+    F16(Plans<f16>),
 }
 
 impl ConvPlans {
@@ -120,7 +123,7 @@ impl ConvPlans {
 fn plans<T: CudnnDataType>(
     handle: &Arc<Cudnn>,
     p: &super::Program,
-) -> Result<(Vec<Option<ConvPlan<T>>>, usize), RuntimeError> {
+) -> Result<(Plans<T>, usize), RuntimeError> {
     let mut convs = Vec::with_capacity(p.steps.len());
     let mut workspace = 1usize;
     for step in &p.steps {
@@ -515,16 +518,13 @@ impl Gpu<'_> {
 
     /// Launches the next convolution step's cuDNN plan (`one`, `zero`: its
     /// scaling factors in the data type).
-    fn conv_on<T: CudnnDataType>(
+    fn conv_on<T: CudnnDataType + Copy>(
         &self,
         plans: &[Option<ConvPlan<T>>],
         (x, w, y): (&Buf, &Buf, &Buf),
         one: T,
         zero: T,
-    ) -> Result<(), RuntimeError>
-    where
-        T: Copy,
-    {
+    ) -> Result<(), RuntimeError> {
         let plan = self.next_conv(plans)?;
         let op = ConvForward {
             conv: &plan.conv,
