@@ -26,13 +26,13 @@ use tract_onnx::tract_core::runtime::Runnable;
 use crate::device::{DeviceError, Runtime};
 use crate::image::ImageError;
 
-/// Where a plan's nodes run, for the log and the benchmark.
+/// Where a plan's nodes run, for the log and the benchmark. dajia's GPU
+/// runtime runs every step on the GPU (an op it cannot lower is an error),
+/// so nothing is left on the CPU.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placement {
     pub runtime: &'static str,
     pub device_nodes: usize,
-    /// Ops of nodes left on the CPU (empty on the CPU runtime).
-    pub cpu_ops: Vec<String>,
 }
 
 impl std::fmt::Display for Placement {
@@ -40,20 +40,10 @@ impl std::fmt::Display for Placement {
         if self.runtime == "cpu" {
             return f.write_str("cpu");
         }
-        let mut ops = self.cpu_ops.clone();
-        ops.sort();
-        ops.dedup();
         write!(
             f,
-            "{}: {} nodes on the GPU, {} on the CPU{}",
-            self.runtime,
-            self.device_nodes,
-            self.cpu_ops.len(),
-            if ops.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", ops.join(", "))
-            }
+            "{}: {} nodes on the GPU, 0 on the CPU",
+            self.runtime, self.device_nodes
         )
     }
 }
@@ -217,7 +207,6 @@ impl ShapedModel {
                 crate::runtime::Precision::F32 => "dajia-cuda f32",
             },
             device_nodes: steps,
-            cpu_ops: Vec::new(),
         };
         tracing::info!("model {} {shape:?} on {p}", self.name);
         *self.last_placement.lock().expect("placement") = Some(p);
@@ -241,7 +230,6 @@ impl ShapedModel {
             return Some(Placement {
                 runtime: "cpu",
                 device_nodes: 0,
-                cpu_ops: Vec::new(),
             });
         }
         self.last_placement.lock().expect("placement").clone()

@@ -138,25 +138,35 @@ fn run_one(
     let compile = |shape: &[usize]| {
         Compiled::from_onnx(name, &path, shape).map_err(|e| anyhow::anyhow!("{e}"))
     };
+    // Each shape lowered, and the parity batch's reference run, once for
+    // both precisions.
+    let small = [2, shapes[0][1], shapes[0][2], shapes[0][3]];
+    let parity_program = compile(&small)?;
+    let parity_input = input(small.iter().product());
+    let reference = parity_program
+        .run_cpu(&parity_input)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let p = &parity_program.program;
+    let rows = *p.shape(p.outputs[0]).last().unwrap_or(&1);
+    let timed_programs = shapes
+        .iter()
+        .map(|s| compile(s))
+        .collect::<Result<Vec<_>>>()?;
     for precision in [Precision::F32, Precision::F16] {
         let runtime = format!("dajia-cuda {}", precision.name());
-        let prepare = |c: Compiled| {
-            CudaProgram::new(dev.clone(), c, precision).map_err(|e| anyhow::anyhow!("{e}"))
+        let prepare = |c: &Compiled| {
+            CudaProgram::new(dev.clone(), c.clone(), precision).map_err(|e| anyhow::anyhow!("{e}"))
         };
         // Parity on a batch of 2: the GPU program against the CPU reference.
-        let small = [2, shapes[0][1], shapes[0][2], shapes[0][3]];
-        let c = compile(&small)?;
-        let x = input(small.iter().product());
-        let reference = c.run_cpu(&x).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let rows = *c.program.shape(c.program.outputs[0]).last().unwrap_or(&1);
-        let gpu = prepare(c)?;
-        let got = gpu.run(&x).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let got = prepare(&parity_program)?
+            .run(&parity_input)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let check = parity::runtime_output(name, rows, &got[0], &reference[0], runtime.clone());
         eprintln!("{check}");
         checks.push(check);
-        for shape in shapes {
+        for (shape, c) in shapes.iter().zip(&timed_programs) {
             let x = input(shape.iter().product());
-            let gpu = prepare(compile(shape)?)?;
+            let gpu = prepare(c)?;
             let t = time(shape[0], || {
                 gpu.run(&x).map(|_| ()).map_err(|e| anyhow::anyhow!("{e}"))
             })?;

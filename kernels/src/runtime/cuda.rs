@@ -452,11 +452,7 @@ impl Gpu<'_> {
     /// The kernels' `half` flag for a buffer (values in the program's
     /// precision; scratch always f32).
     fn half(&self, b: &Buf) -> i32 {
-        if b.is_value() {
-            self.prog.precision.half_flag()
-        } else {
-            0
-        }
+        b.half_flag(self.prog.precision)
     }
 
     /// Between the f32 staging buffer and a value of the arena (`rt_convert`):

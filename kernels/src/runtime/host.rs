@@ -236,11 +236,7 @@ impl Host<'_> {
 
     /// The kernels' `half` flag for a buffer.
     fn half(&self, b: &Buf) -> i32 {
-        if b.is_value() {
-            self.precision.half_flag()
-        } else {
-            0
-        }
+        b.half_flag(self.precision)
     }
 
     /// A buffer's values as f32 (widened from half in f16 runs).

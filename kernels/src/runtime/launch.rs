@@ -49,9 +49,13 @@ pub enum Buf {
 }
 
 impl Buf {
-    /// Whether the buffer holds values in the executor's precision (else f32).
-    pub fn is_value(&self) -> bool {
-        !matches!(self, Buf::Scratch(_))
+    /// The kernels' `half` flag for this buffer in an executor storing
+    /// values in `precision` (scratch is f32 in either).
+    pub fn half_flag(&self, precision: super::Precision) -> i32 {
+        match self {
+            Buf::Scratch(_) => 0,
+            _ => precision.half_flag(),
+        }
     }
 }
 
