@@ -7,10 +7,10 @@ use std::sync::Arc;
 use image::RgbImage;
 use rayon::prelude::*;
 
-use super::decode::{decode, DecodeLimits};
+use super::decode::{decode, decode_then, DecodeLimits};
 use super::device_embed::{DeviceEmbedder, EmbedTimes};
 use super::mobilenet::MobileNet;
-use super::thumbnail::resize_rgb;
+use super::thumbnail::{resize_rgb, resize_rgb8};
 use super::{descriptor, mobilenet, ImageError};
 use crate::device::{Device, Runtime};
 
@@ -111,6 +111,12 @@ impl Embedder for DescriptorEmbedder {
             descriptor::SIDE as u32,
         )))
     }
+    /// Described on the decoder's thread, from its reused buffer.
+    fn embed_bytes(&self, bytes: &[u8], limits: &DecodeLimits) -> Result<Vec<f32>, ImageError> {
+        decode_then(bytes, limits, |img| {
+            descriptor::describe(&resize_rgb8(img, descriptor::SIDE as u32))
+        })
+    }
 }
 
 pub struct MobileNetEmbedder(pub MobileNet);
@@ -121,6 +127,12 @@ impl Embedder for MobileNetEmbedder {
     }
     fn embed_rgb(&self, img: &RgbImage) -> Result<Vec<f32>, ImageError> {
         self.0.embed(&resize_rgb(img, mobilenet::SIDE as u32))
+    }
+    /// Resized on the decoder's thread: only the thumbnail leaves it.
+    fn embed_bytes(&self, bytes: &[u8], limits: &DecodeLimits) -> Result<Vec<f32>, ImageError> {
+        self.0.embed(&decode_then(bytes, limits, |img| {
+            resize_rgb8(img, mobilenet::SIDE as u32)
+        })?)
     }
 }
 

@@ -2,20 +2,36 @@
 //! SIMD convolution, antialiased when shrinking), and the float tensors the
 //! neural model takes.
 
-use fast_image_resize::images::Image;
+use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::RgbImage;
+
+use super::decode::Rgb8;
 
 /// Resizes to `side`×`side` RGB8 (aspect ratio is not kept: a product photo's
 /// layout survives the squeeze, and copies are squeezed the same way).
 pub fn resize_rgb(img: &RgbImage, side: u32) -> Vec<u8> {
-    if img.width() == side && img.height() == side {
-        return img.as_raw().clone();
+    resize_rgb8(
+        Rgb8 {
+            width: img.width(),
+            height: img.height(),
+            pixels: img.as_raw(),
+        },
+        side,
+    )
+}
+
+/// [`resize_rgb`] of borrowed pixels (a decoder's reused buffer).
+pub fn resize_rgb8(img: Rgb8<'_>, side: u32) -> Vec<u8> {
+    if img.width == side && img.height == side {
+        return img.pixels.to_vec();
     }
+    let src = ImageRef::new(img.width, img.height, img.pixels, PixelType::U8x3)
+        .expect("an RGB8 buffer of width*height*3 bytes");
     let mut dst = Image::new(side, side, PixelType::U8x3);
     let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
     Resizer::new()
-        .resize(img, &mut dst, &opts)
+        .resize(&src, &mut dst, &opts)
         .expect("RGB8 to RGB8 resize of a non-empty image");
     dst.into_vec()
 }
