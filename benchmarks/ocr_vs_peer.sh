@@ -11,8 +11,10 @@ N=${1:-300}
 WORK=${DAJIA_BENCH_DIR:-/tmp/dajia-bench-ocr}
 # DAJIA_BENCH_PROFILE=dev uses the debug build, whose OCR path (kernels,
 # tract, image codecs) is optimised anyway.
+# DAJIA_BIN names a dajia already built (its profile in DAJIA_BENCH_PROFILE).
 PROFILE=${DAJIA_BENCH_PROFILE:-release}
-if [ "$PROFILE" = release ]; then cargo build --release -p dajia >&2; BIN=target/release/dajia
+if [ -n "${DAJIA_BIN:-}" ]; then BIN=$DAJIA_BIN
+elif [ "$PROFILE" = release ]; then cargo build --release -p dajia >&2; BIN=target/release/dajia
 else cargo build -p dajia >&2; BIN=target/debug/dajia; fi
 export DAJIA_MODELS=${DAJIA_MODELS:-$PWD/models}
 bash scripts/setup-models.sh "$DAJIA_MODELS" >&2

@@ -12,6 +12,7 @@
 pub mod accuracy;
 pub mod batch;
 pub mod cls;
+pub mod confusables;
 pub mod det;
 pub mod rec;
 

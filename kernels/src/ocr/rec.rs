@@ -7,6 +7,7 @@ use std::path::Path;
 use image::RgbImage;
 use rayon::prelude::*;
 
+use super::confusables;
 use crate::device::Runtime;
 use crate::image::thumbnail::resize_to;
 use crate::image::ImageError;
@@ -198,30 +199,66 @@ pub fn line_width(crop: &RgbImage) -> u32 {
 
 /// CTC greedy decoding: the most probable class per column, repeats merged,
 /// blanks (class 0) dropped; confidence is the mean probability of the
-/// emitted characters.
+/// emitted characters. Look-alikes (`1`/`l`, `0`/`O`) are then re-decided
+/// from the model's probabilities of both, in the column where it was surest
+/// of the character, and the neighbours ([`confusables`]).
 pub fn ctc_greedy(probs: &[f32], classes: usize, keys: &[String]) -> Recognized {
-    let mut text = String::new();
-    let (mut sum, mut n) = (0f32, 0usize);
+    // Class indices of each pair's members in this dictionary.
+    let members: Vec<Option<[usize; 2]>> = confusables::PAIRS
+        .iter()
+        .map(|pair| {
+            let at = |c: char| keys.iter().position(|k| k.chars().eq([c]));
+            Some([at(pair[0])?, at(pair[1])?])
+        })
+        .collect();
+    // Per emitted key: its class, its probability in its first column (the
+    // confidence), and the column where it was most probable.
+    let mut emitted: Vec<(usize, f32, (f32, usize))> = Vec::new();
     let mut prev = usize::MAX;
-    for col in probs.chunks_exact(classes) {
+    for (t, col) in probs.chunks_exact(classes).enumerate() {
         let (best, p) =
             col.iter().enumerate().fold(
                 (0usize, f32::MIN),
                 |acc, (i, &v)| if v > acc.1 { (i, v) } else { acc },
             );
-        if best != 0 && best != prev {
-            if let Some(k) = keys.get(best) {
-                text.push_str(k);
-                sum += p;
-                n += 1;
+        if best != 0 && best < keys.len() {
+            match emitted.last_mut() {
+                Some(last) if best == prev => {
+                    if p > last.2 .0 {
+                        last.2 = (p, t);
+                    }
+                }
+                _ => emitted.push((best, p, (p, t))),
             }
         }
         prev = best;
     }
-    Recognized {
-        text,
-        confidence: if n == 0 { 0.0 } else { sum / n as f32 },
+    let n = emitted.len();
+    let confidence = if n == 0 {
+        0.0
+    } else {
+        emitted.iter().map(|e| e.1).sum::<f32>() / n as f32
+    };
+    let mut text: String = emitted.iter().map(|e| keys[e.0].as_str()).collect();
+    // Keys are single characters but for a few; only then is there a look-alike to weigh.
+    if emitted.iter().all(|e| keys[e.0].chars().count() == 1) {
+        let mut chars: Vec<char> = text.chars().collect();
+        let pair_probs: Vec<Option<[f32; 2]>> = emitted
+            .iter()
+            .zip(&chars)
+            .map(|(&(_, _, (_, t)), &c)| {
+                let (pair, _) = confusables::pair_of(c)?;
+                let [a, b] = members[pair]?;
+                let col = &probs[t * classes..(t + 1) * classes];
+                Some([col[a], col[b]])
+            })
+            .collect();
+        if pair_probs.iter().any(Option::is_some) {
+            confusables::TextModel::real_titles().decide(&mut chars, &pair_probs);
+            text = chars.into_iter().collect();
+        }
     }
+    Recognized { text, confidence }
 }
 
 #[cfg(test)]
@@ -258,6 +295,43 @@ mod tests {
         let blank = ctc_greedy(&[col(0, 0.9), col(0, 0.8)].concat(), 4, &keys);
         assert_eq!(blank.text, "");
         assert_eq!(blank.confidence, 0.0);
+    }
+
+    #[test]
+    fn an_unsure_look_alike_is_read_as_its_neighbours_kind() {
+        let keys: Vec<String> = ["blank", "S", "e", "l", "r", "1", " "]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        // S e l [1 or l] e r: the fourth glyph read as `1`, with `l` at
+        // `alt`; a blank column between the two `l`s.
+        let read = |alt: f32| {
+            let col = |k: usize, p: f32, also: Option<(usize, f32)>| {
+                let mut v = vec![0.0; keys.len()];
+                v[k] = p;
+                if let Some((j, q)) = also {
+                    v[j] = q;
+                }
+                v
+            };
+            let cols = [
+                col(1, 0.99, None),
+                col(2, 0.99, None),
+                col(3, 0.99, None),
+                col(0, 0.99, None),
+                col(5, 0.6, Some((3, 0.2))),
+                col(5, 1.0 - alt, Some((3, alt))),
+                col(2, 0.99, None),
+                col(4, 0.99, None),
+            ];
+            ctc_greedy(&cols.concat(), keys.len(), &keys)
+        };
+        // Unsure where it was surest of the glyph: a letter between letters.
+        assert_eq!(read(0.3).text, "Seller");
+        // Sure: what it saw stays, and the confidence is the model's.
+        let sure = read(0.001);
+        assert_eq!(sure.text, "Sel1er");
+        assert!((sure.confidence - (0.99 * 5.0 + 0.6) / 6.0).abs() < 1e-6);
     }
 
     #[test]
