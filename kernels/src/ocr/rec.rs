@@ -32,6 +32,8 @@ pub struct Recognizer {
     model: ShapedModel,
     /// Output index → character; index 0 is the CTC blank.
     keys: Vec<String>,
+    /// [`look_alike_classes`] of `keys`.
+    look_alikes: Vec<Option<[usize; 2]>>,
 }
 
 /// One recognised line.
@@ -73,7 +75,12 @@ impl Recognizer {
                 ),
             ));
         }
-        Ok(Recognizer { model, keys })
+        let look_alikes = look_alike_classes(&keys);
+        Ok(Recognizer {
+            model,
+            keys,
+            look_alikes,
+        })
     }
 
     pub fn classes(&self) -> usize {
@@ -184,7 +191,12 @@ impl Recognizer {
             .map(|(k, &i)| {
                 (
                     i,
-                    ctc_greedy(&probs[k * t * c..(k + 1) * t * c], c, &self.keys),
+                    ctc_greedy_with(
+                        &probs[k * t * c..(k + 1) * t * c],
+                        c,
+                        &self.keys,
+                        &self.look_alikes,
+                    ),
                 )
             })
             .collect())
@@ -203,14 +215,28 @@ pub fn line_width(crop: &RgbImage) -> u32 {
 /// from the model's probabilities of both, in the column where it was surest
 /// of the character, and the neighbours ([`confusables`]).
 pub fn ctc_greedy(probs: &[f32], classes: usize, keys: &[String]) -> Recognized {
-    // Class indices of each pair's members in this dictionary.
-    let members: Vec<Option<[usize; 2]>> = confusables::PAIRS
+    ctc_greedy_with(probs, classes, keys, &look_alike_classes(keys))
+}
+
+/// The class indices of each look-alike pair's members in `keys` (`None`
+/// where the dictionary lacks one), looked up once per dictionary.
+pub fn look_alike_classes(keys: &[String]) -> Vec<Option<[usize; 2]>> {
+    confusables::PAIRS
         .iter()
         .map(|pair| {
             let at = |c: char| keys.iter().position(|k| k.chars().eq([c]));
             Some([at(pair[0])?, at(pair[1])?])
         })
-        .collect();
+        .collect()
+}
+
+/// [`ctc_greedy`] with the dictionary's [`look_alike_classes`].
+fn ctc_greedy_with(
+    probs: &[f32],
+    classes: usize,
+    keys: &[String],
+    members: &[Option<[usize; 2]>],
+) -> Recognized {
     // Per emitted key: its class, its probability in its first column (the
     // confidence), and the column where it was most probable.
     let mut emitted: Vec<(usize, f32, (f32, usize))> = Vec::new();
