@@ -183,11 +183,14 @@ where
     // The header parsers are decoder code too.
     let checked = isolated("image header", || check(bytes, limits))??;
     let (format, limits) = (checked.format, *limits);
+    // A panic in the decoder or in the caller's `then` fails this image
+    // only, and never ends a pooled decoder thread.
+    let run = move |bytes: &[u8]| isolated(&format_name(format), || work(bytes, format, &limits))?;
     match limits.timeout {
-        None => work(bytes, format, &limits),
+        None => run(bytes),
         Some(t) => {
             let bytes: Arc<[u8]> = bytes.into();
-            run_within(format, t, move || work(&bytes, format, &limits))
+            run_within(format, t, move || run(&bytes))
         }
     }
 }
@@ -528,6 +531,26 @@ mod tests {
             let (gw, gh, lent) = decode_then(&bytes, &DecodeLimits::default(), copy).unwrap();
             assert_eq!((gw, gh), want.dimensions(), "{name}");
             assert_eq!(&lent, want.as_raw(), "{name}: lent pixels");
+        }
+    }
+
+    #[test]
+    fn a_panic_in_then_fails_that_image_only() {
+        let jpeg = encode(&sample(), ImageFormat::Jpeg);
+        let inline = DecodeLimits {
+            timeout: None,
+            ..Default::default()
+        };
+        for limits in [DecodeLimits::default(), inline] {
+            let e = decode_then(&jpeg, &limits, |_| -> u8 { panic!("thumbnail") })
+                .expect_err("the image fails");
+            assert_eq!(
+                e.to_string(),
+                "corrupt or truncated JPEG: the decoder panicked: thumbnail"
+            );
+            // The pooled thread lives on: the next image decodes.
+            let (w, h, _) = decode_then(&jpeg, &limits, copy).unwrap();
+            assert_eq!((w, h), (64, 48));
         }
     }
 
