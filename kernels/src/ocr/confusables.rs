@@ -125,34 +125,31 @@ impl TextModel {
                 _ => vec![(c, 0.0)],
             })
             .collect();
-        // Viterbi over at most two candidates a position.
-        let mut best: Vec<(f32, usize)> = vec![(0.0, 0)]; // score, back-pointer
+        // Viterbi over at most two candidates a position: the best score
+        // ending in each candidate, and which candidate before it gave it.
+        let mut best: Vec<f32> = vec![0.0];
         let mut prev_kinds = vec![BOUNDARY];
         let mut back: Vec<Vec<usize>> = Vec::with_capacity(chars.len());
+        // The best of the previous candidates to go on to kind `k` from.
+        let step = |best: &[f32], prev_kinds: &[usize], k: usize| {
+            (0..best.len())
+                .map(|j| (best[j] + self.ln_transition(prev_kinds[j], k), j))
+                .fold((f32::NEG_INFINITY, 0), |a, b| if b.0 > a.0 { b } else { a })
+        };
         for opts in &options {
-            let mut next = Vec::with_capacity(opts.len());
-            let mut from = Vec::with_capacity(opts.len());
-            for &(c, s) in opts {
-                let (score, j) = (0..best.len())
-                    .map(|j| (best[j].0 + self.ln_transition(prev_kinds[j], kind(c)), j))
-                    .fold((f32::NEG_INFINITY, 0), |a, b| if b.0 > a.0 { b } else { a });
-                next.push((score + s, j));
-                from.push(j);
-            }
-            best = next;
+            let (scores, from): (Vec<f32>, Vec<usize>) = opts
+                .iter()
+                .map(|&(c, s)| {
+                    let (score, j) = step(&best, &prev_kinds, kind(c));
+                    (score + s, j)
+                })
+                .unzip();
+            best = scores;
             prev_kinds = opts.iter().map(|&(c, _)| kind(c)).collect();
             back.push(from);
         }
-        let Some(mut at) = (0..best.len())
-            .map(|j| (best[j].0 + self.ln_transition(prev_kinds[j], BOUNDARY), j))
-            .fold(None, |a: Option<(f32, usize)>, b| match a {
-                Some(a) if a.0 >= b.0 => Some(a),
-                _ => Some(b),
-            })
-            .map(|(_, j)| j)
-        else {
-            return;
-        };
+        // Lines end at a boundary.
+        let (_, mut at) = step(&best, &prev_kinds, BOUNDARY);
         for i in (0..chars.len()).rev() {
             chars[i] = options[i][at].0;
             at = back[i][at];
