@@ -150,6 +150,16 @@ pub struct Rgb8<'a> {
     pub pixels: &'a [u8],
 }
 
+impl<'a> From<&'a RgbImage> for Rgb8<'a> {
+    fn from(img: &'a RgbImage) -> Self {
+        Rgb8 {
+            width: img.width(),
+            height: img.height(),
+            pixels: img.as_raw(),
+        }
+    }
+}
+
 /// Decodes JPEG, PNG or WebP bytes into RGB8 on the CPU, refusing oversized
 /// inputs before decoding ([`check`]).
 pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, ImageError> {
@@ -357,11 +367,7 @@ fn decode_checked_then<T>(
 ) -> Result<T, ImageError> {
     if format != ImageFormat::Jpeg {
         let img = decode_checked(bytes, format, limits)?;
-        return Ok(then(Rgb8 {
-            width: img.width(),
-            height: img.height(),
-            pixels: img.as_raw(),
-        }));
+        return Ok(then((&img).into()));
     }
     let mut pixels = JPEG_BUFFER.take();
     let r = decode_jpeg_into(bytes, &mut pixels).map(|(width, height)| {

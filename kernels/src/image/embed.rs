@@ -7,7 +7,7 @@ use std::sync::Arc;
 use image::RgbImage;
 use rayon::prelude::*;
 
-use super::decode::{decode, decode_then, DecodeLimits};
+use super::decode::{decode, decode_then, DecodeLimits, Rgb8};
 use super::device_embed::{DeviceEmbedder, EmbedTimes};
 use super::mobilenet::MobileNet;
 use super::thumbnail::{resize_rgb, resize_rgb8};
@@ -106,17 +106,17 @@ impl Embedder for DescriptorEmbedder {
         EmbedderKind::Descriptor
     }
     fn embed_rgb(&self, img: &RgbImage) -> Result<Vec<f32>, ImageError> {
-        Ok(descriptor::describe(&resize_rgb(
-            img,
-            descriptor::SIDE as u32,
-        )))
+        Ok(describe_rgb8(img.into()))
     }
     /// Described on the decoder's thread, from its reused buffer.
     fn embed_bytes(&self, bytes: &[u8], limits: &DecodeLimits) -> Result<Vec<f32>, ImageError> {
-        decode_then(bytes, limits, |img| {
-            descriptor::describe(&resize_rgb8(img, descriptor::SIDE as u32))
-        })
+        decode_then(bytes, limits, describe_rgb8)
     }
+}
+
+/// The descriptor of an image: its thumbnail, described.
+fn describe_rgb8(img: Rgb8<'_>) -> Vec<f32> {
+    descriptor::describe(&resize_rgb8(img, descriptor::SIDE as u32))
 }
 
 pub struct MobileNetEmbedder(pub MobileNet);

@@ -11,14 +11,7 @@ use super::decode::Rgb8;
 /// Resizes to `side`×`side` RGB8 (aspect ratio is not kept: a product photo's
 /// layout survives the squeeze, and copies are squeezed the same way).
 pub fn resize_rgb(img: &RgbImage, side: u32) -> Vec<u8> {
-    resize_rgb8(
-        Rgb8 {
-            width: img.width(),
-            height: img.height(),
-            pixels: img.as_raw(),
-        },
-        side,
-    )
+    resize_rgb8(img.into(), side)
 }
 
 /// [`resize_rgb`] of borrowed pixels (a decoder's reused buffer).
