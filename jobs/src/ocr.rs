@@ -44,7 +44,11 @@ pub struct OcrConfig {
     pub mode: OcrMode,
     /// Longest image side the detector sees (default 960).
     pub det_max_side: u32,
-    /// Mean text probability a detected box needs (default 0.6).
+    /// Shortest image side the detector sees: smaller images are enlarged to
+    /// it, up to `det_max_side` (default 64). 736, as RapidOCR does, finds
+    /// small and faint lines more often at ~2.5x the detection time.
+    pub det_min_side: u32,
+    /// Mean text probability a detected box needs (default 0.5).
     pub box_thresh: f32,
     /// How far detected boxes are grown (default 1.5).
     pub unclip_ratio: f32,
@@ -103,6 +107,7 @@ impl Default for OcrConfig {
         OcrConfig {
             mode: OcrMode::Auto,
             det_max_side: o.det.max_side,
+            det_min_side: o.det.min_side,
             box_thresh: o.det.box_thresh,
             unclip_ratio: o.det.unclip_ratio,
             rec_batch: o.rec_batch,
@@ -121,6 +126,12 @@ impl OcrConfig {
         anyhow::ensure!(
             (32..=4096).contains(&self.det_max_side),
             "ocr det_max_side {} is not in 32..=4096",
+            self.det_max_side
+        );
+        anyhow::ensure!(
+            (32..=self.det_max_side).contains(&self.det_min_side),
+            "ocr det_min_side {} is not in 32..=det_max_side ({})",
+            self.det_min_side,
             self.det_max_side
         );
         anyhow::ensure!(
@@ -164,6 +175,7 @@ impl OcrConfig {
         OcrOptions {
             det: DetOptions {
                 max_side: self.det_max_side,
+                min_side: self.det_min_side,
                 box_thresh: self.box_thresh,
                 unclip_ratio: self.unclip_ratio,
                 bucket: if gpu && self.det_bucket == 32 {

@@ -249,17 +249,17 @@ mod tests {
     #[test]
     fn keys_are_listed_set_and_refused_with_the_known_ones() {
         let mut o = DajiaOptions::default();
-        o.set_key("dajia.ocr.box_thresh", "0.5").unwrap();
+        o.set_key("dajia.ocr.box_thresh", "0.45").unwrap();
         o.set_key("weights.brand_mention", "0.2").unwrap();
         o.set_key("images.embedder", "mobilenet").unwrap();
         o.set_key("images.threshold", "0.9").unwrap();
-        assert_eq!(o.ocr.box_thresh, 0.5);
+        assert_eq!(o.ocr.box_thresh, 0.45);
         assert_eq!(o.weights.brand_mention, 0.2);
         assert_eq!(o.images.threshold, Some(0.9));
         let list = o.listing();
         assert!(list
             .iter()
-            .any(|(k, v, _)| k == "dajia.ocr.box_thresh" && v == "0.5"));
+            .any(|(k, v, _)| k == "dajia.ocr.box_thresh" && v == "0.45"));
         assert!(list
             .iter()
             .any(|(k, v, _)| k == "dajia.images.embedder" && v == "mobilenet"));
@@ -330,7 +330,7 @@ mod tests {
         p.set_key("thresholds.review", "0.6").unwrap();
         assert_ne!(p.model_version(), v);
         // OCR and image settings are not rules.
-        o.set_key("ocr.box_thresh", "0.5").unwrap();
+        o.set_key("ocr.box_thresh", "0.45").unwrap();
         assert_eq!(o.model_version(), v);
     }
 }

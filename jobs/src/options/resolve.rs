@@ -122,6 +122,20 @@ mod tests {
         };
         assert!(resolve(&flags).is_err());
         let flags = OptionFlags {
+            set: vec!["ocr.det_min_side=1000".into()],
+            ..Default::default()
+        };
+        let e = resolve(&flags).unwrap_err().to_string();
+        assert!(
+            e.contains("det_min_side 1000 is not in 32..=det_max_side (960)"),
+            "{e}"
+        );
+        let flags = OptionFlags {
+            set: vec!["ocr.det_min_side=736".into()],
+            ..Default::default()
+        };
+        assert_eq!(resolve(&flags).unwrap().ocr.det_min_side, 736);
+        let flags = OptionFlags {
             set: vec!["ocr.box_thresh".into()],
             ..Default::default()
         };

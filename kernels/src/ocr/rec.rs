@@ -265,26 +265,62 @@ fn ctc_greedy_with(
     } else {
         emitted.iter().map(|e| e.1).sum::<f32>() / n as f32
     };
-    let mut text: String = emitted.iter().map(|e| keys[e.0].as_str()).collect();
-    // Keys are single characters but for a few; only then is there a look-alike to weigh.
-    if emitted.iter().all(|e| keys[e.0].chars().count() == 1) {
-        let mut chars: Vec<char> = text.chars().collect();
-        let pair_probs: Vec<Option<[f32; 2]>> = emitted
-            .iter()
-            .zip(&chars)
-            .map(|(&(_, _, (_, t)), &c)| {
-                let (pair, _) = confusables::pair_of(c)?;
-                let [a, b] = members[pair]?;
-                let col = &probs[t * classes..(t + 1) * classes];
-                Some([col[a], col[b]])
-            })
-            .collect();
-        if pair_probs.iter().any(Option::is_some) {
-            confusables::TextModel::real_titles().decide(&mut chars, &pair_probs);
-            text = chars.into_iter().collect();
-        }
+    // Keys are single characters but for a few; only then is there a
+    // look-alike to weigh or a doubtful character to drop.
+    if !emitted.iter().all(|e| keys[e.0].chars().count() == 1) {
+        let text = emitted.iter().map(|e| keys[e.0].as_str()).collect();
+        return Recognized { text, confidence };
     }
-    Recognized { text, confidence }
+    let mut chars: Vec<char> = emitted
+        .iter()
+        .filter_map(|e| keys[e.0].chars().next())
+        .collect();
+    let pair_probs: Vec<Option<[f32; 2]>> = emitted
+        .iter()
+        .zip(&chars)
+        .map(|(&(_, _, (_, t)), &c)| {
+            let (pair, _) = confusables::pair_of(c)?;
+            let [a, b] = members[pair]?;
+            let col = &probs[t * classes..(t + 1) * classes];
+            Some([col[a], col[b]])
+        })
+        .collect();
+    if pair_probs.iter().any(Option::is_some) {
+        confusables::TextModel::real_titles().decide(&mut chars, &pair_probs);
+    }
+    let sure: Vec<f32> = emitted.iter().map(|e| e.1).collect();
+    Recognized {
+        text: without_doubtful(&chars, &sure),
+        confidence,
+    }
+}
+
+/// Below this probability an emitted character is doubtful.
+pub const DOUBTFUL: f32 = 0.5;
+
+/// The line without the characters the recogniser doubts (probability below
+/// [`DOUBTFUL`]) where doubt has been measured to mean noise rather than
+/// text: punctuation anywhere (a speck or a star in a gap reads as `.`, `·`,
+/// `'`, `-`) and a non-Latin character first on the line (the grown box's
+/// left margin reads as a stroke such as `用` or `告`). Letters and digits
+/// stay whatever their probability: those doubted were right more often than
+/// not. Measured on two rendered sets of 330 images (the benchmark set and a
+/// held-out seed): errors 85 → 80 and 100 → 94; the rule leaves the line's
+/// confidence as the model gave it.
+fn without_doubtful(chars: &[char], probs: &[f32]) -> String {
+    let mut at_start = true;
+    chars
+        .iter()
+        .zip(probs)
+        .filter(|&(&c, &p)| {
+            let first = at_start;
+            at_start = first && c.is_whitespace();
+            let doubted = p < DOUBTFUL && !c.is_whitespace();
+            let noise = !c.is_alphanumeric() || (first && !c.is_ascii());
+            !(doubted && noise)
+        })
+        .map(|(&c, _)| c)
+        .collect()
 }
 
 #[cfg(test)]
@@ -358,6 +394,36 @@ mod tests {
         let sure = read(0.001);
         assert_eq!(sure.text, "Sel1er");
         assert!((sure.confidence - (0.99 * 5.0 + 0.6) / 6.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn doubted_specks_and_leading_strokes_are_dropped_letters_and_digits_kept() {
+        let line = |s: &str, probs: &[f32]| without_doubtful(&s.chars().collect::<Vec<_>>(), probs);
+        // A doubted `·` in a gap goes; a sure `:` stays.
+        assert_eq!(line("a·b:1", &[0.99, 0.3, 0.99, 0.95, 0.99]), "ab:1");
+        // A doubted CJK character first on the line (after spaces) goes;
+        // the same doubt in the middle of the line, or on a digit or a
+        // Latin letter first, does not.
+        assert_eq!(line(" 用加V", &[0.9, 0.2, 0.99, 0.99]), " 加V");
+        assert_eq!(line("加用V", &[0.99, 0.2, 0.99]), "加用V");
+        assert_eq!(line("8x", &[0.1, 0.99]), "8x");
+        assert_eq!(line("lux", &[0.3, 0.99, 0.99]), "lux");
+        // Spaces are never doubted away.
+        assert_eq!(line("a b", &[0.99, 0.1, 0.99]), "a b");
+        // Through the decoder: the doubted `用` in front is not in the text,
+        // and the line's confidence still counts it.
+        let keys: Vec<String> = ["blank", "用", "加", "V"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let col = |k: usize, p: f32| {
+            let mut v = vec![(1.0 - p) / 3.0; 4];
+            v[k] = p;
+            v
+        };
+        let r = ctc_greedy(&[col(1, 0.3), col(2, 0.9), col(3, 0.9)].concat(), 4, &keys);
+        assert_eq!(r.text, "加V");
+        assert!((r.confidence - (0.3 + 0.9 + 0.9) / 3.0).abs() < 1e-6);
     }
 
     #[test]
