@@ -269,6 +269,7 @@ pub fn render_set(out: &Path, images: usize, seed: u64, models: &Path) -> Result
             for _ in 0..n {
                 let text = line_text(script, &src, &mut rng);
                 let face = fonts.pick(&text, &mut rng);
+                let text = face.drawable(&text);
                 let mut px = rng.random_range(22..=44) as f32;
                 let (mut tw, mut th) = measure(face, px, &text);
                 while tw + 20 > w && px > 14.0 {

@@ -20,6 +20,23 @@ pub struct Face {
     pub cjk: bool,
 }
 
+impl Face {
+    /// `text` without the characters this face has no glyph for (they would
+    /// be drawn as its empty-box glyph: no font here has `➕`, which real
+    /// contact spam uses), spaces left by them collapsed: what is drawn,
+    /// and so what an OCR ground truth may expect.
+    pub fn drawable(&self, text: &str) -> String {
+        let kept: String = text
+            .chars()
+            .filter(|&c| c.is_whitespace() || self.font.glyph_id(c).0 != 0)
+            .collect();
+        if kept.len() == text.len() {
+            return kept;
+        }
+        kept.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+}
+
 pub struct Fonts {
     pub faces: Vec<Face>,
 }
