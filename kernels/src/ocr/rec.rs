@@ -213,7 +213,8 @@ pub fn line_width(crop: &RgbImage) -> u32 {
 /// blanks (class 0) dropped; confidence is the mean probability of the
 /// emitted characters. Look-alikes (`1`/`l`, `0`/`O`) are then re-decided
 /// from the model's probabilities of both, in the column where it was surest
-/// of the character, and the neighbours ([`confusables`]).
+/// of the character, and the neighbours ([`confusables`]); characters the
+/// model doubts where doubt means noise are dropped ([`without_doubtful`]).
 pub fn ctc_greedy(probs: &[f32], classes: usize, keys: &[String]) -> Recognized {
     ctc_greedy_with(probs, classes, keys, &look_alike_classes(keys))
 }
@@ -327,17 +328,21 @@ fn without_doubtful(chars: &[char], probs: &[f32]) -> String {
 mod tests {
     use super::*;
 
+    /// A dictionary of the blank and three keys.
+    fn keys4(k: [&str; 3]) -> Vec<String> {
+        ["blank", k[0], k[1], k[2]].map(String::from).to_vec()
+    }
+
+    /// One column over [`keys4`]: `p` on class `k`, the rest shared.
+    fn col(k: usize, p: f32) -> Vec<f32> {
+        let mut v = vec![(1.0 - p) / 3.0; 4];
+        v[k] = p;
+        v
+    }
+
     #[test]
     fn ctc_merges_repeats_and_drops_blanks() {
-        let keys: Vec<String> = ["blank", "a", "b", "高"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let col = |k: usize, p: f32| {
-            let mut v = vec![(1.0 - p) / 3.0; 4];
-            v[k] = p;
-            v
-        };
+        let keys = keys4(["a", "b", "高"]);
         // a a _ a b b _ _ 高  -> "aab高"
         let cols = [
             col(1, 0.9),
@@ -412,15 +417,7 @@ mod tests {
         assert_eq!(line("a b", &[0.99, 0.1, 0.99]), "a b");
         // Through the decoder: the doubted `用` in front is not in the text,
         // and the line's confidence still counts it.
-        let keys: Vec<String> = ["blank", "用", "加", "V"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let col = |k: usize, p: f32| {
-            let mut v = vec![(1.0 - p) / 3.0; 4];
-            v[k] = p;
-            v
-        };
+        let keys = keys4(["用", "加", "V"]);
         let r = ctc_greedy(&[col(1, 0.3), col(2, 0.9), col(3, 0.9)].concat(), 4, &keys);
         assert_eq!(r.text, "加V");
         assert!((r.confidence - (0.3 + 0.9 + 0.9) / 3.0).abs() < 1e-6);
