@@ -309,18 +309,17 @@ pub const DOUBTFUL: f32 = 0.5;
 /// held-out seed): errors 85 → 80 and 100 → 94; the rule leaves the line's
 /// confidence as the model gave it.
 fn without_doubtful(chars: &[char], probs: &[f32]) -> String {
-    let mut at_start = true;
+    let first = chars.iter().position(|c| !c.is_whitespace());
     chars
         .iter()
         .zip(probs)
-        .filter(|&(&c, &p)| {
-            let first = at_start;
-            at_start = first && c.is_whitespace();
+        .enumerate()
+        .filter(|&(i, (&c, &p))| {
             let doubted = p < DOUBTFUL && !c.is_whitespace();
-            let noise = !c.is_alphanumeric() || (first && !c.is_ascii());
+            let noise = !c.is_alphanumeric() || (Some(i) == first && !c.is_ascii());
             !(doubted && noise)
         })
-        .map(|(&c, _)| c)
+        .map(|(_, (&c, _))| c)
         .collect()
 }
 
